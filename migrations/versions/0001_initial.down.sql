@@ -1,0 +1,10 @@
+DROP FUNCTION IF EXISTS pgstask_enqueue(text, text, jsonb, text, timestamptz, integer, bigint, text);
+DROP TRIGGER IF EXISTS s_workers_after_change ON s_workers;
+DROP FUNCTION IF EXISTS s_workers_after_change();
+DROP TRIGGER IF EXISTS s_tasks_after_insert ON s_tasks;
+DROP FUNCTION IF EXISTS s_tasks_after_insert();
+DROP TABLE IF EXISTS s_daemons;
+DROP TABLE IF EXISTS s_task_logs;
+DROP TABLE IF EXISTS s_task_progress;
+DROP TABLE IF EXISTS s_workers;
+DROP TABLE IF EXISTS s_tasks;

@@ -1,0 +1,45 @@
+"""pgstask: PostgreSQL-native background tasks for Python.
+
+Tasks are rows of ``s_tasks``; ``pgstask daemon`` processes claim them with
+``FOR UPDATE SKIP LOCKED`` and run them on ``BaseWorker`` subclasses. See the README.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from pgstask.client import Client
+from pgstask.errors import (
+    ConfigurationError,
+    DatabaseError,
+    InvalidTaskError,
+    PgstaskError,
+    SchemaError,
+    TaskCancelled,
+    TaskNotFoundError,
+    TaskStateError,
+    UnknownActionError,
+    WorkerNotFoundError,
+)
+from pgstask.settings import Settings
+from pgstask.task import Status, Task
+from pgstask.workers import BaseWorker
+
+__all__ = [
+    "BaseWorker",
+    "Client",
+    "ConfigurationError",
+    "DatabaseError",
+    "InvalidTaskError",
+    "PgstaskError",
+    "SchemaError",
+    "Settings",
+    "Status",
+    "Task",
+    "TaskCancelled",
+    "TaskNotFoundError",
+    "TaskStateError",
+    "UnknownActionError",
+    "WorkerNotFoundError",
+    "__version__",
+]

@@ -1,0 +1,508 @@
+"""``Client``: the sTask facade in Python.
+
+Creating tasks (alone, in bulk, or inside the caller's own psycopg transaction), reading them,
+their progress and logs, cancelling and retrying, statistics, cleanup, worker management, and
+running due tasks in this process (``process_pending_tasks``, ``execute``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import math
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from pgstask import logs, progress, queries
+from pgstask.db import Conn, make_pool, translate_errors
+from pgstask.errors import (
+    ConfigurationError,
+    InvalidTaskError,
+    TaskNotFoundError,
+    TaskStateError,
+    WorkerNotFoundError,
+)
+from pgstask.logs import LogRecord
+from pgstask.settings import Settings
+from pgstask.task import PRIORITIES, Status, Task
+from pgstask.workers import registry
+
+MAX_META_BYTES = 1024 * 1024
+
+
+def resolve_dsn(settings: Settings) -> str:
+    """The configured DSN, or the embedded PostgreSQL's (started if needed)."""
+    if settings.dsn:
+        return settings.dsn
+    from pgstask import embedded
+
+    return embedded.start(settings.data_dir)
+
+
+def _task_id(task: Task | int) -> int:
+    if isinstance(task, Task):
+        return task.id
+    if isinstance(task, bool) or not isinstance(task, int):
+        raise InvalidTaskError(f"a task id is a whole number, not {task!r}")
+    return task
+
+
+class Client:
+    """pgstask's Python API. ``Client(dsn=None)`` uses ``PGSTASK_DSN`` or the embedded database.
+
+    The client opens a small connection pool on first use; ``close()`` it (or use it as a context
+    manager) when done.
+    """
+
+    def __init__(self, dsn: str | None = None, *, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        if dsn is not None:
+            self.settings = self.settings.replace(dsn=dsn)
+        self._dsn: str | None = self.settings.dsn
+        self._pool: ConnectionPool[Conn] | None = None
+        self._lock = threading.Lock()
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    @property
+    def dsn(self) -> str:
+        if self._dsn is None:
+            self._dsn = resolve_dsn(self.settings)
+        return self._dsn
+
+    def _get_pool(self) -> ConnectionPool[Conn]:
+        with self._lock:
+            if self._pool is None:
+                self._pool = make_pool(self.dsn, max_size=4, name="pgstask-client")
+            return self._pool
+
+    @contextlib.contextmanager
+    def connection(self, conn: Conn | None = None) -> Iterator[Conn]:
+        """``conn`` itself (the caller's transaction), or a pooled one committed on success."""
+        if conn is not None:
+            with translate_errors():
+                yield conn
+            return
+        with translate_errors(), self._get_pool().connection() as pooled:
+            yield pooled
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- creating ----------------------------------------------------------------------------
+
+    def create(
+        self,
+        identifier: str,
+        action: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        priority: str = "normal",
+        start_at: dt.datetime | None = None,
+        max_attempts: int = 3,
+        user_id: int | None = None,
+        dedupe_key: str | None = None,
+        conn: Conn | None = None,
+    ) -> Task:
+        """Enqueue one task. With ``conn`` it is created in the caller's transaction (rolled
+        back = never runs). With ``dedupe_key``, while a task with that key is incomplete the
+        existing task is returned instead of a new one."""
+        spec = _spec(identifier, action, data, priority, start_at, max_attempts, user_id, dedupe_key)
+        created = self._insert([spec], conn)
+        if created:
+            return created[0]
+        with self.connection(conn) as c:
+            existing = queries.task_get_by_dedupe_key(c, dedupe_key=str(dedupe_key))
+        if existing is None:  # the holder finished between the insert and this read
+            return self.create(
+                identifier, action, data, priority=priority, start_at=start_at,
+                max_attempts=max_attempts, user_id=user_id, dedupe_key=dedupe_key, conn=conn,
+            )
+        return existing
+
+    def create_many(
+        self, tasks: Iterable[Mapping[str, Any]], *, conn: Conn | None = None
+    ) -> list[Task]:
+        """Enqueue many tasks in one statement. Each item has the keyword arguments of
+        ``create`` (``identifier``, ``action``, ``data``, ``priority``, …). Items whose
+        ``dedupe_key`` is taken are skipped; the created tasks are returned in order."""
+        specs = []
+        for i, item in enumerate(tasks):
+            unknown = set(item) - _SPEC_KEYS
+            if unknown:
+                raise InvalidTaskError(f"task #{i}: unknown field(s) {', '.join(sorted(unknown))}")
+            try:
+                specs.append(_spec(
+                    item.get("identifier"), item.get("action"), item.get("data"),  # type: ignore[arg-type]
+                    item.get("priority", "normal"), item.get("start_at"),
+                    item.get("max_attempts", 3), item.get("user_id"), item.get("dedupe_key"),
+                ))
+            except InvalidTaskError as exc:
+                raise InvalidTaskError(f"task #{i}: {exc}") from None
+        return self._insert(specs, conn) if specs else []
+
+    def _insert(self, specs: Sequence[dict[str, Any]], conn: Conn | None) -> list[Task]:
+        with self.connection(conn) as c:
+            return queries.task_insert_many(
+                c,
+                identifiers=[s["identifier"] for s in specs],
+                actions=[s["action"] for s in specs],
+                metas=[Jsonb(s["data"], dumps=_dumps_checked) for s in specs],
+                priorities=[s["priority"] for s in specs],
+                start_ats=[s["start_at"] for s in specs],
+                max_attempts=[s["max_attempts"] for s in specs],
+                started_by=[s["user_id"] for s in specs],
+                dedupe_keys=[s["dedupe_key"] for s in specs],
+            )
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def get(self, task: Task | int) -> Task:
+        """The task with that id; ``TaskNotFoundError`` if there is none."""
+        task_id = _task_id(task)
+        with self.connection() as c:
+            found = queries.task_get(c, id=task_id)
+        if found is None:
+            raise TaskNotFoundError(task_id)
+        return found
+
+    def list(
+        self,
+        *,
+        status: int | str | None = None,
+        identifier: str | None = None,
+        action: str | None = None,
+        priority: str | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[Task]:
+        """Tasks newest first, filtered; page with ``before_id`` = the last id seen."""
+        code = None
+        if status is not None:
+            try:
+                code = int(Status.parse(status))
+            except ValueError as exc:
+                raise InvalidTaskError(str(exc)) from None
+        if priority is not None and priority not in PRIORITIES:
+            raise InvalidTaskError(f"unknown priority {priority!r}; use high, normal or low")
+        if not 1 <= limit <= 1000:
+            raise InvalidTaskError(f"limit must be between 1 and 1000, not {limit}")
+        with self.connection() as c:
+            return queries.task_list(
+                c, status=code, identifier=identifier, action=action, priority=priority,
+                before_id=before_id, limit=limit,
+            )
+
+    def pending_tasks(self, limit: int = 10) -> list[Task]:
+        """Due pending tasks in the order daemons claim them (priority, start_at, id)."""
+        with self.connection() as c:
+            return queries.task_pending(c, limit=limit)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts per status (sTask's keys plus ``preparing`` and ``cancelled``), workers total
+        and active, and pending tasks that wait for a worker no daemon has or that is inactive."""
+        with self.connection() as c:
+            counts = queries.task_count_by_status(c)
+            workers = queries.worker_count(c)
+            waiting = queries.task_waiting_for_worker(c)
+        out: dict[str, Any] = {s.text: counts.get(int(s), 0) for s in Status}
+        out["total"] = sum(counts.values())
+        out["total_workers"] = workers["total"]
+        out["active_workers"] = workers["active"]
+        out["waiting_for_worker"] = {
+            r["identifier"]: {"count": r["count"], "registered": r["known"] is not None and r["known"]}
+            for r in waiting
+        }
+        return out
+
+    def progress(self, task: Task | int) -> dict[str, Any]:
+        """sTask's progress fields. Live values come from the progress table; a missing row
+        (never reported, or emptied by a crash) gives ``progress: None`` while the task runs;
+        a finished task reports its durable final state."""
+        current = self.get(task)
+        with self.connection() as c:
+            row = None if current.is_finished else queries.progress_get(c, task_id=current.id)
+        snapshot = progress.read_snapshot(self.settings.storage, current.id) or {}
+        out: dict[str, Any] = {
+            "id": current.id,
+            "status": current.status_text,
+            "progress": None,
+            "processed": snapshot.get("processed"),
+            "total": snapshot.get("total"),
+            "eta": None,
+            "message": current.message or "",
+        }
+        if current.is_finished or current.status == Status.PENDING:
+            out["progress"] = current.progress if current.is_finished else 0
+            if current.status == Status.COMPLETED:
+                out["progress"], out["eta"] = 100, 0.0
+        elif row is not None:
+            out.update(
+                progress=row["progress"], processed=row["processed"], total=row["total"],
+                eta=row["eta"], message=row["message"] or out["message"],
+            )
+        out["eta_text"] = progress.format_eta(out["eta"])
+        return out
+
+    # --- changing ----------------------------------------------------------------------------
+
+    def cancel(self, task: Task | int, message: str = "Cancelled by user") -> Task:
+        """Cancel a pending task at once; a running one is told to stop (it stops at its next
+        progress report). ``TaskStateError`` if it already finished."""
+        task_id = _task_id(task)
+        with self.connection() as c:
+            row = queries.task_cancel(c, id=task_id, message=message)
+            found = queries.task_get(c, id=task_id)
+        if found is None:
+            raise TaskNotFoundError(task_id)
+        if row is None:
+            raise TaskStateError(f"task {task_id} is already {found.status_text}; nothing to cancel")
+        return found
+
+    def retry(self, task: Task | int) -> Task:
+        """Queue a failed or cancelled task again, with a fresh set of attempts."""
+        task_id = _task_id(task)
+        with self.connection() as c:
+            found = queries.task_retry(c, id=task_id)
+            if found is not None:
+                queries.task_notify(c)
+                return found
+            current = queries.task_get(c, id=task_id)
+        if current is None:
+            raise TaskNotFoundError(task_id)
+        raise TaskStateError(
+            f"task {task_id} is {current.status_text}; only failed or cancelled tasks can be retried"
+        )
+
+    def clean_old_tasks(self, days: float = 30) -> int:
+        """Delete finished (completed, cancelled, failed) tasks older than ``days``, with their
+        logs; returns how many."""
+        _check_days(days)
+        deleted = 0
+        while True:
+            with self.connection() as c:
+                batch = queries.task_delete_finished_before(c, days=days)
+            deleted += batch
+            if batch == 0:
+                return deleted
+
+    def clean_old_logs(self, days: float = 30) -> int:
+        """Delete log records older than ``days``; returns how many."""
+        _check_days(days)
+        deleted = 0
+        while True:
+            with self.connection() as c:
+                batch = queries.log_delete_older_than(c, days=days)
+            deleted += batch
+            if batch == 0:
+                return deleted
+
+    # --- logs --------------------------------------------------------------------------------
+
+    def logs(self, task: Task | int, limit: int | None = None) -> list[LogRecord]:
+        """A task's log records, oldest first (the last ``limit`` if given)."""
+        with self.connection() as c:
+            return logs.read(c, _task_id(task), limit=limit)
+
+    def last_logs(self, task: Task | int, n: int = 10) -> list[LogRecord]:
+        return self.logs(task, limit=n)
+
+    def error_logs(self, task: Task | int) -> list[LogRecord]:
+        with self.connection() as c:
+            return logs.read(c, _task_id(task), errors_only=True)
+
+    def clear_logs(self, task: Task | int) -> int:
+        with self.connection() as c:
+            return logs.clear(c, self.settings.storage, _task_id(task))
+
+    def log(self, task: Task | int, level: str, message: str, **context: Any) -> None:
+        """Add a log record to a task from outside its action."""
+        record = LogRecord.make(_task_id(task), level, message, **context)
+        with self.connection() as c:
+            logs.write(c, self.settings.storage, [record])
+
+    # --- workers -----------------------------------------------------------------------------
+
+    def workers(self, *, active_only: bool = False) -> list[dict[str, Any]]:
+        with self.connection() as c:
+            return queries.worker_list(c, active_only=active_only)
+
+    def worker(self, identifier: str) -> dict[str, Any]:
+        with self.connection() as c:
+            row = queries.worker_get(c, identifier=identifier)
+        if row is None:
+            raise WorkerNotFoundError(identifier)
+        return row
+
+    def activate_worker(self, identifier: str) -> dict[str, Any]:
+        return self._set_active(identifier, True)
+
+    def deactivate_worker(self, identifier: str) -> dict[str, Any]:
+        return self._set_active(identifier, False)
+
+    def _set_active(self, identifier: str, active: bool) -> dict[str, Any]:
+        with self.connection() as c:
+            row = queries.worker_set_active(c, identifier=identifier, active=active)
+        if row is None:
+            raise WorkerNotFoundError(identifier)
+        return row
+
+    def update_worker_settings(self, identifier: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge ``settings`` into the worker's stored settings (running daemons reload them)."""
+        if not isinstance(settings, Mapping):
+            raise ConfigurationError("worker settings are a JSON object")
+        with self.connection() as c:
+            row = queries.worker_update_settings(
+                c, identifier=identifier, settings=Jsonb(dict(settings))
+            )
+        if row is None:
+            raise WorkerNotFoundError(identifier)
+        return row
+
+    def discover_workers(self, modules: Iterable[str] | None = None) -> list[str]:
+        """Register the installed worker classes; returns the identifiers that were new."""
+        classes = registry.discover(self.settings.worker_modules if modules is None else modules)
+        rows = self._register(classes)
+        return sorted(r["identifier"] for r in rows if r["inserted"])
+
+    def rescan_workers(self, modules: Iterable[str] | None = None) -> list[str]:
+        """Refresh class path and metadata of registered workers; returns those that changed."""
+        classes = registry.discover(self.settings.worker_modules if modules is None else modules)
+        with self.connection() as c:
+            known = {r["identifier"] for r in queries.worker_list(c)}
+        rows = self._register({k: v for k, v in classes.items() if k in known})
+        return sorted(r["identifier"] for r in rows if not r["inserted"])
+
+    def clean_orphaned_workers(self) -> list[str]:
+        """Delete worker rows whose class can no longer be imported; returns their identifiers.
+        Their pending tasks stay pending (and visible in ``stats``)."""
+        with self.connection() as c:
+            orphans = [
+                r["identifier"] for r in queries.worker_list(c)
+                if registry.load_class(r["class"]) is None
+            ]
+            return queries.worker_delete_many(c, identifiers=orphans) if orphans else []
+
+    def _register(self, classes: Mapping[str, type[Any]]) -> list[dict[str, Any]]:
+        if not classes:
+            return []
+        items = list(classes.values())
+        with self.connection() as c:
+            return queries.worker_register_many(
+                c,
+                active=self.settings.auto_activate,
+                identifiers=[w.identifier for w in items],
+                classes=[registry.class_path(w) for w in items],
+                scopes=[w.scope for w in items],
+                titles=[w.display_title() for w in items],
+                descriptions=[w.description for w in items],
+                icons=[w.icon for w in items],
+            )
+
+    def daemons(self) -> list[dict[str, Any]]:
+        with self.connection() as c:
+            return queries.daemon_list(c, stale_after=self.settings.stale_after)
+
+    # --- running in this process -------------------------------------------------------------
+
+    def process_pending_tasks(self, batch_size: int = 10) -> int:
+        """Run up to ``batch_size`` due tasks in this process; returns how many succeeded."""
+        from pgstask.runtime.daemon import Daemon
+
+        daemon = Daemon(
+            self.settings, dsn=self.dsn, workers=registry.discover(self.settings.worker_modules),
+            concurrency=1,
+        )
+        return daemon.run_once(batch_size=batch_size, max_tasks=batch_size).completed
+
+    def execute(self, task: Task | int) -> bool:
+        """Run one pending task now in this process, whatever its ``start_at``; True if it
+        completed. ``TaskStateError`` if it is not pending."""
+        from pgstask.runtime.daemon import Daemon
+
+        daemon = Daemon(
+            self.settings, dsn=self.dsn, workers=registry.discover(self.settings.worker_modules),
+            concurrency=1,
+        )
+        return daemon.execute(_task_id(task)).completed == 1
+
+
+_SPEC_KEYS = {
+    "identifier", "action", "data", "priority", "start_at", "max_attempts", "user_id", "dedupe_key",
+}
+
+
+def _spec(
+    identifier: str,
+    action: str,
+    data: Mapping[str, Any] | None,
+    priority: str,
+    start_at: dt.datetime | None,
+    max_attempts: int,
+    user_id: int | None,
+    dedupe_key: str | None,
+) -> dict[str, Any]:
+    """Validate one task's fields with messages that say what to do."""
+    for name, value in (("identifier", identifier), ("action", action)):
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidTaskError(f"{name} must be a non-empty string, not {value!r}")
+        if len(value) > 255:
+            raise InvalidTaskError(f"{name} is longer than 255 characters")
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise InvalidTaskError(f"data must be a JSON object (a dict), not {type(data).__name__}")
+    if priority not in PRIORITIES:
+        raise InvalidTaskError(f"unknown priority {priority!r}; use high, normal or low")
+    if start_at is not None:
+        if not isinstance(start_at, dt.datetime):
+            raise InvalidTaskError(f"start_at must be a datetime, not {start_at!r}")
+        if start_at.tzinfo is None:
+            raise InvalidTaskError("start_at must be timezone-aware (e.g. datetime.now(UTC))")
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
+        raise InvalidTaskError(f"max_attempts must be a whole number, not {max_attempts!r}")
+    if not 1 <= max_attempts <= 1000:
+        raise InvalidTaskError(f"max_attempts must be between 1 and 1000, not {max_attempts}")
+    if user_id is not None and (isinstance(user_id, bool) or not isinstance(user_id, int)):
+        raise InvalidTaskError(f"user_id must be a whole number, not {user_id!r}")
+    if dedupe_key is not None and (not isinstance(dedupe_key, str) or not dedupe_key):
+        raise InvalidTaskError("dedupe_key must be a non-empty string")
+    meta = dict(data)
+    _dumps_checked(meta)
+    return {
+        "identifier": identifier, "action": action, "data": meta, "priority": priority,
+        "start_at": start_at, "max_attempts": max_attempts, "user_id": user_id,
+        "dedupe_key": dedupe_key,
+    }
+
+
+def _dumps_checked(value: Any) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidTaskError(f"data is not JSON-serialisable: {exc}") from None
+    if "\\u0000" in text:
+        raise InvalidTaskError("data contains a NUL character, which PostgreSQL JSON cannot store")
+    if len(text.encode()) > MAX_META_BYTES:
+        raise InvalidTaskError(f"data is larger than {MAX_META_BYTES} bytes once encoded as JSON")
+    return text
+
+
+def _check_days(days: float) -> None:
+    if isinstance(days, bool) or not isinstance(days, int | float) or math.isnan(days) or days < 0:
+        raise InvalidTaskError(f"days must be a number >= 0, not {days!r}")
+

@@ -1,0 +1,349 @@
+"""One typed wrapper per named query of ``pgstask/sql``; nothing else lives here.
+
+Each wrapper takes an open connection (the caller owns the transaction) and keyword arguments
+named like the query's parameters. Batch queries take parallel sequences.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg import Cursor
+from psycopg.rows import RowMaker, dict_row
+from psycopg.types.json import Jsonb
+
+from pgstask.db import Conn
+from pgstask.sql import query
+from pgstask.task import TASK_COLUMNS, Task
+
+Row = dict[str, Any]
+
+
+def _task_row(cursor: Cursor[Any]) -> RowMaker[Task]:
+    names = [c.name for c in cursor.description or ()]
+    keep = [(i, n) for i, n in enumerate(names) if n in TASK_COLUMNS]
+
+    def make(values: Sequence[Any]) -> Task:
+        return Task(**{n: values[i] for i, n in keep})
+
+    return make
+
+
+def _args(given: dict[str, Any]) -> dict[str, Any]:
+    """A wrapper's keyword arguments as query parameters (sequences become lists = arrays)."""
+    return {
+        k: list(v) if isinstance(v, tuple | list) else v for k, v in given.items() if k != "conn"
+    }
+
+
+def _tasks(conn: Conn, name: str, params: dict[str, Any]) -> list[Task]:
+    with conn.cursor(row_factory=_task_row) as cur:
+        cur.execute(query(name), params)
+        return cur.fetchall()
+
+
+def _rows(conn: Conn, name: str, params: dict[str, Any]) -> list[Row]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query(name), params)
+        return cur.fetchall() if cur.description else []
+
+
+def _count(conn: Conn, name: str, params: dict[str, Any]) -> int:
+    with conn.cursor() as cur:
+        cur.execute(query(name), params)
+        return cur.rowcount
+
+
+# --- tasks -------------------------------------------------------------------------------------
+
+
+def task_insert_many(
+    conn: Conn,
+    *,
+    identifiers: Sequence[str],
+    actions: Sequence[str],
+    metas: Sequence[Jsonb],
+    priorities: Sequence[str],
+    start_ats: Sequence[dt.datetime | None],
+    max_attempts: Sequence[int],
+    started_by: Sequence[int | None],
+    dedupe_keys: Sequence[str | None],
+) -> list[Task]:
+    return _tasks(conn, "task_insert_many", _args(locals()))
+
+
+def task_get(conn: Conn, *, id: int) -> Task | None:
+    found = _tasks(conn, "task_get", {"id": id})
+    return found[0] if found else None
+
+
+def task_get_by_dedupe_key(conn: Conn, *, dedupe_key: str) -> Task | None:
+    found = _tasks(conn, "task_get_by_dedupe_key", {"dedupe_key": dedupe_key})
+    return found[0] if found else None
+
+
+def task_claim(
+    conn: Conn, *, daemon_id: uuid.UUID, identifiers: Sequence[str], limit: int
+) -> list[Task]:
+    params = {"daemon_id": daemon_id, "identifiers": list(identifiers), "limit": limit}
+    return _tasks(conn, "task_claim", params)
+
+
+def task_next_start_at(conn: Conn, *, identifiers: Sequence[str]) -> dt.datetime | None:
+    rows = _rows(conn, "task_next_start_at", {"identifiers": list(identifiers)})
+    return rows[0]["start_at"] if rows else None
+
+
+def task_complete_many(
+    conn: Conn,
+    *,
+    daemon_id: uuid.UUID,
+    ids: Sequence[int],
+    attempts: Sequence[int],
+    messages: Sequence[str | None],
+    results: Sequence[Jsonb | None],
+    peak_memory: Sequence[int | None],
+) -> list[int]:
+    rows = _rows(conn, "task_complete_many", _args(locals()))
+    return [r["id"] for r in rows]
+
+
+def task_fail_many(
+    conn: Conn,
+    *,
+    daemon_id: uuid.UUID,
+    ids: Sequence[int],
+    attempts: Sequence[int],
+    messages: Sequence[str],
+    errors: Sequence[str | None],
+    retry_delays: Sequence[float | None],
+    peak_memory: Sequence[int | None],
+) -> list[Row]:
+    return _rows(conn, "task_fail_many", _args(locals()))
+
+
+def task_give_back_many(
+    conn: Conn, *, daemon_id: uuid.UUID, ids: Sequence[int], attempts: Sequence[int]
+) -> list[int]:
+    params = {"daemon_id": daemon_id, "ids": list(ids), "attempts": list(attempts)}
+    return [r["id"] for r in _rows(conn, "task_give_back_many", params)]
+
+
+def task_set_status(
+    conn: Conn, *, id: int, status: int, attempts: int, daemon_id: uuid.UUID
+) -> bool:
+    params = {"id": id, "status": status, "attempts": attempts, "daemon_id": daemon_id}
+    return bool(_rows(conn, "task_set_status", params))
+
+
+def task_rescue(
+    conn: Conn, *, stale_after: float, base_delay: float, max_delay: float, limit: int = 1000
+) -> list[Row]:
+    return _rows(conn, "task_rescue", _args(locals()))
+
+
+def task_cancel(conn: Conn, *, id: int, message: str) -> Row | None:
+    rows = _rows(conn, "task_cancel", {"id": id, "message": message})
+    return rows[0] if rows else None
+
+
+def task_retry(conn: Conn, *, id: int) -> Task | None:
+    found = _tasks(conn, "task_retry", {"id": id})
+    return found[0] if found else None
+
+
+def task_notify(conn: Conn) -> None:
+    _rows(conn, "task_notify", {})
+
+
+def task_list(
+    conn: Conn,
+    *,
+    status: int | None,
+    identifier: str | None,
+    action: str | None,
+    priority: str | None,
+    before_id: int | None,
+    limit: int,
+) -> list[Task]:
+    return _tasks(conn, "task_list", _args(locals()))
+
+
+def task_pending(conn: Conn, *, limit: int) -> list[Task]:
+    return _tasks(conn, "task_pending", {"limit": limit})
+
+
+def task_count_by_status(conn: Conn) -> dict[int, int]:
+    return {r["status"]: r["count"] for r in _rows(conn, "task_count_by_status", {})}
+
+
+def task_waiting_for_worker(conn: Conn) -> list[Row]:
+    return _rows(conn, "task_waiting_for_worker", {})
+
+
+def task_delete_finished_before(conn: Conn, *, days: float, limit: int = 5000) -> int:
+    return len(_rows(conn, "task_delete_finished_before", {"days": days, "limit": limit}))
+
+
+# --- progress ----------------------------------------------------------------------------------
+
+
+def progress_upsert_many(
+    conn: Conn,
+    *,
+    task_ids: Sequence[int],
+    statuses: Sequence[int],
+    progress: Sequence[int],
+    processed: Sequence[int | None],
+    totals: Sequence[int | None],
+    etas: Sequence[float | None],
+    messages: Sequence[str | None],
+) -> None:
+    _rows(conn, "progress_upsert_many", _args(locals()))
+
+
+def progress_get(conn: Conn, *, task_id: int) -> Row | None:
+    rows = _rows(conn, "progress_get", {"task_id": task_id})
+    return rows[0] if rows else None
+
+
+def progress_delete_many(conn: Conn, *, task_ids: Sequence[int]) -> int:
+    return _count(conn, "progress_delete_many", {"task_ids": list(task_ids)})
+
+
+def progress_delete_orphaned(conn: Conn) -> int:
+    return _count(conn, "progress_delete_orphaned", {})
+
+
+# --- logs --------------------------------------------------------------------------------------
+
+
+def log_insert_many(
+    conn: Conn,
+    *,
+    task_ids: Sequence[int],
+    levels: Sequence[str],
+    messages: Sequence[str],
+    contexts: Sequence[Jsonb],
+) -> None:
+    _rows(conn, "log_insert_many", _args(locals()))
+
+
+def log_list(conn: Conn, *, task_id: int, limit: int | None, errors_only: bool) -> list[Row]:
+    params = {"task_id": task_id, "limit": limit, "errors_only": errors_only}
+    return _rows(conn, "log_list", params)
+
+
+def log_delete_for_task(conn: Conn, *, task_id: int) -> int:
+    return _count(conn, "log_delete_for_task", {"task_id": task_id})
+
+
+def log_delete_older_than(conn: Conn, *, days: float, limit: int = 5000) -> int:
+    return _count(conn, "log_delete_older_than", {"days": days, "limit": limit})
+
+
+# --- workers -----------------------------------------------------------------------------------
+
+
+def worker_register_many(
+    conn: Conn,
+    *,
+    active: bool,
+    identifiers: Sequence[str],
+    classes: Sequence[str],
+    scopes: Sequence[str],
+    titles: Sequence[str],
+    descriptions: Sequence[str],
+    icons: Sequence[str],
+) -> list[Row]:
+    return _rows(conn, "worker_register_many", _args(locals()))
+
+
+def worker_list(conn: Conn, *, active_only: bool = False) -> list[Row]:
+    return _rows(conn, "worker_list", {"active_only": active_only})
+
+
+def worker_get(conn: Conn, *, identifier: str) -> Row | None:
+    rows = _rows(conn, "worker_get", {"identifier": identifier})
+    return rows[0] if rows else None
+
+
+def worker_set_active(conn: Conn, *, identifier: str, active: bool) -> Row | None:
+    rows = _rows(conn, "worker_set_active", {"identifier": identifier, "active": active})
+    return rows[0] if rows else None
+
+
+def worker_update_settings(conn: Conn, *, identifier: str, settings: Jsonb) -> Row | None:
+    rows = _rows(conn, "worker_update_settings", {"identifier": identifier, "settings": settings})
+    return rows[0] if rows else None
+
+
+def worker_delete_many(conn: Conn, *, identifiers: Sequence[str]) -> list[str]:
+    rows = _rows(conn, "worker_delete_many", {"identifiers": list(identifiers)})
+    return [r["identifier"] for r in rows]
+
+
+def worker_states(conn: Conn, *, identifiers: Sequence[str]) -> list[Row]:
+    return _rows(conn, "worker_states", {"identifiers": list(identifiers)})
+
+
+def worker_count(conn: Conn) -> Row:
+    return _rows(conn, "worker_count", {})[0]
+
+
+# --- daemons -----------------------------------------------------------------------------------
+
+
+def daemon_register(
+    conn: Conn,
+    *,
+    id: uuid.UUID,
+    hostname: str,
+    pid: int,
+    concurrency: int,
+    identifiers: Sequence[str],
+    version: str,
+) -> None:
+    _rows(conn, "daemon_register", _args(locals()))
+
+
+def daemon_heartbeat(conn: Conn, *, id: uuid.UUID) -> bool:
+    return bool(_rows(conn, "daemon_heartbeat", {"id": id}))
+
+
+def daemon_lost_tasks(conn: Conn, *, id: uuid.UUID, task_ids: Sequence[int]) -> list[int]:
+    return [
+        r["id"] for r in _rows(conn, "daemon_lost_tasks", {"id": id, "task_ids": list(task_ids)})
+    ]
+
+
+def daemon_deregister(conn: Conn, *, id: uuid.UUID) -> None:
+    _rows(conn, "daemon_deregister", {"id": id})
+
+
+def daemon_delete_stale(conn: Conn, *, stale_after: float) -> list[Row]:
+    return _rows(conn, "daemon_delete_stale", {"stale_after": stale_after})
+
+
+def daemon_list(conn: Conn, *, stale_after: float) -> list[Row]:
+    return _rows(conn, "daemon_list", {"stale_after": stale_after})
+
+
+def daemon_try_lock(conn: Conn, *, key: int) -> bool:
+    return bool(_rows(conn, "daemon_try_lock", {"key": key})[0]["locked"])
+
+
+def daemon_listen(conn: Conn) -> None:
+    conn.execute(query("daemon_listen"))
+
+
+def daemon_now(conn: Conn) -> dt.datetime:
+    return _rows(conn, "daemon_now", {})[0]["now"]  # type: ignore[no-any-return]
+
+
+def task_claim_by_id(conn: Conn, *, daemon_id: uuid.UUID, id: int) -> Task | None:
+    found = _tasks(conn, "task_claim_by_id", {"daemon_id": daemon_id, "id": id})
+    return found[0] if found else None

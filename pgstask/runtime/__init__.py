@@ -1,0 +1,1 @@
+"""The daemon's machinery: claiming, running and completing tasks, and its side loops."""

@@ -1,0 +1,60 @@
+"""The cleaner: retention of finished tasks and logs, and progress snapshot files.
+
+Runs on every daemon every ``interval`` seconds; the database part is one pass at a time (a
+transaction-scoped advisory lock), the file part is throttled per storage directory by the
+``.gc_progress`` marker (see ``pgstask.progress.collect_garbage``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from psycopg_pool import ConnectionPool
+
+from pgstask import progress, queries
+from pgstask.db import Conn
+from pgstask.runtime.service import Service
+
+LOCK_KEY = 0x70677363  # "pgsc"
+
+
+@dataclass(frozen=True, slots=True)
+class Cleaned:
+    tasks: int = 0
+    logs: int = 0
+    progress_rows: int = 0
+    files: int = 0
+
+
+class Cleaner(Service):
+    name = "cleaner"
+
+    def __init__(
+        self,
+        *,
+        pool: ConnectionPool[Conn],
+        storage: Path,
+        task_retention_days: float | None,
+        log_retention_days: float | None,
+        interval: float = 3600.0,
+    ) -> None:
+        super().__init__(interval=interval)
+        self.pool = pool
+        self.storage = storage
+        self.task_retention_days = task_retention_days
+        self.log_retention_days = log_retention_days
+
+    def run_once(self) -> Cleaned:
+        tasks = logs = rows = 0
+        with self.pool.connection() as conn, conn.transaction():
+            if queries.daemon_try_lock(conn, key=LOCK_KEY):
+                if self.task_retention_days is not None:
+                    tasks = queries.task_delete_finished_before(
+                        conn, days=self.task_retention_days
+                    )
+                if self.log_retention_days is not None:
+                    logs = queries.log_delete_older_than(conn, days=self.log_retention_days)
+                rows = queries.progress_delete_orphaned(conn)
+        files = progress.collect_garbage(self.storage, every=self.interval)
+        return Cleaned(tasks, logs, rows, files)

@@ -1,0 +1,155 @@
+"""The completer: writes outcomes in batches, each transition a compare-and-set.
+
+Action threads ``add`` outcomes; ``run_once`` writes everything buffered in one transaction
+with one statement per kind (``unnest`` arrays) plus one for the log records, so completion costs
+a few round trips per batch rather than per task. A row that no longer matches
+(status, attempts, daemon) is not ours any more (cancelled, or rescued after a missed heartbeat):
+its outcome is discarded and that is logged on the task. When the database is unreachable the
+buffer is kept and written on the next pass; nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from pgstask import logs, queries
+from pgstask.db import Conn
+from pgstask.logs import LogRecord
+from pgstask.runtime.runner import Kind, Outcome
+from pgstask.runtime.service import Service
+
+_log = logging.getLogger(__name__)
+
+
+class Completer(Service):
+    name = "completer"
+
+    def __init__(
+        self,
+        *,
+        pool: ConnectionPool[Conn],
+        daemon_id: uuid.UUID,
+        storage: Path,
+        on_flushed: Callable[[list[Outcome]], None] = lambda _: None,
+        interval: float = 1.0,
+    ) -> None:
+        super().__init__(interval=interval)
+        self.pool = pool
+        self.daemon_id = daemon_id
+        self.storage = storage
+        self._on_flushed = on_flushed
+        self._lock = threading.Lock()
+        self._buffer: list[Outcome] = []
+        self._flushing = threading.Lock()
+
+    def add(self, outcome: Outcome) -> None:
+        with self._lock:
+            self._buffer.append(outcome)
+        self.wake()
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._buffer)
+
+    def next_delay(self, result: object) -> float:
+        return 0.0 if self.pending else self.interval
+
+    def run_once(self) -> int:
+        """Write what is buffered; returns the number of outcomes written."""
+        with self._flushing:
+            with self._lock:
+                batch, self._buffer = self._buffer, []
+            if not batch:
+                return 0
+            try:
+                with self.pool.connection() as conn, conn.transaction():
+                    self._write(conn, batch)
+            except Exception:
+                with self._lock:
+                    self._buffer[:0] = batch
+                raise
+        self._on_flushed(batch)
+        return len(batch)
+
+    def flush(self, timeout: float) -> bool:
+        """Write everything now, retrying until ``timeout``; False if some outcomes remain."""
+        deadline = _monotonic() + timeout
+        while True:
+            try:
+                self.run_once()
+            except Exception:
+                _log.warning("completer: could not write outcomes yet", exc_info=True)
+            if not self.pending or _monotonic() >= deadline:
+                return not self.pending
+            self._stopping.wait(0.2)
+
+    def _write(self, conn: Conn, batch: list[Outcome]) -> None:
+        done = [o for o in batch if o.kind is Kind.COMPLETED]
+        failed = [o for o in batch if o.kind is Kind.FAILED]
+        back = [o for o in batch if o.kind is Kind.GIVEN_BACK]
+        written: set[int] = set()
+        if done:
+            written.update(
+                queries.task_complete_many(
+                    conn,
+                    daemon_id=self.daemon_id,
+                    ids=[o.task.id for o in done],
+                    attempts=[o.task.attempts for o in done],
+                    messages=[o.message for o in done],
+                    results=[Jsonb(o.result) for o in done],
+                    peak_memory=[None for _ in done],
+                )
+            )
+        if failed:
+            rows = queries.task_fail_many(
+                conn,
+                daemon_id=self.daemon_id,
+                ids=[o.task.id for o in failed],
+                attempts=[o.task.attempts for o in failed],
+                messages=[o.message or "Failed" for o in failed],
+                errors=[o.error for o in failed],
+                retry_delays=[o.retry_delay for o in failed],
+                peak_memory=[None for _ in failed],
+            )
+            written.update(r["id"] for r in rows)
+        if back:
+            written.update(
+                queries.task_give_back_many(
+                    conn,
+                    daemon_id=self.daemon_id,
+                    ids=[o.task.id for o in back],
+                    attempts=[o.task.attempts for o in back],
+                )
+            )
+            queries.task_notify(conn)
+        records: list[LogRecord] = []
+        for outcome in batch:
+            records.extend(outcome.logs)
+            if outcome.kind is not Kind.DROPPED and outcome.task.id not in written:
+                records.append(
+                    LogRecord.make(
+                        outcome.task.id,
+                        "warning",
+                        f"Outcome '{outcome.kind.value}' of attempt {outcome.task.attempts} "
+                        "discarded: the task was no longer held by this daemon",
+                        daemon=str(self.daemon_id),
+                    )
+                )
+        logs.write(conn, self.storage, records)
+        touched = [o.task.id for o in batch if o.touched_progress]
+        if touched:
+            queries.progress_delete_many(conn, task_ids=touched)
+
+
+def _monotonic() -> float:
+    import time
+
+    return time.monotonic()

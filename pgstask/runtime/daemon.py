@@ -1,0 +1,468 @@
+"""The daemon: builds the services, runs claimed tasks, and stops without losing any.
+
+Life of a daemon::
+
+    setup      migrate check → register its workers in s_workers (new ones active unless
+               PGSTASK_AUTO_ACTIVATE=0) → insert its s_daemons row
+    run        Producer claims ≤ free slots → Executor threads run the Runner → Completer writes
+               Listener wakes the Producer (new tasks) and stops cancelled actions
+               Heartbeat keeps the row fresh, stops lost tasks, reloads worker settings
+               Rescuer and Cleaner run their passes (one daemon at a time)
+               the calling thread supervises: worker timeouts, stop requests
+    stop       first request: stop claiming, give running actions ``shutdown_grace`` seconds,
+               then ask the rest to stop and give their tasks back (pending, attempt not
+               counted); flush outcomes; delete the s_daemons row.
+               second request: the same without the grace period.
+
+``run_once`` is ``pgstask run-once``: the same setup, heartbeat and completer, no listener; it
+claims until nothing is due, waits for the actions, and reports what happened.
+
+Timeouts are cooperative where Python allows nothing else: at the worker's ``timeout`` the action
+is asked to stop (it stops at its next ``push_progress``/``check_cancelled``); if it has not
+stopped ``KILL_GRACE`` seconds later, its task is failed for retry at once and the thread's eventual
+result is discarded (the thread keeps its slot until it returns).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg_pool import ConnectionPool
+
+from pgstask import __version__, logs, migrate, queries
+from pgstask.db import Conn, make_pool
+from pgstask.errors import SchemaError, TaskNotFoundError, TaskStateError, WorkerNotFoundError
+from pgstask.logs import LogRecord
+from pgstask.progress import ProgressState
+from pgstask.runtime.cleaner import Cleaner
+from pgstask.runtime.completer import Completer
+from pgstask.runtime.executor import Executor
+from pgstask.runtime.heartbeat import Heartbeat
+from pgstask.runtime.listener import Listener
+from pgstask.runtime.producer import Producer
+from pgstask.runtime.rescuer import Rescuer
+from pgstask.runtime.runner import Kind, Outcome, RetryPolicy, Runner
+from pgstask.settings import Settings
+from pgstask.task import Task
+from pgstask.workers.base import BaseWorker
+from pgstask.workers.context import StopReason, TaskRun
+from pgstask.workers.registry import class_path
+
+_log = logging.getLogger(__name__)
+
+KILL_GRACE = 5.0
+
+
+@dataclass(slots=True)
+class _Active:
+    run: TaskRun
+    deadline: float | None
+    abandoned: bool = False
+
+
+@dataclass(slots=True)
+class Summary:
+    """What a daemon or a run-once did."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def completed(self) -> int:
+        return self.outcomes[Kind.COMPLETED.value]
+
+    @property
+    def failed(self) -> int:
+        return self.outcomes[Kind.FAILED.value]
+
+    @property
+    def total(self) -> int:
+        return sum(self.outcomes.values())
+
+    @property
+    def ok(self) -> bool:
+        return self.completed == self.total
+
+
+class Daemon:
+    """One daemon process's worth of machinery (also usable in-process, e.g. in tests)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        dsn: str,
+        workers: Mapping[str, type[BaseWorker]],
+        concurrency: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.dsn = dsn
+        self.id = uuid.uuid4()
+        self.concurrency = concurrency or settings.concurrency
+        self.worker_classes = dict(workers)
+        self.workers: dict[str, BaseWorker] = {}
+        self.summary = Summary()
+        self._active: dict[int, _Active] = {}
+        self._lock = threading.Lock()
+        self._stop_requests = 0
+        self._stop_event = threading.Event()
+        self._pool: ConnectionPool[Conn] | None = None
+        self.executor: Executor | None = None
+        self.producer: Producer | None = None
+        self.completer: Completer | None = None
+        self.heartbeat: Heartbeat | None = None
+        self.listener: Listener | None = None
+        self.rescuer: Rescuer | None = None
+        self.cleaner: Cleaner | None = None
+        self.runner: Runner | None = None
+
+    # --- setup -------------------------------------------------------------------------------
+
+    @property
+    def pool(self) -> ConnectionPool[Conn]:
+        assert self._pool is not None, "the daemon is not set up"
+        return self._pool
+
+    @property
+    def identifiers(self) -> list[str]:
+        return sorted(self.worker_classes)
+
+    def setup(self) -> None:
+        """Check the schema, register workers and this daemon, build the services."""
+        head, current = migrate.head_revision(), migrate.current_revision(self.dsn)
+        if current != head:
+            raise SchemaError(
+                f"the database schema is at revision {current or 'none'}, this pgstask needs "
+                f"{head}: run `pgstask migrate`"
+            )
+        s = self.settings
+        self._pool = make_pool(
+            self.dsn, max_size=min(self.concurrency, 16) + 4, name="pgstask-daemon"
+        )
+        with self.pool.connection() as conn:
+            classes = list(self.worker_classes.values())
+            if classes:
+                queries.worker_register_many(
+                    conn,
+                    active=s.auto_activate,
+                    identifiers=[c.identifier for c in classes],
+                    classes=[class_path(c) for c in classes],
+                    scopes=[c.scope for c in classes],
+                    titles=[c.display_title() for c in classes],
+                    descriptions=[c.description for c in classes],
+                    icons=[c.icon for c in classes],
+                )
+            states = queries.worker_states(conn, identifiers=self.identifiers)
+            self._register(conn)
+        stored = {r["identifier"]: r["settings"] for r in states}
+        for ident, cls in self.worker_classes.items():
+            self.workers[ident] = cls(stored.get(ident))
+        self.runner = Runner(
+            workers=self.workers,
+            storage=s.storage,
+            retry=RetryPolicy(s.retry_base_delay, s.retry_max_delay),
+            write_progress=self._write_progress,
+            emit_log=self._emit_log,
+        )
+        self.executor = Executor(self.concurrency, on_free=self._slot_freed)
+        self.completer = Completer(
+            pool=self.pool, daemon_id=self.id, storage=s.storage, on_flushed=self._flushed
+        )
+        self.producer = Producer(
+            pool=self.pool,
+            daemon_id=self.id,
+            identifiers=lambda: self.identifiers,
+            free_slots=lambda: self.executor.free if self.executor else 0,
+            submit=self._submit,
+            poll_interval=s.poll_interval,
+        )
+        self.heartbeat = Heartbeat(
+            pool=self.pool,
+            daemon_id=self.id,
+            register=self._register,
+            running=self._running_ids,
+            identifiers=self.identifiers,
+            on_lost=self._lost,
+            on_workers=self._reload_workers,
+            interval=s.heartbeat_interval,
+        )
+        self.rescuer = Rescuer(
+            pool=self.pool,
+            storage=s.storage,
+            stale_after=s.stale_after,
+            base_delay=s.retry_base_delay,
+            max_delay=s.retry_max_delay,
+            interval=max(0.2, min(s.stale_after / 2, 30.0)),
+        )
+        self.cleaner = Cleaner(
+            pool=self.pool,
+            storage=s.storage,
+            task_retention_days=s.task_retention_days,
+            log_retention_days=s.log_retention_days,
+        )
+        if not s.poll_only:
+            self.listener = Listener(
+                dsn=self.dsn,
+                on_tasks=self.producer.wake,
+                on_cancel=self.cancel_task,
+                on_workers=self.heartbeat.wake,
+            )
+
+    def _register(self, conn: Conn) -> None:
+        queries.daemon_register(
+            conn,
+            id=self.id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            concurrency=self.concurrency,
+            identifiers=self.identifiers,
+            version=__version__,
+        )
+
+    # --- running tasks -----------------------------------------------------------------------
+
+    def _submit(self, task: Task) -> None:
+        assert self.runner is not None and self.executor is not None
+        worker = self.workers[task.identifier]
+        run = self.runner.prepare(task)
+        timeout = worker.settings.get("timeout")
+        if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0:
+            run.timeout = float(timeout)
+        deadline = time.monotonic() + run.timeout if run.timeout else None
+        with self._lock:
+            self._active[task.id] = _Active(run, deadline)
+        self.executor.submit(lambda: self._execute(run))
+
+    def _execute(self, run: TaskRun) -> None:
+        assert self.runner is not None and self.completer is not None
+        outcome = self.runner.run(run)
+        with self._lock:
+            active = self._active.pop(run.task.id, None)
+        if active is not None and active.abandoned:
+            _log.warning("task %s: late outcome %s discarded", run.task.id, outcome.kind.value)
+            return
+        self._record(outcome)
+        self.completer.add(outcome)
+
+    def _record(self, outcome: Outcome) -> None:
+        with self._lock:
+            self.summary.outcomes[outcome.kind.value] += 1
+
+    def _slot_freed(self) -> None:
+        if self.producer is not None:
+            self.producer.wake()
+
+    def _flushed(self, outcomes: list[Outcome]) -> None:
+        if self.producer is not None and any(o.retry_delay is not None for o in outcomes):
+            self.producer.wake()  # a retry may be due before the next poll
+
+    def _running_ids(self) -> list[int]:
+        with self._lock:
+            return [i for i, a in self._active.items() if not a.abandoned]
+
+    def cancel_task(self, task_id: int) -> None:
+        """Ask the action of ``task_id`` to stop, if it runs here (it was cancelled)."""
+        with self._lock:
+            active = self._active.get(task_id)
+        if active is not None:
+            active.run.cancel(StopReason.CANCELLED)
+
+    def _lost(self, task_ids: list[int]) -> None:
+        with self._lock:
+            found = [self._active[i] for i in task_ids if i in self._active]
+        for active in found:
+            active.run.cancel(StopReason.LOST)
+
+    def _reload_workers(self, states: list[dict[str, Any]]) -> None:
+        for state in states:
+            worker = self.workers.get(state["identifier"])
+            if worker is not None:
+                worker.settings = {**type(worker).settings, **(state["settings"] or {})}
+
+    def _write_progress(self, state: ProgressState) -> None:
+        try:
+            with self.pool.connection(timeout=5.0) as conn:
+                queries.progress_upsert_many(
+                    conn,
+                    task_ids=[state.task_id],
+                    statuses=[state.status],
+                    progress=[state.progress],
+                    processed=[state.processed],
+                    totals=[state.total],
+                    etas=[state.eta],
+                    messages=[state.message],
+                )
+        except Exception:
+            # Progress is advisory: the action goes on, the snapshot file still has it.
+            _log.warning("could not write progress of task %s", state.task_id, exc_info=True)
+
+    def _emit_log(self, record: LogRecord) -> None:
+        try:
+            with self.pool.connection(timeout=5.0) as conn:
+                logs.write(conn, self.settings.storage, [record])
+        except Exception:
+            _log.warning("could not store a log record of task %s", record.task_id, exc_info=True)
+            logs.append_files(self.settings.storage, [record])
+
+    def _check_timeouts(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            expired = [a for a in self._active.values() if a.deadline and a.deadline <= now]
+        for active in expired:
+            active.run.cancel(StopReason.TIMEOUT)
+            if active.deadline and now >= active.deadline + KILL_GRACE and not active.abandoned:
+                self._abandon(active, timed_out=True)
+
+    def _abandon(self, active: _Active, *, timed_out: bool) -> None:
+        """Write the task's outcome now; the thread's own result will be discarded."""
+        assert self.runner is not None and self.completer is not None
+        active.abandoned = True
+        task = active.run.task
+        if timed_out:
+            delay = self.runner.retry.delay(max(task.attempts, 1))
+            final = task.attempts >= task.max_attempts
+            message = f"Failed: timed out after {active.run.timeout}s and did not stop"
+            outcome = Outcome(
+                task, Kind.FAILED, message, error=message,
+                retry_delay=None if final else delay,
+                logs=(LogRecord.make(task.id, "error", message, attempt=task.attempts),),
+                touched_progress=active.run.tracker.touched,
+            )
+        else:
+            outcome = Outcome(task, Kind.GIVEN_BACK, touched_progress=active.run.tracker.touched)
+        self._record(outcome)
+        self.completer.add(outcome)
+
+    # --- the main loops ----------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """First call: graceful stop; second call: stop now (no grace period)."""
+        with self._lock:
+            self._stop_requests += 1
+        self._stop_event.set()
+
+    def run(self) -> Summary:
+        """Run until ``request_stop``; then stop gracefully. Call from the main thread."""
+        self.setup()
+        assert self.producer and self.completer and self.heartbeat
+        assert self.rescuer and self.cleaner
+        services = [self.completer, self.heartbeat, self.rescuer, self.cleaner, self.producer]
+        if self.listener is not None:
+            services.insert(0, self.listener)
+        for service in services:
+            service.start()
+        _log.info(
+            "daemon %s running %d worker(s) with %d slot(s)",
+            self.id, len(self.workers), self.concurrency,
+        )
+        try:
+            while not self._stop_event.wait(0.2):
+                self._check_timeouts()
+        finally:
+            self._shutdown()
+        return self.summary
+
+    def run_once(self, *, batch_size: int | None = None, max_tasks: int | None = None) -> Summary:
+        """Process what is due now (at most ``max_tasks``), wait for it, and return."""
+        self.setup()
+        assert self.producer and self.completer and self.heartbeat and self.executor
+        self.producer.batch_size = batch_size
+        self.completer.start()
+        self.heartbeat.start()
+        claimed = 0
+        try:
+            while not self._stop_event.is_set():
+                if max_tasks is not None:
+                    left = max_tasks - claimed
+                    if left <= 0:
+                        break
+                    self.producer.batch_size = min(batch_size or left, left)
+                got = self.producer.run_once()
+                claimed += got
+                if got == 0:
+                    if self.executor.busy == 0:
+                        break
+                    self.executor.wait_idle(0.1)  # wait for a slot (or the end)
+                self._check_timeouts()
+            while not self.executor.wait_idle(0.2):
+                if self._stop_event.is_set():
+                    break
+                self._check_timeouts()
+        finally:
+            self._shutdown()
+        return self.summary
+
+    def execute(self, task_id: int) -> Summary:
+        """Claim one pending task by id (whatever its ``start_at``) and run it here."""
+        self.setup()
+        assert self.runner is not None and self.completer is not None
+        try:
+            with self.pool.connection() as conn:
+                current = queries.task_get(conn, id=task_id)
+                if current is None:
+                    raise TaskNotFoundError(task_id)
+                if current.identifier not in self.workers:
+                    raise WorkerNotFoundError(current.identifier)
+                task = queries.task_claim_by_id(conn, daemon_id=self.id, id=task_id)
+            if task is None:
+                raise TaskStateError(
+                    f"task {task_id} is {current.status_text}; only pending tasks can be executed"
+                )
+            run = self.runner.prepare(task)
+            outcome = self.runner.run(run)
+            self._record(outcome)
+            self.completer.add(outcome)
+        finally:
+            self._shutdown()
+        return self.summary
+
+    def _shutdown(self) -> None:
+        """Stop claiming, let actions finish (grace), give back the rest, flush, deregister."""
+        for service in (self.producer, self.rescuer, self.cleaner):
+            if service is not None:
+                service.stop()
+        executor = self.executor
+        if executor is not None:
+            grace = 0.0 if self._stop_requests > 1 else self.settings.shutdown_grace
+            deadline = time.monotonic() + grace
+            while not executor.wait_idle(0.2):
+                self._check_timeouts()
+                if time.monotonic() >= deadline or self._stop_requests > 1:
+                    break
+            if executor.busy:
+                with self._lock:
+                    left = [a for a in self._active.values() if not a.abandoned]
+                for active in left:
+                    active.run.cancel(StopReason.SHUTDOWN)
+                executor.wait_idle(0.5)  # cooperative actions give their task back themselves
+                with self._lock:
+                    left = [a for a in self._active.values() if not a.abandoned]
+                for active in left:
+                    self._abandon(active, timed_out=False)
+            executor.shutdown()
+        if self.completer is not None:
+            if not self.completer.flush(timeout=10.0):
+                _log.error(
+                    "could not write %d outcome(s); their tasks will be rescued by another daemon",
+                    self.completer.pending,
+                )
+            self.completer.stop()
+        for service in (self.heartbeat, self.listener):
+            if service is not None:
+                service.stop()
+        if self._pool is not None:
+            try:
+                with self.pool.connection(timeout=5.0) as conn:
+                    queries.daemon_deregister(conn, id=self.id)
+            except Exception:
+                _log.warning("could not remove daemon row %s", self.id, exc_info=True)
+            self._pool.close()
+        _log.info("daemon %s stopped: %s", self.id, dict(self.summary.outcomes))

@@ -1,0 +1,105 @@
+"""The listener: a dedicated autocommit connection that LISTENs for pgstask's channels.
+
+- ``pgstask_tasks``: new runnable tasks → wake the producer;
+- ``pgstask_cancel`` (payload: task id) → stop that task's action if it runs here;
+- ``pgstask_workers``: a worker was activated, deactivated or reconfigured → reload.
+
+NOTIFY is a hint; polling is the truth. A dead connection is detected (errors, and a ``SELECT 1``
+probe every ``probe_interval`` seconds, since a half-open socket gives no error) and replaced;
+after every (re)connect the producer is woken, because notifications sent meanwhile are lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import psycopg
+
+from pgstask import queries
+from pgstask.db import Conn, connect
+from pgstask.runtime.service import Service
+
+_log = logging.getLogger(__name__)
+
+class Listener(Service):
+    name = "listener"
+
+    def __init__(
+        self,
+        *,
+        dsn: str,
+        on_tasks: Callable[[], None],
+        on_cancel: Callable[[int], None],
+        on_workers: Callable[[], None],
+        probe_interval: float = 10.0,
+        reconnect_delay: float = 0.5,
+    ) -> None:
+        super().__init__(interval=reconnect_delay)
+        self.dsn = dsn
+        self._on_tasks = on_tasks
+        self._on_cancel = on_cancel
+        self._on_workers = on_workers
+        self.probe_interval = probe_interval
+        self._conn: Conn | None = None
+        self.connected_count = 0
+        self._delay = reconnect_delay
+
+    def run_once(self) -> int:
+        """Listen until the connection fails or the service stops; returns notifications seen."""
+        seen = 0
+        try:
+            conn = self._connect()
+            last_probe = time.monotonic()
+            while not self.stopping:
+                for notify in conn.notifies(timeout=0.5):
+                    seen += 1
+                    self._dispatch(notify.channel, notify.payload)
+                    if self.stopping:
+                        break
+                if time.monotonic() - last_probe >= self.probe_interval:
+                    queries.daemon_now(conn)
+                    last_probe = time.monotonic()
+        except (psycopg.Error, OSError) as exc:
+            _log.warning("listener connection lost (%s); reconnecting", str(exc).strip())
+            self._delay = min(self._delay * 2, 5.0)
+        finally:
+            self._close()
+        return seen
+
+    def next_delay(self, result: object) -> float:
+        return self._delay
+
+    def _connect(self) -> Conn:
+        conn = connect(self.dsn, autocommit=True, name="pgstask-listener")
+        queries.daemon_listen(conn)
+        self._conn = conn
+        self.connected_count += 1
+        self._delay = self.interval
+        self._on_tasks()  # anything inserted while we were not listening
+        self._on_workers()
+        return conn
+
+    def _dispatch(self, channel: str, payload: str) -> None:
+        if channel == "pgstask_tasks":
+            self._on_tasks()
+        elif channel == "pgstask_cancel":
+            try:
+                self._on_cancel(int(payload))
+            except ValueError:
+                _log.warning("ignoring pgstask_cancel notification with payload %r", payload)
+        elif channel == "pgstask_workers":
+            self._on_workers()
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        super().stop(timeout)
+        self._close()

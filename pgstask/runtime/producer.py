@@ -1,0 +1,85 @@
+"""The producer: claims as many due tasks as there are free slots, and hands them over.
+
+It runs when woken (a NOTIFY for new tasks, a slot freed, a reconnect, a retry scheduled) and
+otherwise every ``poll_interval`` seconds, or at the earliest future ``start_at`` of a task this
+daemon could run, whichever comes first: a scheduled task starts on time, not at the next poll.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+
+from psycopg_pool import ConnectionPool
+
+from pgstask import queries
+from pgstask.db import Conn
+from pgstask.runtime.service import Service
+from pgstask.task import Task
+
+_log = logging.getLogger(__name__)
+
+
+class Producer(Service):
+    name = "producer"
+
+    def __init__(
+        self,
+        *,
+        pool: ConnectionPool[Conn],
+        daemon_id: uuid.UUID,
+        identifiers: Callable[[], Sequence[str]],
+        free_slots: Callable[[], int],
+        submit: Callable[[Task], None],
+        poll_interval: float,
+        batch_size: int | None = None,
+    ) -> None:
+        super().__init__(interval=poll_interval)
+        self.pool = pool
+        self.daemon_id = daemon_id
+        self._identifiers = identifiers
+        self._free_slots = free_slots
+        self._submit = submit
+        self.batch_size = batch_size
+        self.paused = False
+        self._next_due: float | None = None  # monotonic time of the earliest future start_at
+
+    def run_once(self) -> int:
+        """Claim up to the free slots and submit the tasks; returns how many were claimed."""
+        free = self._free_slots()
+        if self.batch_size is not None:
+            free = min(free, self.batch_size)
+        identifiers = list(self._identifiers())
+        if self.paused or free <= 0 or not identifiers:
+            return 0
+        with self.pool.connection() as conn:
+            tasks = queries.task_claim(
+                conn, daemon_id=self.daemon_id, identifiers=identifiers, limit=free
+            )
+            if len(tasks) > free:  # cannot happen with the materialised CTE; never overrun
+                raise RuntimeError(f"claimed {len(tasks)} tasks for {free} slots")
+            self._next_due = None
+            if len(tasks) < free:
+                self._next_due = self._due_in(conn, identifiers)
+        tasks.sort(key=lambda t: (t.priority != "high", t.priority == "low", t.start_at, t.id))
+        for task in tasks:
+            self._submit(task)
+        return len(tasks)
+
+    def _due_in(self, conn: Conn, identifiers: list[str]) -> float | None:
+        start_at = queries.task_next_start_at(conn, identifiers=identifiers)
+        if start_at is None:
+            return None
+        delay = (start_at - queries.daemon_now(conn)) / dt.timedelta(seconds=1)
+        return time.monotonic() + max(0.0, delay)
+
+    def next_delay(self, result: object) -> float:
+        if isinstance(result, int) and result > 0 and self._free_slots() > 0:
+            return 0.0  # there may be more due right now
+        delay = self.interval
+        if self._next_due is not None:
+            delay = min(delay, max(0.0, self._next_due - time.monotonic()))
+        return delay

@@ -1,0 +1,175 @@
+"""The runner: executes one claimed task and says what became of it.
+
+The daemon and ``run-once`` share it. It resolves the action, calls it with the task's options,
+and turns what happened into an ``Outcome``, which the completer writes (batched, compare-and-
+set). It never raises: an unknown action, an exception, a result that is not JSON, a
+cancellation, a timeout and a shutdown each have their own outcome.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pgstask.errors import TaskCancelled, UnknownActionError
+from pgstask.logs import LogRecord
+from pgstask.progress import ProgressState, ProgressTracker
+from pgstask.retry import backoff
+from pgstask.task import Status, Task
+from pgstask.workers.base import BaseWorker
+from pgstask.workers.context import Mark, StopReason, TaskRun
+
+_log = logging.getLogger(__name__)
+
+COMPLETED_MESSAGE = "Task completed successfully"
+
+
+class Kind(enum.Enum):
+    COMPLETED = "completed"
+    FAILED = "failed"  # retried when retry_delay is set, final otherwise
+    GIVEN_BACK = "given_back"  # shutdown: back to pending, attempt not counted
+    DROPPED = "dropped"  # cancelled or lost: the task is no longer ours, nothing to write
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one run of a task."""
+
+    task: Task
+    kind: Kind
+    message: str | None = None
+    result: Any = None
+    error: str | None = None
+    retry_delay: float | None = None
+    logs: tuple[LogRecord, ...] = ()
+    touched_progress: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        return self.kind is Kind.COMPLETED
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    base_delay: float
+    max_delay: float
+
+    def delay(self, attempt: int) -> float:
+        return backoff(attempt, base=self.base_delay, maximum=self.max_delay)
+
+
+class Runner:
+    """Runs claimed tasks on the given worker instances."""
+
+    def __init__(
+        self,
+        *,
+        workers: Mapping[str, BaseWorker],
+        storage: Path,
+        retry: RetryPolicy,
+        write_progress: Callable[[ProgressState], None],
+        emit_log: Callable[[LogRecord], None],
+        progress_interval: float = 0.25,
+    ) -> None:
+        self.workers = workers
+        self.storage = storage
+        self.retry = retry
+        self._write_progress = write_progress
+        self._emit_log = emit_log
+        self._progress_interval = progress_interval
+
+    def prepare(self, task: Task) -> TaskRun:
+        """The run state of a claimed task (registered with the daemon before it starts)."""
+        state = ProgressState(task.id, task.identifier, task.action)
+        tracker = ProgressTracker(
+            state, self._write_progress, self.storage, interval=self._progress_interval
+        )
+        return TaskRun(task=task, tracker=tracker, emit_log=self._emit_log)
+
+    def run(self, run: TaskRun) -> Outcome:
+        """Execute the action of ``run.task``; never raises."""
+        task = run.task
+        worker = self.workers.get(task.identifier)
+        if worker is None:  # the claim only selects identifiers this daemon has
+            return self._failure(run, f"no worker {task.identifier!r} on this daemon", final=True)
+        try:
+            method = getattr(worker, worker.resolve_action(task.action))
+        except UnknownActionError as exc:
+            return self._failure(run, str(exc), final=True)
+        worker._runs[task.id] = run
+        try:
+            method(task, dict(task.meta))
+            if run.stopping:  # the action returned without noticing the cancellation
+                run.check()
+        except TaskCancelled:
+            return self._stopped(run)
+        except (Exception, SystemExit) as exc:
+            return self._failure(
+                run,
+                f"{type(exc).__name__}: {exc}",
+                final=False,
+                trace="".join(traceback.format_exception(exc)),
+            )
+        finally:
+            worker._runs.pop(task.id, None)
+        if run.mark is Mark.FAILED:
+            return self._failure(run, run.message or "Failed", final=True, explicit=True)
+        try:
+            json.dumps(run.result)
+        except (TypeError, ValueError) as exc:
+            return self._failure(run, f"the result is not JSON-serialisable: {exc}", final=True)
+        message = run.message or COMPLETED_MESSAGE
+        self._final_snapshot(run, Status.COMPLETED, message, run.result)
+        return Outcome(
+            task, Kind.COMPLETED, message, run.result, touched_progress=run.tracker.touched
+        )
+
+    def _stopped(self, run: TaskRun) -> Outcome:
+        reason = run.stop_reason
+        if reason is StopReason.TIMEOUT:
+            return self._failure(run, f"timed out after {run.timeout}s", final=False)
+        if reason is StopReason.SHUTDOWN:
+            return Outcome(run.task, Kind.GIVEN_BACK, touched_progress=run.tracker.touched)
+        if reason is StopReason.CANCELLED and run.tracker.touched:
+            self._final_snapshot(run, Status.CANCELLED, "Cancelled", None)
+        return Outcome(run.task, Kind.DROPPED, touched_progress=run.tracker.touched)
+
+    def _failure(
+        self, run: TaskRun, error: str, *, final: bool, trace: str | None = None,
+        explicit: bool = False,
+    ) -> Outcome:
+        task = run.task
+        final = final or task.attempts >= task.max_attempts
+        delay = None if final else self.retry.delay(max(task.attempts, 1))
+        message = error if explicit else f"Failed: {error}"
+        context: dict[str, Any] = {"attempt": task.attempts, "max_attempts": task.max_attempts}
+        if trace:
+            context["traceback"] = trace
+        records = [LogRecord.make(task.id, "error", message, **context)]
+        if delay is not None:
+            records.append(
+                LogRecord.make(
+                    task.id, "warning", f"Retrying in {delay:.2f}s",
+                    attempt=task.attempts, retry_delay=round(delay, 3),
+                )
+            )
+        status = Status.FAILED if final else Status.PENDING
+        self._final_snapshot(run, status, message, None)
+        return Outcome(
+            task, Kind.FAILED, message, error=trace or error, retry_delay=delay,
+            logs=tuple(records), touched_progress=run.tracker.touched,
+        )
+
+    def _final_snapshot(self, run: TaskRun, status: int, message: str, result: Any) -> None:
+        if not run.tracker.touched:
+            return
+        try:
+            run.tracker.finish(status, message, result)
+        except OSError:
+            _log.warning("could not write the final snapshot of task %s", run.task.id, exc_info=True)

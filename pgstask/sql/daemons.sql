@@ -1,0 +1,40 @@
+-- Queries on s_daemons: one row per running daemon, kept alive by heartbeats.
+
+-- name: daemon_register
+INSERT INTO s_daemons (id, hostname, pid, concurrency, identifiers, version)
+VALUES (%(id)s, %(hostname)s, %(pid)s, %(concurrency)s, %(identifiers)s, %(version)s);
+
+-- name: daemon_heartbeat
+-- 0 rows: this daemon was declared dead (its row was removed) and must re-register.
+UPDATE s_daemons SET heartbeat_at = now() WHERE id = %(id)s RETURNING id;
+
+-- name: daemon_lost_tasks
+-- Of the tasks this daemon is running, those it no longer holds (cancelled or rescued).
+SELECT u.id
+  FROM unnest(%(task_ids)s::bigint[]) AS u(id)
+ WHERE NOT EXISTS (SELECT 1 FROM s_tasks t
+                    WHERE t.id = u.id AND t.status IN (30, 50) AND t.daemon_id = %(id)s);
+
+-- name: daemon_deregister
+DELETE FROM s_daemons WHERE id = %(id)s;
+
+-- name: daemon_delete_stale
+DELETE FROM s_daemons
+ WHERE heartbeat_at < now() - make_interval(secs => %(stale_after)s)
+RETURNING id, hostname, pid;
+
+-- name: daemon_list
+SELECT *, heartbeat_at > now() - make_interval(secs => %(stale_after)s) AS alive
+  FROM s_daemons ORDER BY started_at;
+
+-- name: daemon_try_lock
+-- Transaction-scoped: one rescue/cleanup pass at a time across all daemons.
+SELECT pg_try_advisory_xact_lock(%(key)s) AS locked;
+
+-- name: daemon_listen
+-- The listener's channels: new tasks, cancellations, worker changes.
+LISTEN pgstask_tasks; LISTEN pgstask_cancel; LISTEN pgstask_workers;
+
+-- name: daemon_now
+-- The database clock (all scheduling is judged by it); also the listener's liveness probe.
+SELECT now() AS now;

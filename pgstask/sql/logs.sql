@@ -1,0 +1,27 @@
+-- Queries on s_task_logs: per-task log records, readable from any host.
+
+-- name: log_insert_many
+INSERT INTO s_task_logs (task_id, level, message, context)
+SELECT * FROM unnest(%(task_ids)s::bigint[], %(levels)s::text[], %(messages)s::text[],
+                     %(contexts)s::jsonb[]);
+
+-- name: log_list
+-- All records of a task, or its last N (limit), oldest first; errors_only keeps level error.
+SELECT id, task_id, level, message, context, created_at
+  FROM (SELECT * FROM s_task_logs
+         WHERE task_id = %(task_id)s
+           AND (NOT %(errors_only)s OR level IN ('error', 'critical'))
+         ORDER BY id DESC
+         LIMIT %(limit)s) last
+ ORDER BY id;
+
+-- name: log_delete_for_task
+DELETE FROM s_task_logs WHERE task_id = %(task_id)s;
+
+-- name: log_delete_older_than
+WITH old AS (
+    SELECT id FROM s_task_logs
+     WHERE created_at < now() - make_interval(days => %(days)s)
+     ORDER BY id LIMIT %(limit)s
+)
+DELETE FROM s_task_logs l USING old WHERE l.id = old.id;

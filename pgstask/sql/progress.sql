@@ -1,0 +1,25 @@
+-- Queries on the unlogged s_task_progress table (live progress; may be empty after a crash).
+
+-- name: progress_upsert_many
+INSERT INTO s_task_progress AS p (task_id, status, progress, processed, total, eta, message,
+                                  updated_at)
+SELECT * , now()
+  FROM unnest(%(task_ids)s::bigint[], %(statuses)s::smallint[], %(progress)s::smallint[],
+              %(processed)s::bigint[], %(totals)s::bigint[], %(etas)s::float8[],
+              %(messages)s::text[])
+ON CONFLICT (task_id) DO UPDATE
+   SET status = excluded.status, progress = excluded.progress, processed = excluded.processed,
+       total = excluded.total, eta = excluded.eta, message = excluded.message,
+       updated_at = excluded.updated_at;
+
+-- name: progress_get
+SELECT task_id, status, progress, processed, total, eta, message, updated_at
+  FROM s_task_progress WHERE task_id = %(task_id)s;
+
+-- name: progress_delete_many
+DELETE FROM s_task_progress WHERE task_id = ANY(%(task_ids)s::bigint[]);
+
+-- name: progress_delete_orphaned
+-- Rows of tasks that are finished or deleted.
+DELETE FROM s_task_progress p
+ WHERE NOT EXISTS (SELECT 1 FROM s_tasks t WHERE t.id = p.task_id AND t.status IN (10, 30, 50));

@@ -1,0 +1,208 @@
+-- Queries on s_tasks. Every state change after the claim is a compare-and-set on
+-- (status, attempts, daemon_id): 0 rows means the task is no longer ours.
+
+-- name: task_insert_many
+-- Bulk and single enqueue in one form: parallel arrays through unnest (one round trip, one
+-- trigger call and one NOTIFY per statement).
+INSERT INTO s_tasks (identifier, action, meta, priority, start_at, max_attempts, started_by,
+                     dedupe_key, message)
+SELECT i, a, m, p, coalesce(s, now()), x, u, d, 'Task queued'
+  FROM unnest(%(identifiers)s::text[], %(actions)s::text[], %(metas)s::jsonb[],
+              %(priorities)s::text[], %(start_ats)s::timestamptz[], %(max_attempts)s::int[],
+              %(started_by)s::bigint[], %(dedupe_keys)s::text[]) AS n(i, a, m, p, s, x, u, d)
+ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN (10, 30, 50) DO NOTHING
+RETURNING *;
+
+-- name: task_get
+SELECT * FROM s_tasks WHERE id = %(id)s;
+
+-- name: task_get_by_dedupe_key
+SELECT * FROM s_tasks WHERE dedupe_key = %(dedupe_key)s AND status IN (10, 30, 50);
+
+-- name: task_claim
+-- The materialised CTE keeps LIMIT exact (a locking subquery under IN/ANY can be re-run by a
+-- nested loop and lock more rows than asked). Only workers this daemon has and that are active
+-- right now (s_workers.active, read in the same statement) are claimed. The attempt is counted
+-- here, so a task that kills its daemon every time still reaches max_attempts.
+WITH claimable AS MATERIALIZED (
+    SELECT id
+      FROM s_tasks
+     WHERE status = 10
+       AND start_at <= now()
+       AND identifier IN (SELECT w.identifier FROM s_workers w
+                           WHERE w.active AND w.identifier = ANY(%(identifiers)s::text[]))
+     ORDER BY priority_rank, start_at, id
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE s_tasks t
+   SET status = 50, attempts = t.attempts + 1, daemon_id = %(daemon_id)s,
+       started_at = now(), finished_at = NULL, updated_at = now()
+  FROM claimable
+ WHERE t.id = claimable.id
+RETURNING t.*;
+
+-- name: task_next_start_at
+-- When the earliest pending task this daemon could run becomes due (None: nothing pending).
+SELECT start_at
+  FROM s_tasks
+ WHERE status = 10
+   AND identifier IN (SELECT w.identifier FROM s_workers w
+                       WHERE w.active AND w.identifier = ANY(%(identifiers)s::text[]))
+ ORDER BY start_at
+ LIMIT 1;
+
+-- name: task_complete_many
+UPDATE s_tasks t
+   SET status = 80, finished_at = now(), updated_at = now(), progress = 100,
+       message = coalesce(d.message, 'Task completed successfully'), result = d.result,
+       peak_memory = d.peak_memory
+  FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(messages)s::text[], %(results)s::jsonb[],
+              %(peak_memory)s::bigint[]) AS d(id, attempts, message, result, peak_memory)
+ WHERE t.id = d.id AND t.status IN (30, 50) AND t.attempts = d.attempts
+   AND t.daemon_id = %(daemon_id)s
+RETURNING t.id;
+
+-- name: task_fail_many
+-- A failure either schedules a retry (back to pending after its delay) or is final: when the
+-- worker said so (retry_delay is NULL) or the attempts are used up.
+UPDATE s_tasks t
+   SET status = CASE WHEN d.retry_delay IS NULL OR t.attempts >= t.max_attempts THEN 100 ELSE 10 END,
+       start_at = CASE WHEN d.retry_delay IS NULL OR t.attempts >= t.max_attempts THEN t.start_at
+                       ELSE now() + make_interval(secs => d.retry_delay) END,
+       finished_at = CASE WHEN d.retry_delay IS NULL OR t.attempts >= t.max_attempts THEN now() END,
+       daemon_id = CASE WHEN d.retry_delay IS NULL OR t.attempts >= t.max_attempts THEN t.daemon_id END,
+       message = d.message, last_error = d.error, peak_memory = d.peak_memory, updated_at = now()
+  FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(messages)s::text[], %(errors)s::text[],
+              %(retry_delays)s::float8[], %(peak_memory)s::bigint[])
+       AS d(id, attempts, message, error, retry_delay, peak_memory)
+ WHERE t.id = d.id AND t.status IN (30, 50) AND t.attempts = d.attempts
+   AND t.daemon_id = %(daemon_id)s
+RETURNING t.id, t.status, t.start_at;
+
+-- name: task_give_back_many
+-- Graceful shutdown: tasks whose actions did not finish in the grace period go back to pending;
+-- the interrupted attempt does not count.
+UPDATE s_tasks t
+   SET status = 10, attempts = greatest(t.attempts - 1, 0), daemon_id = NULL, started_at = NULL,
+       start_at = now(), message = 'Given back by a daemon that shut down', updated_at = now()
+  FROM unnest(%(ids)s::bigint[], %(attempts)s::int[]) AS d(id, attempts)
+ WHERE t.id = d.id AND t.status IN (30, 50) AND t.attempts = d.attempts
+   AND t.daemon_id = %(daemon_id)s
+RETURNING t.id;
+
+-- name: task_set_status
+-- A worker's own phase change between preparing (30) and running (50).
+UPDATE s_tasks
+   SET status = %(status)s, updated_at = now()
+ WHERE id = %(id)s AND status IN (30, 50) AND attempts = %(attempts)s AND daemon_id = %(daemon_id)s
+RETURNING id;
+
+-- name: task_rescue
+-- Tasks held by daemons whose heartbeat is older than stale_after (or whose row is gone) go back
+-- to pending after a backoff, or fail when their attempts are used up. Staleness is judged with
+-- the database clock only, and re-checked inside the UPDATE (status still 30/50).
+WITH orphaned AS MATERIALIZED (
+    SELECT t.id
+      FROM s_tasks t
+     WHERE t.status IN (30, 50)
+       AND NOT EXISTS (SELECT 1 FROM s_daemons d
+                        WHERE d.id = t.daemon_id
+                          AND d.heartbeat_at > now() - make_interval(secs => %(stale_after)s))
+     ORDER BY t.id
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE s_tasks t
+   SET status = CASE WHEN t.attempts >= t.max_attempts THEN 100 ELSE 10 END,
+       start_at = CASE WHEN t.attempts >= t.max_attempts THEN t.start_at
+                       ELSE now() + make_interval(secs => least(%(max_delay)s,
+                                %(base_delay)s * power(2, greatest(t.attempts - 1, 0)))) END,
+       finished_at = CASE WHEN t.attempts >= t.max_attempts THEN now() END,
+       last_error = 'daemon ' || coalesce(t.daemon_id::text, '?') || ' stopped heartbeating',
+       message = CASE WHEN t.attempts >= t.max_attempts
+                      THEN 'Failed: its daemon died and no attempts are left'
+                      ELSE 'Rescued from a dead daemon; will be retried' END,
+       daemon_id = NULL, updated_at = now()
+  FROM orphaned
+ WHERE t.id = orphaned.id AND t.status IN (30, 50)
+RETURNING t.id, t.status, t.attempts;
+
+-- name: task_cancel
+-- Pending, preparing or running tasks become cancelled at once; a running action is told through
+-- NOTIFY pgstask_cancel (and by its daemon's next heartbeat if the notification is missed).
+WITH target AS (
+    SELECT id, status FROM s_tasks WHERE id = %(id)s FOR UPDATE
+), cancelled AS (
+    UPDATE s_tasks t
+       SET status = 90, finished_at = now(), updated_at = now(),
+           message = %(message)s
+      FROM target
+     WHERE t.id = target.id AND target.status IN (10, 30, 50)
+    RETURNING t.id, target.status AS previous_status
+)
+SELECT c.id, c.previous_status, pg_notify('pgstask_cancel', c.id::text)::text AS notified
+  FROM cancelled c;
+
+-- name: task_retry
+-- A failed or cancelled task is queued again with a fresh set of attempts.
+UPDATE s_tasks
+   SET status = 10, attempts = 0, start_at = now(), started_at = NULL, finished_at = NULL,
+       daemon_id = NULL, progress = 0, message = 'Task queued for retry', updated_at = now()
+ WHERE id = %(id)s AND status IN (90, 100)
+RETURNING *;
+
+-- name: task_notify
+SELECT pg_notify('pgstask_tasks', '');
+
+-- name: task_list
+-- Keyset pagination on id (newest first). A NULL filter matches everything.
+SELECT *
+  FROM s_tasks
+ WHERE (%(status)s::smallint IS NULL OR status = %(status)s::smallint)
+   AND (%(identifier)s::text IS NULL OR identifier = %(identifier)s::text)
+   AND (%(action)s::text IS NULL OR action = %(action)s::text)
+   AND (%(priority)s::text IS NULL OR priority = %(priority)s::text)
+   AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)
+ ORDER BY id DESC
+ LIMIT %(limit)s;
+
+-- name: task_pending
+-- Due pending tasks in the order daemons claim them.
+SELECT *
+  FROM s_tasks
+ WHERE status = 10 AND start_at <= now()
+ ORDER BY priority_rank, start_at, id
+ LIMIT %(limit)s;
+
+-- name: task_count_by_status
+SELECT status, count(*) AS count FROM s_tasks GROUP BY status;
+
+-- name: task_waiting_for_worker
+-- Pending tasks whose worker no daemon registered, or that is inactive.
+SELECT t.identifier, coalesce(w.active, false) AS known, count(*) AS count
+  FROM s_tasks t
+  LEFT JOIN s_workers w ON w.identifier = t.identifier
+ WHERE t.status = 10 AND (w.identifier IS NULL OR NOT w.active)
+ GROUP BY t.identifier, w.active
+ ORDER BY t.identifier;
+
+-- name: task_delete_finished_before
+-- Retention, in batches so a large delete never holds many locks at once.
+WITH old AS (
+    SELECT id FROM s_tasks
+     WHERE status IN (80, 90, 100)
+       AND finished_at < now() - make_interval(days => %(days)s)
+     ORDER BY id
+     LIMIT %(limit)s
+)
+DELETE FROM s_tasks t USING old WHERE t.id = old.id
+RETURNING t.id;
+
+-- name: task_claim_by_id
+-- Client.execute: claim one specific pending task now, whatever its start_at.
+UPDATE s_tasks t
+   SET status = 50, attempts = t.attempts + 1, daemon_id = %(daemon_id)s,
+       started_at = now(), finished_at = NULL, updated_at = now()
+ WHERE t.id = %(id)s AND t.status = 10
+RETURNING t.*;

@@ -1,0 +1,48 @@
+-- Queries on s_workers: the registry of worker classes and their state.
+
+-- name: worker_register_many
+-- Insert workers a daemon found; refresh the metadata of known ones. active applies to new rows
+-- only: an administrator's choice is never overwritten.
+INSERT INTO s_workers AS w (identifier, class, scope, title, description, icon, active, position)
+SELECT i, c, s, t, d, ic, %(active)s,
+       coalesce((SELECT max(position) FROM s_workers), 0) + n.ord
+  FROM unnest(%(identifiers)s::text[], %(classes)s::text[], %(scopes)s::text[],
+              %(titles)s::text[], %(descriptions)s::text[], %(icons)s::text[])
+       WITH ORDINALITY AS n(i, c, s, t, d, ic, ord)
+ON CONFLICT (identifier) DO UPDATE
+   SET class = excluded.class, scope = excluded.scope, title = excluded.title,
+       description = excluded.description, icon = excluded.icon, updated_at = now()
+ WHERE (w.class, w.scope, w.title, w.description, w.icon)
+       IS DISTINCT FROM (excluded.class, excluded.scope, excluded.title, excluded.description,
+                         excluded.icon)
+RETURNING w.identifier, (xmax = 0) AS inserted;
+
+-- name: worker_list
+SELECT * FROM s_workers
+ WHERE (NOT %(active_only)s OR active)
+ ORDER BY position, identifier;
+
+-- name: worker_get
+SELECT * FROM s_workers WHERE identifier = %(identifier)s;
+
+-- name: worker_set_active
+UPDATE s_workers SET active = %(active)s, updated_at = now()
+ WHERE identifier = %(identifier)s
+RETURNING *;
+
+-- name: worker_update_settings
+-- Shallow merge: given keys replace stored ones.
+UPDATE s_workers SET settings = settings || %(settings)s::jsonb, updated_at = now()
+ WHERE identifier = %(identifier)s
+RETURNING *;
+
+-- name: worker_delete_many
+DELETE FROM s_workers WHERE identifier = ANY(%(identifiers)s::text[]) RETURNING identifier;
+
+-- name: worker_states
+-- What a daemon reloads when workers change: activity and settings of its identifiers.
+SELECT identifier, active, settings FROM s_workers
+ WHERE identifier = ANY(%(identifiers)s::text[]);
+
+-- name: worker_count
+SELECT count(*) AS total, count(*) FILTER (WHERE active) AS active FROM s_workers;

@@ -1,0 +1,41 @@
+"""Action names → worker methods, by sTask's rule.
+
+sTask strips ``-``, ``_`` and spaces from the action and looks up ``task<Action>``
+case-insensitively, so ``sync_stock``, ``sync-stock``, ``Sync Stock``, ``SYNC_STOCK`` and
+``syncStock`` all reach the same method. In Python the method is ``task_sync_stock``; both sides
+are reduced to the same key (lower case, no separators) for the lookup.
+"""
+
+from __future__ import annotations
+
+import re
+
+PREFIX = "task_"
+_SEPARATORS = re.compile(r"[-_ ]+")
+
+
+def action_key(action: str) -> str:
+    """The lookup key of an action name (``Sync-Stock`` → ``syncstock``)."""
+    return _SEPARATORS.sub("", action.strip()).lower()
+
+
+def method_key(method_name: str) -> str | None:
+    """The lookup key of a method name, or None if it is not an action method."""
+    if not method_name.startswith(PREFIX) or len(method_name) == len(PREFIX):
+        return None
+    return action_key(method_name[len(PREFIX) :])
+
+
+def action_methods(cls: type) -> dict[str, str]:
+    """``{key: method name}`` for every public ``task_*`` method of ``cls`` (MRO included)."""
+    found: dict[str, str] = {}
+    for name in dir(cls):
+        key = method_key(name)
+        if key and callable(getattr(cls, name, None)):
+            found.setdefault(key, name)
+    return found
+
+
+def action_name(method_name: str) -> str:
+    """The canonical action name of a method (``task_sync_stock`` → ``sync_stock``)."""
+    return method_name[len(PREFIX) :]

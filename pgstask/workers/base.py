@@ -1,0 +1,141 @@
+"""``BaseWorker``: what a worker class extends.
+
+A worker has a unique ``identifier``, metadata (``scope``, ``title``, ``description``, ``icon``),
+``settings`` (the class attribute holds the defaults; an instance sees them merged with the JSON
+stored in ``s_workers.settings``), and actions: methods ``task_<action>(self, task, options)``.
+An action that returns without marking its task finishes it as completed; one that raises is
+retried with backoff until ``max_attempts``; ``mark_failed`` fails the task for good.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pgstask.errors import ConfigurationError, PgstaskError, UnknownActionError
+from pgstask.logs import LogRecord
+from pgstask.task import Task
+from pgstask.workers.actions import action_key, action_methods, action_name
+from pgstask.workers.context import Mark, TaskRun
+
+if TYPE_CHECKING:
+    from pgstask.client import Client
+
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}$")
+
+
+class BaseWorker:
+    """Base class of every worker. Subclasses set ``identifier`` and define ``task_*`` methods."""
+
+    identifier: ClassVar[str] = ""
+    scope: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    icon: ClassVar[str] = ""
+    #: Defaults, merged under ``s_workers.settings``. ``timeout`` (seconds) bounds each action.
+    settings: Mapping[str, Any] = {}
+
+    def __init__(
+        self, settings: Mapping[str, Any] | None = None, *, client: Client | None = None
+    ) -> None:
+        self.settings = {**type(self).settings, **(settings or {})}
+        self._client = client
+        self._runs: dict[int, TaskRun] = {}
+
+    # --- class-level description -------------------------------------------------------------
+
+    @classmethod
+    def check_identifier(cls) -> str:
+        """The identifier, validated (URL-safe, 1-255 characters)."""
+        ident = cls.identifier
+        if not isinstance(ident, str) or not _IDENTIFIER.match(ident):
+            raise ConfigurationError(
+                f"worker {cls.__module__}.{cls.__qualname__} needs an identifier of letters, "
+                f"digits, '_', '.', ':' or '-' (1-255 characters), not {ident!r}"
+            )
+        return ident
+
+    @classmethod
+    def display_title(cls) -> str:
+        return cls.title or cls.identifier.replace("_", " ").replace("-", " ").title()
+
+    @classmethod
+    def actions(cls) -> list[str]:
+        """The action names this worker answers to (canonical spelling)."""
+        return sorted(action_name(m) for m in action_methods(cls).values())
+
+    @classmethod
+    def resolve_action(cls, action: str) -> str:
+        """The method name for ``action``; ``UnknownActionError`` if there is none."""
+        method = action_methods(cls).get(action_key(action)) if isinstance(action, str) else None
+        if method is None:
+            known = ", ".join(cls.actions()) or "none"
+            raise UnknownActionError(
+                f"worker {cls.identifier!r} has no action {action!r} (its actions: {known})"
+            )
+        return method
+
+    # --- helpers for actions -----------------------------------------------------------------
+
+    def _run(self, task: Task | int) -> TaskRun:
+        task_id = task if isinstance(task, int) else task.id
+        run = self._runs.get(task_id)
+        if run is None:
+            raise PgstaskError(
+                f"task {task_id} is not running in this worker; progress, marks and logs are "
+                "available to an action while a daemon (or run-once) runs it"
+            )
+        return run
+
+    def push_progress(
+        self,
+        task: Task,
+        progress: float | None = None,
+        processed: int | None = None,
+        total: int | None = None,
+        eta: float | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Report progress. Fields not given keep their earlier values; with ``processed`` and
+        ``total`` the percentage and the ETA (seconds) are derived when not given. Raises
+        ``TaskCancelled`` if the task was cancelled or timed out meanwhile."""
+        run = self._run(task)
+        run.check()
+        run.tracker.push(
+            progress=progress, processed=processed, total=total, eta=eta, message=message
+        )
+
+    def check_cancelled(self, task: Task) -> None:
+        """Raise ``TaskCancelled`` if the task was cancelled (for loops without progress)."""
+        self._run(task).check()
+
+    def mark_finished(self, task: Task, result: Any = None, message: str | None = None) -> None:
+        """Finish the task as completed with ``result`` (any JSON value, e.g. a file path)."""
+        run = self._run(task)
+        run.mark, run.result, run.message = Mark.FINISHED, result, message
+
+    def mark_failed(self, task: Task, message: str) -> None:
+        """Fail the task for good (no retry), with ``message``."""
+        run = self._run(task)
+        run.mark, run.message = Mark.FAILED, str(message)
+
+    def log(self, task: Task, level: str, message: str, **context: Any) -> None:
+        """Add a log record to the task (level: debug, info, warning, error, critical)."""
+        run = self._run(task)
+        run.emit_log(LogRecord.make(run.task.id, level, message, **context))
+
+    # --- enqueueing --------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            from pgstask.client import Client
+
+            self._client = Client()
+        return self._client
+
+    def create_task(self, action: str, data: Mapping[str, Any] | None = None, **kwargs: Any) -> Task:
+        """Enqueue ``action`` of this worker (keyword arguments as for ``Client.create``)."""
+        self.resolve_action(action)
+        return self.client.create(self.identifier, action, data, **kwargs)

@@ -1,0 +1,96 @@
+"""Finding worker classes: the ``pgstask.workers`` entry-point group and ``PGSTASK_WORKERS``.
+
+An entry point names a worker class (``demo = "pkg.module:DemoWorker"``) or a module, whose
+``BaseWorker`` subclasses with an identifier are all taken. ``PGSTASK_WORKERS`` lists modules the
+same way. Two classes with one identifier are a configuration error: the daemon would not know
+which to run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from collections.abc import Iterable
+from importlib.metadata import entry_points
+from types import ModuleType
+
+from pgstask.errors import ConfigurationError
+from pgstask.workers.base import BaseWorker
+
+GROUP = "pgstask.workers"
+_log = logging.getLogger(__name__)
+
+WorkerClasses = dict[str, type[BaseWorker]]
+
+
+def class_path(cls: type) -> str:
+    """``module:QualName``, the form stored in ``s_workers.class``."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def load_class(path: str) -> type[BaseWorker] | None:
+    """The worker class at ``module:QualName``, or None if it cannot be imported any more."""
+    module_name, _, qualname = path.partition(":")
+    try:
+        obj: object = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except Exception:  # an orphan may fail to import in any way
+        return None
+    if inspect.isclass(obj) and issubclass(obj, BaseWorker):
+        return obj
+    return None
+
+
+def _workers_in(module: ModuleType) -> list[type[BaseWorker]]:
+    return [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj)
+        and issubclass(obj, BaseWorker)
+        and obj.__module__ == module.__name__
+        and obj.identifier
+    ]
+
+
+def _add(found: WorkerClasses, cls: type[BaseWorker]) -> None:
+    ident = cls.check_identifier()
+    other = found.get(ident)
+    if other is not None and other is not cls:
+        raise ConfigurationError(
+            f"two worker classes have the identifier {ident!r}: {class_path(other)} and "
+            f"{class_path(cls)}; give one of them another identifier"
+        )
+    found[ident] = cls
+
+
+def discover(modules: Iterable[str] = (), *, entry_point_group: str = GROUP) -> WorkerClasses:
+    """Every worker class installed (entry points) or named in ``modules``."""
+    found: WorkerClasses = {}
+    for ep in entry_points(group=entry_point_group):
+        try:
+            obj = ep.load()
+        except Exception as exc:
+            _log.warning("skipping worker entry point %s (%s): %s", ep.name, ep.value, exc)
+            continue
+        if inspect.ismodule(obj):
+            for cls in _workers_in(obj):
+                _add(found, cls)
+        elif inspect.isclass(obj) and issubclass(obj, BaseWorker):
+            _add(found, obj)
+        else:
+            _log.warning("entry point %s (%s) is not a worker class or module", ep.name, ep.value)
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except Exception as exc:
+            raise ConfigurationError(
+                f"cannot import worker module {name!r} (from PGSTASK_WORKERS): {exc}"
+            ) from exc
+        classes = _workers_in(module)
+        if not classes:
+            _log.warning("worker module %s defines no BaseWorker subclass with an identifier", name)
+        for cls in classes:
+            _add(found, cls)
+    return dict(sorted(found.items()))
