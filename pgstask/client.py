@@ -271,6 +271,8 @@ class Client:
             raise TaskNotFoundError(task_id)
         if row is None:
             raise TaskStateError(f"task {task_id} is already {found.status_text}; nothing to cancel")
+        was = Status(row["previous_status"]).text
+        self.log(task_id, "warning", message, previous_status=was)
         return found
 
     def retry(self, task: Task | int) -> Task:

@@ -21,7 +21,7 @@ DELETE FROM s_task_logs WHERE task_id = %(task_id)s;
 -- name: log_delete_older_than
 WITH old AS (
     SELECT id FROM s_task_logs
-     WHERE created_at < now() - make_interval(days => %(days)s)
+     WHERE created_at < now() - %(days)s::float8 * interval '1 day'
      ORDER BY id LIMIT %(limit)s
 )
 DELETE FROM s_task_logs l USING old WHERE l.id = old.id;

@@ -192,7 +192,7 @@ SELECT t.identifier, coalesce(w.active, false) AS known, count(*) AS count
 WITH old AS (
     SELECT id FROM s_tasks
      WHERE status IN (80, 90, 100)
-       AND finished_at < now() - make_interval(days => %(days)s)
+       AND finished_at < now() - %(days)s::float8 * interval '1 day'
      ORDER BY id
      LIMIT %(limit)s
 )

@@ -1,0 +1,82 @@
+"""Workers the test suite runs (imported through PGSTASK_WORKERS=tests.sample_workers).
+
+Every action appends ``<task id> <attempt> <pid>`` to ``executions.log`` in the worker's storage
+setting (or the current directory), so tests can count executions across processes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from pgstask import BaseWorker, Task
+
+
+def record(worker: BaseWorker, task: Task) -> None:
+    path = Path(os.environ.get("PGSTASK_STORAGE") or worker.settings.get("record_dir") or ".")
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / "executions.log", "a", encoding="utf-8") as fh:
+        fh.write(f"{task.id} {task.attempts} {os.getpid()}\n")
+
+
+class SampleWorker(BaseWorker):
+    identifier = "sample"
+    scope = "tests"
+    title = "Sample"
+    description = "Actions for the test suite"
+    settings = {"greeting": "hello", "record_dir": None}
+
+    def task_noop(self, task: Task, options: dict[str, Any]) -> None:
+        record(self, task)
+
+    def task_sync_stock(self, task: Task, options: dict[str, Any]) -> None:
+        record(self, task)
+        self.mark_finished(task, result="synced")
+
+    def task_sleep(self, task: Task, options: dict[str, Any]) -> None:
+        record(self, task)
+        deadline = time.monotonic() + float(options.get("seconds", 1.0))
+        while time.monotonic() < deadline:
+            self.push_progress(task, message="sleeping")
+            time.sleep(0.02)
+
+    def task_busy(self, task: Task, options: dict[str, Any]) -> None:
+        """Sleep without ever reporting progress (cannot be stopped early)."""
+        record(self, task)
+        time.sleep(float(options.get("seconds", 1.0)))
+
+    def task_steps(self, task: Task, options: dict[str, Any]) -> None:
+        record(self, task)
+        total = int(options.get("total", 10))
+        for i in range(1, total + 1):
+            self.push_progress(task, processed=i, total=total, message=f"step {i}")
+        self.mark_finished(task, result={"steps": total}, message=f"did {total} steps")
+
+    def task_fail(self, task: Task, options: dict[str, Any]) -> None:
+        record(self, task)
+        raise RuntimeError(options.get("error", "boom"))
+
+    def task_give_up(self, task: Task, options: dict[str, Any]) -> None:
+        record(self, task)
+        self.mark_failed(task, "gave up on purpose")
+
+    def task_settings(self, task: Task, options: dict[str, Any]) -> None:
+        self.mark_finished(task, result=dict(self.settings))
+
+    def task_log(self, task: Task, options: dict[str, Any]) -> None:
+        self.log(task, "info", "first", n=1)
+        self.log(task, "warning", "second")
+        self.log(task, "error", "third", reason="test")
+
+
+class SlowWorker(BaseWorker):
+    identifier = "slow"
+    settings = {"timeout": 0.5}
+
+    def task_spin(self, task: Task, options: dict[str, Any]) -> None:
+        record(self, task)
+        while True:
+            self.push_progress(task, message="spinning")
+            time.sleep(0.02)

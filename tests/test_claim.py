@@ -1,0 +1,183 @@
+"""Claiming and completing: order, SKIP LOCKED, attempts at claim, compare-and-set (item 2)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from collections import Counter
+
+import psycopg
+import pytest
+
+from pgstask import Client, queries
+from pgstask.db import connect
+from pgstask.settings import Settings
+from pgstask.task import Status
+from tests.daemons import executions, running_daemon, wait_for
+
+
+def _register(conn: psycopg.Connection[dict[str, object]], *identifiers: str) -> None:
+    n = len(identifiers)
+    queries.worker_register_many(
+        conn,
+        active=True,
+        identifiers=list(identifiers),
+        classes=["x:Y"] * n,
+        scopes=[""] * n,
+        titles=[""] * n,
+        descriptions=[""] * n,
+        icons=[""] * n,
+    )
+
+
+def test_claim_orders_by_priority_then_start_at_then_id(conn: psycopg.Connection) -> None:  # type: ignore[type-arg]
+    _register(conn, "w")
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    ids = {}
+    for name, priority, start in [
+        ("low", "low", None),
+        ("normal-late", "normal", None),
+        ("high", "high", None),
+        ("normal-early", "normal", past),
+        ("high-early", "high", past),
+    ]:
+        conn.execute(
+            "INSERT INTO s_tasks (identifier, action, priority, start_at) "
+            "VALUES ('w', %s, %s, coalesce(%s, now())) RETURNING id",
+            (name, priority, start),
+        )
+        ids[name] = conn.execute("SELECT max(id) AS id FROM s_tasks").fetchone()["id"]  # type: ignore[index]
+    claimed = queries.task_claim(conn, daemon_id=uuid.uuid4(), identifiers=["w"], limit=10)
+    order = sorted(
+        claimed, key=lambda t: (t.priority != "high", t.priority == "low", t.start_at, t.id)
+    )
+    assert [t.action for t in order] == ["high-early", "high", "normal-early", "normal-late", "low"]
+    assert all(t.status == Status.RUNNING and t.attempts == 1 for t in claimed)
+
+
+def test_claim_takes_at_most_the_free_slots_and_skips_locked_rows(dsn: str) -> None:
+    with connect(dsn) as setup:
+        _register(setup, "w")
+        setup.execute(
+            "INSERT INTO s_tasks (identifier, action) SELECT 'w', 'a' FROM generate_series(1, 10)"
+        )
+        setup.commit()
+    first, second = connect(dsn), connect(dsn)
+    try:
+        a = queries.task_claim(first, daemon_id=uuid.uuid4(), identifiers=["w"], limit=4)
+        # first has not committed: its rows are locked, the second claimer skips them
+        b = queries.task_claim(second, daemon_id=uuid.uuid4(), identifiers=["w"], limit=4)
+        assert len(a) == 4 and len(b) == 4
+        assert not {t.id for t in a} & {t.id for t in b}
+        first.commit()
+        second.commit()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_future_tasks_inactive_and_unknown_workers_are_not_claimed(
+    conn: psycopg.Connection,
+) -> None:  # type: ignore[type-arg]
+    _register(conn, "w", "off")
+    queries.worker_set_active(conn, identifier="off", active=False)
+    conn.execute(
+        "INSERT INTO s_tasks (identifier, action, start_at) VALUES ('w', 'later', now() + interval '1 hour')"
+    )
+    conn.execute("INSERT INTO s_tasks (identifier, action) VALUES ('off', 'a'), ('nobody', 'a')")
+    assert (
+        queries.task_claim(
+            conn, daemon_id=uuid.uuid4(), identifiers=["w", "off", "nobody"], limit=10
+        )
+        == []
+    )
+    due = queries.task_next_start_at(conn, identifiers=["w"])
+    assert due is not None and due > dt.datetime.now(dt.UTC)
+
+
+def test_completion_is_a_compare_and_set(conn: psycopg.Connection) -> None:  # type: ignore[type-arg]
+    _register(conn, "w")
+    conn.execute("INSERT INTO s_tasks (identifier, action) VALUES ('w', 'a')")
+    me, other = uuid.uuid4(), uuid.uuid4()
+    [task] = queries.task_claim(conn, daemon_id=me, identifiers=["w"], limit=1)
+    common = {"ids": [task.id], "messages": [None], "results": [None], "peak_memory": [None]}
+    # another daemon, or a stale attempt number, cannot complete it
+    assert queries.task_complete_many(conn, daemon_id=other, attempts=[1], **common) == []  # type: ignore[arg-type]
+    assert queries.task_complete_many(conn, daemon_id=me, attempts=[2], **common) == []  # type: ignore[arg-type]
+    assert queries.task_complete_many(conn, daemon_id=me, attempts=[1], **common) == [task.id]  # type: ignore[arg-type]
+    # and a second completion changes nothing
+    assert queries.task_complete_many(conn, daemon_id=me, attempts=[1], **common) == []  # type: ignore[arg-type]
+    done = queries.task_get(conn, id=task.id)
+    assert done is not None and done.status == Status.COMPLETED and done.progress == 100
+
+
+def test_explain_claim_uses_the_partial_index(conn: psycopg.Connection) -> None:  # type: ignore[type-arg]
+    _register(conn, "w")
+    conn.execute(
+        "INSERT INTO s_tasks (identifier, action, priority) "
+        "SELECT 'w', 'a', (ARRAY['low','normal','high'])[1 + i % 3] FROM generate_series(1, 20000) i"
+    )
+    conn.execute("ANALYZE s_tasks")
+    plan = conn.execute(
+        "EXPLAIN SELECT id FROM s_tasks WHERE status = 10 AND start_at <= now() "
+        "ORDER BY priority_rank, start_at, id LIMIT 10 FOR UPDATE SKIP LOCKED"
+    ).fetchall()
+    assert "s_tasks_claim_idx" in "\n".join(str(r) for r in plan)
+
+
+def test_two_daemons_run_5000_tasks_exactly_once(settings: Settings) -> None:
+    fast = settings.replace(concurrency=8)
+    with Client(settings=fast) as client:
+        client.create_many([{"identifier": "sample", "action": "noop"} for _ in range(5000)])
+        with running_daemon(fast), running_daemon(fast):
+            wait_for(lambda: client.stats()["completed"] == 5000, timeout=90)
+        stats = client.stats()
+    assert stats["completed"] == 5000 and stats["failed"] == 0 and stats["pending"] == 0
+    runs = executions(fast)
+    assert len(runs) == 5000
+    assert len({task_id for task_id, _, _ in runs}) == 5000
+    with psycopg.connect(settings.dsn or "") as conn:
+        attempts = conn.execute("SELECT attempts, count(*) FROM s_tasks GROUP BY 1").fetchall()
+    assert attempts == [(1, 5000)]
+
+
+def test_concurrent_claimers_never_share_a_task(dsn: str) -> None:
+    with connect(dsn) as setup:
+        _register(setup, "w")
+        setup.execute(
+            "INSERT INTO s_tasks (identifier, action) SELECT 'w', 'a' FROM generate_series(1, 2000)"
+        )
+        setup.commit()
+    seen: Counter[int] = Counter()
+    lock = threading.Lock()
+
+    def claimer() -> None:
+        with connect(dsn) as conn:
+            me = uuid.uuid4()
+            while True:
+                batch = queries.task_claim(conn, daemon_id=me, identifiers=["w"], limit=7)
+                conn.commit()
+                if not batch:
+                    return
+                with lock:
+                    seen.update(t.id for t in batch)
+
+    threads = [threading.Thread(target=claimer, name=f"claimer-{i}") for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(seen) == 2000 and set(seen.values()) == {1}
+
+
+@pytest.mark.parametrize("limit", [1, 3])
+def test_claim_never_exceeds_its_limit(conn: psycopg.Connection, limit: int) -> None:  # type: ignore[type-arg]
+    _register(conn, "w")
+    conn.execute(
+        "INSERT INTO s_tasks (identifier, action) SELECT 'w', 'a' FROM generate_series(1, 50)"
+    )
+    assert (
+        len(queries.task_claim(conn, daemon_id=uuid.uuid4(), identifiers=["w"], limit=limit))
+        == limit
+    )
