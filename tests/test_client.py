@@ -1,0 +1,163 @@
+"""The client facade, retries and bad input (items 7, 8)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import psycopg
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pgstask import Client, InvalidTaskError, Status, TaskNotFoundError, TaskStateError
+from pgstask.retry import backoff
+from pgstask.settings import Settings
+from tests.daemons import executions, running_daemon, wait_for
+
+
+@pytest.fixture(autouse=True)
+def _record_runs_in_storage(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sample actions run in this process record their executions in the test's storage."""
+    monkeypatch.setenv("PGSTASK_STORAGE", str(settings.storage))
+
+
+@given(
+    attempt=st.integers(min_value=1, max_value=10_000),
+    base=st.floats(min_value=0.01, max_value=60),
+    factor=st.floats(min_value=1, max_value=1000),
+    r=st.floats(min_value=0, max_value=1),
+)
+def test_backoff_is_bounded_and_grows(attempt: int, base: float, factor: float, r: float) -> None:
+    maximum = base * factor
+    delay = backoff(attempt, base=base, maximum=maximum, rand=lambda: r)
+    assert base * 0.75 - 1e-9 <= delay <= maximum + 1e-9
+    if attempt > 1:
+        assert backoff(attempt, base=base, maximum=maximum, rand=lambda: 0.5) >= backoff(
+            attempt - 1, base=base, maximum=maximum, rand=lambda: 0.5
+        )
+
+
+def test_create_in_the_callers_transaction(settings: Settings) -> None:
+    with Client(settings=settings) as client, psycopg.connect(settings.dsn or "") as conn:
+        rolled_back = client.create("sample", "noop", conn=conn)
+        conn.rollback()
+        kept = client.create("sample", "noop", {"k": 1}, conn=conn)
+        conn.commit()
+        with pytest.raises(TaskNotFoundError):
+            client.get(rolled_back.id)
+        assert client.get(kept.id).meta == {"k": 1}
+        with running_daemon(settings):
+            wait_for(lambda: client.get(kept).status == Status.COMPLETED)
+        assert [e[0] for e in executions(settings)] == [kept.id]
+
+
+def test_bulk_create_stats_and_pending_order(settings: Settings) -> None:
+    settings = settings.replace(worker_modules=("tests.sample_workers",))
+    with Client(settings=settings) as client:
+        tasks = client.create_many(
+            [{"identifier": "sample", "action": "noop", "priority": p} for p in ("low", "high", "normal")]
+            + [{"identifier": "x", "action": "y", "data": {"i": 1}, "max_attempts": 5}]
+        )
+        assert [t.priority for t in tasks] == ["low", "high", "normal", "normal"]
+        assert tasks[3].max_attempts == 5 and tasks[3].meta == {"i": 1}
+        assert [t.priority for t in client.pending_tasks(3)] == ["high", "normal", "normal"]
+        stats = client.stats()
+        assert stats["pending"] == 4 and stats["total"] == 4 and stats["completed"] == 0
+        assert client.process_pending_tasks(batch_size=2) == 2
+        assert client.stats()["completed"] == 2
+        listed = client.list(status="completed")
+        assert {t.priority for t in listed} == {"high", "normal"}
+        page = client.list(limit=2)
+        assert client.list(before_id=page[-1].id, limit=10)[0].id < page[-1].id
+
+
+def test_execute_runs_one_task_now_even_if_scheduled_later(settings: Settings) -> None:
+    settings = settings.replace(worker_modules=("tests.sample_workers",))
+    with Client(settings=settings) as client:
+        later = client.create("sample", "noop", start_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+        assert client.execute(later) is True
+        assert client.get(later).status == Status.COMPLETED
+        with pytest.raises(TaskStateError, match="only pending tasks"):
+            client.execute(later)
+
+
+def test_failures_retry_with_backoff_then_fail(settings: Settings) -> None:
+    with Client(settings=settings) as client, running_daemon(settings):
+        task = client.create("sample", "fail", {"error": "bad row"}, max_attempts=3)
+        final_at_once = client.create("sample", "give_up")
+        wait_for(lambda: client.get(task).status == Status.FAILED and client.get(final_at_once).is_finished)
+        failed = client.get(task)
+        assert failed.attempts == 3 and failed.message == "Failed: RuntimeError: bad row"
+        gave_up = client.get(final_at_once)
+        assert gave_up.status == Status.FAILED and gave_up.attempts == 1
+        assert gave_up.message == "gave up on purpose"
+        retried = client.retry(task)
+        assert retried.status == Status.PENDING and retried.attempts == 0
+        wait_for(lambda: client.get(task).status == Status.FAILED and client.get(task).attempts == 3)
+    assert sorted(a for t, a, _ in executions(settings) if t == task.id) == [1, 1, 2, 2, 3, 3]
+
+
+def test_retry_and_cancel_refuse_the_wrong_states(settings: Settings) -> None:
+    with Client(settings=settings) as client:
+        task = client.create("sample", "noop")
+        with pytest.raises(TaskStateError, match="only failed or cancelled"):
+            client.retry(task)
+        client.cancel(task)
+        with pytest.raises(TaskStateError, match="already cancelled"):
+            client.cancel(task)
+        assert client.retry(task).status == Status.PENDING
+        with pytest.raises(TaskNotFoundError):
+            client.cancel(999_999)
+
+
+def test_clean_old_tasks_removes_finished_ones_with_their_logs(settings: Settings) -> None:
+    with Client(settings=settings) as client:
+        old, recent, pending = (client.create("sample", "noop") for _ in range(3))
+        client.cancel(old)
+        client.cancel(recent)
+        with client.connection() as conn:
+            conn.execute(
+                "UPDATE s_tasks SET finished_at = now() - interval '31 days' WHERE id = %s", (old.id,)
+            )
+        assert client.clean_old_tasks(30) == 1
+        with pytest.raises(TaskNotFoundError):
+            client.get(old)
+        assert client.get(recent).status == Status.CANCELLED
+        assert client.get(pending).status == Status.PENDING
+
+
+def test_dedupe_key_returns_the_incomplete_task(settings: Settings) -> None:
+    with Client(settings=settings) as client:
+        first = client.create("sample", "noop", dedupe_key="nightly")
+        assert client.create("sample", "noop", dedupe_key="nightly").id == first.id
+        client.cancel(first)
+        assert client.create("sample", "noop", dedupe_key="nightly").id != first.id
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"identifier": "", "action": "a"}, "identifier must be a non-empty string"),
+        ({"identifier": "w", "action": None}, "action must be a non-empty string"),
+        ({"identifier": "w", "action": "a", "data": [1]}, "data must be a JSON object"),
+        ({"identifier": "w", "action": "a", "data": {"x": object()}}, "not JSON-serialisable"),
+        ({"identifier": "w", "action": "a", "data": {"x": float("nan")}}, "not JSON-serialisable"),
+        ({"identifier": "w", "action": "a", "data": {"x": "a\x00b"}}, "NUL"),
+        ({"identifier": "w", "action": "a", "data": {"x": "y" * 1_100_000}}, "larger than"),
+        ({"identifier": "w", "action": "a", "priority": "urgent"}, "unknown priority"),
+        ({"identifier": "w", "action": "a", "max_attempts": 0}, "between 1 and 1000"),
+        ({"identifier": "w", "action": "a", "start_at": dt.datetime(2030, 1, 1)}, "timezone-aware"),
+    ],
+)
+def test_bad_input_is_rejected_and_nothing_is_created(
+    settings: Settings, kwargs: dict[str, object], message: str
+) -> None:
+    with Client(settings=settings) as client:
+        identifier, action = kwargs.pop("identifier"), kwargs.pop("action")
+        with pytest.raises(InvalidTaskError, match=message):
+            client.create(identifier, action, **kwargs)  # type: ignore[arg-type]
+        with pytest.raises(InvalidTaskError, match=r"task #1: .*" + message):
+            client.create_many(
+                [{"identifier": "w", "action": "ok"}, {"identifier": identifier, "action": action, **kwargs}]
+            )
+        assert client.stats()["total"] == 0

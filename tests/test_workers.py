@@ -1,0 +1,147 @@
+"""Workers: action mapping, discovery, settings, activation, unknown workers (item 4)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pgstask import BaseWorker, Client, Status, UnknownActionError
+from pgstask.errors import ConfigurationError, PgstaskError
+from pgstask.settings import Settings
+from pgstask.workers.registry import class_path, discover, load_class
+from tests.daemons import running_daemon, wait_for
+from tests.sample_workers import SampleWorker
+
+
+@pytest.mark.parametrize(
+    "action", ["sync_stock", "sync-stock", "Sync Stock", "SYNC_STOCK", "syncStock", "SyncStock", "sync__stock"]
+)
+def test_action_names_map_like_stask(action: str) -> None:
+    assert SampleWorker.resolve_action(action) == "task_sync_stock"
+
+
+@pytest.mark.parametrize("action", ["sync.stock", "sync:stock", "", "   ", "missing"])
+def test_unknown_actions_are_rejected_with_the_known_ones_listed(action: str) -> None:
+    with pytest.raises(UnknownActionError, match="its actions: .*sync_stock"):
+        SampleWorker.resolve_action(action)
+
+
+def test_identifier_is_validated() -> None:
+    class Bad(BaseWorker):
+        identifier = "has spaces"
+
+    with pytest.raises(ConfigurationError, match="identifier"):
+        Bad.check_identifier()
+    assert SampleWorker.check_identifier() == "sample"
+
+
+def test_discovery_from_modules_and_entry_points() -> None:
+    found = discover(["tests.sample_workers"])
+    assert {"sample", "slow", "demo", "report"} <= set(found)
+    assert found["sample"] is SampleWorker
+    assert load_class(class_path(SampleWorker)) is SampleWorker
+    assert load_class("no.such.module:Worker") is None
+    with pytest.raises(ConfigurationError, match="cannot import worker module 'no_such_module'"):
+        discover(["no_such_module"])
+
+
+def test_two_classes_with_one_identifier_are_an_error() -> None:
+    class Twin(BaseWorker):
+        identifier = "sample"
+
+    import types
+
+    module = types.ModuleType("twin_module")
+    Twin.__module__ = "twin_module"
+    module.Twin = Twin  # type: ignore[attr-defined]
+    import sys
+
+    sys.modules["twin_module"] = module
+    try:
+        with pytest.raises(ConfigurationError, match="two worker classes"):
+            discover(["tests.sample_workers", "twin_module"])
+    finally:
+        del sys.modules["twin_module"]
+
+
+def test_settings_merge_class_defaults_with_stored_ones(settings: Settings) -> None:
+    with Client(settings=settings) as client:
+        client.discover_workers(["tests.sample_workers"])
+        client.update_worker_settings("sample", {"greeting": "hi", "extra": 1})
+        task = client.create("sample", "settings")
+        with running_daemon(settings):
+            wait_for(lambda: client.get(task).status == Status.COMPLETED)
+        result = client.get(task).result
+    assert result["greeting"] == "hi" and result["extra"] == 1 and "record_dir" in result
+
+
+def test_settings_changes_reach_a_running_daemon(settings: Settings) -> None:
+    with Client(settings=settings) as client, running_daemon(settings) as daemon:
+        client.update_worker_settings("sample", {"greeting": "live"})
+        wait_for(lambda: daemon.workers["sample"].settings.get("greeting") == "live")
+
+
+def test_unknown_action_fails_the_task_with_a_clear_message(settings: Settings) -> None:
+    with Client(settings=settings) as client, running_daemon(settings):
+        task = client.create("sample", "does-not-exist")
+        wait_for(lambda: client.get(task).status == Status.FAILED)
+        final = client.get(task)
+    assert "no action 'does-not-exist'" in (final.message or "")
+    assert final.attempts == 1  # not retried: it can never succeed
+
+
+def test_unknown_worker_tasks_stay_pending_and_are_visible(settings: Settings) -> None:
+    with Client(settings=settings) as client, running_daemon(settings):
+        task = client.create("nobody-runs-this", "x")
+        known = client.create("sample", "noop")
+        wait_for(lambda: client.get(known).status == Status.COMPLETED)
+        assert client.get(task).status == Status.PENDING
+        waiting = client.stats()["waiting_for_worker"]
+    assert waiting == {"nobody-runs-this": {"count": 1, "registered": False}}
+
+
+def test_deactivating_stops_new_claims_at_once_and_activating_resumes(settings: Settings) -> None:
+    with Client(settings=settings) as client, running_daemon(settings.replace(poll_interval=60)):
+        client.deactivate_worker("sample")
+        task = client.create("sample", "noop")
+        other = client.create("slow", "spin", max_attempts=1)  # wakes the daemon; slow is active
+        wait_for(lambda: client.get(other).status != Status.PENDING)
+        assert client.get(task).status == Status.PENDING
+        assert client.stats()["waiting_for_worker"]["sample"]["registered"] is False
+        client.activate_worker("sample")
+        client.create("slow", "spin", max_attempts=1)  # a new insert wakes the daemon again
+        wait_for(lambda: client.get(task).status == Status.COMPLETED)
+
+
+def test_first_registration_is_active_unless_configured(settings: Settings) -> None:
+    with Client(settings=settings.replace(auto_activate=False)) as client:
+        assert client.discover_workers(["tests.sample_workers"]) == ["demo", "report", "sample", "slow"]
+        assert not client.worker("sample")["active"]
+        assert client.discover_workers(["tests.sample_workers"]) == []
+    with Client(settings=settings) as client:
+        client.clean_orphaned_workers()
+        assert client.worker("sample")["active"] is False  # an admin's choice is kept
+
+
+def test_rescan_and_clean_orphaned(settings: Settings) -> None:
+    with Client(settings=settings) as client:
+        client.discover_workers(["tests.sample_workers"])
+        with client.connection() as conn:
+            conn.execute("UPDATE s_workers SET title = 'old' WHERE identifier = 'sample'")
+            conn.execute(
+                "INSERT INTO s_workers (identifier, class) VALUES ('gone', 'vanished.module:Gone')"
+            )
+        assert client.rescan_workers(["tests.sample_workers"]) == ["sample"]
+        assert client.worker("sample")["title"] == "Sample"
+        assert client.clean_orphaned_workers() == ["gone"]
+        with pytest.raises(PgstaskError, match="no worker has the identifier 'gone'"):
+            client.worker("gone")
+        with pytest.raises(PgstaskError):
+            client.activate_worker("gone")
+
+
+def test_helpers_outside_a_run_explain_themselves() -> None:
+    worker = SampleWorker()
+    from tests.test_progress import fake_task
+
+    with pytest.raises(PgstaskError, match="not running in this worker"):
+        worker.push_progress(fake_task(), progress=5)
