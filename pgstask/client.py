@@ -34,6 +34,12 @@ from pgstask.workers import registry
 
 MAX_META_BYTES = 1024 * 1024
 
+# Aliases: inside Client, ``list`` names the method.
+TaskList = list[Task]
+Rows = list[dict[str, Any]]
+Names = list[str]
+Records = list[LogRecord]
+
 
 def resolve_dsn(settings: Settings) -> str:
     """The configured DSN, or the embedded PostgreSQL's (started if needed)."""
@@ -121,7 +127,9 @@ class Client:
         """Enqueue one task. With ``conn`` it is created in the caller's transaction (rolled
         back = never runs). With ``dedupe_key``, while a task with that key is incomplete the
         existing task is returned instead of a new one."""
-        spec = _spec(identifier, action, data, priority, start_at, max_attempts, user_id, dedupe_key)
+        spec = _spec(
+            identifier, action, data, priority, start_at, max_attempts, user_id, dedupe_key
+        )
         created = self._insert([spec], conn)
         if created:
             return created[0]
@@ -129,14 +137,21 @@ class Client:
             existing = queries.task_get_by_dedupe_key(c, dedupe_key=str(dedupe_key))
         if existing is None:  # the holder finished between the insert and this read
             return self.create(
-                identifier, action, data, priority=priority, start_at=start_at,
-                max_attempts=max_attempts, user_id=user_id, dedupe_key=dedupe_key, conn=conn,
+                identifier,
+                action,
+                data,
+                priority=priority,
+                start_at=start_at,
+                max_attempts=max_attempts,
+                user_id=user_id,
+                dedupe_key=dedupe_key,
+                conn=conn,
             )
         return existing
 
     def create_many(
         self, tasks: Iterable[Mapping[str, Any]], *, conn: Conn | None = None
-    ) -> list[Task]:
+    ) -> TaskList:
         """Enqueue many tasks in one statement. Each item has the keyword arguments of
         ``create`` (``identifier``, ``action``, ``data``, ``priority``, …). Items whose
         ``dedupe_key`` is taken are skipped; the created tasks are returned in order."""
@@ -146,16 +161,23 @@ class Client:
             if unknown:
                 raise InvalidTaskError(f"task #{i}: unknown field(s) {', '.join(sorted(unknown))}")
             try:
-                specs.append(_spec(
-                    item.get("identifier"), item.get("action"), item.get("data"),  # type: ignore[arg-type]
-                    item.get("priority", "normal"), item.get("start_at"),
-                    item.get("max_attempts", 3), item.get("user_id"), item.get("dedupe_key"),
-                ))
+                specs.append(
+                    _spec(
+                        item.get("identifier"),
+                        item.get("action"),
+                        item.get("data"),  # type: ignore[arg-type]
+                        item.get("priority", "normal"),
+                        item.get("start_at"),
+                        item.get("max_attempts", 3),
+                        item.get("user_id"),
+                        item.get("dedupe_key"),
+                    )
+                )
             except InvalidTaskError as exc:
                 raise InvalidTaskError(f"task #{i}: {exc}") from None
         return self._insert(specs, conn) if specs else []
 
-    def _insert(self, specs: Sequence[dict[str, Any]], conn: Conn | None) -> list[Task]:
+    def _insert(self, specs: Sequence[dict[str, Any]], conn: Conn | None) -> TaskList:
         with self.connection(conn) as c:
             return queries.task_insert_many(
                 c,
@@ -189,7 +211,7 @@ class Client:
         priority: str | None = None,
         before_id: int | None = None,
         limit: int = 50,
-    ) -> list[Task]:
+    ) -> TaskList:
         """Tasks newest first, filtered; page with ``before_id`` = the last id seen."""
         code = None
         if status is not None:
@@ -203,11 +225,16 @@ class Client:
             raise InvalidTaskError(f"limit must be between 1 and 1000, not {limit}")
         with self.connection() as c:
             return queries.task_list(
-                c, status=code, identifier=identifier, action=action, priority=priority,
-                before_id=before_id, limit=limit,
+                c,
+                status=code,
+                identifier=identifier,
+                action=action,
+                priority=priority,
+                before_id=before_id,
+                limit=limit,
             )
 
-    def pending_tasks(self, limit: int = 10) -> list[Task]:
+    def pending_tasks(self, limit: int = 10) -> TaskList:
         """Due pending tasks in the order daemons claim them (priority, start_at, id)."""
         with self.connection() as c:
             return queries.task_pending(c, limit=limit)
@@ -224,7 +251,10 @@ class Client:
         out["total_workers"] = workers["total"]
         out["active_workers"] = workers["active"]
         out["waiting_for_worker"] = {
-            r["identifier"]: {"count": r["count"], "registered": r["known"] is not None and r["known"]}
+            r["identifier"]: {
+                "count": r["count"],
+                "registered": r["known"] is not None and r["known"],
+            }
             for r in waiting
         }
         return out
@@ -252,8 +282,11 @@ class Client:
                 out["progress"], out["eta"] = 100, 0.0
         elif row is not None:
             out.update(
-                progress=row["progress"], processed=row["processed"], total=row["total"],
-                eta=row["eta"], message=row["message"] or out["message"],
+                progress=row["progress"],
+                processed=row["processed"],
+                total=row["total"],
+                eta=row["eta"],
+                message=row["message"] or out["message"],
             )
         out["eta_text"] = progress.format_eta(out["eta"])
         return out
@@ -270,7 +303,9 @@ class Client:
         if found is None:
             raise TaskNotFoundError(task_id)
         if row is None:
-            raise TaskStateError(f"task {task_id} is already {found.status_text}; nothing to cancel")
+            raise TaskStateError(
+                f"task {task_id} is already {found.status_text}; nothing to cancel"
+            )
         was = Status(row["previous_status"]).text
         self.log(task_id, "warning", message, previous_status=was)
         return found
@@ -287,7 +322,8 @@ class Client:
         if current is None:
             raise TaskNotFoundError(task_id)
         raise TaskStateError(
-            f"task {task_id} is {current.status_text}; only failed or cancelled tasks can be retried"
+            f"task {task_id} is {current.status_text}; "
+            "only failed or cancelled tasks can be retried"
         )
 
     def clean_old_tasks(self, days: float = 30) -> int:
@@ -315,15 +351,15 @@ class Client:
 
     # --- logs --------------------------------------------------------------------------------
 
-    def logs(self, task: Task | int, limit: int | None = None) -> list[LogRecord]:
+    def logs(self, task: Task | int, limit: int | None = None) -> Records:
         """A task's log records, oldest first (the last ``limit`` if given)."""
         with self.connection() as c:
             return logs.read(c, _task_id(task), limit=limit)
 
-    def last_logs(self, task: Task | int, n: int = 10) -> list[LogRecord]:
+    def last_logs(self, task: Task | int, n: int = 10) -> Records:
         return self.logs(task, limit=n)
 
-    def error_logs(self, task: Task | int) -> list[LogRecord]:
+    def error_logs(self, task: Task | int) -> Records:
         with self.connection() as c:
             return logs.read(c, _task_id(task), errors_only=True)
 
@@ -339,7 +375,7 @@ class Client:
 
     # --- workers -----------------------------------------------------------------------------
 
-    def workers(self, *, active_only: bool = False) -> list[dict[str, Any]]:
+    def workers(self, *, active_only: bool = False) -> Rows:
         with self.connection() as c:
             return queries.worker_list(c, active_only=active_only)
 
@@ -363,7 +399,9 @@ class Client:
             raise WorkerNotFoundError(identifier)
         return row
 
-    def update_worker_settings(self, identifier: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    def update_worker_settings(
+        self, identifier: str, settings: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """Merge ``settings`` into the worker's stored settings (running daemons reload them)."""
         if not isinstance(settings, Mapping):
             raise ConfigurationError("worker settings are a JSON object")
@@ -375,13 +413,13 @@ class Client:
             raise WorkerNotFoundError(identifier)
         return row
 
-    def discover_workers(self, modules: Iterable[str] | None = None) -> list[str]:
+    def discover_workers(self, modules: Iterable[str] | None = None) -> Names:
         """Register the installed worker classes; returns the identifiers that were new."""
         classes = registry.discover(self.settings.worker_modules if modules is None else modules)
         rows = self._register(classes)
         return sorted(r["identifier"] for r in rows if r["inserted"])
 
-    def rescan_workers(self, modules: Iterable[str] | None = None) -> list[str]:
+    def rescan_workers(self, modules: Iterable[str] | None = None) -> Names:
         """Refresh class path and metadata of registered workers; returns those that changed."""
         classes = registry.discover(self.settings.worker_modules if modules is None else modules)
         with self.connection() as c:
@@ -389,17 +427,18 @@ class Client:
         rows = self._register({k: v for k, v in classes.items() if k in known})
         return sorted(r["identifier"] for r in rows if not r["inserted"])
 
-    def clean_orphaned_workers(self) -> list[str]:
+    def clean_orphaned_workers(self) -> Names:
         """Delete worker rows whose class can no longer be imported; returns their identifiers.
         Their pending tasks stay pending (and visible in ``stats``)."""
         with self.connection() as c:
             orphans = [
-                r["identifier"] for r in queries.worker_list(c)
+                r["identifier"]
+                for r in queries.worker_list(c)
                 if registry.load_class(r["class"]) is None
             ]
             return queries.worker_delete_many(c, identifiers=orphans) if orphans else []
 
-    def _register(self, classes: Mapping[str, type[Any]]) -> list[dict[str, Any]]:
+    def _register(self, classes: Mapping[str, type[Any]]) -> Rows:
         if not classes:
             return []
         items = list(classes.values())
@@ -415,7 +454,7 @@ class Client:
                 icons=[w.icon for w in items],
             )
 
-    def daemons(self) -> list[dict[str, Any]]:
+    def daemons(self) -> Rows:
         with self.connection() as c:
             return queries.daemon_list(c, stale_after=self.settings.stale_after)
 
@@ -426,7 +465,9 @@ class Client:
         from pgstask.runtime.daemon import Daemon
 
         daemon = Daemon(
-            self.settings, dsn=self.dsn, workers=registry.discover(self.settings.worker_modules),
+            self.settings,
+            dsn=self.dsn,
+            workers=registry.discover(self.settings.worker_modules),
             concurrency=1,
         )
         return daemon.run_once(batch_size=batch_size, max_tasks=batch_size).completed
@@ -437,14 +478,23 @@ class Client:
         from pgstask.runtime.daemon import Daemon
 
         daemon = Daemon(
-            self.settings, dsn=self.dsn, workers=registry.discover(self.settings.worker_modules),
+            self.settings,
+            dsn=self.dsn,
+            workers=registry.discover(self.settings.worker_modules),
             concurrency=1,
         )
         return daemon.execute(_task_id(task)).completed == 1
 
 
 _SPEC_KEYS = {
-    "identifier", "action", "data", "priority", "start_at", "max_attempts", "user_id", "dedupe_key",
+    "identifier",
+    "action",
+    "data",
+    "priority",
+    "start_at",
+    "max_attempts",
+    "user_id",
+    "dedupe_key",
 }
 
 
@@ -486,8 +536,13 @@ def _spec(
     meta = dict(data)
     _dumps_checked(meta)
     return {
-        "identifier": identifier, "action": action, "data": meta, "priority": priority,
-        "start_at": start_at, "max_attempts": max_attempts, "user_id": user_id,
+        "identifier": identifier,
+        "action": action,
+        "data": meta,
+        "priority": priority,
+        "start_at": start_at,
+        "max_attempts": max_attempts,
+        "user_id": user_id,
         "dedupe_key": dedupe_key,
     }
 
@@ -507,4 +562,3 @@ def _dumps_checked(value: Any) -> str:
 def _check_days(days: float) -> None:
     if isinstance(days, bool) or not isinstance(days, int | float) or math.isnan(days) or days < 0:
         raise InvalidTaskError(f"days must be a number >= 0, not {days!r}")
-

@@ -83,7 +83,8 @@ def test_future_tasks_inactive_and_unknown_workers_are_not_claimed(
     _register(conn, "w", "off")
     queries.worker_set_active(conn, identifier="off", active=False)
     conn.execute(
-        "INSERT INTO s_tasks (identifier, action, start_at) VALUES ('w', 'later', now() + interval '1 hour')"
+        "INSERT INTO s_tasks (identifier, action, start_at) "
+        "VALUES ('w', 'later', now() + interval '1 hour')"
     )
     conn.execute("INSERT INTO s_tasks (identifier, action) VALUES ('off', 'a'), ('nobody', 'a')")
     assert (
@@ -116,7 +117,8 @@ def test_explain_claim_uses_the_partial_index(conn: psycopg.Connection) -> None:
     _register(conn, "w")
     conn.execute(
         "INSERT INTO s_tasks (identifier, action, priority) "
-        "SELECT 'w', 'a', (ARRAY['low','normal','high'])[1 + i % 3] FROM generate_series(1, 20000) i"
+        "SELECT 'w', 'a', (ARRAY['low','normal','high'])[1 + i % 3] "
+        "FROM generate_series(1, 20000) i"
     )
     conn.execute("ANALYZE s_tasks")
     plan = conn.execute(

@@ -55,7 +55,10 @@ def test_bulk_create_stats_and_pending_order(settings: Settings) -> None:
     settings = settings.replace(worker_modules=("tests.sample_workers",))
     with Client(settings=settings) as client:
         tasks = client.create_many(
-            [{"identifier": "sample", "action": "noop", "priority": p} for p in ("low", "high", "normal")]
+            [
+                {"identifier": "sample", "action": "noop", "priority": p}
+                for p in ("low", "high", "normal")
+            ]
             + [{"identifier": "x", "action": "y", "data": {"i": 1}, "max_attempts": 5}]
         )
         assert [t.priority for t in tasks] == ["low", "high", "normal", "normal"]
@@ -74,7 +77,9 @@ def test_bulk_create_stats_and_pending_order(settings: Settings) -> None:
 def test_execute_runs_one_task_now_even_if_scheduled_later(settings: Settings) -> None:
     settings = settings.replace(worker_modules=("tests.sample_workers",))
     with Client(settings=settings) as client:
-        later = client.create("sample", "noop", start_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+        later = client.create(
+            "sample", "noop", start_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+        )
         assert client.execute(later) is True
         assert client.get(later).status == Status.COMPLETED
         with pytest.raises(TaskStateError, match="only pending tasks"):
@@ -85,7 +90,11 @@ def test_failures_retry_with_backoff_then_fail(settings: Settings) -> None:
     with Client(settings=settings) as client, running_daemon(settings):
         task = client.create("sample", "fail", {"error": "bad row"}, max_attempts=3)
         final_at_once = client.create("sample", "give_up")
-        wait_for(lambda: client.get(task).status == Status.FAILED and client.get(final_at_once).is_finished)
+        wait_for(
+            lambda: (
+                client.get(task).status == Status.FAILED and client.get(final_at_once).is_finished
+            )
+        )
         failed = client.get(task)
         assert failed.attempts == 3 and failed.message == "Failed: RuntimeError: bad row"
         gave_up = client.get(final_at_once)
@@ -93,7 +102,9 @@ def test_failures_retry_with_backoff_then_fail(settings: Settings) -> None:
         assert gave_up.message == "gave up on purpose"
         retried = client.retry(task)
         assert retried.status == Status.PENDING and retried.attempts == 0
-        wait_for(lambda: client.get(task).status == Status.FAILED and client.get(task).attempts == 3)
+        wait_for(
+            lambda: client.get(task).status == Status.FAILED and client.get(task).attempts == 3
+        )
     assert sorted(a for t, a, _ in executions(settings) if t == task.id) == [1, 1, 2, 2, 3, 3]
 
 
@@ -117,7 +128,8 @@ def test_clean_old_tasks_removes_finished_ones_with_their_logs(settings: Setting
         client.cancel(recent)
         with client.connection() as conn:
             conn.execute(
-                "UPDATE s_tasks SET finished_at = now() - interval '31 days' WHERE id = %s", (old.id,)
+                "UPDATE s_tasks SET finished_at = now() - interval '31 days' WHERE id = %s",
+                (old.id,),
             )
         assert client.clean_old_tasks(30) == 1
         with pytest.raises(TaskNotFoundError):
@@ -158,6 +170,9 @@ def test_bad_input_is_rejected_and_nothing_is_created(
             client.create(identifier, action, **kwargs)  # type: ignore[arg-type]
         with pytest.raises(InvalidTaskError, match=r"task #1: .*" + message):
             client.create_many(
-                [{"identifier": "w", "action": "ok"}, {"identifier": identifier, "action": action, **kwargs}]
+                [
+                    {"identifier": "w", "action": "ok"},
+                    {"identifier": identifier, "action": action, **kwargs},
+                ]
             )
         assert client.stats()["total"] == 0

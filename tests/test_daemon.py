@@ -21,12 +21,13 @@ from tests.daemons import (
 )
 
 
-def _insert_sql(dsn: str, action: str = "noop", extra: str = "") -> int:
+def _insert_sql(dsn: str, action: str = "noop", delay: float | None = None) -> int:
+    """A plain SQL insert, as another system would do it."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(
-            f"INSERT INTO s_tasks (identifier, action{', start_at' if extra else ''}) "
-            f"VALUES ('sample', %s{', ' + extra if extra else ''}) RETURNING id",
-            (action,),
+            "INSERT INTO s_tasks (identifier, action, start_at) "
+            "VALUES ('sample', %s, now() + make_interval(secs => coalesce(%s, 0))) RETURNING id",
+            (action, delay),
         ).fetchone()
     assert row is not None
     return int(row[0])
@@ -50,7 +51,7 @@ def test_future_start_at_is_honoured_and_runs_on_time(settings: Settings) -> Non
     slow_poll = settings.replace(poll_interval=60.0)
     with running_daemon(slow_poll):
         time.sleep(0.3)
-        task_id = _insert_sql(settings.dsn or "", extra="now() + interval '1.5 seconds'")
+        task_id = _insert_sql(settings.dsn or "", delay=1.5)
         wait_for(lambda: _status(settings.dsn or "", task_id) == Status.COMPLETED, timeout=15)
     with psycopg.connect(settings.dsn or "") as conn:
         row = conn.execute(
@@ -76,21 +77,32 @@ def test_daemon_survives_the_database_restarting(settings: Settings, pg) -> None
         second = _insert_sql(settings.dsn or "")
         wait_for(lambda: _status(settings.dsn or "", second) == Status.COMPLETED, timeout=30)
         if daemon.listener is not None:
-            wait_for(lambda: daemon.listener is not None and daemon.listener.connected_count > before)
+            wait_for(
+                lambda: daemon.listener is not None and daemon.listener.connected_count > before
+            )
 
 
 def test_cancel_pending_is_immediate_and_running_stops_at_next_progress(settings: Settings) -> None:
     with Client(settings=settings) as client, running_daemon(settings):
-        pending = client.create("sample", "noop", start_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+        pending = client.create(
+            "sample", "noop", start_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+        )
         assert client.cancel(pending).status == Status.CANCELLED
         running = client.create("sample", "sleep", {"seconds": 30})
         wait_for(lambda: client.get(running).status == Status.RUNNING)
         client.cancel(running)
         # the action stops at its next push_progress; its progress row is then removed
-        wait_for(lambda: scalar(
-            settings.dsn or "", "SELECT count(*) FROM s_task_progress WHERE task_id = %s",
-            (running.id,),
-        ) == 0, timeout=10)
+        wait_for(
+            lambda: (
+                scalar(
+                    settings.dsn or "",
+                    "SELECT count(*) FROM s_task_progress WHERE task_id = %s",
+                    (running.id,),
+                )
+                == 0
+            ),
+            timeout=10,
+        )
         wait_for(lambda: running.id not in daemon_running(client))
         final = client.get(running)
         assert final.status == Status.CANCELLED
@@ -142,7 +154,9 @@ def test_killed_daemon_tasks_are_rescued_and_never_completed_twice(settings: Set
             if victim.poll() is None:
                 victim.kill()
         with running_daemon(settings):
-            wait_for(lambda: all(client.get(t).status == Status.COMPLETED for t in tasks), timeout=40)
+            wait_for(
+                lambda: all(client.get(t).status == Status.COMPLETED for t in tasks), timeout=40
+            )
         for task in tasks:
             final = client.get(task)
             assert final.attempts == 2

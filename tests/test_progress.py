@@ -12,7 +12,13 @@ import psycopg
 import pytest
 
 from pgstask import Client, Status, Task
-from pgstask.progress import ProgressState, ProgressTracker, collect_garbage, format_eta, read_snapshot
+from pgstask.progress import (
+    ProgressState,
+    ProgressTracker,
+    collect_garbage,
+    format_eta,
+    read_snapshot,
+)
 from pgstask.settings import Settings
 from tests.daemons import running_daemon, wait_for
 
@@ -20,10 +26,27 @@ from tests.daemons import running_daemon, wait_for
 def fake_task(task_id: int = 1) -> Task:
     now = dt.datetime.now(dt.UTC)
     return Task(
-        id=task_id, identifier="sample", action="noop", status=50, message=None, started_by=None,
-        meta={}, result=None, start_at=now, started_at=now, finished_at=None, attempts=1,
-        max_attempts=3, priority="normal", progress=0, daemon_id=None, last_error=None,
-        dedupe_key=None, peak_memory=None, created_at=now, updated_at=now,
+        id=task_id,
+        identifier="sample",
+        action="noop",
+        status=50,
+        message=None,
+        started_by=None,
+        meta={},
+        result=None,
+        start_at=now,
+        started_at=now,
+        finished_at=None,
+        attempts=1,
+        max_attempts=3,
+        priority="normal",
+        progress=0,
+        daemon_id=None,
+        last_error=None,
+        dedupe_key=None,
+        peak_memory=None,
+        created_at=now,
+        updated_at=now,
     )
 
 
@@ -47,7 +70,12 @@ def test_push_keeps_fields_and_derives_percentage_and_eta(tmp_path: Path) -> Non
     clock.now += 10
     tracker.push(processed=50)
     state = tracker.state
-    assert (state.progress, state.processed, state.total, state.message) == (25, 50, 200, "starting")
+    assert (state.progress, state.processed, state.total, state.message) == (
+        25,
+        50,
+        200,
+        "starting",
+    )
     assert state.eta == pytest.approx(30.0)  # 150 left at 5 per second
     tracker.push(progress=90)
     assert state.processed == 50 and state.progress == 90
@@ -67,7 +95,10 @@ def test_push_is_coalesced_but_the_final_state_is_always_written(tmp_path: Path)
     snap = read_snapshot(tmp_path, 7)
     assert snap is not None
     assert (snap["status"], snap["progress"], snap["message"], snap["result"]) == (
-        "completed", 100, "all done", "file.csv",
+        "completed",
+        100,
+        "all done",
+        "file.csv",
     )
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".~")]  # temp files renamed
 

@@ -13,7 +13,16 @@ from tests.sample_workers import SampleWorker
 
 
 @pytest.mark.parametrize(
-    "action", ["sync_stock", "sync-stock", "Sync Stock", "SYNC_STOCK", "syncStock", "SyncStock", "sync__stock"]
+    "action",
+    [
+        "sync_stock",
+        "sync-stock",
+        "Sync Stock",
+        "SYNC_STOCK",
+        "syncStock",
+        "SyncStock",
+        "sync__stock",
+    ],
 )
 def test_action_names_map_like_stask(action: str) -> None:
     assert SampleWorker.resolve_action(action) == "task_sync_stock"
@@ -21,7 +30,7 @@ def test_action_names_map_like_stask(action: str) -> None:
 
 @pytest.mark.parametrize("action", ["sync.stock", "sync:stock", "", "   ", "missing"])
 def test_unknown_actions_are_rejected_with_the_known_ones_listed(action: str) -> None:
-    with pytest.raises(UnknownActionError, match="its actions: .*sync_stock"):
+    with pytest.raises(UnknownActionError, match=r"its actions: .*sync_stock"):
         SampleWorker.resolve_action(action)
 
 
@@ -114,7 +123,12 @@ def test_deactivating_stops_new_claims_at_once_and_activating_resumes(settings: 
 
 def test_first_registration_is_active_unless_configured(settings: Settings) -> None:
     with Client(settings=settings.replace(auto_activate=False)) as client:
-        assert client.discover_workers(["tests.sample_workers"]) == ["demo", "report", "sample", "slow"]
+        assert client.discover_workers(["tests.sample_workers"]) == [
+            "demo",
+            "report",
+            "sample",
+            "slow",
+        ]
         assert not client.worker("sample")["active"]
         assert client.discover_workers(["tests.sample_workers"]) == []
     with Client(settings=settings) as client:

@@ -50,9 +50,7 @@ class Cleaner(Service):
         with self.pool.connection() as conn, conn.transaction():
             if queries.daemon_try_lock(conn, key=LOCK_KEY):
                 if self.task_retention_days is not None:
-                    tasks = queries.task_delete_finished_before(
-                        conn, days=self.task_retention_days
-                    )
+                    tasks = queries.task_delete_finished_before(conn, days=self.task_retention_days)
                 if self.log_retention_days is not None:
                     logs = queries.log_delete_older_than(conn, days=self.log_retention_days)
                 rows = queries.progress_delete_orphaned(conn)

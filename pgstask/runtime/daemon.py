@@ -331,7 +331,10 @@ class Daemon:
             final = task.attempts >= task.max_attempts
             message = f"Failed: timed out after {active.run.timeout}s and did not stop"
             outcome = Outcome(
-                task, Kind.FAILED, message, error=message,
+                task,
+                Kind.FAILED,
+                message,
+                error=message,
                 retry_delay=None if final else delay,
                 logs=(LogRecord.make(task.id, "error", message, attempt=task.attempts),),
                 touched_progress=active.run.tracker.touched,
@@ -361,7 +364,9 @@ class Daemon:
             service.start()
         _log.info(
             "daemon %s running %d worker(s) with %d slot(s)",
-            self.id, len(self.workers), self.concurrency,
+            self.id,
+            len(self.workers),
+            self.concurrency,
         )
         try:
             while not self._stop_event.wait(0.2):
@@ -455,9 +460,9 @@ class Daemon:
                     self.completer.pending,
                 )
             self.completer.stop()
-        for service in (self.heartbeat, self.listener):
-            if service is not None:
-                service.stop()
+        for last in (self.heartbeat, self.listener):
+            if last is not None:
+                last.stop()
         if self._pool is not None:
             try:
                 with self.pool.connection(timeout=5.0) as conn:

@@ -11,6 +11,7 @@ after every (re)connect the producer is woken, because notifications sent meanwh
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from pgstask.db import Conn, connect
 from pgstask.runtime.service import Service
 
 _log = logging.getLogger(__name__)
+
 
 class Listener(Service):
     name = "listener"
@@ -95,10 +97,8 @@ class Listener(Service):
     def _close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
+            with contextlib.suppress(Exception):
                 conn.close()
-            except Exception:
-                pass
 
     def stop(self, timeout: float | None = 5.0) -> None:
         super().stop(timeout)

@@ -74,7 +74,9 @@ class Rescuer(Service):
         for daemon in dead:
             _log.warning(
                 "daemon %s (%s pid %s) stopped heartbeating; removed",
-                daemon["id"], daemon["hostname"], daemon["pid"],
+                daemon["id"],
+                daemon["hostname"],
+                daemon["pid"],
             )
         if rows:
             _log.warning("rescued %d task(s) from dead daemons", len(rows))

@@ -141,7 +141,12 @@ class Runner:
         return Outcome(run.task, Kind.DROPPED, touched_progress=run.tracker.touched)
 
     def _failure(
-        self, run: TaskRun, error: str, *, final: bool, trace: str | None = None,
+        self,
+        run: TaskRun,
+        error: str,
+        *,
+        final: bool,
+        trace: str | None = None,
         explicit: bool = False,
     ) -> Outcome:
         task = run.task
@@ -155,15 +160,23 @@ class Runner:
         if delay is not None:
             records.append(
                 LogRecord.make(
-                    task.id, "warning", f"Retrying in {delay:.2f}s",
-                    attempt=task.attempts, retry_delay=round(delay, 3),
+                    task.id,
+                    "warning",
+                    f"Retrying in {delay:.2f}s",
+                    attempt=task.attempts,
+                    retry_delay=round(delay, 3),
                 )
             )
         status = Status.FAILED if final else Status.PENDING
         self._final_snapshot(run, status, message, None)
         return Outcome(
-            task, Kind.FAILED, message, error=trace or error, retry_delay=delay,
-            logs=tuple(records), touched_progress=run.tracker.touched,
+            task,
+            Kind.FAILED,
+            message,
+            error=trace or error,
+            retry_delay=delay,
+            logs=tuple(records),
+            touched_progress=run.tracker.touched,
         )
 
     def _final_snapshot(self, run: TaskRun, status: int, message: str, result: Any) -> None:
@@ -172,4 +185,6 @@ class Runner:
         try:
             run.tracker.finish(status, message, result)
         except OSError:
-            _log.warning("could not write the final snapshot of task %s", run.task.id, exc_info=True)
+            _log.warning(
+                "could not write the final snapshot of task %s", run.task.id, exc_info=True
+            )

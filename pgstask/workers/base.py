@@ -135,7 +135,9 @@ class BaseWorker:
             self._client = Client()
         return self._client
 
-    def create_task(self, action: str, data: Mapping[str, Any] | None = None, **kwargs: Any) -> Task:
+    def create_task(
+        self, action: str, data: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> Task:
         """Enqueue ``action`` of this worker (keyword arguments as for ``Client.create``)."""
         self.resolve_action(action)
         return self.client.create(self.identifier, action, data, **kwargs)
