@@ -89,14 +89,15 @@ def daemon_env(settings: Settings) -> dict[str, str]:
 def start_daemon_process(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
     """``pgstask daemon`` as a child process (its output goes to a log file in storage)."""
     settings.storage.mkdir(parents=True, exist_ok=True)
-    log = open(settings.storage / f"daemon-{time.monotonic_ns()}.out", "wb")  # noqa: SIM115
-    return subprocess.Popen(
-        [sys.executable, "-m", "pgstask", "daemon", *args],
-        env=daemon_env(settings),
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    log_path = settings.storage / f"daemon-{time.monotonic_ns()}.out"
+    with open(log_path, "wb") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "pgstask", "daemon", *args],
+            env=daemon_env(settings),
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def stop_process(
