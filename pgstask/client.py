@@ -165,7 +165,7 @@ class Client:
                     _spec(
                         item.get("identifier"),
                         item.get("action"),
-                        item.get("data"),  # type: ignore[arg-type]
+                        item.get("data"),
                         item.get("priority", "normal"),
                         item.get("start_at"),
                         item.get("max_attempts", 3),
@@ -499,9 +499,9 @@ _SPEC_KEYS = {
 
 
 def _spec(
-    identifier: str,
-    action: str,
-    data: Mapping[str, Any] | None,
+    identifier: Any,
+    action: Any,
+    data: Any,
     priority: str,
     start_at: dt.datetime | None,
     max_attempts: int,

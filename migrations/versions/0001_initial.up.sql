@@ -25,8 +25,9 @@ CREATE TABLE s_tasks (
     peak_memory   bigint,
     created_at    timestamptz NOT NULL DEFAULT now(),
     updated_at    timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT s_tasks_identifier_check CHECK (btrim(identifier) <> '' AND length(identifier) <= 255),
-    CONSTRAINT s_tasks_action_check CHECK (btrim(action) <> '' AND length(action) <= 255),
+    -- '\S': not blank, also for tabs and newlines (btrim removes spaces only).
+    CONSTRAINT s_tasks_identifier_check CHECK (identifier ~ '\S' AND length(identifier) <= 255),
+    CONSTRAINT s_tasks_action_check CHECK (action ~ '\S' AND length(action) <= 255),
     CONSTRAINT s_tasks_status_check CHECK (status IN (10, 30, 50, 80, 90, 100)),
     CONSTRAINT s_tasks_priority_check CHECK (priority IN ('low', 'normal', 'high')),
     CONSTRAINT s_tasks_meta_object_check CHECK (jsonb_typeof(meta) = 'object'),
@@ -118,6 +119,15 @@ BEGIN
         RAISE EXCEPTION 'pgstask: a new task must have status 10 (pending)'
             USING ERRCODE = 'check_violation',
                   HINT = 'Leave status out of the INSERT; it defaults to 10.';
+    END IF;
+    -- s_tasks_meta_size_check sees the stored size: a value that arrives already compressed
+    -- (INSERT ... SELECT from a table) passes it however large it is, so measure those here.
+    IF EXISTS (SELECT 1 FROM new_rows
+                WHERE pg_column_compression(meta) IS NOT NULL
+                  AND octet_length(meta::text) > 1048576) THEN
+        RAISE EXCEPTION 'pgstask: a task''s meta must be at most 1 MiB'
+            USING ERRCODE = 'check_violation',
+                  HINT = 'Store large inputs in a file or table and put a reference in meta.';
     END IF;
     IF coalesce(current_setting('pgstask.notify', true), '') <> 'off'
        AND pg_notification_queue_usage() < 0.5 THEN

@@ -12,7 +12,7 @@ from importlib import resources
 from typing import LiteralString
 
 _NAME = re.compile(r"^-- name: ([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
-_NAME_LINE = re.compile(r"^--\s*name\s*:.*$", re.MULTILINE)
+_NAME_LINE = re.compile(r"^--[ \t]*name[ \t]*:.*$", re.MULTILINE)
 
 
 def parse(text: str) -> dict[str, str]:

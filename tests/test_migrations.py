@@ -1,0 +1,190 @@
+"""Migrations: up, down and up again; idempotence; concurrent runs; and the wheel carrying them."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import threading
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from pgstask import migrate
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def blank_dsn(pg: Any) -> Iterator[str]:
+    """DSN of an empty database (never migrated), dropped after the test."""
+    name = pg.create_database("blank")
+    yield pg.dsn(name)
+    pg.drop_database(name)
+
+
+def _objects(dsn: str) -> set[str]:
+    """Every relation, function, trigger and type in the database's own schemas, except
+    alembic's version table."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            """
+            SELECT 'relation ' || c.relname
+              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+               AND c.relname NOT IN ('alembic_version', 'alembic_version_pkc')
+            UNION ALL
+            SELECT 'function ' || p.proname
+              FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+            UNION ALL
+            SELECT 'trigger ' || t.tgname FROM pg_trigger t WHERE NOT t.tgisinternal
+            UNION ALL
+            SELECT 'type ' || t.typname
+              FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+               AND t.typrelid = 0 AND t.typelem = 0
+            """
+        ).fetchall()
+    return {name for (name,) in rows}
+
+
+EXPECTED = {
+    "relation s_tasks",
+    "relation s_workers",
+    "relation s_task_progress",
+    "relation s_task_logs",
+    "relation s_daemons",
+    "relation s_tasks_claim_idx",
+    "function pgstask_enqueue",
+    "function s_tasks_after_insert",
+    "function s_workers_after_change",
+    "trigger s_tasks_after_insert",
+    "trigger s_workers_after_change",
+}
+
+
+def test_upgrade_downgrade_upgrade(blank_dsn: str) -> None:
+    assert migrate.current_revision(blank_dsn) is None
+    assert _objects(blank_dsn) == set()
+
+    migrate.upgrade(blank_dsn)
+    created = _objects(blank_dsn)
+    assert created >= EXPECTED
+    assert migrate.current_revision(blank_dsn) == migrate.head_revision()
+
+    migrate.downgrade(blank_dsn, "base")
+    assert _objects(blank_dsn) == set()
+    assert migrate.current_revision(blank_dsn) is None
+
+    migrate.upgrade(blank_dsn)
+    assert _objects(blank_dsn) == created
+    assert migrate.current_revision(blank_dsn) == migrate.head_revision()
+
+
+def test_upgrade_is_idempotent(blank_dsn: str) -> None:
+    migrate.upgrade(blank_dsn)
+    created = _objects(blank_dsn)
+    migrate.upgrade(blank_dsn)
+    assert _objects(blank_dsn) == created
+    assert migrate.current_revision(blank_dsn) == migrate.head_revision()
+
+
+def test_concurrent_upgrades_serialise(blank_dsn: str) -> None:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            migrate.upgrade(blank_dsn)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, name=f"migrate-{i}") for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert migrate.current_revision(blank_dsn) == migrate.head_revision()
+    assert _objects(blank_dsn) >= EXPECTED
+
+
+def test_head_is_the_revision_of_a_migrated_database(dsn: str) -> None:
+    assert migrate.current_revision(dsn) == migrate.head_revision()
+
+
+def test_script_location_finds_the_checkout() -> None:
+    location = migrate.script_location()
+    assert (location / "env.py").is_file()
+    assert (location / "versions" / "0001_initial.up.sql").is_file()
+    if not (Path(migrate.__file__).parent / "_migrations").is_dir():
+        assert location == REPO / "migrations"
+
+
+def test_every_revision_has_both_sql_files() -> None:
+    versions = migrate.script_location() / "versions"
+    revisions = sorted(versions.glob("*.py"))
+    assert revisions
+    for revision in revisions:
+        assert revision.with_suffix(".up.sql").is_file(), revision
+        assert revision.with_suffix(".down.sql").is_file(), revision
+
+
+# --- the wheel ------------------------------------------------------------------------------
+
+
+def _build_wheel(out: Path) -> Path:
+    """Build pgstask's wheel with pip (hatchling from the environment when it has it)."""
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out)]
+    if importlib.util.find_spec("hatchling") is not None:
+        command.append("--no-build-isolation")
+    # else pip fetches hatchling into an isolated build environment
+    done = subprocess.run(
+        [*command, str(REPO)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, f"building the wheel failed:\n{done.stdout}\n{done.stderr}"
+    (wheel,) = out.glob("pgstask-*.whl")
+    return wheel
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_and_runs_the_migrations(tmp_path: Path, blank_dsn: str) -> None:
+    wheel = _build_wheel(tmp_path / "dist")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        for name in (
+            "pgstask/_migrations/env.py",
+            "pgstask/_migrations/versions/0001_initial.py",
+            "pgstask/_migrations/versions/0001_initial.up.sql",
+            "pgstask/_migrations/versions/0001_initial.down.sql",
+            *(f"pgstask/sql/{p.name}" for p in (REPO / "pgstask" / "sql").glob("*.sql")),
+        ):
+            assert name in names, name
+        assert "pgstask/sql/tasks.sql" in names
+        archive.extractall(tmp_path / "site")
+
+    # The unpacked wheel, first on the path, migrates a database with its own copy.
+    script = (
+        "import sys, pgstask.migrate as m\n"
+        "print(m.__file__, m.script_location(), sep='\\n')\n"
+        "m.upgrade(sys.argv[1])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, blank_dsn],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "site")},
+    )
+    assert done.returncode == 0, done.stderr
+    module, location = done.stdout.splitlines()[:2]
+    assert Path(module).is_relative_to(tmp_path / "site")
+    assert Path(location) == tmp_path / "site" / "pgstask" / "_migrations"
+    assert migrate.current_revision(blank_dsn) == migrate.head_revision()

@@ -1,0 +1,477 @@
+"""The named SQL queries: the loader, the one-to-one match with ``pgstask.queries``, and a smoke
+run of every query through its wrapper against a migrated database.
+
+A new query needs a wrapper with the same name, keyword parameters named like the query's
+``%(name)s`` placeholders, and an entry in ``SMOKE`` below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import inspect
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from psycopg.types.json import Jsonb
+
+from pgstask import queries
+from pgstask.db import Conn
+from pgstask.sql import parse
+from pgstask.sql import queries as named_queries
+from pgstask.task import Task
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+_POSITIONAL = re.compile(r"(?<![)%])%[sbt]\b")
+
+
+def _wrappers() -> dict[str, Callable[..., Any]]:
+    """The public functions that ``pgstask.queries`` itself defines."""
+    return {
+        name: function
+        for name, function in inspect.getmembers(queries, inspect.isfunction)
+        if function.__module__ == queries.__name__ and not name.startswith("_")
+    }
+
+
+# --- the catalog ----------------------------------------------------------------------------
+
+
+def test_every_query_has_a_wrapper_and_every_wrapper_a_query() -> None:
+    sql_names = set(named_queries())
+    wrapper_names = set(_wrappers())
+    assert sorted(sql_names - wrapper_names) == [], "queries without a wrapper in queries.py"
+    assert sorted(wrapper_names - sql_names) == [], "wrappers without a query in pgstask/sql"
+
+
+@pytest.mark.parametrize("name", sorted(named_queries()))
+def test_wrapper_parameters_match_the_placeholders(name: str) -> None:
+    text = named_queries()[name]
+    assert not _POSITIONAL.search(text), f"{name}: use named %(name)s parameters"
+    wrapper = _wrappers().get(name)
+    assert wrapper is not None, f"{name} has no wrapper"
+    parameters = inspect.signature(wrapper).parameters
+    assert next(iter(parameters)) == "conn", f"{name}: the connection comes first"
+    keywords = {p.name for p in parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert keywords == set(_PLACEHOLDER.findall(text)), name
+
+
+def test_query_names_follow_entity_verb() -> None:
+    entities = {"task", "worker", "daemon", "progress", "log"}
+    for name in named_queries():
+        assert name.split("_", 1)[0] in entities, name
+
+
+# --- the loader -----------------------------------------------------------------------------
+
+
+def test_parse_splits_named_blocks_and_keeps_their_comments() -> None:
+    text = (
+        "-- File header, not part of any query.\n\n"
+        "-- name: task_one\n-- Why it is written this way.\nSELECT 1;\n\n"
+        "-- name: task_two\nSELECT 2;\n"
+    )
+    assert parse(text) == {
+        "task_one": "-- Why it is written this way.\nSELECT 1;",
+        "task_two": "SELECT 2;",
+    }
+
+
+def test_parse_rejects_a_duplicate_name() -> None:
+    with pytest.raises(ValueError, match="'task_one' is defined twice"):
+        parse("-- name: task_one\nSELECT 1;\n-- name: task_one\nSELECT 2;\n")
+
+
+@pytest.mark.parametrize("body", ["", "\n\n", "-- only a comment\n"])
+def test_parse_rejects_an_empty_query(body: str) -> None:
+    with pytest.raises(ValueError, match="'task_empty' is empty"):
+        parse(f"-- name: task_empty\n{body}-- name: task_two\nSELECT 2;\n")
+    with pytest.raises(ValueError, match="'task_empty' is empty"):
+        parse(f"-- name: task_two\nSELECT 2;\n-- name: task_empty\n{body}")
+
+
+@pytest.mark.parametrize("line", ["-- name:", "-- name: ", "-- name: Task-One", "--name: x y"])
+def test_parse_rejects_a_malformed_name_line(line: str) -> None:
+    # Unchecked, the line and its SQL would silently become part of the query before it.
+    with pytest.raises(ValueError, match="malformed query name line"):
+        parse(f"-- name: task_one\nSELECT 1;\n{line}\nSELECT 2;\n")
+
+
+def test_every_file_loads() -> None:
+    loaded = named_queries()
+    assert "task_claim" in loaded
+    assert all(body.strip() for body in loaded.values())
+
+
+# --- every query runs -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class World:
+    """Rows every smoke call can use: worker ``w``, a live daemon, and one task per state."""
+
+    daemon_id: uuid.UUID
+    pending: Task  # dedupe key "k-pending"
+    running: Task  # claimed by the daemon
+    failed_id: int  # finished 40 days ago
+
+
+@pytest.fixture
+def world(conn: Conn) -> World:
+    """Rows for the smoke calls, in the rolled-back transaction of ``conn``."""
+    queries.worker_register_many(
+        conn,
+        active=True,
+        identifiers=["w"],
+        classes=["tests:Worker"],
+        scopes=["shop"],
+        titles=["W"],
+        descriptions=[""],
+        icons=[""],
+    )
+    daemon_id = uuid.uuid4()
+    queries.daemon_register(
+        conn, id=daemon_id, hostname="host", pid=1, concurrency=2, identifiers=["w"], version="t"
+    )
+    first, pending, failed = _insert(
+        conn, ["run", "wait", "fail"], dedupe_keys=[None, "k-pending", None]
+    )
+    running = queries.task_claim(conn, daemon_id=daemon_id, identifiers=["w"], limit=1)
+    assert [t.id for t in running] == [first.id]
+    conn.execute(
+        "UPDATE s_tasks SET status = 100, finished_at = now() - interval '40 days' WHERE id = %s",
+        (failed.id,),
+    )
+    return World(daemon_id=daemon_id, pending=pending, running=running[0], failed_id=failed.id)
+
+
+def _insert(
+    conn: Conn, actions: list[str], *, dedupe_keys: list[str | None] | None = None
+) -> list[Task]:
+    n = len(actions)
+    return queries.task_insert_many(
+        conn,
+        identifiers=["w"] * n,
+        actions=actions,
+        metas=[Jsonb({"n": i}) for i in range(n)],
+        priorities=["normal"] * n,
+        start_ats=[None] * n,
+        max_attempts=[3] * n,
+        started_by=[None] * n,
+        dedupe_keys=dedupe_keys or [None] * n,
+    )
+
+
+def _task_insert_many(conn: Conn, w: World) -> None:
+    tasks = _insert(conn, ["x", "y"], dedupe_keys=["k-new", "k-pending"])
+    assert [t.action for t in tasks] == ["x"]  # k-pending is taken by an incomplete task
+    assert tasks[0].status == 10 and tasks[0].meta == {"n": 0} and tasks[0].message
+
+
+def _task_get(conn: Conn, w: World) -> None:
+    assert queries.task_get(conn, id=w.pending.id) == w.pending
+    assert queries.task_get(conn, id=-1) is None
+
+
+def _task_get_by_dedupe_key(conn: Conn, w: World) -> None:
+    found = queries.task_get_by_dedupe_key(conn, dedupe_key="k-pending")
+    assert found is not None and found.id == w.pending.id
+
+
+def _task_claim(conn: Conn, w: World) -> None:
+    claimed = queries.task_claim(conn, daemon_id=w.daemon_id, identifiers=["w"], limit=5)
+    assert [(t.id, t.status, t.attempts) for t in claimed] == [(w.pending.id, 50, 1)]
+
+
+def _task_claim_by_id(conn: Conn, w: World) -> None:
+    task = queries.task_claim_by_id(conn, daemon_id=w.daemon_id, id=w.pending.id)
+    assert task is not None and task.status == 50 and task.daemon_id == w.daemon_id
+    assert queries.task_claim_by_id(conn, daemon_id=w.daemon_id, id=w.pending.id) is None
+
+
+def _task_next_start_at(conn: Conn, w: World) -> None:
+    assert queries.task_next_start_at(conn, identifiers=["w"]) == w.pending.start_at
+    assert queries.task_next_start_at(conn, identifiers=["other"]) is None
+
+
+def _task_complete_many(conn: Conn, w: World) -> None:
+    done = queries.task_complete_many(
+        conn,
+        daemon_id=w.daemon_id,
+        ids=[w.running.id, w.pending.id],
+        attempts=[1, 0],
+        messages=["ok", None],
+        results=[Jsonb({"rows": 3}), None],
+        peak_memory=[1024, None],
+    )
+    assert done == [w.running.id]  # the pending one fails the compare-and-set
+
+
+def _task_fail_many(conn: Conn, w: World) -> None:
+    rows = queries.task_fail_many(
+        conn,
+        daemon_id=w.daemon_id,
+        ids=[w.running.id],
+        attempts=[1],
+        messages=["boom"],
+        errors=["Traceback ..."],
+        retry_delays=[0.5],
+        peak_memory=[None],
+    )
+    assert [(r["id"], r["status"]) for r in rows] == [(w.running.id, 10)]
+
+
+def _task_give_back_many(conn: Conn, w: World) -> None:
+    given = queries.task_give_back_many(
+        conn, daemon_id=w.daemon_id, ids=[w.running.id], attempts=[1]
+    )
+    assert given == [w.running.id]
+
+
+def _task_set_status(conn: Conn, w: World) -> None:
+    assert queries.task_set_status(
+        conn, id=w.running.id, status=30, attempts=1, daemon_id=w.daemon_id
+    )
+    assert not queries.task_set_status(
+        conn, id=w.running.id, status=30, attempts=2, daemon_id=w.daemon_id
+    )
+
+
+def _task_rescue(conn: Conn, w: World) -> None:
+    assert queries.task_rescue(conn, stale_after=3600.0, base_delay=1.0, max_delay=60.0) == []
+    queries.daemon_deregister(conn, id=w.daemon_id)
+    rows = queries.task_rescue(conn, stale_after=3600.0, base_delay=1.0, max_delay=60.0)
+    assert [(r["id"], r["status"]) for r in rows] == [(w.running.id, 10)]
+
+
+def _task_cancel(conn: Conn, w: World) -> None:
+    row = queries.task_cancel(conn, id=w.pending.id, message="Cancelled by test")
+    assert row is not None and row["previous_status"] == 10
+    assert queries.task_cancel(conn, id=w.failed_id, message="no") is None
+
+
+def _task_retry(conn: Conn, w: World) -> None:
+    task = queries.task_retry(conn, id=w.failed_id)
+    assert task is not None and task.status == 10 and task.attempts == 0
+    assert queries.task_retry(conn, id=w.pending.id) is None
+
+
+def _task_notify(conn: Conn, w: World) -> None:
+    queries.task_notify(conn)
+
+
+def _task_list(conn: Conn, w: World) -> None:
+    every = queries.task_list(
+        conn, status=None, identifier=None, action=None, priority=None, before_id=None, limit=10
+    )
+    assert len(every) == 3 and every[0].id > every[-1].id
+    pending = queries.task_list(
+        conn, status=10, identifier="w", action="wait", priority="normal", before_id=None, limit=10
+    )
+    assert [t.id for t in pending] == [w.pending.id]
+
+
+def _task_pending(conn: Conn, w: World) -> None:
+    assert [t.id for t in queries.task_pending(conn, limit=10)] == [w.pending.id]
+
+
+def _task_count_by_status(conn: Conn, w: World) -> None:
+    assert queries.task_count_by_status(conn) == {10: 1, 50: 1, 100: 1}
+
+
+def _task_waiting_for_worker(conn: Conn, w: World) -> None:
+    conn.execute("INSERT INTO s_tasks (identifier, action) VALUES ('nobody', 'a')")
+    rows = queries.task_waiting_for_worker(conn)
+    assert [(r["identifier"], r["count"]) for r in rows] == [("nobody", 1)]
+
+
+def _task_delete_finished_before(conn: Conn, w: World) -> None:
+    assert queries.task_delete_finished_before(conn, days=30) == 1
+    assert queries.task_get(conn, id=w.failed_id) is None
+
+
+def _progress_upsert_many(conn: Conn, w: World) -> None:
+    for processed in (1, 2):
+        queries.progress_upsert_many(
+            conn,
+            task_ids=[w.running.id],
+            statuses=[50],
+            progress=[processed * 10],
+            processed=[processed],
+            totals=[10],
+            etas=[3.5],
+            messages=[None],
+        )
+    row = queries.progress_get(conn, task_id=w.running.id)
+    assert row is not None and row["processed"] == 2 and row["progress"] == 20
+
+
+def _progress_get(conn: Conn, w: World) -> None:
+    assert queries.progress_get(conn, task_id=w.running.id) is None
+
+
+def _progress_delete_many(conn: Conn, w: World) -> None:
+    _progress_upsert_many(conn, w)
+    assert queries.progress_delete_many(conn, task_ids=[w.running.id, w.pending.id]) == 1
+
+
+def _progress_delete_orphaned(conn: Conn, w: World) -> None:
+    _progress_upsert_many(conn, w)
+    assert queries.progress_delete_orphaned(conn) == 0
+    conn.execute("UPDATE s_tasks SET status = 80 WHERE id = %s", (w.running.id,))
+    assert queries.progress_delete_orphaned(conn) == 1
+
+
+def _log_insert_many(conn: Conn, w: World) -> None:
+    queries.log_insert_many(
+        conn,
+        task_ids=[w.running.id] * 3,
+        levels=["info", "error", "debug"],
+        messages=["one", "two", "three"],
+        contexts=[Jsonb({}), Jsonb({"row": 2}), Jsonb({})],
+    )
+
+
+def _log_list(conn: Conn, w: World) -> None:
+    _log_insert_many(conn, w)
+    every = queries.log_list(conn, task_id=w.running.id, limit=None, errors_only=False)
+    assert [r["message"] for r in every] == ["one", "two", "three"]
+    last = queries.log_list(conn, task_id=w.running.id, limit=2, errors_only=False)
+    assert [r["message"] for r in last] == ["two", "three"]
+    errors = queries.log_list(conn, task_id=w.running.id, limit=None, errors_only=True)
+    assert [(r["message"], r["context"]) for r in errors] == [("two", {"row": 2})]
+
+
+def _log_delete_for_task(conn: Conn, w: World) -> None:
+    _log_insert_many(conn, w)
+    assert queries.log_delete_for_task(conn, task_id=w.running.id) == 3
+
+
+def _log_delete_older_than(conn: Conn, w: World) -> None:
+    _log_insert_many(conn, w)
+    conn.execute(
+        "UPDATE s_task_logs SET created_at = now() - interval '10 days' WHERE level = 'info'"
+    )
+    assert queries.log_delete_older_than(conn, days=7) == 1
+
+
+def _worker_register_many(conn: Conn, w: World) -> None:
+    rows = queries.worker_register_many(
+        conn,
+        active=False,
+        identifiers=["w", "v"],
+        classes=["tests:Worker", "tests:Other"],
+        scopes=["shop", ""],
+        titles=["W", "V"],
+        descriptions=["changed", ""],
+        icons=["", ""],
+    )
+    assert sorted((r["identifier"], r["inserted"]) for r in rows) == [("v", True), ("w", False)]
+    assert queries.worker_get(conn, identifier="w") is not None
+
+
+def _worker_list(conn: Conn, w: World) -> None:
+    assert [r["identifier"] for r in queries.worker_list(conn)] == ["w"]
+    queries.worker_set_active(conn, identifier="w", active=False)
+    assert queries.worker_list(conn, active_only=True) == []
+
+
+def _worker_get(conn: Conn, w: World) -> None:
+    row = queries.worker_get(conn, identifier="w")
+    assert row is not None and row["active"] is True and row["scope"] == "shop"
+    assert queries.worker_get(conn, identifier="nobody") is None
+
+
+def _worker_set_active(conn: Conn, w: World) -> None:
+    row = queries.worker_set_active(conn, identifier="w", active=False)
+    assert row is not None and row["active"] is False
+    assert queries.worker_set_active(conn, identifier="nobody", active=True) is None
+
+
+def _worker_update_settings(conn: Conn, w: World) -> None:
+    queries.worker_update_settings(conn, identifier="w", settings=Jsonb({"a": 1, "b": 1}))
+    row = queries.worker_update_settings(conn, identifier="w", settings=Jsonb({"b": 2}))
+    assert row is not None and row["settings"] == {"a": 1, "b": 2}
+
+
+def _worker_delete_many(conn: Conn, w: World) -> None:
+    assert queries.worker_delete_many(conn, identifiers=["w", "nobody"]) == ["w"]
+
+
+def _worker_states(conn: Conn, w: World) -> None:
+    rows = queries.worker_states(conn, identifiers=["w", "nobody"])
+    assert rows == [{"identifier": "w", "active": True, "settings": {}}]
+
+
+def _worker_count(conn: Conn, w: World) -> None:
+    assert queries.worker_count(conn) == {"total": 1, "active": 1}
+
+
+def _daemon_register(conn: Conn, w: World) -> None:
+    other = uuid.uuid4()
+    queries.daemon_register(
+        conn, id=other, hostname="h2", pid=2, concurrency=1, identifiers=[], version="t"
+    )
+    assert queries.daemon_heartbeat(conn, id=other)
+
+
+def _daemon_heartbeat(conn: Conn, w: World) -> None:
+    assert queries.daemon_heartbeat(conn, id=w.daemon_id)
+    assert not queries.daemon_heartbeat(conn, id=uuid.uuid4())
+
+
+def _daemon_lost_tasks(conn: Conn, w: World) -> None:
+    lost = queries.daemon_lost_tasks(conn, id=w.daemon_id, task_ids=[w.running.id, w.pending.id])
+    assert lost == [w.pending.id]
+
+
+def _daemon_deregister(conn: Conn, w: World) -> None:
+    queries.daemon_deregister(conn, id=w.daemon_id)
+    assert not queries.daemon_heartbeat(conn, id=w.daemon_id)
+
+
+def _daemon_delete_stale(conn: Conn, w: World) -> None:
+    assert queries.daemon_delete_stale(conn, stale_after=60.0) == []
+    conn.execute("UPDATE s_daemons SET heartbeat_at = now() - interval '2 minutes'")
+    rows = queries.daemon_delete_stale(conn, stale_after=60.0)
+    assert [(r["id"], r["hostname"], r["pid"]) for r in rows] == [(w.daemon_id, "host", 1)]
+
+
+def _daemon_list(conn: Conn, w: World) -> None:
+    rows = queries.daemon_list(conn, stale_after=60.0)
+    assert [(r["id"], r["alive"]) for r in rows] == [(w.daemon_id, True)]
+
+
+def _daemon_try_lock(conn: Conn, w: World) -> None:
+    assert queries.daemon_try_lock(conn, key=0x70677374 + 1)
+
+
+def _daemon_listen(conn: Conn, w: World) -> None:
+    queries.daemon_listen(conn)  # takes effect at commit; here it only has to parse and run
+    conn.execute("UNLISTEN *")
+
+
+def _daemon_now(conn: Conn, w: World) -> None:
+    now = queries.daemon_now(conn)
+    assert isinstance(now, dt.datetime) and now.tzinfo is not None
+
+
+# Each smoke call above is the module function named "_" + its query name.
+SMOKE: dict[str, Callable[[Conn, World], None]] = {
+    name.removeprefix("_"): call
+    for name, call in list(globals().items())
+    if name.startswith(("_task_", "_progress_", "_log_", "_worker_", "_daemon_")) and callable(call)
+}
+
+
+def test_every_query_has_a_smoke_call() -> None:
+    assert sorted(set(named_queries()) - set(SMOKE)) == [], "add a smoke call to SMOKE"
+    assert sorted(set(SMOKE) - set(named_queries())) == [], "smoke calls of removed queries"
+
+
+@pytest.mark.parametrize("name", sorted(SMOKE))
+def test_query_runs(name: str, conn: Conn, world: World) -> None:
+    SMOKE[name](conn, world)
