@@ -1,8 +1,10 @@
 -- Queries on s_daemons: one row per running daemon, kept alive by heartbeats.
 
 -- name: daemon_register
+-- Idempotent: a daemon declared dead registers again under the same id.
 INSERT INTO s_daemons (id, hostname, pid, concurrency, identifiers, version)
-VALUES (%(id)s, %(hostname)s, %(pid)s, %(concurrency)s, %(identifiers)s, %(version)s);
+VALUES (%(id)s, %(hostname)s, %(pid)s, %(concurrency)s, %(identifiers)s, %(version)s)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = now();
 
 -- name: daemon_heartbeat
 -- 0 rows: this daemon was declared dead (its row was removed) and must re-register.
