@@ -44,6 +44,9 @@ def _configure(conn: Conn) -> None:
 def make_pool(dsn: str, *, max_size: int, name: str = "pgstask") -> ConnectionPool[Conn]:
     """An open pool of connections like ``connect`` makes; checked before each use."""
     with translate_errors():
+        # One direct connection first: an unreachable or misconfigured server then fails at
+        # once with its own reason, not after the pool's open timeout with a generic one.
+        psycopg.connect(dsn, application_name=name, **_CONNECT_ARGS).close()
         pool: ConnectionPool[Conn] = ConnectionPool(
             dsn,
             min_size=1,
