@@ -1,0 +1,137 @@
+"""``pgstask create IDENTIFIER ACTION``: enqueue one task, optionally wait for its outcome.
+
+The task's data is a JSON object given inline (``--data``) or from a file (``--data-file``, ``-``
+for stdin); anything else is rejected before a row is written. ``--delay`` counts from the
+database clock, like every schedule in pgstask; ``--start-at`` without a UTC offset is local time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Any
+
+from pgstask import queries
+from pgstask.cli import watch
+from pgstask.cli._app import (
+    EXIT_OK,
+    Context,
+    Subparsers,
+    add_common,
+    add_json,
+    json_object,
+    positive_int,
+    seconds,
+    timestamp,
+)
+from pgstask.cli._output import print_json
+from pgstask.errors import InvalidTaskError
+from pgstask.task import PRIORITIES
+
+
+def register(commands: Subparsers) -> None:
+    p = commands.add_parser(
+        "create",
+        help="enqueue a task",
+        description="Enqueue one task for worker IDENTIFIER's ACTION and print its id. With "
+        "--wait, follow it (progress on stderr) and exit 0 if it completed, 1 if it failed or "
+        "was cancelled.",
+    )
+    add_common(p, top=False)
+    p.add_argument("identifier", metavar="IDENTIFIER", help="the worker's identifier")
+    p.add_argument("action", metavar="ACTION", help="the action (e.g. sync_stock or sync-stock)")
+    data = p.add_mutually_exclusive_group()
+    data.add_argument(
+        "--data", type=json_object, metavar="JSON", help="the action's options, a JSON object"
+    )
+    data.add_argument(
+        "--data-file", type=Path, metavar="PATH", help="read the JSON object from PATH ('-': stdin)"
+    )
+    p.add_argument("--priority", choices=PRIORITIES, default="normal", help="default: normal")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument(
+        "--start-at",
+        type=timestamp,
+        metavar="ISO8601",
+        help="not before this time (without an offset: local time)",
+    )
+    when.add_argument(
+        "--delay", type=seconds, metavar="SECONDS", help="not before SECONDS from now"
+    )
+    p.add_argument(
+        "--max-attempts",
+        type=positive_int,
+        default=3,
+        metavar="N",
+        help="runs before the task fails for good (default 3)",
+    )
+    p.add_argument(
+        "--dedupe-key",
+        metavar="KEY",
+        help="while a task with KEY is incomplete, return it instead of creating another",
+    )
+    p.add_argument("--user-id", type=positive_int, metavar="N", help="who started it")
+    p.add_argument("--wait", action="store_true", help="wait until the task finishes")
+    add_json(p)
+    p.set_defaults(handler=cmd_create)
+
+
+def cmd_create(ctx: Context) -> int:
+    args = ctx.args
+    data = args.data if args.data_file is None else _read_data_file(args.data_file)
+    client = ctx.client()
+    start_at: dt.datetime | None = args.start_at
+    if args.delay is not None:
+        with client.connection() as conn:
+            start_at = queries.daemon_now(conn) + dt.timedelta(seconds=args.delay)
+    task = client.create(
+        args.identifier,
+        args.action,
+        data,
+        priority=args.priority,
+        start_at=start_at,
+        max_attempts=args.max_attempts,
+        user_id=args.user_id,
+        dedupe_key=args.dedupe_key,
+    )
+    _note_worker(ctx, args.identifier)
+    if args.json and not args.wait:
+        print_json(task.to_dict(), ctx.out)
+    elif not args.json:
+        ctx.out.write(f"{task.id}\n")
+        ctx.out.flush()
+    if not args.wait:
+        return EXIT_OK
+    final = watch.follow(client, task.id, out=ctx.err)
+    if args.json:
+        print_json(final.to_dict(), ctx.out)
+    return watch.outcome_code(final)
+
+
+def _read_data_file(path: Path) -> dict[str, Any]:
+    name = "stdin" if str(path) == "-" else str(path)
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidTaskError(f"--data-file: cannot read {name}: {exc}") from None
+    try:
+        return json_object(text)
+    except argparse.ArgumentTypeError as exc:
+        raise InvalidTaskError(f"--data-file {name}: {exc}") from None
+
+
+def _note_worker(ctx: Context, identifier: str) -> None:
+    """Say so when the task cannot run yet: its worker is unknown or inactive."""
+    found = {w["identifier"]: w["active"] for w in ctx.client().workers()}
+    if identifier not in found:
+        ctx.note(
+            f"no worker {identifier!r} is registered yet; the task waits until a daemon that "
+            "has it starts (see `pgstask stats`)"
+        )
+    elif not found[identifier]:
+        ctx.note(
+            f"worker {identifier!r} is inactive; the task waits until "
+            f"`pgstask workers activate {identifier}`"
+        )

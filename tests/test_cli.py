@@ -1,0 +1,437 @@
+"""The ``pgstask`` command, end to end: real subprocesses against a fresh database per test.
+
+Tasks run on the example worker ``demo`` (installed through pgstask's entry points): ``noop``
+succeeds, ``fail`` raises, ``count`` reports progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+
+from pgstask import embedded
+from tests.daemons import scalar, wait_for
+
+if TYPE_CHECKING:
+    from tests.conftest import Server
+
+ROOT = Path(__file__).resolve().parent.parent
+
+COMMANDS = [
+    [],
+    ["migrate"],
+    ["daemon"],
+    ["run-once"],
+    ["create"],
+    ["stats"],
+    ["clean"],
+    ["logs"],
+    ["tasks"],
+    *(["tasks", c] for c in ("list", "show", "cancel", "retry", "watch")),
+    ["workers"],
+    *(
+        ["workers", c]
+        for c in ("list", "discover", "rescan", "clean", "activate", "deactivate", "settings")
+    ),
+]
+
+Result = subprocess.CompletedProcess[str]
+
+
+def base_env() -> dict[str, str]:
+    """This process's environment without any ``PGSTASK_*`` setting."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PGSTASK_")}
+
+
+@pytest.fixture
+def env(dsn: str, tmp_path: Path) -> dict[str, str]:
+    """The environment of a ``pgstask`` process using the test's database."""
+    return {
+        **base_env(),
+        "PGSTASK_DSN": dsn,
+        "PGSTASK_STORAGE": str(tmp_path / "storage"),
+        "PGSTASK_POLL_INTERVAL": "0.5",
+        "PGSTASK_HEARTBEAT_INTERVAL": "0.2",
+        "PGSTASK_STALE_AFTER": "2",
+        "PGSTASK_SHUTDOWN_GRACE": "5",
+    }
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pgstask", *args]
+
+
+def cli(env: dict[str, str], *args: str, timeout: float = 60) -> Result:
+    return subprocess.run(
+        command(*args),
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def ok(env: dict[str, str], *args: str) -> str:
+    """Run a command that must succeed; its stdout."""
+    result = cli(env, *args)
+    assert result.returncode == 0, (args, result.stdout, result.stderr)
+    return result.stdout
+
+
+def create(env: dict[str, str], *args: str) -> int:
+    return int(ok(env, "create", *args).strip())
+
+
+def status(dsn: str, task_id: int) -> str:
+    code = scalar(dsn, "SELECT status FROM s_tasks WHERE id = %s", (task_id,))
+    return {10: "pending", 50: "running", 80: "completed", 90: "cancelled", 100: "failed"}.get(
+        int(code),
+        str(code),  # type: ignore[call-overload]
+    )
+
+
+def count_tasks(dsn: str, where: str = "true") -> int:
+    return int(scalar(dsn, f"SELECT count(*) FROM s_tasks WHERE {where}"))  # type: ignore[call-overload]  # noqa: S608
+
+
+@contextlib.contextmanager
+def daemon(env: dict[str, str], dsn: str, log: Path) -> Iterator[subprocess.Popen[str]]:
+    """``pgstask daemon`` as a child process, registered in s_daemons; killed if still running."""
+    with open(log, "w", encoding="utf-8") as out:
+        proc = subprocess.Popen(
+            command("daemon"), env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True
+        )
+        try:
+            wait_for(
+                lambda: (
+                    proc.poll() is not None or scalar(dsn, "SELECT count(*) FROM s_daemons") == 1
+                )
+            )
+            assert proc.poll() is None, log.read_text()
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+
+
+# --- help and configuration ------------------------------------------------------------------
+
+
+def test_help_of_every_command_exits_0() -> None:
+    procs = [
+        (
+            args,
+            subprocess.Popen(
+                command(*args, "--help"),
+                env=base_env(),
+                cwd=ROOT,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            ),
+        )
+        for args in COMMANDS
+    ]
+    for args, proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, (args, err)
+        assert out.startswith("usage: pgstask"), (args, out)
+    top = subprocess.run(
+        command("--help"), env=base_env(), capture_output=True, text=True, check=True
+    )
+    assert "exit codes:" in top.stdout and "4  not found" in top.stdout
+
+
+def test_a_bad_environment_variable_is_a_usage_error_naming_it(env: dict[str, str]) -> None:
+    result = cli({**env, "PGSTASK_POLL_INTERVAL": "abc"}, "stats")
+    assert result.returncode == 2
+    assert "PGSTASK_POLL_INTERVAL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_flag_value_is_a_usage_error_naming_the_flag(env: dict[str, str]) -> None:
+    result = cli(env, "run-once", "--concurrency", "0")
+    assert result.returncode == 2
+    assert "--concurrency" in result.stderr
+
+
+def test_an_unreachable_database_exits_3_with_a_clear_message() -> None:
+    env = {**base_env(), "PGSTASK_DSN": "postgresql://postgres@127.0.0.1:1/x"}
+    result = cli(env, "stats")
+    assert result.returncode == 3
+    assert result.stderr.startswith("pgstask: error: cannot use PostgreSQL")
+    assert "PGSTASK_DSN" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_database_without_the_schema_says_to_migrate(pg: Server, tmp_path: Path) -> None:
+    name = pg.create_database("empty")
+    try:
+        env = {**base_env(), "PGSTASK_DSN": pg.dsn(name), "PGSTASK_STORAGE": str(tmp_path)}
+        result = cli(env, "tasks", "list")
+        assert result.returncode == 3
+        assert "run `pgstask migrate`" in result.stderr
+        assert cli(env, "migrate", "--check").returncode == 3
+        assert "migrated from revision none" in ok(env, "migrate")
+        assert "nothing to do" in ok(env, "migrate")
+        assert ok(env, "tasks", "list").strip() == "no tasks"
+    finally:
+        pg.drop_database(name)
+
+
+def test_without_a_dsn_the_embedded_postgresql_is_used_and_announced(tmp_path: Path) -> None:
+    data_dir = tmp_path / "pgdata"
+    env = {**base_env(), "PGSTASK_DATA_DIR": str(data_dir), "PGSTASK_STORAGE": str(tmp_path)}
+    try:
+        result = cli(env, "stats", timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert "using the embedded PostgreSQL in" in result.stderr
+        assert str(data_dir.resolve()) in result.stderr
+        assert "migrating the embedded database" in result.stderr
+        assert "pending" in result.stdout
+    finally:
+        embedded.stop(data_dir)
+
+
+# --- creating tasks and statistics -----------------------------------------------------------
+
+
+def test_create_prints_the_new_task_id(env: dict[str, str], dsn: str, tmp_path: Path) -> None:
+    first = create(env, "demo", "count", "--data", '{"to": 3}', "--priority", "high")
+    assert scalar(dsn, "SELECT meta->>'to' || priority FROM s_tasks WHERE id = %s", (first,)) == (
+        "3high"
+    )
+    data = tmp_path / "data.json"
+    data.write_text('{"from": "file"}')
+    second = json.loads(ok(env, "create", "demo", "noop", "--data-file", str(data), "--json"))
+    assert second["meta"] == {"from": "file"} and second["status_text"] == "pending"
+    delayed = create(env, "demo", "noop", "--delay", "3600", "--max-attempts", "1")
+    assert scalar(
+        dsn,
+        "SELECT start_at > now() + interval '59 minutes' AND max_attempts = 1 "
+        "FROM s_tasks WHERE id = %s",
+        (delayed,),
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--data", "{not json"],
+        ["--data", "[1, 2]"],
+        ["--priority", "urgent"],
+        ["--max-attempts", "0"],
+        ["--start-at", "yesterday"],
+    ],
+)
+def test_create_rejects_bad_input_with_exit_2_and_creates_nothing(
+    env: dict[str, str], dsn: str, args: list[str]
+) -> None:
+    result = cli(env, "create", "demo", "noop", *args)
+    assert result.returncode == 2, result.stderr
+    assert args[0] in result.stderr
+    assert count_tasks(dsn) == 0
+
+
+def test_stats_shows_tasks_waiting_for_an_unknown_worker(env: dict[str, str]) -> None:
+    ok(env, "workers", "discover")
+    create(env, "ghost", "haunt")
+    create(env, "demo", "noop")
+    text = ok(env, "stats")
+    assert "waiting for a worker: 1 pending task" in text
+    assert "ghost" in text and "no worker registered" in text
+    stats = json.loads(ok(env, "stats", "--json"))
+    assert stats["pending"] == 2 and stats["total"] == 2
+    assert stats["waiting_for_worker"] == {"ghost": {"count": 1, "registered": False}}
+    assert stats["live_daemons"] == 0 and stats["active_workers"] >= 1
+
+
+# --- tasks and logs --------------------------------------------------------------------------
+
+
+def test_tasks_list_show_cancel_retry_and_their_exit_codes(env: dict[str, str], dsn: str) -> None:
+    done = create(env, "demo", "noop")
+    assert ok(env, "run-once").startswith("run-once: processed 1 task: 1 completed")
+    waiting = create(env, "demo", "noop", "--delay", "3600")
+
+    listed = ok(env, "tasks", "list")
+    assert listed.splitlines()[0].split()[:4] == ["id", "worker", "action", "status"]
+    assert [t["id"] for t in json.loads(ok(env, "tasks", "list", "--json"))] == [waiting, done]
+    only = json.loads(ok(env, "tasks", "list", "--status", "completed", "--json"))
+    assert [t["id"] for t in only] == [done]
+    assert cli(env, "tasks", "list", "--status", "sleeping").returncode == 2
+
+    shown = ok(env, "tasks", "show", str(done))
+    assert "completed (80)" in shown and "progress" in shown
+    detail = json.loads(ok(env, "tasks", "show", str(done), "--json"))
+    assert detail["task"]["id"] == done and detail["progress"]["progress"] == 100
+
+    for args in (["show"], ["cancel"], ["retry"], ["watch"]):
+        missing = cli(env, "tasks", *args, "999999")
+        assert missing.returncode == 4, (args, missing.stderr)
+        assert "task 999999 does not exist" in missing.stderr
+    assert cli(env, "logs", "999999").returncode == 4
+
+    refused = cli(env, "tasks", "cancel", str(done))
+    assert refused.returncode == 5 and "already completed" in refused.stderr
+    assert cli(env, "tasks", "retry", str(waiting)).returncode == 5
+
+    assert f"task {waiting} cancelled" in ok(env, "tasks", "cancel", str(waiting))
+    assert status(dsn, waiting) == "cancelled"
+    assert "queued again" in ok(env, "tasks", "retry", str(waiting))
+    assert status(dsn, waiting) == "pending"
+
+
+def test_logs_of_a_failed_task(env: dict[str, str]) -> None:
+    failing = create(env, "demo", "fail", "--max-attempts", "1")
+    assert cli(env, "run-once").returncode == 1
+    text = ok(env, "logs", str(failing), "--errors")
+    assert "ERROR" in text and "failing on purpose" in text and "Traceback" in text
+    records = json.loads(ok(env, "logs", str(failing), "--last", "1", "--json"))
+    assert len(records) == 1 and records[0]["task_id"] == failing
+    assert "deleted" in ok(env, "logs", str(failing), "--clear")
+    assert json.loads(ok(env, "logs", str(failing), "--json")) == []
+
+
+# --- workers ---------------------------------------------------------------------------------
+
+
+def test_workers_discover_list_activate_deactivate_settings_clean(
+    env: dict[str, str], dsn: str
+) -> None:
+    assert "no workers registered" in ok(env, "workers", "list")
+    assert "registered: demo, report" in ok(env, "workers", "discover")
+    assert "no new workers" in ok(env, "workers", "discover")
+    assert {w["identifier"] for w in json.loads(ok(env, "workers", "list", "--json"))} == {
+        "demo",
+        "report",
+    }
+
+    assert "worker demo deactivated" in ok(env, "workers", "deactivate", "demo")
+    assert scalar(dsn, "SELECT active FROM s_workers WHERE identifier = 'demo'") is False
+    ok(env, "workers", "activate", "demo")
+    assert scalar(dsn, "SELECT active FROM s_workers WHERE identifier = 'demo'") is True
+    missing = cli(env, "workers", "activate", "nobody")
+    assert missing.returncode == 4 and "nobody" in missing.stderr
+
+    assert json.loads(ok(env, "workers", "settings", "demo")) == {"timeout": 600}
+    merged = json.loads(ok(env, "workers", "settings", "demo", "--set", '{"timeout": 5}'))
+    assert merged == {"timeout": 5}
+    assert cli(env, "workers", "settings", "demo", "--set", "[]").returncode == 2
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO s_workers (identifier, class) VALUES ('gone', 'no_such_module:Gone')"
+        )
+    assert "removed orphaned workers: gone" in ok(env, "workers", "clean")
+    assert "no orphaned workers" in ok(env, "workers", "clean")
+    assert "up to date: demo, report" in ok(env, "workers", "rescan")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("UPDATE s_workers SET title = 'old' WHERE identifier = 'demo'")
+    assert "refreshed: demo" in ok(env, "workers", "rescan")
+    assert scalar(dsn, "SELECT title FROM s_workers WHERE identifier = 'demo'") == "Demo"
+
+
+# --- running tasks ---------------------------------------------------------------------------
+
+
+def test_run_once_exit_codes(env: dict[str, str], dsn: str) -> None:
+    assert ok(env, "run-once").strip() == "run-once: processed 0 tasks: 0 completed, 0 failed"
+    create(env, "demo", "noop")
+    create(env, "demo", "noop")
+    summary = json.loads(ok(env, "run-once", "--json"))
+    assert summary["processed"] == 2 and summary["completed"] == 2 and summary["ok"]
+
+    failing = create(env, "demo", "fail", "--max-attempts", "1")
+    create(env, "demo", "noop")
+    result = cli(env, "run-once")
+    assert result.returncode == 1, result.stderr
+    assert "processed 2 tasks: 1 completed, 1 failed" in result.stdout
+    assert status(dsn, failing) == "failed"
+
+
+def test_two_concurrent_run_once_processes_run_each_task_once(
+    env: dict[str, str], dsn: str
+) -> None:
+    ok(env, "workers", "discover")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO s_tasks (identifier, action) "
+            "SELECT 'demo', 'noop' FROM generate_series(1, 200)"
+        )
+    procs = [
+        subprocess.Popen(
+            command("run-once", "--json"),
+            env=env,
+            cwd=ROOT,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    summaries = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        summaries.append(json.loads(out))
+    assert sum(s["completed"] for s in summaries) == 200
+    assert count_tasks(dsn, "status = 80 AND attempts = 1") == 200
+
+
+def test_daemon_runs_a_sql_inserted_task_and_stops_on_sigterm(
+    env: dict[str, str], dsn: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "daemon.log"
+    with daemon(env, dsn, log) as proc:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            row = conn.execute(
+                "INSERT INTO s_tasks (identifier, action) VALUES ('demo', 'noop') RETURNING id"
+            ).fetchone()
+        assert row is not None
+        wait_for(lambda: status(dsn, row[0]) == "completed", step=0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    assert scalar(dsn, "SELECT count(*) FROM s_daemons") == 0
+    text = log.read_text()
+    assert "starting: workers demo, report; concurrency 10" in text
+    assert "SIGTERM: stopping" in text and "Traceback" not in text
+
+
+def test_watch_and_create_wait_follow_tasks_to_their_end(
+    env: dict[str, str], dsn: str, tmp_path: Path
+) -> None:
+    with daemon(env, dsn, tmp_path / "daemon.log") as proc:
+        counting = create(env, "demo", "count", "--data", '{"to": 5, "delay": 0.05}')
+        watched = cli(env, "tasks", "watch", str(counting), "--interval", "0.05")
+        assert watched.returncode == 0, watched.stderr
+        assert "100%" in watched.stdout and "completed" in watched.stdout.splitlines()[-1]
+
+        waited = cli(env, "create", "demo", "fail", "--max-attempts", "1", "--wait")
+        assert waited.returncode == 1, waited.stderr
+        assert "failed" in waited.stderr
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+
+
+def test_clean_prints_what_it_deleted(env: dict[str, str]) -> None:
+    create(env, "demo", "noop")
+    ok(env, "run-once")
+    assert ok(env, "clean", "--days", "1") == (
+        "deleted 0 finished tasks older than 1 day and 0 log records older than 30 days\n"
+    )
+    deleted = json.loads(ok(env, "clean", "--days", "0", "--logs-days", "0", "--json"))
+    assert deleted["tasks"] == 1
