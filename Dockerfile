@@ -1,4 +1,4 @@
-# pgstask: `docker build -t pgstask .`, then `docker run pgstask --help`.
+# pgstask: `docker build -t pgstask .`, then `docker run --rm pgstask --help`.
 # The image runs the `pgstask` command; docker-compose.yml uses it for `migrate` and the daemons.
 FROM python:3.12-slim
 
@@ -11,15 +11,16 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY pgstask ./pgstask
 COPY migrations ./migrations
-RUN pip install . && rm -rf /src
+RUN pip install .
 
 # Storage (progress snapshots, {id}.log files, report results) is .pgstask/storage under the
 # working directory; docker-compose.yml mounts a volume there.
-RUN useradd --system --create-home --home-dir /srv/pgstask pgstask \
+WORKDIR /srv/pgstask
+RUN rm -rf /src \
+    && useradd --system --home-dir /srv/pgstask pgstask \
     && mkdir -p /srv/pgstask/.pgstask/storage \
     && chown -R pgstask:pgstask /srv/pgstask
 USER pgstask
-WORKDIR /srv/pgstask
 
 ENTRYPOINT ["pgstask"]
 CMD ["--help"]

@@ -12,11 +12,12 @@ How the compose file is checked, strongest first, with whatever this machine has
    flow lists of scalars, plain and quoted scalars, comments). It rejects anything else (anchors,
    tabs, duplicate keys, bad indentation), so a file it accepts means what the checks assume.
 
-The structural checks (the four services, their images, commands, dependencies and conditions,
-DSNs that match the database the ``postgres`` service creates, the healthcheck, the volumes, and a
-Dockerfile whose copies exist and whose entry point is pgstask's console script) run in every
-case. No test here skips: a machine with the ``docker`` client but no compose plugin (as where
-this was written) still checks everything but the compose implementation's own validation.
+The structural checks (the four services, their images, dependencies and conditions, commands
+that pgstask's own argument parser accepts, DSNs that match the database the ``postgres`` service
+creates, the healthcheck, the volumes, and a Dockerfile whose copies exist and whose entry point
+is pgstask's console script) run in every case. No test here skips: a machine with the
+``docker`` client but no compose plugin (as where this was written) still checks everything but
+the compose implementation's own validation.
 """
 
 from __future__ import annotations
@@ -308,6 +309,15 @@ def test_pgstask_services_run_migrate_and_daemon_against_that_database(
         assert (build_context(service) / "Dockerfile").is_file()
         assert service["image"] == services["migrate"]["image"]
     assert str(services["migrate"].get("restart", "no")) == "no"
+
+
+def test_the_services_run_real_pgstask_commands(model: dict[str, Any]) -> None:
+    from pgstask.cli import build_parser
+
+    parser = build_parser()
+    for name in ("migrate", "daemon-1", "daemon-2"):
+        args = parser.parse_args(command(model["services"][name]))
+        assert callable(args.handler), name
 
 
 def test_dockerfile_installs_pgstask_and_runs_its_command() -> None:
