@@ -49,8 +49,8 @@ from pgstask.cli._app import (
     EXIT_USAGE,
     Context,
     Handler,
-    add_common,
 )
+from pgstask.cli._options import add_common
 from pgstask.errors import (
     ConfigurationError,
     DatabaseError,

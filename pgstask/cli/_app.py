@@ -1,4 +1,4 @@
-"""What every command shares: exit codes, option types, the common options, and ``Context``.
+"""What every command shares: exit codes and ``Context``.
 
 ``Context`` turns the parsed arguments into ``Settings`` (``PGSTASK_*`` environment first, flags
 over it), resolves the database (the configured DSN, or the embedded PostgreSQL, announced once
@@ -10,23 +10,18 @@ and hands out one ``Client``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import math
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TextIO, TypeAlias
+from typing import TextIO
 
 import psycopg
 
 from pgstask import embedded
 from pgstask.client import Client
-from pgstask.db import connect, translate_errors
+from pgstask.db import translate_errors
 from pgstask.errors import ConfigurationError, DatabaseError, PgstaskError, SchemaError
 from pgstask.settings import Settings
-from pgstask.task import Status
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # a task failed or was cancelled (run-once, tasks watch, create --wait)
@@ -51,170 +46,6 @@ Without PGSTASK_DSN, pgstask starts (or reuses) an embedded PostgreSQL in PGSTAS
 (default .pgstask/pgdata) and migrates it automatically."""
 
 Handler = Callable[["Context"], int]
-Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-
-
-# --- option types: a bad value is an argparse error (exit 2) that names the flag -----------------
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def task_id(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a task id is a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"a task id is positive, not {value}")
-    return value
-
-
-def seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
-    return value
-
-
-def positive_seconds(text: str) -> float:
-    value = seconds(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
-    return value
-
-
-def status(text: str) -> str:
-    try:
-        return Status.parse(text).text
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(
-            f"must be a JSON object ({{…}}), not {type(value).__name__}"
-        )
-    return value
-
-
-def timestamp(text: str) -> dt.datetime:
-    """ISO 8601; a time without an offset is local time."""
-    try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO 8601 time (e.g. 2030-01-31T08:00:00+00:00)"
-        ) from None
-    return value if value.tzinfo is not None else value.astimezone()
-
-
-# --- the common options ------------------------------------------------------------------------
-
-
-def add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
-    """Options every command accepts, before or after its name.
-
-    The top-level parser sets their defaults; subcommand parsers use ``SUPPRESS`` so that an option
-    given before the command name is not reset by the subcommand.
-    """
-    default: Any = None if top else argparse.SUPPRESS
-    group = parser.add_argument_group("settings (override PGSTASK_* variables)")
-    group.add_argument(
-        "--dsn",
-        default=default,
-        metavar="DSN",
-        help="PostgreSQL URI or key=value string (PGSTASK_DSN; unset = embedded PostgreSQL)",
-    )
-    group.add_argument(
-        "--storage",
-        default=default,
-        type=Path,
-        metavar="DIR",
-        help="directory of progress snapshots and task log files (PGSTASK_STORAGE)",
-    )
-    group.add_argument(
-        "--data-dir",
-        default=default,
-        type=Path,
-        metavar="DIR",
-        help="data directory of the embedded PostgreSQL (PGSTASK_DATA_DIR)",
-    )
-    group.add_argument(
-        "--workers",
-        default=default,
-        metavar="MOD[,MOD]",
-        help="worker modules to import, added to PGSTASK_WORKERS",
-    )
-    group.add_argument(
-        "--debug",
-        default=False if top else argparse.SUPPRESS,
-        action="store_true",
-        help="debug logging, and tracebacks for errors",
-    )
-
-
-def add_runtime(parser: argparse.ArgumentParser) -> None:
-    """Options of the commands that run tasks (``daemon``, ``run-once``)."""
-    group = parser.add_argument_group("running tasks (override PGSTASK_* variables)")
-    group.add_argument(
-        "--concurrency",
-        type=positive_int,
-        metavar="N",
-        help="actions run at once (PGSTASK_CONCURRENCY, default 10)",
-    )
-    group.add_argument(
-        "--poll-interval",
-        type=positive_seconds,
-        metavar="S",
-        help="seconds between polls without a notification (PGSTASK_POLL_INTERVAL)",
-    )
-    group.add_argument(
-        "--heartbeat-interval",
-        type=positive_seconds,
-        metavar="S",
-        help="seconds between heartbeats (PGSTASK_HEARTBEAT_INTERVAL)",
-    )
-    group.add_argument(
-        "--stale-after",
-        type=positive_seconds,
-        metavar="S",
-        help="a daemon silent this long is dead and its tasks are rescued (PGSTASK_STALE_AFTER)",
-    )
-    group.add_argument(
-        "--shutdown-grace",
-        type=seconds,
-        metavar="S",
-        help="seconds running actions get to finish after SIGTERM (PGSTASK_SHUTDOWN_GRACE)",
-    )
-    group.add_argument(
-        "--poll-only",
-        action="store_true",
-        default=None,
-        help="do not LISTEN, only poll (PgBouncer in transaction mode; PGSTASK_POLL_ONLY)",
-    )
-
-
-def add_json(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-
-
-# --- the context ---------------------------------------------------------------------------------
 
 
 class Context:
@@ -257,17 +88,11 @@ class Context:
     def ready_dsn(self) -> str:
         """``dsn()``, with the embedded database migrated to this pgstask's revision.
 
-        A configured database is only probed (one connection); its schema is not checked up
-        front (that would cost every command the import of alembic): a missing schema surfaces
-        as ``SchemaError`` from the first query, and ``explain`` turns other database errors
-        into one when the schema is old.
+        A configured database is not checked up front (that would cost every command the import
+        of alembic and a connection): a missing schema surfaces as ``SchemaError`` from the first
+        query, and ``explain`` turns other database errors into one when the schema is old.
         """
         dsn = self.dsn()
-        if not self.embedded and not self._ready:
-            # One direct connection first: the client's pool would retry for 10 s and then
-            # report only "pool initialization incomplete" instead of why it cannot connect.
-            connect(dsn, name="pgstask-cli").close()
-            self._ready = True
         if self.embedded and not self._ready:
             from pgstask import migrate  # imports alembic: only where it is needed
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pgstask.cli._app import EXIT_OK, Context, Subparsers, add_common, add_json, seconds
+from pgstask.cli._app import EXIT_OK, Context
+from pgstask.cli._options import Subparsers, add_common, add_json, seconds
 from pgstask.cli._output import fields, plural, print_json, table
 from pgstask.db import translate_errors
 from pgstask.errors import ConfigurationError, SchemaError

@@ -15,9 +15,8 @@ from typing import Any
 
 from pgstask import queries
 from pgstask.cli import watch
-from pgstask.cli._app import (
-    EXIT_OK,
-    Context,
+from pgstask.cli._app import EXIT_OK, Context
+from pgstask.cli._options import (
     Subparsers,
     add_common,
     add_json,

@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-from pgstask.cli._app import (
-    EXIT_OK,
-    Context,
-    Subparsers,
-    add_common,
-    add_json,
-    positive_int,
-    task_id,
-)
+from pgstask.cli._app import EXIT_OK, Context
+from pgstask.cli._options import Subparsers, add_common, add_json, positive_int, task_id
 from pgstask.cli._output import plural, print_json
 from pgstask.cli.tasks import log_line
 

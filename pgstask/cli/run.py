@@ -8,7 +8,8 @@ There is no ``--examples`` switch: the examples are always installed, and activi
 Signals: SIGTERM or SIGINT stops gracefully (no new claims; running actions get
 ``shutdown_grace`` seconds, then their tasks are given back); a second signal stops at once.
 The signal handler only queues the signal; a small thread calls ``Daemon.request_stop``, so the
-handler never waits for a lock the interrupted main thread may hold.
+handler never waits for a lock the interrupted main thread may hold. A psycopg error that escapes
+the daemon (e.g. its start-up schema check cannot connect) becomes a ``DatabaseError``: exit 3.
 
 ``run-once`` takes no global lock: several runs at once (cron every minute while the previous
 run still works) share the due tasks through ``FOR UPDATE SKIP LOCKED``, each task once.
@@ -26,17 +27,10 @@ from typing import TYPE_CHECKING
 
 from psycopg.conninfo import conninfo_to_dict
 
-from pgstask.cli._app import (
-    EXIT_FAILED,
-    EXIT_OK,
-    Context,
-    Subparsers,
-    add_common,
-    add_json,
-    add_runtime,
-    positive_int,
-)
+from pgstask.cli._app import EXIT_FAILED, EXIT_OK, Context
+from pgstask.cli._options import Subparsers, add_common, add_json, add_runtime, positive_int
 from pgstask.cli._output import plural, print_json
+from pgstask.db import translate_errors
 from pgstask.workers import registry
 
 if TYPE_CHECKING:
@@ -90,14 +84,14 @@ def cmd_daemon(ctx: Context) -> int:
     )
     if not daemon.worker_classes:
         _log.warning("no worker classes found: this daemon will run no task")
-    with _stop_on_signals(daemon):
+    with _stop_on_signals(daemon), translate_errors():
         daemon.run()
     return EXIT_OK
 
 
 def cmd_run_once(ctx: Context) -> int:
     daemon = _daemon(ctx)
-    with _stop_on_signals(daemon):
+    with _stop_on_signals(daemon), translate_errors():
         summary = daemon.run_once(batch_size=ctx.args.batch_size, max_tasks=ctx.args.max_tasks)
     outcomes = dict(summary.outcomes)
     if ctx.args.json:

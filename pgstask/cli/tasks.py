@@ -6,17 +6,8 @@ import argparse
 from typing import Any
 
 from pgstask.cli import watch
-from pgstask.cli._app import (
-    EXIT_OK,
-    Context,
-    Handler,
-    Subparsers,
-    add_common,
-    add_json,
-    positive_int,
-    status,
-    task_id,
-)
+from pgstask.cli._app import EXIT_OK, Context, Handler
+from pgstask.cli._options import Subparsers, add_common, add_json, positive_int, status, task_id
 from pgstask.cli._output import cell, fields, print_json, table, when
 from pgstask.logs import LogRecord
 from pgstask.task import PRIORITIES, Task

@@ -12,15 +12,8 @@ import shutil
 import time
 from typing import Any, TextIO
 
-from pgstask.cli._app import (
-    EXIT_FAILED,
-    EXIT_OK,
-    Context,
-    Subparsers,
-    add_common,
-    positive_seconds,
-    task_id,
-)
+from pgstask.cli._app import EXIT_FAILED, EXIT_OK, Context
+from pgstask.cli._options import Subparsers, add_common, positive_seconds, task_id
 from pgstask.client import Client
 from pgstask.progress import format_eta
 from pgstask.task import Status, Task

@@ -10,15 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pgstask.cli._app import (
-    EXIT_OK,
-    Context,
-    Handler,
-    Subparsers,
-    add_common,
-    add_json,
-    json_object,
-)
+from pgstask.cli._app import EXIT_OK, Context, Handler
+from pgstask.cli._options import Subparsers, add_common, add_json, json_object
 from pgstask.cli._output import print_json, table
 from pgstask.workers import registry
 
