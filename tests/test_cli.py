@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from pgstask import embedded
+from pgstask.task import Status
 from tests.daemons import scalar, wait_for
 
 if TYPE_CHECKING:
@@ -96,14 +97,14 @@ def create(env: dict[str, str], *args: str) -> int:
 
 def status(dsn: str, task_id: int) -> str:
     code = scalar(dsn, "SELECT status FROM s_tasks WHERE id = %s", (task_id,))
-    return {10: "pending", 50: "running", 80: "completed", 90: "cancelled", 100: "failed"}.get(
-        int(code),
-        str(code),  # type: ignore[call-overload]
-    )
+    assert isinstance(code, int), code
+    return Status(code).text
 
 
 def count_tasks(dsn: str, where: str = "true") -> int:
-    return int(scalar(dsn, f"SELECT count(*) FROM s_tasks WHERE {where}"))  # type: ignore[call-overload]  # noqa: S608
+    count = scalar(dsn, f"SELECT count(*) FROM s_tasks WHERE {where}")  # noqa: S608
+    assert isinstance(count, int)
+    return count
 
 
 @contextlib.contextmanager
@@ -130,29 +131,43 @@ def daemon(env: dict[str, str], dsn: str, log: Path) -> Iterator[subprocess.Pope
 # --- help and configuration ------------------------------------------------------------------
 
 
+# Every command's --help in one child process (a process per command would cost ~25 starts).
+HELP_SCRIPT = """
+import contextlib, io, json, sys
+from pgstask.cli import main
+for args in json.loads(sys.argv[1]):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            main([*args, "--help"])
+            code = None
+        except SystemExit as exc:
+            code = exc.code
+    print(json.dumps([args, code, out.getvalue()]))
+"""
+
+
 def test_help_of_every_command_exits_0() -> None:
-    procs = [
-        (
-            args,
-            subprocess.Popen(
-                command(*args, "--help"),
-                env=base_env(),
-                cwd=ROOT,
-                text=True,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            ),
-        )
-        for args in COMMANDS
-    ]
-    for args, proc in procs:
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, (args, err)
-        assert out.startswith("usage: pgstask"), (args, out)
     top = subprocess.run(
-        command("--help"), env=base_env(), capture_output=True, text=True, check=True
+        command("--help"), env=base_env(), capture_output=True, text=True, check=False
     )
+    assert top.returncode == 0, top.stderr
     assert "exit codes:" in top.stdout and "4  not found" in top.stdout
+    result = subprocess.run(
+        [sys.executable, "-c", HELP_SCRIPT, json.dumps(COMMANDS)],
+        env=base_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    seen = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [args for args, _, _ in seen] == COMMANDS
+    for args, code, text in seen:
+        assert code == 0, (args, code)
+        assert text.startswith("usage: pgstask"), (args, text)
 
 
 def test_a_bad_environment_variable_is_a_usage_error_naming_it(env: dict[str, str]) -> None:
@@ -170,11 +185,13 @@ def test_a_bad_flag_value_is_a_usage_error_naming_the_flag(env: dict[str, str]) 
 
 def test_an_unreachable_database_exits_3_with_a_clear_message() -> None:
     env = {**base_env(), "PGSTASK_DSN": "postgresql://postgres@127.0.0.1:1/x"}
-    result = cli(env, "stats")
-    assert result.returncode == 3
-    assert result.stderr.startswith("pgstask: error: cannot use PostgreSQL")
-    assert "PGSTASK_DSN" in result.stderr
-    assert "Traceback" not in result.stderr
+    for args in (["stats"], ["run-once"], ["daemon"]):
+        result = cli(env, *args)
+        assert result.returncode == 3, (args, result.stderr)
+        last = result.stderr.splitlines()[-1]
+        assert last.startswith("pgstask: error: cannot use PostgreSQL"), result.stderr
+        assert "PGSTASK_DSN" in result.stderr
+        assert "Traceback" not in result.stderr
 
 
 def test_a_database_without_the_schema_says_to_migrate(pg: Server, tmp_path: Path) -> None:
@@ -198,10 +215,14 @@ def test_without_a_dsn_the_embedded_postgresql_is_used_and_announced(tmp_path: P
     try:
         result = cli(env, "stats", timeout=120)
         assert result.returncode == 0, result.stderr
-        assert "using the embedded PostgreSQL in" in result.stderr
-        assert str(data_dir.resolve()) in result.stderr
-        assert "migrating the embedded database" in result.stderr
-        assert "pending" in result.stdout
+        assert "using the embedded PostgreSQL in" in result.stderr, result.stderr
+        assert str(data_dir.resolve()) in result.stderr, result.stderr
+        assert "migrating the embedded database" in result.stderr, result.stderr
+        assert "pending" in result.stdout, result.stdout
+        again = cli(env, "stats")
+        assert again.returncode == 0, again.stderr
+        assert "using the embedded PostgreSQL" in again.stderr
+        assert "migrating" not in again.stderr
     finally:
         embedded.stop(data_dir)
 
