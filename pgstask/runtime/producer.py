@@ -59,14 +59,17 @@ class Producer(Service):
             tasks = queries.task_claim(
                 conn, daemon_id=self.daemon_id, identifiers=identifiers, limit=free
             )
-            if len(tasks) > free:  # cannot happen with the materialised CTE; never overrun
-                raise RuntimeError(f"claimed {len(tasks)} tasks for {free} slots")
-            self._next_due = None
-            if len(tasks) < free:
-                self._next_due = self._due_in(conn, identifiers)
+        if len(tasks) > free:  # cannot happen with the materialised CTE; never overrun
+            raise RuntimeError(f"claimed {len(tasks)} tasks for {free} slots")
         tasks.sort(key=lambda t: (t.priority != "high", t.priority == "low", t.start_at, t.id))
         for task in tasks:
             self._submit(task)
+        # Only after the claim committed and the actions started: when nothing more is due,
+        # find when the next scheduled task becomes due (the timed wake-up).
+        self._next_due = None
+        if len(tasks) < free:
+            with self.pool.connection() as conn:
+                self._next_due = self._due_in(conn, identifiers)
         return len(tasks)
 
     def _due_in(self, conn: Conn, identifiers: list[str]) -> float | None:

@@ -9,6 +9,7 @@ are reduced to the same key (lower case, no separators) for the lookup.
 from __future__ import annotations
 
 import re
+import weakref
 
 PREFIX = "task_"
 _SEPARATORS = re.compile(r"[-_ ]+")
@@ -26,13 +27,22 @@ def method_key(method_name: str) -> str | None:
     return action_key(method_name[len(PREFIX) :])
 
 
+_cache: weakref.WeakKeyDictionary[type, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
 def action_methods(cls: type) -> dict[str, str]:
-    """``{key: method name}`` for every public ``task_*`` method of ``cls`` (MRO included)."""
+    """``{key: method name}`` for every public ``task_*`` method of ``cls`` (MRO included).
+
+    Cached per class: the runner resolves an action for every task it runs."""
+    cached = _cache.get(cls)
+    if cached is not None:
+        return cached
     found: dict[str, str] = {}
     for name in dir(cls):
         key = method_key(name)
         if key and callable(getattr(cls, name, None)):
             found.setdefault(key, name)
+    _cache[cls] = found
     return found
 
 
