@@ -183,7 +183,7 @@ class Client:
                 c,
                 identifiers=[s["identifier"] for s in specs],
                 actions=[s["action"] for s in specs],
-                metas=[Jsonb(s["data"], dumps=_dumps_checked) for s in specs],
+                metas=[s["data"] for s in specs],
                 priorities=[s["priority"] for s in specs],
                 start_ats=[s["start_at"] for s in specs],
                 max_attempts=[s["max_attempts"] for s in specs],
@@ -533,12 +533,10 @@ def _spec(
         raise InvalidTaskError(f"user_id must be a whole number, not {user_id!r}")
     if dedupe_key is not None and (not isinstance(dedupe_key, str) or not dedupe_key):
         raise InvalidTaskError("dedupe_key must be a non-empty string")
-    meta = dict(data)
-    _dumps_checked(meta)
     return {
         "identifier": identifier,
         "action": action,
-        "data": meta,
+        "data": _dumps_checked(data if isinstance(data, dict) else dict(data)),
         "priority": priority,
         "start_at": start_at,
         "max_attempts": max_attempts,

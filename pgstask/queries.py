@@ -7,6 +7,7 @@ named like the query's parameters. Batch queries take parallel sequences.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -24,6 +25,9 @@ Row = dict[str, Any]
 
 def _task_row(cursor: Cursor[Any]) -> RowMaker[Task]:
     names = [c.name for c in cursor.description or ()]
+    if set(TASK_COLUMNS) <= set(names):  # every column (``RETURNING *``): positional, fast
+        pick = operator.itemgetter(*(names.index(n) for n in TASK_COLUMNS))
+        return lambda values: Task(*pick(values))
     keep = [(i, n) for i, n in enumerate(names) if n in TASK_COLUMNS]
 
     def make(values: Sequence[Any]) -> Task:
@@ -39,9 +43,11 @@ def _args(given: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _tasks(conn: Conn, name: str, params: dict[str, Any]) -> list[Task]:
+def _tasks(conn: Conn, name: str, params: dict[str, Any], binary: bool = False) -> list[Task]:
+    """``binary``: results in binary (the query's ``%(name)b`` placeholders do the same for
+    its parameters)."""
     with conn.cursor(row_factory=_task_row) as cur:
-        cur.execute(query(name), params)
+        cur.execute(query(name), params, binary=binary)
         return cur.fetchall()
 
 
@@ -65,14 +71,15 @@ def task_insert_many(
     *,
     identifiers: Sequence[str],
     actions: Sequence[str],
-    metas: Sequence[Jsonb],
+    metas: Sequence[str],
     priorities: Sequence[str],
     start_ats: Sequence[dt.datetime | None],
     max_attempts: Sequence[int],
     started_by: Sequence[int | None],
     dedupe_keys: Sequence[str | None],
 ) -> list[Task]:
-    return _tasks(conn, "task_insert_many", _args(locals()))
+    """``metas`` are JSON texts. Sent and read in binary: large batches skip text quoting."""
+    return _tasks(conn, "task_insert_many", _args(locals()), binary=True)
 
 
 def task_get(conn: Conn, *, id: int) -> Task | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import inspect
+import json
 import re
 import uuid
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from pgstask.sql import parse
 from pgstask.sql import queries as named_queries
 from pgstask.task import Task
 
-_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+_PLACEHOLDER = re.compile(r"%\((\w+)\)[sb]")  # b: sent in binary
 _POSITIONAL = re.compile(r"(?<![)%])%[sbt]\b")
 
 
@@ -156,7 +157,7 @@ def _insert(
         conn,
         identifiers=["w"] * n,
         actions=actions,
-        metas=[Jsonb({"n": i}) for i in range(n)],
+        metas=[json.dumps({"n": i}) for i in range(n)],
         priorities=["normal"] * n,
         start_ats=[None] * n,
         max_attempts=[3] * n,

@@ -3,13 +3,14 @@
 
 -- name: task_insert_many
 -- Bulk and single enqueue in one form: parallel arrays through unnest (one round trip, one
--- trigger call and one NOTIFY per statement).
+-- trigger call and one NOTIFY per statement). metas are JSON texts, encoded once by the client;
+-- the client sends the arrays in binary (no array quoting on either side).
 INSERT INTO s_tasks (identifier, action, meta, priority, start_at, max_attempts, started_by,
                      dedupe_key, message)
 SELECT i, a, m, p, coalesce(s, now()), x, u, d, 'Task queued'
-  FROM unnest(%(identifiers)s::text[], %(actions)s::text[], %(metas)s::jsonb[],
-              %(priorities)s::text[], %(start_ats)s::timestamptz[], %(max_attempts)s::int[],
-              %(started_by)s::bigint[], %(dedupe_keys)s::text[]) AS n(i, a, m, p, s, x, u, d)
+  FROM unnest(%(identifiers)b::text[], %(actions)b::text[], %(metas)b::text[]::jsonb[],
+              %(priorities)b::text[], %(start_ats)b::timestamptz[], %(max_attempts)b::int[],
+              %(started_by)b::bigint[], %(dedupe_keys)b::text[]) AS n(i, a, m, p, s, x, u, d)
 ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN (10, 30, 50) DO NOTHING
 RETURNING *;
 
