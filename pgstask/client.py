@@ -339,7 +339,8 @@ class Client:
                 return deleted
 
     def clean_old_logs(self, days: float = 30) -> int:
-        """Delete log records older than ``days``; returns how many."""
+        """Delete log records older than ``days``, and this host's ``{id}.log`` files not
+        written to for that long; returns how many records."""
         _check_days(days)
         deleted = 0
         while True:
@@ -347,7 +348,9 @@ class Client:
                 batch = queries.log_delete_older_than(c, days=days)
             deleted += batch
             if batch == 0:
-                return deleted
+                break
+        progress.collect_garbage(self.settings.storage, force=True, log_max_age=days * 86400)
+        return deleted
 
     # --- logs --------------------------------------------------------------------------------
 

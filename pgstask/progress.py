@@ -194,9 +194,15 @@ def read_snapshot(storage: Path, task_id: int) -> dict[str, Any] | None:
 
 
 def collect_garbage(
-    storage: Path, *, now: float | None = None, every: float = 3600.0, force: bool = False
+    storage: Path,
+    *,
+    now: float | None = None,
+    every: float = 3600.0,
+    force: bool = False,
+    log_max_age: float | None = None,
 ) -> int:
-    """Delete snapshots older than 24 h and stray temp files older than 1 h.
+    """Delete snapshots older than 24 h, stray temp files older than 1 h and, with
+    ``log_max_age`` (seconds), task log files (``{id}.log``) not written to for that long.
 
     Runs at most once per ``every`` seconds across all processes sharing ``storage``, throttled
     by the mtime of the ``.gc_progress`` marker (sTask's scheme). Returns the files deleted.
@@ -214,11 +220,15 @@ def collect_garbage(
     os.utime(marker, (now, now))
     deleted = 0
     for entry in os.scandir(storage):
-        if not entry.is_file() or not entry.name.endswith(".json"):
+        name = entry.name
+        if name.endswith(".json"):
+            max_age: float | None = TEMP_MAX_AGE if name.startswith(".~") else SNAPSHOT_MAX_AGE
+        elif name.endswith(".log") and name[:-4].isdigit():
+            max_age = log_max_age
+        else:
             continue
-        max_age = TEMP_MAX_AGE if entry.name.startswith(".~") else SNAPSHOT_MAX_AGE
         try:
-            if now - entry.stat().st_mtime > max_age:
+            if max_age is not None and entry.is_file() and now - entry.stat().st_mtime > max_age:
                 os.unlink(entry.path)
                 deleted += 1
         except FileNotFoundError:

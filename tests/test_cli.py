@@ -413,6 +413,52 @@ def test_two_concurrent_run_once_processes_run_each_task_once(
     assert count_tasks(dsn, "status = 80 AND attempts = 1") == 200
 
 
+def test_run_once_rescues_the_tasks_of_a_dead_run_and_cleans(env: dict[str, str], dsn: str) -> None:
+    """With cron's run-once as the only runner, it also rescues and cleans."""
+    ok(env, "workers", "discover")
+    dead = "00000000-0000-0000-0000-00000000dead"  # a run-once killed mid-way
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO s_daemons (id, hostname, pid, concurrency, heartbeat_at) "
+            "VALUES (%s, 'gone', 1, 1, now() - '1 hour'::interval)",
+            (dead,),
+        )
+        row = conn.execute(
+            "INSERT INTO s_tasks (identifier, action) VALUES ('demo', 'noop') RETURNING id"
+        ).fetchone()
+        assert row is not None
+        stuck = int(row[0])
+        conn.execute(
+            "UPDATE s_tasks SET status = 50, attempts = 1, daemon_id = %s, "
+            "started_at = now() - '1 hour'::interval WHERE id = %s",
+            (dead, stuck),
+        )
+        row = conn.execute(
+            "INSERT INTO s_tasks (identifier, action) VALUES ('demo', 'noop') RETURNING id"
+        ).fetchone()
+        assert row is not None
+        old = int(row[0])
+        conn.execute(
+            "UPDATE s_tasks SET status = 80, finished_at = now() - '90 days'::interval "
+            "WHERE id = %s",
+            (old,),
+        )
+    run_env = {**env, "PGSTASK_RETRY_BASE_DELAY": "0.01", "PGSTASK_RETRY_MAX_DELAY": "0.02"}
+    ok(run_env, "run-once")
+    cleaned = scalar(dsn, "SELECT count(*) FROM s_tasks WHERE id = %s", (old,))
+    assert cleaned == 0  # finished 90 days ago, beyond the 30-day retention
+    assert count_tasks(dsn, "identifier = 'demo'") == 1
+    assert scalar(dsn, "SELECT count(*) FROM s_daemons") == 0
+    assert "Rescued from a dead daemon" in ok(env, "logs", str(stuck))
+
+    def completed_after_another_run() -> bool:  # the retry waits out its backoff
+        ok(run_env, "run-once")
+        return status(dsn, stuck) == "completed"
+
+    wait_for(completed_after_another_run, timeout=30)
+    assert scalar(dsn, "SELECT attempts FROM s_tasks WHERE id = %s", (stuck,)) == 2
+
+
 def test_daemon_runs_a_sql_inserted_task_and_stops_on_sigterm(
     env: dict[str, str], dsn: str, tmp_path: Path
 ) -> None:

@@ -127,6 +127,19 @@ def test_snapshot_gc_follows_the_marker(tmp_path: Path) -> None:
     assert collect_garbage(tmp_path, now=now + 3601) == 1
 
 
+def test_log_files_are_collected_after_the_log_retention(tmp_path: Path) -> None:
+    old_log, fresh_log, other = tmp_path / "7.log", tmp_path / "8.log", tmp_path / "notes.log"
+    for path in (old_log, fresh_log, other):
+        path.write_text("[x] [INFO] y\n")
+    now = time.time()
+    for path in (old_log, other):
+        os.utime(path, (now - 8 * 86400, now - 8 * 86400))
+    assert collect_garbage(tmp_path, now=now) == 0  # no log retention given: logs are kept
+    assert collect_garbage(tmp_path, now=now + 3601, log_max_age=7 * 86400) == 1
+    assert not old_log.exists() and fresh_log.exists()
+    assert other.exists()  # only {id}.log files are pgstask's
+
+
 def test_progress_flows_to_table_snapshot_and_final_row(settings: Settings) -> None:
     with Client(settings=settings) as client:
         task = client.create("sample", "sleep", {"seconds": 30})
@@ -172,5 +185,11 @@ def test_logs_all_last_errors_clear_and_files(settings: Settings) -> None:
         assert not (settings.storage / f"{task.id}.log").exists()
         with client.connection() as conn:
             conn.execute("UPDATE s_task_logs SET created_at = now() - interval '40 days'")
-        assert client.clean_old_logs(30) == len(client.logs(failing)) or client.logs(failing) == []
+        kept = len(client.logs(failing))
+        log_file = settings.storage / f"{failing.id}.log"
+        forty_days_ago = time.time() - 40 * 86400
+        os.utime(log_file, (forty_days_ago, forty_days_ago))
+        assert kept >= 3
+        assert client.clean_old_logs(30) == kept
         assert client.logs(failing) == []
+        assert not log_file.exists()

@@ -1,8 +1,9 @@
-"""The cleaner: retention of finished tasks and logs, and progress snapshot files.
+"""The cleaner: retention of finished tasks and logs, progress snapshots and task log files.
 
 Runs on every daemon every ``interval`` seconds; the database part is one pass at a time (a
 transaction-scoped advisory lock), the file part is throttled per storage directory by the
-``.gc_progress`` marker (see ``pgstask.progress.collect_garbage``).
+``.gc_progress`` marker (see ``pgstask.progress.collect_garbage``): snapshots after 24 h,
+``{id}.log`` files after the log retention.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pgstask.db import Conn
 from pgstask.runtime.service import Service
 
 LOCK_KEY = 0x70677363  # "pgsc"
+DAY = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,5 +56,9 @@ class Cleaner(Service):
                 if self.log_retention_days is not None:
                     logs = queries.log_delete_older_than(conn, days=self.log_retention_days)
                 rows = queries.progress_delete_orphaned(conn)
-        files = progress.collect_garbage(self.storage, every=self.interval)
+        files = progress.collect_garbage(
+            self.storage,
+            every=self.interval,
+            log_max_age=None if self.log_retention_days is None else self.log_retention_days * DAY,
+        )
         return Cleaned(tasks, logs, rows, files)

@@ -382,6 +382,9 @@ class Daemon:
         self.producer.batch_size = batch_size
         self.completer.start()
         self.heartbeat.start()
+        # Where cron's run-once is the only runner, it is also the rescuer and the cleaner:
+        # tasks of a run killed mid-way are due again before this run claims.
+        self._housekeeping()
         claimed = 0
         try:
             while not self._stop_event.is_set():
@@ -404,6 +407,16 @@ class Daemon:
         finally:
             self._shutdown()
         return self.summary
+
+    def _housekeeping(self) -> None:
+        """One pass of the rescuer and the cleaner; a failure is logged, never fatal."""
+        for service in (self.rescuer, self.cleaner):
+            if service is None:
+                continue
+            try:
+                service.run_once()
+            except Exception:
+                _log.warning("pgstask %s pass failed", service.name, exc_info=True)
 
     def execute(self, task_id: int) -> Summary:
         """Claim one pending task by id (whatever its ``start_at``) and run it here."""
