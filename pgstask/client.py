@@ -253,7 +253,7 @@ class Client:
         out["waiting_for_worker"] = {
             r["identifier"]: {
                 "count": r["count"],
-                "registered": r["known"] is not None and r["known"],
+                "registered": r["registered"],
             }
             for r in waiting
         }

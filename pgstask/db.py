@@ -67,7 +67,11 @@ def translate_errors(invalid: type[PgstaskError] = InvalidTaskError) -> Iterator
     """Re-raise psycopg errors as pgstask errors; ``invalid`` is used for rejected input."""
     try:
         yield
-    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
+    except (
+        psycopg.errors.UndefinedTable,
+        psycopg.errors.UndefinedFunction,
+        psycopg.errors.UndefinedColumn,
+    ) as exc:
         raise SchemaError(
             f"the pgstask schema is missing or out of date ({exc.diag.message_primary}); "
             "run `pgstask migrate`"

@@ -8,6 +8,8 @@ runs serialise on an advisory lock, so starting several daemons at once is safe.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +18,8 @@ from alembic import command, op
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
+from pgstask import queries
+from pgstask.db import connect, translate_errors
 from pgstask.errors import ConfigurationError
 
 _LOCK_KEY = 0x70677374  # "pgst": serialises concurrent migrations
@@ -48,32 +52,32 @@ def head_revision() -> str:
 
 def current_revision(dsn: str) -> str | None:
     """The revision the database is at, or None when pgstask was never migrated there."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        exists = conn.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()
-        if not exists or not exists[0]:
+    with connect(dsn, autocommit=True, name="pgstask-migrate") as conn, translate_errors():
+        if not queries.schema_has_version_table(conn):
             return None
-        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        return str(row[0]) if row else None
+        return queries.schema_version(conn)
+
+
+@contextlib.contextmanager
+def _migration_lock(dsn: str) -> Iterator[None]:
+    with connect(dsn, autocommit=True, name="pgstask-migrate") as conn, translate_errors():
+        queries.schema_lock(conn, key=_LOCK_KEY)
+        try:
+            yield
+        finally:
+            queries.schema_unlock(conn, key=_LOCK_KEY)
 
 
 def upgrade(dsn: str, revision: str = "head") -> None:
     """Bring the schema to ``revision``; idempotent."""
-    with psycopg.connect(dsn, autocommit=True) as lock_conn:
-        lock_conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
-        try:
-            command.upgrade(_config(dsn), revision)
-        finally:
-            lock_conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    with _migration_lock(dsn):
+        command.upgrade(_config(dsn), revision)
 
 
 def downgrade(dsn: str, revision: str = "base") -> None:
     """Take the schema back to ``revision`` (``base`` drops everything pgstask created)."""
-    with psycopg.connect(dsn, autocommit=True) as lock_conn:
-        lock_conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
-        try:
-            command.downgrade(_config(dsn), revision)
-        finally:
-            lock_conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    with _migration_lock(dsn):
+        command.downgrade(_config(dsn), revision)
 
 
 def run_sql_file(revision_file: str, direction: Literal["up", "down"]) -> None:

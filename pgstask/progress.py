@@ -7,7 +7,7 @@ A task's live progress is kept in two places, both written by ``ProgressTracker.
 - an atomic JSON snapshot ``{storage}/{id}.json`` (temp file + rename), sTask's format.
 
 ``push`` is cheap enough to call for every item: it updates fields in memory and writes at most
-every ``interval`` seconds; the first push, status changes and the final state always write. The
+every ``interval`` seconds; the first push and the final state always write. The
 durable final state (100 % and the final message) goes to ``s_tasks`` with the completion.
 """
 

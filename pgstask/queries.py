@@ -217,8 +217,10 @@ def progress_get(conn: Conn, *, task_id: int) -> Row | None:
     return rows[0] if rows else None
 
 
-def progress_delete_many(conn: Conn, *, task_ids: Sequence[int]) -> int:
-    return _count(conn, "progress_delete_many", {"task_ids": list(task_ids)})
+def progress_delete_many(conn: Conn, *, task_ids: Sequence[int], daemon_id: uuid.UUID) -> int:
+    return _count(
+        conn, "progress_delete_many", {"task_ids": list(task_ids), "daemon_id": daemon_id}
+    )
 
 
 def progress_delete_orphaned(conn: Conn) -> int:
@@ -354,3 +356,25 @@ def daemon_now(conn: Conn) -> dt.datetime:
 def task_claim_by_id(conn: Conn, *, daemon_id: uuid.UUID, id: int) -> Task | None:
     found = _tasks(conn, "task_claim_by_id", {"daemon_id": daemon_id, "id": id})
     return found[0] if found else None
+
+
+# --- schema ------------------------------------------------------------------------------------
+
+
+def schema_has_version_table(conn: Conn) -> bool:
+    return bool(_rows(conn, "schema_has_version_table", {})[0]["present"])
+
+
+def schema_version(conn: Conn) -> str | None:
+    """Call only when ``schema_has_version_table``: the query reads that table."""
+    rows = _rows(conn, "schema_version", {})
+    return str(rows[0]["version_num"]) if rows else None
+
+
+def schema_lock(conn: Conn, *, key: int) -> None:
+    _rows(conn, "schema_lock", {"key": key})
+
+
+def schema_unlock(conn: Conn, *, key: int) -> bool:
+    """False when the lock was not held."""
+    return bool(_rows(conn, "schema_unlock", {"key": key})[0]["pg_advisory_unlock"])

@@ -70,6 +70,15 @@ class SampleWorker(BaseWorker):
         self.log(task, "warning", "second")
         self.log(task, "error", "third", reason="test")
 
+    def task_chain(self, task: Task, options: dict[str, Any]) -> None:
+        """Enqueue a follow-up task through the worker's own client (the daemon's database)."""
+        follow_up = self.create_task("noop", {"after": task.id})
+        self.mark_finished(task, result={"follow_up": follow_up.id})
+
+    def task_interrupt(self, task: Task, options: dict[str, Any]) -> None:
+        record(self, task)
+        raise KeyboardInterrupt("not an Exception")
+
 
 class SlowWorker(BaseWorker):
     identifier = "slow"

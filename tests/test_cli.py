@@ -413,6 +413,17 @@ def test_two_concurrent_run_once_processes_run_each_task_once(
     assert count_tasks(dsn, "status = 80 AND attempts = 1") == 200
 
 
+def test_the_report_example_writes_into_the_storage_directory(
+    env: dict[str, str], dsn: str, tmp_path: Path
+) -> None:
+    task = create(env, "report", "export", "--data", '{"rows": 250}')
+    ok(env, "run-once")
+    assert status(dsn, task) == "completed"
+    path = Path(str(scalar(dsn, "SELECT result #>> '{}' FROM s_tasks WHERE id = %s", (task,))))
+    assert path == tmp_path / "storage" / "results" / f"report-{task}.csv"
+    assert len(path.read_text().splitlines()) == 251  # header + rows
+
+
 def test_run_once_rescues_the_tasks_of_a_dead_run_and_cleans(env: dict[str, str], dsn: str) -> None:
     """With cron's run-once as the only runner, it also rescues and cleans."""
     ok(env, "workers", "discover")

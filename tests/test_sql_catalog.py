@@ -19,12 +19,13 @@ from typing import Any
 import pytest
 from psycopg.types.json import Jsonb
 
-from pgstask import queries
+from pgstask import migrate, queries
 from pgstask.db import Conn
 from pgstask.sql import parse
 from pgstask.sql import queries as named_queries
 from pgstask.task import Task
 
+ENTITIES = ("task", "worker", "daemon", "progress", "log", "schema")
 _PLACEHOLDER = re.compile(r"%\((\w+)\)[sb]")  # b: sent in binary
 _POSITIONAL = re.compile(r"(?<![)%])%[sbt]\b")
 
@@ -61,9 +62,8 @@ def test_wrapper_parameters_match_the_placeholders(name: str) -> None:
 
 
 def test_query_names_follow_entity_verb() -> None:
-    entities = {"task", "worker", "daemon", "progress", "log"}
     for name in named_queries():
-        assert name.split("_", 1)[0] in entities, name
+        assert name.split("_", 1)[0] in ENTITIES, name
 
 
 # --- the loader -----------------------------------------------------------------------------
@@ -316,7 +316,10 @@ def _progress_get(conn: Conn, w: World) -> None:
 
 def _progress_delete_many(conn: Conn, w: World) -> None:
     _progress_upsert_many(conn, w)
-    assert queries.progress_delete_many(conn, task_ids=[w.running.id, w.pending.id]) == 1
+    ids = [w.running.id, w.pending.id]
+    other = uuid.uuid4()  # the task now runs on another daemon: its row stays
+    assert queries.progress_delete_many(conn, task_ids=ids, daemon_id=other) == 0
+    assert queries.progress_delete_many(conn, task_ids=ids, daemon_id=w.daemon_id) == 1
 
 
 def _progress_delete_orphaned(conn: Conn, w: World) -> None:
@@ -460,11 +463,31 @@ def _daemon_now(conn: Conn, w: World) -> None:
     assert isinstance(now, dt.datetime) and now.tzinfo is not None
 
 
+def _schema_has_version_table(conn: Conn, w: World) -> None:
+    assert queries.schema_has_version_table(conn)
+
+
+def _schema_version(conn: Conn, w: World) -> None:
+    assert queries.schema_version(conn) == migrate.head_revision()
+
+
+def _schema_lock(conn: Conn, w: World) -> None:
+    queries.schema_lock(conn, key=0x70677374 + 2)
+
+
+def _schema_unlock(conn: Conn, w: World) -> None:
+    queries.schema_lock(conn, key=0x70677374 + 2)
+    assert conn.execute("SELECT pg_advisory_unlock_all()") is not None
+    queries.schema_lock(conn, key=0x70677374 + 2)
+    queries.schema_unlock(conn, key=0x70677374 + 2)
+
+
 # Each smoke call above is the module function named "_" + its query name.
 SMOKE: dict[str, Callable[[Conn, World], None]] = {
     name.removeprefix("_"): call
     for name, call in list(globals().items())
-    if name.startswith(("_task_", "_progress_", "_log_", "_worker_", "_daemon_")) and callable(call)
+    if name.startswith(("_task_", "_progress_", "_log_", "_worker_", "_daemon_", "_schema_"))
+    and callable(call)
 }
 
 

@@ -115,10 +115,37 @@ def test_deactivating_stops_new_claims_at_once_and_activating_resumes(settings: 
         other = client.create("slow", "spin", max_attempts=1)  # wakes the daemon; slow is active
         wait_for(lambda: client.get(other).status != Status.PENDING)
         assert client.get(task).status == Status.PENDING
-        assert client.stats()["waiting_for_worker"]["sample"]["registered"] is False
+        assert client.stats()["waiting_for_worker"]["sample"] == {"count": 1, "registered": True}
         client.activate_worker("sample")
         client.create("slow", "spin", max_attempts=1)  # a new insert wakes the daemon again
         wait_for(lambda: client.get(task).status == Status.COMPLETED)
+
+
+def test_an_action_enqueues_through_the_daemons_database(settings: Settings) -> None:
+    with Client(settings=settings) as client, running_daemon(settings):
+        task = client.create("sample", "chain")
+        wait_for(lambda: client.get(task).status == Status.COMPLETED)
+        follow_up = client.get(client.get(task).result["follow_up"])
+        wait_for(lambda: client.get(follow_up).status == Status.COMPLETED)
+    assert (follow_up.identifier, follow_up.action, follow_up.meta) == (
+        "sample",
+        "noop",
+        {"after": task.id},
+    )
+
+
+def test_a_base_exception_from_an_action_fails_the_task_instead_of_losing_it(
+    settings: Settings,
+) -> None:
+    with Client(settings=settings) as client, running_daemon(settings) as daemon:
+        task = client.create("sample", "interrupt", max_attempts=2)
+        wait_for(lambda: client.get(task).status == Status.FAILED)
+        final = client.get(task)
+        assert final.attempts == 2
+        assert "KeyboardInterrupt: not an Exception" in (final.message or "")
+        after = client.create("sample", "noop")  # the daemon goes on
+        wait_for(lambda: client.get(after).status == Status.COMPLETED)
+        assert daemon.executor is not None and daemon.executor.busy == 0
 
 
 def test_first_registration_is_active_unless_configured(settings: Settings) -> None:

@@ -146,7 +146,7 @@ class Completer(Service):
         logs.write(conn, self.storage, records)
         touched = [o.task.id for o in batch if o.touched_progress]
         if touched:
-            queries.progress_delete_many(conn, task_ids=touched)
+            queries.progress_delete_many(conn, task_ids=touched, daemon_id=self.daemon_id)
 
 
 def _monotonic() -> float:

@@ -39,6 +39,7 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from pgstask import __version__, logs, migrate, queries
+from pgstask.client import Client
 from pgstask.db import Conn, make_pool
 from pgstask.errors import SchemaError, TaskNotFoundError, TaskStateError, WorkerNotFoundError
 from pgstask.logs import LogRecord
@@ -113,6 +114,8 @@ class Daemon:
         self._active: dict[int, _Active] = {}
         self._lock = threading.Lock()
         self._stop_requests = 0
+        self._stop_lock = threading.RLock()  # reentrant: request_stop may run in a signal handler
+        self.client = Client(dsn, settings=settings)  # for actions' create_task; pool made on use
         self._stop_event = threading.Event()
         self._pool: ConnectionPool[Conn] | None = None
         self.executor: Executor | None = None
@@ -164,7 +167,7 @@ class Daemon:
             self._register(conn)
         stored = {r["identifier"]: r["settings"] for r in states}
         for ident, cls in self.worker_classes.items():
-            self.workers[ident] = cls(stored.get(ident))
+            self.workers[ident] = cls(stored.get(ident), client=self.client, storage=s.storage)
         self.runner = Runner(
             workers=self.workers,
             storage=s.storage,
@@ -348,7 +351,7 @@ class Daemon:
 
     def request_stop(self) -> None:
         """First call: graceful stop; second call: stop now (no grace period)."""
-        with self._lock:
+        with self._stop_lock:
             self._stop_requests += 1
         self._stop_event.set()
 
@@ -483,4 +486,5 @@ class Daemon:
             except Exception:
                 _log.warning("could not remove daemon row %s", self.id, exc_info=True)
             self._pool.close()
+        self.client.close()
         _log.info("daemon %s stopped: %s", self.id, dict(self.summary.outcomes))

@@ -109,7 +109,7 @@ class Runner:
                 run.check()
         except TaskCancelled:
             return self._stopped(run)
-        except (Exception, SystemExit) as exc:
+        except BaseException as exc:  # KeyboardInterrupt, GeneratorExit … too: never stuck
             return self._failure(
                 run,
                 f"{type(exc).__name__}: {exc}",

@@ -17,7 +17,13 @@ SELECT task_id, status, progress, processed, total, eta, message, updated_at
   FROM s_task_progress WHERE task_id = %(task_id)s;
 
 -- name: progress_delete_many
-DELETE FROM s_task_progress WHERE task_id = ANY(%(task_ids)s::bigint[]);
+-- After this daemon's outcomes: never the row of a task that another daemon now runs (an
+-- outcome whose compare-and-set lost, e.g. after a rescue).
+DELETE FROM s_task_progress p
+ WHERE p.task_id = ANY(%(task_ids)s::bigint[])
+   AND NOT EXISTS (SELECT 1 FROM s_tasks t
+                    WHERE t.id = p.task_id AND t.status IN (30, 50)
+                      AND t.daemon_id IS DISTINCT FROM %(daemon_id)s);
 
 -- name: progress_delete_orphaned
 -- Rows of tasks that are finished or deleted.

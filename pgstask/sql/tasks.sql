@@ -180,12 +180,12 @@ SELECT *
 SELECT status, count(*) AS count FROM s_tasks GROUP BY status;
 
 -- name: task_waiting_for_worker
--- Pending tasks whose worker no daemon registered, or that is inactive.
-SELECT t.identifier, coalesce(w.active, false) AS known, count(*) AS count
+-- Pending tasks whose worker no daemon registered (registered = false), or that is inactive.
+SELECT t.identifier, w.identifier IS NOT NULL AS registered, count(*) AS count
   FROM s_tasks t
   LEFT JOIN s_workers w ON w.identifier = t.identifier
  WHERE t.status = 10 AND (w.identifier IS NULL OR NOT w.active)
- GROUP BY t.identifier, w.active
+ GROUP BY t.identifier, w.identifier
  ORDER BY t.identifier;
 
 -- name: task_delete_finished_before

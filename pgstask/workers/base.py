@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pgstask.errors import ConfigurationError, PgstaskError, UnknownActionError
@@ -37,10 +38,15 @@ class BaseWorker:
     settings: Mapping[str, Any] = {}
 
     def __init__(
-        self, settings: Mapping[str, Any] | None = None, *, client: Client | None = None
+        self,
+        settings: Mapping[str, Any] | None = None,
+        *,
+        client: Client | None = None,
+        storage: Path | None = None,
     ) -> None:
         self.settings = {**type(self).settings, **(settings or {})}
         self._client = client
+        self._storage = storage
         self._runs: dict[int, TaskRun] = {}
 
     # --- class-level description -------------------------------------------------------------
@@ -126,6 +132,16 @@ class BaseWorker:
         run.emit_log(LogRecord.make(run.task.id, level, message, **context))
 
     # --- enqueueing --------------------------------------------------------------------------
+
+    @property
+    def storage(self) -> Path:
+        """The storage directory of the daemon running this worker (``PGSTASK_STORAGE``): where
+        snapshots and log files go, and where actions may write their result files."""
+        if self._storage is None:
+            from pgstask.settings import Settings
+
+            self._storage = Settings.from_env().storage
+        return self._storage
 
     @property
     def client(self) -> Client:

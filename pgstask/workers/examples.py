@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import time
-from pathlib import Path
 from typing import Any
 
 from pgstask.task import Task
@@ -43,18 +42,18 @@ class DemoWorker(BaseWorker):
 
 
 class ReportWorker(BaseWorker):
-    """Writes a CSV report into the storage directory and finishes with its path."""
+    """Writes a CSV report into ``results/`` of the storage directory (``PGSTASK_STORAGE``) and
+    finishes with its path."""
 
     identifier = "report"
     scope = "examples"
     title = "Reports"
     description = "Exports a CSV report (rows given by options['rows'])."
     icon = "file"
-    settings = {"storage": ".pgstask/storage"}
 
     def task_export(self, task: Task, options: dict[str, Any]) -> None:
         rows = int(options.get("rows", 100))
-        directory = Path(self.settings.get("storage", ".pgstask/storage")) / "results"
+        directory = self.storage / "results"
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"report-{task.id}.csv"
         with open(path, "w", newline="", encoding="utf-8") as fh:
