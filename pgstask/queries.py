@@ -237,8 +237,9 @@ def log_insert_many(
     levels: Sequence[str],
     messages: Sequence[str],
     contexts: Sequence[Jsonb],
-) -> None:
-    _rows(conn, "log_insert_many", _args(locals()))
+) -> int:
+    """The number of records stored (those of deleted tasks are skipped)."""
+    return _count(conn, "log_insert_many", _args(locals()))
 
 
 def log_list(conn: Conn, *, task_id: int, limit: int | None, errors_only: bool) -> list[Row]:

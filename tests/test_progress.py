@@ -6,12 +6,15 @@ import datetime as dt
 import json
 import os
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from pgstask import Client, Status, Task
+from pgstask.db import make_pool
+from pgstask.logs import LogRecord
 from pgstask.progress import (
     ProgressState,
     ProgressTracker,
@@ -19,6 +22,7 @@ from pgstask.progress import (
     format_eta,
     read_snapshot,
 )
+from pgstask.runtime.completer import Completer
 from pgstask.settings import Settings
 from tests.daemons import running_daemon, wait_for
 
@@ -193,3 +197,33 @@ def test_logs_all_last_errors_clear_and_files(settings: Settings) -> None:
         assert client.clean_old_logs(30) == kept
         assert client.logs(failing) == []
         assert not log_file.exists()
+
+
+def test_log_records_kept_back_in_an_outage_are_stored_later(settings: Settings) -> None:
+    """What an action logged while the database was away reaches s_task_logs with the next
+    batch the completer writes; a record of a task deleted meanwhile is dropped, not fatal."""
+    with Client(settings=settings) as client:
+        task = client.create("sample", "noop")
+        gone = client.create("sample", "noop")
+        with client.connection() as conn:
+            conn.execute("DELETE FROM s_tasks WHERE id = %s", (gone.id,))
+        pool = make_pool(settings.dsn or "", max_size=2)
+        try:
+            completer = Completer(pool=pool, daemon_id=uuid.uuid4(), storage=settings.storage)
+            completer.add_logs(
+                [
+                    LogRecord.make(task.id, "warning", "written during the outage", n=1),
+                    LogRecord.make(gone.id, "info", "of a deleted task"),
+                ]
+            )
+            assert completer.pending == 2
+            completer.run_once()
+            assert completer.pending == 0
+        finally:
+            pool.close()
+        [record] = client.logs(task)
+    assert (record.level, record.message, record.context) == (
+        "warning",
+        "written during the outage",
+        {"n": 1},
+    )

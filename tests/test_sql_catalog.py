@@ -330,13 +330,14 @@ def _progress_delete_orphaned(conn: Conn, w: World) -> None:
 
 
 def _log_insert_many(conn: Conn, w: World) -> None:
-    queries.log_insert_many(
+    stored = queries.log_insert_many(
         conn,
-        task_ids=[w.running.id] * 3,
-        levels=["info", "error", "debug"],
-        messages=["one", "two", "three"],
-        contexts=[Jsonb({}), Jsonb({"row": 2}), Jsonb({})],
+        task_ids=[w.running.id, w.running.id, 2**40, w.running.id],  # 2**40: no such task
+        levels=["info", "error", "info", "debug"],
+        messages=["one", "two", "gone", "three"],
+        contexts=[Jsonb({}), Jsonb({"row": 2}), Jsonb({}), Jsonb({})],
     )
+    assert stored == 3
 
 
 def _log_list(conn: Conn, w: World) -> None:

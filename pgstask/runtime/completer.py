@@ -47,6 +47,7 @@ class Completer(Service):
         self._on_flushed = on_flushed
         self._lock = threading.Lock()
         self._buffer: list[Outcome] = []
+        self._late_logs: list[LogRecord] = []  # already in their files; the rows still to write
         self._flushing = threading.Lock()
 
     def add(self, outcome: Outcome) -> None:
@@ -54,10 +55,17 @@ class Completer(Service):
             self._buffer.append(outcome)
         self.wake()
 
+    def add_logs(self, records: list[LogRecord]) -> None:
+        """Log records an action could not store itself (database away); written with the
+        next batch. Their lines are already in the ``{id}.log`` files."""
+        with self._lock:
+            self._late_logs.extend(records)
+        self.wake()
+
     @property
     def pending(self) -> int:
         with self._lock:
-            return len(self._buffer)
+            return len(self._buffer) + len(self._late_logs)
 
     def next_delay(self, result: object) -> float:
         return 0.0 if self.pending else self.interval
@@ -67,14 +75,17 @@ class Completer(Service):
         with self._flushing:
             with self._lock:
                 batch, self._buffer = self._buffer, []
-            if not batch:
+                late, self._late_logs = self._late_logs, []
+            if not batch and not late:
                 return 0
             try:
                 with self.pool.connection() as conn, conn.transaction():
+                    logs.write(conn, None, late)
                     self._write(conn, batch)
             except Exception:
                 with self._lock:
                     self._buffer[:0] = batch
+                    self._late_logs[:0] = late
                 raise
         self._on_flushed(batch)
         return len(batch)

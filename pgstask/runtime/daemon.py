@@ -312,8 +312,12 @@ class Daemon:
             with self.pool.connection(timeout=5.0) as conn:
                 logs.write(conn, self.settings.storage, [record])
         except Exception:
-            _log.warning("could not store a log record of task %s", record.task_id, exc_info=True)
+            # The database is away: the line goes to the file now, the row with the next
+            # batch the completer manages to write.
+            _log.warning("could not store a log record of task %s yet", record.task_id)
             logs.append_files(self.settings.storage, [record])
+            if self.completer is not None:
+                self.completer.add_logs([record])
 
     def _check_timeouts(self) -> None:
         now = time.monotonic()
