@@ -14,8 +14,9 @@ Life of a daemon::
                counted); flush outcomes; delete the s_daemons row.
                second request: the same without the grace period.
 
-``run_once`` is ``pgstask run-once``: the same setup, heartbeat and completer, no listener; it
-claims until nothing is due, waits for the actions, and reports what happened.
+``run_once`` is ``pgstask run-once``: the same setup, heartbeat and completer, no listener; one
+rescuer and one cleaner pass (cron may be the only runner); then it claims until nothing is due,
+waits for the actions, and reports what happened.
 
 Timeouts are cooperative where Python allows nothing else: at the worker's ``timeout`` the action
 is asked to stop (it stops at its next ``push_progress``/``check_cancelled``); if it has not
