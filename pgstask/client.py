@@ -31,6 +31,7 @@ from pgstask.logs import LogRecord
 from pgstask.settings import Settings
 from pgstask.task import PRIORITIES, Status, Task
 from pgstask.workers import registry
+from pgstask.workers.base import BaseWorker
 
 MAX_META_BYTES = 1024 * 1024
 
@@ -441,21 +442,9 @@ class Client:
             ]
             return queries.worker_delete_many(c, identifiers=orphans) if orphans else []
 
-    def _register(self, classes: Mapping[str, type[Any]]) -> Rows:
-        if not classes:
-            return []
-        items = list(classes.values())
+    def _register(self, classes: Mapping[str, type[BaseWorker]]) -> Rows:
         with self.connection() as c:
-            return queries.worker_register_many(
-                c,
-                active=self.settings.auto_activate,
-                identifiers=[w.identifier for w in items],
-                classes=[registry.class_path(w) for w in items],
-                scopes=[w.scope for w in items],
-                titles=[w.display_title() for w in items],
-                descriptions=[w.description for w in items],
-                icons=[w.icon for w in items],
-            )
+            return register_workers(c, classes.values(), active=self.settings.auto_activate)
 
     def daemons(self) -> Rows:
         with self.connection() as c:
@@ -499,6 +488,25 @@ _SPEC_KEYS = {
     "user_id",
     "dedupe_key",
 }
+
+
+def register_workers(conn: Conn, classes: Iterable[type[BaseWorker]], *, active: bool) -> Rows:
+    """Insert the rows of new worker classes (``active`` for those only) and refresh class path,
+    metadata and action names of known ones; returns ``identifier``/``inserted`` per change."""
+    items = list(classes)
+    if not items:
+        return []
+    return queries.worker_register_many(
+        conn,
+        active=active,
+        identifiers=[w.identifier for w in items],
+        classes=[registry.class_path(w) for w in items],
+        scopes=[w.scope for w in items],
+        titles=[w.display_title() for w in items],
+        descriptions=[w.description for w in items],
+        icons=[w.icon for w in items],
+        actions=[Jsonb(w.actions()) for w in items],
+    )
 
 
 def _spec(

@@ -268,7 +268,9 @@ def worker_register_many(
     titles: Sequence[str],
     descriptions: Sequence[str],
     icons: Sequence[str],
+    actions: Sequence[Jsonb],
 ) -> list[Row]:
+    """``actions``: one JSON array of action names per worker."""
     return _rows(conn, "worker_register_many", _args(locals()))
 
 

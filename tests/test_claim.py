@@ -9,6 +9,7 @@ from collections import Counter
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from pgstask import Client, queries
 from pgstask.db import connect
@@ -28,6 +29,7 @@ def _register(conn: psycopg.Connection[dict[str, object]], *identifiers: str) ->
         titles=[""] * n,
         descriptions=[""] * n,
         icons=[""] * n,
+        actions=[Jsonb([])] * n,
     )
 
 

@@ -87,6 +87,20 @@ def test_upgrade_downgrade_upgrade(blank_dsn: str) -> None:
     assert migrate.current_revision(blank_dsn) == migrate.head_revision()
 
 
+def test_worker_actions_revision_keeps_existing_rows(blank_dsn: str) -> None:
+    migrate.upgrade(blank_dsn, "0001")
+    with psycopg.connect(blank_dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO s_workers (identifier, class) VALUES ('old', 'm:C')")
+    migrate.upgrade(blank_dsn)
+    with psycopg.connect(blank_dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT actions FROM s_workers WHERE identifier = 'old'").fetchone()
+    assert row == ([],)  # unknown until a daemon of this version registers the worker again
+    migrate.downgrade(blank_dsn, "0001")
+    assert migrate.current_revision(blank_dsn) == "0001"
+    with psycopg.connect(blank_dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM s_workers").fetchone() == (1,)
+
+
 def test_upgrade_is_idempotent(blank_dsn: str) -> None:
     migrate.upgrade(blank_dsn)
     created = _objects(blank_dsn)

@@ -132,6 +132,7 @@ def world(conn: Conn) -> World:
         titles=["W"],
         descriptions=[""],
         icons=[""],
+        actions=[Jsonb(["run", "wait"])],
     )
     daemon_id = uuid.uuid4()
     queries.daemon_register(
@@ -373,9 +374,11 @@ def _worker_register_many(conn: Conn, w: World) -> None:
         titles=["W", "V"],
         descriptions=["changed", ""],
         icons=["", ""],
+        actions=[Jsonb(["run", "wait", "fail"]), Jsonb([])],
     )
     assert sorted((r["identifier"], r["inserted"]) for r in rows) == [("v", True), ("w", False)]
-    assert queries.worker_get(conn, identifier="w") is not None
+    row = queries.worker_get(conn, identifier="w")
+    assert row is not None and row["actions"] == ["run", "wait", "fail"]
 
 
 def _worker_list(conn: Conn, w: World) -> None:

@@ -40,7 +40,7 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from pgstask import __version__, logs, migrate, queries
-from pgstask.client import Client
+from pgstask.client import Client, register_workers
 from pgstask.db import Conn, make_pool
 from pgstask.errors import SchemaError, TaskNotFoundError, TaskStateError, WorkerNotFoundError
 from pgstask.logs import LogRecord
@@ -57,7 +57,6 @@ from pgstask.settings import Settings
 from pgstask.task import Task
 from pgstask.workers.base import BaseWorker
 from pgstask.workers.context import StopReason, TaskRun
-from pgstask.workers.registry import class_path
 
 _log = logging.getLogger(__name__)
 
@@ -152,18 +151,7 @@ class Daemon:
             self.dsn, max_size=min(self.concurrency, 16) + 4, name="pgstask-daemon"
         )
         with self.pool.connection() as conn:
-            classes = list(self.worker_classes.values())
-            if classes:
-                queries.worker_register_many(
-                    conn,
-                    active=s.auto_activate,
-                    identifiers=[c.identifier for c in classes],
-                    classes=[class_path(c) for c in classes],
-                    scopes=[c.scope for c in classes],
-                    titles=[c.display_title() for c in classes],
-                    descriptions=[c.description for c in classes],
-                    icons=[c.icon for c in classes],
-                )
+            register_workers(conn, self.worker_classes.values(), active=s.auto_activate)
             states = queries.worker_states(conn, identifiers=self.identifiers)
             self._register(conn)
         stored = {r["identifier"]: r["settings"] for r in states}

@@ -2,19 +2,22 @@
 
 -- name: worker_register_many
 -- Insert workers a daemon found; refresh the metadata of known ones. active applies to new rows
--- only: an administrator's choice is never overwritten.
-INSERT INTO s_workers AS w (identifier, class, scope, title, description, icon, active, position)
-SELECT i, c, s, t, d, ic, %(active)s,
+-- only: an administrator's choice is never overwritten. actions: one JSON array of names each.
+INSERT INTO s_workers AS w (identifier, class, scope, title, description, icon, actions, active,
+                            position)
+SELECT i, c, s, t, d, ic, ARRAY(SELECT jsonb_array_elements_text(a)), %(active)s,
        coalesce((SELECT max(position) FROM s_workers), 0) + n.ord
   FROM unnest(%(identifiers)s::text[], %(classes)s::text[], %(scopes)s::text[],
-              %(titles)s::text[], %(descriptions)s::text[], %(icons)s::text[])
-       WITH ORDINALITY AS n(i, c, s, t, d, ic, ord)
+              %(titles)s::text[], %(descriptions)s::text[], %(icons)s::text[],
+              %(actions)s::jsonb[])
+       WITH ORDINALITY AS n(i, c, s, t, d, ic, a, ord)
 ON CONFLICT (identifier) DO UPDATE
    SET class = excluded.class, scope = excluded.scope, title = excluded.title,
-       description = excluded.description, icon = excluded.icon, updated_at = now()
- WHERE (w.class, w.scope, w.title, w.description, w.icon)
+       description = excluded.description, icon = excluded.icon, actions = excluded.actions,
+       updated_at = now()
+ WHERE (w.class, w.scope, w.title, w.description, w.icon, w.actions)
        IS DISTINCT FROM (excluded.class, excluded.scope, excluded.title, excluded.description,
-                         excluded.icon)
+                         excluded.icon, excluded.actions)
 RETURNING w.identifier, (xmax = 0) AS inserted;
 
 -- name: worker_list

@@ -1,0 +1,1 @@
+ALTER TABLE s_workers DROP COLUMN IF EXISTS actions;
