@@ -1,0 +1,73 @@
+"""``create_app``: the Starlette application of pgstask's HTTP API and dashboard."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from pgstask.client import Client
+from pgstask.errors import PgstaskError, WorkerNotFoundError
+from pgstask.http import errors
+from pgstask.http.cache import WorkerCache
+from pgstask.http.config import HttpSettings
+from pgstask.http.middleware import Access, BodyLimit
+from pgstask.http.routes import ops, tasks
+from pgstask.http.state import AppState
+from pgstask.settings import Settings
+
+
+def create_app(
+    settings: Settings | None = None,
+    http: HttpSettings | None = None,
+    *,
+    client: Client | None = None,
+) -> Starlette:
+    """The app. ``settings`` and ``http`` default to the ``PGSTASK_*`` environment; ``client``
+    (optional) is used instead of one the app makes and closes itself."""
+    settings = settings or Settings.from_env()
+    http = http or HttpSettings.from_env()
+    own_client = client is None
+    the_client = client or Client(settings=settings)
+
+    def load_worker(identifier: str) -> dict[str, Any] | None:
+        try:
+            return the_client.worker(identifier)
+        except WorkerNotFoundError:
+            return None
+
+    app_state = AppState(
+        client=the_client,
+        http=http,
+        workers=WorkerCache(load_worker, ttl=http.worker_cache_ttl),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if own_client:
+                the_client.close()
+
+    app = Starlette(
+        routes=[*ops.routes(), *tasks.routes()],
+        middleware=[
+            Middleware(TrustedHostMiddleware, allowed_hosts=list(http.allowed_hosts)),
+            Middleware(BodyLimit, limit_for=lambda path: http.max_body),
+            Middleware(Access, tokens=lambda: http.tokens),
+        ],
+        exception_handlers={
+            HTTPException: errors.http_exception,
+            PgstaskError: errors.pgstask_error,
+            Exception: errors.server_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.pgstask = app_state
+    return app

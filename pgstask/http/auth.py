@@ -1,0 +1,84 @@
+"""API tokens: parsing, constant-time checks, and the access rule of every request.
+
+``PGSTASK_API_TOKENS`` holds comma-separated entries ``ro:<secret>`` (read-only) or
+``rw:<secret>`` (read-write); a secret may be given as its SHA-256 instead
+(``rw:sha256:<64 hex digits>``) so the raw token never sits in the environment. pgstask keeps
+only digests, compares the digest of a presented token with every configured one using
+``hmac.compare_digest``, and never logs a token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+from pgstask.errors import ConfigurationError
+
+MIN_SECRET_LENGTH = 16
+_HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """One configured token: its digest, whether it may write, and a name for messages."""
+
+    digest: bytes
+    writable: bool
+    name: str
+
+    def __repr__(self) -> str:  # never show the digest either
+        return f"ApiToken({self.name!r}, writable={self.writable})"
+
+
+def new_token() -> str:
+    """A fresh random token (256 bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
+
+
+def digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def parse_tokens(text: str) -> tuple[ApiToken, ...]:
+    """The tokens of a ``PGSTASK_API_TOKENS`` value; ``ConfigurationError`` names a bad entry by
+    its position, never by its content."""
+    tokens = []
+    for n, entry in enumerate((e.strip() for e in text.split(",")), start=1):
+        if not entry:
+            continue
+        scope, sep, secret = entry.partition(":")
+        if not sep or scope not in ("ro", "rw"):
+            raise ConfigurationError(
+                f"PGSTASK_API_TOKENS entry {n} must start with 'ro:' (read-only) or 'rw:' "
+                "(read-write)"
+            )
+        if secret.startswith("sha256:"):
+            hexdigest = secret.removeprefix("sha256:").lower()
+            if not _HEX_DIGEST.match(hexdigest):
+                raise ConfigurationError(
+                    f"PGSTASK_API_TOKENS entry {n}: sha256: must be followed by 64 hex digits"
+                )
+            value = bytes.fromhex(hexdigest)
+        else:
+            if len(secret) < MIN_SECRET_LENGTH:
+                raise ConfigurationError(
+                    f"PGSTASK_API_TOKENS entry {n} is shorter than {MIN_SECRET_LENGTH} "
+                    "characters; make one with `pgstask tokens create`"
+                )
+            value = digest(secret)
+        tokens.append(ApiToken(value, scope == "rw", f"{scope}#{n}"))
+    return tuple(tokens)
+
+
+def find_token(tokens: tuple[ApiToken, ...], presented: str) -> ApiToken | None:
+    """The configured token matching ``presented``, checked against all of them in constant
+    time per token (no early exit on a match)."""
+    candidate = digest(presented)
+    found = None
+    for token in tokens:
+        if hmac.compare_digest(candidate, token.digest):
+            found = token
+    return found

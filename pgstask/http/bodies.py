@@ -1,0 +1,109 @@
+"""Reading and checking request input: JSON bodies, ids, query parameters."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from starlette.requests import Request
+
+from pgstask.http.errors import ApiError
+from pgstask.task import PRIORITIES
+
+MAX_ID = 2**63 - 1
+
+
+async def json_object(request: Request, *, empty: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The body as a JSON object. An empty body gives ``empty`` (a 400 when None); invalid JSON
+    is a 400, JSON that is not an object a 422, a body that is not JSON a 415."""
+    body = await request.body()
+    if not body.strip():
+        if empty is not None:
+            return dict(empty)
+        raise ApiError(400, "send a JSON object in the request body", error="Invalid JSON")
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if content_type not in ("application/json", "") and not content_type.endswith("+json"):
+        raise ApiError(415, f"send application/json, not {content_type}")
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"the body is not valid JSON: {exc}", error="Invalid JSON") from None
+    if not isinstance(value, dict):
+        raise ApiError(422, f"the body must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def task_id(request: Request) -> int:
+    """The ``{id}`` path parameter: a positive whole number within bigint."""
+    raw = request.path_params["id"]
+    value = int(raw) if isinstance(raw, int) else -1
+    if value <= 0:
+        raise ApiError(400, "Task ID must be greater than 0", error="Invalid task ID")
+    if value > MAX_ID:
+        raise ApiError(404, f"task {value} does not exist", error="Task not found")
+    return value
+
+
+def only_known(given: Iterable[str], known: Iterable[str], where: str) -> None:
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ApiError(
+            422, f"unknown {where} {', '.join(map(repr, unknown))}; use {', '.join(sorted(known))}"
+        )
+
+
+def priority(value: Any) -> str:
+    if value is None:
+        return "normal"
+    if value not in PRIORITIES:
+        raise ApiError(422, f"unknown priority {value!r}; use high, normal or low")
+    return str(value)
+
+
+def start_at(value: Any) -> dt.datetime | None:
+    """An ISO 8601 time with a UTC offset (``2026-11-22T10:00:00Z``), or None."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ApiError(422, "start_at must be an ISO 8601 string, e.g. 2026-11-22T10:00:00Z")
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(422, f"start_at {value!r} is not an ISO 8601 date and time") from None
+    if parsed.tzinfo is None:
+        raise ApiError(422, "start_at needs a UTC offset (e.g. Z or +02:00)")
+    return parsed
+
+
+def whole_number(value: Any, name: str, default: int, low: int, high: int) -> int:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        raise ApiError(422, f"{name} must be a whole number")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ApiError(422, f"{name} must be a whole number, not {value!r}") from None
+    if isinstance(value, float) and value != number:
+        raise ApiError(422, f"{name} must be a whole number, not {value!r}")
+    if not low <= number <= high:
+        raise ApiError(422, f"{name} must be between {low} and {high}, not {number}")
+    return number
+
+
+def text(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(422, f"{name} must be a non-empty string")
+    return value
+
+
+def optional_text(value: Any, name: str) -> str | None:
+    return None if value is None else text(value, name)
+
+
+def query_params(request: Request, known: Iterable[str]) -> Mapping[str, str]:
+    params = request.query_params
+    only_known(params.keys(), known, "query parameter(s)")
+    return params

@@ -1,0 +1,144 @@
+"""Pure ASGI middleware: the body cap and the access rule (token, write scope, CSRF).
+
+Both run before any route reads the request, and both answer with the JSON error body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
+from starlette.responses import RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pgstask.http.auth import ApiToken, find_token
+from pgstask.http.errors import ApiError, error_response
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+COOKIE = "pgstask_token"
+CSRF_HEADER = "x-pgstask-request"
+PUBLIC_PATHS = frozenset({"/healthz", "/stask/login"})
+
+
+class BodyLimit:
+    """Reject bodies over the limit of their path: at once from ``Content-Length``, else while
+    reading (chunked uploads), never reading more than the limit plus one message."""
+
+    def __init__(self, app: ASGIApp, *, limit_for: Callable[[str], int]) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        length = Headers(scope=scope).get("content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                await error_response(400, "Bad request", "invalid Content-Length")(
+                    scope, receive, send
+                )
+                return
+            if declared > limit:
+                await _too_large(limit)(scope, receive, send)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise ApiError(413, _too_large_text(limit))
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _too_large_text(limit: int) -> str:
+    return f"the request body is larger than {limit} bytes"
+
+
+def _too_large(limit: int) -> Response:
+    return error_response(413, "Request body too large", _too_large_text(limit))
+
+
+class Access:
+    """Who may do what. Every path but ``PUBLIC_PATHS`` needs a token: ``Authorization: Bearer``
+    (scripts) or the dashboard's session cookie. Writes need a read-write token; writes with the
+    cookie also need the ``X-Pgstask-Request`` header and a same-origin ``Origin`` (or, without
+    one, ``Referer``), which a cross-site form or image cannot produce."""
+
+    def __init__(self, app: ASGIApp, *, tokens: Callable[[], tuple[ApiToken, ...]]) -> None:
+        self.app = app
+        self.tokens = tokens
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        response = self._check(scope, headers)
+        if response is not None:
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _check(self, scope: Scope, headers: Headers) -> Response | None:
+        method = scope["method"]
+        presented, by_cookie = _presented(headers)
+        if presented is None:
+            if method in SAFE_METHODS and _wants_html(scope, headers):
+                return RedirectResponse("/stask/login", status_code=303)
+            return error_response(401, "Unauthorized", "send Authorization: Bearer <token>")
+        token = find_token(self.tokens(), presented)
+        if token is None:
+            if by_cookie and method in SAFE_METHODS and _wants_html(scope, headers):
+                return RedirectResponse("/stask/login", status_code=303)
+            return error_response(401, "Unauthorized", "the token is not valid")
+        scope.setdefault("state", {})["token"] = token
+        if method in SAFE_METHODS:
+            return None
+        if not token.writable:
+            return error_response(403, "Forbidden", "this token is read-only")
+        if by_cookie and not same_origin_write(headers):
+            return error_response(
+                403,
+                "Forbidden",
+                "a write from the dashboard needs the X-Pgstask-Request header and a "
+                "same-origin Origin",
+            )
+        return None
+
+
+def _presented(headers: Headers) -> tuple[str | None, bool]:
+    authorization = headers.get("authorization")
+    if authorization is not None:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip(), False
+        return "", False  # present but malformed: never fall back to the cookie
+    cookie = cookie_parser(headers.get("cookie", "")).get(COOKIE)
+    return (cookie, True) if cookie else (None, False)
+
+
+def _wants_html(scope: Scope, headers: Headers) -> bool:
+    path: str = scope["path"]
+    return (path == "/stask" or path == "/stask/") and "text/html" in headers.get("accept", "")
+
+
+def same_origin_write(headers: Headers) -> bool:
+    """The CSRF rule for cookie-authenticated writes."""
+    if CSRF_HEADER not in headers:
+        return False
+    host = headers.get("host", "")
+    source = headers.get("origin") or headers.get("referer")
+    if not source or source == "null":
+        return False
+    return urlsplit(source).netloc == host

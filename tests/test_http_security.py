@@ -1,0 +1,140 @@
+"""HTTP API security: tokens, scopes, Host allowlist, CSRF for the dashboard's cookie, body caps."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from starlette.testclient import TestClient
+
+from pgstask.errors import ConfigurationError
+from pgstask.http import create_app
+from pgstask.http.auth import digest, find_token, new_token, parse_tokens
+from pgstask.http.middleware import COOKIE
+from pgstask.settings import Settings
+from tests.http_support import BASE_URL, RO_TOKEN, RW_TOKEN, api, http_settings
+
+
+def test_every_route_but_healthz_needs_a_token(settings: Settings) -> None:
+    with api(settings, token=None) as http:
+        assert http.get("/healthz").json() == {"status": "ok"}
+        for method, path in [
+            ("GET", "/stask/stats"),
+            ("GET", "/readyz"),
+            ("GET", "/stask/task/1"),
+            ("POST", "/stask/task"),
+            ("POST", "/stask/worker/demo/run/noop"),
+        ]:
+            response = http.request(method, path)
+            assert response.status_code == 401, (method, path)
+            assert response.headers["www-authenticate"].startswith("Bearer")
+            assert response.json()["success"] is False
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    ["Bearer wrong-token-wrong-token", "Bearer ", "Basic dXNlcjpwYXNz", RW_TOKEN, "Bearer"],
+)
+def test_a_wrong_or_malformed_token_is_401(settings: Settings, authorization: str) -> None:
+    with api(settings, token=None) as http:
+        response = http.get("/stask/stats", headers={"Authorization": authorization})
+    assert response.status_code == 401
+
+
+def test_read_only_token_reads_but_cannot_write(settings: Settings) -> None:
+    with api(settings, token=RO_TOKEN) as http:
+        assert http.get("/stask/stats").status_code == 200
+        response = http.post("/stask/task", json={"identifier": "a", "action": "b"})
+        assert response.status_code == 403 and "read-only" in response.json()["message"]
+    with api(settings) as http:
+        assert http.get("/stask/stats").json()["total"] == 0
+
+
+def test_host_header_must_be_allowed(settings: Settings) -> None:
+    with api(settings) as http:
+        assert http.get("/stask/stats", headers={"Host": "evil.example"}).status_code == 400
+        assert http.get("/stask/stats", headers={"Host": "localhost:8000"}).status_code == 200
+    with api(settings, allowed_hosts=("tasks.example.com",)) as http:
+        ok = http.get("/stask/stats", headers={"Host": "tasks.example.com"})
+        assert ok.status_code == 200
+
+
+def _cookie_client(settings: Settings, token: str = RW_TOKEN) -> TestClient:
+    client = TestClient(create_app(settings, http_settings()), base_url=BASE_URL)
+    client.cookies.set(COOKIE, token)
+    return client
+
+
+def test_cookie_writes_need_the_csrf_header_and_same_origin(settings: Settings) -> None:
+    body = {"identifier": "a", "action": "b"}
+    with _cookie_client(settings) as http:
+        assert http.get("/stask/stats").status_code == 200  # reads: the cookie is enough
+        assert http.post("/stask/task", json=body).status_code == 403
+        no_origin = http.post("/stask/task", json=body, headers={"X-Pgstask-Request": "1"})
+        assert no_origin.status_code == 403
+        cross = http.post(
+            "/stask/task",
+            json=body,
+            headers={"X-Pgstask-Request": "1", "Origin": "http://evil.example"},
+        )
+        assert cross.status_code == 403
+        same = http.post(
+            "/stask/task", json=body, headers={"X-Pgstask-Request": "1", "Origin": BASE_URL}
+        )
+        assert same.status_code == 201, same.text
+        referer = http.post(
+            "/stask/task",
+            json=body,
+            headers={"X-Pgstask-Request": "1", "Referer": f"{BASE_URL}/stask/"},
+        )
+        assert referer.status_code == 201
+
+
+def test_a_malformed_authorization_never_falls_back_to_the_cookie(settings: Settings) -> None:
+    with _cookie_client(settings) as http:
+        response = http.get("/stask/stats", headers={"Authorization": "Token abc"})
+    assert response.status_code == 401
+
+
+def test_tokens_are_never_logged(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with api(settings, token="not-a-configured-token-xyz") as http:
+        http.get("/stask/stats")
+    with api(settings) as http:
+        http.get("/stask/stats")
+        http.get("/stask/task/424242")
+    assert "not-a-configured-token-xyz" not in caplog.text and RW_TOKEN not in caplog.text
+
+
+def test_token_parsing() -> None:
+    secret = new_token()
+    assert len(secret) >= 40
+    tokens = parse_tokens(f" rw:{secret} , ro:sha256:{digest('x' * 20).hex()} ,")
+    assert [t.writable for t in tokens] == [True, False]
+    assert find_token(tokens, secret) is tokens[0]
+    assert find_token(tokens, "x" * 20) is tokens[1]
+    assert find_token(tokens, "x" * 21) is None
+    assert secret not in repr(tokens)
+    for bad, needle in [
+        ("admin:" + secret, "entry 1 must start with"),
+        ("rw:short", "shorter than 16"),
+        (f"ro:{secret},rw:sha256:xyz", "entry 2: sha256"),
+    ]:
+        with pytest.raises(ConfigurationError, match=needle) as raised:
+            parse_tokens(bad)
+        assert secret not in str(raised.value)
+
+
+def test_json_bodies_are_capped_without_reading_past_the_cap(settings: Settings) -> None:
+    with api(settings, max_body=1000) as http:
+        declared = http.post("/stask/task", content=b"{" + b" " * 2000 + b"}")
+        assert declared.status_code == 413
+
+        def chunks():  # no Content-Length: the cap applies while reading
+            for _ in range(100):
+                yield b" " * 100
+
+        streamed = http.post(
+            "/stask/task", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert streamed.status_code == 413

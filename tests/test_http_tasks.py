@@ -1,0 +1,177 @@
+"""HTTP API: creating tasks (both run paths, POST /stask/task), reading them and their progress,
+against a real PostgreSQL and a daemon that runs them."""
+
+from __future__ import annotations
+
+import pytest
+
+from pgstask import Client, Status
+from pgstask.settings import Settings
+from tests.daemons import running_daemon, wait_for
+from tests.http_support import api
+
+RUN_PATHS = ["/stask/worker/{w}/run/{a}", "/stask/workers/{w}/tasks/{a}"]
+PROGRESS_PATHS = ["/stask/task/{id}/progress", "/stask/tasks/{id}/progress"]
+
+
+def _register(settings: Settings) -> None:
+    with Client(settings=settings) as client:
+        client.discover_workers(["tests.sample_workers"])
+
+
+@pytest.mark.parametrize("path", RUN_PATHS)
+def test_run_creates_a_task_that_a_daemon_runs(settings: Settings, path: str) -> None:
+    _register(settings)
+    with api(settings) as http, running_daemon(settings):
+        response = http.post(path.format(w="sample", a="steps"), json={"total": 4})
+        assert response.status_code == 201, response.text
+        body = response.json()
+        assert body["success"] is True and body["message"] == "Task created successfully"
+        task_id = body["id"]
+        assert response.headers["location"] == f"/stask/task/{task_id}"
+        wait_for(lambda: http.get(f"/stask/task/{task_id}").json()["task"]["status"] == 80)
+        shown = http.get(f"/stask/task/{task_id}").json()["task"]
+    assert shown["meta"] == {"total": 4} and shown["status_text"] == "completed"
+    assert shown["result"] == {"steps": 4}
+
+
+def test_run_options_key_is_the_options_and_may_carry_control_fields(settings: Settings) -> None:
+    _register(settings)
+    with api(settings) as http:
+        response = http.post(
+            "/stask/worker/sample/run/Sync Stock",
+            json={"options": {"file": "a.csv"}, "priority": "high", "max_attempts": 5},
+        )
+        assert response.status_code == 201, response.text
+        task = http.get(f"/stask/task/{response.json()['id']}").json()["task"]
+        assert (task["meta"], task["priority"], task["max_attempts"]) == (
+            {"file": "a.csv"},
+            "high",
+            5,
+        )
+        queried = http.post(
+            "/stask/worker/sample/run/noop?priority=low&start_at=2030-01-01T00:00:00Z",
+            json={"anything": [1, 2]},
+        )
+        assert queried.status_code == 201, queried.text
+        task = http.get(f"/stask/task/{queried.json()['id']}").json()["task"]
+    assert task["meta"] == {"anything": [1, 2]} and task["priority"] == "low"
+    assert task["start_at"].startswith("2030-01-01")
+
+
+@pytest.mark.parametrize(
+    ("path", "kwargs", "code", "needle"),
+    [
+        ("/stask/worker/nobody/run/x", {"json": {}}, 404, "Worker not found or inactive: nobody"),
+        ("/stask/worker/sample/run/fly", {"json": {}}, 422, "has no action 'fly'"),
+        ("/stask/worker/sample/run/noop", {"content": b"{not json"}, 400, "not valid JSON"),
+        ("/stask/worker/sample/run/noop", {"json": [1, 2]}, 422, "must be a JSON object"),
+        ("/stask/worker/sample/run/noop", {"json": {"options": 3}}, 422, "options must be"),
+        ("/stask/worker/sample/run/noop", {"json": {"options": {}, "x": 1}}, 422, "'x'"),
+        ("/stask/worker/sample/run/noop?priority=urgent", {"json": {}}, 422, "priority"),
+        ("/stask/worker/sample/run/noop?colour=red", {"json": {}}, 422, "'colour'"),
+        ("/stask/worker/sample/run/noop?start_at=tomorrow", {"json": {}}, 422, "ISO 8601"),
+        ("/stask/worker/sample/run/noop?start_at=2030-01-01T00:00", {"json": {}}, 422, "offset"),
+        ("/stask/worker/sample/run/noop?max_attempts=0", {"json": {}}, 422, "max_attempts"),
+        (
+            "/stask/worker/sample/run/noop",
+            {"content": b"a=1", "headers": {"content-type": "application/x-www-form-urlencoded"}},
+            415,
+            "application/json",
+        ),
+        ("/stask/worker/sample/run/noop", {"content": b"x" * (1024 * 1024 + 1)}, 413, "larger"),
+    ],
+)
+def test_run_rejects_bad_input_and_creates_nothing(
+    settings: Settings, path: str, kwargs: dict[str, object], code: int, needle: str
+) -> None:
+    _register(settings)
+    with api(settings) as http:
+        response = http.post(path, **kwargs)  # type: ignore[arg-type]
+        assert response.status_code == code, response.text
+        body = response.json()
+        assert body["success"] is False and body["code"] == code
+        assert needle in body["message"]
+    with Client(settings=settings) as client:
+        assert client.stats()["total"] == 0
+
+
+def test_an_inactive_worker_cannot_run(settings: Settings) -> None:
+    _register(settings)
+    with Client(settings=settings) as client:
+        client.deactivate_worker("sample")
+    with api(settings) as http:
+        response = http.post("/stask/worker/sample/run/noop", json={})
+    assert response.status_code == 404 and "inactive" in response.json()["message"]
+
+
+def test_post_task_creates_by_identifier_action_data(settings: Settings) -> None:
+    with api(settings) as http:
+        response = http.post(
+            "/stask/task",
+            json={"identifier": "sample", "action": "noop", "data": {"a": 1}, "priority": "high"},
+        )
+        assert response.status_code == 201, response.text
+        task = response.json()["task"]
+        assert (task["identifier"], task["meta"], task["priority"]) == ("sample", {"a": 1}, "high")
+        assert task["status"] == Status.PENDING and task["status_text"] == "pending"
+        for bad in (
+            {"action": "noop"},
+            {"identifier": "s", "action": " "},
+            {"identifier": "s", "action": "a", "data": [1]},
+            {"identifier": "s", "action": "a", "zz": 1},
+        ):
+            assert http.post("/stask/task", json=bad).status_code == 422, bad
+        assert (
+            http.post("/stask/task/store", json={"identifier": "s", "action": "a"}).status_code
+            == 201
+        )
+
+
+@pytest.mark.parametrize("path", ["/stask/task/{id}", "/stask/tasks/{id}"])
+def test_task_ids_are_validated(settings: Settings, path: str) -> None:
+    with api(settings) as http:
+        assert http.get(path.format(id=999999)).status_code == 404
+        assert http.get(path.format(id=0)).status_code == 400
+        assert http.get(path.format(id=2**70)).status_code == 404
+        assert http.get(path.format(id="abc")).status_code == 404
+        assert http.get(path.format(id="-3")).status_code == 404
+
+
+@pytest.mark.parametrize("path", PROGRESS_PATHS)
+def test_progress_fields_and_log_lines(settings: Settings, path: str) -> None:
+    _register(settings)
+    with api(settings) as http, running_daemon(settings):
+        created = http.post("/stask/worker/sample/run/sleep", json={"seconds": 30}).json()["id"]
+        url = path.format(id=created)
+        wait_for(lambda: http.get(url).json()["status"] == "running")
+        wait_for(lambda: http.get(url).json()["message"] == "sleeping")
+        live = http.get(url).json()
+        assert live["success"] is True and live["code"] == 200 and live["id"] == created
+        assert set(live) >= {"progress", "processed", "total", "eta", "message", "log_lines"}
+        assert http.post(f"/stask/task/{created}/cancel").status_code in (404, 405)
+        with Client(settings=settings) as client:
+            client.cancel(created)
+        wait_for(lambda: http.get(url).json()["status"] == "cancelled")
+        final = http.get(url).json()
+    assert any("Cancelled by user" in line for line in final["log_lines"])
+
+
+def test_progress_works_after_the_unlogged_table_is_emptied(settings: Settings) -> None:
+    """A crash empties s_task_progress: a running task then reads as unknown progress, a
+    finished one from its row; never an error."""
+    _register(settings)
+    with api(settings) as http, running_daemon(settings):
+        running = http.post("/stask/worker/sample/run/sleep", json={"seconds": 30}).json()["id"]
+        done = http.post("/stask/worker/sample/run/steps", json={"total": 3}).json()["id"]
+        wait_for(lambda: http.get(f"/stask/task/{done}/progress").json()["status"] == "completed")
+        wait_for(lambda: http.get(f"/stask/task/{running}/progress").json()["progress"] is not None)
+        with Client(settings=settings) as client, client.connection() as conn:
+            conn.execute("TRUNCATE s_task_progress")
+        live = http.get(f"/stask/task/{running}/progress")
+        final = http.get(f"/stask/task/{done}/progress")
+        with Client(settings=settings) as client:
+            client.cancel(running)
+    assert live.status_code == 200 and live.json()["status"] == "running"
+    assert final.status_code == 200
+    assert (final.json()["progress"], final.json()["message"]) == (100, "did 3 steps")
