@@ -2,7 +2,8 @@
 
 ::
 
-    pgstask migrate | daemon | run-once | create | stats | tasks … | workers … | clean | logs
+    pgstask migrate | daemon | run-once | serve | create | stats | tasks … | workers … | clean
+            | logs | tokens
 
 Every command has ``--help``. Settings come from the ``PGSTASK_*`` environment; flags override
 them (``--dsn``, ``--storage``, ``--data-dir``, ``--workers`` on every command, before or after
@@ -38,7 +39,7 @@ from collections.abc import Sequence
 import psycopg
 
 from pgstask import __version__
-from pgstask.cli import admin, create, logs, run, tasks, workers
+from pgstask.cli import admin, create, logs, run, serve, tasks, workers
 from pgstask.cli._app import (
     EXIT_CODES_HELP,
     EXIT_DATABASE,
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     workers.register(commands)
     admin.register_clean(commands)
     logs.register(commands)
+    serve.register(commands)
     return parser
 
 

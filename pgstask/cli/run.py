@@ -74,7 +74,7 @@ def register(commands: Subparsers) -> None:
 
 def cmd_daemon(ctx: Context) -> int:
     logging.getLogger("pgstask").setLevel(min(logging.getLogger().level, logging.INFO))
-    daemon = _daemon(ctx)
+    daemon = build_daemon(ctx)
     _log.info(
         "pgstask daemon %s starting: workers %s; concurrency %d; database %s",
         daemon.id,
@@ -90,7 +90,7 @@ def cmd_daemon(ctx: Context) -> int:
 
 
 def cmd_run_once(ctx: Context) -> int:
-    daemon = _daemon(ctx)
+    daemon = build_daemon(ctx)
     with _stop_on_signals(daemon), translate_errors():
         summary = daemon.run_once(batch_size=ctx.args.batch_size, max_tasks=ctx.args.max_tasks)
     outcomes = dict(summary.outcomes)
@@ -118,7 +118,7 @@ def cmd_run_once(ctx: Context) -> int:
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
-def _daemon(ctx: Context) -> Daemon:
+def build_daemon(ctx: Context) -> Daemon:
     # Imported here: the daemon pulls in alembic (its schema check), which other commands skip.
     from pgstask.runtime.daemon import Daemon
 
