@@ -210,10 +210,13 @@ class Client:
         identifier: str | None = None,
         action: str | None = None,
         priority: str | None = None,
+        created_from: dt.datetime | None = None,
+        created_to: dt.datetime | None = None,
         before_id: int | None = None,
         limit: int = 50,
     ) -> TaskList:
-        """Tasks newest first, filtered; page with ``before_id`` = the last id seen."""
+        """Tasks newest first, filtered (created in ``[created_from, created_to)``); page with
+        ``before_id`` = the last id seen."""
         code = None
         if status is not None:
             try:
@@ -231,6 +234,8 @@ class Client:
                 identifier=identifier,
                 action=action,
                 priority=priority,
+                created_from=created_from,
+                created_to=created_to,
                 before_id=before_id,
                 limit=limit,
             )
@@ -416,6 +421,12 @@ class Client:
         if row is None:
             raise WorkerNotFoundError(identifier)
         return row
+
+    def reload_workers(self, identifier: str | None = None) -> None:
+        """Make running daemons reload worker settings and activity now (``identifier`` or all);
+        they also do on every heartbeat."""
+        with self.connection() as c:
+            queries.worker_notify(c, identifier=identifier or "")
 
     def discover_workers(self, modules: Iterable[str] | None = None) -> Names:
         """Register the installed worker classes; returns the identifiers that were new."""

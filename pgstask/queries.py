@@ -173,6 +173,8 @@ def task_list(
     identifier: str | None,
     action: str | None,
     priority: str | None,
+    created_from: dt.datetime | None,
+    created_to: dt.datetime | None,
     before_id: int | None,
     limit: int,
 ) -> list[Task]:
@@ -286,6 +288,10 @@ def worker_get(conn: Conn, *, identifier: str) -> Row | None:
 def worker_set_active(conn: Conn, *, identifier: str, active: bool) -> Row | None:
     rows = _rows(conn, "worker_set_active", {"identifier": identifier, "active": active})
     return rows[0] if rows else None
+
+
+def worker_notify(conn: Conn, *, identifier: str) -> None:
+    _rows(conn, "worker_notify", {"identifier": identifier})
 
 
 def worker_update_settings(conn: Conn, *, identifier: str, settings: Jsonb) -> Row | None:

@@ -266,14 +266,18 @@ def _task_notify(conn: Conn, w: World) -> None:
 
 
 def _task_list(conn: Conn, w: World) -> None:
-    every = queries.task_list(
-        conn, status=None, identifier=None, action=None, priority=None, before_id=None, limit=10
+    nothing: dict[str, Any] = dict.fromkeys(
+        ("status", "identifier", "action", "priority", "created_from", "created_to", "before_id")
     )
+    every = queries.task_list(conn, **nothing, limit=10)
     assert len(every) == 3 and every[0].id > every[-1].id
-    pending = queries.task_list(
-        conn, status=10, identifier="w", action="wait", priority="normal", before_id=None, limit=10
-    )
+    filters = {**nothing, "status": 10, "identifier": "w", "action": "wait", "priority": "normal"}
+    pending = queries.task_list(conn, **filters, limit=10)
     assert [t.id for t in pending] == [w.pending.id]
+    now = queries.daemon_now(conn)
+    hour = dt.timedelta(hours=1)
+    assert len(queries.task_list(conn, **{**nothing, "created_from": now - hour}, limit=10)) == 3
+    assert queries.task_list(conn, **{**nothing, "created_to": now - hour}, limit=10) == []
 
 
 def _task_pending(conn: Conn, w: World) -> None:
@@ -362,6 +366,10 @@ def _log_delete_older_than(conn: Conn, w: World) -> None:
         "UPDATE s_task_logs SET created_at = now() - interval '10 days' WHERE level = 'info'"
     )
     assert queries.log_delete_older_than(conn, days=7) == 1
+
+
+def _worker_notify(conn: Conn, w: World) -> None:
+    queries.worker_notify(conn, identifier="w")  # delivery: test_http_ops (cache clear)
 
 
 def _worker_register_many(conn: Conn, w: World) -> None:

@@ -62,18 +62,18 @@ def priority(value: Any) -> str:
     return str(value)
 
 
-def start_at(value: Any) -> dt.datetime | None:
+def start_at(value: Any, name: str = "start_at") -> dt.datetime | None:
     """An ISO 8601 time with a UTC offset (``2026-11-22T10:00:00Z``), or None."""
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise ApiError(422, "start_at must be an ISO 8601 string, e.g. 2026-11-22T10:00:00Z")
+        raise ApiError(422, f"{name} must be an ISO 8601 string, e.g. 2026-11-22T10:00:00Z")
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise ApiError(422, f"start_at {value!r} is not an ISO 8601 date and time") from None
+        raise ApiError(422, f"{name} {value!r} is not an ISO 8601 date and time") from None
     if parsed.tzinfo is None:
-        raise ApiError(422, "start_at needs a UTC offset (e.g. Z or +02:00)")
+        raise ApiError(422, f"{name} needs a UTC offset (e.g. Z or +02:00)")
     return parsed
 
 
@@ -107,3 +107,36 @@ def query_params(request: Request, known: Iterable[str]) -> Mapping[str, str]:
     params = request.query_params
     only_known(params.keys(), known, "query parameter(s)")
     return params
+
+
+def flag(value: Any, name: str) -> bool:
+    if value is None or value == "":
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in (
+        "1",
+        "true",
+        "yes",
+        "on",
+        "0",
+        "false",
+        "no",
+        "off",
+    ):
+        return value.lower() in ("1", "true", "yes", "on")
+    raise ApiError(422, f"{name} must be true or false, not {value!r}")
+
+
+def days(value: Any, default: float) -> float:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ApiError(422, f"days must be a positive number, not {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ApiError(422, f"days must be a positive number, not {value!r}") from None
+    if not 0 < number < 1e6:
+        raise ApiError(422, f"days must be a positive number, not {value!r}")
+    return number

@@ -157,13 +157,16 @@ RETURNING *;
 SELECT pg_notify('pgstask_tasks', '');
 
 -- name: task_list
--- Keyset pagination on id (newest first). A NULL filter matches everything.
+-- Keyset pagination on id (newest first). A NULL filter matches everything; the created range is
+-- [created_from, created_to).
 SELECT *
   FROM s_tasks
  WHERE (%(status)s::smallint IS NULL OR status = %(status)s::smallint)
    AND (%(identifier)s::text IS NULL OR identifier = %(identifier)s::text)
    AND (%(action)s::text IS NULL OR action = %(action)s::text)
    AND (%(priority)s::text IS NULL OR priority = %(priority)s::text)
+   AND (%(created_from)s::timestamptz IS NULL OR created_at >= %(created_from)s::timestamptz)
+   AND (%(created_to)s::timestamptz IS NULL OR created_at < %(created_to)s::timestamptz)
    AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)
  ORDER BY id DESC
  LIMIT %(limit)s;

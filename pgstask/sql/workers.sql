@@ -49,3 +49,8 @@ SELECT identifier, active, settings FROM s_workers
 
 -- name: worker_count
 SELECT count(*) AS total, count(*) FILTER (WHERE active) AS active FROM s_workers;
+
+-- name: worker_notify
+-- Tell running daemons to reload worker settings and activity now (the same channel the
+-- s_workers trigger uses); identifier '' means all workers.
+SELECT pg_notify('pgstask_workers', %(identifier)s);

@@ -10,7 +10,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from pgstask import migrate
+from pgstask.http import bodies
 from pgstask.http.state import state
+
+#: Uploads above this size are sent in chunks of CHUNK_SIZE (sTask's figures).
+SINGLE_UPLOAD_LIMIT = 2 * 1024 * 1024
+CHUNK_SIZE = 1024 * 1024
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -46,9 +51,65 @@ async def stats(request: Request) -> JSONResponse:
     return JSONResponse(await run_in_threadpool(state(request).client.stats))
 
 
+async def clean(request: Request) -> JSONResponse:
+    """Delete finished tasks (completed, cancelled, failed) and log records older than
+    ``days`` (default 30)."""
+    body = await bodies.json_object(request, empty={})
+    bodies.only_known(body, ("days",), "field(s)")
+    days = bodies.days(body.get("days"), 30.0)
+    client = state(request).client
+
+    def run() -> tuple[int, int]:
+        return client.clean_old_tasks(days), client.clean_old_logs(days)
+
+    tasks, logs = await run_in_threadpool(run)
+    return JSONResponse(
+        {
+            "success": True,
+            "message": f"Cleaned {tasks} tasks",
+            "deleted_tasks": tasks,
+            "deleted_logs": logs,
+        }
+    )
+
+
+async def cache_stats(request: Request) -> JSONResponse:
+    return JSONResponse({"success": True, "data": state(request).workers.stats()})
+
+
+async def cache_clear(request: Request) -> JSONResponse:
+    """Forget cached workers (one or all) here, and make running daemons reload settings."""
+    body = await bodies.json_object(request, empty={})
+    bodies.only_known(body, ("identifier",), "field(s)")
+    identifier = bodies.optional_text(body.get("identifier"), "identifier")
+    app = state(request)
+    app.workers.clear(identifier)
+    await run_in_threadpool(app.client.reload_workers, identifier)
+    message = (
+        f"Cache cleared for worker: {identifier}" if identifier else "All worker cache cleared"
+    )
+    return JSONResponse({"success": True, "message": message})
+
+
+async def server_limits(request: Request) -> JSONResponse:
+    """sTask's upload limits, from this server's settings."""
+    http = state(request).http
+    return JSONResponse(
+        {
+            "maxFileSize": http.max_upload,
+            "chunkSize": CHUNK_SIZE,
+            "singleUploadLimit": min(http.max_upload, SINGLE_UPLOAD_LIMIT),
+        }
+    )
+
+
 def routes() -> list[Route]:
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/stask/stats", stats, methods=["GET"]),
+        Route("/stask/clean", clean, methods=["POST"]),
+        Route("/stask/cache/stats", cache_stats, methods=["GET"]),
+        Route("/stask/cache/clear", cache_clear, methods=["POST"]),
+        Route("/stask/server-limits", server_limits, methods=["GET"]),
     ]

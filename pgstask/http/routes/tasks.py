@@ -6,10 +6,10 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from pgstask import Task
+from pgstask import Status, Task
 from pgstask.http import bodies
 from pgstask.http.errors import ApiError
 from pgstask.http.state import state
@@ -130,6 +130,108 @@ async def task_progress(request: Request) -> JSONResponse:
     return JSONResponse(await run_in_threadpool(read))
 
 
+LIST_FILTERS = (
+    "status",
+    "identifier",
+    "action",
+    "priority",
+    "created_from",
+    "created_to",
+    "before_id",
+    "limit",
+)
+
+
+async def list_tasks(request: Request) -> JSONResponse:
+    """Tasks newest first, filtered; the next page is ``?before_id=<next_before_id>``."""
+    params = bodies.query_params(request, LIST_FILTERS)
+    status = params.get("status") or None
+    if status is not None:
+        try:
+            Status.parse(status)
+        except ValueError as exc:
+            raise ApiError(422, str(exc)) from None
+    limit = bodies.whole_number(params.get("limit"), "limit", 50, 1, 1000)
+    tasks = await run_in_threadpool(
+        state(request).client.list,
+        status=status,
+        identifier=params.get("identifier") or None,
+        action=params.get("action") or None,
+        priority=bodies.priority(params["priority"]) if params.get("priority") else None,
+        created_from=bodies.start_at(params.get("created_from"), "created_from"),
+        created_to=bodies.start_at(params.get("created_to"), "created_to"),
+        before_id=bodies.whole_number(params.get("before_id"), "before_id", 0, 1, bodies.MAX_ID)
+        or None,
+        limit=limit,
+    )
+    return JSONResponse(
+        {
+            "success": True,
+            "tasks": [t.to_dict() for t in tasks],
+            "count": len(tasks),
+            "next_before_id": tasks[-1].id if len(tasks) == limit else None,
+        }
+    )
+
+
+async def cancel_task(request: Request) -> JSONResponse:
+    task = await run_in_threadpool(state(request).client.cancel, bodies.task_id(request))
+    return JSONResponse({"success": True, "message": "Task cancelled", "task": task.to_dict()})
+
+
+async def retry_task(request: Request) -> JSONResponse:
+    task = await run_in_threadpool(state(request).client.retry, bodies.task_id(request))
+    return JSONResponse({"success": True, "message": "Task queued again", "task": task.to_dict()})
+
+
+async def task_logs(request: Request) -> JSONResponse:
+    """``?limit=N`` for the last N records, ``?errors_only=true`` for errors only."""
+    task_id = bodies.task_id(request)
+    params = bodies.query_params(request, ("limit", "errors_only"))
+    limit = bodies.whole_number(params.get("limit"), "limit", 0, 1, 100_000) or None
+    errors_only = bodies.flag(params.get("errors_only"), "errors_only")
+    client = state(request).client
+
+    def read() -> list[dict[str, Any]]:
+        client.get(task_id)  # 404 for a task that does not exist
+        records = client.error_logs(task_id) if errors_only else client.logs(task_id, limit)
+        if errors_only and limit is not None:
+            records = records[-limit:]
+        return [r.to_dict() for r in records]
+
+    records = await run_in_threadpool(read)
+    return JSONResponse({"success": True, "logs": records, "count": len(records)})
+
+
+async def download_logs(request: Request) -> Response:
+    """All of a task's records as a text file, in the ``{id}.log`` line format."""
+    task_id = bodies.task_id(request)
+    client = state(request).client
+
+    def read() -> str:
+        client.get(task_id)
+        return "".join(r.line() + "\n" for r in client.logs(task_id))
+
+    return PlainTextResponse(
+        await run_in_threadpool(read),
+        headers={"Content-Disposition": f'attachment; filename="task-{task_id}.log"'},
+    )
+
+
+async def clear_logs(request: Request) -> JSONResponse:
+    task_id = bodies.task_id(request)
+    client = state(request).client
+
+    def clear() -> int:
+        client.get(task_id)
+        return client.clear_logs(task_id)
+
+    deleted = await run_in_threadpool(clear)
+    return JSONResponse(
+        {"success": True, "message": "Logs cleared successfully", "deleted": deleted}
+    )
+
+
 def routes() -> list[Route]:
     return [
         Route("/stask/worker/{identifier}/run/{action}", run_action, methods=["POST"]),
@@ -140,4 +242,16 @@ def routes() -> list[Route]:
         Route("/stask/tasks/{id:int}", show_task, methods=["GET"]),
         Route("/stask/task/{id:int}/progress", task_progress, methods=["GET"]),
         Route("/stask/tasks/{id:int}/progress", task_progress, methods=["GET"]),
+        Route("/stask/tasks", list_tasks, methods=["GET"]),
+        *(
+            Route(f"/stask/{base}/{{id:int}}{suffix}", handler, methods=[method])
+            for base in ("task", "tasks")
+            for suffix, handler, method in (
+                ("/cancel", cancel_task, "POST"),
+                ("/retry", retry_task, "POST"),
+                ("/logs", task_logs, "GET"),
+                ("/logs", clear_logs, "DELETE"),
+                ("/logs/download", download_logs, "GET"),
+            )
+        ),
     ]

@@ -1,0 +1,129 @@
+"""Workers: list, show, activate, deactivate, settings, discover, rescan, clean-orphaned.
+
+sTask's paths are singular (``/stask/worker/activate`` with ``identifier`` in the body); its
+older documents used plural ones (``/stask/workers/activate``): both are served.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from pgstask.http import bodies
+from pgstask.http.errors import ApiError
+from pgstask.http.state import state
+from pgstask.workers import registry
+
+
+def _worker_json(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
+    out["uuid"] = str(row["uuid"])
+    out["installed_here"] = registry.load_class(row["class"]) is not None
+    return out
+
+
+async def list_workers(request: Request) -> JSONResponse:
+    params = bodies.query_params(request, ("active_only",))
+    active_only = bodies.flag(params.get("active_only"), "active_only")
+    rows = await run_in_threadpool(state(request).client.workers, active_only=active_only)
+    return JSONResponse({"success": True, "workers": [_worker_json(r) for r in rows]})
+
+
+async def show_worker(request: Request) -> JSONResponse:
+    row = await run_in_threadpool(state(request).client.worker, request.path_params["identifier"])
+    return JSONResponse({"success": True, "worker": _worker_json(row)})
+
+
+async def _identifier(request: Request) -> str:
+    body = await bodies.json_object(request)
+    bodies.only_known(body, ("identifier",), "field(s)")
+    return bodies.text(body.get("identifier"), "identifier")
+
+
+async def activate(request: Request) -> JSONResponse:
+    return await _set_active(request, True)
+
+
+async def deactivate(request: Request) -> JSONResponse:
+    return await _set_active(request, False)
+
+
+async def _set_active(request: Request, active: bool) -> JSONResponse:
+    identifier = await _identifier(request)
+    app = state(request)
+    method = app.client.activate_worker if active else app.client.deactivate_worker
+    row = await run_in_threadpool(method, identifier)
+    app.workers.clear(identifier)
+    word = "activated" if active else "deactivated"
+    return JSONResponse({"success": True, "message": f"Worker {word}", "worker": _worker_json(row)})
+
+
+async def update_settings(request: Request) -> JSONResponse:
+    """Merge the body's ``settings`` object into the worker's stored settings; running daemons
+    reload them at once."""
+    identifier = request.path_params["identifier"]
+    body = await bodies.json_object(request)
+    bodies.only_known(body, ("settings",), "field(s)")
+    settings = body.get("settings")
+    if not isinstance(settings, dict):
+        raise ApiError(422, "settings must be a JSON object")
+    app = state(request)
+    row = await run_in_threadpool(app.client.update_worker_settings, identifier, settings)
+    app.workers.clear(identifier)
+    return JSONResponse({"success": True, "message": "Settings saved", "worker": _worker_json(row)})
+
+
+async def discover(request: Request) -> JSONResponse:
+    """Register the worker classes installed where the API runs."""
+    app = state(request)
+    new = await run_in_threadpool(app.client.discover_workers)
+    app.workers.clear()
+    return JSONResponse(
+        {"success": True, "message": f"Discovered {len(new)} new workers", "discovered": new}
+    )
+
+
+async def rescan(request: Request) -> JSONResponse:
+    app = state(request)
+    changed = await run_in_threadpool(app.client.rescan_workers)
+    app.workers.clear()
+    return JSONResponse(
+        {"success": True, "message": f"Refreshed {len(changed)} workers", "updated": changed}
+    )
+
+
+async def clean_orphaned(request: Request) -> JSONResponse:
+    """Delete workers whose class cannot be imported where the API runs (their pending tasks
+    stay pending)."""
+    app = state(request)
+    removed = await run_in_threadpool(app.client.clean_orphaned_workers)
+    app.workers.clear()
+    return JSONResponse(
+        {
+            "success": True,
+            "message": f"Removed {len(removed)} orphaned workers",
+            "deleted": len(removed),
+            "identifiers": removed,
+        }
+    )
+
+
+def routes() -> list[Route]:
+    out = [
+        Route("/stask/workers", list_workers, methods=["GET"]),
+        Route("/stask/worker/{identifier}", show_worker, methods=["GET"]),
+        Route("/stask/worker/{identifier}/settings", update_settings, methods=["POST"]),
+    ]
+    for base in ("worker", "workers"):
+        out += [
+            Route(f"/stask/{base}/activate", activate, methods=["POST"]),
+            Route(f"/stask/{base}/deactivate", deactivate, methods=["POST"]),
+            Route(f"/stask/{base}/discover", discover, methods=["POST"]),
+            Route(f"/stask/{base}/rescan", rescan, methods=["POST"]),
+            Route(f"/stask/{base}/clean-orphaned", clean_orphaned, methods=["POST"]),
+        ]
+    return out
