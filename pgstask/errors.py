@@ -7,7 +7,9 @@
     ├── DatabaseError           PostgreSQL could not be reached or refused a statement
     │   └── SchemaError         the schema is missing or older than this pgstask
     ├── InvalidTaskError        a task's fields were rejected (by pgstask or by a constraint)
+    │   └── FileTooLargeError   an upload or stored file passes its size limit
     ├── TaskNotFoundError       no task has that id
+    ├── TaskFileNotFoundError   no (complete) stored file answers the request
     ├── TaskStateError          the task is not in a state that allows the operation
     ├── WorkerNotFoundError     no worker has that identifier
     ├── UnknownActionError      the worker has no method for the action
@@ -45,6 +47,15 @@ class TaskNotFoundError(PgstaskError):
     def __init__(self, task_id: int) -> None:
         super().__init__(f"task {task_id} does not exist")
         self.task_id = task_id
+
+
+class FileTooLargeError(InvalidTaskError):
+    """A stored file or upload would pass its size limit."""
+
+
+class TaskFileNotFoundError(PgstaskError):
+    """No complete stored file answers the request (a task without a result file, an unknown
+    file id)."""
 
 
 class TaskStateError(PgstaskError):

@@ -82,6 +82,11 @@ def task_insert_many(
     return _tasks(conn, "task_insert_many", _args(locals()), binary=True)
 
 
+def task_merge_meta(conn: Conn, *, id: int, patch: Jsonb) -> Task | None:
+    found = _tasks(conn, "task_merge_meta", {"id": id, "patch": patch})
+    return found[0] if found else None
+
+
 def task_get(conn: Conn, *, id: int) -> Task | None:
     found = _tasks(conn, "task_get", {"id": id})
     return found[0] if found else None
@@ -387,3 +392,61 @@ def schema_lock(conn: Conn, *, key: int) -> None:
 def schema_unlock(conn: Conn, *, key: int) -> bool:
     """False when the lock was not held."""
     return bool(_rows(conn, "schema_unlock", {"key": key})[0]["pg_advisory_unlock"])
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+def file_create(
+    conn: Conn,
+    *,
+    task_id: int | None,
+    identifier: str,
+    kind: str,
+    filename: str,
+    content_type: str,
+    session_id: str | None,
+    total_chunks: int | None,
+) -> Row:
+    return _rows(conn, "file_create", _args(locals()))[0]
+
+
+def file_get(conn: Conn, *, id: int) -> Row | None:
+    rows = _rows(conn, "file_get", {"id": id})
+    return rows[0] if rows else None
+
+
+def file_get_session(conn: Conn, *, identifier: str, session_id: str) -> Row | None:
+    rows = _rows(conn, "file_get_session", {"identifier": identifier, "session_id": session_id})
+    return rows[0] if rows else None
+
+
+def file_latest(conn: Conn, *, task_id: int, kind: str) -> Row | None:
+    rows = _rows(conn, "file_latest", {"task_id": task_id, "kind": kind})
+    return rows[0] if rows else None
+
+
+def file_put_chunk(conn: Conn, *, file_id: int, seq: int, data: bytes) -> None:
+    _rows(conn, "file_put_chunk", {"file_id": file_id, "seq": seq, "data": data})
+
+
+def file_chunk_summary(conn: Conn, *, file_id: int) -> Row:
+    return _rows(conn, "file_chunk_summary", {"file_id": file_id})[0]
+
+
+def file_chunk(conn: Conn, *, file_id: int, seq: int) -> bytes | None:
+    rows = _rows(conn, "file_chunk", {"file_id": file_id, "seq": seq})
+    return bytes(rows[0]["data"]) if rows else None
+
+
+def file_finish(conn: Conn, *, id: int, size: int, sha256: str) -> Row | None:
+    rows = _rows(conn, "file_finish", {"id": id, "size": size, "sha256": sha256})
+    return rows[0] if rows else None
+
+
+def file_delete_abandoned(conn: Conn, *, max_age: float) -> int:
+    return len(_rows(conn, "file_delete_abandoned", {"max_age": max_age}))
+
+
+def file_delete_unattached(conn: Conn, *, max_age: float) -> int:
+    return len(_rows(conn, "file_delete_unattached", {"max_age": max_age}))

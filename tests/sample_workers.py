@@ -75,6 +75,18 @@ class SampleWorker(BaseWorker):
         follow_up = self.create_task("noop", {"after": task.id})
         self.mark_finished(task, result={"follow_up": follow_up.id})
 
+    def task_count_lines(self, task: Task, options: dict[str, Any]) -> None:
+        """Read the uploaded file (``uploaded_file_id``) wherever it was uploaded."""
+        path = self.fetch_file(options["uploaded_file_id"])
+        self.mark_finished(task, result={"lines": len(path.read_text().splitlines())})
+
+    def task_export(self, task: Task, options: dict[str, Any]) -> None:
+        """Write a file and store it as the result (downloadable from any host)."""
+        path = self.storage / f"export-{task.id}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(options.get("text", "a,b\n1,2\n"), encoding="utf-8")
+        self.mark_finished(task, result=self.store_result_file(task, path, options.get("name")))
+
     def task_interrupt(self, task: Task, options: dict[str, Any]) -> None:
         record(self, task)
         raise KeyboardInterrupt("not an Exception")

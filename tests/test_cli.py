@@ -422,9 +422,17 @@ def test_the_report_example_writes_into_the_storage_directory(
     task = create(env, "report", "export", "--data", '{"rows": 250}')
     ok(env, "run-once")
     assert status(dsn, task) == "completed"
-    path = Path(str(scalar(dsn, "SELECT result #>> '{}' FROM s_tasks WHERE id = %s", (task,))))
+    path = Path(str(scalar(dsn, "SELECT result ->> 'path' FROM s_tasks WHERE id = %s", (task,))))
     assert path == tmp_path / "storage" / "results" / f"report-{task}.csv"
     assert len(path.read_text().splitlines()) == 251  # header + rows
+    stored = scalar(
+        dsn,
+        "SELECT f.size FROM s_tasks t "
+        "JOIN s_task_files f ON f.id = (t.result ->> 'file_id')::bigint "
+        "WHERE t.id = %s AND f.complete AND f.kind = 'result'",
+        (task,),
+    )
+    assert stored == path.stat().st_size  # in the database too: downloadable from any host
 
 
 def test_run_once_rescues_the_tasks_of_a_dead_run_and_cleans(env: dict[str, str], dsn: str) -> None:

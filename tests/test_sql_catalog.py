@@ -25,7 +25,7 @@ from pgstask.sql import parse
 from pgstask.sql import queries as named_queries
 from pgstask.task import Task
 
-ENTITIES = ("task", "worker", "daemon", "progress", "log", "schema")
+ENTITIES = ("task", "worker", "daemon", "progress", "log", "schema", "file")
 _PLACEHOLDER = re.compile(r"%\((\w+)\)[sb]")  # b: sent in binary
 _POSITIONAL = re.compile(r"(?<![)%])%[sbt]\b")
 
@@ -494,12 +494,192 @@ def _schema_unlock(conn: Conn, w: World) -> None:
     queries.schema_unlock(conn, key=0x70677374 + 2)
 
 
+def _task_merge_meta(conn: Conn, w: World) -> None:
+    merged = queries.task_merge_meta(conn, id=w.pending.id, patch=Jsonb({"file_id": 5}))
+    assert merged is not None and merged.meta["file_id"] == 5
+    assert queries.task_merge_meta(conn, id=w.running.id, patch=Jsonb({"x": 1})) is None
+
+
+def _file_create(conn: Conn, w: World) -> None:
+    row = queries.file_create(
+        conn,
+        task_id=w.running.id,
+        identifier="w",
+        kind="result",
+        filename="r.csv",
+        content_type="text/csv",
+        session_id=None,
+        total_chunks=None,
+    )
+    assert row["complete"] is False and row["size"] == 0
+
+
+def _file_put_chunk(conn: Conn, w: World) -> None:
+    row = queries.file_create(
+        conn,
+        task_id=w.running.id,
+        identifier="w",
+        kind="result",
+        filename="r.csv",
+        content_type="text/csv",
+        session_id=None,
+        total_chunks=None,
+    )
+    queries.file_put_chunk(conn, file_id=row["id"], seq=0, data=b"first")
+    queries.file_put_chunk(conn, file_id=row["id"], seq=0, data=b"again")  # a retried chunk
+    queries.file_put_chunk(conn, file_id=row["id"], seq=1, data=b"!")
+    assert queries.file_chunk(conn, file_id=row["id"], seq=0) == b"again"
+
+
+def _file_chunk(conn: Conn, w: World) -> None:
+    _file_put_chunk(conn, w)
+    row = queries.file_latest(conn, task_id=w.running.id, kind="result")
+    assert row is None  # not complete yet
+    assert queries.file_chunk(conn, file_id=2**40, seq=0) is None
+
+
+def _file_chunk_summary(conn: Conn, w: World) -> None:
+    row = queries.file_create(
+        conn,
+        task_id=None,
+        identifier="w",
+        kind="upload",
+        filename="u.csv",
+        content_type="text/csv",
+        session_id="session-1",
+        total_chunks=2,
+    )
+    assert queries.file_chunk_summary(conn, file_id=row["id"]) == {
+        "chunks": 0,
+        "size": 0,
+        "last_seq": -1,
+    }
+    queries.file_put_chunk(conn, file_id=row["id"], seq=1, data=b"abc")
+    assert queries.file_chunk_summary(conn, file_id=row["id"]) == {
+        "chunks": 1,
+        "size": 3,
+        "last_seq": 1,
+    }
+
+
+def _file_finish(conn: Conn, w: World) -> None:
+    row = queries.file_create(
+        conn,
+        task_id=w.running.id,
+        identifier="w",
+        kind="result",
+        filename="r.csv",
+        content_type="text/csv",
+        session_id=None,
+        total_chunks=None,
+    )
+    done = queries.file_finish(conn, id=row["id"], size=3, sha256="ab")
+    assert done is not None and done["complete"]
+    assert queries.file_finish(conn, id=row["id"], size=3, sha256="ab") is None  # once
+
+
+def _file_get(conn: Conn, w: World) -> None:
+    row = queries.file_create(
+        conn,
+        task_id=w.running.id,
+        identifier="w",
+        kind="result",
+        filename="r.csv",
+        content_type="text/csv",
+        session_id=None,
+        total_chunks=None,
+    )
+    found = queries.file_get(conn, id=row["id"])
+    assert found is not None and found["filename"] == "r.csv"
+    assert queries.file_get(conn, id=2**40) is None
+
+
+def _file_latest(conn: Conn, w: World) -> None:
+    ids = []
+    for name in ("a.csv", "b.csv"):
+        row = queries.file_create(
+            conn,
+            task_id=w.running.id,
+            identifier="w",
+            kind="result",
+            filename=name,
+            content_type="text/csv",
+            session_id=None,
+            total_chunks=None,
+        )
+        queries.file_finish(conn, id=row["id"], size=0, sha256="")
+        ids.append(row["id"])
+    latest = queries.file_latest(conn, task_id=w.running.id, kind="result")
+    assert latest is not None and latest["id"] == ids[-1]
+    assert queries.file_latest(conn, task_id=w.running.id, kind="upload") is None
+
+
+def _file_get_session(conn: Conn, w: World) -> None:
+    queries.file_create(
+        conn,
+        task_id=None,
+        identifier="w",
+        kind="upload",
+        filename="u.csv",
+        content_type="text/csv",
+        session_id="session-1",
+        total_chunks=2,
+    )
+    found = queries.file_get_session(conn, identifier="w", session_id="session-1")
+    assert found is not None and found["total_chunks"] == 2
+    assert queries.file_get_session(conn, identifier="v", session_id="session-1") is None
+
+
+def _file_delete_abandoned(conn: Conn, w: World) -> None:
+    row = queries.file_create(
+        conn,
+        task_id=None,
+        identifier="w",
+        kind="upload",
+        filename="u.csv",
+        content_type="text/csv",
+        session_id="session-1",
+        total_chunks=2,
+    )
+    assert queries.file_delete_abandoned(conn, max_age=3600) == 0
+    conn.execute(
+        "UPDATE s_task_files SET created_at = now() - '2 days'::interval WHERE id = %s",
+        (row["id"],),
+    )
+    assert queries.file_delete_abandoned(conn, max_age=3600) == 1
+
+
+def _file_delete_unattached(conn: Conn, w: World) -> None:
+    loose = queries.file_create(
+        conn,
+        task_id=None,
+        identifier="w",
+        kind="upload",
+        filename="u.csv",
+        content_type="text/csv",
+        session_id=None,
+        total_chunks=None,
+    )
+    queries.file_create(
+        conn,
+        task_id=w.running.id,
+        identifier="w",
+        kind="upload",
+        filename="t.csv",
+        content_type="text/csv",
+        session_id=None,
+        total_chunks=None,
+    )
+    conn.execute("UPDATE s_task_files SET created_at = now() - '40 days'::interval")
+    assert queries.file_delete_unattached(conn, max_age=30 * 86400) == 1
+    assert queries.file_get(conn, id=loose["id"]) is None
+
+
 # Each smoke call above is the module function named "_" + its query name.
 SMOKE: dict[str, Callable[[Conn, World], None]] = {
     name.removeprefix("_"): call
     for name, call in list(globals().items())
-    if name.startswith(("_task_", "_progress_", "_log_", "_worker_", "_daemon_", "_schema_"))
-    and callable(call)
+    if name.startswith(tuple(f"_{entity}_" for entity in ENTITIES)) and callable(call)
 }
 
 

@@ -17,7 +17,7 @@ from pgstask.http import errors
 from pgstask.http.cache import WorkerCache
 from pgstask.http.config import HttpSettings
 from pgstask.http.middleware import Access, BodyLimit
-from pgstask.http.routes import ops, tasks, workers
+from pgstask.http.routes import files, ops, tasks, workers
 from pgstask.http.state import AppState
 from pgstask.settings import Settings
 
@@ -56,10 +56,13 @@ def create_app(
                 the_client.close()
 
     app = Starlette(
-        routes=[*ops.routes(), *tasks.routes(), *workers.routes()],
+        routes=[*ops.routes(), *tasks.routes(), *workers.routes(), *files.routes()],
         middleware=[
             Middleware(TrustedHostMiddleware, allowed_hosts=list(http.allowed_hosts)),
-            Middleware(BodyLimit, limit_for=lambda path: http.max_body),
+            Middleware(
+                BodyLimit,
+                limit_for=lambda path: files.upload_limit(path, http.max_upload) or http.max_body,
+            ),
             Middleware(Access, tokens=lambda: http.tokens),
         ],
         exception_handlers={

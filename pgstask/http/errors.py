@@ -15,9 +15,11 @@ from starlette.responses import JSONResponse, Response
 
 from pgstask.errors import (
     DatabaseError,
+    FileTooLargeError,
     InvalidTaskError,
     PgstaskError,
     SchemaError,
+    TaskFileNotFoundError,
     TaskNotFoundError,
     TaskStateError,
     UnknownActionError,
@@ -31,6 +33,8 @@ _STATUS: list[tuple[type[PgstaskError], int, str]] = [
     (TaskNotFoundError, 404, "Task not found"),
     (WorkerNotFoundError, 404, "Worker not found"),
     (UnknownActionError, 422, "Unknown action"),
+    (FileTooLargeError, 413, "File too large"),
+    (TaskFileNotFoundError, 404, "File not found"),
     (InvalidTaskError, 422, "Invalid task"),
     (TaskStateError, 409, "Invalid task status"),
     (SchemaError, 503, "Schema out of date"),

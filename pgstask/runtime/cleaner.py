@@ -3,7 +3,8 @@
 Runs on every daemon every ``interval`` seconds; the database part is one pass at a time (a
 transaction-scoped advisory lock), the file part is throttled per storage directory by the
 ``.gc_progress`` marker (see ``pgstask.progress.collect_garbage``): snapshots after 24 h,
-``{id}.log`` files after the log retention.
+``{id}.log`` files after the log retention. Stored files: uploads never completed after a day,
+uploads no task took after the task retention (result files go with their tasks).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pgstask.runtime.service import Service
 
 LOCK_KEY = 0x70677363  # "pgsc"
 DAY = 86400.0
+#: A chunked upload not completed within this many seconds is deleted.
+ABANDONED_UPLOAD_AGE = DAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,7 @@ class Cleaned:
     logs: int = 0
     progress_rows: int = 0
     files: int = 0
+    stored_files: int = 0
 
 
 class Cleaner(Service):
@@ -48,17 +52,21 @@ class Cleaner(Service):
         self.log_retention_days = log_retention_days
 
     def run_once(self) -> Cleaned:
-        tasks = logs = rows = 0
+        tasks = logs = rows = stored = 0
         with self.pool.connection() as conn, conn.transaction():
             if queries.daemon_try_lock(conn, key=LOCK_KEY):
                 if self.task_retention_days is not None:
                     tasks = queries.task_delete_finished_before(conn, days=self.task_retention_days)
+                    stored = queries.file_delete_unattached(
+                        conn, max_age=self.task_retention_days * DAY
+                    )
                 if self.log_retention_days is not None:
                     logs = queries.log_delete_older_than(conn, days=self.log_retention_days)
                 rows = queries.progress_delete_orphaned(conn)
+                stored += queries.file_delete_abandoned(conn, max_age=ABANDONED_UPLOAD_AGE)
         files = progress.collect_garbage(
             self.storage,
             every=self.interval,
             log_max_age=None if self.log_retention_days is None else self.log_retention_days * DAY,
         )
-        return Cleaned(tasks, logs, rows, files)
+        return Cleaned(tasks, logs, rows, files, stored)

@@ -210,3 +210,10 @@ UPDATE s_tasks t
        started_at = now(), finished_at = NULL, updated_at = now()
  WHERE t.id = %(id)s AND t.status = 10
 RETURNING t.*;
+
+-- name: task_merge_meta
+-- Add keys to the options of a task that has not started (an upload attached to it).
+UPDATE s_tasks
+   SET meta = meta || %(patch)s, updated_at = now()
+ WHERE id = %(id)s AND status IN (10, 30)
+RETURNING *;

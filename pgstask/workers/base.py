@@ -9,6 +9,7 @@ retried with backoff until ``max_attempts``; ``mark_failed`` fails the task for 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -150,6 +151,20 @@ class BaseWorker:
 
             self._client = Client()
         return self._client
+
+    def store_result_file(
+        self, task: Task, path: str | os.PathLike[str], filename: str | None = None
+    ) -> dict[str, Any]:
+        """Store the file at ``path`` as the task's result file, in the database, so that
+        ``GET /stask/task/{id}/download`` serves it from any host. Returns ``{"file_id",
+        "filename", "size"}``, a good ``result`` for ``mark_finished``."""
+        self._run(task)
+        info = self.client.store_file(task, path, filename=filename)
+        return {"file_id": info.id, "filename": info.filename, "size": info.size}
+
+    def fetch_file(self, file_id: int) -> Path:
+        """A local copy of a stored file (an upload), in ``storage/uploads``."""
+        return self.client.fetch_file(int(file_id), self.storage / "uploads")
 
     def create_task(
         self, action: str, data: Mapping[str, Any] | None = None, **kwargs: Any

@@ -64,4 +64,7 @@ class ReportWorker(BaseWorker):
                 if i % 100 == 0 or i == rows:
                     self.push_progress(task, processed=i, total=rows, message=f"{i} rows written")
         self.log(task, "info", "report written", path=str(path), rows=rows)
-        self.mark_finished(task, result=str(path), message=f"Exported {rows} rows")
+        stored = self.store_result_file(task, path)  # downloadable from every host
+        self.mark_finished(
+            task, result={**stored, "path": str(path)}, message=f"Exported {rows} rows"
+        )
