@@ -3,6 +3,9 @@ against a real PostgreSQL and a daemon that runs them."""
 
 from __future__ import annotations
 
+import itertools
+import json
+
 import pytest
 
 from pgstask import Client, Status
@@ -175,3 +178,24 @@ def test_progress_works_after_the_unlogged_table_is_emptied(settings: Settings) 
     assert live.status_code == 200 and live.json()["status"] == "running"
     assert final.status_code == 200
     assert (final.json()["progress"], final.json()["message"]) == (100, "did 3 steps")
+
+
+@pytest.mark.parametrize("path", ["/stask/task/{id}/stream", "/stask/tasks/{id}/stream"])
+def test_progress_stream_sends_changes_then_the_end(settings: Settings, path: str) -> None:
+    _register(settings)
+    with api(settings) as http, running_daemon(settings):
+        created = http.post("/stask/worker/sample/run/steps", json={"total": 3}).json()["id"]
+        events: list[tuple[str, dict[str, object]]] = []
+        with http.stream("GET", path.format(id=created)) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            event = ""
+            for line in stream.iter_lines():
+                if line.startswith("event: "):
+                    event = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    events.append((event, json.loads(line.removeprefix("data: "))))
+        assert http.get(path.format(id=999999)).status_code == 404
+    assert events[-1] == ("end", {"id": created, "status": "completed"})
+    progress = [data for kind, data in events if kind == "progress"]
+    assert progress and progress[-1]["progress"] == 100
+    assert all(a != b for a, b in itertools.pairwise(progress))  # changes only

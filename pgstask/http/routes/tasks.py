@@ -1,18 +1,23 @@
-"""Creating tasks and reading them: sTask's run, create, show and progress endpoints."""
+"""Tasks: sTask's run, create, show and progress endpoints; lists, cancel, retry, logs and the
+live progress stream."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from pgstask import Status, Task
 from pgstask.http import bodies
 from pgstask.http.errors import ApiError
 from pgstask.http.state import state
+from pgstask.task import FINISHED
 from pgstask.workers.actions import action_key
 
 #: Fields of the run endpoint's envelope form (``{"options": {...}, "priority": ...}``) and of
@@ -130,6 +135,47 @@ async def task_progress(request: Request) -> JSONResponse:
     return JSONResponse(await run_in_threadpool(read))
 
 
+FINISHED_TEXTS = frozenset(s.text for s in FINISHED)
+STREAM_INTERVAL = 0.5
+STREAM_KEEPALIVE = 15.0
+
+
+async def progress_stream(request: Request) -> Response:
+    """Server-Sent Events: a ``progress`` event (the progress endpoint's JSON) whenever it
+    changes, a comment every 15 s to keep proxies from closing the stream, and a final ``end``
+    event when the task has finished; then the stream closes."""
+    task_id = bodies.task_id(request)
+    client = state(request).client
+    first = await run_in_threadpool(client.progress, task_id)  # 404 before the stream starts
+
+    async def events() -> AsyncIterator[str]:
+        current: dict[str, Any] | None = first
+        sent: dict[str, Any] | None = None
+        quiet = 0.0
+        while True:
+            if current is None:
+                current = await run_in_threadpool(client.progress, task_id)
+            if current != sent:
+                yield f"event: progress\ndata: {json.dumps(current)}\n\n"
+                sent, quiet = current, 0.0
+            if current["status"] in FINISHED_TEXTS:
+                end = {"id": task_id, "status": current["status"]}
+                yield f"event: end\ndata: {json.dumps(end)}\n\n"
+                return
+            current = None
+            await asyncio.sleep(STREAM_INTERVAL)
+            quiet += STREAM_INTERVAL
+            if quiet >= STREAM_KEEPALIVE:
+                yield ": keep-alive\n\n"
+                quiet = 0.0
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
 LIST_FILTERS = (
     "status",
     "identifier",
@@ -243,6 +289,8 @@ def routes() -> list[Route]:
         Route("/stask/task/{id:int}/progress", task_progress, methods=["GET"]),
         Route("/stask/tasks/{id:int}/progress", task_progress, methods=["GET"]),
         Route("/stask/tasks", list_tasks, methods=["GET"]),
+        Route("/stask/task/{id:int}/stream", progress_stream, methods=["GET"]),
+        Route("/stask/tasks/{id:int}/stream", progress_stream, methods=["GET"]),
         *(
             Route(f"/stask/{base}/{{id:int}}{suffix}", handler, methods=[method])
             for base in ("task", "tasks")
