@@ -450,3 +450,14 @@ def file_delete_abandoned(conn: Conn, *, max_age: float) -> int:
 
 def file_delete_unattached(conn: Conn, *, max_age: float) -> int:
     return len(_rows(conn, "file_delete_unattached", {"max_age": max_age}))
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+
+def metrics_queue(conn: Conn) -> list[Row]:
+    return _rows(conn, "metrics_queue", {})
+
+
+def metrics_finished(conn: Conn, *, window_seconds: float) -> list[Row]:
+    return _rows(conn, "metrics_finished", {"window_seconds": window_seconds})

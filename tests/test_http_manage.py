@@ -216,3 +216,32 @@ def test_read_only_token_sees_but_cannot_manage(settings: Settings) -> None:
         assert http.delete(f"/stask/task/{task.id}/logs").status_code == 403
     with Client(settings=settings) as client:
         assert client.get(task).status == Status.PENDING
+
+
+def test_prometheus_metrics(settings: Settings) -> None:
+    _register(settings)
+    with Client(settings=settings) as client:
+        client.create("sample", "noop")
+        client.create("nobody", "x")
+        client.create("nobody", "y")
+    with api(settings) as http:
+        with running_daemon(settings):
+            wait_for(lambda: "pgstask_daemons_alive 1.0" in http.get("/metrics").text)
+            wait_for(
+                lambda: (
+                    'pgstask_tasks_finished_5m{identifier="sample",status="completed"} 1.0'
+                    in http.get("/metrics").text
+                )
+            )
+            response = http.get("/metrics")
+        assert response.headers["content-type"].startswith("text/plain")
+        text = response.text
+        assert 'pgstask_tasks{identifier="nobody",status="pending"} 2.0' in text
+        assert 'pgstask_oldest_due_pending_seconds{identifier="nobody"}' in text
+        assert (
+            'pgstask_task_duration_seconds_5m{identifier="sample",quantile="0.5",status="completed"}'
+            in text
+        )
+        assert "pgstask_daemon_slots 10.0" in text
+    with api(settings, token=None) as anonymous:
+        assert anonymous.get("/metrics").status_code == 401

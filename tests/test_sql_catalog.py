@@ -25,7 +25,7 @@ from pgstask.sql import parse
 from pgstask.sql import queries as named_queries
 from pgstask.task import Task
 
-ENTITIES = ("task", "worker", "daemon", "progress", "log", "schema", "file")
+ENTITIES = ("task", "worker", "daemon", "progress", "log", "schema", "file", "metrics")
 _PLACEHOLDER = re.compile(r"%\((\w+)\)[sb]")  # b: sent in binary
 _POSITIONAL = re.compile(r"(?<![)%])%[sbt]\b")
 
@@ -498,6 +498,23 @@ def _task_merge_meta(conn: Conn, w: World) -> None:
     merged = queries.task_merge_meta(conn, id=w.pending.id, patch=Jsonb({"file_id": 5}))
     assert merged is not None and merged.meta["file_id"] == 5
     assert queries.task_merge_meta(conn, id=w.running.id, patch=Jsonb({"x": 1})) is None
+
+
+def _metrics_queue(conn: Conn, w: World) -> None:
+    rows = {(r["identifier"], r["status"]): r for r in queries.metrics_queue(conn)}
+    assert set(rows) == {("w", 10), ("w", 50)}
+    assert rows[("w", 10)]["count"] == 1 and rows[("w", 10)]["oldest_due_seconds"] >= 0
+
+
+def _metrics_finished(conn: Conn, w: World) -> None:
+    conn.execute(
+        "UPDATE s_tasks SET status = 80, started_at = now() - '3 seconds'::interval, "
+        "finished_at = now() WHERE id = %s",
+        (w.running.id,),
+    )
+    [row] = queries.metrics_finished(conn, window_seconds=300)
+    assert (row["identifier"], row["status"], row["count"]) == ("w", 80, 1)
+    assert row["p50_seconds"] == row["max_seconds"] == 3.0
 
 
 def _file_create(conn: Conn, w: World) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pgstask import migrate
 from pgstask.http import bodies
+from pgstask.http.metrics import QueueCollector
 from pgstask.http.state import state
 
 #: Uploads above this size are sent in chunks of CHUNK_SIZE (sTask's figures).
@@ -103,11 +105,20 @@ async def server_limits(request: Request) -> JSONResponse:
     )
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus text format (see ``pgstask.http.metrics``)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(QueueCollector(state(request).client))
+    body = await run_in_threadpool(generate_latest, registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
 def routes() -> list[Route]:
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/stask/stats", stats, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Route("/stask/clean", clean, methods=["POST"]),
         Route("/stask/cache/stats", cache_stats, methods=["GET"]),
         Route("/stask/cache/clear", cache_clear, methods=["POST"]),
