@@ -461,3 +461,23 @@ def metrics_queue(conn: Conn) -> list[Row]:
 
 def metrics_finished(conn: Conn, *, window_seconds: float) -> list[Row]:
     return _rows(conn, "metrics_finished", {"window_seconds": window_seconds})
+
+
+def metrics_summary(conn: Conn, *, hours: float) -> Row:
+    return _rows(conn, "metrics_summary", {"hours": hours})[0]
+
+
+def metrics_workers(conn: Conn, *, hours: float, identifier: str | None) -> list[Row]:
+    return _rows(conn, "metrics_workers", {"hours": hours, "identifier": identifier})
+
+
+def metrics_errors(conn: Conn, *, hours: float, limit: int) -> list[Row]:
+    return _rows(conn, "metrics_errors", {"hours": hours, "limit": limit})
+
+
+def metrics_unserved(conn: Conn, *, stale_after: float) -> list[Row]:
+    return _rows(conn, "metrics_unserved", {"stale_after": stale_after})
+
+
+def metrics_stuck(conn: Conn, *, seconds: float, limit: int) -> list[Row]:
+    return _rows(conn, "metrics_stuck", {"seconds": seconds, "limit": limit})

@@ -517,6 +517,52 @@ def _metrics_finished(conn: Conn, w: World) -> None:
     assert row["p50_seconds"] == row["max_seconds"] == 3.0
 
 
+def _finish_running(conn: Conn, w: World, status: int, message: str) -> None:
+    conn.execute(
+        "UPDATE s_tasks SET status = %s, message = %s, started_at = now() - '4 seconds'::interval,"
+        " finished_at = now(), peak_memory = 1000 WHERE id = %s",
+        (status, message, w.running.id),
+    )
+
+
+def _metrics_summary(conn: Conn, w: World) -> None:
+    _finish_running(conn, w, 80, "done")
+    row = queries.metrics_summary(conn, hours=24)
+    # the world's failed task finished 40 days ago: outside the window
+    assert (row["created"], row["finished"], row["completed"], row["failed"]) == (3, 1, 1, 0)
+    assert row["max_memory"] == 1000
+
+
+def _metrics_workers(conn: Conn, w: World) -> None:
+    _finish_running(conn, w, 80, "done")
+    [row] = queries.metrics_workers(conn, hours=24, identifier="w")
+    assert (row["finished"], row["completed"], row["max_duration"]) == (1, 1, 4)
+    assert queries.metrics_workers(conn, hours=24, identifier="other") == []
+
+
+def _metrics_errors(conn: Conn, w: World) -> None:
+    _finish_running(conn, w, 100, "Failed: boom")
+    rows = queries.metrics_errors(conn, hours=24, limit=5)
+    assert rows == [{"message": "Failed: boom", "count": 1}]
+
+
+def _metrics_unserved(conn: Conn, w: World) -> None:
+    assert queries.metrics_unserved(conn, stale_after=30) == []  # the world's daemon runs w
+    conn.execute("UPDATE s_daemons SET identifiers = '{}'")
+    [row] = queries.metrics_unserved(conn, stale_after=30)
+    assert (row["identifier"], row["count"]) == ("w", 1)
+
+
+def _metrics_stuck(conn: Conn, w: World) -> None:
+    assert queries.metrics_stuck(conn, seconds=60, limit=10) == []
+    conn.execute(
+        "UPDATE s_tasks SET started_at = now() - '2 hours'::interval WHERE id = %s",
+        (w.running.id,),
+    )
+    [row] = queries.metrics_stuck(conn, seconds=60, limit=10)
+    assert row["id"] == w.running.id and row["running_seconds"] >= 7200
+
+
 def _file_create(conn: Conn, w: World) -> None:
     row = queries.file_create(
         conn,
