@@ -21,6 +21,9 @@ Timeouts are cooperative where Python allows nothing else: at the worker's ``tim
 is asked to stop (it stops at its next ``push_progress``/``check_cancelled``); if it has not
 stopped ``KILL_GRACE`` seconds later, its task is failed for retry at once and the thread's eventual
 result is discarded (the thread keeps its slot until it returns).
+
+The supervising loop also samples the daemon's resident set size every 0.2 s into the
+``peak_memory`` of each running action.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from pgstask import __version__, logs, migrate, queries
+from pgstask import __version__, logs, memory, migrate, queries
 from pgstask.db import Conn, make_pool
 from pgstask.errors import SchemaError, TaskNotFoundError, TaskStateError, WorkerNotFoundError
 from pgstask.logs import LogRecord
@@ -312,14 +315,21 @@ class Daemon:
             _log.warning("could not store a log record of task %s", record.task_id, exc_info=True)
             logs.append_files(self.settings.storage, [record])
 
-    def _check_timeouts(self) -> None:
+    def _supervise(self) -> None:
+        """Every 0.2 s: worker timeouts, and the memory of the running actions."""
         now = time.monotonic()
         with self._lock:
-            expired = [a for a in self._active.values() if a.deadline and a.deadline <= now]
-        for active in expired:
-            active.run.cancel(StopReason.TIMEOUT)
-            if active.deadline and now >= active.deadline + KILL_GRACE and not active.abandoned:
-                self._abandon(active, timed_out=True)
+            active = [a for a in self._active.values() if not a.abandoned]
+        if active:
+            size = memory.resident()
+            for a in active:
+                a.run.observe_memory(size)
+        for a in active:
+            if a.deadline is None or now < a.deadline:
+                continue
+            a.run.cancel(StopReason.TIMEOUT)
+            if now >= a.deadline + KILL_GRACE:
+                self._abandon(a, timed_out=True)
 
     def _abandon(self, active: _Active, *, timed_out: bool) -> None:
         """Write the task's outcome now; the thread's own result will be discarded."""
@@ -338,6 +348,7 @@ class Daemon:
                 retry_delay=None if final else delay,
                 logs=(LogRecord.make(task.id, "error", message, attempt=task.attempts),),
                 touched_progress=active.run.tracker.touched,
+                peak_memory=active.run.peak_memory,
             )
         else:
             outcome = Outcome(task, Kind.GIVEN_BACK, touched_progress=active.run.tracker.touched)
@@ -370,7 +381,7 @@ class Daemon:
         )
         try:
             while not self._stop_event.wait(0.2):
-                self._check_timeouts()
+                self._supervise()
         finally:
             self._shutdown()
         return self.summary
@@ -396,11 +407,11 @@ class Daemon:
                     if self.executor.busy == 0:
                         break
                     self.executor.wait_idle(0.1)  # wait for a slot (or the end)
-                self._check_timeouts()
+                self._supervise()
             while not self.executor.wait_idle(0.2):
                 if self._stop_event.is_set():
                     break
-                self._check_timeouts()
+                self._supervise()
         finally:
             self._shutdown()
         return self.summary
@@ -439,7 +450,7 @@ class Daemon:
             grace = 0.0 if self._stop_requests > 1 else self.settings.shutdown_grace
             deadline = time.monotonic() + grace
             while not executor.wait_idle(0.2):
-                self._check_timeouts()
+                self._supervise()
                 if time.monotonic() >= deadline or self._stop_requests > 1:
                     break
             if executor.busy:

@@ -4,6 +4,10 @@ The daemon and ``run-once`` share it. It resolves the action, calls it with the 
 and turns what happened into an ``Outcome``, which the completer writes (batched, compare-and-
 set). It never raises: an unknown action, an exception, a result that is not JSON, a
 cancellation, a timeout and a shutdown each have their own outcome.
+
+Every outcome carries the run's ``peak_memory`` (bytes): the highest resident set size of the
+whole process seen while the action ran (threads share one process), sampled at its start and
+end here and every 0.2 s by the daemon's supervising loop.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pgstask import memory
 from pgstask.errors import TaskCancelled, UnknownActionError
 from pgstask.logs import LogRecord
 from pgstask.progress import ProgressState, ProgressTracker
@@ -49,6 +54,8 @@ class Outcome:
     retry_delay: float | None = None
     logs: tuple[LogRecord, ...] = ()
     touched_progress: bool = False
+    #: Highest resident set size in bytes seen for the run (see the module docstring).
+    peak_memory: int | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -103,6 +110,7 @@ class Runner:
         except UnknownActionError as exc:
             return self._failure(run, str(exc), final=True)
         worker._runs[task.id] = run
+        run.observe_memory(memory.resident())
         try:
             method(task, dict(task.meta))
             if run.stopping:  # the action returned without noticing the cancellation
@@ -118,6 +126,7 @@ class Runner:
             )
         finally:
             worker._runs.pop(task.id, None)
+            run.observe_memory(memory.resident())
         if run.mark is Mark.FAILED:
             return self._failure(run, run.message or "Failed", final=True, explicit=True)
         try:
@@ -127,18 +136,24 @@ class Runner:
         message = run.message or COMPLETED_MESSAGE
         self._final_snapshot(run, Status.COMPLETED, message, run.result)
         return Outcome(
-            task, Kind.COMPLETED, message, run.result, touched_progress=run.tracker.touched
+            task,
+            Kind.COMPLETED,
+            message,
+            run.result,
+            touched_progress=run.tracker.touched,
+            peak_memory=run.peak_memory,
         )
 
     def _stopped(self, run: TaskRun) -> Outcome:
         reason = run.stop_reason
         if reason is StopReason.TIMEOUT:
             return self._failure(run, f"timed out after {run.timeout}s", final=False)
-        if reason is StopReason.SHUTDOWN:
-            return Outcome(run.task, Kind.GIVEN_BACK, touched_progress=run.tracker.touched)
+        kind = Kind.GIVEN_BACK if reason is StopReason.SHUTDOWN else Kind.DROPPED
         if reason is StopReason.CANCELLED and run.tracker.touched:
             self._final_snapshot(run, Status.CANCELLED, "Cancelled", None)
-        return Outcome(run.task, Kind.DROPPED, touched_progress=run.tracker.touched)
+        return Outcome(
+            run.task, kind, touched_progress=run.tracker.touched, peak_memory=run.peak_memory
+        )
 
     def _failure(
         self,
@@ -177,6 +192,7 @@ class Runner:
             retry_delay=delay,
             logs=tuple(records),
             touched_progress=run.tracker.touched,
+            peak_memory=run.peak_memory,
         )
 
     def _final_snapshot(self, run: TaskRun, status: int, message: str, result: Any) -> None:

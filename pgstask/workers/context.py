@@ -45,7 +45,10 @@ class TaskRun:
     stop_reason: StopReason | None = None
     #: Seconds the worker allows an action (its ``timeout`` setting), None for no limit.
     timeout: float | None = None
+    #: Highest resident set size, in bytes, observed for this run (see ``pgstask.memory``).
+    peak_memory: int | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def cancel(self, reason: StopReason) -> None:
         """Ask the action to stop (first reason wins)."""
@@ -62,3 +65,11 @@ class TaskRun:
         if self._stop.is_set():
             reason = self.stop_reason.value if self.stop_reason else "stopped"
             raise TaskCancelled(f"task {self.task.id} stopped: {reason}")
+
+    def observe_memory(self, size: int | None) -> None:
+        """Raise ``peak_memory`` to ``size`` bytes if that is higher (None: no figure)."""
+        if size is None:
+            return
+        with self._lock:
+            if self.peak_memory is None or size > self.peak_memory:
+                self.peak_memory = size
