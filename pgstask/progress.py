@@ -17,11 +17,13 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pgstask import queries
+from pgstask.db import Conn
 from pgstask.task import Status, status_text
 
 GC_MARKER = ".gc_progress"
@@ -158,6 +160,20 @@ class ProgressTracker:
         self.state.message = message
         self.state.result = result
         write_snapshot(self.storage, self.state.task_id, self.state.snapshot())
+
+
+def upsert(conn: Conn, states: Sequence[ProgressState]) -> None:
+    """Write the progress rows of ``states`` (one statement)."""
+    queries.progress_upsert_many(
+        conn,
+        task_ids=[s.task_id for s in states],
+        statuses=[s.status for s in states],
+        progress=[s.progress for s in states],
+        processed=[s.processed for s in states],
+        totals=[s.total for s in states],
+        etas=[s.eta for s in states],
+        messages=[s.message for s in states],
+    )
 
 
 def _count(name: str, value: int) -> int:

@@ -41,7 +41,7 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from pgstask import __version__, logs, memory, migrate, queries
+from pgstask import __version__, logs, memory, migrate, progress, queries
 from pgstask.db import Conn, make_pool
 from pgstask.errors import SchemaError, TaskNotFoundError, TaskStateError, WorkerNotFoundError
 from pgstask.logs import LogRecord
@@ -234,11 +234,7 @@ class Daemon:
 
     def _submit(self, task: Task) -> None:
         assert self.runner is not None and self.executor is not None
-        worker = self.workers[task.identifier]
-        run = self.runner.prepare(task)
-        timeout = worker.settings.get("timeout")
-        if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0:
-            run.timeout = float(timeout)
+        run = self.runner.prepare(task)  # reads the worker's timeout setting
         deadline = time.monotonic() + run.timeout if run.timeout else None
         with self._lock:
             self._active[task.id] = _Active(run, deadline)
@@ -293,16 +289,7 @@ class Daemon:
     def _write_progress(self, state: ProgressState) -> None:
         try:
             with self.pool.connection(timeout=5.0) as conn:
-                queries.progress_upsert_many(
-                    conn,
-                    task_ids=[state.task_id],
-                    statuses=[state.status],
-                    progress=[state.progress],
-                    processed=[state.processed],
-                    totals=[state.total],
-                    etas=[state.eta],
-                    messages=[state.message],
-                )
+                progress.upsert(conn, [state])
         except Exception:
             # Progress is advisory: the action goes on, the snapshot file still has it.
             _log.warning("could not write progress of task %s", state.task_id, exc_info=True)

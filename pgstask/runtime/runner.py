@@ -1,9 +1,11 @@
 """The runner: executes one claimed task and says what became of it.
 
-The daemon and ``run-once`` share it. It resolves the action, calls it with the task's options,
-and turns what happened into an ``Outcome``, which the completer writes (batched, compare-and-
-set). It never raises: an unknown action, an exception, a result that is not JSON, a
-cancellation, a timeout and a shutdown each have their own outcome.
+The daemon, ``run-once`` and ``Client.execute`` share it. ``prepare`` reads the worker's settings
+that concern pgstask (``timeout``) once, when the task is claimed. ``run`` resolves the action,
+calls it with the task's options (``invocation.invoke``), and turns how the call ended into an
+``Outcome``, which the completer writes (batched, compare-and-set). It never raises: an unknown
+action, an exception, a result that is not JSON, a cancellation, a timeout and a shutdown each
+have their own outcome.
 
 Every outcome carries the run's ``peak_memory`` (bytes): the highest resident set size of the
 whole process seen while the action ran (threads share one process), sampled at its start and
@@ -13,22 +15,21 @@ end here and every 0.2 s by the daemon's supervising loop.
 from __future__ import annotations
 
 import enum
-import json
 import logging
-import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pgstask import memory
-from pgstask.errors import TaskCancelled, UnknownActionError
+from pgstask.errors import UnknownActionError
 from pgstask.logs import LogRecord
 from pgstask.progress import ProgressState, ProgressTracker
 from pgstask.retry import backoff
+from pgstask.runtime.invocation import Ending, How, invoke
 from pgstask.task import Status, Task
 from pgstask.workers.base import BaseWorker
-from pgstask.workers.context import Mark, StopReason, TaskRun
+from pgstask.workers.context import Mark, StopReason, TaskRun, timeout_of
 
 _log = logging.getLogger(__name__)
 
@@ -97,7 +98,11 @@ class Runner:
         tracker = ProgressTracker(
             state, self._write_progress, self.storage, interval=self._progress_interval
         )
-        return TaskRun(task=task, tracker=tracker, emit_log=self._emit_log)
+        worker = self.workers.get(task.identifier)
+        settings = worker.settings if worker is not None else {}  # one version, if reloaded
+        return TaskRun(
+            task=task, tracker=tracker, emit_log=self._emit_log, timeout=timeout_of(settings)
+        )
 
     def run(self, run: TaskRun) -> Outcome:
         """Execute the action of ``run.task``; never raises."""
@@ -106,37 +111,28 @@ class Runner:
         if worker is None:  # the claim only selects identifiers this daemon has
             return self._failure(run, f"no worker {task.identifier!r} on this daemon", final=True)
         try:
-            method = getattr(worker, worker.resolve_action(task.action))
+            method_name = worker.resolve_action(task.action)
         except UnknownActionError as exc:
             return self._failure(run, str(exc), final=True)
-        worker._runs[task.id] = run
         run.observe_memory(memory.resident())
-        try:
-            method(task, dict(task.meta))
-            if run.stopping:  # the action returned without noticing the cancellation
-                run.check()
-        except TaskCancelled:
+        ending = invoke(worker, method_name, run)
+        run.observe_memory(memory.resident())
+        return self._outcome(run, ending)
+
+    def _outcome(self, run: TaskRun, ending: Ending) -> Outcome:
+        how = ending.how
+        if how is How.INVALID_RESULT:
+            return self._failure(run, ending.error or how.value, final=True)
+        if how is How.STOPPED:
             return self._stopped(run)
-        except (Exception, SystemExit) as exc:
-            return self._failure(
-                run,
-                f"{type(exc).__name__}: {exc}",
-                final=False,
-                trace="".join(traceback.format_exception(exc)),
-            )
-        finally:
-            worker._runs.pop(task.id, None)
-            run.observe_memory(memory.resident())
+        if how is How.RAISED:
+            return self._failure(run, ending.error or how.value, final=False, trace=ending.trace)
         if run.mark is Mark.FAILED:
             return self._failure(run, run.message or "Failed", final=True, explicit=True)
-        try:
-            json.dumps(run.result)
-        except (TypeError, ValueError) as exc:
-            return self._failure(run, f"the result is not JSON-serialisable: {exc}", final=True)
         message = run.message or COMPLETED_MESSAGE
         self._final_snapshot(run, Status.COMPLETED, message, run.result)
         return Outcome(
-            task,
+            run.task,
             Kind.COMPLETED,
             message,
             run.result,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,14 @@ class StopReason(enum.Enum):
 class Mark(enum.Enum):
     FINISHED = "finished"
     FAILED = "failed"
+
+
+def timeout_of(settings: Mapping[str, Any]) -> float | None:
+    """The worker setting ``timeout`` in seconds; None (no limit) unless a positive number."""
+    value = settings.get("timeout")
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
 
 
 @dataclass(slots=True)
