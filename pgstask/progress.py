@@ -17,7 +17,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,6 +143,13 @@ class ProgressTracker:
         self._last_write = self.clock() if now is None else now
         self.write_row(self.state)
         write_snapshot(self.storage, self.state.task_id, self.state.snapshot())
+
+    def mirror(self, fields: Mapping[str, Any]) -> None:
+        """Take over the state another process reported (the child of a process-isolated
+        action writes its own progress; the runner keeps this copy for the final snapshot)."""
+        self.state = ProgressState(**fields)
+        self._dirty = False
+        self._last_write = self.clock()
 
     @property
     def touched(self) -> bool:

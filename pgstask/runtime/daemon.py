@@ -17,13 +17,17 @@ Life of a daemon::
 ``run_once`` is ``pgstask run-once``: the same setup, heartbeat and completer, no listener; it
 claims until nothing is due, waits for the actions, and reports what happened.
 
-Timeouts are cooperative where Python allows nothing else: at the worker's ``timeout`` the action
-is asked to stop (it stops at its next ``push_progress``/``check_cancelled``); if it has not
-stopped ``KILL_GRACE`` seconds later, its task is failed for retry at once and the thread's eventual
-result is discarded (the thread keeps its slot until it returns).
+Timeouts: at the worker's ``timeout`` the action is asked to stop (it stops at its next
+``push_progress``/``check_cancelled``). If it has not stopped ``KILL_GRACE`` seconds later:
+
+- in a thread (``isolation: "thread"``, the default), where Python allows nothing else, its task
+  is failed for retry at once and the thread's eventual result is discarded (the thread keeps its
+  slot until it returns);
+- in a child process (``isolation: "process"``), the runner kills the process and fails the task
+  for retry itself (``pgstask.runtime.isolation``); nothing is abandoned.
 
 The supervising loop also samples the daemon's resident set size every 0.2 s into the
-``peak_memory`` of each running action.
+``peak_memory`` of each action that runs in a thread (a child process measures its own).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from pgstask.runtime.cleaner import Cleaner
 from pgstask.runtime.completer import Completer
 from pgstask.runtime.executor import Executor
 from pgstask.runtime.heartbeat import Heartbeat
+from pgstask.runtime.isolation import KILL_GRACE, SHUTDOWN_KILL_GRACE, TERMINATE_WAIT
 from pgstask.runtime.listener import Listener
 from pgstask.runtime.producer import Producer
 from pgstask.runtime.rescuer import Rescuer
@@ -57,12 +62,10 @@ from pgstask.runtime.runner import Kind, Outcome, RetryPolicy, Runner
 from pgstask.settings import Settings
 from pgstask.task import Task
 from pgstask.workers.base import BaseWorker
-from pgstask.workers.context import StopReason, TaskRun
+from pgstask.workers.context import Isolation, StopReason, TaskRun
 from pgstask.workers.registry import class_path
 
 _log = logging.getLogger(__name__)
-
-KILL_GRACE = 5.0
 
 
 @dataclass(slots=True)
@@ -174,6 +177,7 @@ class Daemon:
             retry=RetryPolicy(s.retry_base_delay, s.retry_max_delay),
             write_progress=self._write_progress,
             emit_log=self._emit_log,
+            dsn=self.dsn,
         )
         self.executor = Executor(self.concurrency, on_free=self._slot_freed)
         self.completer = Completer(
@@ -234,7 +238,7 @@ class Daemon:
 
     def _submit(self, task: Task) -> None:
         assert self.runner is not None and self.executor is not None
-        run = self.runner.prepare(task)  # reads the worker's timeout setting
+        run = self.runner.prepare(task)  # reads the worker's timeout and isolation settings
         deadline = time.monotonic() + run.timeout if run.timeout else None
         with self._lock:
             self._active[task.id] = _Active(run, deadline)
@@ -303,19 +307,21 @@ class Daemon:
             logs.append_files(self.settings.storage, [record])
 
     def _supervise(self) -> None:
-        """Every 0.2 s: worker timeouts, and the memory of the running actions."""
+        """Every 0.2 s: worker timeouts, and the memory of the actions that run in threads."""
         now = time.monotonic()
         with self._lock:
             active = [a for a in self._active.values() if not a.abandoned]
-        if active:
+        in_threads = [a for a in active if a.run.isolation is Isolation.THREAD]
+        if in_threads:
             size = memory.resident()
-            for a in active:
+            for a in in_threads:
                 a.run.observe_memory(size)
         for a in active:
             if a.deadline is None or now < a.deadline:
                 continue
             a.run.cancel(StopReason.TIMEOUT)
-            if now >= a.deadline + KILL_GRACE:
+            # A child process is killed by its runner thread; a thread cannot be.
+            if a.run.isolation is Isolation.THREAD and now >= a.deadline + KILL_GRACE:
                 self._abandon(a, timed_out=True)
 
     def _abandon(self, active: _Active, *, timed_out: bool) -> None:
@@ -446,6 +452,9 @@ class Daemon:
                 for active in left:
                     active.run.cancel(StopReason.SHUTDOWN)
                 executor.wait_idle(0.5)  # cooperative actions give their task back themselves
+                if any(a.run.isolation is Isolation.PROCESS for a in left):
+                    # their runner threads kill the child processes that did not stop
+                    executor.wait_idle(SHUTDOWN_KILL_GRACE + TERMINATE_WAIT + 1.0)
                 with self._lock:
                     left = [a for a in self._active.values() if not a.abandoned]
                 for active in left:

@@ -1,7 +1,8 @@
 """One call of an action, and how it ended.
 
-The runner calls actions through ``invoke``. What the action marked, its result and message stay
-on the ``TaskRun``; ``Ending`` says how the call ended. The runner turns both into an
+The runner calls actions in its own thread, and the child process of a process-isolated action
+calls them in the same way, through ``invoke``. What the action marked, its result and message
+stay on the ``TaskRun``; ``Ending`` says how the call ended. The runner turns both into an
 ``Outcome``.
 """
 
@@ -22,6 +23,9 @@ class How(enum.Enum):
     STOPPED = "stopped"  # it let TaskCancelled propagate, or returned while asked to stop
     RAISED = "raised"  # it raised any other exception (also SystemExit)
     INVALID_RESULT = "invalid_result"  # it returned, but its result is not JSON-serialisable
+    UNAVAILABLE = "unavailable"  # (process) the worker class could not be loaded in the child
+    KILLED = "killed"  # (process) the runner killed the child after a stop request
+    EXITED = "exited"  # (process) the child ended without reporting (exit code, signal)
 
 
 @dataclass(frozen=True, slots=True)
