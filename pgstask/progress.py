@@ -17,11 +17,13 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pgstask import queries
+from pgstask.db import Conn
 from pgstask.task import Status, status_text
 
 GC_MARKER = ".gc_progress"
@@ -142,6 +144,13 @@ class ProgressTracker:
         self.write_row(self.state)
         write_snapshot(self.storage, self.state.task_id, self.state.snapshot())
 
+    def mirror(self, fields: Mapping[str, Any]) -> None:
+        """Take over the state another process reported (the child of a process-isolated
+        action writes its own progress; the runner keeps this copy for the final snapshot)."""
+        self.state = ProgressState(**fields)
+        self._dirty = False
+        self._last_write = self.clock()
+
     @property
     def touched(self) -> bool:
         """Whether the action ever reported progress (then a final snapshot is written)."""
@@ -158,6 +167,20 @@ class ProgressTracker:
         self.state.message = message
         self.state.result = result
         write_snapshot(self.storage, self.state.task_id, self.state.snapshot())
+
+
+def upsert(conn: Conn, states: Sequence[ProgressState]) -> None:
+    """Write the progress rows of ``states`` (one statement)."""
+    queries.progress_upsert_many(
+        conn,
+        task_ids=[s.task_id for s in states],
+        statuses=[s.status for s in states],
+        progress=[s.progress for s in states],
+        processed=[s.processed for s in states],
+        totals=[s.total for s in states],
+        etas=[s.eta for s in states],
+        messages=[s.message for s in states],
+    )
 
 
 def _count(name: str, value: int) -> int:

@@ -18,8 +18,8 @@ The tiers (see ``STYLE.md``):
 - ``dsn`` / ``settings``: a fresh database cloned from a migrated template and dropped after the
   test (several connections, NOTIFY, SKIP LOCKED contention, daemons).
 
-Two guards hold for every test: a thread named ``pgstask…`` that outlives its test fails it, and
-with ``CI`` set a skipped test fails the run.
+Two guards hold for every test: a thread or child process named ``pgstask…`` that outlives its
+test fails it, and with ``CI`` set a skipped test fails the run.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import contextlib
 import gc
 import importlib
 import itertools
+import multiprocessing
 import os
 import secrets
 import shutil
@@ -448,8 +449,10 @@ def settings(dsn: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture(autouse=True)
 def _no_stray_threads() -> Iterator[None]:
-    """Fail the test if a ``pgstask…`` thread it started is alive 2 s after it ended."""
+    """Fail the test if a ``pgstask…`` thread or child process (a process-isolated action) it
+    started is alive 2 s after it ended."""
     before = set(threading.enumerate())
+    children_before = set(multiprocessing.active_children())
     yield
     deadline = time.monotonic() + _THREAD_JOIN_WINDOW
     stray: list[str] = []
@@ -461,3 +464,11 @@ def _no_stray_threads() -> Iterator[None]:
             stray.append(thread.name)
     if stray:
         pytest.fail(f"threads outlived the test (stop every service it started): {stray}")
+    for child in multiprocessing.active_children():
+        if child in children_before or not (child.name or "").startswith(_THREAD_PREFIX):
+            continue
+        child.join(max(0.0, deadline - time.monotonic()))
+        if child.is_alive():
+            stray.append(f"{child.name} (pid {child.pid})")
+    if stray:
+        pytest.fail(f"child processes outlived the test: {stray}")

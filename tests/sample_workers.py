@@ -101,3 +101,69 @@ class SlowWorker(BaseWorker):
         while True:
             self.push_progress(task, message="spinning")
             time.sleep(0.02)
+
+
+def storage() -> Path:
+    return Path(os.environ.get("PGSTASK_STORAGE") or ".")
+
+
+class IsolatedWorker(BaseWorker):
+    """Actions that run in a child process (``isolation: "process"``)."""
+
+    identifier = "isolated"
+    settings = {"isolation": "process"}
+
+    def task_steps(self, task: Task, options: dict[str, Any]) -> None:
+        """Report ``total`` steps, log, then hold (reporting) until ``release-<id>`` exists."""
+        record(self, task)
+        total = int(options.get("total", 5))
+        for i in range(1, total + 1):
+            self.push_progress(task, processed=i, total=total, message=f"step {i}")
+        self.log(task, "info", "steps done", pid=os.getpid())
+        release = storage() / f"release-{task.id}"
+        while options.get("hold") and not release.exists():
+            self.push_progress(task, message="waiting")
+            time.sleep(0.02)
+        self.mark_finished(task, result={"steps": total}, message=f"did {total} steps")
+
+    def task_fail(self, task: Task, options: dict[str, Any]) -> None:
+        record(self, task)
+        raise RuntimeError("boom in a child")
+
+    def task_exit(self, task: Task, options: dict[str, Any]) -> None:
+        record(self, task)
+        os._exit(3)
+
+    def task_sleep(self, task: Task, options: dict[str, Any]) -> None:
+        record(self, task)
+        deadline = time.monotonic() + float(options.get("seconds", 1.0))
+        while time.monotonic() < deadline:
+            self.push_progress(task, message="sleeping")
+            time.sleep(0.02)
+
+    def task_busy(self, task: Task, options: dict[str, Any]) -> None:
+        """Sleep without ever reporting progress (only a kill stops it early)."""
+        record(self, task)
+        time.sleep(float(options.get("seconds", 1.0)))
+
+    def task_allocate(self, task: Task, options: dict[str, Any]) -> None:
+        """Hold ``mb`` MiB (every page written) while the action runs."""
+        block = bytearray(b"\x01") * (int(options.get("mb", 100)) * 2**20)
+        self.mark_finished(task, result=len(block))
+
+    def task_spawn(self, task: Task, options: dict[str, Any]) -> None:
+        """Enqueue a ``steps`` task from the child (``create_task``)."""
+        child = self.create_task("steps", {"total": 2})
+        self.mark_finished(task, result=child.id)
+
+
+class IsolatedTimeoutWorker(BaseWorker):
+    """A process-isolated action that never reports, under a 1 s timeout."""
+
+    identifier = "isolated_timeout"
+    settings = {"isolation": "process", "timeout": 1}
+
+    def task_hang(self, task: Task, options: dict[str, Any]) -> None:
+        record(self, task)
+        while True:
+            time.sleep(0.05)

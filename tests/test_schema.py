@@ -60,6 +60,8 @@ def test_migrations_create_the_tables(conn: Conn) -> None:
         "s_task_progress": "u",  # UNLOGGED: emptied by a crash, absent on standbys
         "s_task_logs": "p",
         "s_daemons": "p",
+        "s_task_files": "p",  # results and uploads, readable from every host
+        "s_task_file_chunks": "p",
     }
 
 

@@ -152,6 +152,8 @@ def test_first_registration_is_active_unless_configured(settings: Settings) -> N
     with Client(settings=settings.replace(auto_activate=False)) as client:
         assert client.discover_workers(["tests.sample_workers"]) == [
             "demo",
+            "isolated",
+            "isolated_timeout",
             "report",
             "sample",
             "slow",

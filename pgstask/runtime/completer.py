@@ -116,7 +116,7 @@ class Completer(Service):
                     attempts=[o.task.attempts for o in done],
                     messages=[o.message for o in done],
                     results=[Jsonb(o.result) for o in done],
-                    peak_memory=[None for _ in done],
+                    peak_memory=[o.peak_memory for o in done],
                 )
             )
         if failed:
@@ -128,7 +128,7 @@ class Completer(Service):
                 messages=[o.message or "Failed" for o in failed],
                 errors=[o.error for o in failed],
                 retry_delays=[o.retry_delay for o in failed],
-                peak_memory=[None for _ in failed],
+                peak_memory=[o.peak_memory for o in failed],
             )
             written.update(r["id"] for r in rows)
         if back:

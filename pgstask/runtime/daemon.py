@@ -18,10 +18,17 @@ Life of a daemon::
 rescuer and one cleaner pass (cron may be the only runner); then it claims until nothing is due,
 waits for the actions, and reports what happened.
 
-Timeouts are cooperative where Python allows nothing else: at the worker's ``timeout`` the action
-is asked to stop (it stops at its next ``push_progress``/``check_cancelled``); if it has not
-stopped ``KILL_GRACE`` seconds later, its task is failed for retry at once and the thread's eventual
-result is discarded (the thread keeps its slot until it returns).
+Timeouts: at the worker's ``timeout`` the action is asked to stop (it stops at its next
+``push_progress``/``check_cancelled``). If it has not stopped ``KILL_GRACE`` seconds later:
+
+- in a thread (``isolation: "thread"``, the default), where Python allows nothing else, its task
+  is failed for retry at once and the thread's eventual result is discarded (the thread keeps its
+  slot until it returns);
+- in a child process (``isolation: "process"``), the runner kills the process and fails the task
+  for retry itself (``pgstask.runtime.isolation``); nothing is abandoned.
+
+The supervising loop also samples the daemon's resident set size every 0.2 s into the
+``peak_memory`` of each action that runs in a thread (a child process measures its own).
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from pgstask import __version__, logs, migrate, queries
+from pgstask import __version__, logs, memory, migrate, progress, queries
 from pgstask.client import Client, register_workers
 from pgstask.db import Conn, make_pool
 from pgstask.errors import SchemaError, TaskNotFoundError, TaskStateError, WorkerNotFoundError
@@ -49,6 +56,7 @@ from pgstask.runtime.cleaner import Cleaner
 from pgstask.runtime.completer import Completer
 from pgstask.runtime.executor import Executor
 from pgstask.runtime.heartbeat import Heartbeat
+from pgstask.runtime.isolation import KILL_GRACE, SHUTDOWN_KILL_GRACE, TERMINATE_WAIT
 from pgstask.runtime.listener import Listener
 from pgstask.runtime.producer import Producer
 from pgstask.runtime.rescuer import Rescuer
@@ -56,11 +64,9 @@ from pgstask.runtime.runner import Kind, Outcome, RetryPolicy, Runner
 from pgstask.settings import Settings
 from pgstask.task import Task
 from pgstask.workers.base import BaseWorker
-from pgstask.workers.context import StopReason, TaskRun
+from pgstask.workers.context import Isolation, StopReason, TaskRun
 
 _log = logging.getLogger(__name__)
-
-KILL_GRACE = 5.0
 
 
 @dataclass(slots=True)
@@ -163,6 +169,7 @@ class Daemon:
             retry=RetryPolicy(s.retry_base_delay, s.retry_max_delay),
             write_progress=self._write_progress,
             emit_log=self._emit_log,
+            dsn=self.dsn,
         )
         self.executor = Executor(self.concurrency, on_free=self._slot_freed)
         self.completer = Completer(
@@ -223,11 +230,7 @@ class Daemon:
 
     def _submit(self, task: Task) -> None:
         assert self.runner is not None and self.executor is not None
-        worker = self.workers[task.identifier]
-        run = self.runner.prepare(task)
-        timeout = worker.settings.get("timeout")
-        if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0:
-            run.timeout = float(timeout)
+        run = self.runner.prepare(task)  # reads the worker's timeout and isolation settings
         deadline = time.monotonic() + run.timeout if run.timeout else None
         with self._lock:
             self._active[task.id] = _Active(run, deadline)
@@ -282,16 +285,7 @@ class Daemon:
     def _write_progress(self, state: ProgressState) -> None:
         try:
             with self.pool.connection(timeout=5.0) as conn:
-                queries.progress_upsert_many(
-                    conn,
-                    task_ids=[state.task_id],
-                    statuses=[state.status],
-                    progress=[state.progress],
-                    processed=[state.processed],
-                    totals=[state.total],
-                    etas=[state.eta],
-                    messages=[state.message],
-                )
+                progress.upsert(conn, [state])
         except Exception:
             # Progress is advisory: the action goes on, the snapshot file still has it.
             _log.warning("could not write progress of task %s", state.task_id, exc_info=True)
@@ -308,14 +302,23 @@ class Daemon:
             if self.completer is not None:
                 self.completer.add_logs([record])
 
-    def _check_timeouts(self) -> None:
+    def _supervise(self) -> None:
+        """Every 0.2 s: worker timeouts, and the memory of the actions that run in threads."""
         now = time.monotonic()
         with self._lock:
-            expired = [a for a in self._active.values() if a.deadline and a.deadline <= now]
-        for active in expired:
-            active.run.cancel(StopReason.TIMEOUT)
-            if active.deadline and now >= active.deadline + KILL_GRACE and not active.abandoned:
-                self._abandon(active, timed_out=True)
+            active = [a for a in self._active.values() if not a.abandoned]
+        in_threads = [a for a in active if a.run.isolation is Isolation.THREAD]
+        if in_threads:
+            size = memory.resident()
+            for a in in_threads:
+                a.run.observe_memory(size)
+        for a in active:
+            if a.deadline is None or now < a.deadline:
+                continue
+            a.run.cancel(StopReason.TIMEOUT)
+            # A child process is killed by its runner thread; a thread cannot be.
+            if a.run.isolation is Isolation.THREAD and now >= a.deadline + KILL_GRACE:
+                self._abandon(a, timed_out=True)
 
     def _abandon(self, active: _Active, *, timed_out: bool) -> None:
         """Write the task's outcome now; the thread's own result will be discarded."""
@@ -334,6 +337,7 @@ class Daemon:
                 retry_delay=None if final else delay,
                 logs=(LogRecord.make(task.id, "error", message, attempt=task.attempts),),
                 touched_progress=active.run.tracker.touched,
+                peak_memory=active.run.peak_memory,
             )
         else:
             outcome = Outcome(task, Kind.GIVEN_BACK, touched_progress=active.run.tracker.touched)
@@ -366,7 +370,7 @@ class Daemon:
         )
         try:
             while not self._stop_event.wait(0.2):
-                self._check_timeouts()
+                self._supervise()
         finally:
             self._shutdown()
         return self.summary
@@ -395,11 +399,11 @@ class Daemon:
                     if self.executor.busy == 0:
                         break
                     self.executor.wait_idle(0.1)  # wait for a slot (or the end)
-                self._check_timeouts()
+                self._supervise()
             while not self.executor.wait_idle(0.2):
                 if self._stop_event.is_set():
                     break
-                self._check_timeouts()
+                self._supervise()
         finally:
             self._shutdown()
         return self.summary
@@ -448,7 +452,7 @@ class Daemon:
             grace = 0.0 if self._stop_requests > 1 else self.settings.shutdown_grace
             deadline = time.monotonic() + grace
             while not executor.wait_idle(0.2):
-                self._check_timeouts()
+                self._supervise()
                 if time.monotonic() >= deadline or self._stop_requests > 1:
                     break
             if executor.busy:
@@ -457,6 +461,9 @@ class Daemon:
                 for active in left:
                     active.run.cancel(StopReason.SHUTDOWN)
                 executor.wait_idle(0.5)  # cooperative actions give their task back themselves
+                if any(a.run.isolation is Isolation.PROCESS for a in left):
+                    # their runner threads kill the child processes that did not stop
+                    executor.wait_idle(SHUTDOWN_KILL_GRACE + TERMINATE_WAIT + 1.0)
                 with self._lock:
                     left = [a for a in self._active.values() if not a.abandoned]
                 for active in left:

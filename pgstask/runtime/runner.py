@@ -1,29 +1,38 @@
 """The runner: executes one claimed task and says what became of it.
 
-The daemon and ``run-once`` share it. It resolves the action, calls it with the task's options,
-and turns what happened into an ``Outcome``, which the completer writes (batched, compare-and-
-set). It never raises: an unknown action, an exception, a result that is not JSON, a
-cancellation, a timeout and a shutdown each have their own outcome.
+The daemon, ``run-once`` and ``Client.execute`` share it. ``prepare`` reads the worker's settings
+that concern pgstask (``timeout``, ``isolation``) once, when the task is claimed. ``run`` resolves
+the action and calls it with the task's options, in the calling thread or, with
+``isolation: "process"``, in a child process (``pgstask.runtime.isolation``), and turns how the call
+ended into an ``Outcome``, which the completer writes (batched, compare-and-set). It never raises:
+an unknown action, an invalid setting, an exception, a result that is not JSON, a cancellation, a
+timeout, a shutdown and a child process that died each have their own outcome.
+
+Every outcome carries the run's ``peak_memory`` (bytes): in a thread, the highest resident set
+size of the whole daemon process seen while the action ran (sampled at its start and end, and by
+the daemon's supervising loop); in a child process, that process's own peak.
 """
 
 from __future__ import annotations
 
 import enum
-import json
 import logging
-import traceback
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pgstask.errors import TaskCancelled, UnknownActionError
+from pgstask import memory
+from pgstask.errors import UnknownActionError
 from pgstask.logs import LogRecord
 from pgstask.progress import ProgressState, ProgressTracker
 from pgstask.retry import backoff
+from pgstask.runtime import isolation
+from pgstask.runtime.invocation import Ending, How, invoke
 from pgstask.task import Status, Task
 from pgstask.workers.base import BaseWorker
-from pgstask.workers.context import Mark, StopReason, TaskRun
+from pgstask.workers.context import Isolation, Mark, StopFlag, StopReason, TaskRun, timeout_of
 
 _log = logging.getLogger(__name__)
 
@@ -49,6 +58,8 @@ class Outcome:
     retry_delay: float | None = None
     logs: tuple[LogRecord, ...] = ()
     touched_progress: bool = False
+    #: Highest resident set size in bytes seen for the run (see the module docstring).
+    peak_memory: int | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -75,11 +86,13 @@ class Runner:
         retry: RetryPolicy,
         write_progress: Callable[[ProgressState], None],
         emit_log: Callable[[LogRecord], None],
+        dsn: str | None = None,
         progress_interval: float = 0.25,
     ) -> None:
         self.workers = workers
         self.storage = storage
         self.retry = retry
+        self.dsn = dsn
         self._write_progress = write_progress
         self._emit_log = emit_log
         self._progress_interval = progress_interval
@@ -90,7 +103,23 @@ class Runner:
         tracker = ProgressTracker(
             state, self._write_progress, self.storage, interval=self._progress_interval
         )
-        return TaskRun(task=task, tracker=tracker, emit_log=self._emit_log)
+        worker = self.workers.get(task.identifier)
+        settings = worker.settings if worker is not None else {}  # one version, if reloaded
+        where, refused = Isolation.THREAD, None
+        try:
+            where = Isolation.of(task.identifier, settings)
+        except ValueError as exc:
+            refused = str(exc)
+        stop: StopFlag = isolation.SharedFlag() if where is Isolation.PROCESS else threading.Event()
+        return TaskRun(
+            task=task,
+            tracker=tracker,
+            emit_log=self._emit_log,
+            timeout=timeout_of(settings),
+            isolation=where,
+            setting_error=refused,
+            _stop=stop,
+        )
 
     def run(self, run: TaskRun) -> Outcome:
         """Execute the action of ``run.task``; never raises."""
@@ -98,47 +127,62 @@ class Runner:
         worker = self.workers.get(task.identifier)
         if worker is None:  # the claim only selects identifiers this daemon has
             return self._failure(run, f"no worker {task.identifier!r} on this daemon", final=True)
+        if run.setting_error is not None:
+            return self._failure(run, run.setting_error, final=True)
         try:
-            method = getattr(worker, worker.resolve_action(task.action))
+            method_name = worker.resolve_action(task.action)
         except UnknownActionError as exc:
             return self._failure(run, str(exc), final=True)
-        worker._runs[task.id] = run
-        try:
-            method(task, dict(task.meta))
-            if run.stopping:  # the action returned without noticing the cancellation
-                run.check()
-        except TaskCancelled:
-            return self._stopped(run)
-        except BaseException as exc:  # KeyboardInterrupt, GeneratorExit … too: never stuck
-            return self._failure(
+        if run.isolation is Isolation.PROCESS:
+            if self.dsn is None:
+                return self._failure(run, "process isolation needs the daemon's DSN", final=True)
+            ending = isolation.run_in_process(
                 run,
-                f"{type(exc).__name__}: {exc}",
-                final=False,
-                trace="".join(traceback.format_exception(exc)),
+                worker,
+                dsn=self.dsn,
+                storage=self.storage,
+                progress_interval=self._progress_interval,
             )
-        finally:
-            worker._runs.pop(task.id, None)
+        else:
+            run.observe_memory(memory.resident())
+            ending = invoke(worker, method_name, run)
+            run.observe_memory(memory.resident())
+        return self._outcome(run, ending)
+
+    def _outcome(self, run: TaskRun, ending: Ending) -> Outcome:
+        how = ending.how
+        if how in (How.UNAVAILABLE, How.INVALID_RESULT):
+            return self._failure(run, ending.error or how.value, final=True)
+        if how in (How.STOPPED, How.KILLED) or (how is How.EXITED and run.stop_reason):
+            return self._stopped(run, killed=how is How.KILLED)
+        if how in (How.RAISED, How.EXITED):
+            return self._failure(run, ending.error or how.value, final=False, trace=ending.trace)
         if run.mark is Mark.FAILED:
             return self._failure(run, run.message or "Failed", final=True, explicit=True)
-        try:
-            json.dumps(run.result)
-        except (TypeError, ValueError) as exc:
-            return self._failure(run, f"the result is not JSON-serialisable: {exc}", final=True)
         message = run.message or COMPLETED_MESSAGE
         self._final_snapshot(run, Status.COMPLETED, message, run.result)
         return Outcome(
-            task, Kind.COMPLETED, message, run.result, touched_progress=run.tracker.touched
+            run.task,
+            Kind.COMPLETED,
+            message,
+            run.result,
+            touched_progress=run.tracker.touched,
+            peak_memory=run.peak_memory,
         )
 
-    def _stopped(self, run: TaskRun) -> Outcome:
+    def _stopped(self, run: TaskRun, *, killed: bool) -> Outcome:
         reason = run.stop_reason
         if reason is StopReason.TIMEOUT:
-            return self._failure(run, f"timed out after {run.timeout}s", final=False)
-        if reason is StopReason.SHUTDOWN:
-            return Outcome(run.task, Kind.GIVEN_BACK, touched_progress=run.tracker.touched)
+            error = f"timed out after {run.timeout}s"
+            if killed:
+                error += "; its process was killed"
+            return self._failure(run, error, final=False)
+        kind = Kind.GIVEN_BACK if reason is StopReason.SHUTDOWN else Kind.DROPPED
         if reason is StopReason.CANCELLED and run.tracker.touched:
             self._final_snapshot(run, Status.CANCELLED, "Cancelled", None)
-        return Outcome(run.task, Kind.DROPPED, touched_progress=run.tracker.touched)
+        return Outcome(
+            run.task, kind, touched_progress=run.tracker.touched, peak_memory=run.peak_memory
+        )
 
     def _failure(
         self,
@@ -177,6 +221,7 @@ class Runner:
             retry_delay=delay,
             logs=tuple(records),
             touched_progress=run.tracker.touched,
+            peak_memory=run.peak_memory,
         )
 
     def _final_snapshot(self, run: TaskRun, status: int, message: str, result: Any) -> None:

@@ -35,7 +35,8 @@ class BaseWorker:
     title: ClassVar[str] = ""
     description: ClassVar[str] = ""
     icon: ClassVar[str] = ""
-    #: Defaults, merged under ``s_workers.settings``. ``timeout`` (seconds) bounds each action.
+    #: Defaults, merged under ``s_workers.settings``. ``timeout`` (seconds) bounds each action;
+    #: ``isolation`` ("thread", the default, or "process") says where actions run.
     settings: Mapping[str, Any] = {}
 
     def __init__(

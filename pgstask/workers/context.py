@@ -3,16 +3,19 @@
 The runner makes a ``TaskRun`` for each claimed task and hands it to the worker; the worker's
 ``push_progress``/``mark_*``/``log`` calls land here. Cancellation is cooperative: another
 thread (listener, heartbeat, timeout watch, shutdown) calls ``cancel(reason)`` and the action
-stops at its next ``push_progress`` or ``check``, where ``TaskCancelled`` is raised.
+stops at its next ``push_progress`` or ``check``, where ``TaskCancelled`` is raised. For an action
+that runs in a child process (``Isolation.PROCESS``) the stop flag is shared memory that the child's
+own ``TaskRun`` reads, so the same calls stop it there.
 """
 
 from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pgstask.errors import TaskCancelled
 from pgstask.logs import LogRecord
@@ -32,6 +35,43 @@ class Mark(enum.Enum):
     FAILED = "failed"
 
 
+class Isolation(enum.Enum):
+    """Where an action runs: the worker setting ``isolation``."""
+
+    THREAD = "thread"  # a thread of the daemon (the default)
+    PROCESS = "process"  # a child process that can be killed
+
+    @classmethod
+    def of(cls, identifier: str, settings: Mapping[str, Any]) -> Isolation:
+        """The isolation a worker's settings ask for; ``ValueError`` for an unknown value."""
+        value = settings.get("isolation")
+        if value is None:
+            return cls.THREAD
+        for member in cls:
+            if value == member.value:
+                return member
+        raise ValueError(
+            f"worker {identifier!r} has an invalid setting isolation={value!r}; allowed values: "
+            '"thread" (the default) or "process"'
+        )
+
+
+def timeout_of(settings: Mapping[str, Any]) -> float | None:
+    """The worker setting ``timeout`` in seconds; None (no limit) unless a positive number."""
+    value = settings.get("timeout")
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
+
+
+class StopFlag(Protocol):
+    """What ``TaskRun`` needs of its stop flag (``threading.Event`` or a shared one)."""
+
+    def set(self) -> None: ...
+
+    def is_set(self) -> bool: ...
+
+
 @dataclass(slots=True)
 class TaskRun:
     """One claimed task while its action runs."""
@@ -43,15 +83,30 @@ class TaskRun:
     message: str | None = None
     result: Any = None
     stop_reason: StopReason | None = None
+    #: ``time.monotonic()`` of the first stop request (process isolation kills from there).
+    stop_requested_at: float | None = None
     #: Seconds the worker allows an action (its ``timeout`` setting), None for no limit.
     timeout: float | None = None
-    _stop: threading.Event = field(default_factory=threading.Event)
+    isolation: Isolation = Isolation.THREAD
+    #: Why the worker's settings do not allow this run (the task fails for good without running).
+    setting_error: str | None = None
+    #: Highest resident set size, in bytes, observed for this run (see ``pgstask.memory``).
+    peak_memory: int | None = None
+    _stop: StopFlag = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def cancel(self, reason: StopReason) -> None:
         """Ask the action to stop (first reason wins)."""
-        if self.stop_reason is None:
-            self.stop_reason = reason
+        with self._lock:
+            if self.stop_reason is None:
+                self.stop_reason = reason
+                self.stop_requested_at = time.monotonic()
         self._stop.set()
+
+    @property
+    def stop_flag(self) -> StopFlag:
+        """The flag ``cancel`` sets (shared with the child process of a process-isolated run)."""
+        return self._stop
 
     @property
     def stopping(self) -> bool:
@@ -62,3 +117,11 @@ class TaskRun:
         if self._stop.is_set():
             reason = self.stop_reason.value if self.stop_reason else "stopped"
             raise TaskCancelled(f"task {self.task.id} stopped: {reason}")
+
+    def observe_memory(self, size: int | None) -> None:
+        """Raise ``peak_memory`` to ``size`` bytes if that is higher (None: no figure)."""
+        if size is None:
+            return
+        with self._lock:
+            if self.peak_memory is None or size > self.peak_memory:
+                self.peak_memory = size

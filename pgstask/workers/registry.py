@@ -29,18 +29,24 @@ def class_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def load_class(path: str) -> type[BaseWorker] | None:
-    """The worker class at ``module:QualName``, or None if it cannot be imported any more."""
+def import_class(path: str) -> type[BaseWorker]:
+    """The worker class at ``module:QualName``; raises whatever importing it raises, and
+    ``ConfigurationError`` when the path does not name a ``BaseWorker`` subclass."""
     module_name, _, qualname = path.partition(":")
-    try:
-        obj: object = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except Exception:  # an orphan may fail to import in any way
-        return None
+    obj: object = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
     if inspect.isclass(obj) and issubclass(obj, BaseWorker):
         return obj
-    return None
+    raise ConfigurationError(f"{path} is not a BaseWorker subclass")
+
+
+def load_class(path: str) -> type[BaseWorker] | None:
+    """The worker class at ``module:QualName``, or None if it cannot be imported any more."""
+    try:
+        return import_class(path)
+    except Exception:  # an orphan may fail to import in any way
+        return None
 
 
 def _workers_in(module: ModuleType) -> list[type[BaseWorker]]:

@@ -1,0 +1,57 @@
+"""Memory figures of a process, in bytes: what ``s_tasks.peak_memory`` is made of.
+
+- ``resident()``: the resident set size of this process now (resident pages of
+  ``/proc/self/statm`` times the page size); where there is no ``/proc``, the peak so far
+  (``ru_maxrss``), which is never below it.
+- ``peak()``: the highest resident set size this process has had (``ru_maxrss``; kilobytes on
+  Linux, bytes on macOS).
+- ``peak_of(pid)``: the kernel's high-water mark of another process (``VmHWM`` in
+  ``/proc/<pid>/status``); None where there is no ``/proc`` or the process is gone.
+
+Every function returns None rather than raise: a missing figure must never fail a task.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - Windows
+    resource = None  # type: ignore[assignment]
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+# ru_maxrss is in kilobytes on Linux and the BSDs, in bytes on macOS.
+_MAXRSS_UNIT = 1 if sys.platform == "darwin" else 1024
+
+
+def peak() -> int | None:
+    """The peak resident set size of this process so far."""
+    if resource is None:
+        return None
+    try:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * _MAXRSS_UNIT
+    except OSError:
+        return None
+
+
+def resident() -> int | None:
+    """The resident set size of this process now (the peak so far where /proc is missing)."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * _PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return peak()
+
+
+def peak_of(pid: int) -> int | None:
+    """The peak resident set size of process ``pid`` so far, where /proc tells it."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024  # always in kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

@@ -1,0 +1,62 @@
+"""One call of an action, and how it ended.
+
+The runner calls actions in its own thread, and the child process of a process-isolated action
+calls them in the same way, through ``invoke``. What the action marked, its result and message
+stay on the ``TaskRun``; ``Ending`` says how the call ended. The runner turns both into an
+``Outcome``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import traceback
+from dataclasses import dataclass
+
+from pgstask.errors import TaskCancelled
+from pgstask.workers.base import BaseWorker
+from pgstask.workers.context import Mark, TaskRun
+
+
+class How(enum.Enum):
+    RETURNED = "returned"  # the action returned (marked or not)
+    STOPPED = "stopped"  # it let TaskCancelled propagate, or returned while asked to stop
+    RAISED = "raised"  # it raised any other exception (also SystemExit, KeyboardInterrupt)
+    INVALID_RESULT = "invalid_result"  # it returned, but its result is not JSON-serialisable
+    UNAVAILABLE = "unavailable"  # (process) the worker class could not be loaded in the child
+    KILLED = "killed"  # (process) the runner killed the child after a stop request
+    EXITED = "exited"  # (process) the child ended without reporting (exit code, signal)
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How one call of an action ended; ``error`` and ``trace`` when it did not return."""
+
+    how: How
+    error: str | None = None
+    trace: str | None = None
+
+
+def invoke(worker: BaseWorker, method_name: str, run: TaskRun) -> Ending:
+    """Call ``method_name`` of ``worker`` for ``run.task``; never raises ``Exception``."""
+    task = run.task
+    method = getattr(worker, method_name)
+    worker._runs[task.id] = run
+    try:
+        method(task, dict(task.meta))
+        if run.stopping:  # the action returned without noticing the request to stop
+            run.check()
+    except TaskCancelled:
+        return Ending(How.STOPPED)
+    except BaseException as exc:  # KeyboardInterrupt, GeneratorExit … too: never stuck
+        return Ending(
+            How.RAISED, f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))
+        )
+    finally:
+        worker._runs.pop(task.id, None)
+    if run.mark is not Mark.FAILED:
+        try:
+            json.dumps(run.result)
+        except (TypeError, ValueError) as exc:
+            return Ending(How.INVALID_RESULT, f"the result is not JSON-serialisable: {exc}")
+    return Ending(How.RETURNED)
