@@ -481,3 +481,7 @@ def metrics_unserved(conn: Conn, *, stale_after: float) -> list[Row]:
 
 def metrics_stuck(conn: Conn, *, seconds: float, limit: int) -> list[Row]:
     return _rows(conn, "metrics_stuck", {"seconds": seconds, "limit": limit})
+
+
+def metrics_timeline(conn: Conn, *, hours: float, bucket_seconds: int) -> list[Row]:
+    return _rows(conn, "metrics_timeline", {"hours": hours, "bucket_seconds": bucket_seconds})

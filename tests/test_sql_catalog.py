@@ -563,6 +563,13 @@ def _metrics_stuck(conn: Conn, w: World) -> None:
     assert row["id"] == w.running.id and row["running_seconds"] >= 7200
 
 
+def _metrics_timeline(conn: Conn, w: World) -> None:
+    _finish_running(conn, w, 80, "done")
+    [row] = queries.metrics_timeline(conn, hours=24, bucket_seconds=3600)
+    assert (row["completed"], row["failed"], row["average_duration"]) == (1, 0, 4)
+    assert row["bucket"].minute == 0 and row["bucket"].second == 0
+
+
 def _file_create(conn: Conn, w: World) -> None:
     row = queries.file_create(
         conn,

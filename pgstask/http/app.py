@@ -17,7 +17,7 @@ from pgstask.http import errors
 from pgstask.http.cache import WorkerCache
 from pgstask.http.config import HttpSettings
 from pgstask.http.middleware import Access, BodyLimit
-from pgstask.http.routes import files, ops, tasks, workers
+from pgstask.http.routes import files, ops, performance, tasks, workers
 from pgstask.http.state import AppState
 from pgstask.settings import Settings
 
@@ -56,7 +56,13 @@ def create_app(
                 the_client.close()
 
     app = Starlette(
-        routes=[*ops.routes(), *tasks.routes(), *workers.routes(), *files.routes()],
+        routes=[
+            *ops.routes(),
+            *tasks.routes(),
+            *workers.routes(),
+            *files.routes(),
+            *performance.routes(),
+        ],
         middleware=[
             Middleware(TrustedHostMiddleware, allowed_hosts=list(http.allowed_hosts)),
             Middleware(

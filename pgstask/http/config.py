@@ -13,6 +13,40 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class AlertThresholds:
+    """When ``/stask/performance/alerts`` raises an alert. Rates in %, times in seconds."""
+
+    #: Success rate (completed ÷ completed + failed, last hour) below this: warning; below half
+    #: of it: critical. Judged only with at least ``min_finished`` finished tasks.
+    min_success_rate: float = 95.0
+    min_finished: int = 10
+    #: Average duration (last hour) above this.
+    max_average_duration: float = 300.0
+    #: Largest peak memory of a task (last hour), bytes.
+    max_memory: int = 512 * 1024 * 1024
+    #: The oldest due pending task has waited longer than this: the backlog grows.
+    max_backlog_age: float = 300.0
+    #: A task has been running longer than this.
+    stuck_after: float = 3600.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AlertThresholds:
+        d = cls()
+        return cls(
+            min_success_rate=_number(
+                env, "PGSTASK_ALERT_MIN_SUCCESS_RATE", d.min_success_rate, high=100.0
+            ),
+            min_finished=int(_number(env, "PGSTASK_ALERT_MIN_FINISHED", d.min_finished)),
+            max_average_duration=_number(
+                env, "PGSTASK_ALERT_MAX_AVERAGE_DURATION", d.max_average_duration
+            ),
+            max_memory=_size(env, "PGSTASK_ALERT_MAX_MEMORY", d.max_memory),
+            max_backlog_age=_number(env, "PGSTASK_ALERT_MAX_BACKLOG_AGE", d.max_backlog_age),
+            stuck_after=_number(env, "PGSTASK_ALERT_STUCK_AFTER", d.stuck_after),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class HttpSettings:
     """What the app enforces. Sizes are bytes."""
 
@@ -26,6 +60,8 @@ class HttpSettings:
     max_upload: int = 100 * 1024 * 1024
     #: Seconds a worker row stays in the resolution cache.
     worker_cache_ttl: float = 5.0
+    #: Alert thresholds of ``/stask/performance/alerts`` (``PGSTASK_ALERT_*``).
+    alerts: AlertThresholds = dataclasses.field(default_factory=lambda: AlertThresholds())
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> HttpSettings:
@@ -38,6 +74,7 @@ class HttpSettings:
             allowed_hosts=hosts or defaults.allowed_hosts,
             max_body=_size(env, "PGSTASK_API_MAX_BODY", defaults.max_body),
             max_upload=_size(env, "PGSTASK_API_MAX_UPLOAD", defaults.max_upload),
+            alerts=AlertThresholds.from_env(env),
         )
 
     def replace(self, **changes: object) -> HttpSettings:
@@ -54,4 +91,17 @@ def _size(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigurationError(f"{name}={raw!r} is not a whole number of bytes") from None
     if value <= 0:
         raise ConfigurationError(f"{name} must be positive, not {value}")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float, high: float = 1e12) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a number") from None
+    if not 0 <= value <= high:
+        raise ConfigurationError(f"{name} must be between 0 and {high:g}, not {value:g}")
     return value

@@ -94,3 +94,18 @@ SELECT id, identifier, action, daemon_id, extract(epoch FROM now() - started_at)
  WHERE status IN (30, 50) AND started_at < now() - %(seconds)s::float8 * interval '1 second'
  ORDER BY started_at
  LIMIT %(limit)s;
+
+-- name: metrics_timeline
+-- Tasks finished per time bucket (bucket_seconds wide) over the last `hours`: the dashboard's
+-- throughput and duration chart.
+SELECT to_timestamp(floor(extract(epoch FROM finished_at) / %(bucket_seconds)s)
+                    * %(bucket_seconds)s) AS bucket,
+       count(*) FILTER (WHERE status = 80) AS completed,
+       count(*) FILTER (WHERE status = 100) AS failed,
+       count(*) FILTER (WHERE status = 90) AS cancelled,
+       avg(extract(epoch FROM finished_at - started_at)) AS average_duration
+  FROM s_tasks
+ WHERE status IN (80, 90, 100)
+   AND finished_at >= now() - %(hours)s::float8 * interval '1 hour'
+ GROUP BY 1
+ ORDER BY 1;

@@ -1,0 +1,278 @@
+"""sTask's performance endpoints with real figures, and the alerts a queue operator needs.
+
+Durations are ``finished_at - started_at`` of finished tasks; memory is the ``peak_memory``
+the runner records per attempt; success and error rates are over completed and failed tasks only
+(queued and running tasks, and cancelled ones, are in neither numerator nor denominator). Bodies
+keep sTask's ``{"success": true, "data": …}`` wrapper and field names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from pgstask import queries
+from pgstask.http import bodies
+from pgstask.http.config import AlertThresholds
+from pgstask.http.errors import ApiError
+from pgstask.http.state import state
+from pgstask.task import Status
+
+MAX_HOURS = 24 * 366
+
+
+def _hours(request: Request, *extra: str) -> tuple[float, dict[str, str]]:
+    params = dict(bodies.query_params(request, ("hours", *extra)))
+    raw = params.get("hours")
+    if raw in (None, ""):
+        return 24.0, params
+    try:
+        hours = float(raw)
+    except ValueError:
+        hours = -1.0
+    if not 0 < hours <= MAX_HOURS:
+        raise ApiError(422, f"hours must be a number between 0 and {MAX_HOURS}, not {raw!r}")
+    return hours, params
+
+
+def _rate(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 2) if whole else 0.0
+
+
+def _num(value: Any, digits: int = 3) -> float:
+    return round(float(value), digits) if value is not None else 0.0
+
+
+def _worker(row: dict[str, Any]) -> dict[str, Any]:
+    judged = row["completed"] + row["failed"]
+    return {
+        "identifier": row["identifier"],
+        "total_tasks": row["finished"],
+        "completed": row["completed"],
+        "failed": row["failed"],
+        "cancelled": row["cancelled"],
+        "success_rate": _rate(row["completed"], judged),
+        "error_rate": _rate(row["failed"], judged),
+        "average_duration": _num(row["average_duration"]),
+        "max_duration": _num(row["max_duration"]),
+        "total_execution_time": _num(row["total_execution_time"]),
+        "memory_usage": int(row["average_memory"]) if row["average_memory"] is not None else 0,
+        "max_memory": int(row["max_memory"] or 0),
+        "last_execution": row["last_execution"].isoformat() if row["last_execution"] else None,
+    }
+
+
+def summary_data(client: Any, hours: float) -> dict[str, Any]:
+    with client.connection() as conn:
+        now = queries.daemon_now(conn)
+        row = queries.metrics_summary(conn, hours=hours)
+        counts = queries.task_count_by_status(conn)
+        workers = queries.metrics_workers(conn, hours=hours, identifier=None)
+        errors = queries.metrics_errors(conn, hours=hours, limit=5)
+    judged = row["completed"] + row["failed"]
+    return {
+        "period": {
+            "hours": hours,
+            "from": (now - dt.timedelta(hours=hours)).isoformat(),
+            "to": now.isoformat(),
+        },
+        "tasks": {
+            "total": row["created"],
+            "finished": row["finished"],
+            "completed": row["completed"],
+            "failed": row["failed"],
+            "cancelled": row["cancelled"],
+            "running": counts.get(Status.RUNNING, 0) + counts.get(Status.PREPARING, 0),
+            "queued": counts.get(Status.PENDING, 0),
+        },
+        "performance": {
+            "success_rate": _rate(row["completed"], judged),
+            "error_rate": _rate(row["failed"], judged),
+            "average_duration": _num(row["average_duration"]),
+            "total_execution_time": _num(row["total_execution_time"]),
+            "average_memory": int(row["average_memory"] or 0),
+            "max_memory": int(row["max_memory"] or 0),
+        },
+        "workers": {
+            w["identifier"]: {
+                "identifier": w["identifier"],
+                "task_count": w["finished"],
+                "success_rate": _rate(w["completed"], w["completed"] + w["failed"]),
+            }
+            for w in workers
+        },
+        "errors": {
+            "total_errors": row["failed"],
+            "error_rate": _rate(row["failed"], judged),
+            "common_errors": [{"message": e["message"], "count": e["count"]} for e in errors],
+        },
+    }
+
+
+async def summary(request: Request) -> JSONResponse:
+    hours, _ = _hours(request)
+    data = await run_in_threadpool(summary_data, state(request).client, hours)
+    return JSONResponse({"success": True, "data": data})
+
+
+async def workers(request: Request) -> JSONResponse:
+    hours, params = _hours(request, "identifier")
+    identifier = params.get("identifier") or None
+    client = state(request).client
+
+    def read() -> list[dict[str, Any]]:
+        with client.connection() as conn:
+            return queries.metrics_workers(conn, hours=hours, identifier=identifier)
+
+    rows = await run_in_threadpool(read)
+    return JSONResponse({"success": True, "data": {r["identifier"]: _worker(r) for r in rows}})
+
+
+async def timeline(request: Request) -> JSONResponse:
+    """Finished tasks per bucket (``bucket`` seconds, default: a 48th of the window, at least a
+    minute) with their average duration: the dashboard's chart."""
+    hours, params = _hours(request, "bucket")
+    default = max(60, int(hours * 3600 / 48))
+    bucket = bodies.whole_number(params.get("bucket"), "bucket", default, 10, 86400)
+    client = state(request).client
+
+    def read() -> list[dict[str, Any]]:
+        with client.connection() as conn:
+            return queries.metrics_timeline(conn, hours=hours, bucket_seconds=bucket)
+
+    rows = await run_in_threadpool(read)
+    points = [
+        {
+            "time": r["bucket"].isoformat(),
+            "completed": r["completed"],
+            "failed": r["failed"],
+            "cancelled": r["cancelled"],
+            "average_duration": _num(r["average_duration"]),
+        }
+        for r in rows
+    ]
+    return JSONResponse({"success": True, "data": {"bucket_seconds": bucket, "points": points}})
+
+
+def alerts_data(client: Any, limits: AlertThresholds) -> list[dict[str, Any]]:
+    """sTask's three alerts over the last hour, fixed (judged on finished tasks only), plus
+    the queue's own: tasks no live daemon serves, no live daemon at all, a growing backlog,
+    stuck running tasks."""
+    with client.connection() as conn:
+        last_hour = queries.metrics_summary(conn, hours=1)
+        unserved = queries.metrics_unserved(conn, stale_after=client.settings.stale_after)
+        daemons = queries.daemon_list(conn, stale_after=client.settings.stale_after)
+        queue = queries.metrics_queue(conn)
+        stuck = queries.metrics_stuck(conn, seconds=limits.stuck_after, limit=20)
+    out: list[dict[str, Any]] = []
+
+    def alert(
+        kind: str, severity: str, message: str, value: Any, threshold: Any, **extra: Any
+    ) -> None:
+        out.append(
+            {
+                "type": kind,
+                "severity": severity,
+                "message": message,
+                "value": value,
+                "threshold": threshold,
+                **extra,
+            }
+        )
+
+    judged = last_hour["completed"] + last_hour["failed"]
+    rate = _rate(last_hour["completed"], judged)
+    if judged >= limits.min_finished and rate < limits.min_success_rate:
+        severity = "critical" if rate < limits.min_success_rate / 2 else "warning"
+        alert(
+            "low_success_rate",
+            severity,
+            f"Task success rate is below threshold: {rate}% of {judged} finished tasks",
+            rate,
+            limits.min_success_rate,
+        )
+    average = _num(last_hour["average_duration"])
+    if average > limits.max_average_duration:
+        alert(
+            "high_execution_time",
+            "warning",
+            f"Average task execution time exceeds threshold: {average}s",
+            average,
+            limits.max_average_duration,
+        )
+    peak = int(last_hour["max_memory"] or 0)
+    if peak > limits.max_memory:
+        alert(
+            "high_memory_usage",
+            "warning",
+            f"A task's peak memory exceeds threshold: {peak / 1048576:.1f} MiB",
+            peak,
+            limits.max_memory,
+        )
+    alive = [d for d in daemons if d["alive"]]
+    due = sum(
+        r["count"]
+        for r in queue
+        if r["status"] == Status.PENDING and r["oldest_due_seconds"] is not None
+    )
+    if not alive and due:
+        alert(
+            "no_live_daemon",
+            "critical",
+            f"No daemon is alive and {due} task(s) are due",
+            len(alive),
+            1,
+        )
+    for row in unserved if alive else []:
+        alert(
+            "waiting_for_worker",
+            "critical",
+            f"{row['count']} due task(s) of worker {row['identifier']!r} wait: no live daemon "
+            "runs that worker, or it is inactive",
+            row["count"],
+            0,
+            identifier=row["identifier"],
+        )
+    oldest = max(
+        (float(r["oldest_due_seconds"]) for r in queue if r["oldest_due_seconds"] is not None),
+        default=0.0,
+    )
+    if oldest > limits.max_backlog_age:
+        alert(
+            "growing_backlog",
+            "warning",
+            f"The oldest due task has waited {oldest:.0f}s ({due} due)",
+            round(oldest, 1),
+            limits.max_backlog_age,
+        )
+    if stuck:
+        alert(
+            "stuck_tasks",
+            "warning",
+            f"{len(stuck)} task(s) running for more than {limits.stuck_after:.0f}s",
+            len(stuck),
+            limits.stuck_after,
+            task_ids=[r["id"] for r in stuck],
+        )
+    return out
+
+
+async def alerts(request: Request) -> JSONResponse:
+    bodies.query_params(request, ())
+    app = state(request)
+    data = await run_in_threadpool(alerts_data, app.client, app.http.alerts)
+    return JSONResponse({"success": True, "data": data})
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/stask/performance/summary", summary, methods=["GET"]),
+        Route("/stask/performance/workers", workers, methods=["GET"]),
+        Route("/stask/performance/alerts", alerts, methods=["GET"]),
+        Route("/stask/performance/timeline", timeline, methods=["GET"]),
+    ]
