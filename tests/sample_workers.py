@@ -87,6 +87,17 @@ class SampleWorker(BaseWorker):
         path.write_text(options.get("text", "a,b\n1,2\n"), encoding="utf-8")
         self.mark_finished(task, result=self.store_result_file(task, path, options.get("name")))
 
+    def task_phases(self, task: Task, options: dict[str, Any]) -> None:
+        """Preparing until ``{storage}/go-{id}`` exists, then running until ``done-{id}``."""
+        self.mark_preparing(task, "loading the catalogue")
+        while not (self.storage / f"go-{task.id}").exists():
+            self.check_cancelled(task)
+            time.sleep(0.02)
+        self.mark_running(task, "importing")
+        while not (self.storage / f"done-{task.id}").exists():
+            self.check_cancelled(task)
+            time.sleep(0.02)
+
     def task_interrupt(self, task: Task, options: dict[str, Any]) -> None:
         record(self, task)
         raise KeyboardInterrupt("not an Exception")

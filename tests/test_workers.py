@@ -148,6 +148,28 @@ def test_a_base_exception_from_an_action_fails_the_task_instead_of_losing_it(
         assert daemon.executor is not None and daemon.executor.busy == 0
 
 
+@pytest.mark.parametrize("isolation", ["thread", "process"])
+def test_a_worker_marks_its_preparing_phase(settings: Settings, isolation: str) -> None:
+    with Client(settings=settings) as client:
+        client.discover_workers(["tests.sample_workers"])
+        client.update_worker_settings("sample", {"isolation": isolation})
+        with running_daemon(settings):
+            task = client.create("sample", "phases")
+            wait_for(lambda: client.get(task).status == Status.PREPARING)
+            assert client.progress(task)["message"] == "loading the catalogue"
+            assert client.stats()["preparing"] == 1
+            (settings.storage / f"go-{task.id}").touch()
+            wait_for(lambda: client.get(task).status == Status.RUNNING)
+            wait_for(lambda: client.progress(task)["message"] == "importing")
+            (settings.storage / f"done-{task.id}").touch()
+            wait_for(lambda: client.get(task).status == Status.COMPLETED)
+            cancelled = client.create("sample", "phases")
+            wait_for(lambda: client.get(cancelled).status == Status.PREPARING)
+            client.cancel(cancelled)
+            wait_for(lambda: client.get(cancelled).status == Status.CANCELLED)
+            assert client.get(cancelled).attempts == 1
+
+
 def test_first_registration_is_active_unless_configured(settings: Settings) -> None:
     with Client(settings=settings.replace(auto_activate=False)) as client:
         assert client.discover_workers(["tests.sample_workers"]) == [

@@ -37,7 +37,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from pgstask import db, logs, memory, progress
+from pgstask import db, logs, memory, progress, queries
 from pgstask.client import Client
 from pgstask.logs import LogRecord
 from pgstask.progress import ProgressState, ProgressTracker
@@ -153,6 +153,21 @@ def _run(
             _log.warning("could not store a log record of task %s", task.id, exc_info=True)
             logs.append_files(spec.storage, [record])
 
+    def set_status(status: int) -> bool:
+        done: list[bool] = []
+        database.use(
+            lambda conn: done.append(
+                queries.task_set_status(
+                    conn,
+                    id=task.id,
+                    status=status,
+                    attempts=task.attempts,
+                    daemon_id=task.daemon_id,
+                )
+            )
+        )
+        return done[0]
+
     state = ProgressState(task.id, task.identifier, task.action)
     tracker = ProgressTracker(state, write_progress, spec.storage, interval=spec.progress_interval)
     tracker.started -= spec.elapsed
@@ -162,6 +177,7 @@ def _run(
         emit_log=emit_log,
         timeout=spec.timeout,
         isolation=Isolation.PROCESS,
+        set_status=set_status,
         _stop=stop,
     )
     ending = invoke(worker, method_name, run)

@@ -169,6 +169,7 @@ class Daemon:
             retry=RetryPolicy(s.retry_base_delay, s.retry_max_delay),
             write_progress=self._write_progress,
             emit_log=self._emit_log,
+            set_status=self._set_status,
             dsn=self.dsn,
         )
         self.executor = Executor(self.concurrency, on_free=self._slot_freed)
@@ -281,6 +282,13 @@ class Daemon:
             worker = self.workers.get(state["identifier"])
             if worker is not None:
                 worker.settings = {**type(worker).settings, **(state["settings"] or {})}
+
+    def _set_status(self, task: Task, status: int) -> bool:
+        """A worker's phase change (``mark_preparing``/``mark_running``), compare-and-set."""
+        with self.pool.connection(timeout=5.0) as conn:
+            return queries.task_set_status(
+                conn, id=task.id, status=status, attempts=task.attempts, daemon_id=self.id
+            )
 
     def _write_progress(self, state: ProgressState) -> None:
         try:

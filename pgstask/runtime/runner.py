@@ -86,6 +86,7 @@ class Runner:
         retry: RetryPolicy,
         write_progress: Callable[[ProgressState], None],
         emit_log: Callable[[LogRecord], None],
+        set_status: Callable[[Task, int], bool] | None = None,
         dsn: str | None = None,
         progress_interval: float = 0.25,
     ) -> None:
@@ -95,6 +96,7 @@ class Runner:
         self.dsn = dsn
         self._write_progress = write_progress
         self._emit_log = emit_log
+        self._set_status = set_status
         self._progress_interval = progress_interval
 
     def prepare(self, task: Task) -> TaskRun:
@@ -111,10 +113,12 @@ class Runner:
         except ValueError as exc:
             refused = str(exc)
         stop: StopFlag = isolation.SharedFlag() if where is Isolation.PROCESS else threading.Event()
+        setter = self._set_status
         return TaskRun(
             task=task,
             tracker=tracker,
             emit_log=self._emit_log,
+            set_status=(lambda status: setter(task, status)) if setter else (lambda status: True),
             timeout=timeout_of(settings),
             isolation=where,
             setting_error=refused,

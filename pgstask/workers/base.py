@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pgstask.errors import ConfigurationError, PgstaskError, UnknownActionError
 from pgstask.logs import LogRecord
-from pgstask.task import Task
+from pgstask.task import Status, Task
 from pgstask.workers.actions import action_key, action_methods, action_name
-from pgstask.workers.context import Mark, TaskRun
+from pgstask.workers.context import Mark, StopReason, TaskRun
 
 if TYPE_CHECKING:
     from pgstask.client import Client
@@ -113,6 +113,25 @@ class BaseWorker:
         run.tracker.push(
             progress=progress, processed=processed, total=total, eta=eta, message=message
         )
+
+    def mark_preparing(self, task: Task, message: str | None = None) -> None:
+        """Status 30 (preparing) for the action's own set-up phase, as sTask's built-in workers
+        do; ``mark_running`` when the real work starts. One write each, and only when called."""
+        self._set_phase(task, Status.PREPARING, message)
+
+    def mark_running(self, task: Task, message: str | None = None) -> None:
+        """Status 50 (running) again after ``mark_preparing``."""
+        self._set_phase(task, Status.RUNNING, message)
+
+    def _set_phase(self, task: Task, status: Status, message: str | None) -> None:
+        run = self._run(task)
+        run.check()
+        if not run.set_status(int(status)):
+            run.cancel(StopReason.LOST)  # cancelled or rescued meanwhile: stop here
+            run.check()
+        run.tracker.state.status = int(status)
+        run.tracker.push(message=message)
+        run.tracker.flush()
 
     def check_cancelled(self, task: Task) -> None:
         """Raise ``TaskCancelled`` if the task was cancelled (for loops without progress)."""

@@ -92,6 +92,9 @@ class TaskRun:
     setting_error: str | None = None
     #: Highest resident set size, in bytes, observed for this run (see ``pgstask.memory``).
     peak_memory: int | None = None
+    #: Writes a phase (30 preparing / 50 running) to the task row as a compare-and-set; False
+    #: when the task is no longer this run's.
+    set_status: Callable[[int], bool] = field(default=lambda status: True)
     _stop: StopFlag = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
