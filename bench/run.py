@@ -182,7 +182,7 @@ def header(bench: Bench, server_dsn: str) -> None:
 
 def reset(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("TRUNCATE s_tasks, s_task_logs, s_task_progress")
+        conn.execute("TRUNCATE s_tasks, s_task_logs, s_task_progress, s_task_files CASCADE")
 
 
 def count(conn: psycopg.Connection[Any], sql: LiteralString) -> int:

@@ -36,11 +36,21 @@ def peak() -> int | None:
         return None
 
 
+_statm: tuple[int, int] | None = None  # (pid, fd of /proc/self/statm opened by that pid)
+
+
 def resident() -> int | None:
-    """The resident set size of this process now (the peak so far where /proc is missing)."""
+    """The resident set size of this process now (the peak so far where /proc is missing).
+
+    Called twice per task, so it keeps ``/proc/self/statm`` open and reads it with one
+    ``pread`` (about 2 µs instead of 12 for open/read/close); a forked child reopens it, since
+    the inherited descriptor still describes its parent."""
+    global _statm
     try:
-        with open("/proc/self/statm", "rb") as fh:
-            return int(fh.read().split()[1]) * _PAGE_SIZE
+        pid = os.getpid()
+        if _statm is None or _statm[0] != pid:
+            _statm = (pid, os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC))
+        return int(os.pread(_statm[1], 128, 0).split()[1]) * _PAGE_SIZE
     except (OSError, ValueError, IndexError):
         return peak()
 

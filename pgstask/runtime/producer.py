@@ -49,6 +49,10 @@ class Producer(Service):
 
     def run_once(self) -> int:
         """Claim up to the free slots and submit the tasks; returns how many were claimed."""
+        # Woken by the first slot that freed up: let the action threads that are finishing at
+        # the same moment run first (sleep(0) hands over the GIL), so that one claim fills the
+        # slots they free too instead of a claim per slot. It costs microseconds, not latency.
+        time.sleep(0)
         free = self._free_slots()
         if self.batch_size is not None:
             free = min(free, self.batch_size)

@@ -87,6 +87,7 @@ class Runner:
         write_progress: Callable[[ProgressState], None],
         emit_log: Callable[[LogRecord], None],
         set_status: Callable[[Task, int], bool] | None = None,
+        memory_sample: Callable[[], int | None] = memory.resident,
         dsn: str | None = None,
         progress_interval: float = 0.25,
     ) -> None:
@@ -97,6 +98,7 @@ class Runner:
         self._write_progress = write_progress
         self._emit_log = emit_log
         self._set_status = set_status
+        self._memory_sample = memory_sample
         self._progress_interval = progress_interval
 
     def prepare(self, task: Task) -> TaskRun:
@@ -148,9 +150,9 @@ class Runner:
                 progress_interval=self._progress_interval,
             )
         else:
-            run.observe_memory(memory.resident())
+            run.observe_memory(self._memory_sample())
             ending = invoke(worker, method_name, run)
-            run.observe_memory(memory.resident())
+            run.observe_memory(self._memory_sample())
         return self._outcome(run, ending)
 
     def _outcome(self, run: TaskRun, ending: Ending) -> Outcome:
