@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DSN = "postgresql://postgres:postgres@postgres:5432/pgstask"
-SERVICES = {"postgres", "migrate", "daemon-1", "daemon-2"}
+SERVICES = {"postgres", "migrate", "daemon-1", "daemon-2", "api"}
 
 
 # --- finding a compose implementation -------------------------------------------------------
@@ -271,12 +271,12 @@ def test_compose_implementation_accepts_the_file(compose: list[str] | None) -> N
     assert isinstance(ours, dict) and set(ours) == {"services", "volumes"}
 
 
-def test_the_four_services_and_their_order(model: dict[str, Any]) -> None:
+def test_the_five_services_and_their_order(model: dict[str, Any]) -> None:
     services = model["services"]
     assert set(services) == SERVICES
     assert depends_on(services["postgres"]) == {}
     assert depends_on(services["migrate"]) == {"postgres": "service_healthy"}
-    for name in ("daemon-1", "daemon-2"):
+    for name in ("daemon-1", "daemon-2", "api"):
         assert depends_on(services[name]) == {"migrate": "service_completed_successfully"}
 
 
@@ -302,7 +302,8 @@ def test_pgstask_services_run_migrate_and_daemon_against_that_database(
     assert command(services["migrate"]) == ["migrate"]
     assert command(services["daemon-1"]) == ["daemon"]
     assert command(services["daemon-2"]) == ["daemon"]
-    for name in ("migrate", "daemon-1", "daemon-2"):
+    assert command(services["api"])[0] == "serve"
+    for name in ("migrate", "daemon-1", "daemon-2", "api"):
         service = services[name]
         assert environment(service)["PGSTASK_DSN"] == DSN
         assert build_context(service) == ROOT
@@ -315,9 +316,29 @@ def test_the_services_run_real_pgstask_commands(model: dict[str, Any]) -> None:
     from pgstask.cli import build_parser
 
     parser = build_parser()
-    for name in ("migrate", "daemon-1", "daemon-2"):
+    for name in ("migrate", "daemon-1", "daemon-2", "api"):
         args = parser.parse_args(command(model["services"][name]))
         assert callable(args.handler), name
+
+
+def test_the_api_needs_a_token_and_is_published_on_loopback_only(model: dict[str, Any]) -> None:
+    api = model["services"]["api"]
+    assert command(api) == ["serve", "--host", "0.0.0.0", "--port", "8000"]
+    assert "PGSTASK_API_TOKENS" in environment(api)
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    # from the caller's shell, never a token written into the file
+    assert "PGSTASK_API_TOKENS: ${PGSTASK_API_TOKENS:-}" in text
+    ports = api["ports"]
+    assert len(ports) == 1
+    published = ports[0]
+    if isinstance(published, dict):  # compose's normalised model
+        assert (published["host_ip"], str(published["published"]), published["target"]) == (
+            "127.0.0.1",
+            "8000",
+            8000,
+        )
+    else:
+        assert published == "127.0.0.1:8000:8000"
 
 
 def test_dockerfile_installs_pgstask_and_runs_its_command() -> None:
