@@ -138,3 +138,29 @@ def test_json_bodies_are_capped_without_reading_past_the_cap(settings: Settings)
             "/stask/task", content=chunks(), headers={"content-type": "application/json"}
         )
         assert streamed.status_code == 413
+
+
+def test_no_cors_headers_for_other_origins(settings: Settings) -> None:
+    with api(settings) as http:
+        preflight = http.options(
+            "/stask/task",
+            headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+        read = http.get("/stask/stats", headers={"Origin": "http://evil.example"})
+    for response in (preflight, read):
+        assert not any(h.lower().startswith("access-control-") for h in response.headers)
+
+
+def test_readyz_reports_the_database_and_the_schema(settings: Settings) -> None:
+    from pgstask import migrate
+
+    with api(settings) as http:
+        ready = http.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["schema"] == migrate.head_revision()
+        migrate.downgrade(settings.dsn or "", "0001")
+        stale = http.get("/readyz")
+        assert stale.status_code == 503 and "pgstask migrate" in stale.json()["reason"]
+    unreachable = settings.replace(dsn="postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+    with api(unreachable) as http:
+        down = http.get("/readyz")
+        assert down.status_code == 503 and down.json()["database"] is False
