@@ -21,6 +21,7 @@ from psycopg.types.json import Jsonb
 
 from pgstask import migrate, queries
 from pgstask.db import Conn
+from pgstask.queries import Row
 from pgstask.sql import parse
 from pgstask.sql import queries as named_queries
 from pgstask.task import Task
@@ -570,31 +571,39 @@ def _metrics_timeline(conn: Conn, w: World) -> None:
     assert row["bucket"].minute == 0 and row["bucket"].second == 0
 
 
-def _file_create(conn: Conn, w: World) -> None:
-    row = queries.file_create(
+def _result_file(conn: Conn, w: World, filename: str = "r.csv") -> Row:
+    return queries.file_create(
         conn,
         task_id=w.running.id,
         identifier="w",
         kind="result",
-        filename="r.csv",
+        filename=filename,
         content_type="text/csv",
         session_id=None,
         total_chunks=None,
     )
+
+
+def _upload_session(conn: Conn) -> Row:
+    return queries.file_create(
+        conn,
+        task_id=None,
+        identifier="w",
+        kind="upload",
+        filename="u.csv",
+        content_type="text/csv",
+        session_id="session-1",
+        total_chunks=2,
+    )
+
+
+def _file_create(conn: Conn, w: World) -> None:
+    row = _result_file(conn, w)
     assert row["complete"] is False and row["size"] == 0
 
 
 def _file_put_chunk(conn: Conn, w: World) -> None:
-    row = queries.file_create(
-        conn,
-        task_id=w.running.id,
-        identifier="w",
-        kind="result",
-        filename="r.csv",
-        content_type="text/csv",
-        session_id=None,
-        total_chunks=None,
-    )
+    row = _result_file(conn, w)
     queries.file_put_chunk(conn, file_id=row["id"], seq=0, data=b"first")
     queries.file_put_chunk(conn, file_id=row["id"], seq=0, data=b"again")  # a retried chunk
     queries.file_put_chunk(conn, file_id=row["id"], seq=1, data=b"!")
@@ -609,16 +618,7 @@ def _file_chunk(conn: Conn, w: World) -> None:
 
 
 def _file_chunk_summary(conn: Conn, w: World) -> None:
-    row = queries.file_create(
-        conn,
-        task_id=None,
-        identifier="w",
-        kind="upload",
-        filename="u.csv",
-        content_type="text/csv",
-        session_id="session-1",
-        total_chunks=2,
-    )
+    row = _upload_session(conn)
     assert queries.file_chunk_summary(conn, file_id=row["id"]) == {
         "chunks": 0,
         "size": 0,
@@ -633,32 +633,14 @@ def _file_chunk_summary(conn: Conn, w: World) -> None:
 
 
 def _file_finish(conn: Conn, w: World) -> None:
-    row = queries.file_create(
-        conn,
-        task_id=w.running.id,
-        identifier="w",
-        kind="result",
-        filename="r.csv",
-        content_type="text/csv",
-        session_id=None,
-        total_chunks=None,
-    )
+    row = _result_file(conn, w)
     done = queries.file_finish(conn, id=row["id"], size=3, sha256="ab")
     assert done is not None and done["complete"]
     assert queries.file_finish(conn, id=row["id"], size=3, sha256="ab") is None  # once
 
 
 def _file_get(conn: Conn, w: World) -> None:
-    row = queries.file_create(
-        conn,
-        task_id=w.running.id,
-        identifier="w",
-        kind="result",
-        filename="r.csv",
-        content_type="text/csv",
-        session_id=None,
-        total_chunks=None,
-    )
+    row = _result_file(conn, w)
     found = queries.file_get(conn, id=row["id"])
     assert found is not None and found["filename"] == "r.csv"
     assert queries.file_get(conn, id=2**40) is None
@@ -667,16 +649,7 @@ def _file_get(conn: Conn, w: World) -> None:
 def _file_latest(conn: Conn, w: World) -> None:
     ids = []
     for name in ("a.csv", "b.csv"):
-        row = queries.file_create(
-            conn,
-            task_id=w.running.id,
-            identifier="w",
-            kind="result",
-            filename=name,
-            content_type="text/csv",
-            session_id=None,
-            total_chunks=None,
-        )
+        row = _result_file(conn, w, name)
         queries.file_finish(conn, id=row["id"], size=0, sha256="")
         ids.append(row["id"])
     latest = queries.file_latest(conn, task_id=w.running.id, kind="result")
@@ -685,32 +658,14 @@ def _file_latest(conn: Conn, w: World) -> None:
 
 
 def _file_get_session(conn: Conn, w: World) -> None:
-    queries.file_create(
-        conn,
-        task_id=None,
-        identifier="w",
-        kind="upload",
-        filename="u.csv",
-        content_type="text/csv",
-        session_id="session-1",
-        total_chunks=2,
-    )
+    _upload_session(conn)
     found = queries.file_get_session(conn, identifier="w", session_id="session-1")
     assert found is not None and found["total_chunks"] == 2
     assert queries.file_get_session(conn, identifier="v", session_id="session-1") is None
 
 
 def _file_delete_abandoned(conn: Conn, w: World) -> None:
-    row = queries.file_create(
-        conn,
-        task_id=None,
-        identifier="w",
-        kind="upload",
-        filename="u.csv",
-        content_type="text/csv",
-        session_id="session-1",
-        total_chunks=2,
-    )
+    row = _upload_session(conn)
     assert queries.file_delete_abandoned(conn, max_age=3600) == 0
     conn.execute(
         "UPDATE s_task_files SET created_at = now() - '2 days'::interval WHERE id = %s",

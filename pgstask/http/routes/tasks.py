@@ -26,6 +26,16 @@ CONTROL_FIELDS = ("priority", "start_at", "max_attempts", "dedupe_key")
 LOG_LINES = 50
 
 
+def _control(fields: dict[str, Any]) -> dict[str, Any]:
+    """``Client.create``'s keyword arguments from the ``CONTROL_FIELDS`` of a request."""
+    return {
+        "priority": bodies.priority(fields.get("priority")),
+        "start_at": bodies.start_at(fields.get("start_at")),
+        "max_attempts": bodies.whole_number(fields.get("max_attempts"), "max_attempts", 3, 1, 1000),
+        "dedupe_key": bodies.optional_text(fields.get("dedupe_key"), "dedupe_key"),
+    }
+
+
 async def run_action(request: Request) -> JSONResponse:
     """Create a task for an active worker: sTask's ``POST /stask/worker/{identifier}/run/{action}``.
 
@@ -62,10 +72,7 @@ async def run_action(request: Request) -> JSONResponse:
         identifier,
         action,
         options,
-        priority=bodies.priority(control.get("priority")),
-        start_at=bodies.start_at(control.get("start_at")),
-        max_attempts=bodies.whole_number(control.get("max_attempts"), "max_attempts", 3, 1, 1000),
-        dedupe_key=bodies.optional_text(control.get("dedupe_key"), "dedupe_key"),
+        **_control(control),
     )
     return JSONResponse(
         {
@@ -92,10 +99,7 @@ async def create_task(request: Request) -> JSONResponse:
         bodies.text(body.get("identifier"), "identifier"),
         bodies.text(body.get("action"), "action"),
         data,
-        priority=bodies.priority(body.get("priority")),
-        start_at=bodies.start_at(body.get("start_at")),
-        max_attempts=bodies.whole_number(body.get("max_attempts"), "max_attempts", 3, 1, 1000),
-        dedupe_key=bodies.optional_text(body.get("dedupe_key"), "dedupe_key"),
+        **_control(body),
     )
     return JSONResponse(
         {"success": True, "task": task.to_dict(), "message": "Task created successfully"},
