@@ -1,9 +1,12 @@
-"""The dashboard's HTTP side: sign-in and sign-out."""
+"""The dashboard's HTTP side: sign-in and sign-out, the page and its static files, their
+security headers. What the page does in a browser is in ``test_dashboard.py``."""
 
 from __future__ import annotations
 
 import re
+import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx2 as httpx
 import pytest
@@ -11,8 +14,10 @@ from starlette.testclient import TestClient
 
 from pgstask.http import create_app
 from pgstask.http.middleware import COOKIE
+from pgstask.http.routes.dashboard import CSP, STATIC_DIR
 from pgstask.settings import Settings
 from tests.http_support import BASE_URL, RO_TOKEN, RW_TOKEN, http_settings
+from tests.test_migrations import REPO, _build_wheel
 
 SAME_ORIGIN = {"Origin": BASE_URL}
 
@@ -60,7 +65,8 @@ def test_the_right_token_sets_a_strict_httponly_cookie(browser: TestClient) -> N
     assert cookie.startswith(f"{COOKIE}={RW_TOKEN};")
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
     assert "Secure" not in cookie  # plain http: a Secure cookie would never come back
-    assert browser.get("/stask/stats").status_code == 200  # the cookie now signs requests
+    page = browser.get("/stask/", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and '<script type="module"' in page.text
 
 
 def test_over_https_the_cookie_is_secure(settings: Settings) -> None:
@@ -113,6 +119,60 @@ def test_sign_out_clears_the_cookie_even_for_a_read_only_token(browser: TestClie
     assert out.status_code == 303 and out.headers["location"] == "/stask/login"
     assert re.search(rf'{COOKIE}=""; .*Max-Age=0', _set_cookie(out))
     assert browser.get("/stask/stats").status_code == 401
+
+
+def test_the_dashboard_sends_browsers_without_a_cookie_to_sign_in(browser: TestClient) -> None:
+    for path in ("/stask", "/stask/"):
+        response = browser.get(path, headers={"Accept": "text/html"})
+        assert response.status_code == 303 and response.headers["location"] == "/stask/login"
+    browser.cookies.set(COOKIE, "a-token-that-is-not-configured")
+    stale = browser.get("/stask/", headers={"Accept": "text/html"})
+    assert stale.status_code == 303
+    assert browser.get("/stask/static/js/main.js").status_code == 401
+
+
+def test_the_page_and_its_files_carry_the_security_headers(browser: TestClient) -> None:
+    browser.cookies.set(COOKIE, RO_TOKEN)
+    assert browser.get("/stask").headers["location"] == "/stask/"
+    page = browser.get("/stask/", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assert page.headers["content-security-policy"] == CSP
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["referrer-policy"] == "same-origin"
+    assert page.headers["cache-control"] == "no-store"
+    script = browser.get("/stask/static/js/main.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith(("text/javascript", "application/javascript"))
+    assert script.headers["x-content-type-options"] == "nosniff"
+    assert script.headers["content-security-policy"] == CSP
+    assert browser.get("/stask/static/../routes/dashboard.py").status_code == 404
+    assert browser.get("/stask/static/missing.js").status_code == 404
+
+
+def test_the_scripts_never_write_html() -> None:
+    """Data reaches the page only as text: no HTML sinks, no eval, no inline handlers."""
+    sinks = re.compile(
+        r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function|"
+        r"setAttribute\(\s*[\"']on"
+    )
+    scripts = sorted(STATIC_DIR.rglob("*.js"))
+    assert scripts
+    for path in scripts:
+        found = sinks.findall(path.read_text(encoding="utf-8"))
+        assert not found, f"{path.name}: {found}"
+    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    assert not re.search(r"<script(?![^>]*\bsrc=)|\son[a-z]+=|style=", page)
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_the_dashboard(tmp_path: Path) -> None:
+    wheel = _build_wheel(tmp_path / "dist")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    files = [p for p in STATIC_DIR.rglob("*") if p.is_file()]
+    assert len(files) > 5
+    for path in files:
+        assert path.relative_to(REPO).as_posix() in names
 
 
 def test_a_cookie_write_the_browser_calls_cross_site_is_refused(browser: TestClient) -> None:

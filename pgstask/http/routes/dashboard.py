@@ -1,4 +1,5 @@
-"""The dashboard's sign-in and sign-out with the session cookie.
+"""The dashboard: sign-in and sign-out with the session cookie, the page at ``/stask/`` and its
+static files (``pgstask/http/static/``).
 
 Signing in posts a token once (``POST /stask/login``, form field ``token``); the answer sets it
 as the ``pgstask_token`` cookie (HttpOnly, SameSite=Strict, Secure over https), which the
@@ -6,9 +7,9 @@ as the ``pgstask_token`` cookie (HttpOnly, SameSite=Strict, Secure over https), 
 ``/stask/logout`` are public paths, so each checks itself that the form was posted by a page of
 this host: another site can neither sign a browser in with its own token nor sign it out.
 
-The sign-in page carries a strict Content-Security-Policy (no scripts, styles from this origin
-and its own inline block only, no framing), ``X-Frame-Options: DENY`` and
-``Referrer-Policy: same-origin``.
+Every HTML answer carries a strict Content-Security-Policy (scripts and styles from this origin
+only, no framing), ``X-Frame-Options: DENY`` and ``Referrer-Policy: same-origin``; the page's
+scripts build the DOM from API data with ``textContent``, never as HTML.
 """
 
 from __future__ import annotations
@@ -16,15 +17,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+from collections.abc import Mapping
+from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pgstask.http.auth import find_token
 from pgstask.http.errors import error_response
 from pgstask.http.middleware import COOKIE, same_origin
 from pgstask.http.state import state
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -138,9 +145,46 @@ async def logout(request: Request) -> Response:
     return response
 
 
+async def index(request: Request) -> Response:
+    """The dashboard page (the ``Access`` middleware has sent browsers without a valid cookie
+    to the sign-in page already)."""
+    return FileResponse(
+        STATIC_DIR / "index.html",
+        media_type="text/html; charset=utf-8",
+        headers={**SECURITY_HEADERS, "Cache-Control": "no-store"},
+    )
+
+
+async def to_index(request: Request) -> Response:
+    return RedirectResponse("/stask/", status_code=308)
+
+
+class WithHeaders:
+    """Add fixed headers to every answer of an ASGI app (the static files)."""
+
+    def __init__(self, app: ASGIApp, headers: Mapping[str, str]) -> None:
+        self.app = app
+        self.raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *self.raw]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def routes() -> list[BaseRoute]:
     return [
         Route("/stask/login", login_form, methods=["GET"]),
         Route("/stask/login", login, methods=["POST"]),
         Route("/stask/logout", logout, methods=["POST"]),
+        Route("/stask", to_index, methods=["GET"]),
+        Route("/stask/", index, methods=["GET"]),
+        Mount(
+            "/stask/static",
+            app=WithHeaders(StaticFiles(directory=STATIC_DIR), SECURITY_HEADERS),
+            name="static",
+        ),
     ]
