@@ -17,7 +17,7 @@ from pgstask.http import errors
 from pgstask.http.cache import WorkerCache
 from pgstask.http.config import HttpSettings
 from pgstask.http.middleware import Access, BodyLimit
-from pgstask.http.routes import files, ops, performance, tasks, workers
+from pgstask.http.routes import dashboard, files, ops, performance, tasks, workers
 from pgstask.http.state import AppState
 from pgstask.settings import Settings
 
@@ -62,6 +62,7 @@ def create_app(
             *workers.routes(),
             *files.routes(),
             *performance.routes(),
+            *dashboard.routes(),
         ],
         middleware=[
             Middleware(TrustedHostMiddleware, allowed_hosts=list(http.allowed_hosts)),

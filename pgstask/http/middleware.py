@@ -19,7 +19,9 @@ from pgstask.http.errors import ApiError, error_response
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 COOKIE = "pgstask_token"
 CSRF_HEADER = "x-pgstask-request"
-PUBLIC_PATHS = frozenset({"/healthz", "/stask/login"})
+#: Served without a token. The sign-in and sign-out routes check the origin themselves
+#: (``same_origin``): signing out must work with a read-only or revoked token too.
+PUBLIC_PATHS = frozenset({"/healthz", "/stask/login", "/stask/logout"})
 
 
 class BodyLimit:
@@ -135,7 +137,15 @@ def _wants_html(scope: Scope, headers: Headers) -> bool:
 
 def same_origin_write(headers: Headers) -> bool:
     """The CSRF rule for cookie-authenticated writes."""
-    if CSRF_HEADER not in headers:
+    return CSRF_HEADER in headers and same_origin(headers)
+
+
+def same_origin(headers: Headers) -> bool:
+    """Whether the request comes from a page of this host: its ``Origin`` (or, without one, its
+    ``Referer``) names the ``Host`` it was sent to, and the browser's ``Sec-Fetch-Site``, when it
+    sends one, does not say otherwise."""
+    fetch_site = headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
         return False
     host = headers.get("host", "")
     source = headers.get("origin") or headers.get("referer")

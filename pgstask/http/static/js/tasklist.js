@@ -1,0 +1,99 @@
+// Tables of tasks (recent tasks, failures, the Tasks tab), with live bars on running rows.
+
+import { el, fill } from "./dom.js";
+import * as format from "./format.js";
+import { poll, progressBar, setProgress } from "./progress.js";
+
+// Only running rows are polled: a page of pending tasks would otherwise send a request per row
+// every second. The tables are refreshed (or the task opened) to see a pending task start.
+const RUNNING = new Set(["preparing", "running"]);
+
+export function statusBadge(status) {
+  return el("span", { class: `status status-${status}` }, status);
+}
+
+const COLUMNS = {
+  id: ["#", (t) => el("a", { href: `#task/${t.id}`, "aria-label": `Task ${t.id}` }, String(t.id))],
+  worker: ["Worker", (t) => el("code", {}, t.identifier)],
+  action: ["Action", (t) => el("span", { class: "action" }, t.action)],
+  status: ["Status", (t) => statusBadge(t.status_text)],
+  progress: [
+    "Progress",
+    (t) => {
+      const value = RUNNING.has(t.status_text) ? null : t.progress; // live value follows
+      return progressBar(value, `Progress of task ${t.id}`, t.status_text);
+    },
+  ],
+  priority: ["Priority", (t) => t.priority],
+  attempts: ["Attempts", (t) => `${t.attempts}/${t.max_attempts}`],
+  message: ["Message", (t) => el("span", { class: "message" }, t.message || t.last_error || "")],
+  created: ["Created", (t) => format.dateTime(t.created_at)],
+  finished: ["Finished", (t) => format.dateTime(t.finished_at)],
+};
+
+/**
+ * A table of tasks that keeps the bars of its running rows current. `render(tasks)` replaces
+ * the rows, `add(tasks)` appends (paging); `stop()` ends the polling.
+ */
+export class TaskTable {
+  constructor(table, columns, emptyText) {
+    this.table = table;
+    this.columns = columns;
+    this.emptyText = emptyText || "No tasks.";
+    this.watchers = new Map();
+    this.latest = new Map(); // the last progress seen per task, so a re-render does not flicker
+    this.body = el("tbody");
+    fill(
+      table,
+      el("thead", {}, el("tr", {}, columns.map((c) => el("th", { scope: "col" }, COLUMNS[c][0])))),
+      this.body,
+    );
+  }
+
+  render(tasks) {
+    this.stop();
+    const shown = new Set(tasks.map((t) => t.id));
+    for (const id of this.latest.keys()) if (!shown.has(id)) this.latest.delete(id);
+    fill(this.body);
+    this.add(tasks);
+  }
+
+  add(tasks) {
+    if (!tasks.length && !this.body.children.length) {
+      this.body.append(
+        el("tr", { class: "empty" }, el("td", { colspan: this.columns.length }, this.emptyText)),
+      );
+      return;
+    }
+    for (const task of tasks) this.body.append(this.row(task));
+  }
+
+  row(task) {
+    const tr = el("tr", { "data-task-id": task.id, "data-status": task.status_text });
+    for (const name of this.columns) {
+      tr.append(el("td", { class: `col-${name}` }, COLUMNS[name][1](task)));
+    }
+    const box = tr.querySelector(".progress-box");
+    if (box && RUNNING.has(task.status_text)) {
+      if (this.latest.has(task.id)) setProgress(box, this.latest.get(task.id));
+      this.watchers.set(
+        task.id,
+        poll(task.id, (update) => {
+          this.latest.set(task.id, update);
+          setProgress(box, update);
+          const badge = tr.querySelector(".status");
+          if (badge && update.status !== badge.textContent) {
+            badge.replaceWith(statusBadge(update.status));
+            tr.dataset.status = update.status;
+          }
+        }),
+      );
+    }
+    return tr;
+  }
+
+  stop() {
+    for (const stop of this.watchers.values()) stop();
+    this.watchers.clear();
+  }
+}

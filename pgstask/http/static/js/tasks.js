@@ -1,0 +1,183 @@
+// The Tasks tab: filters, pages of tasks (keyset: next_before_id), and one task's detail with
+// its live progress, last log lines, downloads, Cancel and Retry.
+
+import * as api from "./api.js";
+import { byId, el, fill } from "./dom.js";
+import * as format from "./format.js";
+import { isFinished, poll, progressBar, setProgress } from "./progress.js";
+import { TaskTable, statusBadge } from "./tasklist.js";
+
+const PAGE = 25;
+const LOG_LINES = 20;
+const COLUMNS = [
+  "id", "worker", "action", "status", "progress", "priority", "attempts", "created", "message",
+];
+
+/** Whether a task's result names a file the download endpoint can serve. */
+function hasFile(task) {
+  const result = task.result;
+  if (typeof result === "string") return true;
+  return Boolean(result && typeof result === "object" && ("file_id" in result || "path" in result));
+}
+
+export class Tasks {
+  constructor(notify) {
+    this.notify = notify;
+    this.form = byId("task-filters");
+    this.more = byId("tasks-more");
+    this.detail = byId("task-detail");
+    this.table = new TaskTable(byId("task-list"), COLUMNS, "No tasks match.");
+    this.nextBefore = null;
+    this.stopDetail = null;
+    this.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.load();
+    });
+    // "reset" fires before the fields are cleared: load once they are.
+    this.form.addEventListener("reset", () => window.setTimeout(() => this.load(), 0));
+    this.more.addEventListener("click", () => this.load(this.nextBefore));
+  }
+
+  show(taskId) {
+    this.load();
+    if (taskId) this.open(taskId);
+    else this.close();
+  }
+
+  hide() {
+    this.table.stop();
+    this.close();
+  }
+
+  filters() {
+    const data = new FormData(this.form);
+    const params = { limit: PAGE };
+    for (const name of ["status", "identifier", "action", "priority"]) {
+      const value = String(data.get(name) || "").trim();
+      if (value) params[name] = value;
+    }
+    for (const name of ["created_from", "created_to"]) {
+      const value = String(data.get(name) || "");
+      if (value) params[name] = new Date(value).toISOString(); // the API wants an offset
+    }
+    return params;
+  }
+
+  async load(beforeId) {
+    const params = this.filters();
+    if (beforeId) params.before_id = beforeId;
+    try {
+      const page = await api.get("tasks", params);
+      if (beforeId) this.table.add(page.tasks);
+      else this.table.render(page.tasks);
+      this.nextBefore = page.next_before_id;
+      this.more.hidden = !this.nextBefore;
+    } catch (err) {
+      this.notify(err.message, "error");
+    }
+  }
+
+  close() {
+    if (this.stopDetail) this.stopDetail();
+    this.stopDetail = null;
+    this.detail.hidden = true;
+    delete this.detail.dataset.taskId;
+    fill(this.detail);
+  }
+
+  async open(id) {
+    this.close();
+    try {
+      this.renderDetail((await api.get(api.taskPath(id))).task);
+    } catch (err) {
+      this.notify(err.message, "error");
+    }
+  }
+
+  renderDetail(task) {
+    if (this.stopDetail) this.stopDetail();
+    this.stopDetail = null;
+    const status = task.status_text;
+    const bar = progressBar(task.progress, `Progress of task ${task.id}`, status);
+    const progressNote = el("span", { class: "progress-note" });
+    const logs = el("pre", { class: "log-lines", "aria-label": "Last log lines" });
+    const path = api.taskPath(task.id);
+    const button = (text, onclick, kind) =>
+      el("button", { type: "button", class: kind || null, onclick }, text);
+    const link = (text, href, kind) =>
+      el("a", { class: `button ${kind || ""}`.trim(), href, download: "" }, text);
+    const buttons = el("div", { class: "buttons" },
+      isFinished(status) ? null : button("Cancel", () => this.change(task, "cancel"), "danger"),
+      ["failed", "cancelled"].includes(status)
+        ? button("Retry", () => this.change(task, "retry"))
+        : null,
+      status === "completed" && hasFile(task) ? link("Download result", `${path}/download`) : null,
+      link("Download logs", `${path}/logs/download`, "quiet"),
+      button("Close", () => this.closeAndForget(), "quiet"),
+    );
+    const facts = [
+      ["Worker", el("code", {}, task.identifier)],
+      ["Action", el("span", { class: "action" }, task.action)],
+      ["Status", statusBadge(status)],
+      ["Progress", el("span", {}, bar, " ", progressNote)],
+      ["Message", el("span", { class: "message" }, task.message || "—")],
+      ["Priority", task.priority],
+      ["Attempts", `${task.attempts} of ${task.max_attempts}`],
+      ["Created", format.dateTime(task.created_at)],
+      ["Start at", format.dateTime(task.start_at)],
+      ["Started", format.dateTime(task.started_at)],
+      ["Finished", format.dateTime(task.finished_at)],
+      ["Duration", format.seconds(format.duration(task))],
+      ["Peak memory", format.bytes(task.peak_memory)],
+      ["Last error", el("span", { class: "message" }, task.last_error || "—")],
+    ];
+    fill(
+      this.detail,
+      el("h2", {}, `Task ${task.id}`),
+      buttons,
+      el("dl", { class: "facts" }, facts.map(([term, value]) => [
+        el("dt", {}, term),
+        el("dd", {}, value),
+      ])),
+      el("h3", {}, "Options (meta)"),
+      el("pre", { class: "json" }, format.json(task.meta)),
+      el("h3", {}, "Result"),
+      el("pre", { class: "json" }, task.result === null ? "—" : format.json(task.result)),
+      el("h3", {}, "Last log lines"),
+      logs,
+    );
+    this.detail.hidden = false;
+    this.detail.dataset.taskId = String(task.id);
+
+    // Polled while the detail is open: the progress endpoint also gives the last log lines.
+    // When the status changes the task is read again (its buttons and times change too).
+    const update = (progress) => {
+      if (this.detail.dataset.taskId !== String(task.id)) return;
+      setProgress(bar, progress);
+      const live = progress.eta && progress.eta !== "—" && !isFinished(progress.status);
+      fill(progressNote, [progress.message, live ? `ETA ${progress.eta}` : ""]
+        .filter(Boolean).join(" · "));
+      if (progress.logLines) {
+        fill(logs, progress.logLines.slice(-LOG_LINES).join("\n") || "(no log records)");
+      }
+      if (progress.status !== status) this.open(task.id);
+    };
+    this.stopDetail = poll(task.id, update, (err) => this.notify(err.message, "error"));
+  }
+
+  closeAndForget() {
+    this.close();
+    if (window.location.hash.startsWith("#task/")) window.history.replaceState(null, "", "#tasks");
+  }
+
+  async change(task, what) {
+    try {
+      const answer = await api.post(`${api.taskPath(task.id)}/${what}`);
+      this.notify(`Task ${task.id}: ${answer.message}`, "ok");
+      this.renderDetail(answer.task);
+      this.load();
+    } catch (err) {
+      this.notify(err.message, "error");
+    }
+  }
+}

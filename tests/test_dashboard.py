@@ -1,0 +1,400 @@
+"""The dashboard in a real headless Chromium, against a real ``pgstask serve --daemon`` process
+on the test's own database (sample workers from ``tests.sample_workers`` plus pgstask's example
+workers ``demo`` and ``report``).
+
+The browser is Debian's ``chromium`` (``PGSTASK_CHROMIUM`` names another binary), driven by the
+Python ``playwright`` package; ``scripts/test.sh`` installs it. Without it these tests skip, and
+with ``CI`` set a skip fails the run. Every wait is one of Playwright's waiting expectations or
+``wait_for`` on the API: nothing asserts how long anything takes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Dialog,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
+
+from tests.daemons import wait_for
+from tests.http_support import RO_TOKEN, RW_TOKEN
+from tests.test_cli import env as env  # the fixture
+from tests.test_http_serve import _free_port, serving
+
+CHROMIUM = Path(os.environ.get("PGSTASK_CHROMIUM", "/usr/bin/chromium"))
+XSS_IMG = "<img src=x onerror=alert(1)>"
+XSS_SCRIPT = "<script>alert(2)</script>"
+
+pytestmark = pytest.mark.slow
+# Generous: a loaded CI machine starts tasks late. Expectations return as soon as they hold.
+expect.set_options(timeout=30_000)
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    if not CHROMIUM.exists():
+        pytest.skip(
+            f"no Chromium at {CHROMIUM}: install Debian's chromium package "
+            "(scripts/test.sh does it as root) or set PGSTASK_CHROMIUM"
+        )
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+    yield launched
+    launched.close()
+
+
+class Server:
+    """A running ``pgstask serve --daemon`` and a bearer-token client of its API."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.api = httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {RW_TOKEN}"}, timeout=10
+        )
+
+    def run(self, worker: str, action: str, options: dict[str, Any], **control: Any) -> int:
+        body = {"options": options, **control} if control else options
+        created = self.api.post(f"/stask/worker/{worker}/run/{action}", json=body)
+        assert created.status_code == 201, created.text
+        return int(created.json()["id"])
+
+    def create(self, identifier: str, action: str, data: dict[str, Any] | None = None) -> int:
+        created = self.api.post(
+            "/stask/task", json={"identifier": identifier, "action": action, "data": data or {}}
+        )
+        assert created.status_code == 201, created.text
+        return int(created.json()["task"]["id"])
+
+    def task(self, task_id: int) -> dict[str, Any]:
+        found: dict[str, Any] = self.api.get(f"/stask/task/{task_id}").json()["task"]
+        return found
+
+    def wait_status(self, task_id: int, *statuses: str) -> None:
+        wait_for(lambda: self.task(task_id)["status_text"] in statuses, timeout=60)
+
+
+@pytest.fixture
+def server(env: dict[str, str], tmp_path: Path) -> Iterator[Server]:
+    env = {
+        **env,
+        "PGSTASK_API_TOKENS": f"rw:{RW_TOKEN},ro:{RO_TOKEN}",
+        "PGSTASK_WORKERS": "tests.sample_workers",
+    }
+    with serving(env, tmp_path / "serve.log", "--daemon") as (_, base):
+        found = Server(base)
+        try:
+            yield found
+        finally:
+            found.api.close()
+
+
+@pytest.fixture
+def context(browser: Browser, server: Server) -> Iterator[BrowserContext]:
+    made = browser.new_context(base_url=server.base, accept_downloads=True)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def dialogs(context: BrowserContext) -> list[str]:
+    """Messages of every dialog (alert, confirm) any page of the context opens; dismissed."""
+    seen: list[str] = []
+
+    def on_dialog(dialog: Dialog) -> None:
+        seen.append(dialog.message)
+        dialog.dismiss()
+
+    def on_page(page: Page) -> None:
+        page.on("dialog", on_dialog)
+
+    context.on("page", on_page)
+    return seen
+
+
+@pytest.fixture
+def page(context: BrowserContext, dialogs: list[str]) -> Page:
+    return context.new_page()
+
+
+def sign_in(page: Page, token: str = RW_TOKEN) -> None:
+    page.goto("/stask/")
+    expect(page).to_have_url(f"{_origin(page)}/stask/login")
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{_origin(page)}/stask/")
+
+
+def _origin(page: Page) -> str:
+    return "/".join(page.url.split("/")[:3])
+
+
+def _session_cookies(context: BrowserContext) -> list[str]:
+    return [c.get("value", "") for c in context.cookies() if c.get("name") == "pgstask_token"]
+
+
+def test_sign_in_shows_the_counts_and_sign_out_ends_the_session(
+    server: Server, page: Page, context: BrowserContext
+) -> None:
+    for n in range(3):  # no daemon runs worker "nobody": these stay pending
+        server.create("nobody", "wait", {"n": n})
+    page.goto("/stask/")
+    expect(page).to_have_url(f"{server.base}/stask/login")
+    page.get_by_label("API token").fill("this-is-not-the-token-0123456789")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text("That token is not valid.")
+    assert _session_cookies(context) == []
+
+    page.get_by_label("API token").fill(RW_TOKEN)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{server.base}/stask/")
+    cookie = next(c for c in context.cookies() if c.get("name") == "pgstask_token")
+    assert cookie.get("httpOnly") is True and cookie.get("sameSite") == "Strict"
+
+    stats = server.api.get("/stask/stats").json()
+    card = page.locator("[data-stat]")
+    expect(card.locator(".stat-value")).to_have_count(7)
+    expect(page.locator("[data-stat=pending] .stat-value")).to_have_text("3")
+    expect(page.locator("[data-stat=total] .stat-value")).to_have_text("3")
+    expect(page.locator("[data-stat=running] .stat-value")).to_have_text("0")
+    expect(page.locator("[data-stat=active_workers] .stat-value")).to_have_text(
+        str(stats["active_workers"])
+    )
+    expect(page.locator("#recent-tasks tbody tr")).to_have_count(3)
+    expect(page.locator("#timeline-chart svg")).to_be_visible()
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(f"{server.base}/stask/login")
+    assert _session_cookies(context) == []
+    page.goto("/stask/")
+    expect(page).to_have_url(f"{server.base}/stask/login")
+
+
+def test_an_action_run_from_the_workers_tab_reaches_100_percent(server: Server, page: Page) -> None:
+    sign_in(page)
+    page.get_by_role("link", name="Workers").click()
+    card = page.locator("[data-worker=demo]")
+    card.get_by_label("Action", exact=True).select_option("count")
+    card.get_by_label("Options (JSON object)", exact=True).fill('{"to": 20, "delay": 0.05}')
+    card.get_by_role("button", name="Run").click()
+
+    outcome = card.locator(".run-outcome [data-task-id]")
+    expect(outcome.locator(".status")).to_have_text("completed")
+    bar = outcome.locator(".progress-box")
+    expect(bar).to_have_attribute("data-progress", "100")
+    expect(bar.locator("progress")).to_have_js_property("value", 100)
+    expect(bar).to_contain_text("100 %")
+    task_id = int(outcome.get_attribute("data-task-id") or 0)
+    task = server.task(task_id)
+    assert task["identifier"] == "demo" and task["action"] == "count"
+    assert task["meta"] == {"to": 20, "delay": 0.05} and task["status_text"] == "completed"
+
+
+def test_a_result_file_downloads_from_the_task_detail(server: Server, page: Page) -> None:
+    sign_in(page)
+    page.get_by_role("link", name="Workers").click()
+    card = page.locator("[data-worker=report]")
+    card.get_by_label("Options (JSON object)", exact=True).fill('{"rows": 250}')
+    card.get_by_role("button", name="Run").click()
+    outcome = card.locator(".run-outcome [data-task-id]")
+    expect(outcome.locator(".progress-box")).to_have_attribute("data-progress", "100")
+    expect(outcome.locator(".status")).to_have_text("completed")
+
+    outcome.get_by_role("link").click()  # "Task <id>": the detail on the Tasks tab
+    detail = page.locator("#task-detail")
+    expect(detail.locator(".status")).to_have_text("completed")
+    expect(detail.locator(".log-lines")).to_contain_text("report written")
+    with page.expect_download() as info:
+        detail.get_by_role("link", name="Download result").click()
+    download = info.value
+    task_id = int(outcome.get_attribute("data-task-id") or 0)
+    assert download.suggested_filename == f"report-{task_id}.csv"
+    expected = io.StringIO(newline="")
+    writer = csv.writer(expected)
+    writer.writerow(["row", "square"])
+    writer.writerows([i, i * i] for i in range(1, 251))
+    assert Path(download.path()).read_bytes() == expected.getvalue().encode()
+
+
+def test_cancel_and_retry_a_running_task_from_the_tasks_tab(server: Server, page: Page) -> None:
+    task_id = server.run("demo", "count", {"to": 100000, "delay": 0.05})
+    server.wait_status(task_id, "running")
+    sign_in(page)
+    page.get_by_role("link", name="Tasks").click()
+    row = page.locator(f"#task-list tr[data-task-id='{task_id}']")
+    expect(row.locator(".status")).to_have_text("running")
+    row.get_by_role("link", name=f"Task {task_id}").click()
+
+    detail = page.locator("#task-detail")
+    expect(detail.get_by_role("heading", name=f"Task {task_id}")).to_be_visible()
+    detail.get_by_role("button", name="Cancel").click()
+    expect(detail.locator(".status")).to_have_text("cancelled")
+    expect(page.locator("#notice")).to_contain_text("Task cancelled")
+    server.wait_status(task_id, "cancelled")
+
+    detail.get_by_role("button", name="Retry").click()
+    expect(detail.locator(".status")).to_have_text(re.compile("^(pending|preparing|running)$"))
+    expect(detail.get_by_role("button", name="Cancel")).to_be_visible()
+    server.wait_status(task_id, "pending", "preparing", "running")
+    assert server.task(task_id)["attempts"] <= 1  # a fresh set of attempts
+
+
+def test_strings_from_tasks_render_as_text(server: Server, page: Page, dialogs: list[str]) -> None:
+    hostile = server.create("sample", XSS_IMG, {"note": XSS_SCRIPT, XSS_IMG: XSS_IMG})
+    failing = server.run("sample", "fail", {"error": f"{XSS_SCRIPT}{XSS_IMG}"}, max_attempts=1)
+    server.wait_status(hostile, "failed")
+    server.wait_status(failing, "failed")
+    sign_in(page)
+
+    recent = page.locator("#recent-tasks")
+    expect(recent.locator(f"tr[data-task-id='{hostile}'] .action")).to_have_text(XSS_IMG)
+    failures = page.locator("#recent-failures")
+    expect(failures.locator(f"tr[data-task-id='{failing}'] .message")).to_contain_text(
+        f"{XSS_SCRIPT}{XSS_IMG}"
+    )
+    page.goto(f"/stask/#task/{hostile}")
+    detail = page.locator("#task-detail")
+    expect(detail.locator(".action")).to_have_text(XSS_IMG)
+    expect(detail.locator("pre.json").first).to_contain_text(XSS_SCRIPT)
+    page.goto(f"/stask/#task/{failing}")
+    expect(detail.locator(".log-lines")).to_contain_text(XSS_SCRIPT)
+    expect(detail.locator("dd .message").first).to_contain_text(XSS_IMG)
+
+    # Nothing was parsed as markup: no image, no script in the body, no handler, no dialog.
+    assert page.locator("img").count() == 0
+    assert page.locator("body script").count() == 0
+    assert page.evaluate("document.querySelectorAll('[onerror]').length") == 0
+    assert dialogs == []
+
+
+def test_bad_options_and_refused_writes_are_shown_as_messages(server: Server, page: Page) -> None:
+    sign_in(page, RO_TOKEN)
+    page.get_by_role("link", name="Workers").click()
+    card = page.locator("[data-worker=demo]")
+    options = card.get_by_label("Options (JSON object)", exact=True)
+    error = card.locator("form.run .field-error")
+
+    options.fill("{not json")
+    card.get_by_role("button", name="Run").click()
+    expect(error).to_contain_text("Options are not valid JSON")
+    options.fill("[1, 2]")
+    card.get_by_role("button", name="Run").click()
+    expect(error).to_contain_text("Options must be a JSON object")
+    options.fill('{"to": 1}')
+    card.get_by_role("button", name="Run").click()  # valid, but the token is read-only
+    expect(error).to_have_text("Forbidden: this token is read-only")
+    assert server.api.get("/stask/tasks").json()["count"] == 0
+
+
+@pytest.mark.parametrize("site", ["same-site", "cross-site"])
+def test_forms_posted_from_another_origin_are_refused(
+    server: Server, browser: Browser, context: BrowserContext, page: Page, site: str
+) -> None:
+    """An attacker's page posts a form to a write endpoint with the victim's cookie (another
+    port of the same host is the same *site*, so SameSite=Strict still sends it) and to the
+    sign-in form with the attacker's own token."""
+    task_id = server.create("nobody", "wait")
+    sign_in(page)
+    host = "127.0.0.1" if site == "same-site" else "localhost"
+    attacker = f"http://{host}:{_free_port()}"
+    forms = f"""<!doctype html><title>prize</title>
+        <form id="cancel" method="post" action="{server.base}/stask/task/{task_id}/cancel">
+          <button>Cancel it</button></form>
+        <form id="login" method="post" action="{server.base}/stask/login">
+          <input name="token" value="{RO_TOKEN}"><button>Sign in as the attacker</button></form>"""
+    context.route(
+        f"{attacker}/**", lambda route: route.fulfill(body=forms, content_type="text/html")
+    )
+    page.goto(f"{attacker}/prize")
+    with page.expect_response(f"{server.base}/stask/task/{task_id}/cancel") as cancel:
+        page.get_by_role("button", name="Cancel it").click()
+    assert cancel.value.status == (403 if site == "same-site" else 401)
+    assert server.task(task_id)["status_text"] == "pending"
+
+    page.goto(f"{attacker}/prize")
+    with page.expect_response(f"{server.base}/stask/login") as login:
+        page.get_by_role("button", name="Sign in as the attacker").click()
+    assert login.value.status == 403
+    assert _session_cookies(context) == [RW_TOKEN]  # still the victim's own session
+
+
+def test_filters_and_pages_of_the_tasks_tab(server: Server, page: Page) -> None:
+    for n in range(30):
+        server.create("nobody", "wait", {"n": n})
+    other = [server.create("elsewhere", "sync", {}) for _ in range(2)]
+    sign_in(page)
+    page.get_by_role("link", name="Tasks").click()
+    rows = page.locator("#task-list tbody tr[data-task-id]")
+    expect(rows).to_have_count(25)
+    page.get_by_role("button", name="Older tasks").click()
+    expect(rows).to_have_count(32)
+    expect(page.get_by_role("button", name="Older tasks")).to_be_hidden()
+
+    page.get_by_label("Worker").fill("elsewhere")
+    page.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_have_attribute("data-task-id", str(other[1]))
+    page.get_by_label("Status").select_option("failed")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#task-list tbody tr.empty")).to_have_text("No tasks match.")
+    page.get_by_role("button", name="Reset").click()
+    expect(rows).to_have_count(25)
+
+
+def test_workers_are_switched_and_their_settings_saved(server: Server, page: Page) -> None:
+    sign_in(page)
+    page.get_by_role("link", name="Workers").click()
+    card = page.locator("[data-worker=demo]")
+    card.get_by_role("button", name="Deactivate").click()
+    expect(card.locator(".state")).to_have_text("inactive")
+    expect(card.get_by_role("button", name="Run")).to_be_disabled()
+    assert server.api.get("/stask/worker/demo").json()["worker"]["active"] is False
+    card.get_by_role("button", name="Activate").click()
+    expect(card.locator(".state")).to_have_text("active")
+    assert server.api.get("/stask/worker/demo").json()["worker"]["active"] is True
+
+    card.get_by_text("Settings", exact=True).click()
+    card.get_by_role("button", name="Edit").click()
+    editor = card.get_by_label("Settings (JSON)")
+    editor.fill('{"timeout": "soon"')
+    card.get_by_role("button", name="Save settings").click()
+    expect(card.locator("details .field-error")).to_contain_text("Settings are not valid JSON")
+    editor.fill('{"timeout": 30, "note": "set from the dashboard"}')
+    card.get_by_role("button", name="Save settings").click()
+    expect(card.locator("details pre.json")).to_contain_text('"timeout": 30')
+    settings = server.api.get("/stask/worker/demo").json()["worker"]["settings"]
+    assert settings == {"timeout": 30, "note": "set from the dashboard"}
+
+
+def test_the_performance_tab_shows_figures_and_clears_the_cache(server: Server, page: Page) -> None:
+    done = server.run("sample", "fail", {"error": "disk full"}, max_attempts=1)
+    server.wait_status(done, "failed")
+    sign_in(page)
+    page.get_by_role("link", name="Performance").click()
+    expect(page.locator("#performance-summary")).to_contain_text("disk full")
+    worker_row = page.locator("#performance-workers tbody tr", has_text="sample")
+    expect(worker_row).to_be_visible()
+    expect(page.locator("#cache-stats")).to_contain_text("Hit rate")
+    page.get_by_role("button", name="Clear cache").click()
+    expect(page.locator("#notice")).to_have_text("All worker cache cleared")
+    expect(page.locator("#cache-stats dd").nth(3)).to_have_text("0")  # entries
+    page.get_by_label("Window").select_option("1")
+    expect(worker_row).to_be_visible()
