@@ -83,6 +83,14 @@ def test_run_options_key_is_the_options_and_may_carry_control_fields(settings: S
             "application/json",
         ),
         ("/stask/worker/sample/run/noop", {"content": b"x" * (1024 * 1024 + 1)}, 413, "larger"),
+        # Each of these was a 500 (or a 503) before it was checked here.
+        (
+            "/stask/worker/sample/run/noop",
+            {"content": b'{"options": {}, "max_attempts": 1e400}'},
+            400,
+            "too large",
+        ),
+        ("/stask/worker/sample/run/noop", {"content": b'{"n": NaN}'}, 400, "NaN"),
     ],
 )
 def test_run_rejects_bad_input_and_creates_nothing(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -17,7 +18,8 @@ MAX_ID = 2**63 - 1
 
 async def json_object(request: Request, *, empty: dict[str, Any] | None = None) -> dict[str, Any]:
     """The body as a JSON object. An empty body gives ``empty`` (a 400 when None); invalid JSON
-    is a 400, JSON that is not an object a 422, a body that is not JSON a 415."""
+    (also ``NaN``, ``Infinity`` and a number too large for a float) is a 400, JSON that is not
+    an object a 422, a body that is not JSON a 415."""
     body = await request.body()
     if not body.strip():
         if empty is not None:
@@ -27,12 +29,23 @@ async def json_object(request: Request, *, empty: dict[str, Any] | None = None) 
     if content_type not in ("application/json", "") and not content_type.endswith("+json"):
         raise ApiError(415, f"send application/json, not {content_type}")
     try:
-        value = json.loads(body)
+        value = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the body is not valid JSON: {exc}", error="Invalid JSON") from None
     if not isinstance(value, dict):
         raise ApiError(422, f"the body must be a JSON object, not {type(value).__name__}")
     return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is too large for a number")
+    return number
 
 
 def task_id(request: Request) -> int:
@@ -84,7 +97,7 @@ def whole_number(value: Any, name: str, default: int, low: int, high: int) -> in
         raise ApiError(422, f"{name} must be a whole number")
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float
         raise ApiError(422, f"{name} must be a whole number, not {value!r}") from None
     if isinstance(value, float) and value != number:
         raise ApiError(422, f"{name} must be a whole number, not {value!r}")
@@ -135,7 +148,7 @@ def days(value: Any, default: float) -> float:
         raise ApiError(422, f"days must be a positive number, not {value!r}")
     try:
         number = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an int too large for a float
         raise ApiError(422, f"days must be a positive number, not {value!r}") from None
     if not 0 < number < 1e6:
         raise ApiError(422, f"days must be a positive number, not {value!r}")
