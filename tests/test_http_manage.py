@@ -163,6 +163,9 @@ def test_worker_settings_are_saved_and_reach_a_running_daemon(settings: Settings
         assert saved.status_code == 200 and saved.json()["worker"]["settings"] == {"greeting": "hi"}
         wait_for(lambda: daemon.workers["sample"].settings["greeting"] == "hi")
         assert http.post("/stask/worker/sample/settings", json={"settings": [1]}).status_code == 422
+        surrogate = b'{"settings": {"greeting": "\\udc00"}}'  # was a 500
+        refused = http.post("/stask/worker/sample/settings", content=surrogate)
+        assert refused.status_code == 422 and "settings.greeting" in refused.json()["message"]
         assert http.post("/stask/worker/nope/settings", json={"settings": {}}).status_code == 404
 
 

@@ -91,6 +91,14 @@ def test_run_options_key_is_the_options_and_may_carry_control_fields(settings: S
             "too large",
         ),
         ("/stask/worker/sample/run/noop", {"content": b'{"n": NaN}'}, 400, "NaN"),
+        ("/stask/worker/sample/run/noop", {"content": b'{"a": "\\ud800"}'}, 422, "a holds"),
+        ("/stask/worker/sample/run/noop", {"json": {"rows": [{"k\x00": 1}]}}, 422, "rows[0]"),
+        (
+            "/stask/worker/sample/run/noop",
+            {"content": b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"},
+            400,
+            "nested too deeply",
+        ),
     ],
 )
 def test_run_rejects_bad_input_and_creates_nothing(
