@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import secrets
 
 import pytest
 
@@ -99,6 +100,12 @@ def test_run_options_key_is_the_options_and_may_carry_control_fields(settings: S
             400,
             "nested too deeply",
         ),
+        (
+            "/stask/worker/sample/run/noop",
+            {"json": {"options": {}, "dedupe_key": "k" * 256}},
+            422,
+            "longer than 255",
+        ),
     ],
 )
 def test_run_rejects_bad_input_and_creates_nothing(
@@ -139,6 +146,8 @@ def test_post_task_creates_by_identifier_action_data(settings: Settings) -> None
             {"identifier": "s", "action": " "},
             {"identifier": "s", "action": "a", "data": [1]},
             {"identifier": "s", "action": "a", "zz": 1},
+            {"identifier": "s", "action": "a\x00"},
+            {"identifier": "s", "action": "a", "dedupe_key": secrets.token_hex(2000)},
         ):
             assert http.post("/stask/task", json=bad).status_code == 422, bad
         assert (
