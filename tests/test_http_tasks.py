@@ -106,6 +106,12 @@ def test_run_options_key_is_the_options_and_may_carry_control_fields(settings: S
             422,
             "longer than 255",
         ),
+        (
+            "/stask/worker/sample/run/noop?priority=urgent",
+            {"json": {"options": {}, "priority": "high"}},
+            422,
+            "priority",
+        ),
     ],
 )
 def test_run_rejects_bad_input_and_creates_nothing(
