@@ -1,4 +1,4 @@
-"""The OpenAPI document: every route described, valid OpenAPI 3.1.
+"""The OpenAPI document: every route described, valid OpenAPI 3.1, served with a token.
 
 The property-based run against the document is ``test_http_schemathesis.py``.
 """
@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from pgstask.http import create_app, openapi
 from pgstask.settings import Settings
-from tests.http_support import http_settings
+from tests.http_support import RO_TOKEN, api, http_settings
 
 
 def _routes() -> list[Any]:
@@ -89,3 +89,13 @@ def test_security_parameters_and_errors_follow_the_routes() -> None:
     assert "multipart/form-data" in upload["content"]
     listed = operations[("GET", "/stask/tasks")]["parameters"]
     assert {p["name"] for p in listed} >= {"status", "identifier", "before_id", "limit"}
+
+
+def test_the_document_is_served_to_any_token(settings: Settings) -> None:
+    with api(settings, token=None) as http:
+        assert http.get(openapi.PATH).status_code == 401
+    with api(settings, token=RO_TOKEN) as http:
+        response = http.get(openapi.PATH)
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/json"
+        assert response.json() == openapi.document(http.app.routes)  # type: ignore[attr-defined]
