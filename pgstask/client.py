@@ -38,6 +38,7 @@ from pgstask.workers import registry
 from pgstask.workers.base import BaseWorker
 
 MAX_META_BYTES = 1024 * 1024
+MAX_DEDUPE_KEY = 255
 
 # Aliases: inside Client, ``list`` names the method.
 TaskList = list[Task]
@@ -710,6 +711,11 @@ def _spec(
         raise InvalidTaskError(f"user_id must be a whole number, not {user_id!r}")
     if dedupe_key is not None and (not isinstance(dedupe_key, str) or not dedupe_key):
         raise InvalidTaskError("dedupe_key must be a non-empty string")
+    if dedupe_key is not None and len(dedupe_key) > MAX_DEDUPE_KEY:
+        # A longer key could pass the btree's row limit (2,704 bytes) of its unique index.
+        raise InvalidTaskError(
+            f"dedupe_key is longer than {MAX_DEDUPE_KEY} characters; use a hash of a long key"
+        )
     return {
         "identifier": identifier,
         "action": action,

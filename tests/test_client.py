@@ -158,6 +158,8 @@ def test_dedupe_key_returns_the_incomplete_task(settings: Settings) -> None:
         ({"identifier": "w", "action": "a", "data": {"x": "y" * 1_100_000}}, "larger than"),
         ({"identifier": "w", "action": "a", "priority": "urgent"}, "unknown priority"),
         ({"identifier": "w", "action": "a", "max_attempts": 0}, "between 1 and 1000"),
+        # Longer keys could pass the row limit of the unique index (a database error).
+        ({"identifier": "w", "action": "a", "dedupe_key": "k" * 256}, "longer than 255"),
         ({"identifier": "w", "action": "a", "start_at": dt.datetime(2030, 1, 1)}, "timezone-aware"),
     ],
 )

@@ -118,6 +118,7 @@ def test_clean_deletes_old_finished_tasks(settings: Settings) -> None:
     with api(settings) as http:
         assert http.post("/stask/clean", json={"days": "soon"}).status_code == 422
         assert http.post("/stask/clean", json={"days": -1}).status_code == 422
+        assert http.post("/stask/clean", json={"days": 10**400}).status_code == 422  # was a 500
         response = http.post("/stask/clean", json={"days": 30}).json()
         assert response["deleted_tasks"] == 1 and response["message"] == "Cleaned 1 tasks"
         assert http.get(f"/stask/task/{old.id}").status_code == 404
@@ -162,6 +163,9 @@ def test_worker_settings_are_saved_and_reach_a_running_daemon(settings: Settings
         assert saved.status_code == 200 and saved.json()["worker"]["settings"] == {"greeting": "hi"}
         wait_for(lambda: daemon.workers["sample"].settings["greeting"] == "hi")
         assert http.post("/stask/worker/sample/settings", json={"settings": [1]}).status_code == 422
+        surrogate = b'{"settings": {"greeting": "\\udc00"}}'  # was a 500
+        refused = http.post("/stask/worker/sample/settings", content=surrogate)
+        assert refused.status_code == 422 and "settings.greeting" in refused.json()["message"]
         assert http.post("/stask/worker/nope/settings", json={"settings": {}}).status_code == 404
 
 

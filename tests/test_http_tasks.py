@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import secrets
 
 import pytest
 
@@ -83,6 +84,34 @@ def test_run_options_key_is_the_options_and_may_carry_control_fields(settings: S
             "application/json",
         ),
         ("/stask/worker/sample/run/noop", {"content": b"x" * (1024 * 1024 + 1)}, 413, "larger"),
+        # Each of these was a 500 (or a 503) before it was checked here.
+        (
+            "/stask/worker/sample/run/noop",
+            {"content": b'{"options": {}, "max_attempts": 1e400}'},
+            400,
+            "too large",
+        ),
+        ("/stask/worker/sample/run/noop", {"content": b'{"n": NaN}'}, 400, "NaN"),
+        ("/stask/worker/sample/run/noop", {"content": b'{"a": "\\ud800"}'}, 422, "a holds"),
+        ("/stask/worker/sample/run/noop", {"json": {"rows": [{"k\x00": 1}]}}, 422, "rows[0]"),
+        (
+            "/stask/worker/sample/run/noop",
+            {"content": b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"},
+            400,
+            "nested too deeply",
+        ),
+        (
+            "/stask/worker/sample/run/noop",
+            {"json": {"options": {}, "dedupe_key": "k" * 256}},
+            422,
+            "longer than 255",
+        ),
+        (
+            "/stask/worker/sample/run/noop?priority=urgent",
+            {"json": {"options": {}, "priority": "high"}},
+            422,
+            "priority",
+        ),
     ],
 )
 def test_run_rejects_bad_input_and_creates_nothing(
@@ -123,6 +152,8 @@ def test_post_task_creates_by_identifier_action_data(settings: Settings) -> None
             {"identifier": "s", "action": " "},
             {"identifier": "s", "action": "a", "data": [1]},
             {"identifier": "s", "action": "a", "zz": 1},
+            {"identifier": "s", "action": "a\x00"},
+            {"identifier": "s", "action": "a", "dedupe_key": secrets.token_hex(2000)},
         ):
             assert http.post("/stask/task", json=bad).status_code == 422, bad
         assert (

@@ -13,7 +13,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from pgstask.client import Client
 from pgstask.errors import PgstaskError, WorkerNotFoundError
-from pgstask.http import errors
+from pgstask.http import errors, openapi
 from pgstask.http.cache import WorkerCache
 from pgstask.http.config import HttpSettings
 from pgstask.http.middleware import Access, BodyLimit
@@ -63,6 +63,7 @@ def create_app(
             *files.routes(),
             *performance.routes(),
             *dashboard.routes(),
+            *openapi.routes(),
         ],
         middleware=[
             Middleware(TrustedHostMiddleware, allowed_hosts=list(http.allowed_hosts)),

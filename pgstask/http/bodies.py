@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -17,7 +19,9 @@ MAX_ID = 2**63 - 1
 
 async def json_object(request: Request, *, empty: dict[str, Any] | None = None) -> dict[str, Any]:
     """The body as a JSON object. An empty body gives ``empty`` (a 400 when None); invalid JSON
-    is a 400, JSON that is not an object a 422, a body that is not JSON a 415."""
+    (also ``NaN``, ``Infinity``, a number too large for a float, nesting too deep) is a 400, JSON
+    that is not an object or holds text PostgreSQL cannot store a 422, a body that is not JSON
+    a 415."""
     body = await request.body()
     if not body.strip():
         if empty is not None:
@@ -27,12 +31,57 @@ async def json_object(request: Request, *, empty: dict[str, Any] | None = None) 
     if content_type not in ("application/json", "") and not content_type.endswith("+json"):
         raise ApiError(415, f"send application/json, not {content_type}")
     try:
-        value = json.loads(body)
+        value = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ApiError(400, "the body is nested too deeply", error="Invalid JSON") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the body is not valid JSON: {exc}", error="Invalid JSON") from None
     if not isinstance(value, dict):
         raise ApiError(422, f"the body must be a JSON object, not {type(value).__name__}")
+    _storable(value)
     return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is too large for a number")
+    return number
+
+
+#: What PostgreSQL text and jsonb cannot hold: NUL, and UTF-16 surrogates that JSON's \u escapes
+#: can make but UTF-8 cannot encode.
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def _storable(value: Any) -> None:
+    """422 for a string or key anywhere in ``value`` that PostgreSQL cannot store (it would fail
+    deep in the driver otherwise), naming where it is."""
+    stack: list[tuple[str, Any]] = [("the body", value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                path = key if where == "the body" else f"{where}.{key}"
+                if _UNSTORABLE.search(key):
+                    _unstorable(f"a key in {where}")
+                stack.append((path, child))
+        elif isinstance(item, list):
+            stack.extend((f"{where}[{i}]", child) for i, child in enumerate(item))
+        elif isinstance(item, str) and _UNSTORABLE.search(item):
+            _unstorable(where)
+
+
+def _unstorable(where: str) -> None:
+    raise ApiError(
+        422,
+        f"{where} holds a NUL character (\\u0000) or an unpaired UTF-16 surrogate, which "
+        "PostgreSQL cannot store; remove it",
+    )
 
 
 def task_id(request: Request) -> int:
@@ -84,7 +133,7 @@ def whole_number(value: Any, name: str, default: int, low: int, high: int) -> in
         raise ApiError(422, f"{name} must be a whole number")
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float
         raise ApiError(422, f"{name} must be a whole number, not {value!r}") from None
     if isinstance(value, float) and value != number:
         raise ApiError(422, f"{name} must be a whole number, not {value!r}")
@@ -135,7 +184,7 @@ def days(value: Any, default: float) -> float:
         raise ApiError(422, f"days must be a positive number, not {value!r}")
     try:
         number = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an int too large for a float
         raise ApiError(422, f"days must be a positive number, not {value!r}") from None
     if not 0 < number < 1e6:
         raise ApiError(422, f"days must be a positive number, not {value!r}")

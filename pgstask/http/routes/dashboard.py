@@ -177,11 +177,13 @@ class WithHeaders:
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/stask/login", login_form, methods=["GET"]),
-        Route("/stask/login", login, methods=["POST"]),
-        Route("/stask/logout", logout, methods=["POST"]),
-        Route("/stask", to_index, methods=["GET"]),
-        Route("/stask/", index, methods=["GET"]),
+        # HTML pages for browsers, not operations of the JSON API: left out of the OpenAPI
+        # document (docs/http.md describes them).
+        Route("/stask/login", login_form, methods=["GET"], include_in_schema=False),
+        Route("/stask/login", login, methods=["POST"], include_in_schema=False),
+        Route("/stask/logout", logout, methods=["POST"], include_in_schema=False),
+        Route("/stask", to_index, methods=["GET"], include_in_schema=False),
+        Route("/stask/", index, methods=["GET"], include_in_schema=False),
         Mount(
             "/stask/static",
             app=WithHeaders(StaticFiles(directory=STATIC_DIR), SECURITY_HEADERS),

@@ -26,16 +26,6 @@ CONTROL_FIELDS = ("priority", "start_at", "max_attempts", "dedupe_key")
 LOG_LINES = 50
 
 
-def _control(fields: dict[str, Any]) -> dict[str, Any]:
-    """``Client.create``'s keyword arguments from the ``CONTROL_FIELDS`` of a request."""
-    return {
-        "priority": bodies.priority(fields.get("priority")),
-        "start_at": bodies.start_at(fields.get("start_at")),
-        "max_attempts": bodies.whole_number(fields.get("max_attempts"), "max_attempts", 3, 1, 1000),
-        "dedupe_key": bodies.optional_text(fields.get("dedupe_key"), "dedupe_key"),
-    }
-
-
 async def run_action(request: Request) -> JSONResponse:
     """Create a task for an active worker: sTask's ``POST /stask/worker/{identifier}/run/{action}``.
 
@@ -45,6 +35,7 @@ async def run_action(request: Request) -> JSONResponse:
     identifier = request.path_params["identifier"]
     action = request.path_params["action"]
     control: dict[str, Any] = dict(bodies.query_params(request, CONTROL_FIELDS))
+    fields = _control(control)  # checked even where the body's fields replace them
     body = await bodies.json_object(request, empty={})
     if "options" in body:
         bodies.only_known(body, ("options", *CONTROL_FIELDS), "field(s)")
@@ -53,7 +44,7 @@ async def run_action(request: Request) -> JSONResponse:
             options = {}
         if not isinstance(options, dict):
             raise ApiError(422, "options must be a JSON object")
-        control.update(body)
+        fields = _control({**control, **body})
     else:
         options = body
     app = state(request)
@@ -67,13 +58,7 @@ async def run_action(request: Request) -> JSONResponse:
             f"worker {identifier!r} has no action {action!r} (its actions: {', '.join(known)})",
             error="Unknown action",
         )
-    task = await run_in_threadpool(
-        app.client.create,
-        identifier,
-        action,
-        options,
-        **_control(control),
-    )
+    task = await run_in_threadpool(app.client.create, identifier, action, options, **fields)
     return JSONResponse(
         {
             "success": True,
@@ -84,6 +69,17 @@ async def run_action(request: Request) -> JSONResponse:
         201,
         headers={"Location": f"/stask/task/{task.id}"},
     )
+
+
+def _control(values: dict[str, Any]) -> dict[str, Any]:
+    """The checked ``CONTROL_FIELDS`` of a body or query string, as ``Client.create`` takes
+    them."""
+    return {
+        "priority": bodies.priority(values.get("priority")),
+        "start_at": bodies.start_at(values.get("start_at")),
+        "max_attempts": bodies.whole_number(values.get("max_attempts"), "max_attempts", 3, 1, 1000),
+        "dedupe_key": bodies.optional_text(values.get("dedupe_key"), "dedupe_key"),
+    }
 
 
 async def create_task(request: Request) -> JSONResponse:

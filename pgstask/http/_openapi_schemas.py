@@ -1,0 +1,298 @@
+"""The JSON schemas of the OpenAPI document: the bodies the API answers and the fields it takes.
+
+They follow what the handlers return and what ``bodies.py`` accepts (``null`` or an empty value
+is the default where ``bodies.py`` reads it so). ``openapi.py`` assembles the document;
+``_openapi_operations.py`` uses these for each endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pgstask.client import MAX_DEDUPE_KEY
+from pgstask.http import bodies
+from pgstask.task import PRIORITIES, Status
+
+Schema = dict[str, Any]
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def record(*, optional: Mapping[str, Schema] | None = None, **required: Schema) -> Schema:
+    """An object whose keyword properties are required and ``optional`` ones are not."""
+    return {
+        "type": "object",
+        "required": list(required),
+        "properties": {**required, **(optional or {})},
+    }
+
+
+def success(**properties: Schema) -> Schema:
+    """sTask's success envelope: ``success: true`` and ``properties``, all required."""
+    return record(success={"const": True}, **properties)
+
+
+def json_answer(description: str, schema: Schema, **headers: Schema) -> Schema:
+    out: Schema = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        out["headers"] = headers
+    return out
+
+
+INT: Schema = {"type": "integer"}
+COUNT: Schema = {"type": "integer", "minimum": 0}
+NUMBER: Schema = {"type": "number"}
+TEXT: Schema = {"type": "string"}
+BOOL: Schema = {"type": "boolean"}
+TIME: Schema = {"type": "string", "format": "date-time"}
+OBJECT: Schema = {"type": "object"}
+TEXTS: Schema = {"type": "array", "items": TEXT}
+STATUS_TEXTS = [s.text for s in Status]
+STATUS_TEXT: Schema = {"enum": STATUS_TEXTS}
+NON_BLANK: Schema = {"type": "string", "pattern": r"\S"}
+PRIORITY: Schema = {"enum": list(PRIORITIES)}
+MAX_ATTEMPTS: Schema = {"type": "integer", "minimum": 1, "maximum": 1000}
+TASK_ID: Schema = {"type": "integer", "format": "int64", "minimum": 1, "maximum": bodies.MAX_ID}
+DEDUPE_KEY: Schema = {**NON_BLANK, "maxLength": MAX_DEDUPE_KEY}
+#: A flag in a query string, as ``bodies.flag`` reads it.
+FLAG: Schema = {"type": "boolean", "default": False}
+#: What ``bodies.start_at`` takes: ISO 8601 with a UTC offset; empty or null is "now".
+START_AT: Schema = {
+    "anyOf": [TIME, {"enum": ["", None]}],
+    "examples": ["2026-11-22T03:00:00Z"],
+}
+#: The fields of a task beside its options, in a body; null is the default.
+CONTROL: Schema = {
+    "priority": {**nullable(PRIORITY), "default": "normal"},
+    "start_at": START_AT,
+    "max_attempts": {**nullable(MAX_ATTEMPTS), "default": 3},
+    "dedupe_key": {
+        **nullable(DEDUPE_KEY),
+        "description": "While a task with this key is incomplete, it is answered instead",
+    },
+}
+
+ERROR_TEXTS = {
+    400: "Bad request: invalid JSON, task id 0, a malformed upload; a Host header that is not "
+    "allowed (answered as text/plain)",
+    401: "No token, or a wrong one",
+    403: "A read-only token on a write; a dashboard write without its CSRF header",
+    404: "Not found",
+    409: "The task is not in a state that allows this",
+    413: "The request body is larger than the server's limit",
+    415: "The body is not of the media type this operation takes",
+    422: "Valid syntax, invalid content: the message says which field and why",
+    503: "The database cannot be reached, or its schema is not this pgstask's",
+}
+
+
+def error_answer(code: int) -> Schema:
+    answer = json_answer(ERROR_TEXTS[code], ref("Error"))
+    if code == 400:  # Starlette's TrustedHostMiddleware answers a wrong Host in plain text
+        answer["content"]["text/plain"] = {"schema": TEXT}
+    return answer
+
+
+_TASK = record(
+    id=TASK_ID,
+    identifier=TEXT,
+    action=TEXT,
+    status={"enum": [int(s) for s in Status]},
+    status_text=STATUS_TEXT,
+    meta={**OBJECT, "description": "The action's options"},
+    priority=PRIORITY,
+    progress={"type": "integer", "minimum": 0, "maximum": 100},
+    attempts=COUNT,
+    max_attempts=MAX_ATTEMPTS,
+    start_at=TIME,
+    created_at=TIME,
+    updated_at=TIME,
+    optional={
+        "message": nullable(TEXT),
+        "started_by": nullable(INT),
+        "result": {"description": "What the action returned (any JSON)"},
+        "started_at": nullable(TIME),
+        "finished_at": nullable(TIME),
+        "daemon_id": nullable({"type": "string", "format": "uuid"}),
+        "last_error": nullable(TEXT),
+        "dedupe_key": nullable(TEXT),
+        "peak_memory": nullable({**COUNT, "description": "Bytes"}),
+    },
+)
+
+_WORKER = record(
+    identifier=TEXT,
+    active=BOOL,
+    settings=OBJECT,
+    actions=TEXTS,
+    installed_here={**BOOL, "description": "Its class imports where the API runs"},
+    optional={
+        "id": INT,
+        "uuid": {"type": "string", "format": "uuid"},
+        "scope": TEXT,
+        "class": TEXT,
+        "position": INT,
+        "hidden": BOOL,
+        "title": TEXT,
+        "description": TEXT,
+        "icon": TEXT,
+        "created_at": TIME,
+        "updated_at": TIME,
+    },
+)
+
+_PROGRESS = record(
+    id=TASK_ID,
+    status=STATUS_TEXT,
+    progress={
+        **nullable({"type": "integer", "minimum": 0, "maximum": 100}),
+        "description": "null while a task runs and its live progress is unknown",
+    },
+    message=TEXT,
+    optional={"processed": nullable(NUMBER), "total": nullable(NUMBER)},
+)
+
+_WORKER_FIGURES = record(
+    identifier=TEXT,
+    total_tasks=COUNT,
+    completed=COUNT,
+    failed=COUNT,
+    success_rate=NUMBER,
+    optional={
+        "cancelled": COUNT,
+        "error_rate": NUMBER,
+        "average_duration": NUMBER,
+        "max_duration": NUMBER,
+        "total_execution_time": NUMBER,
+        "memory_usage": COUNT,
+        "max_memory": COUNT,
+        "last_execution": nullable(TIME),
+    },
+)
+
+_ALERT = record(
+    type={
+        "enum": [
+            "low_success_rate",
+            "high_execution_time",
+            "high_memory_usage",
+            "no_live_daemon",
+            "waiting_for_worker",
+            "growing_backlog",
+            "stuck_tasks",
+        ]
+    },
+    severity={"enum": ["warning", "critical"]},
+    message=TEXT,
+    value=NUMBER,
+    threshold=NUMBER,
+    optional={"identifier": TEXT, "task_ids": {"type": "array", "items": TASK_ID}},
+)
+
+_SUMMARY = record(
+    period=record(hours=NUMBER, **{"from": TIME, "to": TIME}),
+    tasks=record(
+        **{k: COUNT for k in ("total", "finished", "completed", "failed", "cancelled")},
+        running=COUNT,
+        queued=COUNT,
+    ),
+    performance=record(
+        success_rate=NUMBER,
+        error_rate=NUMBER,
+        average_duration=NUMBER,
+        optional={"total_execution_time": NUMBER, "average_memory": COUNT, "max_memory": COUNT},
+    ),
+    workers={
+        "type": "object",
+        "additionalProperties": record(identifier=TEXT, task_count=COUNT, success_rate=NUMBER),
+    },
+    errors=record(
+        total_errors=COUNT,
+        error_rate=NUMBER,
+        common_errors={"type": "array", "items": record(message=TEXT, count=COUNT)},
+    ),
+)
+
+_TIMELINE = record(
+    bucket_seconds=INT,
+    points={
+        "type": "array",
+        "items": record(
+            time=TIME, completed=COUNT, failed=COUNT, cancelled=COUNT, average_duration=NUMBER
+        ),
+    },
+)
+
+_STATS = record(
+    **{name: COUNT for name in [*STATUS_TEXTS, "total", "total_workers", "active_workers"]},
+    waiting_for_worker={
+        "type": "object",
+        "description": "Pending tasks per worker that no daemon registered, or that is inactive",
+        "additionalProperties": record(count=COUNT, registered=BOOL),
+    },
+)
+
+_CACHE_STATS = record(
+    hits=COUNT,
+    misses=COUNT,
+    evictions=COUNT,
+    hit_rate=NUMBER,
+    cache_size=COUNT,
+    memory_usage={**COUNT, "description": "Bytes of the cached rows as JSON"},
+    ttl_seconds=NUMBER,
+)
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": {
+        **record(
+            success={"const": False},
+            code={"type": "integer", "minimum": 400, "maximum": 599},
+            error={**TEXT, "description": "A short title"},
+            message={**TEXT, "description": "What was wrong and what to do"},
+        ),
+        "examples": [
+            {
+                "success": False,
+                "code": 404,
+                "error": "Worker not found",
+                "message": "Worker not found or inactive: product",
+            }
+        ],
+    },
+    "Task": {**_TASK, "description": "Every column of s_tasks, and status_text"},
+    "Progress": _PROGRESS,
+    "LogRecord": record(task_id=TASK_ID, level=TEXT, message=TEXT, context=OBJECT, created_at=TIME),
+    "Worker": {**_WORKER, "description": "A row of s_workers"},
+    "StoredFile": success(
+        code={"const": 200},
+        message=TEXT,
+        result={**TEXT, "description": "The stored file's name"},
+        original_filename=TEXT,
+        file_size=COUNT,
+        file_id=INT,
+    ),
+    "WorkerFigures": _WORKER_FIGURES,
+    "Alert": _ALERT,
+    "PerformanceSummary": _SUMMARY,
+    "Timeline": _TIMELINE,
+    "Stats": _STATS,
+    "CacheStats": _CACHE_STATS,
+}
+
+COMPONENTS: Schema = {
+    "schemas": SCHEMAS,
+    "securitySchemes": {
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A token of PGSTASK_API_TOKENS (`pgstask tokens create`)",
+        }
+    },
+}
