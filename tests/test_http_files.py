@@ -330,3 +330,24 @@ def test_abandoned_chunks_are_cleaned(settings: Settings) -> None:
     assert cleaned.stored_files == 1
     with Client(settings=settings) as client, client.connection() as conn:
         assert conn.execute("SELECT count(*) AS n FROM s_task_file_chunks").fetchone() == {"n": 0}
+
+
+@pytest.mark.parametrize(
+    ("task_path", "worker_path"),
+    [
+        ("/stask/task/{id}/upload", "/stask/worker/sample/upload"),
+        ("/stask/tasks/{id}/upload", "/stask/workers/sample/upload"),
+    ],
+)
+def test_upload_path_forms(settings: Settings, task_path: str, worker_path: str) -> None:
+    _register(settings)
+    with Client(settings=settings) as client:
+        task = client.create("sample", "noop")
+    with api(settings) as http:
+        to_task = http.post(task_path.format(id=task.id), **_multipart("a.csv", b"1\n"))
+        to_worker = http.post(worker_path, **_multipart("b.csv", b"2\n"))
+        logs = http.get(task_path.format(id=task.id).replace("upload", "logs/download"))
+    assert to_task.status_code == 200 and to_worker.status_code == 200
+    assert logs.status_code == 200
+    with Client(settings=settings) as client:
+        assert b"".join(client.read_file(to_worker.json()["file_id"])) == b"2\n"
