@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import uuid
 from collections import Counter
+from typing import Any
 
 import psycopg
 import pytest
@@ -14,6 +16,7 @@ from psycopg.types.json import Jsonb
 from pgstask import Client, queries
 from pgstask.db import connect
 from pgstask.settings import Settings
+from pgstask.sql import queries as named_queries
 from pgstask.task import Status
 from tests.daemons import executions, running_daemon, wait_for
 
@@ -185,3 +188,70 @@ def test_claim_never_exceeds_its_limit(conn: psycopg.Connection, limit: int) -> 
         len(queries.task_claim(conn, daemon_id=uuid.uuid4(), identifiers=["w"], limit=limit))
         == limit
     )
+
+
+def _plan_buffers(node: dict[str, Any]) -> int:
+    return int(node.get("Shared Hit Blocks", 0)) + int(node.get("Shared Read Blocks", 0))
+
+
+def _claim_plan(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    row = conn.execute(
+        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + named_queries()["task_claim"],
+        {"daemon_id": uuid.uuid4(), "identifiers": ["w"], "limit": 10},
+    ).fetchone()
+    assert row is not None
+    [plan] = row.values() if isinstance(row, dict) else row
+    root: dict[str, Any] = plan[0]["Plan"]
+    return root
+
+
+def _claim_ctes(root: dict[str, Any]) -> tuple[int, int]:
+    """Rows of the ``claimable`` CTE and the pages every CTE of the claim read (the SELECT …
+    FOR UPDATE SKIP LOCKED part, below the UPDATE)."""
+    ctes = {
+        c["Subplan Name"]: c
+        for c in root.get("Plans", [])
+        if str(c.get("Subplan Name", "")).startswith("CTE ")
+    }
+    assert "CTE claimable" in ctes, json.dumps(root, indent=1)[:3000]
+    return ctes["CTE claimable"]["Actual Rows"], sum(_plan_buffers(c) for c in ctes.values())
+
+
+@pytest.mark.parametrize(
+    ("future_priority", "due"),
+    [("high", 20), ("normal", 20), ("low", 20), ("high", 100_000)],
+)
+def test_claim_plan_stays_proportional_to_the_batch(
+    dsn: str, future_priority: str, due: int
+) -> None:
+    """200,000 tasks scheduled for tomorrow (of any priority) and a backlog of due ones: the
+    claim of 10 reads a few pages, not the queue (EXPLAIN ANALYZE's buffer counts, which do not
+    depend on the machine's speed)."""
+    # A database of its own: rows inserted and rolled back by other tests would leave dead
+    # index entries that every scan steps over.
+    conn = connect(dsn, autocommit=True, name="pytest")
+    try:
+        _claim_plan_case(conn, future_priority, due)
+    finally:
+        conn.close()
+
+
+def _claim_plan_case(conn: psycopg.Connection[Any], future_priority: str, due: int) -> None:
+    _register(conn, "w")
+    conn.execute(
+        "INSERT INTO s_tasks (identifier, action, priority, start_at) "
+        "SELECT 'w', 'later', %s, now() + interval '1 day' FROM generate_series(1, 200000)",
+        (future_priority,),
+    )
+    conn.execute(
+        "INSERT INTO s_tasks (identifier, action, priority) "
+        "SELECT 'w', 'due', (ARRAY['low', 'normal'])[1 + i %% 2] FROM generate_series(1, %s) i",
+        (due,),
+    )
+    conn.execute("ANALYZE s_tasks")
+    root = _claim_plan(conn)
+    assert root["Actual Rows"] == 10
+    rows, pages = _claim_ctes(root)
+    assert rows == 10
+    assert pages < 60, json.dumps(root, indent=1)[:6000]
+    assert _plan_buffers(root) < 400  # the UPDATE of 10 rows and their index entries

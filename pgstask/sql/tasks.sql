@@ -21,20 +21,45 @@ SELECT * FROM s_tasks WHERE id = %(id)s;
 SELECT * FROM s_tasks WHERE dedupe_key = %(dedupe_key)s AND status IN (10, 30, 50);
 
 -- name: task_claim
--- The materialised CTE keeps LIMIT exact (a locking subquery under IN/ANY can be re-run by a
--- nested loop and lock more rows than asked). Only workers this daemon has and that are active
--- right now (s_workers.active, read in the same statement) are claimed. The attempt is counted
--- here, so a task that kills its daemon every time still reaches max_attempts.
-WITH claimable AS MATERIALIZED (
-    SELECT id
-      FROM s_tasks
-     WHERE status = 10
-       AND start_at <= now()
-       AND identifier IN (SELECT w.identifier FROM s_workers w
-                           WHERE w.active AND w.identifier = ANY(%(identifiers)s::text[]))
-     ORDER BY priority_rank, start_at, id
+-- One index range per priority (the claim index leads with priority_rank): high, then normal,
+-- then low, each in start_at, id order. A single ordered scan of the whole index would walk past
+-- every future task of a higher priority to find the due ones of a lower one; this way the work
+-- stays proportional to the batch however many tasks wait for later. CTEs are read only as far
+-- as the LIMIT above them pulls, so a lower priority is not even looked at once a higher one
+-- filled the batch, and only pulled rows are locked. The materialised CTEs keep LIMIT exact (a
+-- locking subquery under IN/ANY can be re-run by a nested loop and lock more rows than asked).
+-- Only workers this daemon has and that are active right now (s_workers.active, read in the
+-- same statement) are claimed. The attempt is counted here, so a task that kills its daemon
+-- every time still reaches max_attempts.
+WITH workers AS MATERIALIZED (
+    SELECT w.identifier FROM s_workers w
+     WHERE w.active AND w.identifier = ANY(%(identifiers)s::text[])
+), high AS MATERIALIZED (
+    SELECT id FROM s_tasks
+     WHERE status = 10 AND priority_rank = 0 AND start_at <= now()
+       AND identifier IN (SELECT identifier FROM workers)
+     ORDER BY start_at, id
      LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED
+), normal AS MATERIALIZED (
+    SELECT id FROM s_tasks
+     WHERE status = 10 AND priority_rank = 1 AND start_at <= now()
+       AND identifier IN (SELECT identifier FROM workers)
+     ORDER BY start_at, id
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+), low AS MATERIALIZED (
+    SELECT id FROM s_tasks
+     WHERE status = 10 AND priority_rank = 2 AND start_at <= now()
+       AND identifier IN (SELECT identifier FROM workers)
+     ORDER BY start_at, id
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+), claimable AS MATERIALIZED (
+    SELECT id FROM high
+    UNION ALL SELECT id FROM normal
+    UNION ALL SELECT id FROM low
+     LIMIT %(limit)s
 )
 UPDATE s_tasks t
    SET status = 50, attempts = t.attempts + 1, daemon_id = %(daemon_id)s,
@@ -44,14 +69,21 @@ UPDATE s_tasks t
 RETURNING t.*;
 
 -- name: task_next_start_at
--- When the earliest pending task this daemon could run becomes due (None: nothing pending).
-SELECT start_at
-  FROM s_tasks
- WHERE status = 10
-   AND identifier IN (SELECT w.identifier FROM s_workers w
-                       WHERE w.active AND w.identifier = ANY(%(identifiers)s::text[]))
- ORDER BY start_at
- LIMIT 1;
+-- When the earliest pending task this daemon could run becomes due (None: nothing pending): the
+-- first entry of each priority's range of the claim index.
+WITH workers AS MATERIALIZED (
+    SELECT w.identifier FROM s_workers w
+     WHERE w.active AND w.identifier = ANY(%(identifiers)s::text[])
+)
+SELECT min(first.start_at) AS start_at
+  FROM (SELECT r.rank,
+               (SELECT t.start_at FROM s_tasks t
+                 WHERE t.status = 10 AND t.priority_rank = r.rank
+                   AND t.identifier IN (SELECT identifier FROM workers)
+                 ORDER BY t.start_at
+                 LIMIT 1) AS start_at
+          FROM (VALUES (0), (1), (2)) AS r(rank)) AS first
+HAVING min(first.start_at) IS NOT NULL;
 
 -- name: task_complete_many
 UPDATE s_tasks t
