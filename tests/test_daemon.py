@@ -149,6 +149,8 @@ def test_killed_daemon_tasks_are_rescued_and_never_completed_twice(settings: Set
         victim = start_daemon_process(settings, "--concurrency", "3")
         try:
             wait_for(lambda: all(client.get(t).status == Status.RUNNING for t in tasks), timeout=30)
+            # running is set at claim; kill only once every action has recorded its start
+            wait_for(lambda: len(executions(settings)) == 3, timeout=30)
             stop_process(victim, signal.SIGKILL)
         finally:
             if victim.poll() is None:
