@@ -24,41 +24,27 @@ SELECT * FROM s_tasks WHERE dedupe_key = %(dedupe_key)s AND status IN (10, 30, 5
 -- One index range per priority (the claim index leads with priority_rank): high, then normal,
 -- then low, each in start_at, id order. A single ordered scan of the whole index would walk past
 -- every future task of a higher priority to find the due ones of a lower one; this way the work
--- stays proportional to the batch however many tasks wait for later. CTEs are read only as far
--- as the LIMIT above them pulls, so a lower priority is not even looked at once a higher one
--- filled the batch, and only pulled rows are locked. The materialised CTEs keep LIMIT exact (a
--- locking subquery under IN/ANY can be re-run by a nested loop and lock more rows than asked).
+-- stays proportional to the batch however many tasks wait for later. The nested loop over the
+-- three ranks runs only as far as the outer LIMIT pulls, so a lower priority is not even looked
+-- at once a higher one filled the batch, and only pulled rows are locked. The materialised CTE
+-- keeps LIMIT exact (a locking subquery under IN/ANY can be re-run by a nested loop and lock
+-- more rows than asked).
 -- Only workers this daemon has and that are active right now (s_workers.active, read in the
 -- same statement) are claimed. The attempt is counted here, so a task that kills its daemon
 -- every time still reaches max_attempts.
 WITH workers AS MATERIALIZED (
     SELECT w.identifier FROM s_workers w
      WHERE w.active AND w.identifier = ANY(%(identifiers)s::text[])
-), high AS MATERIALIZED (
-    SELECT id FROM s_tasks
-     WHERE status = 10 AND priority_rank = 0 AND start_at <= now()
-       AND identifier IN (SELECT identifier FROM workers)
-     ORDER BY start_at, id
-     LIMIT %(limit)s
-       FOR UPDATE SKIP LOCKED
-), normal AS MATERIALIZED (
-    SELECT id FROM s_tasks
-     WHERE status = 10 AND priority_rank = 1 AND start_at <= now()
-       AND identifier IN (SELECT identifier FROM workers)
-     ORDER BY start_at, id
-     LIMIT %(limit)s
-       FOR UPDATE SKIP LOCKED
-), low AS MATERIALIZED (
-    SELECT id FROM s_tasks
-     WHERE status = 10 AND priority_rank = 2 AND start_at <= now()
-       AND identifier IN (SELECT identifier FROM workers)
-     ORDER BY start_at, id
-     LIMIT %(limit)s
-       FOR UPDATE SKIP LOCKED
 ), claimable AS MATERIALIZED (
-    SELECT id FROM high
-    UNION ALL SELECT id FROM normal
-    UNION ALL SELECT id FROM low
+    SELECT c.id
+      FROM (VALUES (0), (1), (2)) AS r(rank)
+     CROSS JOIN LATERAL (
+           SELECT id FROM s_tasks
+            WHERE status = 10 AND priority_rank = r.rank AND start_at <= now()
+              AND identifier IN (SELECT identifier FROM workers)
+            ORDER BY start_at, id
+            LIMIT %(limit)s
+              FOR UPDATE SKIP LOCKED) AS c
      LIMIT %(limit)s
 )
 UPDATE s_tasks t
