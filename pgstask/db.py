@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 import psycopg.errors
 from psycopg import IsolationLevel
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -60,6 +62,59 @@ def make_pool(dsn: str, *, max_size: int, name: str = "pgstask") -> ConnectionPo
         )
         pool.open(wait=True, timeout=10)
     return pool
+
+
+class Connections(Protocol):
+    """Where a loop gets its connection: a ``ConnectionPool`` or a ``Dedicated``."""
+
+    def connection(self) -> contextlib.AbstractContextManager[Conn]: ...
+
+
+class Dedicated:
+    """One long-lived autocommit connection for a loop that runs a statement every few
+    milliseconds (the producer's claim, the completer's writes).
+
+    A pooled connection costs a liveness round trip at every checkout and a ``COMMIT`` round
+    trip after the statement; a claim or a batch completion is one statement, so here it is its
+    own transaction and costs one round trip. The connection is made on first use and checked
+    like a pool checks it (an empty query) only when it sat unused for ``check_after`` seconds,
+    so a server restarted while the daemon was idle costs nothing but that check; after an error
+    that left it broken or inside a transaction it is closed, and the next use makes a new one.
+    Not thread-safe: each loop owns its own.
+    """
+
+    def __init__(self, dsn: str, *, name: str, check_after: float = 1.0) -> None:
+        self.dsn = dsn
+        self.name = name
+        self.check_after = check_after
+        self._conn: Conn | None = None
+        self._used = 0.0
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Conn]:
+        conn = self._conn
+        if conn is not None and time.monotonic() - self._used > self.check_after:
+            try:
+                ConnectionPool.check_connection(conn)
+            except psycopg.Error:
+                self.close()
+                conn = None
+        if conn is None or conn.closed:
+            conn = self._conn = connect(self.dsn, autocommit=True, name=self.name)
+        try:
+            yield conn
+        except BaseException:
+            if conn.broken or conn.info.transaction_status != TransactionStatus.IDLE:
+                self.close()
+            raise
+        finally:
+            self._used = time.monotonic()
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
 
 
 @contextlib.contextmanager

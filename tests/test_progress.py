@@ -209,7 +209,7 @@ def test_log_records_kept_back_in_an_outage_are_stored_later(settings: Settings)
             conn.execute("DELETE FROM s_tasks WHERE id = %s", (gone.id,))
         pool = make_pool(settings.dsn or "", max_size=2)
         try:
-            completer = Completer(pool=pool, daemon_id=uuid.uuid4(), storage=settings.storage)
+            completer = Completer(db=pool, daemon_id=uuid.uuid4(), storage=settings.storage)
             completer.add_logs(
                 [
                     LogRecord.make(task.id, "warning", "written during the outage", n=1),

@@ -17,10 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
 
 from pgstask import logs, queries
-from pgstask.db import Conn
+from pgstask.db import Conn, Connections
 from pgstask.logs import LogRecord
 from pgstask.runtime.runner import Kind, Outcome
 from pgstask.runtime.service import Service
@@ -34,14 +33,14 @@ class Completer(Service):
     def __init__(
         self,
         *,
-        pool: ConnectionPool[Conn],
+        db: Connections,
         daemon_id: uuid.UUID,
         storage: Path,
         on_flushed: Callable[[list[Outcome]], None] = lambda _: None,
         interval: float = 1.0,
     ) -> None:
         super().__init__(interval=interval)
-        self.pool = pool
+        self.db = db
         self.daemon_id = daemon_id
         self.storage = storage
         self._on_flushed = on_flushed
@@ -79,9 +78,11 @@ class Completer(Service):
             if not batch and not late:
                 return 0
             try:
-                with self.pool.connection() as conn, conn.transaction():
-                    logs.write(conn, None, late)
-                    self._write(conn, batch)
+                with self.db.connection() as conn:
+                    if late or not self._write_completions(conn, batch):
+                        with conn.transaction():
+                            logs.write(conn, None, late)
+                            self._write(conn, batch)
             except Exception:
                 with self._lock:
                     self._buffer[:0] = batch
@@ -102,23 +103,51 @@ class Completer(Service):
                 return not self.pending
             self._stopping.wait(0.2)
 
+    def _write_completions(self, conn: Conn, batch: list[Outcome]) -> bool:
+        """The common batch, completions with nothing else to write, as one statement (its own
+        transaction on an autocommit connection); False, having written nothing, for any other
+        batch. An outcome that was not ours any more gets its warning written after."""
+        if any(o.kind is not Kind.COMPLETED or o.logs or o.touched_progress for o in batch):
+            return False
+        written = set(self._complete(conn, batch))
+        self._discarded(conn, batch, written)
+        return True
+
+    def _complete(self, conn: Conn, done: list[Outcome]) -> list[int]:
+        return queries.task_complete_many(
+            conn,
+            daemon_id=self.daemon_id,
+            ids=[o.task.id for o in done],
+            attempts=[o.task.attempts for o in done],
+            messages=[o.message for o in done],
+            results=[Jsonb(o.result) for o in done],
+            peak_memory=[o.peak_memory for o in done],
+        )
+
+    def _discarded(self, conn: Conn, batch: list[Outcome], written: set[int]) -> None:
+        """Log, on each task, an outcome that was discarded (with the outcomes' own logs)."""
+        records: list[LogRecord] = []
+        for outcome in batch:
+            records.extend(outcome.logs)
+            if outcome.kind is not Kind.DROPPED and outcome.task.id not in written:
+                records.append(
+                    LogRecord.make(
+                        outcome.task.id,
+                        "warning",
+                        f"Outcome '{outcome.kind.value}' of attempt {outcome.task.attempts} "
+                        "discarded: the task was no longer held by this daemon",
+                        daemon=str(self.daemon_id),
+                    )
+                )
+        logs.write(conn, self.storage, records)
+
     def _write(self, conn: Conn, batch: list[Outcome]) -> None:
         done = [o for o in batch if o.kind is Kind.COMPLETED]
         failed = [o for o in batch if o.kind is Kind.FAILED]
         back = [o for o in batch if o.kind is Kind.GIVEN_BACK]
         written: set[int] = set()
         if done:
-            written.update(
-                queries.task_complete_many(
-                    conn,
-                    daemon_id=self.daemon_id,
-                    ids=[o.task.id for o in done],
-                    attempts=[o.task.attempts for o in done],
-                    messages=[o.message for o in done],
-                    results=[Jsonb(o.result) for o in done],
-                    peak_memory=[o.peak_memory for o in done],
-                )
-            )
+            written.update(self._complete(conn, done))
         if failed:
             rows = queries.task_fail_many(
                 conn,
@@ -141,20 +170,7 @@ class Completer(Service):
                 )
             )
             queries.task_notify(conn)
-        records: list[LogRecord] = []
-        for outcome in batch:
-            records.extend(outcome.logs)
-            if outcome.kind is not Kind.DROPPED and outcome.task.id not in written:
-                records.append(
-                    LogRecord.make(
-                        outcome.task.id,
-                        "warning",
-                        f"Outcome '{outcome.kind.value}' of attempt {outcome.task.attempts} "
-                        "discarded: the task was no longer held by this daemon",
-                        daemon=str(self.daemon_id),
-                    )
-                )
-        logs.write(conn, self.storage, records)
+        self._discarded(conn, batch, written)
         touched = [o.task.id for o in batch if o.touched_progress]
         if touched:
             queries.progress_delete_many(conn, task_ids=touched, daemon_id=self.daemon_id)

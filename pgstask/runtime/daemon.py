@@ -48,7 +48,7 @@ from psycopg_pool import ConnectionPool
 
 from pgstask import __version__, logs, memory, migrate, progress, queries
 from pgstask.client import Client, register_workers
-from pgstask.db import Conn, make_pool
+from pgstask.db import Conn, Dedicated, make_pool
 from pgstask.errors import SchemaError, TaskNotFoundError, TaskStateError, WorkerNotFoundError
 from pgstask.logs import LogRecord
 from pgstask.progress import ProgressState
@@ -126,6 +126,8 @@ class Daemon:
         self.client = Client(dsn, settings=settings)  # for actions' create_task; pool made on use
         self._stop_event = threading.Event()
         self._pool: ConnectionPool[Conn] | None = None
+        self._claim_conn: Dedicated | None = None
+        self._complete_conn: Dedicated | None = None
         self.executor: Executor | None = None
         self.producer: Producer | None = None
         self.completer: Completer | None = None
@@ -178,11 +180,15 @@ class Daemon:
             dsn=self.dsn,
         )
         self.executor = Executor(self.concurrency, on_free=self._slot_freed)
+        # The claim and the completion each run every few milliseconds under load: each on a
+        # connection of its own (one round trip a statement), the pool serves everything else.
+        self._claim_conn = Dedicated(self.dsn, name="pgstask-producer")
+        self._complete_conn = Dedicated(self.dsn, name="pgstask-completer")
         self.completer = Completer(
-            pool=self.pool, daemon_id=self.id, storage=s.storage, on_flushed=self._flushed
+            db=self._complete_conn, daemon_id=self.id, storage=s.storage, on_flushed=self._flushed
         )
         self.producer = Producer(
-            pool=self.pool,
+            db=self._claim_conn,
             daemon_id=self.id,
             identifiers=lambda: self.identifiers,
             free_slots=lambda: self.executor.free if self.executor else 0,
@@ -494,6 +500,9 @@ class Daemon:
                     self.completer.pending,
                 )
             self.completer.stop()
+        for dedicated in (self._claim_conn, self._complete_conn):
+            if dedicated is not None:
+                dedicated.close()
         for last in (self.heartbeat, self.listener):
             if last is not None:
                 last.stop()

@@ -13,10 +13,8 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 
-from psycopg_pool import ConnectionPool
-
 from pgstask import queries
-from pgstask.db import Conn
+from pgstask.db import Conn, Connections
 from pgstask.runtime.service import Service
 from pgstask.task import Task
 
@@ -29,7 +27,7 @@ class Producer(Service):
     def __init__(
         self,
         *,
-        pool: ConnectionPool[Conn],
+        db: Connections,
         daemon_id: uuid.UUID,
         identifiers: Callable[[], Sequence[str]],
         free_slots: Callable[[], int],
@@ -38,7 +36,7 @@ class Producer(Service):
         batch_size: int | None = None,
     ) -> None:
         super().__init__(interval=poll_interval)
-        self.pool = pool
+        self.db = db
         self.daemon_id = daemon_id
         self._identifiers = identifiers
         self._free_slots = free_slots
@@ -59,7 +57,7 @@ class Producer(Service):
         identifiers = list(self._identifiers())
         if self.paused or free <= 0 or not identifiers:
             return 0
-        with self.pool.connection() as conn:
+        with self.db.connection() as conn:
             tasks = queries.task_claim(
                 conn, daemon_id=self.daemon_id, identifiers=identifiers, limit=free
             )
@@ -72,7 +70,7 @@ class Producer(Service):
         # find when the next scheduled task becomes due (the timed wake-up).
         self._next_due = None
         if len(tasks) < free:
-            with self.pool.connection() as conn:
+            with self.db.connection() as conn:
                 self._next_due = self._due_in(conn, identifiers)
         return len(tasks)
 

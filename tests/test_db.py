@@ -1,0 +1,69 @@
+"""The daemon's dedicated connections: one statement is one transaction, failures heal."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from pgstask.db import Dedicated
+
+
+def _backend(dedicated: Dedicated) -> int:
+    with dedicated.connection() as conn:
+        row = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()
+    assert row is not None
+    return int(row["pid"])
+
+
+def _terminate(dsn: str, pid: int) -> None:
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def test_a_statement_is_its_own_transaction_on_one_kept_connection(dsn: str) -> None:
+    dedicated = Dedicated(dsn, name="pgstask-test")
+    try:
+        with dedicated.connection() as conn:
+            conn.execute("CREATE TABLE t (x int)")
+            conn.execute("INSERT INTO t VALUES (1)")
+        with psycopg.connect(dsn) as other:  # committed without a COMMIT of ours
+            assert other.execute("SELECT count(*) FROM t").fetchone() == (1,)
+        assert _backend(dedicated) == _backend(dedicated)
+    finally:
+        dedicated.close()
+
+
+def test_a_connection_that_sat_idle_is_checked_and_replaced(dsn: str) -> None:
+    dedicated = Dedicated(dsn, name="pgstask-test", check_after=0.0)
+    try:
+        first = _backend(dedicated)
+        _terminate(dsn, first)
+        assert _backend(dedicated) != first  # the check found it dead: no error for the caller
+    finally:
+        dedicated.close()
+
+
+def test_a_connection_that_broke_in_use_is_replaced_on_the_next_use(dsn: str) -> None:
+    dedicated = Dedicated(dsn, name="pgstask-test", check_after=3600.0)
+    try:
+        first = _backend(dedicated)
+        _terminate(dsn, first)
+        with pytest.raises(psycopg.OperationalError), dedicated.connection() as conn:
+            conn.execute("SELECT 1")
+        assert _backend(dedicated) != first
+    finally:
+        dedicated.close()
+
+
+def test_an_error_inside_a_transaction_does_not_leave_it_open(dsn: str) -> None:
+    dedicated = Dedicated(dsn, name="pgstask-test")
+    try:
+        first = _backend(dedicated)
+        with pytest.raises(RuntimeError), dedicated.connection() as conn, conn.transaction():
+            conn.execute("SELECT 1")
+            raise RuntimeError("the caller failed")
+        with dedicated.connection() as conn:
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert _backend(dedicated) == first  # the transaction block rolled back; kept
+    finally:
+        dedicated.close()
