@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import weakref
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -43,8 +44,25 @@ def _configure(conn: Conn) -> None:
     conn.isolation_level = IsolationLevel.READ_COMMITTED
 
 
+#: A pooled connection back in the pool for longer than this is checked (an empty query, a
+#: round trip) before it is handed out again; one used moments ago is not, so a burst of short
+#: transactions (``Client.create`` in a loop, the API under load) pays no extra round trip each.
+CHECK_AFTER = 1.0
+_returned: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
+
+
+def _check(conn: Conn) -> None:
+    if time.monotonic() - _returned.get(conn, 0.0) > CHECK_AFTER:
+        ConnectionPool.check_connection(conn)
+
+
+def _returned_now(conn: Conn) -> None:
+    _returned[conn] = time.monotonic()
+
+
 def make_pool(dsn: str, *, max_size: int, name: str = "pgstask") -> ConnectionPool[Conn]:
-    """An open pool of connections like ``connect`` makes; checked before each use."""
+    """An open pool of connections like ``connect`` makes; one that sat in the pool for more
+    than ``CHECK_AFTER`` seconds is checked before use."""
     with translate_errors():
         # One direct connection first: an unreachable or misconfigured server then fails at
         # once with its own reason, not after the pool's open timeout with a generic one.
@@ -55,7 +73,8 @@ def make_pool(dsn: str, *, max_size: int, name: str = "pgstask") -> ConnectionPo
             max_size=max_size,
             kwargs={"application_name": name, "row_factory": dict_row, **_CONNECT_ARGS},
             configure=_configure,
-            check=ConnectionPool.check_connection,
+            check=_check,
+            reset=_returned_now,
             open=False,
             name=name,
             reconnect_timeout=0,
@@ -77,13 +96,13 @@ class Dedicated:
     A pooled connection costs a liveness round trip at every checkout and a ``COMMIT`` round
     trip after the statement; a claim or a batch completion is one statement, so here it is its
     own transaction and costs one round trip. The connection is made on first use and checked
-    like a pool checks it (an empty query) only when it sat unused for ``check_after`` seconds,
+    like a pooled one (an empty query) only when it sat unused for ``check_after`` seconds,
     so a server restarted while the daemon was idle costs nothing but that check; after an error
     that left it broken or inside a transaction it is closed, and the next use makes a new one.
     Not thread-safe: each loop owns its own.
     """
 
-    def __init__(self, dsn: str, *, name: str, check_after: float = 1.0) -> None:
+    def __init__(self, dsn: str, *, name: str, check_after: float = CHECK_AFTER) -> None:
         self.dsn = dsn
         self.name = name
         self.check_after = check_after

@@ -1,11 +1,14 @@
-"""The daemon's dedicated connections: one statement is one transaction, failures heal."""
+"""Connections: the daemon's dedicated ones (a statement is a transaction) and the pool's
+checks; a dead connection is replaced."""
 
 from __future__ import annotations
 
 import psycopg
 import pytest
+from psycopg_pool import ConnectionPool
 
-from pgstask.db import Dedicated
+from pgstask import db
+from pgstask.db import Conn, Dedicated, make_pool
 
 
 def _backend(dedicated: Dedicated) -> int:
@@ -67,3 +70,24 @@ def test_an_error_inside_a_transaction_does_not_leave_it_open(dsn: str) -> None:
         assert _backend(dedicated) == first  # the transaction block rolled back; kept
     finally:
         dedicated.close()
+
+
+def _pooled_backend(pool: ConnectionPool[Conn]) -> int:
+    with pool.connection() as conn:
+        row = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()
+    assert row is not None
+    return int(row["pid"])
+
+
+def test_a_pooled_connection_idle_past_check_after_is_checked_and_replaced(
+    dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = make_pool(dsn, max_size=1, name="pgstask-test")
+    try:
+        first = _pooled_backend(pool)
+        assert _pooled_backend(pool) == first  # used moments ago: handed out unchecked
+        _terminate(dsn, first)
+        monkeypatch.setattr(db, "CHECK_AFTER", 0.0)  # as if it sat in the pool for a while
+        assert _pooled_backend(pool) != first  # no error for the caller
+    finally:
+        pool.close()
