@@ -9,20 +9,24 @@ runs serialise on an advisory lock, so starting several daemons at once is safe.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import psycopg
-from alembic import command, op
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 
 from pgstask import queries
 from pgstask.db import connect, translate_errors
 from pgstask.errors import ConfigurationError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 _LOCK_KEY = 0x70677374  # "pgst": serialises concurrent migrations
+# A revision file's own identifiers (alembic's template writes them like this).
+_REVISION = re.compile(r'^revision = "(\w+)"$', re.MULTILINE)
+_DOWN_REVISION = re.compile(r'^down_revision = (?:None|"(\w+)")$', re.MULTILINE)
 
 
 def script_location() -> Path:
@@ -37,6 +41,10 @@ def script_location() -> Path:
 
 
 def _config(dsn: str) -> Config:
+    # alembic (and SQLAlchemy under it) is imported only to migrate: a daemon checks the
+    # revision without it and so stays some 25 MB smaller.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(script_location()))
     config.attributes["dsn"] = dsn
@@ -44,10 +52,22 @@ def _config(dsn: str) -> Config:
 
 
 def head_revision() -> str:
-    """The newest revision this installation knows."""
-    head = ScriptDirectory.from_config(_config("")).get_current_head()
-    assert head is not None
-    return head
+    """The newest revision this installation knows: the one no other revision revises, read
+    from the revision files (the same answer as alembic's, which the tests check)."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for path in (script_location() / "versions").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        revision, down = _REVISION.search(text), _DOWN_REVISION.search(text)
+        if revision is None or down is None:
+            raise ConfigurationError(f"{path.name}: not a pgstask revision file")
+        revisions.add(revision.group(1))
+        if down.group(1):
+            revised.add(down.group(1))
+    heads = revisions - revised
+    if len(heads) != 1:
+        raise ConfigurationError(f"pgstask's migrations have {len(heads)} heads: {sorted(heads)}")
+    return heads.pop()
 
 
 def current_revision(dsn: str) -> str | None:
@@ -70,18 +90,24 @@ def _migration_lock(dsn: str) -> Iterator[None]:
 
 def upgrade(dsn: str, revision: str = "head") -> None:
     """Bring the schema to ``revision``; idempotent."""
+    from alembic import command
+
     with _migration_lock(dsn):
         command.upgrade(_config(dsn), revision)
 
 
 def downgrade(dsn: str, revision: str = "base") -> None:
     """Take the schema back to ``revision`` (``base`` drops everything pgstask created)."""
+    from alembic import command
+
     with _migration_lock(dsn):
         command.downgrade(_config(dsn), revision)
 
 
 def run_sql_file(revision_file: str, direction: Literal["up", "down"]) -> None:
     """Run ``<revision>.<direction>.sql`` beside ``revision_file`` on the migration connection."""
+    from alembic import op
+
     path = Path(revision_file).with_suffix(f".{direction}.sql")
     driver = op.get_bind().connection.driver_connection
     assert isinstance(driver, psycopg.Connection)

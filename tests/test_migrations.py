@@ -132,6 +132,25 @@ def test_head_is_the_revision_of_a_migrated_database(dsn: str) -> None:
     assert migrate.current_revision(dsn) == migrate.head_revision()
 
 
+def test_head_read_from_the_files_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(migrate.script_location()))
+    assert migrate.head_revision() == script.get_current_head()
+
+
+def test_a_daemon_does_not_import_alembic_or_the_http_stack() -> None:
+    """What ``pgstask daemon`` imports: every megabyte here is resident in every daemon."""
+    probe = (
+        "import sys, pgstask.cli, pgstask.runtime.daemon;"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert {"alembic", "sqlalchemy", "starlette", "uvicorn", "prometheus_client"}.isdisjoint(out)
+
+
 def test_script_location_finds_the_checkout() -> None:
     location = migrate.script_location()
     assert (location / "env.py").is_file()

@@ -20,8 +20,6 @@ from typing import TYPE_CHECKING
 from pgstask.cli._app import EXIT_OK, Context
 from pgstask.cli._options import Subparsers, add_common, add_runtime
 from pgstask.errors import ConfigurationError
-from pgstask.http.auth import digest, new_token, parse_tokens
-from pgstask.http.config import HttpSettings
 
 if TYPE_CHECKING:
     from pgstask.runtime.daemon import Daemon
@@ -86,6 +84,8 @@ def cmd_serve(ctx: Context) -> int:
     import uvicorn
 
     from pgstask.http import create_app
+    from pgstask.http.auth import new_token, parse_tokens
+    from pgstask.http.config import HttpSettings
 
     host, listen_port = ctx.args.host, ctx.args.port
     http = HttpSettings.from_env()
@@ -155,6 +155,8 @@ def _url_host(host: str) -> str:
 
 
 def cmd_tokens_create(ctx: Context) -> int:
+    from pgstask.http.auth import digest, new_token
+
     token = new_token()
     scope = "ro" if ctx.args.read_only else "rw"
     ctx.out.write(
