@@ -158,6 +158,13 @@ def translate_errors(invalid: type[PgstaskError] = InvalidTaskError) -> Iterator
         raise DatabaseError(describe(exc)) from exc
 
 
+def storable(text: str) -> str:
+    """``text`` as a PostgreSQL ``text`` value can hold it: NUL characters (which it cannot)
+    become U+FFFD. For texts pgstask writes on a task's behalf (messages, errors, log lines),
+    where refusing the text would lose the outcome that carries it."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
 def describe(exc: psycopg.Error) -> str:
     """A one-line account of a PostgreSQL error: message, failing constraint, hint."""
     diag = exc.diag

@@ -7,6 +7,7 @@ named like the query's parameters. Batch queries take parallel sequences.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import operator
 import uuid
 from collections.abc import Sequence
@@ -113,13 +114,12 @@ def task_complete_many(
     conn: Conn,
     *,
     daemon_id: uuid.UUID,
-    ids: Sequence[int],
-    attempts: Sequence[int],
-    messages: Sequence[str | None],
-    results: Sequence[Jsonb | None],
-    peak_memory: Sequence[int | None],
+    outcomes: Sequence[tuple[int, int, str | None, Any, int | None]],
 ) -> list[int]:
-    rows = _rows(conn, "task_complete_many", _args(locals()))
+    """``outcomes``: (id, attempts, message, result, peak_memory) each, ``result`` a plain
+    JSON-serialisable value; sent as the query's one JSON parameter. Returns the ids written."""
+    batch = json.dumps(list(outcomes), allow_nan=False)
+    rows = _rows(conn, "task_complete_many", {"daemon_id": daemon_id, "outcomes": batch})
     return [r["id"] for r in rows]
 
 

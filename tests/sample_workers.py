@@ -65,6 +65,18 @@ class SampleWorker(BaseWorker):
     def task_settings(self, task: Task, options: dict[str, Any]) -> None:
         self.mark_finished(task, result=dict(self.settings))
 
+    def task_unstorable(self, task: Task, options: dict[str, Any]) -> None:
+        """What PostgreSQL cannot store: a NaN or a NUL in the result, NUL in texts."""
+        kind = options["kind"]
+        if kind == "nan":
+            self.mark_finished(task, result={"ratio": float("nan")})
+        elif kind == "nul result":
+            self.mark_finished(task, result="a\x00b")
+        elif kind == "nul message":
+            self.mark_finished(task, message="done\x00!")
+        elif kind == "nul error":
+            raise ValueError("bad\x00byte")
+
     def task_log(self, task: Task, options: dict[str, Any]) -> None:
         self.log(task, "info", "first", n=1)
         self.log(task, "warning", "second")

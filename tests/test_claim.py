@@ -14,7 +14,9 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from pgstask import Client, queries
-from pgstask.db import connect
+from pgstask.db import Dedicated, connect
+from pgstask.runtime.completer import Completer
+from pgstask.runtime.runner import Kind, Outcome
 from pgstask.settings import Settings
 from pgstask.sql import queries as named_queries
 from pgstask.task import Status
@@ -107,13 +109,13 @@ def test_completion_is_a_compare_and_set(conn: psycopg.Connection) -> None:  # t
     conn.execute("INSERT INTO s_tasks (identifier, action) VALUES ('w', 'a')")
     me, other = uuid.uuid4(), uuid.uuid4()
     [task] = queries.task_claim(conn, daemon_id=me, identifiers=["w"], limit=1)
-    common = {"ids": [task.id], "messages": [None], "results": [None], "peak_memory": [None]}
+    first, stale = [(task.id, 1, None, None, None)], [(task.id, 2, None, None, None)]
     # another daemon, or a stale attempt number, cannot complete it
-    assert queries.task_complete_many(conn, daemon_id=other, attempts=[1], **common) == []  # type: ignore[arg-type]
-    assert queries.task_complete_many(conn, daemon_id=me, attempts=[2], **common) == []  # type: ignore[arg-type]
-    assert queries.task_complete_many(conn, daemon_id=me, attempts=[1], **common) == [task.id]  # type: ignore[arg-type]
+    assert queries.task_complete_many(conn, daemon_id=other, outcomes=first) == []
+    assert queries.task_complete_many(conn, daemon_id=me, outcomes=stale) == []
+    assert queries.task_complete_many(conn, daemon_id=me, outcomes=first) == [task.id]
     # and a second completion changes nothing
-    assert queries.task_complete_many(conn, daemon_id=me, attempts=[1], **common) == []  # type: ignore[arg-type]
+    assert queries.task_complete_many(conn, daemon_id=me, outcomes=first) == []
     done = queries.task_get(conn, id=task.id)
     assert done is not None and done.status == Status.COMPLETED and done.progress == 100
 
@@ -255,3 +257,30 @@ def _claim_plan_case(conn: psycopg.Connection[Any], future_priority: str, due: i
     assert rows == 10
     assert pages < 60, json.dumps(root, indent=1)[:6000]
     assert _plan_buffers(root) < 400  # the UPDATE of 10 rows and their index entries
+
+
+def test_an_outcome_the_server_refuses_fails_its_task_and_holds_up_no_other(
+    settings: Settings,
+) -> None:
+    """A value that got past the runner's checks and that PostgreSQL refuses (here a NUL in a
+    result) must not block the batch forever: the others are written, that task fails."""
+    me = uuid.uuid4()
+    with connect(settings.dsn or "", autocommit=True) as conn:
+        _register(conn, "w")
+        conn.execute("INSERT INTO s_tasks (identifier, action) VALUES ('w', 'a'), ('w', 'b')")
+        good, bad = queries.task_claim(conn, daemon_id=me, identifiers=["w"], limit=2)
+    dedicated = Dedicated(settings.dsn or "", name="pgstask-test")
+    completer = Completer(db=dedicated, daemon_id=me, storage=settings.storage)
+    completer.add(Outcome(good, Kind.COMPLETED, "fine", {"rows": 1}))
+    completer.add(Outcome(bad, Kind.COMPLETED, "fine", {"text": "a\x00b"}))
+    try:
+        assert completer.run_once() == 2
+    finally:
+        dedicated.close()
+    assert completer.pending == 0
+    with Client(settings=settings) as client:
+        assert (client.get(good).status, client.get(good).result) == (Status.COMPLETED, {"rows": 1})
+        failed = client.get(bad)
+        assert failed.status == Status.FAILED
+        assert (failed.message or "").startswith("Failed: pgstask could not store the outcome: ")
+        assert [r.level for r in client.logs(bad)] == ["error"]

@@ -198,3 +198,27 @@ def test_daemon_declared_dead_registers_again(settings: Settings) -> None:
             conn.execute("DELETE FROM s_daemons")
         daemon.heartbeat.run_once()
         assert scalar(settings.dsn or "", "SELECT count(*) FROM s_daemons") == 1
+
+
+def test_values_postgresql_cannot_store_fail_their_task_not_the_batch(settings: Settings) -> None:
+    """Outcomes are written in batches: one result or text that PostgreSQL refuses must not
+    keep the others (or itself) from being written."""
+    kinds = ["nan", "nul result", "nul message", "nul error"]
+    with Client(settings=settings) as client, running_daemon(settings):
+        tasks = {
+            k: client.create("sample", "unstorable", {"kind": k}, max_attempts=1) for k in kinds
+        }
+        plain = client.create("sample", "noop")
+        wait_for(lambda: all(client.get(t).is_finished for t in [*tasks.values(), plain]))
+        final = {k: client.get(t) for k, t in tasks.items()}
+        assert client.get(plain).status == Status.COMPLETED
+    assert final["nan"].status == Status.FAILED
+    assert "not JSON-serialisable" in (final["nan"].message or "")
+    assert final["nul result"].status == Status.FAILED
+    assert "NUL" in (final["nul result"].message or "")
+    assert (final["nul message"].status, final["nul message"].message) == (
+        Status.COMPLETED,
+        "done\ufffd!",
+    )
+    assert final["nul error"].status == Status.FAILED
+    assert final["nul error"].message == "Failed: ValueError: bad\ufffdbyte"

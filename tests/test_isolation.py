@@ -157,7 +157,8 @@ def test_hung_process_action_is_killed_at_its_timeout_and_retried(settings: Sett
         assert alive(second)
     # Stopping the daemon kills the second child and gives its task back.
     assert not alive(second)
-    back = client.get(task)
+    with Client(settings=quick) as again:
+        back = again.get(task)
     assert (back.status, back.attempts) == (Status.PENDING, 1)
 
 

@@ -204,11 +204,7 @@ def _task_complete_many(conn: Conn, w: World) -> None:
     done = queries.task_complete_many(
         conn,
         daemon_id=w.daemon_id,
-        ids=[w.running.id, w.pending.id],
-        attempts=[1, 0],
-        messages=["ok", None],
-        results=[Jsonb({"rows": 3}), None],
-        peak_memory=[1024, None],
+        outcomes=[(w.running.id, 1, "ok", {"rows": 3}, 1024), (w.pending.id, 0, None, None, None)],
     )
     assert done == [w.running.id]  # the pending one fails the compare-and-set
 

@@ -16,15 +16,20 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from psycopg.types.json import Jsonb
+import psycopg
 
 from pgstask import logs, queries
-from pgstask.db import Conn, Connections
+from pgstask.db import Conn, Connections, describe, storable
 from pgstask.logs import LogRecord
 from pgstask.runtime.runner import Kind, Outcome
 from pgstask.runtime.service import Service
 
 _log = logging.getLogger(__name__)
+
+# What the server refuses for a value in the batch (as opposed to a connection that failed,
+# after which the same batch is written again): psycopg's DataError and IntegrityError, and
+# the encoder's own ValueError/TypeError.
+_REFUSED = (psycopg.DataError, psycopg.IntegrityError, ValueError, TypeError)
 
 
 class Completer(Service):
@@ -78,11 +83,10 @@ class Completer(Service):
             if not batch and not late:
                 return 0
             try:
-                with self.db.connection() as conn:
-                    if late or not self._write_completions(conn, batch):
-                        with conn.transaction():
-                            logs.write(conn, None, late)
-                            self._write(conn, batch)
+                self._write_batch(batch, late)
+            except _REFUSED as exc:  # (requeues what it could not write itself)
+                _log.error("completer: a batch was refused (%s); writing it one by one", exc)
+                batch = self._write_one_by_one(batch, late)
             except Exception:
                 with self._lock:
                     self._buffer[:0] = batch
@@ -90,6 +94,46 @@ class Completer(Service):
                 raise
         self._on_flushed(batch)
         return len(batch)
+
+    def _write_batch(self, batch: list[Outcome], late: list[LogRecord]) -> None:
+        with self.db.connection() as conn:
+            if late or not self._write_completions(conn, batch):
+                with conn.transaction():
+                    logs.write(conn, None, late)
+                    self._write(conn, batch)
+
+    def _write_one_by_one(self, batch: list[Outcome], late: list[LogRecord]) -> list[Outcome]:
+        """After the server refused a batch: each outcome alone, so one value it cannot store
+        holds up nothing else. An outcome refused on its own fails its task for good, saying
+        why; the late log records are dropped if refused (their lines are in the log files).
+        Returns what was written; a connection error propagates with the rest unwritten."""
+        written: list[Outcome] = []
+        late_done = False
+        try:
+            try:
+                self._write_batch([], late)
+            except _REFUSED:
+                _log.exception("completer: dropping %d late log record(s)", len(late))
+            late_done = True
+            for outcome in batch:
+                try:
+                    self._write_batch([outcome], [])
+                except _REFUSED as exc:
+                    outcome = _unstorable(outcome, exc)
+                    try:
+                        self._write_batch([outcome], [])
+                    except _REFUSED:
+                        _log.exception("completer: task %s: outcome dropped", outcome.task.id)
+                        continue
+                written.append(outcome)
+        except Exception:
+            with self._lock:
+                self._buffer[:0] = [
+                    o for o in batch if o.task.id not in {w.task.id for w in written}
+                ]
+                self._late_logs[:0] = [] if late_done else late
+            raise
+        return written
 
     def flush(self, timeout: float) -> bool:
         """Write everything now, retrying until ``timeout``; False if some outcomes remain."""
@@ -117,11 +161,9 @@ class Completer(Service):
         return queries.task_complete_many(
             conn,
             daemon_id=self.daemon_id,
-            ids=[o.task.id for o in done],
-            attempts=[o.task.attempts for o in done],
-            messages=[o.message for o in done],
-            results=[Jsonb(o.result) for o in done],
-            peak_memory=[o.peak_memory for o in done],
+            outcomes=[
+                (o.task.id, o.task.attempts, o.message, o.result, o.peak_memory) for o in done
+            ],
         )
 
     def _discarded(self, conn: Conn, batch: list[Outcome], written: set[int]) -> None:
@@ -174,6 +216,21 @@ class Completer(Service):
         touched = [o.task.id for o in batch if o.touched_progress]
         if touched:
             queries.progress_delete_many(conn, task_ids=touched, daemon_id=self.daemon_id)
+
+
+def _unstorable(outcome: Outcome, exc: Exception) -> Outcome:
+    """A final failure in place of an outcome the server refused to store."""
+    why = describe(exc) if isinstance(exc, psycopg.Error) else f"{type(exc).__name__}: {exc}"
+    message = storable(f"Failed: pgstask could not store the outcome: {why}")
+    return Outcome(
+        outcome.task,
+        Kind.FAILED,
+        message,
+        error=message,
+        logs=(LogRecord.make(outcome.task.id, "error", message),),
+        touched_progress=outcome.touched_progress,
+        peak_memory=outcome.peak_memory,
+    )
 
 
 def _monotonic() -> float:

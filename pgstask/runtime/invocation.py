@@ -54,9 +54,20 @@ def invoke(worker: BaseWorker, method_name: str, run: TaskRun) -> Ending:
         )
     finally:
         worker._runs.pop(task.id, None)
-    if run.mark is not Mark.FAILED:
-        try:
-            json.dumps(run.result)
-        except (TypeError, ValueError) as exc:
-            return Ending(How.INVALID_RESULT, f"the result is not JSON-serialisable: {exc}")
+    if run.mark is not Mark.FAILED and run.result is not None:
+        problem = _unstorable(run.result)
+        if problem:
+            return Ending(How.INVALID_RESULT, f"the result is not JSON-serialisable: {problem}")
     return Ending(How.RETURNED)
+
+
+def _unstorable(result: object) -> str | None:
+    """Why PostgreSQL's jsonb would refuse ``result`` (it goes in the completion batch, where
+    one bad value would fail every outcome of the batch), or None."""
+    try:
+        text = json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    if "\\u0000" in text:
+        return "it contains a NUL character (\\u0000), which PostgreSQL cannot store"
+    return None

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import enum
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pgstask import memory
+from pgstask.db import storable
 from pgstask.errors import UnknownActionError
 from pgstask.logs import LogRecord
 from pgstask.progress import ProgressState, ProgressTracker
@@ -33,7 +33,15 @@ from pgstask.runtime import isolation
 from pgstask.runtime.invocation import Ending, How, invoke
 from pgstask.task import Status, Task
 from pgstask.workers.base import BaseWorker
-from pgstask.workers.context import Isolation, Mark, StopFlag, StopReason, TaskRun, timeout_of
+from pgstask.workers.context import (
+    Flag,
+    Isolation,
+    Mark,
+    StopFlag,
+    StopReason,
+    TaskRun,
+    timeout_of,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -115,7 +123,7 @@ class Runner:
             where = Isolation.of(task.identifier, settings)
         except ValueError as exc:
             refused = str(exc)
-        stop: StopFlag = isolation.SharedFlag() if where is Isolation.PROCESS else threading.Event()
+        stop: StopFlag = isolation.SharedFlag() if where is Isolation.PROCESS else Flag()
         setter = self._set_status
         return TaskRun(
             task=task,
@@ -166,7 +174,7 @@ class Runner:
             return self._failure(run, ending.error or how.value, final=False, trace=ending.trace)
         if run.mark is Mark.FAILED:
             return self._failure(run, run.message or "Failed", final=True, explicit=True)
-        message = run.message or COMPLETED_MESSAGE
+        message = storable(run.message or COMPLETED_MESSAGE)
         self._final_snapshot(run, Status.COMPLETED, message, run.result)
         return Outcome(
             run.task,
@@ -203,6 +211,7 @@ class Runner:
         task = run.task
         final = final or task.attempts >= task.max_attempts
         delay = None if final else self.retry.delay(max(task.attempts, 1))
+        error, trace = storable(error), storable(trace) if trace else trace
         message = error if explicit else f"Failed: {error}"
         context: dict[str, Any] = {"attempt": task.attempts, "max_attempts": task.max_attempts}
         if trace:

@@ -65,11 +65,28 @@ def timeout_of(settings: Mapping[str, Any]) -> float | None:
 
 
 class StopFlag(Protocol):
-    """What ``TaskRun`` needs of its stop flag (``threading.Event`` or a shared one)."""
+    """What ``TaskRun`` needs of its stop flag (``Flag`` or a shared one)."""
 
     def set(self) -> None: ...
 
     def is_set(self) -> bool: ...
+
+
+class Flag:
+    """The stop flag of an action that runs in a thread: nothing waits on it (the action polls
+    it at ``push_progress``/``check``), so a plain attribute does, without the lock and
+    condition of a ``threading.Event`` for every task."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
 
 
 @dataclass(slots=True)
@@ -95,7 +112,7 @@ class TaskRun:
     #: Writes a phase (30 preparing / 50 running) to the task row as a compare-and-set; False
     #: when the task is no longer this run's.
     set_status: Callable[[int], bool] = field(default=lambda status: True)
-    _stop: StopFlag = field(default_factory=threading.Event)
+    _stop: StopFlag = field(default_factory=Flag)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def cancel(self, reason: StopReason) -> None:
