@@ -137,9 +137,10 @@ class Procrastinate(PeerSystem):
     name = label = "procrastinate"
     script = "procrastinate_bench.py"
     done_sql = "SELECT count(*) FROM procrastinate_jobs WHERE status::text NOT IN ('todo', 'doing')"
-    span_sql = (
-        "SELECT extract(epoch FROM max(at) FILTER (WHERE type = 'succeeded')"
-        " - min(at) FILTER (WHERE type = 'started'))::float8 FROM procrastinate_events"
+    times_sql = (
+        "SELECT extract(epoch FROM min(at) FILTER (WHERE type = 'started'))::float8,"
+        " extract(epoch FROM max(at) FILTER (WHERE type = 'succeeded'))::float8"
+        " FROM procrastinate_events"
     )
     # procrastinate's defer (task.defer) calls this function; its insert trigger sends NOTIFY.
     wake_sql = (
@@ -187,9 +188,10 @@ class PgQueuer(PeerSystem):
         "SELECT count(*) FROM pgqueuer_log"
         " WHERE status IN ('successful', 'exception', 'failed', 'canceled')"
     )
-    span_sql = (
-        "SELECT extract(epoch FROM max(created) FILTER (WHERE status = 'successful')"
-        " - min(created) FILTER (WHERE status = 'picked'))::float8 FROM pgqueuer_log"
+    times_sql = (
+        "SELECT extract(epoch FROM min(created) FILTER (WHERE status = 'picked'))::float8,"
+        " extract(epoch FROM max(created) FILTER (WHERE status = 'successful'))::float8"
+        " FROM pgqueuer_log"
     )
     # What PgQueuer's enqueue does for one job: the queue row and its 'queued' log row, in one
     # statement; its statement-level trigger on the queue table sends NOTIFY.

@@ -14,7 +14,7 @@ import psycopg
 import scenarios
 from pgstask_side import BATCH, PgstaskSystem
 from psycopg import sql
-from server import scalar
+from server import Watch
 
 from pgstask import Client, queries
 from pgstask.progress import read_snapshot
@@ -40,12 +40,13 @@ def progress_cost(system: PgstaskSystem, n: int, repeats: int = 2) -> Progress:
     with (
         procs.running([cmd], env, system.log_dir, "pgstask-progress") as running,
         Client(dsn) as client,
+        Watch(dsn) as watch,
     ):
         for _ in range(repeats):
             for action in ("loop", "progress"):
                 task = client.create("bench", action, {"n": n})
                 status = sql.SQL("SELECT status FROM s_tasks WHERE id = {}").format(task.id)
-                procs.wait_for(lambda q=status: scalar(dsn, q) in (80, 90, 100), running, 600)
+                procs.wait_for(lambda q=status: watch.value(q) in (80, 90, 100), running, 600)
                 got = finished_state(system, task.id, n if action == "progress" else None)
                 if got["problem"]:
                     result.exact = False
@@ -158,17 +159,20 @@ def memory_growth(system: PgstaskSystem, small: int, large: int) -> Memory:
     dsn = system.reset()
     done = "SELECT count(*) FROM s_tasks WHERE status IN (80, 90, 100)"
     cmd, env = system.worker(scenarios.Setting("default"), None)
-    with procs.running([cmd], env, system.log_dir, "pgstask-memory") as running:
+    with (
+        procs.running([cmd], env, system.log_dir, "pgstask-memory") as running,
+        Watch(dsn) as watch,
+    ):
         daemon = running[0]
         system.fill(small)
-        procs.wait_for(lambda: scalar(dsn, done) >= small, running, 300)
+        procs.wait_for(lambda: watch.value(done) >= small, running, 300)
         time.sleep(1.0)
         after_small = daemon.status_kb("VmRSS")
         with Client(dsn) as client:
             for lo in range(small, large, BATCH):
                 size = min(BATCH, large - lo)
                 client.create_many([{"identifier": "bench", "action": "noop"}] * size)
-        finished = procs.wait_for(lambda: scalar(dsn, done) >= large, running, 600)
+        finished = procs.wait_for(lambda: watch.value(done) >= large, running, 600)
         time.sleep(1.0)
         after_large, peak = daemon.status_kb("VmRSS"), daemon.status_kb("VmHWM")
     report = daemon.report or {}

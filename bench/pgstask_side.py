@@ -48,7 +48,10 @@ d.run()
 class PgstaskSystem:
     name = "pgstask"
     done_sql = "SELECT count(*) FROM s_tasks WHERE status IN (80, 90, 100)"
-    span_sql = "SELECT extract(epoch FROM max(finished_at) - min(started_at))::float8 FROM s_tasks"
+    times_sql = (
+        "SELECT extract(epoch FROM min(started_at))::float8,"
+        " extract(epoch FROM max(finished_at))::float8 FROM s_tasks"
+    )
     wake_sql = (
         "INSERT INTO s_tasks (identifier, action, meta)"
         " VALUES ('bench', 'wake', jsonb_build_object('seq', %(seq)s::int))"

@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         "--only", metavar="SCENARIO,…", help=f"run only these scenarios: {', '.join(SCENARIOS)}"
     )
     parser.add_argument("--no-peers", action="store_true", help="run pgstask alone")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary directory (worker logs)"
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     if args.drain:
@@ -149,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
             server.drop_peer_databases()
         if (pgdata / "postmaster.pid").exists():
             embedded.stop(pgdata)
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep:
+            say(f"worker logs kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def prepare(server: Server, tmp: Path, sizes: Sizes, *, no_peers: bool) -> Bench:
@@ -441,9 +447,10 @@ RUNNERS = {
 }
 NOTES = """\
 Ratios are pgstask's figure divided by the peer's (higher is better for tasks/s, lower for ms
-and MB). Drain rate = completed tasks / (last completion - first start) as each system records
-them in its own tables, database clock; wake latency = time.time() at the action's start minus
-time.time() right after the inserting COMMIT returned. Other work on the machine skews every
+and MB). Drain rate = completed tasks / (all done - first start), database clock: the first start
+as each system records it in its own tables, all done = the first 20 ms poll that sees every
+task finished. Wake latency = time.time() at the action's start minus time.time() right after
+the inserting COMMIT returned. Other work on the machine skews every
 figure (see the load averages). bench/README.md has the details."""
 
 

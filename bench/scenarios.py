@@ -5,11 +5,15 @@ to start with which setting, and how to read its own tables; the procedures here
 each system is started, watched, timed and checked in exactly the same way.
 
 - **Drain**: ``n`` no-op tasks inserted first (through the system's own bulk API), then
-  ``VACUUM ANALYZE``, then the worker process(es) started; the rate is the number of completed
-  tasks / (last completion - first start) as the system records them in its own tables, on the
-  database clock (start-up of the process is excluded). A drain still running after ``cap``
-  seconds is stopped gracefully and rated on what completed; every drain is checked for
-  exactly-once (each task ran once, none lost).
+  ``VACUUM ANALYZE``, then the worker process(es) started. The rate is completed tasks /
+  (all-done - first start), on the database clock: the first start is what the system records
+  in its own tables when it claims a task; all-done is ``clock_timestamp()`` of the first poll
+  (every 20 ms, one connection) that counts every task in a final state, i.e. after the last
+  completion committed. (Timestamps written with a completion are ``now()``, the start of the
+  completing transaction, which can be much earlier than its commit; they are printed too.)
+  Start-up of the process is excluded. A drain still running after ``cap`` seconds is stopped
+  gracefully and rated on what had completed by then; every drain is checked for exactly-once
+  (each task ran once, none lost).
 - **Wake latency**: an idle worker; ``n`` single-task inserts by plain SQL on one connection, one
   transaction each, ~20 ms apart; the inserter notes ``time.time()`` right after COMMIT returns,
   the action notes ``time.time()`` as the first thing it does (in a file), and the latency is the
@@ -26,7 +30,7 @@ from typing import LiteralString, Protocol
 
 import procs
 import psycopg
-from server import scalar, vacuum
+from server import Watch, vacuum
 
 WAKE_INTERVAL = 0.02  # seconds between two wake inserts
 
@@ -49,8 +53,9 @@ class Check:
 class System(Protocol):
     name: str
     log_dir: Path
-    done_sql: LiteralString  # tasks in a final state
-    span_sql: LiteralString  # seconds from the first start to the last completion
+    done_sql: LiteralString  # count of tasks in a final state
+    times_sql: LiteralString  # epochs of the first start and the last completion it recorded
+
     wake_sql: LiteralString  # one wake task, with %(seq)s
 
     def reset(self) -> str: ...  # an empty queue; returns the database's DSN
@@ -68,10 +73,11 @@ class System(Protocol):
 class Drain:
     setting: Setting
     processes: int
-    rate: float | None  # completed tasks / span; None when the check failed
-    completed: int
-    span: float | None
-    wall: float
+    rate: float | None  # completed / span; None when the check failed
+    completed: int  # by the last poll
+    span: float | None  # first start -> all done (or the last poll of a capped drain)
+    recorded: float | None  # first start -> the last completion's own timestamp
+    wall: float  # process spawn -> all done
     peak_rss_kb: int | None  # the largest VmHWM of the worker processes, read before stopping
     check: Check
     problems: list[str] = field(default_factory=list)
@@ -80,11 +86,13 @@ class Drain:
         procs_text = f", {self.processes} processes" if self.processes > 1 else ""
         speed = f"{self.rate:,.0f}/s" if self.rate else "n/a"
         span = f"{self.span:.2f}s" if self.span else "-"
+        recorded = f"{self.recorded:.2f}s" if self.recorded else "-"
         rss = f", peak RSS {self.peak_rss_kb / 1024:.1f} MB" if self.peak_rss_kb else ""
-        done = "" if self.completed == n else f" (capped: {self.completed:,} of {n:,})"
+        done = "" if self.completed >= n else f" (capped: {self.completed:,} of {n:,})"
         return (
-            f"    {system} drain {self.setting.label}{procs_text}: {speed}{done}, span {span},"
-            f" wall {self.wall:.1f}s{rss}; exactly-once: {self.check.text}"
+            f"    {system} drain {self.setting.label}{procs_text}: {speed}{done}; span {span}"
+            f" (its own timestamps: {recorded}), wall {self.wall:.1f}s{rss}\n"
+            f"      exactly-once: {self.check.text}"
         )
 
 
@@ -93,12 +101,22 @@ def drain(system: System, n: int, setting: Setting, *, cap: float, processes: in
     system.fill(n)
     vacuum(dsn)
     cmd, env = system.worker(setting, None)
-    name = f"{system.name}-drain-{setting.label}-x{processes}".replace("=", "")
-    with procs.running([cmd] * processes, env, system.log_dir, name) as running:
-        start = time.perf_counter()
-        finished = procs.wait_for(lambda: scalar(dsn, system.done_sql) >= n, running, cap)
-        wall = time.perf_counter() - start
-        peaks = [p.status_kb("VmHWM") or 0 for p in running]
+    name = f"{system.name}-drain-{setting.label.split()[0]}-x{processes}".replace("=", "")
+    seen = (0, 0.0)  # count of finished tasks, database clock at that poll
+
+    with Watch(dsn) as watch:
+
+        def all_done() -> bool:
+            nonlocal seen
+            seen = watch.count_at(system.done_sql)
+            return seen[0] >= n
+
+        with procs.running([cmd] * processes, env, system.log_dir, name) as running:
+            start = time.perf_counter()
+            finished = procs.wait_for(all_done, running, cap, step=0.02)
+            wall = time.perf_counter() - start
+            peaks = [p.status_kb("VmHWM") or 0 for p in running]
+        first, last = watch.row(system.times_sql)
     reports = [p.report or {} for p in running]
     invocations = sum(int(r.get("invocations", 0)) for r in reports)
     distinct = sum(int(r.get("distinct", 0)) for r in reports)
@@ -106,10 +124,12 @@ def drain(system: System, n: int, setting: Setting, *, cap: float, processes: in
     problems = [f"{p.name}: {text}" for p in running for text in p.problems]
     if any(not r for r in reports):
         check = Check(False, check.completed, f"{check.text}; a worker sent no report")
-    span = scalar(dsn, system.span_sql)
-    span = float(span) if span else None
-    rate = check.completed / span if check.ok and span else None
-    return Drain(setting, processes, rate, check.completed, span, wall, max(peaks), check, problems)
+    span = seen[1] - first if first is not None and seen[0] else None
+    recorded = last - first if first is not None and last is not None else None
+    rate = seen[0] / span if check.ok and span else None
+    return Drain(
+        setting, processes, rate, seen[0], span, recorded, wall, max(peaks), check, problems
+    )
 
 
 @dataclass(slots=True)

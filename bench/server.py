@@ -66,11 +66,34 @@ def as_url(dsn: str) -> str:
     return f"postgresql://{netloc}/{quote(dbname, safe='')}{query}"
 
 
-def scalar(dsn: str, query: sql.Composable | str) -> Any:
-    """One value of one query, on a connection of its own (autocommit)."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute(query).fetchone()  # type: ignore[arg-type]
-    return row[0] if row else None
+class Watch:
+    """One autocommit connection for polling (a new connection per poll would cost the server a
+    backend start each time, on the machine being measured)."""
+
+    def __init__(self, dsn: str) -> None:
+        self.conn = psycopg.connect(dsn, autocommit=True)
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.close()
+
+    def row(self, query: sql.Composable | str) -> tuple[Any, ...]:
+        got = self.conn.execute(query).fetchone()  # type: ignore[arg-type]
+        return tuple(got) if got else ()
+
+    def value(self, query: sql.Composable | str) -> Any:
+        got = self.row(query)
+        return got[0] if got else None
+
+    def count_at(self, query: str) -> tuple[int, float]:
+        """The value of a count query, and the database clock when it ran (epoch seconds)."""
+        timed = sql.SQL("SELECT ({}), extract(epoch FROM clock_timestamp())::float8").format(
+            sql.SQL(query)  # type: ignore[arg-type]
+        )
+        got = self.row(timed)
+        return int(got[0]), float(got[1])
 
 
 def vacuum(dsn: str) -> None:
