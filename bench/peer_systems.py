@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 from scenarios import Check, Setting
@@ -79,7 +79,10 @@ class PeerSystem:
     name = ""
     label = ""
     script = ""
-    check_sql = ""
+    done_sql: LiteralString = ""
+    times_sql: LiteralString = ""
+    wake_sql: LiteralString = ""
+    check_sql: LiteralString = ""
 
     def __init__(self, python: Path, server: Server, log_dir: Path) -> None:
         self.python, self.server, self.log_dir = python, server, log_dir
@@ -128,9 +131,17 @@ class PeerSystem:
 
     def counts(self) -> tuple[Any, ...]:
         with psycopg.connect(self.dsn) as conn:
-            row = conn.execute(self.check_sql).fetchone()  # type: ignore[arg-type]
+            row = conn.execute(self.check_sql).fetchone()
         assert row is not None
         return tuple(row)
+
+    def settings(self, candidates: list[int]) -> tuple[Setting, list[Setting]]:
+        """The default setting and the candidates to try."""
+        raise NotImplementedError
+
+    def check(self, n: int, invocations: int, distinct: int, finished: bool) -> Check:
+        """Exactly-once after a drain of ``n`` tasks, from the peer's tables and its report."""
+        raise NotImplementedError
 
 
 class Procrastinate(PeerSystem):

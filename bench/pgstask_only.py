@@ -46,7 +46,11 @@ def progress_cost(system: PgstaskSystem, n: int, repeats: int = 2) -> Progress:
             for action in ("loop", "progress"):
                 task = client.create("bench", action, {"n": n})
                 status = sql.SQL("SELECT status FROM s_tasks WHERE id = {}").format(task.id)
-                procs.wait_for(lambda q=status: watch.value(q) in (80, 90, 100), running, 600)
+
+                def ended(query: sql.Composable = status) -> bool:
+                    return watch.value(query) in (80, 90, 100)
+
+                procs.wait_for(ended, running, 600)
                 got = finished_state(system, task.id, n if action == "progress" else None)
                 if got["problem"]:
                     result.exact = False
@@ -151,6 +155,10 @@ class Memory:
     peak_kb: int | None
     check: scenarios.Check
     problems: list[str] = field(default_factory=list)
+
+    def readings(self) -> tuple[int | None, int | None, int | None]:
+        """kB: RSS after the small count, after the large count, peak."""
+        return self.after_small_kb, self.after_large_kb, self.peak_kb
 
 
 def memory_growth(system: PgstaskSystem, small: int, large: int) -> Memory:

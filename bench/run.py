@@ -21,7 +21,9 @@ import shutil
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pgstask_only
@@ -214,10 +216,9 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-def peer_call(bench: Bench, peer: PeerSystem, what: str, row: Row, call: object) -> None:
+def peer_call(peer: PeerSystem, what: str, row: Row, call: Callable[[], float]) -> None:
     """Run a peer's part of a scenario; a peer that breaks gets "n/a (error)" in ``row``."""
     try:
-        assert callable(call)
         row.values[peer.name] = call()
     except (RuntimeError, OSError, ValueError, psycopg.Error) as exc:
         row.notes[peer.name] = "n/a (error)"
@@ -231,7 +232,7 @@ def scenario_single(bench: Bench) -> None:
     row = Row(f"enqueue single, {n:,} x 1/transaction", "tasks/s", {"pgstask": ours}, bench.na())
     row.compare = True
     for _, peer in bench.peers.items():
-        peer_call(bench, peer, "single enqueue", row, lambda p=peer: p.enqueue_single(n))
+        peer_call(peer, "single enqueue", row, partial(peer.enqueue_single, n))
         say(f"  {peer.label}: {row.cell(peer.name)}/s")
     ratio = 100 * ours / plain
     bench.rows += [
@@ -255,7 +256,7 @@ def scenario_bulk(bench: Bench) -> None:
     row.notes, row.compare = bench.na(), True
     row.target, row.met = f">= {BULK_TARGET:,.0f}/s", ours >= BULK_TARGET
     for _, peer in bench.peers.items():
-        peer_call(bench, peer, "bulk enqueue", row, lambda p=peer: p.enqueue_bulk(n))
+        peer_call(peer, "bulk enqueue", row, partial(peer.enqueue_bulk, n))
         say(f"  {peer.label}: {row.cell(peer.name)}/s")
     bench.rows.append(row)
 
@@ -270,7 +271,6 @@ def scenario_drain(bench: Bench) -> None:
     systems = [("pgstask", bench.ours, bench.ours.settings(list(s.pgstask_c)))]
     for name, peer in bench.peers.items():
         candidates = s.procrastinate_c if name == "procrastinate" else s.pgqueuer_batch
-        assert isinstance(peer, Procrastinate | PgQueuer)
         systems.append((name, peer, peer.settings(list(candidates))))
     for name, system, (first, others) in systems:
         results: list[scenarios.Drain] = []
@@ -314,7 +314,7 @@ def scenario_wake(bench: Bench) -> None:
     systems: list[tuple[str, scenarios.System, scenarios.Setting]] = [
         ("pgstask", bench.ours, bench.ours.settings([])[0])
     ]
-    systems += [(n_, p, p.settings([])[0]) for n_, p in bench.peers.items()]  # type: ignore[attr-defined]
+    systems += [(name, peer, peer.settings([])[0]) for name, peer in bench.peers.items()]
     for name, system, setting in systems:
         try:
             got = scenarios.wake(system, n, setting)
@@ -408,31 +408,20 @@ def scenario_claim(bench: Bench) -> None:
 def scenario_memory(bench: Bench) -> None:
     small, large = bench.sizes.memory
     got = pgstask_only.memory_growth(bench.ours, small, large)
-    mb = {k: v / 1024 if v else None for k, v in vars_of(got).items()}
+    before, after, peak = (kb / 1024 if kb else None for kb in got.readings())
     say(
-        f"  RSS after {small:,} tasks {mb['after_small_kb'] or 0:.1f} MB, after {large:,}"
-        f" {mb['after_large_kb'] or 0:.1f} MB, peak {mb['peak_kb'] or 0:.1f} MB;"
-        f" exactly-once: {got.check.text}"
+        f"  RSS after {small:,} tasks {before or 0:.1f} MB, after {large:,} {after or 0:.1f} MB,"
+        f" peak {peak or 0:.1f} MB; exactly-once: {got.check.text}"
     )
     for problem in got.problems:
         say(f"      {problem}")
     if not got.check.ok:
         bench.failures.append(f"pgstask memory drain: {got.check.text}")
-    growth = None
-    if mb["after_small_kb"] is not None and mb["after_large_kb"] is not None:
-        growth = mb["after_large_kb"] - mb["after_small_kb"]
+    growth = after - before if after is not None and before is not None else None
     row = Row(f"memory: RSS after {large:,} - after {small:,} tasks", "MB", {"pgstask": growth})
     row.target = f"<= {RSS_GROWTH_TARGET:.0f} MB"
     row.met = growth is not None and growth <= RSS_GROWTH_TARGET
     bench.rows.append(row)
-
-
-def vars_of(memory: pgstask_only.Memory) -> dict[str, int | None]:
-    return {
-        "after_small_kb": memory.after_small_kb,
-        "after_large_kb": memory.after_large_kb,
-        "peak_kb": memory.peak_kb,
-    }
 
 
 RUNNERS = {

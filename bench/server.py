@@ -6,7 +6,7 @@ scenario wants a clean start; the run never touches any other database.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, LiteralString
 from urllib.parse import quote, urlencode
 
 import psycopg
@@ -87,10 +87,10 @@ class Watch:
         got = self.row(query)
         return got[0] if got else None
 
-    def count_at(self, query: str) -> tuple[int, float]:
+    def count_at(self, query: LiteralString) -> tuple[int, float]:
         """The value of a count query, and the database clock when it ran (epoch seconds)."""
         timed = sql.SQL("SELECT ({}), extract(epoch FROM clock_timestamp())::float8").format(
-            sql.SQL(query)  # type: ignore[arg-type]
+            sql.SQL(query)
         )
         got = self.row(timed)
         return int(got[0]), float(got[1])
