@@ -1,385 +1,446 @@
-"""pgstask benchmark: enqueue rates, drain rate of one daemon, wake-up latency.
+"""pgstask's benchmark, side by side with procrastinate and PgQueuer (issue 4).
 
-    python bench/run.py [--dsn DSN] [--drain N] [--quick]
+    python bench/run.py [--dsn DSN] [--quick] [--only SCENARIO,…] [--no-peers] [--drain N]
 
 Without ``--dsn`` (or PGSTASK_BENCH_DSN / PGSTASK_DSN) a throwaway pgserver cluster is started
-in a temporary directory and stopped at the end. The script only ever touches its own database,
-``pgstask_bench``, which it drops and recreates. Exit code 0 whatever the figures, 1 if the
-exactly-once check of a drain fails. bench/README.md says what each figure means.
+in a temporary directory and stopped at the end. The run only touches its own databases,
+``pgstask_bench`` and ``pgstask_bench_<peer>``, which it drops and recreates. The peers run from
+a virtual environment of their own (bench/peer_systems.py). Exit code 0 whatever the figures, 1
+if a drain of any system breaks the exactly-once check or a progress state is not exact.
+bench/README.md says what each figure means and how it is measured.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib.util
+import datetime as dt
 import os
 import platform
+import shlex
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, LiteralString
 
+import pgstask_only
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg.types.json import Jsonb
+import scenarios
+from peer_systems import PINS, PeerEnv, PeerSystem, PgQueuer, Procrastinate
+from pgstask_side import BATCH, PgstaskSystem
+from report import LABELS, PEERS, Row, table
+from server import Server
 
 import pgstask
-from pgstask import Client, Settings, embedded, migrate
+from pgstask import Settings, embedded
 
-BENCH_DB = "pgstask_bench"
-BATCH = 10_000  # create_many batch size
-DRAIN_TARGET, BULK_TARGET = 3_000.0, 20_000.0  # tasks/s
-WAKE_P50_TARGET, WAKE_P99_TARGET = 10.0, 50.0  # ms
-PLAIN_INSERT = (
-    "INSERT INTO s_tasks (identifier, action, meta, priority, start_at, max_attempts,"
-    " started_by, dedupe_key, message) VALUES (%s, %s, %s, %s, now(), %s, %s, %s, %s)"
-    " RETURNING id"
-)
-WAKE_INSERT = (
-    "INSERT INTO s_tasks (identifier, action) VALUES ('demo', 'noop')"
-    " RETURNING id, extract(epoch FROM clock_timestamp())::float8"
-)
-NOTES = """\
-Other work on the machine skews every figure (see the load averages).
-drain rate = tasks / (last finished_at - first started_at), on the database clock; the daemon's
-process start is not included. wake latency = started_at - created_at, on the database clock:
-created_at is the start of the inserting transaction, so the INSERT itself and its commit are
-included; started_at is set at claim, just before the action starts (running the action is not
-included). 'after the INSERT ran' starts at the INSERT's clock_timestamp(): commit, NOTIFY and
-the daemon's claim."""
-LISTENERS = (
-    "SELECT count(*) FROM pg_stat_activity"
-    " WHERE datname = current_database() AND application_name = 'pgstask-listener'"
-)
-# The daemon process used when the `pgstask daemon` command is not available.
-BOOTSTRAP = """
-import signal, sys
-from pgstask import Settings
-from pgstask.runtime.daemon import Daemon
-from pgstask.workers.examples import DemoWorker
-s = Settings.from_env()
-c = int(sys.argv[1]) if sys.argv[1:] else None
-d = Daemon(s, dsn=s.dsn, workers={"demo": DemoWorker}, concurrency=c)
-signal.signal(signal.SIGTERM, lambda *_: d.request_stop())
-d.run()
-"""
+SCENARIOS = ("single", "bulk", "drain", "wake", "progress", "scale", "claim", "memory")
+# The targets of issue 4 (2 cores, PostgreSQL on the same machine, fsync on).
+SINGLE_TARGET = 80.0  # % of a plain psycopg INSERT + commit loop
+BULK_TARGET = 150_000.0  # tasks/s
+DRAIN_TARGET, DRAIN_PEER_FACTOR = 20_000.0, 4.0  # tasks/s; times the best peer
+WAKE_P50_TARGET, WAKE_P99_TARGET = 3.0, 8.0  # ms, and below every peer
+PROGRESS_TARGET = 0.5  # seconds added by 100,000 push_progress calls
+SCALE_TARGET = 80.0  # % of one daemon's drain rate that 8 daemons reach
+CLAIM_P99_TARGET = 5.0  # ms
+PEAK_RSS_TARGET, RSS_GROWTH_TARGET = 60.0, 5.0  # MB
 
 
-@dataclass(slots=True)
-class Figure:
-    name: str
-    value: str
-    target: str = ""
-    met: bool | None = None
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    single: int
+    bulk: int
+    drain: int
+    wake: int
+    progress: int
+    scale: tuple[int, ...]  # daemon processes
+    claim: tuple[int, int]  # pending tasks: small, large
+    memory: tuple[int, int]  # tasks: first reading, second reading
+    cap: float  # seconds a drain may run before it is stopped and rated on what completed
+    pgstask_c: tuple[int, ...]  # concurrency candidates besides the default
+    procrastinate_c: tuple[int, ...]
+    pgqueuer_batch: tuple[int, ...]
+
+
+FULL = Sizes(
+    single=10_000,
+    bulk=100_000,
+    drain=20_000,
+    wake=200,
+    progress=100_000,
+    scale=(1, 2, 4, 8),
+    claim=(10_000, 1_000_000),
+    memory=(1_000, 100_000),
+    cap=40.0,
+    pgstask_c=(32, 64, 128),
+    procrastinate_c=(10, 50),
+    pgqueuer_batch=(50, 200),
+)
+QUICK = Sizes(
+    single=1_000,
+    bulk=20_000,
+    drain=3_000,
+    wake=40,
+    progress=100_000,
+    scale=(1, 2),
+    claim=(10_000, 100_000),
+    memory=(1_000, 10_000),
+    cap=10.0,
+    pgstask_c=(64,),
+    procrastinate_c=(10,),
+    pgqueuer_batch=(100,),
+)
 
 
 @dataclass(slots=True)
 class Bench:
-    dsn: str  # the benchmark database
-    env: dict[str, str]  # environment of the daemon processes
-    log_dir: Path
-    daemon_cmd: list[str]
-    exactly_once_ok: bool = True
+    sizes: Sizes
+    ours: PgstaskSystem
+    peers: dict[str, PeerSystem]
+    unavailable: dict[str, str]  # peer → why it is not run
+    rows: list[Row] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
 
-    @property
-    def default_concurrency(self) -> int:
-        return Settings.from_env(self.env).concurrency
+    def na(self) -> dict[str, str]:
+        """Notes for the cells of peers that do not run."""
+        return {p: f"n/a ({why})" for p, why in self.unavailable.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="pgstask benchmark (see bench/README.md)")
     parser.add_argument("--dsn", help="PostgreSQL server (default: PGSTASK_BENCH_DSN, PGSTASK_DSN)")
-    parser.add_argument("--drain", type=int, help="tasks per drain run (default 20000)")
-    parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
+    parser.add_argument("--drain", type=int, metavar="N", help="tasks per drain (default 20000)")
+    parser.add_argument(
+        "--only", metavar="SCENARIO,…", help=f"run only these scenarios: {', '.join(SCENARIOS)}"
+    )
+    parser.add_argument("--no-peers", action="store_true", help="run pgstask alone")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary directory (worker logs)"
+    )
     args = parser.parse_args(argv)
-    q: bool = args.quick
-    single, bulk, wake = (1_000, 20_000, 50) if q else (5_000, 100_000, 200)
-    drain_n: int = args.drain or (5_000 if q else 20_000)
-    candidates = [32] if q else [32, 64]
-    server = args.dsn or os.environ.get("PGSTASK_BENCH_DSN") or os.environ.get("PGSTASK_DSN")
+    sizes = QUICK if args.quick else FULL
+    if args.drain:
+        sizes = Sizes(**{**{f: getattr(sizes, f) for f in Sizes.__slots__}, "drain": args.drain})
+    only = [s.strip() for s in (args.only or ",".join(SCENARIOS)).split(",") if s.strip()]
+    unknown = set(only) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(sorted(unknown))}; known: {SCENARIOS}")
+    server_dsn = args.dsn or os.environ.get("PGSTASK_BENCH_DSN") or os.environ.get("PGSTASK_DSN")
     tmp = Path(tempfile.mkdtemp(prefix="pgstask-bench-"))
     pgdata = tmp / "pgdata"
+    server: Server | None = None
     try:
-        if not server:
-            print(f"starting a throwaway pgserver cluster in {pgdata}", flush=True)
-            server = embedded.start(pgdata)
-        dsn = fresh_database(server)
-        migrate.upgrade(dsn)
-        env = {**os.environ, "PGSTASK_DSN": dsn, "PGSTASK_STORAGE": str(tmp / "storage")}
-        bench = Bench(dsn, env, tmp, daemon_command())
-        header(bench, server)
-        say(f"  sizes       single {single:,}, bulk {bulk:,}, drain {drain_n:,}, wake {wake}\n")
-        figures = enqueue_single(bench, single)
-        figures.append(enqueue_bulk(bench, bulk))
-        figures.extend(drain(bench, drain_n, candidates))
-        figures.extend(wake_latency(bench, wake))
-        print_table(figures)
-        if not bench.exactly_once_ok:
-            print("\nEXACTLY-ONCE CHECK FAILED (see the [3] lines above)")
-        return 0 if bench.exactly_once_ok else 1
+        if not server_dsn:
+            say(f"starting a throwaway pgserver cluster in {pgdata}")
+            server_dsn = embedded.start(pgdata)
+        server = Server(server_dsn)
+        bench = prepare(server, tmp, sizes, no_peers=args.no_peers)
+        header(bench, server, only)
+        for name in only:
+            say(f"\n== {name}")
+            RUNNERS[name](bench)
+        say("\n" + table(bench.rows))
+        say(f"\n1-minute load average at the end: {os.getloadavg()[0]:.2f}")
+        say(NOTES)
+        for failure in bench.failures:
+            say(f"FAILED: {failure}")
+        return 1 if bench.failures else 0
     finally:
+        if server is not None:
+            server.drop_peer_databases()
         if (pgdata / "postmaster.pid").exists():
             embedded.stop(pgdata)
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep:
+            say(f"worker logs kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
-def fresh_database(server_dsn: str) -> str:
-    """Drop and recreate BENCH_DB on the server of ``server_dsn``; return its DSN."""
-    on_bench_db = conninfo_to_dict(server_dsn).get("dbname") == BENCH_DB
-    admin_dsn = make_conninfo(server_dsn, dbname="postgres") if on_bench_db else server_dsn
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    return make_conninfo(server_dsn, dbname=BENCH_DB)
+def prepare(server: Server, tmp: Path, sizes: Sizes, *, no_peers: bool) -> Bench:
+    ours = PgstaskSystem(server, tmp)
+    peers: dict[str, PeerSystem] = {}
+    unavailable: dict[str, str] = {}
+    if no_peers:
+        unavailable = dict.fromkeys(PEERS, "--no-peers")
+    else:
+        env = PeerEnv()
+        if env.ensure(say) and env.python is not None:
+            for cls in (Procrastinate, PgQueuer):
+                peer = cls(env.python, server, tmp)
+                try:
+                    peer.version()
+                    peers[peer.name] = peer
+                except (RuntimeError, OSError, ValueError) as exc:
+                    unavailable[peer.name] = "broken"
+                    say(f"PEER {peer.label} NOT RUN: {exc}")
+        else:
+            say(f"PEERS NOT RUN: their environment could not be built: {env.problem}")
+            unavailable = dict.fromkeys(PEERS, "no venv")
+    return Bench(sizes, ours, peers, unavailable)
 
 
-def daemon_command() -> list[str]:
-    """`pgstask daemon` if that command works here, else a small Daemon(...).run() process."""
-    cli = [sys.executable, "-m", "pgstask", "daemon"]
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        probe = subprocess.run([*cli, "--help"], capture_output=True, timeout=30)
-        if probe.returncode == 0 and b"--concurrency" in probe.stdout:
-            return cli
-    return [sys.executable, "-c", BOOTSTRAP]
-
-
-def find_psql() -> str | None:
-    """pgserver's psql (it ships one), else the system's."""
-    spec = importlib.util.find_spec("pgserver")
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        candidate = Path(location) / "pginstall" / "bin" / "psql"
-        if candidate.exists():
-            return str(candidate)
-    return shutil.which("psql")
-
-
-def header(bench: Bench, server_dsn: str) -> None:
-    with psycopg.connect(bench.dsn) as conn:
-        row = conn.execute("SHOW server_version").fetchone()
-    info = {k: "***" if k == "password" else v for k, v in conninfo_to_dict(server_dsn).items()}
-    settings = Settings.from_env(bench.env)
-    kind = "`pgstask daemon`" if bench.daemon_cmd[-1] == "daemon" else "python -c Daemon.run()"
+def header(bench: Bench, server: Server, only: list[str]) -> None:
+    ours, s = bench.ours, bench.sizes
+    settings = Settings.from_env(ours.env)
+    versions = ", ".join(f"{p.label} {p.version()}" for p in bench.peers.values())
+    drivers = ", ".join(pin for pin in PINS if not pin.startswith(("procrastinate", "pgqueuer")))
     lines = [
-        "pgstask benchmark",
+        f"pgstask benchmark, {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
+        f"  command     {shlex.join([Path(sys.executable).name, *sys.argv])}",
         f"  machine     {os.cpu_count()} cores, {platform.platform()}",
         f"  load        {os.getloadavg()[0]:.2f} (1-minute load average at start)",
-        f"  versions    Python {platform.python_version()}, PostgreSQL {row[0] if row else '?'},",
+        f"  versions    Python {platform.python_version()}, PostgreSQL {server.version()},",
         f"              pgstask {pgstask.__version__}, psycopg {psycopg.__version__}",
-        f"  server      {' '.join(f'{k}={v}' for k, v in info.items())}, database {BENCH_DB}",
-        f"  daemon      {kind} subprocess, concurrency {settings.concurrency} (default),",
-        f"              poll_interval {settings.poll_interval}s, create_many batch {BATCH:,}",
+        f"  peers       {versions or 'not run'}"
+        + (f" (their venv: {drivers})" if versions else ""),
+        f"  server      {server.described()}; databases pgstask_bench[_<peer>]",
+        f"  pgstask     {ours.daemon_kind} subprocess, concurrency {settings.concurrency}"
+        f" (default), poll_interval {settings.poll_interval}s, create_many batch {BATCH:,}",
+        "  peers' defaults  procrastinate: async task, concurrency 1; PgQueuer: async"
+        " entrypoint, asyncpg, batch_size 10, no concurrency cap",
+        f"  sizes       single {s.single:,}, bulk {s.bulk:,}, drain {s.drain:,} (cap {s.cap:.0f}s),"
+        f" wake {s.wake}, progress {s.progress:,}, scale {'/'.join(map(str, s.scale))} daemons,",
+        f"              claim {s.claim[0]:,}/{s.claim[1]:,}, memory {s.memory[0]:,}/"
+        f"{s.memory[1]:,}; scenarios {', '.join(only)}",
     ]
+    for peer, why in bench.unavailable.items():
+        lines.append(f"  NOTE        {LABELS[peer]} not run: {why}")
     say("\n".join(lines))
-
-
-def reset(dsn: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("TRUNCATE s_tasks, s_task_logs, s_task_progress, s_task_files CASCADE")
-
-
-def count(conn: psycopg.Connection[Any], sql: LiteralString) -> int:
-    row = conn.execute(sql).fetchone()
-    return int(row[0]) if row else 0
 
 
 def say(line: str) -> None:
     print(line, flush=True)
 
 
-def enqueue_single(bench: Bench, n: int) -> list[Figure]:
-    """Client.create per task vs a plain psycopg INSERT + commit per row (200 warm-up each)."""
-    reset(bench.dsn)
-    start = 0.0
-    with psycopg.connect(bench.dsn) as conn:
-        for i in range(-200, n):  # the first 200 warm up
-            start = time.perf_counter() if i == 0 else start
-            args = ("demo", "noop", Jsonb({"n": i}), "normal", 3, None, None, "Task queued")
-            conn.execute(PLAIN_INSERT, args)
-            conn.commit()
-        plain = n / (time.perf_counter() - start)
-    reset(bench.dsn)
-    with Client(bench.dsn) as client:
-        for i in range(-200, n):
-            start = time.perf_counter() if i == 0 else start
-            client.create("demo", "noop", {"n": i})
-        ours = n / (time.perf_counter() - start)
-    say(f"[1] single: Client.create {ours:,.0f}/s, plain INSERT+commit {plain:,.0f}/s")
-    return [
-        Figure("enqueue, single: Client.create", f"{ours:,.0f} tasks/s"),
-        Figure("enqueue, single: plain psycopg INSERT+commit", f"{plain:,.0f} tasks/s"),
-        Figure("  Client.create / plain INSERT", f"{ours / plain:.2f}x"),
-    ]
-
-
-def enqueue_bulk(bench: Bench, n: int) -> Figure:
-    reset(bench.dsn)
-    items = [{"identifier": "demo", "action": "noop", "data": {"n": i}} for i in range(n)]
-    with Client(bench.dsn) as client:
-        client.create_many(items[:100])  # warm-up: pool and types
-        start = time.perf_counter()
-        for lo in range(0, n, BATCH):
-            client.create_many(items[lo : lo + BATCH])
-        speed = n / (time.perf_counter() - start)
-    say(f"[2] bulk: create_many {speed:,.0f}/s")
-    return goal(f"enqueue, bulk: create_many x{BATCH:,}", speed, "tasks/s", BULK_TARGET)
-
-
-@contextlib.contextmanager
-def daemon(bench: Bench, concurrency: int | None, name: str) -> Iterator[subprocess.Popen[bytes]]:
-    """A daemon process on the benchmark database, stopped with SIGTERM on exit."""
-    log_path = bench.log_dir / f"daemon-{name}.log"
-    cmd = list(bench.daemon_cmd)
-    if concurrency is not None:
-        cmd += ["--concurrency", str(concurrency)] if cmd[-1] == "daemon" else [str(concurrency)]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, env=bench.env, stdout=log, stderr=subprocess.STDOUT)
+def peer_call(peer: PeerSystem, what: str, row: Row, call: Callable[[], float]) -> None:
+    """Run a peer's part of a scenario; a peer that breaks gets "n/a (error)" in ``row``."""
     try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+        row.values[peer.name] = call()
+    except (RuntimeError, OSError, ValueError, psycopg.Error) as exc:
+        row.notes[peer.name] = "n/a (error)"
+        say(f"  {peer.label} {what} failed: {exc}")
+
+
+def scenario_single(bench: Bench) -> None:
+    n = bench.sizes.single
+    ours, plain = bench.ours.enqueue_single(n)
+    say(f"  pgstask Client.create {ours:,.0f}/s; plain psycopg INSERT + commit {plain:,.0f}/s")
+    row = Row(f"enqueue single, {n:,} x 1/transaction", "tasks/s", {"pgstask": ours}, bench.na())
+    row.compare = True
+    for _, peer in bench.peers.items():
+        peer_call(peer, "single enqueue", row, partial(peer.enqueue_single, n))
+        say(f"  {peer.label}: {row.cell(peer.name)}/s")
+    ratio = 100 * ours / plain
+    bench.rows += [
+        row,
+        Row("  plain psycopg INSERT + commit", "tasks/s", {"pgstask": plain}),
+        Row(
+            "  pgstask / plain INSERT",
+            "%",
+            {"pgstask": ratio},
+            target=f">= {SINGLE_TARGET:.0f} %",
+            met=ratio >= SINGLE_TARGET,
+        ),
+    ]
+
+
+def scenario_bulk(bench: Bench) -> None:
+    n = bench.sizes.bulk
+    ours = bench.ours.enqueue_bulk(n)
+    say(f"  pgstask create_many {ours:,.0f}/s")
+    row = Row(f"enqueue bulk, {n:,} in batches of {BATCH:,}", "tasks/s", {"pgstask": ours})
+    row.notes, row.compare = bench.na(), True
+    row.target, row.met = f">= {BULK_TARGET:,.0f}/s", ours >= BULK_TARGET
+    for _, peer in bench.peers.items():
+        peer_call(peer, "bulk enqueue", row, partial(peer.enqueue_bulk, n))
+        say(f"  {peer.label}: {row.cell(peer.name)}/s")
+    bench.rows.append(row)
+
+
+def scenario_drain(bench: Bench) -> None:
+    s = bench.sizes
+    default = Row(f"drain {s.drain:,} no-ops, 1 process, default", "tasks/s", notes=bench.na())
+    best = Row("drain, best setting tried", "tasks/s", notes=bench.na())
+    rss = Row("  peak RSS of that process (default)", "MB", notes=bench.na())
+    default.compare = best.compare = rss.compare = True
+    systems: list[tuple[str, scenarios.System, tuple[scenarios.Setting, list[scenarios.Setting]]]]
+    systems = [("pgstask", bench.ours, bench.ours.settings(list(s.pgstask_c)))]
+    for name, peer in bench.peers.items():
+        candidates = s.procrastinate_c if name == "procrastinate" else s.pgqueuer_batch
+        systems.append((name, peer, peer.settings(list(candidates))))
+    for name, system, (first, others) in systems:
+        results: list[scenarios.Drain] = []
+        for setting in [first, *others]:
             try:
-                proc.wait(timeout=45)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc.returncode not in (0, -signal.SIGTERM):
-            tail = log_path.read_text(errors="replace")[-2000:]
-            say(f"  daemon ({name}) exited with {proc.returncode}; its log ends:\n{tail}")
-
-
-def drain_once(bench: Bench, n: int, concurrency: int | None) -> float | None:
-    """Drain ``n`` pre-inserted no-op tasks with one daemon; tasks/s from the first claim to the
-    last completion (database clock), or None if the run or its exactly-once check failed."""
-    reset(bench.dsn)
-    with Client(bench.dsn) as client:
-        for lo in range(0, n, BATCH):
-            client.create_many([{"identifier": "demo", "action": "noop"}] * min(BATCH, n - lo))
-    with psycopg.connect(bench.dsn, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE s_tasks")  # the same starting state for every run
-        deadline = time.monotonic() + max(120.0, n / 100)
-        spawned = time.perf_counter()
-        with daemon(bench, concurrency, f"drain-{concurrency or 'default'}") as proc:
-            while time.monotonic() < deadline and proc.poll() is None:
-                time.sleep(0.05)
-                if count(conn, "SELECT count(*) FROM s_tasks WHERE status IN (80, 100)") >= n:
-                    break
-            wall = time.perf_counter() - spawned
-        row = conn.execute(
-            "SELECT count(*) FILTER (WHERE status = 80 AND attempts = 1),"
-            " count(*) FILTER (WHERE status = 100), count(*),"
-            " extract(epoch FROM max(finished_at) - min(started_at))::float8,"
-            " count(DISTINCT started_at), count(DISTINCT finished_at),"
-            " (SELECT count(*) FROM s_task_logs) FROM s_tasks"
-        ).fetchone()
-    assert row is not None
-    once, failed, total, span, claims, flushes, logs = row
-    ok = once == n and failed == 0 and total == n
-    bench.exactly_once_ok &= ok
-    check = "OK" if ok else f"FAILED ({once} completed once, {failed} failed, {total} rows)"
-    label = concurrency or f"{bench.default_concurrency} (default)"
-    speed = f"{n / span:,.0f}/s in {span:.2f}s" if span else "n/a"
-    avg_claim, avg_flush = n / max(claims, 1), n / max(flushes, 1)
-    say(f"[3] drain, concurrency {label}: {speed}, first claim → last completion")
-    say(f"    ({wall:.2f}s from process spawn); {claims:,} claim transactions of {avg_claim:.1f}")
-    say(
-        f"    tasks on average, {flushes:,} completion flushes of {avg_flush:.1f}; {logs} log rows;"
+                got = scenarios.drain(system, s.drain, setting, cap=s.cap)
+            except (RuntimeError, OSError, ValueError, psycopg.Error) as exc:
+                say(f"  {LABELS[name]} drain {setting.label} failed: {exc}")
+                continue
+            say(got.line(LABELS[name], s.drain))
+            for problem in got.problems:
+                say(f"      {problem}")
+            if not got.check.ok:
+                bench.failures.append(f"{LABELS[name]} drain {setting.label}: {got.check.text}")
+            results.append(got)
+        if results and results[0].setting == first:
+            d = results[0]
+            default.values[name] = d.rate
+            default.notes[name] = f"({first.label.split()[0]})" if d.rate else "FAILED"
+            rss.values[name] = d.peak_rss_kb / 1024 if d.peak_rss_kb else None
+        rated = [r for r in results if r.rate]
+        if rated:
+            top = max(rated, key=lambda r: r.rate or 0.0)
+            best.values[name], best.notes[name] = top.rate, f"({top.setting.label.split()[0]})"
+    ours_default, ours_best = default.values.get("pgstask"), best.values.get("pgstask")
+    default.target = f">= {DRAIN_TARGET:,.0f}/s"
+    default.met = bool(ours_default and ours_default >= DRAIN_TARGET)
+    peer_best = max([v for p, v in best.values.items() if p != "pgstask" and v] or [0.0])
+    best.target = f">= {DRAIN_TARGET:,.0f}/s, >= {DRAIN_PEER_FACTOR:.0f}x best peer"
+    best.met = bool(
+        ours_best and ours_best >= DRAIN_TARGET and ours_best >= DRAIN_PEER_FACTOR * peer_best
     )
-    say(f"    exactly-once (all completed, attempts = 1, none failed): {check}")
-    return n / span if ok and span else None
+    peak = rss.values.get("pgstask")
+    rss.target, rss.met = f"<= {PEAK_RSS_TARGET:.0f} MB", bool(peak and peak <= PEAK_RSS_TARGET)
+    bench.rows += [default, best, rss]
 
 
-def drain(bench: Bench, n: int, candidates: list[int]) -> list[Figure]:
-    default = drain_once(bench, n, None)
-    speeds = {c: drain_once(bench, n, c) for c in candidates}
-    best = max(((s, c) for c, s in speeds.items() if s is not None), default=(None, "-"))
-    name = f"drain {n:,} no-ops, 1 daemon, concurrency {bench.default_concurrency} (default)"
-    tried = "/".join(map(str, candidates))
-    return [
-        goal(name, default, "tasks/s", DRAIN_TARGET),
-        goal(f"drain, best of concurrency {tried}: {best[1]}", best[0], "tasks/s", DRAIN_TARGET),
+def scenario_wake(bench: Bench) -> None:
+    n = bench.sizes.wake
+    rows = {q: Row(f"wake latency {q}", "ms", notes=bench.na()) for q in ("p50", "p95", "p99")}
+    systems: list[tuple[str, scenarios.System, scenarios.Setting]] = [
+        ("pgstask", bench.ours, bench.ours.settings([])[0])
     ]
+    systems += [(name, peer, peer.settings([])[0]) for name, peer in bench.peers.items()]
+    for name, system, setting in systems:
+        try:
+            got = scenarios.wake(system, n, setting)
+        except (RuntimeError, OSError, ValueError, psycopg.Error) as exc:
+            say(f"  {LABELS[name]} wake failed: {exc}")
+            continue
+        for problem in got.problems:
+            say(f"      {problem}")
+        if len(got.latencies_ms) < max(2, n):
+            say(f"  {LABELS[name]}: only {len(got.latencies_ms)} of {n} wake tasks started")
+            for row in rows.values():
+                row.notes[name] = f"FAILED ({len(got.latencies_ms)}/{n})"
+            continue
+        q = statistics.quantiles(got.latencies_ms, n=100, method="inclusive")
+        values = {"p50": q[49], "p95": q[94], "p99": q[98]}
+        say(
+            f"  {LABELS[name]}: p50 {q[49]:.1f} ms, p95 {q[94]:.1f} ms, p99 {q[98]:.1f} ms,"
+            f" max {max(got.latencies_ms):.1f} ms ({n} tasks, commit returned -> action started)"
+        )
+        for key, row in rows.items():
+            row.values[name], row.compare = values[key], True
+    for key, limit in (("p50", WAKE_P50_TARGET), ("p99", WAKE_P99_TARGET)):
+        row = rows[key]
+        ours = row.values.get("pgstask")
+        peers = [v for p, v in row.values.items() if p != "pgstask" and v is not None]
+        row.target = f"<= {limit:.0f} ms, < every peer"
+        row.met = bool(ours is not None and ours <= limit and all(ours < v for v in peers))
+    bench.rows += list(rows.values())
 
 
-def wake_latency(bench: Bench, n: int) -> list[Figure]:
-    """An idle daemon; ``n`` single-row INSERTs ~20 ms apart; started_at - created_at."""
-    reset(bench.dsn)
-    psql = find_psql()
-    inserted: list[tuple[int, float]] = []  # id, clock_timestamp() at the end of the INSERT
-    with psycopg.connect(bench.dsn, autocommit=True) as conn, daemon(bench, None, "wake") as proc:
-        for _ in range(300):  # wait for its LISTEN connection, then let start-up settle
-            if count(conn, LISTENERS) or proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        time.sleep(1.0)
-        cmd = [psql or "", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", bench.dsn]
-        for _ in range(n):
-            if psql:
-                run = subprocess.run([*cmd, "-c", WAKE_INSERT], capture_output=True, check=True)
-                out = run.stdout.decode().split()[0].split("|")
-                inserted.append((int(out[0]), float(out[1])))
-            else:
-                got = conn.execute(WAKE_INSERT).fetchone()
-                inserted.append((int(got[0]), float(got[1])) if got else (0, 0.0))
-            time.sleep(0.02)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and proc.poll() is None:
-            if count(conn, "SELECT count(*) FROM s_tasks WHERE started_at IS NOT NULL") >= n:
-                break
-            time.sleep(0.05)
-        rows = conn.execute(
-            "SELECT id, extract(epoch FROM started_at)::float8,"
-            " extract(epoch FROM started_at - created_at)::float8 * 1000 FROM s_tasks"
-            " WHERE started_at IS NOT NULL"
-        ).fetchall()
-    started = {r[0]: (r[1], r[2]) for r in rows}
-    src = "pgserver's psql" if psql and "pgserver" in psql else psql
-    how = f"{src}, one process per INSERT" if psql else "psycopg, autocommit"
-    say(f"[4] wake: {len(started)}/{n} tasks started; INSERTs by {how}")
-    if len(started) < max(n, 2):
-        return [Figure("wake latency", f"FAILED: {len(started)} of {n} started", "", False)]
-    total = pct([ms for _, ms in started.values()])
-    after = pct([(started[i][0] - end) * 1000 for i, end in inserted])
-    return [
-        goal("wake latency p50 (created_at → started_at)", total[0], "ms", WAKE_P50_TARGET),
-        goal("wake latency p99", total[2], "ms", WAKE_P99_TARGET),
-        Figure("wake latency p95 / max", f"{total[1]:.1f} / {total[3]:.1f} ms"),
-        Figure("  after the INSERT ran (p50 / p99)", f"{after[0]:.1f} / {after[2]:.1f} ms"),
+def scenario_progress(bench: Bench) -> None:
+    n = bench.sizes.progress
+    got = pgstask_only.progress_cost(bench.ours, n)
+    say(
+        f"  loop alone {fmt_list(got.loop)} s; with push_progress {fmt_list(got.with_progress)} s;"
+        f" final state and snapshot exact: {'yes' if got.exact else 'NO'}"
+    )
+    for problem in got.problems:
+        say(f"      {problem}")
+    if not got.exact:
+        bench.failures.append("progress: " + "; ".join(got.problems))
+    row = Row(f"progress: {n:,} push_progress calls add", "s", {"pgstask": got.added})
+    row.notes = {"pgstask": "" if got.exact else "(state NOT exact)"}
+    row.target = f"<= {PROGRESS_TARGET} s, exact state"
+    row.met = bool(got.exact and got.added is not None and got.added <= PROGRESS_TARGET)
+    bench.rows.append(row)
+
+
+def fmt_list(values: list[float]) -> str:
+    return "/".join(f"{v:.3f}" for v in values) or "-"
+
+
+def scenario_scale(bench: Bench) -> None:
+    s = bench.sizes
+    drains = pgstask_only.scale(bench.ours, s.drain, list(s.scale), s.cap)
+    rates: dict[int, float | None] = {}
+    for d in drains:
+        say(d.line("pgstask", s.drain))
+        for problem in d.problems:
+            say(f"      {problem}")
+        if not d.check.ok:
+            bench.failures.append(f"pgstask scale drain x{d.processes}: {d.check.text}")
+        rates[d.processes] = d.rate
+        name = f"scale: drain, {d.processes} daemon" + ("s" if d.processes > 1 else "")
+        bench.rows.append(Row(name, "tasks/s", {"pgstask": d.rate}))
+    most = max(s.scale)
+    one, many = rates.get(1), rates.get(most)
+    ratio = 100 * many / one if one and many else None
+    met = ratio is not None and ratio >= SCALE_TARGET
+    row = Row(f"  {most} daemons / 1 daemon", "%", {"pgstask": ratio}, target=">= 80 %", met=met)
+    bench.rows.append(row)
+
+
+def scenario_claim(bench: Bench) -> None:
+    small, large = bench.sizes.claim
+    cases = [
+        (f"{small:,} pending", small, 0),
+        (f"{large:,} pending", large, 0),
+        (f"{large:,} future + 20 due", 20, large),
     ]
+    for label, pending, future in cases:
+        got = pgstask_only.claim_latency(bench.ours, label, pending, future)
+        say(f"  claim, {label}: p50 {got.p50:.2f} ms, p99 {got.p99:.2f} ms; {got.claimed} rows")
+        row = Row(f"claim p99 (limit 10), {label}", "ms", {"pgstask": got.p99})
+        row.notes = {"pgstask": f"(p50 {got.p50:.2f})"}
+        row.target = f"<= {CLAIM_P99_TARGET:.0f} ms"
+        row.met = got.p99 <= CLAIM_P99_TARGET and got.claimed == 10
+        bench.rows.append(row)
 
 
-def pct(values: list[float]) -> tuple[float, float, float, float]:
-    """p50, p95, p99, max."""
-    q = statistics.quantiles(values, n=100, method="inclusive")
-    return q[49], q[94], q[98], max(values)
+def scenario_memory(bench: Bench) -> None:
+    small, large = bench.sizes.memory
+    got = pgstask_only.memory_growth(bench.ours, small, large)
+    before, after, peak = (kb / 1024 if kb else None for kb in got.readings())
+    say(
+        f"  RSS after {small:,} tasks {before or 0:.1f} MB, after {large:,} {after or 0:.1f} MB,"
+        f" peak {peak or 0:.1f} MB; exactly-once: {got.check.text}"
+    )
+    for problem in got.problems:
+        say(f"      {problem}")
+    if not got.check.ok:
+        bench.failures.append(f"pgstask memory drain: {got.check.text}")
+    growth = after - before if after is not None and before is not None else None
+    row = Row(f"memory: RSS after {large:,} - after {small:,} tasks", "MB", {"pgstask": growth})
+    row.target = f"<= {RSS_GROWTH_TARGET:.0f} MB"
+    row.met = growth is not None and growth <= RSS_GROWTH_TARGET
+    bench.rows.append(row)
 
 
-def goal(name: str, value: float | None, unit: str, target: float) -> Figure:
-    """A figure with a target: at least ``target`` tasks/s, or at most ``target`` ms."""
-    higher = unit == "tasks/s"
-    limit = f"{'>=' if higher else '<='} {target:,.0f} {unit}"
-    if value is None:
-        return Figure(name, "FAILED", limit, False)
-    met = value >= target if higher else value <= target
-    return Figure(name, f"{value:,.0f} {unit}" if higher else f"{value:.1f} {unit}", limit, met)
-
-
-def print_table(figures: list[Figure]) -> None:
-    w, vw = max(len(f.name) for f in figures), max(len(f.value) for f in figures)
-    print(f"\n{'figure':<{w}}  {'result':>{vw}}  {'target':<17}  verdict\n{'-' * (w + vw + 35)}")
-    for f in figures:
-        verdict = "" if f.met is None else "MET" if f.met else "NOT MET"
-        print(f"{f.name:<{w}}  {f.value:>{vw}}  {f.target:<17}  {verdict}")
-    print(f"\n1-minute load average at the end: {os.getloadavg()[0]:.2f}")
-    print(NOTES)
+RUNNERS = {
+    "single": scenario_single,
+    "bulk": scenario_bulk,
+    "drain": scenario_drain,
+    "wake": scenario_wake,
+    "progress": scenario_progress,
+    "scale": scenario_scale,
+    "claim": scenario_claim,
+    "memory": scenario_memory,
+}
+NOTES = """\
+Ratios are pgstask's figure divided by the peer's (higher is better for tasks/s, lower for ms
+and MB). Drain rate = completed tasks / (all done - first start), database clock: the first start
+as each system records it in its own tables, all done = the first 20 ms poll that sees every
+task finished. Wake latency = time.time() at the action's start minus time.time() right after
+the inserting COMMIT returned. Other work on the machine skews every
+figure (see the load averages). bench/README.md has the details."""
 
 
 if __name__ == "__main__":

@@ -1,0 +1,191 @@
+"""Scenarios only pgstask runs: the cost of progress reports, several daemons, the claim query
+on large tables, and a daemon's memory over many tasks."""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import procs
+import psycopg
+import scenarios
+from pgstask_side import BATCH, PgstaskSystem
+from psycopg import sql
+from server import Watch
+
+from pgstask import Client, queries
+from pgstask.progress import read_snapshot
+
+
+@dataclass(slots=True)
+class Progress:
+    added: float | None  # seconds the push_progress calls added to the loop (best of the runs)
+    loop: list[float] = field(default_factory=list)
+    with_progress: list[float] = field(default_factory=list)
+    exact: bool = True
+    problems: list[str] = field(default_factory=list)
+
+
+def progress_cost(system: PgstaskSystem, n: int, repeats: int = 2) -> Progress:
+    """A daemon runs, one after the other, ``repeats`` times: the loop over ``n`` items alone,
+    then with ``push_progress`` per item; each action times its own loop. Each progress task's
+    final state must be exact: status 80 and progress 100 in s_tasks, no live progress row left,
+    and the snapshot ``{storage}/{id}.json`` with processed = total = n, 100 %, completed."""
+    dsn = system.reset()
+    result = Progress(None)
+    cmd, env = system.worker(scenarios.Setting("default"), None)
+    with (
+        procs.running([cmd], env, system.log_dir, "pgstask-progress") as running,
+        Client(dsn) as client,
+        Watch(dsn) as watch,
+    ):
+        for _ in range(repeats):
+            for action in ("loop", "progress"):
+                task = client.create("bench", action, {"n": n})
+                status = sql.SQL("SELECT status FROM s_tasks WHERE id = {}").format(task.id)
+
+                def ended(query: sql.Composable = status) -> bool:
+                    return watch.value(query) in (80, 90, 100)
+
+                procs.wait_for(ended, running, 600)
+                got = finished_state(system, task.id, n if action == "progress" else None)
+                if got["problem"]:
+                    result.exact = False
+                    result.problems.append(f"task {task.id} ({action}): {got['problem']}")
+                if got["seconds"] is not None:
+                    (result.loop if action == "loop" else result.with_progress).append(
+                        got["seconds"]
+                    )
+    result.problems += [f"{p.name}: {text}" for p in running for text in p.problems]
+    if result.loop and result.with_progress:
+        result.added = min(result.with_progress) - min(result.loop)
+    return result
+
+
+def finished_state(system: PgstaskSystem, task_id: int, n: int | None) -> dict[str, Any]:
+    with psycopg.connect(system.dsn) as conn:
+        row = conn.execute(
+            "SELECT status, progress, result,"
+            " (SELECT count(*) FROM s_task_progress WHERE task_id = t.id) FROM s_tasks t"
+            " WHERE id = %s",
+            (task_id,),
+        ).fetchone()
+    assert row is not None
+    status, progress, res, live_rows = row
+    seconds = float(res["seconds"]) if isinstance(res, dict) and "seconds" in res else None
+    problems = []
+    if status != 80 or progress != 100:
+        problems.append(f"s_tasks status {status}, progress {progress} (want 80, 100)")
+    if n is not None:
+        want = {"processed": n, "total": n, "progress": 100, "status_code": 80}
+        snap: dict[str, Any] = {}
+        deadline = time.monotonic() + 5  # the final snapshot may land just after the row
+        while time.monotonic() < deadline:
+            snap = read_snapshot(system.storage, task_id) or {}
+            if all(snap.get(k) == v for k, v in want.items()):
+                break
+            time.sleep(0.05)
+        wrong = {k: snap.get(k) for k, v in want.items() if snap.get(k) != v}
+        if wrong:
+            problems.append(f"snapshot {wrong} (want {want})")
+        if live_rows:
+            problems.append("its s_task_progress row is still there")
+    return {"seconds": seconds, "problem": "; ".join(problems)}
+
+
+def scale(system: PgstaskSystem, n: int, counts: list[int], cap: float) -> list[scenarios.Drain]:
+    """The drain of ``n`` no-ops with 1, 2, 4, … daemons at default settings."""
+    default = scenarios.Setting(f"c={system.default_concurrency} (default)")
+    return [scenarios.drain(system, n, default, cap=cap, processes=k) for k in counts]
+
+
+@dataclass(slots=True)
+class Claim:
+    label: str
+    p50: float
+    p99: float
+    claimed: int
+
+
+def claim_latency(system: PgstaskSystem, label: str, pending: int, future: int) -> Claim:
+    """``task_claim`` with limit 10, in a transaction rolled back, 300 times (20 more first to
+    warm up); the table built server-side with INSERT … SELECT generate_series, then VACUUM
+    ANALYZE. ``future`` tasks start in a day; ``pending`` tasks are due now."""
+    dsn = system.reset()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO s_workers (identifier, class) VALUES ('bench', 'bench_worker:BenchWorker')"
+            " ON CONFLICT (identifier) DO UPDATE SET active = true"
+        )
+        conn.execute("SET pgstask.notify = off")
+        conn.execute(
+            "INSERT INTO s_tasks (identifier, action, start_at) SELECT 'bench', 'noop',"
+            " now() + interval '1 day' + g * interval '1 ms' FROM generate_series(1, %s) g",
+            (future,),
+        )
+        conn.execute(
+            "INSERT INTO s_tasks (identifier, action)"
+            " SELECT 'bench', 'noop' FROM generate_series(1, %s)",
+            (pending,),
+        )
+        conn.execute("VACUUM ANALYZE s_tasks")
+        times: list[float] = []
+        counts: list[int] = []
+        for i in range(320):
+            with conn.transaction(force_rollback=True):
+                start = time.perf_counter()
+                got = queries.task_claim(
+                    conn, daemon_id=uuid.uuid4(), identifiers=["bench"], limit=10
+                )
+                elapsed = (time.perf_counter() - start) * 1000
+            if i >= 20:
+                times.append(elapsed)
+                counts.append(len(got))
+    q = statistics.quantiles(times, n=100, method="inclusive")
+    return Claim(label, q[49], q[98], min(counts))
+
+
+@dataclass(slots=True)
+class Memory:
+    after_small_kb: int | None
+    after_large_kb: int | None
+    peak_kb: int | None
+    check: scenarios.Check
+    problems: list[str] = field(default_factory=list)
+
+    def readings(self) -> tuple[int | None, int | None, int | None]:
+        """kB: RSS after the small count, after the large count, peak."""
+        return self.after_small_kb, self.after_large_kb, self.peak_kb
+
+
+def memory_growth(system: PgstaskSystem, small: int, large: int) -> Memory:
+    """One daemon: its RSS after ``small`` no-op tasks, then after ``large`` in all (the rest
+    enqueued while it runs); each reading 1 s after the last task completed."""
+    dsn = system.reset()
+    done = "SELECT count(*) FROM s_tasks WHERE status IN (80, 90, 100)"
+    cmd, env = system.worker(scenarios.Setting("default"), None)
+    with (
+        procs.running([cmd], env, system.log_dir, "pgstask-memory") as running,
+        Watch(dsn) as watch,
+    ):
+        daemon = running[0]
+        system.fill(small)
+        procs.wait_for(lambda: watch.value(done) >= small, running, 300)
+        time.sleep(1.0)
+        after_small = daemon.status_kb("VmRSS")
+        with Client(dsn) as client:
+            for lo in range(small, large, BATCH):
+                size = min(BATCH, large - lo)
+                client.create_many([{"identifier": "bench", "action": "noop"}] * size)
+        finished = procs.wait_for(lambda: watch.value(done) >= large, running, 600)
+        time.sleep(1.0)
+        after_large, peak = daemon.status_kb("VmRSS"), daemon.status_kb("VmHWM")
+    report = daemon.report or {}
+    check = system.check(
+        large, int(report.get("invocations", 0)), int(report.get("distinct", 0)), finished
+    )
+    problems = [f"{daemon.name}: {text}" for text in daemon.problems]
+    return Memory(after_small, after_large, peak, check, problems)

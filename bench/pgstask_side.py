@@ -1,0 +1,166 @@
+"""pgstask as a system of the benchmark: its enqueue figures, and its queue for the shared
+drain and wake scenarios (bench/scenarios.py).
+
+Its daemons are real ``pgstask daemon`` processes (a small ``Daemon(...).run()`` process where
+that command does not work) that load the benchmark's worker, ``bench`` (bench/workers/), with
+PGSTASK_WORKERS; they get PGSTASK_DSN and a temporary PGSTASK_STORAGE. Other ``PGSTASK_*``
+variables of the caller's environment apply to them, and the header shows the result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg.types.json import Jsonb
+from scenarios import Check, Setting
+from server import Server
+
+from pgstask import Client, Settings, migrate
+
+BATCH = 10_000  # create_many batch size
+WARM_UP = 200
+WORKERS_DIR = Path(__file__).resolve().parent / "workers"
+PLAIN_INSERT = (
+    "INSERT INTO s_tasks (identifier, action, meta, priority, start_at, max_attempts,"
+    " started_by, dedupe_key, message) VALUES (%s, %s, %s, %s, now(), %s, %s, %s, %s)"
+    " RETURNING id"
+)
+# The daemon process used when the `pgstask daemon` command is not available.
+BOOTSTRAP = """
+import signal, sys
+from pgstask import Settings
+from pgstask.runtime.daemon import Daemon
+from bench_worker import BenchWorker
+s = Settings.from_env()
+c = int(sys.argv[1]) if sys.argv[1:] else None
+d = Daemon(s, dsn=s.dsn, workers={"bench": BenchWorker}, concurrency=c)
+signal.signal(signal.SIGTERM, lambda *_: d.request_stop())
+d.run()
+"""
+
+
+class PgstaskSystem:
+    name = "pgstask"
+    done_sql = "SELECT count(*) FROM s_tasks WHERE status IN (80, 90, 100)"
+    times_sql = (
+        "SELECT extract(epoch FROM min(started_at))::float8,"
+        " extract(epoch FROM max(finished_at))::float8 FROM s_tasks"
+    )
+    wake_sql = (
+        "INSERT INTO s_tasks (identifier, action, meta)"
+        " VALUES ('bench', 'wake', jsonb_build_object('seq', %(seq)s::int))"
+    )
+
+    def __init__(self, server: Server, log_dir: Path) -> None:
+        self.server, self.log_dir = server, log_dir
+        self.dsn = server.database()
+        migrate.upgrade(self.dsn)
+        path = os.pathsep.join(filter(None, [str(WORKERS_DIR), os.environ.get("PYTHONPATH")]))
+        self.env = {
+            **os.environ,
+            "PGSTASK_DSN": self.dsn,
+            "PGSTASK_STORAGE": str(log_dir / "storage"),
+            "PGSTASK_WORKERS": "bench_worker",
+            "PYTHONPATH": path,
+        }
+        self.storage = log_dir / "storage"
+        self.daemon_cmd = daemon_command()
+        self.default_concurrency = Settings.from_env(self.env).concurrency
+
+    @property
+    def daemon_kind(self) -> str:
+        return "`pgstask daemon`" if self.daemon_cmd[-1] == "daemon" else "python -c Daemon.run()"
+
+    def settings(self, candidates: list[int]) -> tuple[Setting, list[Setting]]:
+        default = Setting(f"c={self.default_concurrency} (default)")
+        return default, [Setting(f"c={c}", ("--concurrency", str(c))) for c in candidates]
+
+    def reset(self) -> str:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute("TRUNCATE s_tasks, s_task_logs, s_task_progress, s_task_files CASCADE")
+        return self.dsn
+
+    def enqueue_single(self, n: int) -> tuple[float, float]:
+        """Client.create per task, and a plain psycopg INSERT + commit per row (tasks/s)."""
+        self.reset()
+        start = 0.0
+        with psycopg.connect(self.dsn) as conn:
+            for i in range(-WARM_UP, n):
+                start = time.perf_counter() if i == 0 else start
+                args = ("bench", "noop", Jsonb({"n": i}), "normal", 3, None, None, "Task queued")
+                conn.execute(PLAIN_INSERT, args)
+                conn.commit()
+            plain = n / (time.perf_counter() - start)
+        self.reset()
+        with Client(self.dsn) as client:
+            for i in range(-WARM_UP, n):
+                start = time.perf_counter() if i == 0 else start
+                client.create("bench", "noop", {"n": i})
+            ours = n / (time.perf_counter() - start)
+        return ours, plain
+
+    def enqueue_bulk(self, n: int) -> float:
+        self.reset()
+        items = [{"identifier": "bench", "action": "noop", "data": {"n": i}} for i in range(n)]
+        with Client(self.dsn) as client:
+            client.create_many(items[:100])  # warm-up: pool and types
+            start = time.perf_counter()
+            for lo in range(0, n, BATCH):
+                client.create_many(items[lo : lo + BATCH])
+            return n / (time.perf_counter() - start)
+
+    def fill(self, n: int, action: str = "noop") -> None:
+        with Client(self.dsn) as client:
+            for lo in range(0, n, BATCH):
+                size = min(BATCH, n - lo)
+                client.create_many([{"identifier": "bench", "action": action}] * size)
+
+    def worker(self, setting: Setting, wake_file: Path | None) -> tuple[list[str], dict[str, str]]:
+        env = dict(self.env)
+        if wake_file is not None:
+            env["PGSTASK_BENCH_WAKE_FILE"] = str(wake_file)
+        cmd = list(self.daemon_cmd)
+        if setting.args:
+            cmd += list(setting.args) if cmd[-1] == "daemon" else [setting.args[-1]]
+        return cmd, env
+
+    def check(self, n: int, invocations: int, distinct: int, finished: bool) -> Check:
+        """All completed exactly once (status 80, attempts 1), none failed, none lost."""
+        with psycopg.connect(self.dsn) as conn:
+            row = conn.execute(
+                "SELECT count(*) FILTER (WHERE status = 80 AND attempts = 1),"
+                " count(*) FILTER (WHERE status = 80), count(*) FILTER (WHERE status = 100),"
+                " count(*) FILTER (WHERE status = 10), count(*) FROM s_tasks"
+            ).fetchone()
+        assert row is not None
+        once, completed, failed, pending, total = row
+        ok = (
+            once == completed
+            and failed == 0
+            and total == n
+            and completed + pending == n
+            and invocations == distinct == completed
+            and (completed == n or not finished)
+        )
+        text = (
+            f"{completed:,} completed ({once:,} with attempts = 1), {failed} failed,"
+            f" {pending:,} still pending, {total:,} rows; action ran {invocations:,} times"
+            f" for {distinct:,} tasks"
+        )
+        return Check(ok, completed, ("OK: " if ok else "FAILED: ") + text)
+
+
+def daemon_command() -> list[str]:
+    """`pgstask daemon` if that command works here, else a small Daemon(...).run() process."""
+    cli = [sys.executable, "-m", "pgstask", "daemon"]
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        probe = subprocess.run([*cli, "--help"], capture_output=True, timeout=30)
+        if probe.returncode == 0 and b"--concurrency" in probe.stdout:
+            return cli
+    return [sys.executable, "-c", BOOTSTRAP]

@@ -1,0 +1,177 @@
+"""The scenarios every system runs the same way: drain and wake latency.
+
+A ``System`` (pgstask, procrastinate, PgQueuer) says how to fill its queue, which worker process
+to start with which setting, and how to read its own tables; the procedures here are shared, so
+each system is started, watched, timed and checked in exactly the same way.
+
+- **Drain**: ``n`` no-op tasks inserted first (through the system's own bulk API), then
+  ``VACUUM ANALYZE``, then the worker process(es) started. The rate is completed tasks /
+  (all-done - first start), on the database clock: the first start is what the system records
+  in its own tables when it claims a task; all-done is ``clock_timestamp()`` of the first poll
+  (every 20 ms, one connection) that counts every task in a final state, i.e. after the last
+  completion committed. (Timestamps written with a completion are ``now()``, the start of the
+  completing transaction, which can be much earlier than its commit; they are printed too.)
+  Start-up of the process is excluded. A drain still running after ``cap`` seconds is stopped
+  gracefully and rated on what had completed by then; every drain is checked for exactly-once
+  (each task ran once, none lost).
+- **Wake latency**: an idle worker; ``n`` single-task inserts by plain SQL on one connection, one
+  transaction each, ~20 ms apart; the inserter notes ``time.time()`` right after COMMIT returns,
+  the action notes ``time.time()`` as the first thing it does (in a file), and the latency is the
+  difference (same machine clock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import LiteralString, Protocol
+
+import procs
+import psycopg
+from server import Watch, vacuum
+
+WAKE_INTERVAL = 0.02  # seconds between two wake inserts
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """A worker setting to try: its label in the table (``c=10``) and its command-line options."""
+
+    label: str
+    args: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Check:
+    ok: bool
+    completed: int
+    text: str
+
+
+class System(Protocol):
+    name: str
+    log_dir: Path
+    done_sql: LiteralString  # count of tasks in a final state
+    times_sql: LiteralString  # epochs of the first start and the last completion it recorded
+
+    wake_sql: LiteralString  # one wake task, with %(seq)s
+
+    def reset(self) -> str: ...  # an empty queue; returns the database's DSN
+
+    def fill(self, n: int) -> None: ...
+
+    def worker(
+        self, setting: Setting, wake_file: Path | None
+    ) -> tuple[list[str], dict[str, str]]: ...
+
+    def check(self, n: int, invocations: int, distinct: int, finished: bool) -> Check: ...
+
+
+@dataclass(slots=True)
+class Drain:
+    setting: Setting
+    processes: int
+    rate: float | None  # completed / span; None when the check failed
+    completed: int  # by the last poll
+    span: float | None  # first start -> all done (or the last poll of a capped drain)
+    recorded: float | None  # first start -> the last completion's own timestamp
+    wall: float  # process spawn -> all done
+    peak_rss_kb: int | None  # the largest VmHWM of the worker processes, read before stopping
+    check: Check
+    problems: list[str] = field(default_factory=list)
+
+    def line(self, system: str, n: int) -> str:
+        procs_text = f", {self.processes} processes" if self.processes > 1 else ""
+        speed = f"{self.rate:,.0f}/s" if self.rate else "n/a"
+        span = f"{self.span:.2f}s" if self.span else "-"
+        recorded = f"{self.recorded:.2f}s" if self.recorded else "-"
+        rss = f", peak RSS {self.peak_rss_kb / 1024:.1f} MB" if self.peak_rss_kb else ""
+        done = "" if self.completed >= n else f" (capped: {self.completed:,} of {n:,})"
+        return (
+            f"    {system} drain {self.setting.label}{procs_text}: {speed}{done}; span {span}"
+            f" (its own timestamps: {recorded}), wall {self.wall:.1f}s{rss}\n"
+            f"      exactly-once: {self.check.text}"
+        )
+
+
+def drain(system: System, n: int, setting: Setting, *, cap: float, processes: int = 1) -> Drain:
+    dsn = system.reset()
+    system.fill(n)
+    vacuum(dsn)
+    cmd, env = system.worker(setting, None)
+    name = f"{system.name}-drain-{setting.label.split()[0]}-x{processes}".replace("=", "")
+    seen = (0, 0.0)  # count of finished tasks, database clock at that poll
+
+    with Watch(dsn) as watch:
+
+        def all_done() -> bool:
+            nonlocal seen
+            seen = watch.count_at(system.done_sql)
+            return seen[0] >= n
+
+        with procs.running([cmd] * processes, env, system.log_dir, name) as running:
+            start = time.perf_counter()
+            finished = procs.wait_for(all_done, running, cap, step=0.02)
+            wall = time.perf_counter() - start
+            peaks = [p.status_kb("VmHWM") or 0 for p in running]
+        first, last = watch.row(system.times_sql)
+    reports = [p.report or {} for p in running]
+    invocations = sum(int(r.get("invocations", 0)) for r in reports)
+    distinct = sum(int(r.get("distinct", 0)) for r in reports)
+    check = system.check(n, invocations, distinct, finished)
+    problems = [f"{p.name}: {text}" for p in running for text in p.problems]
+    if any(not r for r in reports):
+        check = Check(False, check.completed, f"{check.text}; a worker sent no report")
+    span = seen[1] - first if first is not None and seen[0] else None
+    recorded = last - first if first is not None and last is not None else None
+    rate = seen[0] / span if check.ok and span else None
+    return Drain(
+        setting, processes, rate, seen[0], span, recorded, wall, max(peaks), check, problems
+    )
+
+
+@dataclass(slots=True)
+class Wake:
+    latencies_ms: list[float]
+    sent: int
+    problems: list[str] = field(default_factory=list)
+
+
+def wake(system: System, n: int, setting: Setting) -> Wake:
+    dsn = system.reset()
+    wake_file = system.log_dir / f"wake-{system.name}.txt"
+    wake_file.unlink(missing_ok=True)
+    wake_file.touch()
+    commits: dict[int, float] = {}
+    cmd, env = system.worker(setting, wake_file)
+    with (
+        procs.running([cmd], env, system.log_dir, f"{system.name}-wake") as running,
+        psycopg.connect(dsn) as conn,
+    ):
+        # A first task proves the worker is up; then let its start-up settle.
+        conn.execute(system.wake_sql, {"seq": -1})
+        conn.commit()
+        procs.wait_for(lambda: -1 in started_at(wake_file), running, 120)
+        time.sleep(1.0)
+        for seq in range(n):
+            conn.execute(system.wake_sql, {"seq": seq})
+            conn.commit()
+            commits[seq] = time.time()
+            time.sleep(WAKE_INTERVAL)
+        procs.wait_for(lambda: len(started_at(wake_file)) > n, running, 30)
+    starts = started_at(wake_file)
+    latencies = [(starts[s] - t) * 1000 for s, t in commits.items() if s in starts]
+    return Wake(latencies, n, [f"{p.name}: {text}" for p in running for text in p.problems])
+
+
+def started_at(path: Path) -> dict[int, float]:
+    """``seq -> time.time()`` as the wake actions wrote them."""
+    found: dict[int, float] = {}
+    with contextlib.suppress(OSError):
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2:
+                found[int(parts[0])] = float(parts[1])
+    return found
