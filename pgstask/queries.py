@@ -7,6 +7,7 @@ named like the query's parameters. Batch queries take parallel sequences.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import operator
 import uuid
@@ -25,7 +26,17 @@ Row = dict[str, Any]
 
 
 def _task_row(cursor: Cursor[Any]) -> RowMaker[Task]:
-    names = [c.name for c in cursor.description or ()]
+    result = cursor.pgresult
+    if result is None:
+        return _task_maker(())
+    # The column names straight from the result (``cursor.description`` builds an object per
+    # column on every call: a large part of a single-row statement's cost).
+    return _task_maker(tuple(result.fname(i) or b"" for i in range(result.nfields)))
+
+
+@functools.lru_cache(maxsize=64)
+def _task_maker(fields: tuple[bytes, ...]) -> RowMaker[Task]:
+    names = [f.decode() for f in fields]
     if set(TASK_COLUMNS) <= set(names):  # every column (``RETURNING *``): positional, fast
         pick = operator.itemgetter(*(names.index(n) for n in TASK_COLUMNS))
         return lambda values: Task(*pick(values))
