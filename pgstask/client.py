@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from pgstask import files, logs, progress, queries
-from pgstask.db import Conn, make_pool, translate_errors
+from pgstask.db import Conn, json_problem, make_pool, translate_errors
 from pgstask.errors import (
     ConfigurationError,
     InvalidTaskError,
@@ -750,8 +750,9 @@ def _dumps_checked(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidTaskError(f"data is not JSON-serialisable: {exc}") from None
-    if "\\u0000" in text:
-        raise InvalidTaskError("data contains a NUL character, which PostgreSQL JSON cannot store")
+    problem = json_problem(text)
+    if problem:
+        raise InvalidTaskError(f"data cannot be stored: {problem}")
     if len(text.encode()) > MAX_META_BYTES:
         raise InvalidTaskError(f"data is larger than {MAX_META_BYTES} bytes once encoded as JSON")
     return text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 import weakref
 from collections.abc import Iterator
@@ -158,11 +159,43 @@ def translate_errors(invalid: type[PgstaskError] = InvalidTaskError) -> Iterator
         raise DatabaseError(describe(exc)) from exc
 
 
-def storable(text: str) -> str:
-    """``text`` as a PostgreSQL ``text`` value can hold it: NUL characters (which it cannot)
-    become U+FFFD. For texts pgstask writes on a task's behalf (messages, errors, log lines),
-    where refusing the text would lose the outcome that carries it."""
-    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+# A NUL escape in JSON text: ``\\u0000`` after an even number of backslashes (after an odd
+# number the backslash itself is escaped, and the text is the six characters ``\\u0000``).
+_JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(value: object) -> str:
+    """``value`` as text a PostgreSQL ``text`` column can hold: NUL characters (which it cannot
+    store) become U+FFFD, and so do lone surrogates (not Unicode, e.g. a file name read with
+    ``surrogateescape``). For texts pgstask writes on a task's behalf (messages, errors, log
+    lines), where refusing the text would lose the outcome that carries it."""
+    text = value if isinstance(value, str) else str(value)
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def json_problem(text: str) -> str | None:
+    """Why ``jsonb`` would refuse ``text`` (JSON made with ``ensure_ascii=False``), or None."""
+    if _JSON_NUL.search(text):
+        return "it contains a NUL character (\\u0000), which PostgreSQL cannot store"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "it contains a lone surrogate (text that is not valid Unicode)"
+    return None
+
+
+def storable_json(text: str) -> str:
+    """JSON ``text`` (``ensure_ascii=False``) with what ``jsonb`` refuses replaced by U+FFFD."""
+    if "\\u0000" in text:
+        text = _JSON_NUL.sub(lambda m: m.group(1) + "\\ufffd", text)
+    return storable(text)
 
 
 def describe(exc: psycopg.Error) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from pgstask import queries
-from pgstask.db import Conn, storable
+from pgstask.db import Conn, storable, storable_json
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -42,7 +42,7 @@ class LogRecord:
 
     @classmethod
     def make(cls, task_id: int, level: str, message: str, **context: Any) -> LogRecord:
-        return cls(task_id, check_level(level), storable(str(message)), _jsonable(context))
+        return cls(task_id, check_level(level), storable(message), _jsonable(context))
 
     def line(self) -> str:
         text = f"[{self.created_at.isoformat()}] [{self.level.upper()}] {self.message}"
@@ -62,8 +62,8 @@ class LogRecord:
 
 def _jsonable(context: dict[str, Any]) -> dict[str, Any]:
     """The context as it will read back from jsonb: unknown objects, NaN and infinities become
-    strings, NUL characters U+FFFD (jsonb refuses both)."""
-    text = json.dumps(context, default=str).replace("\\u0000", "\\ufffd")
+    strings, NUL characters and lone surrogates U+FFFD (jsonb refuses them)."""
+    text = storable_json(json.dumps(context, default=str, ensure_ascii=False))
     return dict(json.loads(text, parse_constant=str))
 
 

@@ -24,9 +24,11 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 _LOCK_KEY = 0x70677374  # "pgst": serialises concurrent migrations
-# A revision file's own identifiers (alembic's template writes them like this).
-_REVISION = re.compile(r'^revision = "(\w+)"$', re.MULTILINE)
-_DOWN_REVISION = re.compile(r'^down_revision = (?:None|"(\w+)")$', re.MULTILINE)
+# A revision file's own identifiers, as alembic's templates write them: ``revision = "0004"``,
+# ``revision: str = '0004'``, ``down_revision = None``, a tuple for a merge.
+_REVISION = re.compile(r"^revision\s*(?::[^=\n]*)?=\s*['\"](\w+)['\"]", re.MULTILINE)
+_DOWN_REVISION = re.compile(r"^down_revision\s*(?::[^=\n]*)?=(.*)$", re.MULTILINE)
+_QUOTED = re.compile(r"['\"](\w+)['\"]")
 
 
 def script_location() -> Path:
@@ -54,16 +56,20 @@ def _config(dsn: str) -> Config:
 def head_revision() -> str:
     """The newest revision this installation knows: the one no other revision revises, read
     from the revision files (the same answer as alembic's, which the tests check)."""
+    return head_of(script_location() / "versions")
+
+
+def head_of(versions: Path) -> str:
+    """The head revision of the revision files in ``versions``."""
     revisions: set[str] = set()
     revised: set[str] = set()
-    for path in (script_location() / "versions").glob("*.py"):
+    for path in versions.glob("*.py"):
         text = path.read_text(encoding="utf-8")
         revision, down = _REVISION.search(text), _DOWN_REVISION.search(text)
         if revision is None or down is None:
             raise ConfigurationError(f"{path.name}: not a pgstask revision file")
         revisions.add(revision.group(1))
-        if down.group(1):
-            revised.add(down.group(1))
+        revised.update(_QUOTED.findall(down.group(1)))
     heads = revisions - revised
     if len(heads) != 1:
         raise ConfigurationError(f"pgstask's migrations have {len(heads)} heads: {sorted(heads)}")

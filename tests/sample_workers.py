@@ -76,6 +76,16 @@ class SampleWorker(BaseWorker):
             self.mark_finished(task, message="done\x00!")
         elif kind == "nul error":
             raise ValueError("bad\x00byte")
+        elif kind == "backslash text":  # the six characters \u0000: ordinary text
+            self.mark_finished(task, result="\\u0000")
+        elif kind == "surrogate result":  # a file name read with surrogateescape
+            self.mark_finished(task, result={"file": "caf\udce9.txt"})
+        elif kind == "surrogate message":
+            self.mark_finished(task, message="read caf\udce9.txt")
+        elif kind == "surrogate error":
+            raise ValueError("cannot read caf\udce9.txt")
+        elif kind == "number message":
+            self.mark_finished(task, message=42)  # type: ignore[arg-type]
 
     def task_log(self, task: Task, options: dict[str, Any]) -> None:
         self.log(task, "info", "first", n=1)

@@ -15,6 +15,7 @@ from psycopg.types.json import Jsonb
 
 from pgstask import Client, queries
 from pgstask.db import Dedicated, connect
+from pgstask.runtime import completer as completer_module
 from pgstask.runtime.completer import Completer
 from pgstask.runtime.runner import Kind, Outcome
 from pgstask.settings import Settings
@@ -284,3 +285,43 @@ def test_an_outcome_the_server_refuses_fails_its_task_and_holds_up_no_other(
         assert failed.status == Status.FAILED
         assert (failed.message or "").startswith("Failed: pgstask could not store the outcome: ")
         assert [r.level for r in client.logs(bad)] == ["error"]
+
+
+def test_a_failed_warning_write_does_not_write_committed_completions_again(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain completions are committed by their own statement; if the warning written after
+    it fails, the completions must not go back to the buffer (a second pass would find their
+    tasks no longer held and log a false 'discarded' on each)."""
+    me = uuid.uuid4()
+    with connect(settings.dsn or "", autocommit=True) as conn:
+        _register(conn, "w")
+        conn.execute("INSERT INTO s_tasks (identifier, action) VALUES ('w', 'a'), ('w', 'b')")
+        kept, lost = queries.task_claim(conn, daemon_id=me, identifiers=["w"], limit=2)
+        conn.execute("UPDATE s_tasks SET status = 90 WHERE id = %s", (lost.id,))  # cancelled
+    dedicated = Dedicated(settings.dsn or "", name="pgstask-test")
+    completer = Completer(db=dedicated, daemon_id=me, storage=settings.storage)
+    completer.add(Outcome(kept, Kind.COMPLETED, "fine"))
+    completer.add(Outcome(lost, Kind.COMPLETED, "fine"))
+    real_write = completer_module.logs.write
+    calls = 0
+
+    def failing_once(*args: Any, **kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise psycopg.OperationalError("the connection broke")
+        real_write(*args, **kwargs)
+
+    monkeypatch.setattr(completer_module.logs, "write", failing_once)
+    try:
+        assert completer.run_once() == 2
+        assert completer.pending == 1  # the warning, for the next batch
+        completer.run_once()
+        assert completer.pending == 0
+    finally:
+        dedicated.close()
+    with Client(settings=settings) as client:
+        assert client.get(kept).status == Status.COMPLETED
+        assert client.logs(kept) == []
+        assert [r.message[:24] for r in client.logs(lost)] == ["Outcome 'completed' of a"]

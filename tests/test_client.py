@@ -155,6 +155,7 @@ def test_dedupe_key_returns_the_incomplete_task(settings: Settings) -> None:
         ({"identifier": "w", "action": "a", "data": {"x": object()}}, "not JSON-serialisable"),
         ({"identifier": "w", "action": "a", "data": {"x": float("nan")}}, "not JSON-serialisable"),
         ({"identifier": "w", "action": "a", "data": {"x": "a\x00b"}}, "NUL"),
+        ({"identifier": "w", "action": "a", "data": {"x": "caf\udce9"}}, "lone surrogate"),
         ({"identifier": "w", "action": "a", "data": {"x": "y" * 1_100_000}}, "larger than"),
         ({"identifier": "w", "action": "a", "priority": "urgent"}, "unknown priority"),
         ({"identifier": "w", "action": "a", "max_attempts": 0}, "between 1 and 1000"),

@@ -203,7 +203,8 @@ def test_daemon_declared_dead_registers_again(settings: Settings) -> None:
 def test_values_postgresql_cannot_store_fail_their_task_not_the_batch(settings: Settings) -> None:
     """Outcomes are written in batches: one result or text that PostgreSQL refuses must not
     keep the others (or itself) from being written."""
-    kinds = ["nan", "nul result", "nul message", "nul error"]
+    kinds = ["nan", "nul result", "nul message", "nul error", "backslash text"]
+    kinds += ["surrogate result", "surrogate message", "surrogate error", "number message"]
     with Client(settings=settings) as client, running_daemon(settings):
         tasks = {
             k: client.create("sample", "unstorable", {"kind": k}, max_attempts=1) for k in kinds
@@ -222,3 +223,27 @@ def test_values_postgresql_cannot_store_fail_their_task_not_the_batch(settings: 
     )
     assert final["nul error"].status == Status.FAILED
     assert final["nul error"].message == "Failed: ValueError: bad\ufffdbyte"
+    backslash = final["backslash text"]
+    assert (backslash.status, backslash.result) == (Status.COMPLETED, "\\u0000")
+    assert final["surrogate result"].status == Status.FAILED
+    assert "lone surrogate" in (final["surrogate result"].message or "")
+    assert (final["surrogate message"].status, final["surrogate message"].message) == (
+        Status.COMPLETED,
+        "read caf\ufffd.txt",
+    )
+    assert final["surrogate error"].message == "Failed: ValueError: cannot read caf\ufffd.txt"
+    assert (final["number message"].status, final["number message"].message) == (
+        Status.COMPLETED,
+        "42",
+    )
+
+
+def test_a_retryable_failure_with_a_lone_surrogate_in_its_error_is_retried(
+    settings: Settings,
+) -> None:
+    fast = settings.replace(retry_base_delay=0.05, retry_max_delay=0.1)
+    with Client(settings=fast) as client, running_daemon(fast):
+        task = client.create("sample", "unstorable", {"kind": "surrogate error"}, max_attempts=2)
+        wait_for(lambda: client.get(task).is_finished)
+        final = client.get(task)
+    assert (final.status, final.attempts) == (Status.FAILED, 2)  # retried, not failed at once

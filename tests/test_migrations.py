@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -137,6 +138,23 @@ def test_head_read_from_the_files_is_alembics_head() -> None:
 
     script = ScriptDirectory(str(migrate.script_location()))
     assert migrate.head_revision() == script.get_current_head()
+
+
+def test_head_is_read_from_files_written_by_alembics_template(tmp_path: Path) -> None:
+    """A revision made with ``alembic revision`` (single quotes, from the project's template)
+    and a merge revision (a tuple) are read like the hand-written ones."""
+    from alembic import command
+
+    scripts = tmp_path / "migrations"
+    shutil.copytree(migrate.script_location(), scripts)
+    versions = scripts / "versions"
+    config = migrate._config("")
+    config.set_main_option("script_location", str(scripts))
+    command.revision(config, "next", rev_id="0005", head="0004")
+    assert migrate.head_of(versions) == "0005"
+    command.revision(config, "branch", rev_id="0006", head="0004", splice=True)
+    command.merge(config, ["0005", "0006"], message="merge", rev_id="0007")
+    assert migrate.head_of(versions) == "0007"
 
 
 def test_a_daemon_does_not_import_alembic_or_the_http_stack() -> None:

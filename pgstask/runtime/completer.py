@@ -150,11 +150,21 @@ class Completer(Service):
     def _write_completions(self, conn: Conn, batch: list[Outcome]) -> bool:
         """The common batch, completions with nothing else to write, as one statement (its own
         transaction on an autocommit connection); False, having written nothing, for any other
-        batch. An outcome that was not ours any more gets its warning written after."""
+        batch. An outcome that was not ours any more gets its warning written after, by a
+        second statement; the completions are committed by then, so if that one fails the
+        warnings are kept for the next batch (their lines go to the files at once) and the
+        batch is not written again (it would find its tasks no longer held, and say so)."""
         if any(o.kind is not Kind.COMPLETED or o.logs or o.touched_progress for o in batch):
             return False
         written = set(self._complete(conn, batch))
-        self._discarded(conn, batch, written)
+        records = self._discard_records(batch, written)
+        try:
+            logs.write(conn, self.storage, records)
+        except psycopg.Error:
+            _log.warning("completer: %d warning(s) kept for the next batch", len(records))
+            logs.append_files(self.storage, records)
+            with self._lock:
+                self._late_logs.extend(records)
         return True
 
     def _complete(self, conn: Conn, done: list[Outcome]) -> list[int]:
@@ -166,8 +176,9 @@ class Completer(Service):
             ],
         )
 
-    def _discarded(self, conn: Conn, batch: list[Outcome], written: set[int]) -> None:
-        """Log, on each task, an outcome that was discarded (with the outcomes' own logs)."""
+    def _discard_records(self, batch: list[Outcome], written: set[int]) -> list[LogRecord]:
+        """The outcomes' own log records, and a warning on each task whose outcome was
+        discarded (``written`` lacks it)."""
         records: list[LogRecord] = []
         for outcome in batch:
             records.extend(outcome.logs)
@@ -181,7 +192,7 @@ class Completer(Service):
                         daemon=str(self.daemon_id),
                     )
                 )
-        logs.write(conn, self.storage, records)
+        return records
 
     def _write(self, conn: Conn, batch: list[Outcome]) -> None:
         done = [o for o in batch if o.kind is Kind.COMPLETED]
@@ -212,7 +223,7 @@ class Completer(Service):
                 )
             )
             queries.task_notify(conn)
-        self._discarded(conn, batch, written)
+        logs.write(conn, self.storage, self._discard_records(batch, written))
         touched = [o.task.id for o in batch if o.touched_progress]
         if touched:
             queries.progress_delete_many(conn, task_ids=touched, daemon_id=self.daemon_id)

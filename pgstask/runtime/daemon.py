@@ -500,8 +500,17 @@ class Daemon:
                     self.completer.pending,
                 )
             self.completer.stop()
-        for dedicated in (self._claim_conn, self._complete_conn):
-            if dedicated is not None:
+        for dedicated, user in (
+            (self._claim_conn, self.producer),
+            (self._complete_conn, self.completer),
+        ):
+            if dedicated is None:
+                continue
+            if user is not None and user.alive:
+                # Its thread is still stuck in a statement (its stop timed out): closing the
+                # connection under that thread is not safe, so it is left to the thread.
+                _log.warning("pgstask %s did not stop; its connection is left open", user.name)
+            else:
                 dedicated.close()
         for last in (self.heartbeat, self.listener):
             if last is not None:

@@ -13,6 +13,7 @@ import json
 import traceback
 from dataclasses import dataclass
 
+from pgstask.db import json_problem
 from pgstask.errors import TaskCancelled
 from pgstask.workers.base import BaseWorker
 from pgstask.workers.context import Mark, TaskRun
@@ -65,9 +66,7 @@ def _unstorable(result: object) -> str | None:
     """Why PostgreSQL's jsonb would refuse ``result`` (it goes in the completion batch, where
     one bad value would fail every outcome of the batch), or None."""
     try:
-        text = json.dumps(result, allow_nan=False)
+        text = json.dumps(result, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         return str(exc)
-    if "\\u0000" in text:
-        return "it contains a NUL character (\\u0000), which PostgreSQL cannot store"
-    return None
+    return json_problem(text)

@@ -174,7 +174,7 @@ class Runner:
             return self._failure(run, ending.error or how.value, final=False, trace=ending.trace)
         if run.mark is Mark.FAILED:
             return self._failure(run, run.message or "Failed", final=True, explicit=True)
-        message = storable(run.message or COMPLETED_MESSAGE)
+        message = storable(run.message or COMPLETED_MESSAGE)  # any object: its str()
         self._final_snapshot(run, Status.COMPLETED, message, run.result)
         return Outcome(
             run.task,

@@ -54,6 +54,11 @@ class Service:
             thread.join(timeout)
 
     @property
+    def alive(self) -> bool:
+        """Its thread is still running (``stop`` waits for it only so long)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
