@@ -179,3 +179,32 @@ def test_bad_input_is_rejected_and_nothing_is_created(
                 ]
             )
         assert client.stats()["total"] == 0
+
+
+def test_created_tasks_are_what_the_database_holds(settings: Settings) -> None:
+    """create/create_many build their Task from the inputs and the few columns the INSERT
+    returns: every field must equal the stored row's."""
+    when = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    with Client(settings=settings) as client:
+        single = client.create(
+            "w",
+            "a",
+            {"b": [1, 2.5, None, True], "a": {"z": "é"}, "n": 10**20},
+            priority="high",
+            start_at=when,
+            max_attempts=7,
+            user_id=42,
+            dedupe_key="k-1",
+        )
+        many = client.create_many(
+            [
+                {"identifier": "w", "action": "x", "dedupe_key": "k-1"},  # taken: skipped
+                {"identifier": "w", "action": "y", "data": {"i": 1}},
+                {"identifier": "w", "action": "z", "dedupe_key": "k-2", "priority": "low"},
+                {"identifier": "w", "action": "z", "dedupe_key": "k-2"},  # taken by the one before
+                {"identifier": "w", "action": "q"},
+            ]
+        )
+        assert [t.action for t in many] == ["y", "z", "q"]
+        for task in [single, *many]:
+            assert client.get(task) == task
