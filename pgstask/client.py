@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import math
 import os
 import threading
@@ -21,7 +20,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from pgstask import files, logs, progress, queries
-from pgstask.db import Conn, json_problem, make_pool, translate_errors
+from pgstask.db import Conn, json_text, make_pool, translate_errors
 from pgstask.errors import (
     ConfigurationError,
     InvalidTaskError,
@@ -94,25 +93,19 @@ class Client:
             return self._pool
 
     @contextlib.contextmanager
-    def connection(self, conn: Conn | None = None) -> Iterator[Conn]:
-        """``conn`` itself (the caller's transaction), or a pooled one committed on success."""
+    def connection(self, conn: Conn | None = None, *, autocommit: bool = False) -> Iterator[Conn]:
+        """``conn`` itself (the caller's transaction), or a pooled one committed on success.
+        ``autocommit``: for a single statement, a pooled connection where the statement is its
+        own transaction: one round trip instead of three (BEGIN, the statement, COMMIT), and as
+        durable when it returns."""
         if conn is not None:
             with translate_errors():
                 yield conn
             return
         with translate_errors(), self._get_pool().connection() as pooled:
-            yield pooled
-
-    @contextlib.contextmanager
-    def _statement(self, conn: Conn | None) -> Iterator[Conn]:
-        """For a single statement: ``conn`` itself (the caller's transaction), or a pooled
-        connection in autocommit, where the statement is its own transaction: one round trip
-        instead of three (BEGIN, the statement, COMMIT), and as durable when it returns."""
-        if conn is not None:
-            with translate_errors():
-                yield conn
-            return
-        with translate_errors(), self._get_pool().connection() as pooled:
+            if not autocommit:
+                yield pooled
+                return
             pooled.autocommit = True
             try:
                 yield pooled
@@ -201,7 +194,7 @@ class Client:
         return self._insert(specs, conn) if specs else []
 
     def _insert(self, specs: Sequence[dict[str, Any]], conn: Conn | None) -> TaskList:
-        with self._statement(conn) as c:
+        with self.connection(conn, autocommit=True) as c:
             return queries.task_insert_many(
                 c,
                 identifiers=[s["identifier"] for s in specs],
@@ -747,12 +740,9 @@ def _spec(
 
 def _dumps_checked(value: Any) -> str:
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        text = json_text(value)
+    except ValueError as exc:
         raise InvalidTaskError(f"data is not JSON-serialisable: {exc}") from None
-    problem = json_problem(text)
-    if problem:
-        raise InvalidTaskError(f"data cannot be stored: {problem}")
     if len(text.encode()) > MAX_META_BYTES:
         raise InvalidTaskError(f"data is larger than {MAX_META_BYTES} bytes once encoded as JSON")
     return text

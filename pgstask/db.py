@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import time
 import weakref
@@ -94,28 +95,25 @@ class Dedicated:
     """One long-lived autocommit connection for a loop that runs a statement every few
     milliseconds (the producer's claim, the completer's writes).
 
-    A pooled connection costs a liveness round trip at every checkout and a ``COMMIT`` round
-    trip after the statement; a claim or a batch completion is one statement, so here it is its
-    own transaction and costs one round trip. The connection is made on first use and checked
-    like a pooled one (an empty query) only when it sat unused for ``check_after`` seconds,
-    so a server restarted while the daemon was idle costs nothing but that check; after an error
-    that left it broken or inside a transaction it is closed, and the next use makes a new one.
-    Not thread-safe: each loop owns its own.
+    A pooled connection costs a ``COMMIT`` round trip after the statement; a claim or a batch
+    completion is one statement, so here it is its own transaction and costs one round trip.
+    The connection is made on first use and checked like a pooled one (``_check``: only when it
+    sat unused for ``CHECK_AFTER`` seconds); after an error that left it broken or inside a
+    transaction it is closed, and the next use makes a new one. Not thread-safe: each loop owns
+    its own.
     """
 
-    def __init__(self, dsn: str, *, name: str, check_after: float = CHECK_AFTER) -> None:
+    def __init__(self, dsn: str, *, name: str) -> None:
         self.dsn = dsn
         self.name = name
-        self.check_after = check_after
         self._conn: Conn | None = None
-        self._used = 0.0
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Conn]:
         conn = self._conn
-        if conn is not None and time.monotonic() - self._used > self.check_after:
+        if conn is not None:
             try:
-                ConnectionPool.check_connection(conn)
+                _check(conn)
             except psycopg.Error:
                 self.close()
                 conn = None
@@ -128,7 +126,7 @@ class Dedicated:
                 self.close()
             raise
         finally:
-            self._used = time.monotonic()
+            _returned_now(conn)
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -189,6 +187,18 @@ def json_problem(text: str) -> str | None:
     except UnicodeEncodeError:
         return "it contains a lone surrogate (text that is not valid Unicode)"
     return None
+
+
+def json_text(value: object) -> str:
+    """``value`` as JSON text that ``jsonb`` accepts; ``ValueError`` saying why it cannot be."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(str(exc)) from None
+    problem = json_problem(text)
+    if problem:
+        raise ValueError(problem)
+    return text
 
 
 def storable_json(text: str) -> str:

@@ -36,8 +36,11 @@ def test_a_statement_is_its_own_transaction_on_one_kept_connection(dsn: str) -> 
         dedicated.close()
 
 
-def test_a_connection_that_sat_idle_is_checked_and_replaced(dsn: str) -> None:
-    dedicated = Dedicated(dsn, name="pgstask-test", check_after=0.0)
+def test_a_connection_that_sat_idle_is_checked_and_replaced(
+    dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "CHECK_AFTER", 0.0)  # every use finds it idle for long enough
+    dedicated = Dedicated(dsn, name="pgstask-test")
     try:
         first = _backend(dedicated)
         _terminate(dsn, first)
@@ -46,8 +49,11 @@ def test_a_connection_that_sat_idle_is_checked_and_replaced(dsn: str) -> None:
         dedicated.close()
 
 
-def test_a_connection_that_broke_in_use_is_replaced_on_the_next_use(dsn: str) -> None:
-    dedicated = Dedicated(dsn, name="pgstask-test", check_after=3600.0)
+def test_a_connection_that_broke_in_use_is_replaced_on_the_next_use(
+    dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "CHECK_AFTER", 3600.0)  # never checked before use
+    dedicated = Dedicated(dsn, name="pgstask-test")
     try:
         first = _backend(dedicated)
         _terminate(dsn, first)

@@ -127,10 +127,9 @@ class Completer(Service):
                         continue
                 written.append(outcome)
         except Exception:
+            done = {w.task.id for w in written}
             with self._lock:
-                self._buffer[:0] = [
-                    o for o in batch if o.task.id not in {w.task.id for w in written}
-                ]
+                self._buffer[:0] = [o for o in batch if o.task.id not in done]
                 self._late_logs[:0] = [] if late_done else late
             raise
         return written

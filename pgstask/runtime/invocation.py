@@ -9,11 +9,10 @@ stay on the ``TaskRun``; ``Ending`` says how the call ended. The runner turns bo
 from __future__ import annotations
 
 import enum
-import json
 import traceback
 from dataclasses import dataclass
 
-from pgstask.db import json_problem
+from pgstask.db import json_text
 from pgstask.errors import TaskCancelled
 from pgstask.workers.base import BaseWorker
 from pgstask.workers.context import Mark, TaskRun
@@ -56,17 +55,9 @@ def invoke(worker: BaseWorker, method_name: str, run: TaskRun) -> Ending:
     finally:
         worker._runs.pop(task.id, None)
     if run.mark is not Mark.FAILED and run.result is not None:
-        problem = _unstorable(run.result)
-        if problem:
-            return Ending(How.INVALID_RESULT, f"the result is not JSON-serialisable: {problem}")
+        # It goes in the completion batch, where one value jsonb refuses would fail them all.
+        try:
+            json_text(run.result)
+        except ValueError as exc:
+            return Ending(How.INVALID_RESULT, f"the result is not JSON-serialisable: {exc}")
     return Ending(How.RETURNED)
-
-
-def _unstorable(result: object) -> str | None:
-    """Why PostgreSQL's jsonb would refuse ``result`` (it goes in the completion batch, where
-    one bad value would fail every outcome of the batch), or None."""
-    try:
-        text = json.dumps(result, allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        return str(exc)
-    return json_problem(text)
