@@ -180,7 +180,7 @@ def storable(value: object) -> str:
 
 def json_problem(text: str) -> str | None:
     """Why ``jsonb`` would refuse ``text`` (JSON made with ``ensure_ascii=False``), or None."""
-    if _JSON_NUL.search(text):
+    if "\\u0000" in text and _JSON_NUL.search(text):
         return "it contains a NUL character (\\u0000), which PostgreSQL cannot store"
     try:
         text.encode("utf-8")

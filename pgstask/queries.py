@@ -11,7 +11,7 @@ import functools
 import json
 import operator
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from psycopg import Cursor
@@ -92,6 +92,18 @@ def task_insert_many(
 ) -> list[Task]:
     """``metas`` are JSON texts. Sent and read in binary: large batches skip text quoting."""
     return _tasks(conn, "task_insert_many", _args(locals()), binary=True)
+
+
+def task_reserve_ids(conn: Conn, *, n: int) -> tuple[dt.datetime, list[int]]:
+    row = _rows(conn, "task_reserve_ids", {"n": n})[0]
+    return row["now"], row["ids"]
+
+
+def task_copy(conn: Conn, rows: Iterable[Sequence[Any]]) -> None:
+    """``rows``: the data the COPY reads (not query parameters), in its column order."""
+    with conn.cursor() as cur, cur.copy(query("task_copy")) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def task_merge_meta(conn: Conn, *, id: int, patch: Jsonb) -> Task | None:

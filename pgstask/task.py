@@ -48,6 +48,8 @@ def status_text(code: int) -> str:
 
 PRIORITIES = ("high", "normal", "low")
 
+QUEUED_MESSAGE = "Task queued"  # a new task's message (also in the SQL that inserts tasks)
+
 
 def check_priority(priority: str) -> str:
     if priority not in PRIORITIES:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import psycopg
@@ -10,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pgstask import Client, InvalidTaskError, Status, TaskNotFoundError, TaskStateError
+from pgstask.client import COPY_FROM
 from pgstask.retry import backoff
 from pgstask.settings import Settings
 from tests.daemons import executions, running_daemon, wait_for
@@ -182,8 +184,7 @@ def test_bad_input_is_rejected_and_nothing_is_created(
 
 
 def test_created_tasks_are_what_the_database_holds(settings: Settings) -> None:
-    """create/create_many build their Task from the inputs and the few columns the INSERT
-    returns: every field must equal the stored row's."""
+    """Every field of the tasks create/create_many return equals the stored row's."""
     when = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
     with Client(settings=settings) as client:
         single = client.create(
@@ -208,3 +209,68 @@ def test_created_tasks_are_what_the_database_holds(settings: Settings) -> None:
         assert [t.action for t in many] == ["y", "z", "q"]
         for task in [single, *many]:
             assert client.get(task) == task
+
+
+def test_a_large_batch_goes_through_copy_and_stores_what_it_returns(
+    settings: Settings, dsn: str
+) -> None:
+    """From COPY_FROM tasks without a dedupe_key, create_many builds the tasks itself (COPY has
+    no RETURNING): each must equal its stored row, whatever the texts hold (COPY's text format
+    escapes tabs, newlines and backslashes), and the whole batch wakes daemons once."""
+    paris = dt.timezone(dt.timedelta(hours=2))
+    when = dt.datetime(2030, 5, 1, 12, 30, 15, 123456, tzinfo=paris)
+    odd = "tab\there, newline\nthere, backslash \\N \\. \r end é 🚀"
+    items = [
+        {
+            "identifier": f"w{i % 3}",
+            "action": odd if i == 7 else f"a{i}",
+            "data": {"i": i, "text": odd, "nested": {"b": [1, 2.5, None, True]}, "n": 10**20},
+            "priority": ("low", "normal", "high")[i % 3],
+            "start_at": when if i % 2 else None,
+            "max_attempts": 1 + i % 5,
+            "user_id": i if i % 4 else None,
+        }
+        for i in range(COPY_FROM)
+    ]
+    with Client(settings=settings) as client, psycopg.connect(dsn, autocommit=True) as listening:
+        listening.execute("LISTEN pgstask_tasks")
+        created = client.create_many(items)
+        got = [n.payload for n in listening.notifies(timeout=5, stop_after=2)]
+        assert got == [""]
+        assert [t.id for t in created] == sorted(t.id for t in created)
+        assert [t.meta["i"] for t in created] == list(range(COPY_FROM))
+        stored = {t.id: t for t in client.list(limit=1000)}
+        assert len(stored) == COPY_FROM
+        for task in created:
+            assert stored[task.id] == task
+            assert task.to_dict() == stored[task.id].to_dict()  # same offsets, same texts
+        assert created[7].action == odd and created[1].start_at == when
+        one = client.create("w", "a")  # the INSERT path: what differs is only what was asked
+        assert (
+            dataclasses.replace(
+                created[2],
+                id=one.id,
+                identifier="w",
+                action="a",
+                meta={},
+                max_attempts=3,
+                priority="normal",
+                started_by=None,
+                created_at=one.created_at,
+                updated_at=one.updated_at,
+                start_at=one.start_at,
+            )
+            == one
+        )
+
+
+def test_a_copy_batch_in_the_callers_transaction_rolls_back_with_it(settings: Settings) -> None:
+    items = [{"identifier": "w", "action": "a"}] * COPY_FROM
+    with Client(settings=settings) as client, psycopg.connect(settings.dsn or "") as conn:
+        created = client.create_many(items, conn=conn)
+        assert len(created) == COPY_FROM
+        conn.rollback()
+        assert client.stats()["total"] == 0
+        kept = client.create_many(items, conn=conn)
+        conn.commit()
+        assert {t.id for t in client.list(limit=1000)} == {t.id for t in kept}

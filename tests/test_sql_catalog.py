@@ -174,6 +174,21 @@ def _task_insert_many(conn: Conn, w: World) -> None:
     assert tasks[0].status == 10 and tasks[0].meta == {"n": 0} and tasks[0].message
 
 
+def _task_reserve_ids(conn: Conn, w: World) -> None:
+    now, ids = queries.task_reserve_ids(conn, n=3)
+    assert len(ids) == 3 and ids == sorted(ids) and ids[0] > w.running.id
+    assert now == conn.execute("SELECT now()").fetchone()["now"]  # type: ignore[index]
+
+
+def _task_copy(conn: Conn, w: World) -> None:
+    now, (task_id,) = queries.task_reserve_ids(conn, n=1)
+    row = (task_id, "w", "a\tb", '{"k": "\\\\N"}', "low", now, 2, 7, "Task queued", now, now)
+    queries.task_copy(conn, [row])
+    task = queries.task_get(conn, id=task_id)
+    assert task is not None and (task.action, task.meta, task.status) == ("a\tb", {"k": "\\N"}, 10)
+    assert (task.priority, task.max_attempts, task.started_by) == ("low", 2, 7)
+
+
 def _task_get(conn: Conn, w: World) -> None:
     assert queries.task_get(conn, id=w.pending.id) == w.pending
     assert queries.task_get(conn, id=-1) is None

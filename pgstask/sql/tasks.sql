@@ -14,6 +14,21 @@ SELECT i, a, m, p, coalesce(s, now()), x, u, d, 'Task queued'
 ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN (10, 30, 50) DO NOTHING
 RETURNING *;
 
+-- name: task_reserve_ids
+-- The bulk path (COPY, which has no RETURNING): ids for n new tasks, in order, and the
+-- transaction's now(), which is what the column defaults would give the COPY's rows.
+SELECT now() AS now,
+       array(SELECT nextval((SELECT pg_get_serial_sequence('s_tasks', 'id'))) AS id
+               FROM generate_series(1, %(n)s)
+              ORDER BY id) AS ids;
+
+-- name: task_copy
+-- The rows of task_reserve_ids's transaction; the statement trigger validates them and sends
+-- one NOTIFY, as for an INSERT.
+COPY s_tasks (id, identifier, action, meta, priority, start_at, max_attempts, started_by, message,
+              created_at, updated_at)
+FROM STDIN;
+
 -- name: task_get
 SELECT * FROM s_tasks WHERE id = %(id)s;
 
