@@ -79,7 +79,7 @@ class PeerSystem:
     name = ""
     label = ""
     script = ""
-    done_sql: LiteralString = ""
+    left_sql: LiteralString = ""
     times_sql: LiteralString = ""
     wake_sql: LiteralString = ""
     check_sql: LiteralString = ""
@@ -147,7 +147,7 @@ class PeerSystem:
 class Procrastinate(PeerSystem):
     name = label = "procrastinate"
     script = "procrastinate_bench.py"
-    done_sql = "SELECT count(*) FROM procrastinate_jobs WHERE status::text NOT IN ('todo', 'doing')"
+    left_sql = "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
     times_sql = (
         "SELECT extract(epoch FROM min(at) FILTER (WHERE type = 'started'))::float8,"
         " extract(epoch FROM max(at) FILTER (WHERE type = 'succeeded'))::float8"
@@ -195,10 +195,9 @@ class PgQueuer(PeerSystem):
     name = "pgqueuer"
     label = "PgQueuer"
     script = "pgqueuer_bench.py"
-    done_sql = (
-        "SELECT count(*) FROM pgqueuer_log"
-        " WHERE status IN ('successful', 'exception', 'failed', 'canceled')"
-    )
+    # A finished job leaves the queue table in the statement that logs it (a failed one stays,
+    # as 'failed').
+    left_sql = "SELECT count(*) FROM pgqueuer WHERE status IN ('queued', 'picked')"
     times_sql = (
         "SELECT extract(epoch FROM min(created) FILTER (WHERE status = 'picked'))::float8,"
         " extract(epoch FROM max(created) FILTER (WHERE status = 'successful'))::float8"

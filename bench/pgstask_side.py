@@ -47,7 +47,7 @@ d.run()
 
 class PgstaskSystem:
     name = "pgstask"
-    done_sql = "SELECT count(*) FROM s_tasks WHERE status IN (80, 90, 100)"
+    left_sql = "SELECT count(*) FROM s_tasks WHERE status IN (10, 30, 50)"
     times_sql = (
         "SELECT extract(epoch FROM min(started_at))::float8,"
         " extract(epoch FROM max(finished_at))::float8 FROM s_tasks"

@@ -75,9 +75,9 @@ FULL = Sizes(
     claim=(10_000, 1_000_000),
     memory=(1_000, 100_000),
     cap=40.0,
-    pgstask_c=(32, 64, 128),
+    pgstask_c=(32, 64, 128, 256),
     procrastinate_c=(10, 50),
-    pgqueuer_batch=(50, 200),
+    pgqueuer_batch=(50, 200, 500),
 )
 QUICK = Sizes(
     single=1_000,

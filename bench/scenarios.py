@@ -53,7 +53,10 @@ class Check:
 class System(Protocol):
     name: str
     log_dir: Path
-    done_sql: LiteralString  # count of tasks in a final state
+    # Count of the tasks not yet in a final state. Polled every 20 ms during a drain, so it reads
+    # only the unfinished tasks (a count of the finished ones grows, and takes CPU from the
+    # system being measured, as the drain goes on).
+    left_sql: LiteralString
     times_sql: LiteralString  # epochs of the first start and the last completion it recorded
 
     wake_sql: LiteralString  # one wake task, with %(seq)s
@@ -108,8 +111,9 @@ def drain(system: System, n: int, setting: Setting, *, cap: float, processes: in
 
         def all_done() -> bool:
             nonlocal seen
-            seen = watch.count_at(system.done_sql)
-            return seen[0] >= n
+            left, at = watch.count_at(system.left_sql)
+            seen = (n - left, at)
+            return left == 0
 
         with procs.running([cmd] * processes, env, system.log_dir, name) as running:
             start = time.perf_counter()
