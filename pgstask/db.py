@@ -46,25 +46,26 @@ def _configure(conn: Conn) -> None:
     conn.isolation_level = IsolationLevel.READ_COMMITTED
 
 
-#: A pooled connection back in the pool for longer than this is checked (an empty query, a
-#: round trip) before it is handed out again; one used moments ago is not, so a burst of short
+#: A connection not handed out for longer than this is checked (an empty query, a round trip)
+#: before it is handed out again; one handed out moments ago is not, so a burst of short
 #: transactions (``Client.create`` in a loop, the API under load) pays no extra round trip each.
+#: The time is taken at checkout, not at return: a pool ``reset`` callback would move every
+#: return onto the pool's worker thread (a thread hand-off per statement), and the time since
+#: the last checkout is never shorter than the time the connection sat unused.
 CHECK_AFTER = 1.0
-_returned: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
+_handed_out: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
 
 
 def _check(conn: Conn) -> None:
-    if time.monotonic() - _returned.get(conn, 0.0) > CHECK_AFTER:
+    now = time.monotonic()
+    last, _handed_out[conn] = _handed_out.get(conn, 0.0), now
+    if now - last > CHECK_AFTER:
         ConnectionPool.check_connection(conn)
 
 
-def _returned_now(conn: Conn) -> None:
-    _returned[conn] = time.monotonic()
-
-
 def make_pool(dsn: str, *, max_size: int, name: str = "pgstask") -> ConnectionPool[Conn]:
-    """An open pool of connections like ``connect`` makes; one that sat in the pool for more
-    than ``CHECK_AFTER`` seconds is checked before use."""
+    """An open pool of connections like ``connect`` makes; one not handed out for more than
+    ``CHECK_AFTER`` seconds is checked before use."""
     with translate_errors():
         # One direct connection first: an unreachable or misconfigured server then fails at
         # once with its own reason, not after the pool's open timeout with a generic one.
@@ -76,7 +77,6 @@ def make_pool(dsn: str, *, max_size: int, name: str = "pgstask") -> ConnectionPo
             kwargs={"application_name": name, "row_factory": dict_row, **_CONNECT_ARGS},
             configure=_configure,
             check=_check,
-            reset=_returned_now,
             open=False,
             name=name,
             reconnect_timeout=0,
@@ -98,7 +98,7 @@ class Dedicated:
     A pooled connection costs a ``COMMIT`` round trip after the statement; a claim or a batch
     completion is one statement, so here it is its own transaction and costs one round trip.
     The connection is made on first use and checked like a pooled one (``_check``: only when it
-    sat unused for ``CHECK_AFTER`` seconds); after an error that left it broken or inside a
+    was not used for ``CHECK_AFTER`` seconds); after an error that left it broken or inside a
     transaction it is closed, and the next use makes a new one. Not thread-safe: each loop owns
     its own.
     """
@@ -125,8 +125,6 @@ class Dedicated:
             if conn.broken or conn.info.transaction_status != TransactionStatus.IDLE:
                 self.close()
             raise
-        finally:
-            _returned_now(conn)
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -189,10 +187,14 @@ def json_problem(text: str) -> str | None:
     return None
 
 
+# One encoder for json_text: json.dumps with any option set builds a new one on every call.
+_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+
+
 def json_text(value: object) -> str:
     """``value`` as JSON text that ``jsonb`` accepts; ``ValueError`` saying why it cannot be."""
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        text = _JSON.encode(value)
     except (TypeError, ValueError) as exc:
         raise ValueError(str(exc)) from None
     problem = json_problem(text)

@@ -24,6 +24,9 @@ from pgstask.task import TASK_COLUMNS, Task
 
 Row = dict[str, Any]
 
+# json.dumps with an option set builds a new encoder on every call.
+_OUTCOMES = json.JSONEncoder(allow_nan=False)
+
 
 def _task_row(cursor: Cursor[Any]) -> RowMaker[Task]:
     result = cursor.pgresult
@@ -141,7 +144,7 @@ def task_complete_many(
 ) -> list[int]:
     """``outcomes``: (id, attempts, message, result, peak_memory) each, ``result`` a plain
     JSON-serialisable value; sent as the query's one JSON parameter. Returns the ids written."""
-    batch = json.dumps(list(outcomes), allow_nan=False)
+    batch = _OUTCOMES.encode(list(outcomes))
     rows = _rows(conn, "task_complete_many", {"daemon_id": daemon_id, "outcomes": batch})
     return [r["id"] for r in rows]
 

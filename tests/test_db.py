@@ -3,6 +3,8 @@ checks; a dead connection is replaced."""
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
@@ -95,5 +97,42 @@ def test_a_pooled_connection_idle_past_check_after_is_checked_and_replaced(
         _terminate(dsn, first)
         monkeypatch.setattr(db, "CHECK_AFTER", 0.0)  # as if it sat in the pool for a while
         assert _pooled_backend(pool) != first  # no error for the caller
+    finally:
+        pool.close()
+
+
+def test_a_returned_connection_is_back_in_the_pool_at_once(dsn: str) -> None:
+    """The return runs in the caller's thread (a pool ``reset`` callback would send every return
+    to the pool's worker thread: one thread hand-off per statement)."""
+    pool = make_pool(dsn, max_size=2, name="pgstask-test")
+    try:
+        for _ in range(50):
+            with pool.connection() as conn:
+                conn.execute("SELECT 1")
+            stats = pool.get_stats()
+            assert stats["pool_available"] == stats["pool_size"]
+    finally:
+        pool.close()
+
+
+def test_a_connection_is_checked_only_after_sitting_unused(
+    dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = make_pool(dsn, max_size=1, name="pgstask-test")
+    checked: list[Conn] = []
+    real = ConnectionPool.check_connection
+    monkeypatch.setattr(
+        ConnectionPool, "check_connection", staticmethod(lambda c: (checked.append(c), real(c)))
+    )
+    monkeypatch.setattr(db, "CHECK_AFTER", 0.2)
+    try:
+        _pooled_backend(pool)
+        checked.clear()
+        for _ in range(5):
+            _pooled_backend(pool)
+        assert checked == []  # handed out moments ago each time
+        time.sleep(0.3)
+        _pooled_backend(pool)
+        assert len(checked) == 1
     finally:
         pool.close()
