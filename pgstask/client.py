@@ -200,6 +200,21 @@ class Client:
     def _insert(self, specs: Sequence[dict[str, Any]], conn: Conn | None) -> TaskList:
         if len(specs) >= COPY_FROM and all(s["dedupe_key"] is None for s in specs):
             return self._copy(specs, conn)
+        if len(specs) == 1:
+            (s,) = specs
+            with self.connection(conn, autocommit=True) as c:
+                task = queries.task_insert(
+                    c,
+                    identifier=s["identifier"],
+                    action=s["action"],
+                    meta=s["data"],
+                    priority=s["priority"],
+                    start_at=s["start_at"],
+                    max_attempts=s["max_attempts"],
+                    started_by=s["user_id"],
+                    dedupe_key=s["dedupe_key"],
+                )
+            return [task] if task is not None else []
         with self.connection(conn, autocommit=True) as c:
             return queries.task_insert_many(
                 c,

@@ -1,6 +1,17 @@
 -- Queries on s_tasks. Every state change after the claim is a compare-and-set on
 -- (status, attempts, daemon_id): 0 rows means the task is no longer ours.
 
+-- name: task_insert
+-- One task (Client.create): plain parameters, which cost client and server less than one-element
+-- arrays through unnest. The same columns, conflict rule and message as task_insert_many.
+INSERT INTO s_tasks (identifier, action, meta, priority, start_at, max_attempts, started_by,
+                     dedupe_key, message)
+VALUES (%(identifier)s, %(action)s, %(meta)s::jsonb, %(priority)s,
+        coalesce(%(start_at)s::timestamptz, now()), %(max_attempts)s, %(started_by)s::bigint,
+        %(dedupe_key)s, 'Task queued')
+ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN (10, 30, 50) DO NOTHING
+RETURNING *;
+
 -- name: task_insert_many
 -- Bulk and single enqueue in one form: parallel arrays through unnest (one round trip, one
 -- trigger call and one NOTIFY per statement). metas are JSON texts, encoded once by the client;
