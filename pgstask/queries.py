@@ -14,7 +14,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from psycopg import Cursor
+from psycopg import Cursor, postgres
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 from psycopg.rows import RowMaker, dict_row
 from psycopg.types.json import Jsonb
 
@@ -119,11 +121,31 @@ def task_reserve_ids(conn: Conn, *, n: int) -> tuple[dt.datetime, list[int]]:
     return row["now"], row["ids"]
 
 
+class _JsonTextDumper(Dumper):
+    """Text that is already JSON, as ``jsonb`` in binary (a version byte, then the text)."""
+
+    format = Format.BINARY
+    oid = postgres.types["jsonb"].oid
+
+    def dump(self, obj: str) -> bytes:
+        return b"\x01" + obj.encode()
+
+
+_COPY_TYPES = (
+    *("int8", "text", "text", "jsonb", "text", "timestamptz", "int4", "int8", "text"),
+    *("timestamptz", "timestamptz"),
+)
+
+
 def task_copy(conn: Conn, rows: Iterable[Sequence[Any]]) -> None:
-    """``rows``: the data the COPY reads (not query parameters), in its column order."""
-    with conn.cursor() as cur, cur.copy(query("task_copy")) as copy:
-        for row in rows:
-            copy.write_row(row)
+    """``rows``: the data the COPY reads (not query parameters), in its column order; ``meta``
+    as JSON text."""
+    with conn.cursor() as cur:
+        cur.adapters.register_dumper(None, _JsonTextDumper)  # this cursor's COPY only
+        with cur.copy(query("task_copy")) as copy:
+            copy.set_types(list(_COPY_TYPES))
+            for row in rows:
+                copy.write_row(row)
 
 
 def task_merge_meta(conn: Conn, *, id: int, patch: Jsonb) -> Task | None:

@@ -164,6 +164,8 @@ def test_dedupe_key_returns_the_incomplete_task(settings: Settings) -> None:
         # Longer keys could pass the row limit of the unique index (a database error).
         ({"identifier": "w", "action": "a", "dedupe_key": "k" * 256}, "longer than 255"),
         ({"identifier": "w", "action": "a", "start_at": dt.datetime(2030, 1, 1)}, "timezone-aware"),
+        ({"identifier": "w", "action": "a", "user_id": "7"}, "user_id must be a whole number"),
+        ({"identifier": "w", "action": "a", "user_id": 2**63}, "user_id is out of range"),
     ],
 )
 def test_bad_input_is_rejected_and_nothing_is_created(
@@ -180,7 +182,18 @@ def test_bad_input_is_rejected_and_nothing_is_created(
                     {"identifier": identifier, "action": action, **kwargs},
                 ]
             )
-        assert client.stats()["total"] == 0
+        # A batch large enough for COPY (unless the bad item has a dedupe_key) is validated as
+        # it is sent: the COPY is aborted, and a caller's transaction stays usable.
+        batch = [{"identifier": "w", "action": "ok"}] * COPY_FROM
+        batch.append({"identifier": identifier, "action": action, **kwargs})
+        with pytest.raises(InvalidTaskError, match=rf"task #{COPY_FROM}: .*" + message):
+            client.create_many(batch, returning="ids")
+        with psycopg.connect(settings.dsn or "") as conn:
+            with pytest.raises(InvalidTaskError, match=rf"task #{COPY_FROM}: .*" + message):
+                client.create_many(batch, conn=conn)
+            kept = client.create("w", "after", conn=conn)
+            conn.commit()
+        assert [t.id for t in client.list()] == [kept.id]
 
 
 def test_created_tasks_are_what_the_database_holds(settings: Settings) -> None:
@@ -274,3 +287,44 @@ def test_a_copy_batch_in_the_callers_transaction_rolls_back_with_it(settings: Se
         kept = client.create_many(items, conn=conn)
         conn.commit()
         assert {t.id for t in client.list(limit=1000)} == {t.id for t in kept}
+
+
+def test_create_many_can_return_only_the_ids(settings: Settings) -> None:
+    when = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
+    items = [
+        {
+            "identifier": "w",
+            "action": f"a{i}",
+            "data": {"i": i, "t": "tab\there"},
+            "priority": ("low", "high")[i % 2],
+            "start_at": when if i % 3 == 0 else None,
+            "max_attempts": 1 + i % 4,
+            "user_id": i,
+        }
+        for i in range(COPY_FROM + 5)
+    ]
+    with Client(settings=settings) as client:
+        ids = client.create_many(items, returning="ids")  # through COPY
+        assert len(ids) == len(items) and ids == sorted(ids)
+        for task_id, item in zip(ids, items, strict=True):
+            task = client.get(task_id)
+            assert (task.identifier, task.action, task.meta) == ("w", item["action"], item["data"])
+            assert (task.priority, task.max_attempts, task.started_by, task.status) == (
+                item["priority"],
+                item["max_attempts"],
+                item["user_id"],
+                Status.PENDING,
+            )
+            assert task.start_at == item["start_at"] or (
+                item["start_at"] is None and task.start_at == task.created_at
+            )
+        small = [
+            {"identifier": "w", "action": "x", "dedupe_key": "k"},
+            {"identifier": "w", "action": "y", "dedupe_key": "k"},  # taken by the one before
+            {"identifier": "w", "action": "z"},
+        ]
+        got = client.create_many(small, returning="ids")  # through INSERT: dedupe applies
+        assert [client.get(i).action for i in got] == ["x", "z"]
+        with pytest.raises(InvalidTaskError, match="returning must be"):
+            client.create_many(small, returning="rows")  # type: ignore[call-overload]
+        assert client.stats()["total"] == len(items) + 2

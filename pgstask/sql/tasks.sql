@@ -26,8 +26,8 @@ ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN (10, 30, 50)
 RETURNING *;
 
 -- name: task_reserve_ids
--- The bulk path (COPY, which has no RETURNING): ids for n new tasks, in order, and the
--- transaction's now(), which is what the column defaults would give the COPY's rows.
+-- The bulk path (COPY, which has no RETURNING): ids for n new tasks, in order, and the server's
+-- now(), which the COPY sends for the columns whose default is now().
 SELECT now() AS now,
        array(SELECT nextval((SELECT pg_get_serial_sequence('s_tasks', 'id'))) AS id
                FROM generate_series(1, %(n)s)
@@ -35,10 +35,11 @@ SELECT now() AS now,
 
 -- name: task_copy
 -- The rows of task_reserve_ids's transaction; the statement trigger validates them and sends
--- one NOTIFY, as for an INSERT.
+-- one NOTIFY, as for an INSERT. Binary: the client formats a row in a third of the time text
+-- takes (the column types are in queries.task_copy).
 COPY s_tasks (id, identifier, action, meta, priority, start_at, max_attempts, started_by, message,
               created_at, updated_at)
-FROM STDIN;
+FROM STDIN WITH (FORMAT binary);
 
 -- name: task_get
 SELECT * FROM s_tasks WHERE id = %(id)s;
