@@ -1,12 +1,15 @@
 """Scenarios only pgstask runs: the cost of progress reports, several daemons, the claim query
-on large tables, and a daemon's memory over many tasks."""
+on large tables, a daemon's memory over many tasks, and what the database itself does with
+pgstask's table and statements (the ceiling)."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import procs
@@ -14,7 +17,7 @@ import psycopg
 import scenarios
 from pgstask_side import BATCH, PgstaskSystem
 from psycopg import sql
-from server import Watch
+from server import Watch, vacuum
 
 from pgstask import Client, queries
 from pgstask.progress import read_snapshot
@@ -116,10 +119,7 @@ def claim_latency(system: PgstaskSystem, label: str, pending: int, future: int) 
     ANALYZE. ``future`` tasks start in a day; ``pending`` tasks are due now."""
     dsn = system.reset()
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO s_workers (identifier, class) VALUES ('bench', 'bench_worker:BenchWorker')"
-            " ON CONFLICT (identifier) DO UPDATE SET active = true"
-        )
+        _register_bench_worker(conn)
         conn.execute("SET pgstask.notify = off")
         conn.execute(
             "INSERT INTO s_tasks (identifier, action, start_at) SELECT 'bench', 'noop',"
@@ -189,3 +189,81 @@ def memory_growth(system: PgstaskSystem, small: int, large: int) -> Memory:
     )
     problems = [f"{daemon.name}: {text}" for text in daemon.problems]
     return Memory(after_small, after_large, peak, check, problems)
+
+
+@dataclass(slots=True)
+class Ceiling:
+    """What PostgreSQL itself does with pgstask's table and statements, with no client work per
+    task: the bound that no change on the client side can pass."""
+
+    copy_rate: float  # rows/s: COPY of ready-made rows into s_tasks
+    drain_rates: dict[int, float]  # batch size -> tasks/s: claim + completion, back to back
+    server_us: dict[int, float | None]  # batch size -> backend CPU per task (µs), if readable
+    problems: list[str] = field(default_factory=list)
+
+
+# The claim as the daemon sends it, returning only what the completion needs.
+_CLAIM = queries.query("task_claim").replace("RETURNING t.*;", "RETURNING t.id, t.attempts;")
+
+
+def ceiling(system: PgstaskSystem, bulk: int, drain: int, batches: tuple[int, ...]) -> Ceiling:
+    """Bulk: ``bulk`` rows through ``COPY`` in batches of BATCH, each value already encoded (no
+    validation, no ``Task`` objects). Drain: ``drain`` tasks claimed with the daemon's claim
+    statement and completed with its completion statement, one after the other on one
+    connection, ``batch`` at a time; the backend's CPU time is read from ``/proc`` when the
+    server runs on this machine."""
+    assert "RETURNING t.id, t.attempts;" in _CLAIM, "task_claim no longer ends as expected"
+    dsn = system.reset()
+    metas = [f'{{"n": {i}}}' for i in range(bulk)]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        start = time.perf_counter()
+        for lo in range(0, bulk, BATCH):
+            with (
+                conn.transaction(),
+                conn.cursor() as cur,
+                cur.copy("COPY s_tasks (identifier, action, meta, message) FROM STDIN") as copy,
+            ):
+                for meta in metas[lo : lo + BATCH]:
+                    copy.write_row(("bench", "noop", meta, "Task queued"))
+        copy_rate = bulk / (time.perf_counter() - start)
+    result = Ceiling(copy_rate, {}, {})
+    for batch in batches:
+        dsn = system.reset()
+        system.fill(drain)
+        vacuum(dsn)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            _register_bench_worker(conn)
+            backend = conn.execute("SELECT pg_backend_pid()").fetchone()
+            cpu_before = _cpu_seconds(backend[0] if backend else None)
+            daemon_id, done = uuid.uuid4(), 0
+            params = {"daemon_id": daemon_id, "identifiers": ["bench"], "limit": batch}
+            start = time.perf_counter()
+            while rows := conn.execute(_CLAIM, params).fetchall():
+                outcomes = [(task_id, attempts, None, None, None) for task_id, attempts in rows]
+                written = queries.task_complete_many(conn, daemon_id=daemon_id, outcomes=outcomes)
+                done += len(written)
+            elapsed = time.perf_counter() - start
+            cpu_after = _cpu_seconds(backend[0] if backend else None)
+        if done != drain:
+            result.problems.append(f"batch {batch}: {done:,} of {drain:,} tasks completed")
+        result.drain_rates[batch] = done / elapsed
+        used = cpu_after - cpu_before if cpu_after is not None and cpu_before is not None else None
+        result.server_us[batch] = used / done * 1e6 if used is not None and done else None
+    return result
+
+
+def _register_bench_worker(conn: psycopg.Connection[Any]) -> None:
+    """The ``bench`` worker, active: what a daemon's registration makes, without a daemon."""
+    conn.execute(
+        "INSERT INTO s_workers (identifier, class) VALUES ('bench', 'bench_worker:BenchWorker')"
+        " ON CONFLICT (identifier) DO UPDATE SET active = true"
+    )
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a local process, or None (elsewhere, or not readable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -37,7 +37,7 @@ from server import Server
 import pgstask
 from pgstask import Settings, embedded
 
-SCENARIOS = ("single", "bulk", "drain", "wake", "progress", "scale", "claim", "memory")
+SCENARIOS = ("single", "bulk", "drain", "wake", "progress", "scale", "claim", "memory", "ceiling")
 # The targets of issue 4 (2 cores, PostgreSQL on the same machine, fsync on).
 SINGLE_TARGET = 80.0  # % of a plain psycopg INSERT + commit loop
 BULK_TARGET = 150_000.0  # tasks/s
@@ -250,15 +250,18 @@ def scenario_single(bench: Bench) -> None:
 
 def scenario_bulk(bench: Bench) -> None:
     n = bench.sizes.bulk
-    ours = bench.ours.enqueue_bulk(n)
-    say(f"  pgstask create_many {ours:,.0f}/s")
+    ours, with_tasks = bench.ours.enqueue_bulk(n)
+    say(
+        f"  pgstask create_many(returning='ids') {ours:,.0f}/s; returning tasks {with_tasks:,.0f}/s"
+    )
     row = Row(f"enqueue bulk, {n:,} in batches of {BATCH:,}", "tasks/s", {"pgstask": ours})
     row.notes, row.compare = bench.na(), True
     row.target, row.met = f">= {BULK_TARGET:,.0f}/s", ours >= BULK_TARGET
     for _, peer in bench.peers.items():
         peer_call(peer, "bulk enqueue", row, partial(peer.enqueue_bulk, n))
         say(f"  {peer.label}: {row.cell(peer.name)}/s")
-    bench.rows.append(row)
+    tasks_row = Row("  returning Task objects", "tasks/s", {"pgstask": with_tasks})
+    bench.rows += [row, tasks_row]
 
 
 def scenario_drain(bench: Bench) -> None:
@@ -424,6 +427,29 @@ def scenario_memory(bench: Bench) -> None:
     bench.rows.append(row)
 
 
+def scenario_ceiling(bench: Bench) -> None:
+    s = bench.sizes
+    batches = (128, 500)
+    got = pgstask_only.ceiling(bench.ours, s.bulk, s.drain, batches)
+    say(f"  COPY of ready-made rows into s_tasks: {got.copy_rate:,.0f} rows/s")
+    bench.rows.append(
+        Row(
+            "ceiling: COPY of ready-made rows, no client work", "rows/s", {"pgstask": got.copy_rate}
+        )
+    )
+    for batch in batches:
+        rate, cpu = got.drain_rates[batch], got.server_us[batch]
+        server = f"{cpu:.0f} µs of backend CPU per task" if cpu is not None else "backend CPU n/a"
+        say(f"  claim + completion statements alone, batch {batch}: {rate:,.0f} tasks/s; {server}")
+        row = Row(f"ceiling: claim + complete alone, batch {batch}", "tasks/s", {"pgstask": rate})
+        if cpu is not None:
+            row.notes = {"pgstask": f"({cpu:.0f} µs PG)"}
+        bench.rows.append(row)
+    for problem in got.problems:
+        say(f"      {problem}")
+        bench.failures.append(f"pgstask ceiling: {problem}")
+
+
 RUNNERS = {
     "single": scenario_single,
     "bulk": scenario_bulk,
@@ -433,6 +459,7 @@ RUNNERS = {
     "scale": scenario_scale,
     "claim": scenario_claim,
     "memory": scenario_memory,
+    "ceiling": scenario_ceiling,
 }
 NOTES = """\
 Ratios are pgstask's figure divided by the peer's (higher is better for tasks/s, lower for ms
