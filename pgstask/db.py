@@ -42,10 +42,6 @@ def connect(dsn: str, *, autocommit: bool = False, name: str = "pgstask") -> Con
     return conn
 
 
-def _configure(conn: Conn) -> None:
-    conn.isolation_level = IsolationLevel.READ_COMMITTED
-
-
 #: A connection not handed out for longer than this is checked (an empty query, a round trip)
 #: before it is handed out again; one handed out moments ago is not, so a burst of short
 #: transactions (``Client.create`` in a loop, the API under load) pays no extra round trip each.
@@ -61,6 +57,11 @@ def _check(conn: Conn) -> None:
     last, _handed_out[conn] = _handed_out.get(conn, 0.0), now
     if now - last > CHECK_AFTER:
         ConnectionPool.check_connection(conn)
+
+
+def _configure(conn: Conn) -> None:
+    conn.isolation_level = IsolationLevel.READ_COMMITTED
+    _handed_out[conn] = time.monotonic()  # just connected: no check at its first checkout
 
 
 def make_pool(dsn: str, *, max_size: int, name: str = "pgstask") -> ConnectionPool[Conn]:
@@ -119,6 +120,7 @@ class Dedicated:
                 conn = None
         if conn is None or conn.closed:
             conn = self._conn = connect(self.dsn, autocommit=True, name=self.name)
+            _handed_out[conn] = time.monotonic()  # just connected: counts as handed out now
         try:
             yield conn
         except BaseException:

@@ -136,3 +136,25 @@ def test_a_connection_is_checked_only_after_sitting_unused(
         assert len(checked) == 1
     finally:
         pool.close()
+
+
+def test_a_new_connection_counts_as_just_handed_out(
+    dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection made moments ago is not checked at its next use (however long the machine
+    has been up: the idle time must not be counted from zero)."""
+    checked: list[Conn] = []
+    real = ConnectionPool.check_connection
+    monkeypatch.setattr(
+        ConnectionPool, "check_connection", staticmethod(lambda c: (checked.append(c), real(c)))
+    )
+    monkeypatch.setattr(db, "CHECK_AFTER", 0.5)  # the machine has been up for longer
+    dedicated = Dedicated(dsn, name="pgstask-test")
+    pool = make_pool(dsn, max_size=1, name="pgstask-test")
+    try:
+        assert _backend(dedicated) == _backend(dedicated)
+        _pooled_backend(pool)
+        assert checked == []
+    finally:
+        dedicated.close()
+        pool.close()
