@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from pgstask.errors import ConfigurationError
 from pgstask.http import create_app
-from pgstask.http.auth import digest, find_token, new_token, parse_tokens
+from pgstask.http.auth import FailedAttempts, digest, find_token, new_token, parse_tokens
 from pgstask.http.middleware import COOKIE
 from pgstask.settings import Settings
 from tests.http_support import BASE_URL, RO_TOKEN, RW_TOKEN, api, http_settings
@@ -164,3 +164,68 @@ def test_readyz_reports_the_database_and_the_schema(settings: Settings) -> None:
     with api(unreachable) as http:
         down = http.get("/readyz")
         assert down.status_code == 503 and down.json()["database"] is False
+
+
+def test_failed_attempts_slow_down_one_address_and_forget() -> None:
+    now = [1000.0]
+    failures = FailedAttempts(
+        free=3, base=2.0, maximum=10.0, forget_after=60.0, clock=lambda: now[0]
+    )
+    for _ in range(3):
+        assert failures.wait("a") == 0
+        failures.failed("a")
+    assert failures.wait("a") == 2  # the 3rd failure reached `free`: 2 s from the last one
+    assert failures.wait("b") == 0  # other addresses are not affected
+    now[0] += 2.0
+    assert failures.wait("a") == 0
+    failures.failed("a")
+    assert failures.wait("a") == 4  # doubles with each failure
+    for _ in range(10):
+        failures.failed("a")
+    assert failures.wait("a") == 10  # capped
+    now[0] += 61.0
+    assert failures.wait("a") == 0  # forgotten after `forget_after`
+    failures.failed("a")
+    assert failures.wait("a") == 0  # counted from zero again
+
+
+def test_failed_attempts_remember_a_bounded_number_of_addresses() -> None:
+    failures = FailedAttempts(free=1, capacity=100)
+    for i in range(1000):
+        failures.failed(f"10.0.{i // 256}.{i % 256}")
+    assert failures.wait("10.0.0.0") == 0  # the oldest were dropped
+    assert failures.wait("10.0.3.231") > 0  # the latest kept
+    assert len(failures._seen) == 100
+
+
+def test_repeated_wrong_tokens_get_429_before_the_token_is_checked(settings: Settings) -> None:
+    with api(settings, token=None) as http:
+        wrong = {"Authorization": "Bearer wrong-token-wrong-token"}
+        codes = [http.get("/stask/stats", headers=wrong).status_code for _ in range(5)]
+        assert codes == [401] * 5
+        refused = http.get("/stask/stats", headers=wrong)
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+        assert "too many failed sign-ins" in refused.json()["message"]
+        # Refused before the token is looked at: a right guess would not be told apart.
+        right = http.get("/stask/stats", headers={"Authorization": f"Bearer {RW_TOKEN}"})
+        assert right.status_code == 429
+        # A request without credentials is not a guess: it is still told to authenticate.
+        assert http.get("/stask/stats").status_code == 401
+        assert http.get("/healthz").status_code == 200
+    with api(settings) as other_app:  # each app counts its own failures
+        assert other_app.get("/stask/stats").status_code == 200
+
+
+def test_repeated_wrong_sign_ins_get_429(settings: Settings) -> None:
+    app = create_app(settings, http_settings())
+    with TestClient(app, base_url=BASE_URL, follow_redirects=False) as browser:
+        same_origin = {"Origin": BASE_URL}
+        for _ in range(5):
+            wrong = browser.post("/stask/login", data={"token": "x" * 20}, headers=same_origin)
+            assert wrong.status_code == 401
+        refused = browser.post("/stask/login", data={"token": RW_TOKEN}, headers=same_origin)
+        assert refused.status_code == 429 and "Too many failed sign-ins" in refused.text
+        assert "set-cookie" not in refused.headers and refused.headers["retry-after"]
+        # The cookie path counts and is refused the same way.
+        browser.cookies.set(COOKIE, RW_TOKEN)
+        assert browser.get("/stask/stats").status_code == 429

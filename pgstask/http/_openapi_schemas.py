@@ -89,6 +89,7 @@ ERROR_TEXTS = {
     413: "The request body is larger than the server's limit",
     415: "The body is not of the media type this operation takes",
     422: "Valid syntax, invalid content: the message says which field and why",
+    429: "Too many wrong tokens from this address: try again after Retry-After seconds",
     503: "The database cannot be reached, or its schema is not this pgstask's",
 }
 

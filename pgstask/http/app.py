@@ -14,6 +14,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from pgstask.client import Client
 from pgstask.errors import PgstaskError, WorkerNotFoundError
 from pgstask.http import errors, openapi
+from pgstask.http.auth import FailedAttempts
 from pgstask.http.cache import WorkerCache
 from pgstask.http.config import HttpSettings
 from pgstask.http.middleware import Access, BodyLimit
@@ -45,6 +46,7 @@ def create_app(
         client=the_client,
         http=http,
         workers=WorkerCache(load_worker, ttl=http.worker_cache_ttl),
+        failures=FailedAttempts(),
     )
 
     @contextlib.asynccontextmanager
@@ -71,7 +73,7 @@ def create_app(
                 BodyLimit,
                 limit_for=lambda path: files.upload_limit(path, http.max_upload) or http.max_body,
             ),
-            Middleware(Access, tokens=lambda: http.tokens),
+            Middleware(Access, tokens=lambda: http.tokens, failures=app_state.failures),
         ],
         exception_handlers={
             HTTPException: errors.http_exception,

@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pgstask.errors import ConfigurationError
@@ -82,3 +87,57 @@ def find_token(tokens: tuple[ApiToken, ...], presented: str) -> ApiToken | None:
         if hmac.compare_digest(candidate, token.digest):
             found = token
     return found
+
+
+class FailedAttempts:
+    """Failed authentications per client address, to slow down guessing.
+
+    After ``free`` failures, each further attempt from the address is refused until a delay
+    that doubles with every failure (``base`` seconds, at most ``maximum``) has passed since
+    the last one. Failures older than ``forget_after`` seconds are forgotten. A success does
+    not clear them: a holder of a read-only token must not be able to reset its count while
+    guessing a read-write one. At most ``capacity`` addresses are remembered, the least
+    recently failed dropped first, so a flood of addresses cannot exhaust memory.
+    """
+
+    def __init__(
+        self,
+        *,
+        free: int = 5,
+        base: float = 1.0,
+        maximum: float = 60.0,
+        forget_after: float = 900.0,
+        capacity: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.free, self.base, self.maximum = free, base, maximum
+        self.forget_after, self.capacity = forget_after, capacity
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen: OrderedDict[str, tuple[int, float]] = OrderedDict()
+
+    def wait(self, address: str) -> int:
+        """Whole seconds (rounded up) before ``address`` may try again; 0 when it may now."""
+        with self._lock:
+            entry = self._seen.get(address)
+            if entry is None:
+                return 0
+            count, last = entry
+            now = self._clock()
+            if now - last > self.forget_after:
+                del self._seen[address]
+                return 0
+            if count < self.free:
+                return 0
+            delay = min(self.base * 2.0 ** min(count - self.free, 30), self.maximum)
+            return max(0, math.ceil(last + delay - now))
+
+    def failed(self, address: str) -> None:
+        with self._lock:
+            now = self._clock()
+            count, last = self._seen.pop(address, (0, now))
+            if now - last > self.forget_after:
+                count = 0
+            self._seen[address] = (count + 1, now)
+            while len(self._seen) > self.capacity:
+                self._seen.popitem(last=False)

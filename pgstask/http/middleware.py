@@ -13,7 +13,7 @@ from starlette.requests import cookie_parser
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pgstask.http.auth import ApiToken, find_token
+from pgstask.http.auth import ApiToken, FailedAttempts, find_token
 from pgstask.http.errors import ApiError, error_response
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -77,9 +77,16 @@ class Access:
     cookie also need the ``X-Pgstask-Request`` header and a same-origin ``Origin`` (or, without
     one, ``Referer``), which a cross-site form or image cannot produce."""
 
-    def __init__(self, app: ASGIApp, *, tokens: Callable[[], tuple[ApiToken, ...]]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        tokens: Callable[[], tuple[ApiToken, ...]],
+        failures: FailedAttempts,
+    ) -> None:
         self.app = app
         self.tokens = tokens
+        self.failures = failures
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
@@ -99,8 +106,13 @@ class Access:
             if method in SAFE_METHODS and _wants_html(scope, headers):
                 return RedirectResponse("/stask/login", status_code=303)
             return error_response(401, "Unauthorized", "send Authorization: Bearer <token>")
+        address = client_address(scope)
+        wait = self.failures.wait(address)
+        if wait > 0:  # refused before the token is looked at: no answer to a guess
+            return too_many_failures(wait)
         token = find_token(self.tokens(), presented)
         if token is None:
+            self.failures.failed(address)
             if by_cookie and method in SAFE_METHODS and _wants_html(scope, headers):
                 return RedirectResponse("/stask/login", status_code=303)
             return error_response(401, "Unauthorized", "the token is not valid")
@@ -117,6 +129,23 @@ class Access:
                 "same-origin Origin",
             )
         return None
+
+
+def client_address(scope: Scope) -> str:
+    """The client's address as the server sees it (behind a proxy, the proxy's, unless the
+    server is told to trust its forwarded headers)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def too_many_failures(seconds: int) -> Response:
+    response = error_response(
+        429,
+        "Too Many Requests",
+        f"too many failed sign-ins from this address; try again in {seconds} s",
+    )
+    response.headers["Retry-After"] = str(seconds)
+    return response
 
 
 def _presented(headers: Headers) -> tuple[str | None, bool]:

@@ -153,7 +153,7 @@ def _responses(route: Route, method: str, described: Operation) -> dict[str, Any
     answers: dict[str, Any] = {str(code): answer for code, answer in described.answers.items()}
     errors = {400, *described.errors}  # 400 everywhere: a Host header that is not allowed
     if route.path not in PUBLIC_PATHS:
-        errors.add(401)
+        errors.update((401, 429))
     if method not in SAFE_METHODS:
         errors.add(403)
     if described.body is not None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from pgstask.client import Client
+from pgstask.http.auth import FailedAttempts
 from pgstask.http.cache import WorkerCache
 from pgstask.http.config import HttpSettings
 
@@ -16,6 +17,7 @@ class AppState:
     client: Client
     http: HttpSettings
     workers: WorkerCache
+    failures: FailedAttempts  # failed sign-ins per client address (bearer, cookie and form)
 
 
 def state(request: Request) -> AppState:

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pgstask.http.auth import find_token
 from pgstask.http.errors import error_response
-from pgstask.http.middleware import COOKIE, same_origin
+from pgstask.http.middleware import COOKIE, client_address, same_origin
 from pgstask.http.state import state
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -120,7 +120,14 @@ async def login(request: Request) -> Response:
     if not isinstance(token, str) or not token.strip() or len(token) > MAX_TOKEN_LENGTH:
         return _login_page("Enter a token.", 401)
     token = token.strip()
+    failures, address = state(request).failures, client_address(request.scope)
+    wait = failures.wait(address)
+    if wait > 0:  # refused before the token is looked at: no answer to a guess
+        page = _login_page(f"Too many failed sign-ins: try again in {wait} s.", 429)
+        page.headers["Retry-After"] = str(wait)
+        return page
     if find_token(state(request).http.tokens, token) is None:
+        failures.failed(address)
         return _login_page("That token is not valid.", 401)
     response = RedirectResponse("/stask/", status_code=303)
     response.set_cookie(
