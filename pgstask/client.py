@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import decimal
 import json
 import math
 import os
@@ -209,7 +210,8 @@ class Client:
             # sent meanwhile; a bad item aborts the COPY and nothing is created.
             built: TaskList | None = [] if returning == "tasks" else None
             ids = self._copy(_specs(items), len(items), conn, built)
-            return ids if built is None else built
+            if ids is not None:
+                return ids if built is None else built
         specs = list(_specs(items))
         if not specs:
             return []
@@ -247,12 +249,13 @@ class Client:
 
     def _copy(
         self, specs: Iterable[dict[str, Any]], n: int, conn: Conn | None, built: TaskList | None
-    ) -> list[int]:
+    ) -> list[int] | None:
         """``n`` tasks, none with a dedupe_key (COPY cannot skip a conflict): ids reserved
         first, then one COPY, in one transaction (the COPY in a savepoint of the caller's, so
-        that a bad item leaves it usable); returns the ids. With ``built``, each task is also
-        built from what was sent, its id and the server's now() (sent for the columns whose
-        default is now())."""
+        that a bad item leaves it usable); returns the ids, or None (nothing done) when the
+        role may not take ids from the sequence. With ``built``, each task is also built from
+        what was sent, its id and the server's now() (sent for the columns whose default is
+        now())."""
 
         def rows(now: dt.datetime, ids: list[int]) -> Iterator[tuple[Any, ...]]:
             for task_id, s in zip(ids, specs, strict=True):
@@ -266,6 +269,8 @@ class Client:
 
         with self.connection(conn) as c:
             now, ids = queries.task_reserve_ids(c, n=n)  # (begins the caller's transaction)
+            if ids is None:
+                return None
             with c.transaction() if conn is not None else contextlib.nullcontext():
                 queries.task_copy(c, rows(now, ids))
         return ids
@@ -765,6 +770,7 @@ def _spec(
             raise InvalidTaskError(f"{name} must be a non-empty string, not {value!r}")
         if len(value) > 255:
             raise InvalidTaskError(f"{name} is longer than 255 characters")
+        _check_storable(name, value)
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
@@ -774,8 +780,12 @@ def _spec(
     if start_at is not None:
         if not isinstance(start_at, dt.datetime):
             raise InvalidTaskError(f"start_at must be a datetime, not {start_at!r}")
-        if start_at.tzinfo is None:
+        if start_at.utcoffset() is None:
             raise InvalidTaskError("start_at must be timezone-aware (e.g. datetime.now(UTC))")
+        try:
+            start_at.astimezone(dt.UTC)
+        except OverflowError:
+            raise InvalidTaskError("start_at is out of range (years 1 to 9999 in UTC)") from None
     if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
         raise InvalidTaskError(f"max_attempts must be a whole number, not {max_attempts!r}")
     if not 1 <= max_attempts <= 1000:
@@ -786,6 +796,8 @@ def _spec(
         raise InvalidTaskError("user_id is out of range (a 64-bit integer)")
     if dedupe_key is not None and (not isinstance(dedupe_key, str) or not dedupe_key):
         raise InvalidTaskError("dedupe_key must be a non-empty string")
+    if dedupe_key is not None:
+        _check_storable("dedupe_key", dedupe_key)
     if dedupe_key is not None and len(dedupe_key) > MAX_DEDUPE_KEY:
         # A longer key could pass the btree's row limit (2,704 bytes) of its unique index.
         raise InvalidTaskError(
@@ -803,6 +815,37 @@ def _spec(
     }
 
 
+def _as_jsonb_returns(text: str) -> Any:
+    """JSON ``text`` as reading it back from a ``jsonb`` column gives it: jsonb stores numbers
+    as ``numeric``, so one without a fractional part (``1e+23``) comes back as an integer, and
+    orders an object's keys shorter first, then bytewise."""
+    return json.loads(text, parse_float=_jsonb_number, object_pairs_hook=_jsonb_object)
+
+
+def _jsonb_number(text: str) -> int | float:
+    number = decimal.Decimal(text)
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= 0:
+        return int(number)
+    return float(text) or 0.0  # numeric has no -0
+
+
+def _jsonb_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    return dict(sorted(pairs, key=lambda pair: (len(pair[0].encode()), pair[0].encode())))
+
+
+def _check_storable(name: str, value: str) -> None:
+    """A text column refuses NUL, and text that is not Unicode (lone surrogates)."""
+    if "\x00" in value:
+        raise InvalidTaskError(f"{name} contains a NUL character, which PostgreSQL cannot store")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise InvalidTaskError(
+            f"{name} contains a lone surrogate (text that is not valid Unicode)"
+        ) from None
+
+
 def _specs(items: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
     """The validated fields of each ``create_many`` item; errors name the item's position."""
     for i, item in enumerate(items):
@@ -810,7 +853,8 @@ def _specs(items: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
             raise InvalidTaskError(f"task #{i}: must be a mapping of create's arguments")
         unknown = item.keys() - _SPEC_KEYS
         if unknown:
-            raise InvalidTaskError(f"task #{i}: unknown field(s) {', '.join(sorted(unknown))}")
+            names = ", ".join(sorted(map(str, unknown)))
+            raise InvalidTaskError(f"task #{i}: unknown field(s) {names}")
         try:
             yield _spec(
                 item.get("identifier"),
@@ -835,7 +879,7 @@ def _new_task(task_id: int, spec: dict[str, Any], start_at: dt.datetime, now: dt
         status=int(Status.PENDING),
         message=QUEUED_MESSAGE,
         started_by=spec["user_id"],
-        meta=json.loads(spec["data"]),  # as jsonb gives it back (keys, numbers)
+        meta=_as_jsonb_returns(spec["data"]),
         result=None,
         start_at=start_at,
         started_at=None,

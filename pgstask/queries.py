@@ -116,7 +116,7 @@ def task_insert_many(
     return _tasks(conn, "task_insert_many", _args(locals()), binary=True)
 
 
-def task_reserve_ids(conn: Conn, *, n: int) -> tuple[dt.datetime, list[int]]:
+def task_reserve_ids(conn: Conn, *, n: int) -> tuple[dt.datetime, list[int] | None]:
     row = _rows(conn, "task_reserve_ids", {"n": n})[0]
     return row["now"], row["ids"]
 

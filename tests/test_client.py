@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+import secrets
 
 import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from pgstask import Client, InvalidTaskError, Status, TaskNotFoundError, TaskStateError
 from pgstask.client import COPY_FROM
@@ -328,3 +332,82 @@ def test_create_many_can_return_only_the_ids(settings: Settings) -> None:
         with pytest.raises(InvalidTaskError, match="returning must be"):
             client.create_many(small, returning="rows")  # type: ignore[call-overload]
         assert client.stats()["total"] == len(items) + 2
+
+
+OK_ITEM = {"identifier": "w", "action": "ok"}
+
+
+def test_a_copy_batch_returns_meta_as_jsonb_gives_it_back(settings: Settings) -> None:
+    """jsonb stores numbers as numeric (1e23 comes back as an integer) and orders keys shorter
+    first: the tasks a COPY batch returns must equal the stored rows, JSON output included."""
+    data = {"bb": {"yy": 1, "x": 2}, "a": [1e23, 1e16, 1.5e-7, 150.0, -0.0, 1e308, 2.5, 10**30]}
+    with Client(settings=settings) as client:
+        via_insert = client.create_many([{**OK_ITEM, "data": data}])[0]
+        via_copy = client.create_many([{**OK_ITEM, "data": data}] * COPY_FROM)[0]
+        for task in (via_insert, via_copy):
+            stored = client.get(task)
+            assert stored == task
+            assert json.dumps(stored.to_dict()["meta"]) == json.dumps(task.to_dict()["meta"])
+
+
+@pytest.mark.parametrize("field", ["identifier", "action", "dedupe_key"])
+@pytest.mark.parametrize(("text", "message"), [("a\x00b", "NUL"), ("caf\udce9", "lone surrogate")])
+@pytest.mark.parametrize("n", [1, COPY_FROM + 1])
+def test_text_a_column_cannot_store_is_named_with_its_task(
+    settings: Settings, field: str, text: str, message: str, n: int
+) -> None:
+    with Client(settings=settings) as client:
+        with pytest.raises(InvalidTaskError, match=rf"task #{n - 1}: {field} .*{message}"):
+            client.create_many([*[OK_ITEM] * (n - 1), {**OK_ITEM, field: text}])
+        assert client.stats()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    "start_at",
+    [
+        dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=3))),
+        dt.datetime(9999, 12, 31, 23, tzinfo=dt.timezone(dt.timedelta(hours=-3))),
+    ],
+)
+def test_a_start_at_out_of_range_is_refused_and_nothing_is_stored(
+    settings: Settings, start_at: dt.datetime
+) -> None:
+    with Client(settings=settings) as client:
+        with pytest.raises(InvalidTaskError, match="start_at is out of range"):
+            client.create("w", "a", start_at=start_at)
+        with pytest.raises(InvalidTaskError, match="start_at is out of range"):
+            client.create_many([*[OK_ITEM] * COPY_FROM, {**OK_ITEM, "start_at": start_at}])
+        assert client.list() == []
+
+
+def test_an_unknown_field_that_is_not_a_string_is_named(settings: Settings) -> None:
+    with (
+        Client(settings=settings) as client,
+        pytest.raises(InvalidTaskError, match="unknown field"),
+    ):
+        client.create_many([{**OK_ITEM, 1: "x"}])  # type: ignore[dict-item]
+
+
+def test_a_role_without_the_sequence_still_creates_large_batches(settings: Settings) -> None:
+    """An identity column's default needs only INSERT on the table, the COPY path's id
+    reservation the sequence too: without it, create_many inserts the batch instead."""
+    dsn = settings.dsn or ""
+    role = f"pgstask_app_{secrets.token_hex(4)}"
+    ident = sql.Identifier(role)
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident))
+        admin.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident))
+        admin.execute(sql.SQL("GRANT SELECT, INSERT ON s_tasks TO {}").format(ident))
+    try:
+        app = settings.replace(dsn=make_conninfo(dsn, user=role))
+        with Client(settings=app) as client, psycopg.connect(app.dsn or "") as conn:
+            ids = client.create_many([OK_ITEM] * COPY_FROM, returning="ids")
+            tasks = client.create_many([OK_ITEM] * COPY_FROM, conn=conn)
+            conn.commit()
+            assert len(ids) == len(tasks) == COPY_FROM
+        with psycopg.connect(dsn) as admin:
+            assert admin.execute("SELECT count(*) FROM s_tasks").fetchone() == (2 * COPY_FROM,)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP OWNED BY {}").format(ident))
+            admin.execute(sql.SQL("DROP ROLE {}").format(ident))

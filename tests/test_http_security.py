@@ -229,3 +229,15 @@ def test_repeated_wrong_sign_ins_get_429(settings: Settings) -> None:
         # The cookie path counts and is refused the same way.
         browser.cookies.set(COOKIE, RW_TOKEN)
         assert browser.get("/stask/stats").status_code == 429
+
+
+def test_addresses_of_one_ipv6_prefix_share_their_failures() -> None:
+    """A host usually holds a whole /64: trying from each of its addresses is one client."""
+    failures = FailedAttempts()
+    for i in range(6):
+        failures.failed(f"2001:db8:1:2::{i:x}")
+    assert failures.wait("2001:db8:1:2::ffff") > 0
+    assert failures.wait("2001:db8:1:3::1") == 0  # another /64
+    for _ in range(6):
+        failures.failed("::ffff:192.0.2.7")  # IPv4-mapped
+    assert failures.wait("192.0.2.7") > 0

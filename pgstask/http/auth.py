@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import math
 import re
 import secrets
@@ -96,8 +97,9 @@ class FailedAttempts:
     that doubles with every failure (``base`` seconds, at most ``maximum``) has passed since
     the last one. Failures older than ``forget_after`` seconds are forgotten. A success does
     not clear them: a holder of a read-only token must not be able to reset its count while
-    guessing a read-write one. At most ``capacity`` addresses are remembered, the least
-    recently failed dropped first, so a flood of addresses cannot exhaust memory.
+    guessing a read-write one. An IPv6 address counts as its /64. At most ``capacity``
+    addresses are remembered, the least recently failed dropped first, so a flood of addresses
+    cannot exhaust memory.
     """
 
     def __init__(
@@ -118,6 +120,7 @@ class FailedAttempts:
 
     def wait(self, address: str) -> int:
         """Whole seconds (rounded up) before ``address`` may try again; 0 when it may now."""
+        address = _counted_as(address)
         with self._lock:
             entry = self._seen.get(address)
             if entry is None:
@@ -133,6 +136,7 @@ class FailedAttempts:
             return max(0, math.ceil(last + delay - now))
 
     def failed(self, address: str) -> None:
+        address = _counted_as(address)
         with self._lock:
             now = self._clock()
             count, last = self._seen.pop(address, (0, now))
@@ -141,3 +145,18 @@ class FailedAttempts:
             self._seen[address] = (count + 1, now)
             while len(self._seen) > self.capacity:
                 self._seen.popitem(last=False)
+
+
+def _counted_as(address: str) -> str:
+    """Whose failures an address's are: an IPv6 address counts as its /64 (one host usually
+    holds a whole /64 and could otherwise try from each of its addresses in turn), an
+    IPv4-mapped one as the IPv4 address; anything else as itself."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

@@ -27,11 +27,16 @@ RETURNING *;
 
 -- name: task_reserve_ids
 -- The bulk path (COPY, which has no RETURNING): ids for n new tasks, in order, and the server's
--- now(), which the COPY sends for the columns whose default is now().
+-- now(), which the COPY sends for the columns whose default is now(). ids is NULL when the role
+-- may not take values from the sequence (an identity column's default needs only INSERT on the
+-- table): the client then inserts with an INSERT, and no error aborts the caller's transaction.
 SELECT now() AS now,
-       array(SELECT nextval((SELECT pg_get_serial_sequence('s_tasks', 'id'))) AS id
-               FROM generate_series(1, %(n)s)
-              ORDER BY id) AS ids;
+       CASE WHEN has_sequence_privilege((SELECT pg_get_serial_sequence('s_tasks', 'id')),
+                                        'USAGE,UPDATE')
+            THEN array(SELECT nextval((SELECT pg_get_serial_sequence('s_tasks', 'id'))) AS id
+                         FROM generate_series(1, %(n)s)
+                        ORDER BY id)
+       END AS ids;
 
 -- name: task_copy
 -- The rows of task_reserve_ids's transaction; the statement trigger validates them and sends
