@@ -156,7 +156,8 @@ def test_a_worker_marks_its_preparing_phase(settings: Settings, isolation: str) 
         with running_daemon(settings):
             task = client.create("sample", "phases")
             wait_for(lambda: client.get(task).status == Status.PREPARING)
-            assert client.progress(task)["message"] == "loading the catalogue"
+            # The status is written first, then the progress row with the message.
+            wait_for(lambda: client.progress(task)["message"] == "loading the catalogue")
             assert client.stats()["preparing"] == 1
             (settings.storage / f"go-{task.id}").touch()
             wait_for(lambda: client.get(task).status == Status.RUNNING)
