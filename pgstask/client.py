@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from pgstask import files, logs, progress, queries
-from pgstask.db import Conn, json_text, make_pool, translate_errors
+from pgstask.db import Conn, json_text, make_pool, text_problem, translate_errors
 from pgstask.errors import (
     ConfigurationError,
     InvalidTaskError,
@@ -219,21 +219,6 @@ class Client:
         return [t.id for t in created] if returning == "ids" else created
 
     def _insert(self, specs: Sequence[dict[str, Any]], conn: Conn | None) -> TaskList:
-        if len(specs) == 1:
-            (s,) = specs
-            with self.connection(conn, autocommit=True) as c:
-                task = queries.task_insert(
-                    c,
-                    identifier=s["identifier"],
-                    action=s["action"],
-                    meta=s["data"],
-                    priority=s["priority"],
-                    start_at=s["start_at"],
-                    max_attempts=s["max_attempts"],
-                    started_by=s["user_id"],
-                    dedupe_key=s["dedupe_key"],
-                )
-            return [task] if task is not None else []
         with self.connection(conn, autocommit=True) as c:
             return queries.task_insert_many(
                 c,
@@ -835,15 +820,9 @@ def _jsonb_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _check_storable(name: str, value: str) -> None:
-    """A text column refuses NUL, and text that is not Unicode (lone surrogates)."""
-    if "\x00" in value:
-        raise InvalidTaskError(f"{name} contains a NUL character, which PostgreSQL cannot store")
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        raise InvalidTaskError(
-            f"{name} contains a lone surrogate (text that is not valid Unicode)"
-        ) from None
+    problem = text_problem(value)
+    if problem:
+        raise InvalidTaskError(f"{name} {problem.removeprefix('it ')}")
 
 
 def _specs(items: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:

@@ -178,15 +178,22 @@ def storable(value: object) -> str:
     return text
 
 
-def json_problem(text: str) -> str | None:
-    """Why ``jsonb`` would refuse ``text`` (JSON made with ``ensure_ascii=False``), or None."""
-    if "\\u0000" in text and _JSON_NUL.search(text):
-        return "it contains a NUL character (\\u0000), which PostgreSQL cannot store"
+def text_problem(text: str) -> str | None:
+    """Why a ``text`` column would refuse ``text``, or None."""
+    if "\x00" in text:
+        return "it contains a NUL character, which PostgreSQL cannot store"
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return "it contains a lone surrogate (text that is not valid Unicode)"
     return None
+
+
+def json_problem(text: str) -> str | None:
+    """Why ``jsonb`` would refuse ``text`` (JSON made with ``ensure_ascii=False``), or None."""
+    if "\\u0000" in text and _JSON_NUL.search(text):
+        return "it contains a NUL character (\\u0000), which PostgreSQL cannot store"
+    return text_problem(text)  # (JSON escapes a NUL character itself)
 
 
 # One encoder for json_text: json.dumps with any option set builds a new one on every call.

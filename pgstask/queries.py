@@ -83,23 +83,6 @@ def _count(conn: Conn, name: str, params: dict[str, Any]) -> int:
 # --- tasks -------------------------------------------------------------------------------------
 
 
-def task_insert(
-    conn: Conn,
-    *,
-    identifier: str,
-    action: str,
-    meta: str,
-    priority: str,
-    start_at: dt.datetime | None,
-    max_attempts: int,
-    started_by: int | None,
-    dedupe_key: str | None,
-) -> Task | None:
-    """``meta`` is JSON text. None: ``dedupe_key`` is held by an incomplete task."""
-    found = _tasks(conn, "task_insert", _args(locals()))
-    return found[0] if found else None
-
-
 def task_insert_many(
     conn: Conn,
     *,

@@ -168,23 +168,6 @@ def _insert(
     )
 
 
-def _task_insert(conn: Conn, w: World) -> None:
-    args: dict[str, Any] = {
-        "identifier": "w",
-        "action": "x",
-        "meta": '{"n": 1}',
-        "priority": "high",
-        "start_at": None,
-        "max_attempts": 2,
-        "started_by": 5,
-    }
-    task = queries.task_insert(conn, **args, dedupe_key="k-new")
-    assert task is not None and (task.status, task.meta, task.priority) == (10, {"n": 1}, "high")
-    assert (task.max_attempts, task.started_by, task.dedupe_key) == (2, 5, "k-new")
-    assert task.message == _insert(conn, ["y"])[0].message  # as task_insert_many's
-    assert queries.task_insert(conn, **args, dedupe_key="k-pending") is None  # taken
-
-
 def _task_insert_many(conn: Conn, w: World) -> None:
     tasks = _insert(conn, ["x", "y"], dedupe_keys=["k-new", "k-pending"])
     assert [t.action for t in tasks] == ["x"]  # k-pending is taken by an incomplete task

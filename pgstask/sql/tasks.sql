@@ -1,17 +1,6 @@
 -- Queries on s_tasks. Every state change after the claim is a compare-and-set on
 -- (status, attempts, daemon_id): 0 rows means the task is no longer ours.
 
--- name: task_insert
--- One task (Client.create): plain parameters, which cost client and server less than one-element
--- arrays through unnest. The same columns, conflict rule and message as task_insert_many.
-INSERT INTO s_tasks (identifier, action, meta, priority, start_at, max_attempts, started_by,
-                     dedupe_key, message)
-VALUES (%(identifier)s, %(action)s, %(meta)s::jsonb, %(priority)s,
-        coalesce(%(start_at)s::timestamptz, now()), %(max_attempts)s, %(started_by)s::bigint,
-        %(dedupe_key)s, 'Task queued')
-ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN (10, 30, 50) DO NOTHING
-RETURNING *;
-
 -- name: task_insert_many
 -- Bulk and single enqueue in one form: parallel arrays through unnest (one round trip, one
 -- trigger call and one NOTIFY per statement). metas are JSON texts, encoded once by the client;
@@ -31,12 +20,10 @@ RETURNING *;
 -- may not take values from the sequence (an identity column's default needs only INSERT on the
 -- table): the client then inserts with an INSERT, and no error aborts the caller's transaction.
 SELECT now() AS now,
-       CASE WHEN has_sequence_privilege((SELECT pg_get_serial_sequence('s_tasks', 'id')),
-                                        'USAGE,UPDATE')
-            THEN array(SELECT nextval((SELECT pg_get_serial_sequence('s_tasks', 'id'))) AS id
-                         FROM generate_series(1, %(n)s)
-                        ORDER BY id)
-       END AS ids;
+       CASE WHEN has_sequence_privilege(seq.name, 'USAGE,UPDATE')
+            THEN array(SELECT nextval(seq.name) AS id FROM generate_series(1, %(n)s) ORDER BY id)
+       END AS ids
+  FROM (SELECT pg_get_serial_sequence('s_tasks', 'id') AS name) AS seq;
 
 -- name: task_copy
 -- The rows of task_reserve_ids's transaction; the statement trigger validates them and sends
