@@ -34,7 +34,14 @@ from pgstask.errors import (
 from pgstask.files import FileInfo
 from pgstask.logs import LogRecord
 from pgstask.settings import Settings
-from pgstask.task import PRIORITIES, QUEUED_MESSAGE, Status, Task
+from pgstask.task import (
+    PRIORITIES,
+    QUEUED_MESSAGE,
+    Status,
+    Task,
+    meta_problem,
+    timestamp_problem,
+)
 from pgstask.workers import registry
 from pgstask.workers.base import BaseWorker
 
@@ -767,10 +774,9 @@ def _spec(
             raise InvalidTaskError(f"start_at must be a datetime, not {start_at!r}")
         if start_at.utcoffset() is None:
             raise InvalidTaskError("start_at must be timezone-aware (e.g. datetime.now(UTC))")
-        try:
-            start_at.astimezone(dt.UTC)
-        except OverflowError:
-            raise InvalidTaskError("start_at is out of range (years 1 to 9999 in UTC)") from None
+        problem = timestamp_problem(start_at)
+        if problem:
+            raise InvalidTaskError(f"start_at {problem}, not {start_at.isoformat()}")
     if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
         raise InvalidTaskError(f"max_attempts must be a whole number, not {max_attempts!r}")
     if not 1 <= max_attempts <= 1000:
@@ -865,6 +871,7 @@ def _new_task(task_id: int, spec: dict[str, Any], start_at: dt.datetime, now: dt
         finished_at=None,
         attempts=0,
         max_attempts=spec["max_attempts"],
+        claims=0,
         priority=spec["priority"],
         progress=0,
         daemon_id=None,
@@ -877,6 +884,9 @@ def _new_task(task_id: int, spec: dict[str, Any], start_at: dt.datetime, now: dt
 
 
 def _dumps_checked(value: Any) -> str:
+    problem = meta_problem(value)
+    if problem:
+        raise InvalidTaskError(f"data {problem}")
     try:
         text = json_text(value)
     except ValueError as exc:

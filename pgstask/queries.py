@@ -7,50 +7,26 @@ named like the query's parameters. Batch queries take parallel sequences.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
-import operator
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from psycopg import Cursor, postgres
+from psycopg import postgres
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
-from psycopg.rows import RowMaker, dict_row
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from pgstask._task_rows import fetch_tasks, task_row
 from pgstask.db import Conn
 from pgstask.sql import query
-from pgstask.task import TASK_COLUMNS, Task
+from pgstask.task import RunKey, Task
 
 Row = dict[str, Any]
 
 # json.dumps with an option set builds a new encoder on every call.
 _OUTCOMES = json.JSONEncoder(allow_nan=False)
-
-
-def _task_row(cursor: Cursor[Any]) -> RowMaker[Task]:
-    result = cursor.pgresult
-    if result is None:
-        return _task_maker(())
-    # The column names straight from the result (``cursor.description`` builds an object per
-    # column on every call: a large part of a single-row statement's cost).
-    return _task_maker(tuple(result.fname(i) or b"" for i in range(result.nfields)))
-
-
-@functools.lru_cache(maxsize=64)
-def _task_maker(fields: tuple[bytes, ...]) -> RowMaker[Task]:
-    names = [f.decode() for f in fields]
-    if set(TASK_COLUMNS) <= set(names):  # every column (``RETURNING *``): positional, fast
-        pick = operator.itemgetter(*(names.index(n) for n in TASK_COLUMNS))
-        return lambda values: Task(*pick(values))
-    keep = [(i, n) for i, n in enumerate(names) if n in TASK_COLUMNS]
-
-    def make(values: Sequence[Any]) -> Task:
-        return Task(**{n: values[i] for i, n in keep})
-
-    return make
 
 
 def _args(given: dict[str, Any]) -> dict[str, Any]:
@@ -63,9 +39,9 @@ def _args(given: dict[str, Any]) -> dict[str, Any]:
 def _tasks(conn: Conn, name: str, params: dict[str, Any], binary: bool = False) -> list[Task]:
     """``binary``: results in binary (the query's ``%(name)b`` placeholders do the same for
     its parameters)."""
-    with conn.cursor(row_factory=_task_row) as cur:
+    with conn.cursor(row_factory=task_row) as cur:
         cur.execute(query(name), params, binary=binary)
-        return cur.fetchall()
+        return fetch_tasks(cur)
 
 
 def _rows(conn: Conn, name: str, params: dict[str, Any]) -> list[Row]:
@@ -153,9 +129,11 @@ def task_claim(
     return _tasks(conn, "task_claim", params)
 
 
-def task_next_start_at(conn: Conn, *, identifiers: Sequence[str]) -> dt.datetime | None:
+def task_next_start_at(conn: Conn, *, identifiers: Sequence[str]) -> float | None:
+    """Seconds until the earliest pending task becomes due (0 if due now; ``inf`` for a
+    ``start_at`` of infinity); None when nothing is pending."""
     rows = _rows(conn, "task_next_start_at", {"identifiers": list(identifiers)})
-    return rows[0]["start_at"] if rows else None
+    return float(rows[0]["delay"]) if rows else None
 
 
 def task_complete_many(
@@ -163,12 +141,12 @@ def task_complete_many(
     *,
     daemon_id: uuid.UUID,
     outcomes: Sequence[tuple[int, int, str | None, Any, int | None]],
-) -> list[int]:
-    """``outcomes``: (id, attempts, message, result, peak_memory) each, ``result`` a plain
-    JSON-serialisable value; sent as the query's one JSON parameter. Returns the ids written."""
+) -> list[RunKey]:
+    """``outcomes``: (id, claims, message, result, peak_memory) each, ``result`` a plain
+    JSON-serialisable value; sent as the query's one JSON parameter. Returns the runs written."""
     batch = _OUTCOMES.encode(list(outcomes))
     rows = _rows(conn, "task_complete_many", {"daemon_id": daemon_id, "outcomes": batch})
-    return [r["id"] for r in rows]
+    return [(r["id"], r["claims"]) for r in rows]
 
 
 def task_fail_many(
@@ -176,7 +154,7 @@ def task_fail_many(
     *,
     daemon_id: uuid.UUID,
     ids: Sequence[int],
-    attempts: Sequence[int],
+    claims: Sequence[int],
     messages: Sequence[str],
     errors: Sequence[str | None],
     retry_delays: Sequence[float | None],
@@ -186,16 +164,23 @@ def task_fail_many(
 
 
 def task_give_back_many(
-    conn: Conn, *, daemon_id: uuid.UUID, ids: Sequence[int], attempts: Sequence[int]
-) -> list[int]:
-    params = {"daemon_id": daemon_id, "ids": list(ids), "attempts": list(attempts)}
-    return [r["id"] for r in _rows(conn, "task_give_back_many", params)]
+    conn: Conn, *, daemon_id: uuid.UUID, ids: Sequence[int], claims: Sequence[int]
+) -> list[RunKey]:
+    params = {"daemon_id": daemon_id, "ids": list(ids), "claims": list(claims)}
+    return [(r["id"], r["claims"]) for r in _rows(conn, "task_give_back_many", params)]
 
 
-def task_set_status(
-    conn: Conn, *, id: int, status: int, attempts: int, daemon_id: uuid.UUID
-) -> bool:
-    params = {"id": id, "status": status, "attempts": attempts, "daemon_id": daemon_id}
+def task_give_back_unknown(
+    conn: Conn, *, daemon_id: uuid.UUID, ids: Sequence[int], claims: Sequence[int]
+) -> list[RunKey]:
+    """Give back what ``daemon_id`` holds other than the runs it knows (``ids``/``claims``);
+    returns those."""
+    params = {"daemon_id": daemon_id, "ids": list(ids), "claims": list(claims)}
+    return [(r["id"], r["claims"]) for r in _rows(conn, "task_give_back_unknown", params)]
+
+
+def task_set_status(conn: Conn, *, id: int, status: int, claims: int, daemon_id: uuid.UUID) -> bool:
+    params = {"id": id, "status": status, "claims": claims, "daemon_id": daemon_id}
     return bool(_rows(conn, "task_set_status", params))
 
 
@@ -272,10 +257,10 @@ def progress_get(conn: Conn, *, task_id: int) -> Row | None:
     return rows[0] if rows else None
 
 
-def progress_delete_many(conn: Conn, *, task_ids: Sequence[int], daemon_id: uuid.UUID) -> int:
-    return _count(
-        conn, "progress_delete_many", {"task_ids": list(task_ids), "daemon_id": daemon_id}
-    )
+def progress_delete_many(
+    conn: Conn, *, task_ids: Sequence[int], claims: Sequence[int], daemon_id: uuid.UUID
+) -> int:
+    return _count(conn, "progress_delete_many", _args(locals()))
 
 
 def progress_delete_orphaned(conn: Conn) -> int:
@@ -385,10 +370,12 @@ def daemon_heartbeat(conn: Conn, *, id: uuid.UUID) -> bool:
     return bool(_rows(conn, "daemon_heartbeat", {"id": id}))
 
 
-def daemon_lost_tasks(conn: Conn, *, id: uuid.UUID, task_ids: Sequence[int]) -> list[int]:
-    return [
-        r["id"] for r in _rows(conn, "daemon_lost_tasks", {"id": id, "task_ids": list(task_ids)})
-    ]
+def daemon_lost_tasks(
+    conn: Conn, *, id: uuid.UUID, ids: Sequence[int], claims: Sequence[int]
+) -> list[RunKey]:
+    """Of the runs ``ids``/``claims``, those daemon ``id`` no longer holds."""
+    rows = _rows(conn, "daemon_lost_tasks", _args(locals()))
+    return [(r["id"], r["claims"]) for r in rows]
 
 
 def daemon_deregister(conn: Conn, *, id: uuid.UUID) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import sys
 from typing import Any
 
 
@@ -48,7 +49,43 @@ def status_text(code: int) -> str:
 
 PRIORITIES = ("high", "normal", "low")
 
+#: One run of a task: (task id, claims). Every claim starts a new run.
+RunKey = tuple[int, int]
+
 QUEUED_MESSAGE = "Task queued"  # a new task's message (also in the SQL that inserts tasks)
+
+
+#: What pgstask can read back, here and in the statement trigger of ``s_tasks`` (revision 0005):
+#: timestamps a ``datetime`` holds in any time zone, meta at most this deep, numbers that fit a
+#: double (an integer of thousands of digits cannot be decoded).
+EARLIEST = dt.datetime(1, 1, 2, tzinfo=dt.UTC)
+LATEST = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)  # exclusive
+MAX_META_DEPTH = 100
+_MAX_NUMBER = sys.float_info.max
+
+
+def timestamp_problem(value: dt.datetime) -> str | None:
+    """Why a timezone-aware ``value`` cannot be stored as a task's timestamp, or None."""
+    try:
+        ok = EARLIEST <= value < LATEST
+    except OverflowError:
+        ok = False
+    return None if ok else "must lie between 0001-01-02 and 9999-12-30 UTC"
+
+
+def meta_problem(value: Any) -> str | None:
+    """Why JSON-ready ``value`` (a task's data) could not be read back, or None."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_META_DEPTH:
+            return f"is nested more than {MAX_META_DEPTH} levels deep"
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list | tuple):
+                stack.append((child, depth + 1))
+            elif isinstance(child, int) and not -_MAX_NUMBER <= child <= _MAX_NUMBER:
+                return "holds a number beyond a double's range (±1.8e308); send it as a string"
+    return None
 
 
 def check_priority(priority: str) -> str:
@@ -74,6 +111,9 @@ class Task:
     finished_at: dt.datetime | None
     attempts: int
     max_attempts: int
+    #: How many times a daemon has claimed the task; never reset. ``(id, claims)`` names one
+    #: run: the writes of a run match it, so an earlier run's outcome never lands on a later one.
+    claims: int
     priority: str
     progress: int
     daemon_id: Any
@@ -86,6 +126,11 @@ class Task:
     @property
     def status_text(self) -> str:
         return status_text(self.status)
+
+    @property
+    def run_key(self) -> RunKey:
+        """``(id, claims)``: the run this row was claimed for."""
+        return (self.id, self.claims)
 
     @property
     def is_pending(self) -> bool:
@@ -127,3 +172,14 @@ class Task:
 
 
 TASK_COLUMNS = tuple(f.name for f in dataclasses.fields(Task))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UnreadableTask(Task):
+    """A row stored by other means (plain SQL, an older pgstask) that Python cannot read as it
+    is: a timestamp out of ``datetime``'s range, or ``meta`` too deep or with a number too large
+    to decode. Lists and lookups show it with what could not be read replaced (timestamps
+    clamped to ``datetime.min``/``max``, ``meta``/``result`` as ``{"unreadable": …}``) and
+    ``problem`` saying what; a daemon that claims one fails it with that message."""
+
+    problem: str = ""

@@ -150,11 +150,12 @@ def test_head_is_read_from_files_written_by_alembics_template(tmp_path: Path) ->
     versions = scripts / "versions"
     config = migrate._config("")
     config.set_main_option("script_location", str(scripts))
-    command.revision(config, "next", rev_id="0005", head="0004")
-    assert migrate.head_of(versions) == "0005"
-    command.revision(config, "branch", rev_id="0006", head="0004", splice=True)
-    command.merge(config, ["0005", "0006"], message="merge", rev_id="0007")
-    assert migrate.head_of(versions) == "0007"
+    head = migrate.head_revision()
+    command.revision(config, "next", rev_id="9001", head=head)
+    assert migrate.head_of(versions) == "9001"
+    command.revision(config, "branch", rev_id="9002", head=head, splice=True)
+    command.merge(config, ["9001", "9002"], message="merge", rev_id="9003")
+    assert migrate.head_of(versions) == "9003"
 
 
 def test_a_daemon_does_not_import_alembic_or_the_http_stack() -> None:

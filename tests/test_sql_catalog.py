@@ -211,7 +211,7 @@ def _task_claim_by_id(conn: Conn, w: World) -> None:
 
 
 def _task_next_start_at(conn: Conn, w: World) -> None:
-    assert queries.task_next_start_at(conn, identifiers=["w"]) == w.pending.start_at
+    assert queries.task_next_start_at(conn, identifiers=["w"]) == 0.0  # due now
     assert queries.task_next_start_at(conn, identifiers=["other"]) is None
 
 
@@ -221,7 +221,7 @@ def _task_complete_many(conn: Conn, w: World) -> None:
         daemon_id=w.daemon_id,
         outcomes=[(w.running.id, 1, "ok", {"rows": 3}, 1024), (w.pending.id, 0, None, None, None)],
     )
-    assert done == [w.running.id]  # the pending one fails the compare-and-set
+    assert done == [(w.running.id, 1)]  # the pending one fails the compare-and-set
 
 
 def _task_fail_many(conn: Conn, w: World) -> None:
@@ -229,7 +229,7 @@ def _task_fail_many(conn: Conn, w: World) -> None:
         conn,
         daemon_id=w.daemon_id,
         ids=[w.running.id],
-        attempts=[1],
+        claims=[1],
         messages=["boom"],
         errors=["Traceback ..."],
         retry_delays=[0.5],
@@ -239,18 +239,25 @@ def _task_fail_many(conn: Conn, w: World) -> None:
 
 
 def _task_give_back_many(conn: Conn, w: World) -> None:
-    given = queries.task_give_back_many(
-        conn, daemon_id=w.daemon_id, ids=[w.running.id], attempts=[1]
-    )
-    assert given == [w.running.id]
+    given = queries.task_give_back_many(conn, daemon_id=w.daemon_id, ids=[w.running.id], claims=[1])
+    assert given == [(w.running.id, 1)]
+
+
+def _task_give_back_unknown(conn: Conn, w: World) -> None:
+    me = w.daemon_id
+    assert queries.task_give_back_unknown(conn, daemon_id=me, ids=[w.running.id], claims=[1]) == []
+    given = queries.task_give_back_unknown(conn, daemon_id=me, ids=[], claims=[])
+    assert given == [w.running.run_key]
+    task = queries.task_get(conn, id=w.running.id)
+    assert task is not None and (task.status, task.attempts, task.daemon_id) == (10, 0, None)
 
 
 def _task_set_status(conn: Conn, w: World) -> None:
     assert queries.task_set_status(
-        conn, id=w.running.id, status=30, attempts=1, daemon_id=w.daemon_id
+        conn, id=w.running.id, status=30, claims=1, daemon_id=w.daemon_id
     )
     assert not queries.task_set_status(
-        conn, id=w.running.id, status=30, attempts=2, daemon_id=w.daemon_id
+        conn, id=w.running.id, status=30, claims=2, daemon_id=w.daemon_id
     )
 
 
@@ -263,7 +270,7 @@ def _task_rescue(conn: Conn, w: World) -> None:
 
 def _task_cancel(conn: Conn, w: World) -> None:
     row = queries.task_cancel(conn, id=w.pending.id, message="Cancelled by test")
-    assert row is not None and row["previous_status"] == 10
+    assert row is not None and row["previous_status"] == 10 and row["notified"] == ""
     assert queries.task_cancel(conn, id=w.failed_id, message="no") is None
 
 
@@ -333,10 +340,13 @@ def _progress_get(conn: Conn, w: World) -> None:
 
 def _progress_delete_many(conn: Conn, w: World) -> None:
     _progress_upsert_many(conn, w)
-    ids = [w.running.id, w.pending.id]
+    ids, claims = [w.running.id, w.pending.id], [1, 0]
     other = uuid.uuid4()  # the task now runs on another daemon: its row stays
-    assert queries.progress_delete_many(conn, task_ids=ids, daemon_id=other) == 0
-    assert queries.progress_delete_many(conn, task_ids=ids, daemon_id=w.daemon_id) == 1
+    assert queries.progress_delete_many(conn, task_ids=ids, claims=claims, daemon_id=other) == 0
+    # the outcome of another run (claims 2) than the one that holds the task: the row stays
+    me = w.daemon_id
+    assert queries.progress_delete_many(conn, task_ids=ids, claims=[2, 0], daemon_id=me) == 0
+    assert queries.progress_delete_many(conn, task_ids=ids, claims=claims, daemon_id=me) == 1
 
 
 def _progress_delete_orphaned(conn: Conn, w: World) -> None:
@@ -452,8 +462,9 @@ def _daemon_heartbeat(conn: Conn, w: World) -> None:
 
 
 def _daemon_lost_tasks(conn: Conn, w: World) -> None:
-    lost = queries.daemon_lost_tasks(conn, id=w.daemon_id, task_ids=[w.running.id, w.pending.id])
-    assert lost == [w.pending.id]
+    ids, claims = [w.running.id, w.pending.id, w.running.id], [1, 0, 7]
+    lost = queries.daemon_lost_tasks(conn, id=w.daemon_id, ids=ids, claims=claims)
+    assert lost == [w.pending.run_key, (w.running.id, 7)]
 
 
 def _daemon_deregister(conn: Conn, w: World) -> None:

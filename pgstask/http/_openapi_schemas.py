@@ -112,6 +112,7 @@ _TASK = record(
     progress={"type": "integer", "minimum": 0, "maximum": 100},
     attempts=COUNT,
     max_attempts=MAX_ATTEMPTS,
+    claims={**COUNT, "description": "How many times a daemon claimed it; never reset"},
     start_at=TIME,
     created_at=TIME,
     updated_at=TIME,
@@ -125,6 +126,12 @@ _TASK = record(
         "last_error": nullable(TEXT),
         "dedupe_key": nullable(TEXT),
         "peak_memory": nullable({**COUNT, "description": "Bytes"}),
+        "problem": {
+            **TEXT,
+            "description": "Only on a row pgstask cannot read as stored (e.g. a start_at of "
+            "infinity written by plain SQL): what could not be read. Such values are shown "
+            "clamped (timestamps) or as {'unreadable': …} (meta, result)",
+        },
     },
 )
 

@@ -161,7 +161,7 @@ def _run(
                     conn,
                     id=task.id,
                     status=status,
-                    attempts=task.attempts,
+                    claims=task.claims,
                     daemon_id=task.daemon_id,
                 )
             )

@@ -2,10 +2,12 @@
 
 Action threads ``add`` outcomes; ``run_once`` writes everything buffered in one transaction
 with one statement per kind (``unnest`` arrays) plus one for the log records, so completion costs
-a few round trips per batch rather than per task. A row that no longer matches
-(status, attempts, daemon) is not ours any more (cancelled, or rescued after a missed heartbeat):
-its outcome is discarded and that is logged on the task. When the database is unreachable the
-buffer is kept and written on the next pass; nothing is dropped.
+a few round trips per batch rather than per task. Each write is a compare-and-set on the run:
+a row that no longer matches (status, claims, daemon) is not this run's any more (cancelled,
+rescued after a missed heartbeat, or claimed again after a retry): its outcome is discarded and
+that is logged on the task. When the database is unreachable the buffer is kept and written on
+the next pass; nothing is dropped. ``holding()`` names the runs whose outcome is buffered or
+being written: the daemon still holds their tasks in the database.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pgstask.db import Conn, Connections, describe, storable
 from pgstask.logs import LogRecord
 from pgstask.runtime.runner import Kind, Outcome
 from pgstask.runtime.service import Service
+from pgstask.task import RunKey
 
 _log = logging.getLogger(__name__)
 
@@ -52,6 +55,7 @@ class Completer(Service):
         self._lock = threading.Lock()
         self._buffer: list[Outcome] = []
         self._late_logs: list[LogRecord] = []  # already in their files; the rows still to write
+        self._writing: list[Outcome] = []  # the batch being written (out of the buffer)
         self._flushing = threading.Lock()
 
     def add(self, outcome: Outcome) -> None:
@@ -65,6 +69,11 @@ class Completer(Service):
         with self._lock:
             self._late_logs.extend(records)
         self.wake()
+
+    def holding(self) -> set[RunKey]:
+        """The runs whose outcome is buffered or being written."""
+        with self._lock:
+            return {o.task.run_key for o in (*self._buffer, *self._writing)}
 
     @property
     def pending(self) -> int:
@@ -80,6 +89,7 @@ class Completer(Service):
             with self._lock:
                 batch, self._buffer = self._buffer, []
                 late, self._late_logs = self._late_logs, []
+                self._writing = batch
             if not batch and not late:
                 return 0
             try:
@@ -92,6 +102,9 @@ class Completer(Service):
                     self._buffer[:0] = batch
                     self._late_logs[:0] = late
                 raise
+            finally:
+                with self._lock:
+                    self._writing = []
         self._on_flushed(batch)
         return len(batch)
 
@@ -127,9 +140,9 @@ class Completer(Service):
                         continue
                 written.append(outcome)
         except Exception:
-            done = {w.task.id for w in written}
+            done = {w.task.run_key for w in written}
             with self._lock:
-                self._buffer[:0] = [o for o in batch if o.task.id not in done]
+                self._buffer[:0] = [o for o in batch if o.task.run_key not in done]
                 self._late_logs[:0] = [] if late_done else late
             raise
         return written
@@ -166,22 +179,20 @@ class Completer(Service):
                 self._late_logs.extend(records)
         return True
 
-    def _complete(self, conn: Conn, done: list[Outcome]) -> list[int]:
+    def _complete(self, conn: Conn, done: list[Outcome]) -> list[RunKey]:
         return queries.task_complete_many(
             conn,
             daemon_id=self.daemon_id,
-            outcomes=[
-                (o.task.id, o.task.attempts, o.message, o.result, o.peak_memory) for o in done
-            ],
+            outcomes=[(o.task.id, o.task.claims, o.message, o.result, o.peak_memory) for o in done],
         )
 
-    def _discard_records(self, batch: list[Outcome], written: set[int]) -> list[LogRecord]:
+    def _discard_records(self, batch: list[Outcome], written: set[RunKey]) -> list[LogRecord]:
         """The outcomes' own log records, and a warning on each task whose outcome was
         discarded (``written`` lacks it)."""
         records: list[LogRecord] = []
         for outcome in batch:
             records.extend(outcome.logs)
-            if outcome.kind is not Kind.DROPPED and outcome.task.id not in written:
+            if outcome.kind is not Kind.DROPPED and outcome.task.run_key not in written:
                 records.append(
                     LogRecord.make(
                         outcome.task.id,
@@ -197,7 +208,7 @@ class Completer(Service):
         done = [o for o in batch if o.kind is Kind.COMPLETED]
         failed = [o for o in batch if o.kind is Kind.FAILED]
         back = [o for o in batch if o.kind is Kind.GIVEN_BACK]
-        written: set[int] = set()
+        written: set[RunKey] = set()
         if done:
             written.update(self._complete(conn, done))
         if failed:
@@ -205,27 +216,32 @@ class Completer(Service):
                 conn,
                 daemon_id=self.daemon_id,
                 ids=[o.task.id for o in failed],
-                attempts=[o.task.attempts for o in failed],
+                claims=[o.task.claims for o in failed],
                 messages=[o.message or "Failed" for o in failed],
                 errors=[o.error for o in failed],
                 retry_delays=[o.retry_delay for o in failed],
                 peak_memory=[o.peak_memory for o in failed],
             )
-            written.update(r["id"] for r in rows)
+            written.update((r["id"], r["claims"]) for r in rows)
         if back:
             written.update(
                 queries.task_give_back_many(
                     conn,
                     daemon_id=self.daemon_id,
                     ids=[o.task.id for o in back],
-                    attempts=[o.task.attempts for o in back],
+                    claims=[o.task.claims for o in back],
                 )
             )
             queries.task_notify(conn)
         logs.write(conn, self.storage, self._discard_records(batch, written))
-        touched = [o.task.id for o in batch if o.touched_progress]
+        touched = [o.task for o in batch if o.touched_progress]
         if touched:
-            queries.progress_delete_many(conn, task_ids=touched, daemon_id=self.daemon_id)
+            queries.progress_delete_many(
+                conn,
+                task_ids=[t.id for t in touched],
+                claims=[t.claims for t in touched],
+                daemon_id=self.daemon_id,
+            )
 
 
 def _unstorable(outcome: Outcome, exc: Exception) -> Outcome:

@@ -6,13 +6,30 @@ Life of a daemon::
                PGSTASK_AUTO_ACTIVATE=0) → insert its s_daemons row
     run        Producer claims ≤ free slots → Executor threads run the Runner → Completer writes
                Listener wakes the Producer (new tasks) and stops cancelled actions
-               Heartbeat keeps the row fresh, stops lost tasks, reloads worker settings
+               Heartbeat keeps the row fresh, stops lost runs, gives back what the daemon
+               holds without knowing it, reloads worker settings
                Rescuer and Cleaner run their passes (one daemon at a time)
-               the calling thread supervises: worker timeouts, stop requests
+               the calling thread supervises: worker timeouts, fencing, stop requests
     stop       first request: stop claiming, give running actions ``shutdown_grace`` seconds,
                then ask the rest to stop and give their tasks back (pending, attempt not
                counted); flush outcomes; delete the s_daemons row.
                second request: the same without the grace period.
+
+Runs: every claim of a task is a run of its own, named by ``(task id, claims)`` (``RunKey``).
+``_active`` maps the runs whose actions are under way; an outcome goes to the completer under the
+same lock that removes its run from ``_active``, so the runs the daemon knows it holds
+(``_known``: under way, or with an outcome not yet written) never miss one. Cancellation, lost
+runs, timeouts and every write match the run, never only the task id: a late outcome of an
+earlier run (a retry claimed again on this daemon, a cancel then a retry) cannot complete a later
+one.
+
+Fencing: when the last successful heartbeat is older than ``fence_after`` (half-way between
+``heartbeat_interval`` and ``stale_after``), other daemons may soon rescue this one's tasks. The
+daemon then claims nothing and asks every running action to stop (``StopReason.FENCED``; a child
+process is killed after ``SHUTDOWN_KILL_GRACE``), so that an action does not run on beside its
+re-run elsewhere. A stopped action's attempt fails for retry if the daemon still holds the task
+when the database is back (else the outcome is discarded). The first successful heartbeat (which
+registers the daemon again if it was declared dead) lifts the fence.
 
 ``run_once`` is ``pgstask run-once``: the same setup, heartbeat and completer, no listener; one
 rescuer and one cleaner pass (cron may be the only runner); then it claims until nothing is due,
@@ -62,7 +79,7 @@ from pgstask.runtime.producer import Producer
 from pgstask.runtime.rescuer import Rescuer
 from pgstask.runtime.runner import Kind, Outcome, RetryPolicy, Runner
 from pgstask.settings import Settings
-from pgstask.task import Task
+from pgstask.task import RunKey, Task, UnreadableTask
 from pgstask.workers.base import BaseWorker
 from pgstask.workers.context import Isolation, StopReason, TaskRun
 
@@ -117,11 +134,15 @@ class Daemon:
         self.worker_classes = dict(workers)
         self.workers: dict[str, BaseWorker] = {}
         self.summary = Summary()
-        self._active: dict[int, _Active] = {}
+        self._active: dict[RunKey, _Active] = {}
         self._lock = threading.Lock()
         self._stop_requests = 0
         self._rss: int | None = memory.resident()  # refreshed every 0.2 s by _supervise
         self._supervised = False  # run() and run_once() call _supervise every 0.2 s
+        hb, stale = settings.heartbeat_interval, settings.stale_after
+        #: Seconds without a successful heartbeat after which the daemon fences itself.
+        self.fence_after = hb + (stale - hb) / 2
+        self.fenced = False
         self._stop_lock = threading.RLock()  # reentrant: request_stop may run in a signal handler
         self.client = Client(dsn, settings=settings)  # for actions' create_task; pool made on use
         self._stop_event = threading.Event()
@@ -191,7 +212,7 @@ class Daemon:
             db=self._claim_conn,
             daemon_id=self.id,
             identifiers=lambda: self.identifiers,
-            free_slots=lambda: self.executor.free if self.executor else 0,
+            free_slots=self._free_slots,
             submit=self._submit,
             poll_interval=s.poll_interval,
         )
@@ -199,7 +220,8 @@ class Daemon:
             pool=self.pool,
             daemon_id=self.id,
             register=self._register,
-            running=self._running_ids,
+            known=self._known,
+            claim_lock=self.producer.claim_lock,
             identifiers=self.identifiers,
             on_lost=self._lost,
             on_workers=self._reload_workers,
@@ -242,26 +264,62 @@ class Daemon:
 
     def _submit(self, task: Task) -> None:
         assert self.runner is not None and self.executor is not None
-        run = self.runner.prepare(task)  # reads the worker's timeout and isolation settings
+        assert self.completer is not None
+        run = self._prepare(task)
+        if run is None:
+            return
         deadline = time.monotonic() + run.timeout if run.timeout else None
         with self._lock:
-            self._active[task.id] = _Active(run, deadline)
-        self.executor.submit(lambda: self._execute(run))
+            self._active[task.run_key] = _Active(run, deadline)
+        try:
+            self.executor.submit(lambda: self._execute(run))
+        except Exception:
+            with self._lock:
+                self._active.pop(task.run_key, None)
+            self._finish(Outcome(task, Kind.GIVEN_BACK))
+            raise
+
+    def _submit_here(self, task: Task) -> None:
+        """Run a claimed task in the calling thread (``execute``)."""
+        assert self.runner is not None
+        run = self._prepare(task)
+        if run is not None:
+            with self._lock:
+                self._active[task.run_key] = _Active(run, None)
+            self._execute(run)
+
+    def _prepare(self, task: Task) -> TaskRun | None:
+        """The run of a claimed task; None when it cannot start (its failure is handed to the
+        completer): a row pgstask cannot read, settings that break ``prepare``."""
+        assert self.runner is not None
+        if isinstance(task, UnreadableTask):
+            _log.error("task %s cannot be read and fails: %s", task.id, task.problem)
+            self._finish(Runner.unstartable(task, f"pgstask cannot read it: {task.problem}"))
+            return None
+        try:
+            return self.runner.prepare(task)  # reads the worker's timeout and isolation settings
+        except Exception as exc:
+            _log.exception("task %s could not be prepared", task.id)
+            self._finish(Runner.unstartable(task, f"pgstask could not start it: {exc!r}"))
+            return None
 
     def _execute(self, run: TaskRun) -> None:
-        assert self.runner is not None and self.completer is not None
+        assert self.runner is not None
         outcome = self.runner.run(run)
-        with self._lock:
-            active = self._active.pop(run.task.id, None)
-        if active is not None and active.abandoned:
-            _log.warning("task %s: late outcome %s discarded", run.task.id, outcome.kind.value)
-            return
-        self._record(outcome)
-        self.completer.add(outcome)
+        self._finish(outcome)
 
-    def _record(self, outcome: Outcome) -> None:
+    def _finish(self, outcome: Outcome) -> None:
+        """Hand an outcome to the completer and forget its run, in one step (see ``_known``);
+        the late outcome of a run the daemon abandoned is discarded."""
+        assert self.completer is not None
+        key = outcome.task.run_key
         with self._lock:
+            active = self._active.pop(key, None)
+            if active is not None and active.abandoned:
+                _log.warning("task %s: late outcome %s discarded", key[0], outcome.kind.value)
+                return
             self.summary.outcomes[outcome.kind.value] += 1
+            self.completer.add(outcome)
 
     def _slot_freed(self) -> None:
         if self.producer is not None:
@@ -271,20 +329,33 @@ class Daemon:
         if self.producer is not None and any(o.retry_delay is not None for o in outcomes):
             self.producer.wake()  # a retry may be due before the next poll
 
-    def _running_ids(self) -> list[int]:
-        with self._lock:
-            return [i for i, a in self._active.items() if not a.abandoned]
+    def _free_slots(self) -> int:
+        if self.fenced or self.executor is None:
+            return 0
+        return self.executor.free
 
-    def cancel_task(self, task_id: int) -> None:
-        """Ask the action of ``task_id`` to stop, if it runs here (it was cancelled)."""
+    def _known(self) -> set[RunKey]:
+        """The runs this daemon knows it holds: under way (abandoned ones included: their task
+        may still be held until their outcome is written) or with an outcome to write."""
+        assert self.completer is not None
         with self._lock:
-            active = self._active.get(task_id)
-        if active is not None:
+            return set(self._active) | self.completer.holding()
+
+    def cancel_task(self, task_id: int, claims: int | None = None) -> None:
+        """Ask the action of run ``(task_id, claims)`` to stop, if it runs here (it was
+        cancelled); every run of the task here when ``claims`` is None."""
+        with self._lock:
+            found = [
+                a
+                for (i, c), a in self._active.items()
+                if i == task_id and (claims is None or c == claims)
+            ]
+        for active in found:
             active.run.cancel(StopReason.CANCELLED)
 
-    def _lost(self, task_ids: list[int]) -> None:
+    def _lost(self, runs: list[RunKey]) -> None:
         with self._lock:
-            found = [self._active[i] for i in task_ids if i in self._active]
+            found = [self._active[r] for r in runs if r in self._active]
         for active in found:
             active.run.cancel(StopReason.LOST)
 
@@ -298,7 +369,7 @@ class Daemon:
         """A worker's phase change (``mark_preparing``/``mark_running``), compare-and-set."""
         with self.pool.connection(timeout=5.0) as conn:
             return queries.task_set_status(
-                conn, id=task.id, status=status, attempts=task.attempts, daemon_id=self.id
+                conn, id=task.id, status=status, claims=task.claims, daemon_id=self.id
             )
 
     def _write_progress(self, state: ProgressState) -> None:
@@ -326,8 +397,10 @@ class Daemon:
         return self._rss if self._supervised else memory.resident()
 
     def _supervise(self) -> None:
-        """Every 0.2 s: worker timeouts, and the memory of the actions that run in threads."""
+        """Every 0.2 s: fencing, worker timeouts, and the memory of the actions that run in
+        threads."""
         now = time.monotonic()
+        self._fence(now)
         with self._lock:
             active = [a for a in self._active.values() if not a.abandoned]
         in_threads = [a for a in active if a.run.isolation is Isolation.THREAD]
@@ -344,10 +417,39 @@ class Daemon:
             if a.run.isolation is Isolation.THREAD and now >= a.deadline + KILL_GRACE:
                 self._abandon(a, timed_out=True)
 
+    def _fence(self, now: float) -> None:
+        """Fence this daemon off while its heartbeat is too old (see the module docstring)."""
+        heartbeat = self.heartbeat
+        if heartbeat is None or not heartbeat.alive:
+            return
+        silent = now - heartbeat.last_beat
+        if silent <= self.fence_after:
+            if self.fenced:
+                self.fenced = False
+                _log.warning("daemon %s: heartbeat back; claiming again", self.id)
+                if self.producer is not None:
+                    self.producer.wake()
+            return
+        if not self.fenced:
+            self.fenced = True
+            _log.error(
+                "daemon %s: no heartbeat for %.1fs (fence after %.1fs, stale after %.1fs): "
+                "stopping its actions and claiming nothing until the database answers",
+                self.id,
+                silent,
+                self.fence_after,
+                self.settings.stale_after,
+            )
+        with self._lock:
+            running = [a for a in self._active.values() if not a.abandoned]
+        for active in running:
+            active.run.cancel(StopReason.FENCED)
+
     def _abandon(self, active: _Active, *, timed_out: bool) -> None:
         """Write the task's outcome now; the thread's own result will be discarded."""
         assert self.runner is not None and self.completer is not None
         active.abandoned = True
+        active.run.abandoned = True
         task = active.run.task
         if timed_out:
             delay = self.runner.retry.delay(max(task.attempts, 1))
@@ -365,8 +467,9 @@ class Daemon:
             )
         else:
             outcome = Outcome(task, Kind.GIVEN_BACK, touched_progress=active.run.tracker.touched)
-        self._record(outcome)
-        self.completer.add(outcome)
+        with self._lock:
+            self.summary.outcomes[outcome.kind.value] += 1
+            self.completer.add(outcome)
 
     # --- the main loops ----------------------------------------------------------------------
 
@@ -458,10 +561,7 @@ class Daemon:
                 raise TaskStateError(
                     f"task {task_id} is {current.status_text}; only pending tasks can be executed"
                 )
-            run = self.runner.prepare(task)
-            outcome = self.runner.run(run)
-            self._record(outcome)
-            self.completer.add(outcome)
+            self._submit_here(task)
         finally:
             self._shutdown()
         return self.summary

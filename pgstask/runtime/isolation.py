@@ -16,7 +16,8 @@ it starts the child (``pgstask.runtime._child``) and watches it until it ends:
                ``SharedFlag``, which the child's ``TaskRun.check`` reads: a cooperative action
                stops at its next ``push_progress``/``check_cancelled``, as in a thread.
     kill       a child still running ``KILL_GRACE`` seconds after the first stop request
-               (``SHUTDOWN_KILL_GRACE`` when the daemon is stopping: its grace period is over) is
+               (``SHUTDOWN_KILL_GRACE`` when the daemon is stopping, its grace period over, or has
+               fenced itself off, its task about to be rescued elsewhere) is
                terminated (SIGTERM), then killed (SIGKILL) ``TERMINATE_WAIT`` seconds later.
     end        the child's report, or how it ended (killed by us; exit code or signal) becomes an
                ``Ending``; the runner turns it into the same ``Outcome`` kinds as for a thread.
@@ -196,7 +197,8 @@ def _kill_at(run: TaskRun) -> float | None:
     requested = run.stop_requested_at
     if requested is None:
         return None
-    grace = SHUTDOWN_KILL_GRACE if run.stop_reason is StopReason.SHUTDOWN else KILL_GRACE
+    urgent = run.stop_reason in (StopReason.SHUTDOWN, StopReason.FENCED)
+    grace = SHUTDOWN_KILL_GRACE if urgent else KILL_GRACE
     return requested + grace
 
 

@@ -1,7 +1,7 @@
 """The listener: a dedicated autocommit connection that LISTENs for pgstask's channels.
 
 - ``pgstask_tasks``: new runnable tasks → wake the producer;
-- ``pgstask_cancel`` (payload: task id) → stop that task's action if it runs here;
+- ``pgstask_cancel`` (payload: ``<task id>:<claims>``) → stop that run of the task if it runs here;
 - ``pgstask_workers``: a worker was activated, deactivated or reconfigured → reload.
 
 NOTIFY is a hint; polling is the truth. A dead connection is detected (errors, and a ``SELECT 1``
@@ -33,7 +33,7 @@ class Listener(Service):
         *,
         dsn: str,
         on_tasks: Callable[[], None],
-        on_cancel: Callable[[int], None],
+        on_cancel: Callable[[int, int | None], None],
         on_workers: Callable[[], None],
         probe_interval: float = 10.0,
         reconnect_delay: float = 0.5,
@@ -87,8 +87,11 @@ class Listener(Service):
         if channel == "pgstask_tasks":
             self._on_tasks()
         elif channel == "pgstask_cancel":
+            # '<task id>:<claims>' names the cancelled run; a bare id (a pgstask before
+            # revision 0005, or a hand-written NOTIFY) stops every run of the task here.
+            task_id, _, claims = payload.partition(":")
             try:
-                self._on_cancel(int(payload))
+                self._on_cancel(int(task_id), int(claims) if claims else None)
             except ValueError:
                 _log.warning("ignoring pgstask_cancel notification with payload %r", payload)
         elif channel == "pgstask_workers":

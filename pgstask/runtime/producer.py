@@ -3,12 +3,18 @@
 It runs when woken (a NOTIFY for new tasks, a slot freed, a reconnect, a retry scheduled) and
 otherwise every ``poll_interval`` seconds, or at the earliest future ``start_at`` of a task this
 daemon could run, whichever comes first: a scheduled task starts on time, not at the next poll.
+
+A claim and the hand-over of its tasks happen under ``claim_lock``: the heartbeat takes it to
+give back what the daemon holds in the database without knowing it (a claim whose reply was
+lost), so it never mistakes a claim in progress for one. A row of a claim that pgstask cannot
+read is handed over as an ``UnreadableTask`` (the daemon fails it with the reason) and poisons
+nothing: the other tasks of the claim run.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -43,6 +49,7 @@ class Producer(Service):
         self._submit = submit
         self.batch_size = batch_size
         self.paused = False
+        self.claim_lock = threading.Lock()
         self._next_due: float | None = None  # monotonic time of the earliest future start_at
 
     def run_once(self) -> int:
@@ -57,15 +64,16 @@ class Producer(Service):
         identifiers = list(self._identifiers())
         if self.paused or free <= 0 or not identifiers:
             return 0
-        with self.db.connection() as conn:
-            tasks = queries.task_claim(
-                conn, daemon_id=self.daemon_id, identifiers=identifiers, limit=free
-            )
-        if len(tasks) > free:  # cannot happen with the materialised CTE; never overrun
-            raise RuntimeError(f"claimed {len(tasks)} tasks for {free} slots")
-        tasks.sort(key=lambda t: (t.priority != "high", t.priority == "low", t.start_at, t.id))
-        for task in tasks:
-            self._submit(task)
+        with self.claim_lock:
+            with self.db.connection() as conn:
+                tasks = queries.task_claim(
+                    conn, daemon_id=self.daemon_id, identifiers=identifiers, limit=free
+                )
+            if len(tasks) > free:  # cannot happen with the materialised CTE; never overrun
+                raise RuntimeError(f"claimed {len(tasks)} tasks for {free} slots")
+            tasks.sort(key=lambda t: (t.priority != "high", t.priority == "low", t.start_at, t.id))
+            for task in tasks:
+                self._submit(task)
         # Only after the claim committed and the actions started: when nothing more is due,
         # find when the next scheduled task becomes due (the timed wake-up).
         self._next_due = None
@@ -75,11 +83,10 @@ class Producer(Service):
         return len(tasks)
 
     def _due_in(self, conn: Conn, identifiers: list[str]) -> float | None:
-        start_at = queries.task_next_start_at(conn, identifiers=identifiers)
-        if start_at is None:
+        delay = queries.task_next_start_at(conn, identifiers=identifiers)
+        if delay is None:
             return None
-        delay = (start_at - queries.daemon_now(conn)) / dt.timedelta(seconds=1)
-        return time.monotonic() + max(0.0, delay)
+        return time.monotonic() + delay
 
     def next_delay(self, result: object) -> float:
         if isinstance(result, int) and result > 0 and self._free_slots() > 0:

@@ -136,6 +136,13 @@ class Runner:
             _stop=stop,
         )
 
+    @staticmethod
+    def unstartable(task: Task, error: str) -> Outcome:
+        """The final failure of a claimed task that cannot start at all (nothing ran)."""
+        message = storable(f"Failed: {error}")
+        record = LogRecord.make(task.id, "error", message, attempt=task.attempts)
+        return Outcome(task, Kind.FAILED, message, error=message, logs=(record,))
+
     def run(self, run: TaskRun) -> Outcome:
         """Execute the action of ``run.task``; never raises."""
         task = run.task
@@ -192,6 +199,14 @@ class Runner:
             if killed:
                 error += "; its process was killed"
             return self._failure(run, error, final=False)
+        if reason is StopReason.FENCED:
+            error = (
+                "stopped because its daemon lost contact with the database (it could be "
+                "rescued and run elsewhere)"
+            )
+            if killed:
+                error += "; its process was killed"
+            return self._failure(run, error, final=False)
         kind = Kind.GIVEN_BACK if reason is StopReason.SHUTDOWN else Kind.DROPPED
         if reason is StopReason.CANCELLED and run.tracker.touched:
             self._final_snapshot(run, Status.CANCELLED, "Cancelled", None)
@@ -241,7 +256,7 @@ class Runner:
         )
 
     def _final_snapshot(self, run: TaskRun, status: int, message: str, result: Any) -> None:
-        if not run.tracker.touched:
+        if not run.tracker.touched or run.abandoned:
             return
         try:
             run.tracker.finish(status, message, result)

@@ -11,11 +11,13 @@ ON CONFLICT (id) DO UPDATE SET heartbeat_at = now();
 UPDATE s_daemons SET heartbeat_at = now() WHERE id = %(id)s RETURNING id;
 
 -- name: daemon_lost_tasks
--- Of the tasks this daemon is running, those it no longer holds (cancelled or rescued).
-SELECT u.id
-  FROM unnest(%(task_ids)s::bigint[]) AS u(id)
+-- Of the runs this daemon has, (task id, claims) each, those it no longer holds: cancelled,
+-- rescued, or already replaced by a later run.
+SELECT u.id, u.claims
+  FROM unnest(%(ids)s::bigint[], %(claims)s::int[]) AS u(id, claims)
  WHERE NOT EXISTS (SELECT 1 FROM s_tasks t
-                    WHERE t.id = u.id AND t.status IN (30, 50) AND t.daemon_id = %(id)s);
+                    WHERE t.id = u.id AND t.claims = u.claims AND t.status IN (30, 50)
+                      AND t.daemon_id = %(id)s);
 
 -- name: daemon_deregister
 DELETE FROM s_daemons WHERE id = %(id)s;

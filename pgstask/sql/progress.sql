@@ -17,13 +17,14 @@ SELECT task_id, status, progress, processed, total, eta, message, updated_at
   FROM s_task_progress WHERE task_id = %(task_id)s;
 
 -- name: progress_delete_many
--- After this daemon's outcomes: never the row of a task that another daemon now runs (an
--- outcome whose compare-and-set lost, e.g. after a rescue).
+-- After this daemon's outcomes, (task id, claims) each: never the row of a task that another
+-- run now holds (an outcome whose compare-and-set lost, e.g. after a rescue or a retry).
 DELETE FROM s_task_progress p
- WHERE p.task_id = ANY(%(task_ids)s::bigint[])
+ USING unnest(%(task_ids)s::bigint[], %(claims)s::int[]) AS d(id, claims)
+ WHERE p.task_id = d.id
    AND NOT EXISTS (SELECT 1 FROM s_tasks t
                     WHERE t.id = p.task_id AND t.status IN (30, 50)
-                      AND t.daemon_id IS DISTINCT FROM %(daemon_id)s);
+                      AND (t.daemon_id IS DISTINCT FROM %(daemon_id)s OR t.claims <> d.claims));
 
 -- name: progress_delete_orphaned
 -- Rows of tasks that are finished or deleted.

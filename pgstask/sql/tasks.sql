@@ -50,7 +50,7 @@ SELECT * FROM s_tasks WHERE dedupe_key = %(dedupe_key)s AND status IN (10, 30, 5
 -- more rows than asked).
 -- Only workers this daemon has and that are active right now (s_workers.active, read in the
 -- same statement) are claimed. The attempt is counted here, so a task that kills its daemon
--- every time still reaches max_attempts.
+-- every time still reaches max_attempts; claims + 1 names the new run.
 WITH workers AS MATERIALIZED (
     SELECT w.identifier FROM s_workers w
      WHERE w.active AND w.identifier = ANY(%(identifiers)s::text[])
@@ -67,20 +67,23 @@ WITH workers AS MATERIALIZED (
      LIMIT %(limit)s
 )
 UPDATE s_tasks t
-   SET status = 50, attempts = t.attempts + 1, daemon_id = %(daemon_id)s,
+   SET status = 50, attempts = t.attempts + 1, claims = t.claims + 1, daemon_id = %(daemon_id)s,
        started_at = now(), finished_at = NULL, updated_at = now()
   FROM claimable
  WHERE t.id = claimable.id
 RETURNING t.*;
 
 -- name: task_next_start_at
--- When the earliest pending task this daemon could run becomes due (None: nothing pending): the
--- first entry of each priority's range of the claim index.
+-- In how many seconds the earliest pending task this daemon could run becomes due (None: nothing
+-- pending): the first entry of each priority's range of the claim index. Seconds, not the
+-- timestamp: a start_at of infinity (stored before revision 0005) is a float, not a value that
+-- a Python datetime cannot hold.
 WITH workers AS MATERIALIZED (
     SELECT w.identifier FROM s_workers w
      WHERE w.active AND w.identifier = ANY(%(identifiers)s::text[])
 )
-SELECT min(first.start_at) AS start_at
+SELECT greatest(extract(epoch FROM min(first.start_at)) - extract(epoch FROM now()), 0)::float8
+       AS delay
   FROM (SELECT r.rank,
                (SELECT t.start_at FROM s_tasks t
                  WHERE t.status = 10 AND t.priority_rank = r.rank
@@ -91,18 +94,19 @@ SELECT min(first.start_at) AS start_at
 HAVING min(first.start_at) IS NOT NULL;
 
 -- name: task_complete_many
--- The batch is one JSON array of [id, attempts, message, result, peak_memory]: encoding one JSON
--- text costs the daemon far less than one array parameter per column.
+-- The batch is one JSON array of [id, claims, message, result, peak_memory]: encoding one JSON
+-- text costs the daemon far less than one array parameter per column. Each row is a
+-- compare-and-set on its run: (id, claims), still running on this daemon.
 UPDATE s_tasks t
    SET status = 80, finished_at = now(), updated_at = now(), progress = 100,
        message = coalesce(d.message, 'Task completed successfully'), result = d.result,
        peak_memory = d.peak_memory
-  FROM (SELECT (e->>0)::bigint AS id, (e->>1)::int AS attempts, e->>2 AS message,
+  FROM (SELECT (e->>0)::bigint AS id, (e->>1)::int AS claims, e->>2 AS message,
                e->3 AS result, (e->>4)::bigint AS peak_memory
           FROM jsonb_array_elements(%(outcomes)s::jsonb) AS e) AS d
- WHERE t.id = d.id AND t.status IN (30, 50) AND t.attempts = d.attempts
+ WHERE t.id = d.id AND t.status IN (30, 50) AND t.claims = d.claims
    AND t.daemon_id = %(daemon_id)s
-RETURNING t.id;
+RETURNING t.id, t.claims;
 
 -- name: task_fail_many
 -- A failure either schedules a retry (back to pending after its delay) or is final: when the
@@ -114,12 +118,12 @@ UPDATE s_tasks t
        finished_at = CASE WHEN d.retry_delay IS NULL OR t.attempts >= t.max_attempts THEN now() END,
        daemon_id = CASE WHEN d.retry_delay IS NULL OR t.attempts >= t.max_attempts THEN t.daemon_id END,
        message = d.message, last_error = d.error, peak_memory = d.peak_memory, updated_at = now()
-  FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(messages)s::text[], %(errors)s::text[],
+  FROM unnest(%(ids)s::bigint[], %(claims)s::int[], %(messages)s::text[], %(errors)s::text[],
               %(retry_delays)s::float8[], %(peak_memory)s::bigint[])
-       AS d(id, attempts, message, error, retry_delay, peak_memory)
- WHERE t.id = d.id AND t.status IN (30, 50) AND t.attempts = d.attempts
+       AS d(id, claims, message, error, retry_delay, peak_memory)
+ WHERE t.id = d.id AND t.status IN (30, 50) AND t.claims = d.claims
    AND t.daemon_id = %(daemon_id)s
-RETURNING t.id, t.status, t.start_at;
+RETURNING t.id, t.claims, t.status;
 
 -- name: task_give_back_many
 -- Graceful shutdown: tasks whose actions did not finish in the grace period go back to pending;
@@ -127,16 +131,31 @@ RETURNING t.id, t.status, t.start_at;
 UPDATE s_tasks t
    SET status = 10, attempts = greatest(t.attempts - 1, 0), daemon_id = NULL, started_at = NULL,
        start_at = now(), message = 'Given back by a daemon that shut down', updated_at = now()
-  FROM unnest(%(ids)s::bigint[], %(attempts)s::int[]) AS d(id, attempts)
- WHERE t.id = d.id AND t.status IN (30, 50) AND t.attempts = d.attempts
+  FROM unnest(%(ids)s::bigint[], %(claims)s::int[]) AS d(id, claims)
+ WHERE t.id = d.id AND t.status IN (30, 50) AND t.claims = d.claims
    AND t.daemon_id = %(daemon_id)s
-RETURNING t.id;
+RETURNING t.id, t.claims;
+
+-- name: task_give_back_unknown
+-- What this daemon holds in the database but does not know it holds, whatever the cause: a
+-- claim that committed but whose reply was lost (the connection died), a claim whose rows could
+-- not be handed over. ``ids``/``claims`` are the runs it knows (running, or with an outcome not
+-- written yet); it never started the others, so they go back to pending at once and the attempt
+-- does not count. Uses the index of held tasks (s_tasks_daemon_idx).
+UPDATE s_tasks t
+   SET status = 10, attempts = greatest(t.attempts - 1, 0), daemon_id = NULL, started_at = NULL,
+       start_at = now(), message = 'Given back: its daemon held it without running it',
+       updated_at = now()
+ WHERE t.daemon_id = %(daemon_id)s AND t.status IN (30, 50)
+   AND NOT EXISTS (SELECT 1 FROM unnest(%(ids)s::bigint[], %(claims)s::int[]) AS k(id, claims)
+                    WHERE k.id = t.id AND k.claims = t.claims)
+RETURNING t.id, t.claims;
 
 -- name: task_set_status
 -- A worker's own phase change between preparing (30) and running (50).
 UPDATE s_tasks
    SET status = %(status)s, updated_at = now()
- WHERE id = %(id)s AND status IN (30, 50) AND attempts = %(attempts)s AND daemon_id = %(daemon_id)s
+ WHERE id = %(id)s AND status IN (30, 50) AND claims = %(claims)s AND daemon_id = %(daemon_id)s
 RETURNING id;
 
 -- name: task_rescue
@@ -171,18 +190,20 @@ RETURNING t.id, t.status, t.attempts;
 
 -- name: task_cancel
 -- Pending, preparing or running tasks become cancelled at once; a running action is told through
--- NOTIFY pgstask_cancel (and by its daemon's next heartbeat if the notification is missed).
+-- NOTIFY pgstask_cancel with the payload '<id>:<claims>' (its run: a later run of the task, after
+-- a retry, is not stopped by a late notification), and by its daemon's next heartbeat if the
+-- notification is missed.
 WITH target AS (
-    SELECT id, status FROM s_tasks WHERE id = %(id)s FOR UPDATE
+    SELECT id, status, claims FROM s_tasks WHERE id = %(id)s FOR UPDATE
 ), cancelled AS (
     UPDATE s_tasks t
        SET status = 90, finished_at = now(), updated_at = now(),
            message = %(message)s
       FROM target
      WHERE t.id = target.id AND target.status IN (10, 30, 50)
-    RETURNING t.id, target.status AS previous_status
+    RETURNING t.id, target.status AS previous_status, target.claims
 )
-SELECT c.id, c.previous_status, pg_notify('pgstask_cancel', c.id::text)::text AS notified
+SELECT c.id, c.previous_status, pg_notify('pgstask_cancel', c.id || ':' || c.claims)::text AS notified
   FROM cancelled c;
 
 -- name: task_retry
@@ -246,7 +267,7 @@ RETURNING t.id;
 -- name: task_claim_by_id
 -- Client.execute: claim one specific pending task now, whatever its start_at.
 UPDATE s_tasks t
-   SET status = 50, attempts = t.attempts + 1, daemon_id = %(daemon_id)s,
+   SET status = 50, attempts = t.attempts + 1, claims = t.claims + 1, daemon_id = %(daemon_id)s,
        started_at = now(), finished_at = NULL, updated_at = now()
  WHERE t.id = %(id)s AND t.status = 10
 RETURNING t.*;

@@ -28,6 +28,9 @@ class StopReason(enum.Enum):
     LOST = "lost"  # the task is no longer this daemon's (rescued after a missed heartbeat)
     TIMEOUT = "timeout"  # the worker's timeout passed
     SHUTDOWN = "shutdown"  # the daemon is stopping and gives the task back
+    #: The daemon lost the database for too long: the task may be rescued and run elsewhere,
+    #: so the action stops before that happens (its attempt fails for retry, if still held).
+    FENCED = "fenced"
 
 
 class Mark(enum.Enum):
@@ -109,6 +112,9 @@ class TaskRun:
     setting_error: str | None = None
     #: Highest resident set size, in bytes, observed for this run (see ``pgstask.memory``).
     peak_memory: int | None = None
+    #: The daemon wrote this run's outcome itself (a thread past its timeout): whatever the
+    #: action does from now on is discarded, its final progress snapshot included.
+    abandoned: bool = False
     #: Writes a phase (30 preparing / 50 running) to the task row as a compare-and-set; False
     #: when the task is no longer this run's.
     set_status: Callable[[int], bool] = field(default=lambda status: True)
