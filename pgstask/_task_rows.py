@@ -66,17 +66,18 @@ def fetch_tasks(cur: Cursor[Task]) -> list[Task]:
         return cur.fetchall()
     except UNREADABLE:
         pass  # the position is unchanged: read row by row
+    result = cur.pgresult
+    assert result is not None
     tasks: list[Task] = []
-    while True:
+    for row in range(cur.rownumber or 0, result.ntuples):
+        cur.scroll(row, mode="absolute")
         try:
             task = cur.fetchone()
         except UNREADABLE:
-            tasks.append(_unreadable(cur, cur.rownumber or 0))
-            cur.scroll(1)
-            continue
-        if task is None:
-            return tasks
+            task = _unreadable(cur, row)
+        assert task is not None
         tasks.append(task)
+    return tasks
 
 
 def _unreadable(cur: Cursor[Any], row: int) -> UnreadableTask:

@@ -37,9 +37,11 @@ def scalar(dsn: str, sql: str, params: tuple[object, ...] = ()) -> object:
 
 
 @contextlib.contextmanager
-def running_daemon(settings: Settings, **kwargs: object) -> Iterator[Daemon]:
-    """A ``Daemon`` running in a thread with the sample workers; stopped on exit."""
-    workers = discover(["tests.sample_workers"], entry_point_group="pgstask.none")
+def running_daemon(
+    settings: Settings, *, modules: tuple[str, ...] = ("tests.sample_workers",), **kwargs: object
+) -> Iterator[Daemon]:
+    """A ``Daemon`` running in a thread with the workers of ``modules``; stopped on exit."""
+    workers = discover(list(modules), entry_point_group="pgstask.none")
     assert settings.dsn
     daemon = Daemon(settings, dsn=settings.dsn, workers=workers, **kwargs)  # type: ignore[arg-type]
     errors: list[BaseException] = []

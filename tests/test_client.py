@@ -376,9 +376,13 @@ def test_a_start_at_out_of_range_is_refused_and_nothing_is_stored(
     settings: Settings, start_at: dt.datetime
 ) -> None:
     with Client(settings=settings) as client:
-        with pytest.raises(InvalidTaskError, match="start_at must lie between 0001-01-02 and 9999-12-30 UTC"):
+        with pytest.raises(
+            InvalidTaskError, match="start_at must lie between 0001-01-02 and 9999-12-30 UTC"
+        ):
             client.create("w", "a", start_at=start_at)
-        with pytest.raises(InvalidTaskError, match="start_at must lie between 0001-01-02 and 9999-12-30 UTC"):
+        with pytest.raises(
+            InvalidTaskError, match="start_at must lie between 0001-01-02 and 9999-12-30 UTC"
+        ):
             client.create_many([*[OK_ITEM] * COPY_FROM, {**OK_ITEM, "start_at": start_at}])
         assert client.list() == []
 

@@ -42,6 +42,7 @@ def fake_task(task_id: int = 1) -> Task:
         started_at=now,
         finished_at=None,
         attempts=1,
+        claims=1,
         max_attempts=3,
         priority="normal",
         progress=0,

@@ -4,6 +4,10 @@ The watcher polls ``Client.progress`` (live row while the task runs, durable fin
 On a terminal it redraws one line with ``\\r``; otherwise (a pipe, a log file) it writes a line
 each time the text changes, so a log shows every step. It returns the finished task; the
 command's exit status is 0 when it completed and 1 when it failed or was cancelled.
+
+It rides out a restart of PostgreSQL: while the database cannot be reached it says so once and
+tries again (every ``interval``, backing off to 5 s); only after ``OUTAGE_LIMIT`` seconds without
+an answer does it give up with the database error (exit status 3).
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ from typing import Any, TextIO
 from pgstask.cli._app import EXIT_FAILED, EXIT_OK, Context
 from pgstask.cli._options import Subparsers, add_common, positive_seconds, task_id
 from pgstask.client import Client
+from pgstask.errors import DatabaseError, SchemaError
 from pgstask.progress import format_eta
 from pgstask.task import Status, Task
 
 BAR_WIDTH = 24
+OUTAGE_LIMIT = 60.0  # seconds without an answer from the database before watching gives up
 _FINISHED = frozenset(s.text for s in (Status.COMPLETED, Status.FAILED, Status.CANCELLED))
 
 
@@ -54,9 +60,27 @@ def follow(client: Client, task_id: int, *, out: TextIO, interval: float = 0.5) 
     """Draw the progress of ``task_id`` on ``out`` until the task is finished; return it."""
     tty = out.isatty()
     previous = ""
+    down_since: float | None = None
     try:
         while True:
-            state = client.progress(task_id)
+            try:
+                state = client.progress(task_id)
+            except SchemaError:
+                raise
+            except DatabaseError as exc:
+                now = time.monotonic()
+                if down_since is None:
+                    down_since = now
+                    out.write(("\n" if tty else "") + f"database unreachable ({exc}); retrying\n")
+                    out.flush()
+                    previous = ""
+                elif now - down_since > OUTAGE_LIMIT:
+                    raise
+                time.sleep(min(5.0, max(interval, (now - down_since) / 4)))
+                continue
+            if down_since is not None:
+                down_since = None
+                out.write("database reachable again\n")
             line = render(state)
             if tty:
                 line = line[: shutil.get_terminal_size().columns - 1]
@@ -72,7 +96,20 @@ def follow(client: Client, task_id: int, *, out: TextIO, interval: float = 0.5) 
         if tty:
             out.write("\n")
             out.flush()
-    return client.get(task_id)
+    return _final(client, task_id, interval)
+
+
+def _final(client: Client, task_id: int, interval: float) -> Task:
+    deadline = time.monotonic() + OUTAGE_LIMIT
+    while True:
+        try:
+            return client.get(task_id)
+        except SchemaError:
+            raise
+        except DatabaseError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(max(interval, 0.5))
 
 
 def render(state: dict[str, Any]) -> str:

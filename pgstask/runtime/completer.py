@@ -8,10 +8,16 @@ rescued after a missed heartbeat, or claimed again after a retry): its outcome i
 that is logged on the task. When the database is unreachable the buffer is kept and written on
 the next pass; nothing is dropped. ``holding()`` names the runs whose outcome is buffered or
 being written: the daemon still holds their tasks in the database.
+
+It also writes what actions report while they run, so that no action thread ever waits on the
+database (a daemon cut off from it must be able to stop its actions): log records (already in
+their ``{id}.log`` files) and progress rows (the latest state of each task), in the same
+transaction as the outcomes of the pass, before them (an outcome deletes its progress row).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import uuid
@@ -20,9 +26,10 @@ from pathlib import Path
 
 import psycopg
 
-from pgstask import logs, queries
+from pgstask import logs, progress, queries
 from pgstask.db import Conn, Connections, describe, storable
 from pgstask.logs import LogRecord
+from pgstask.progress import ProgressState
 from pgstask.runtime.runner import Kind, Outcome
 from pgstask.runtime.service import Service
 from pgstask.task import RunKey
@@ -56,6 +63,7 @@ class Completer(Service):
         self._buffer: list[Outcome] = []
         self._late_logs: list[LogRecord] = []  # already in their files; the rows still to write
         self._writing: list[Outcome] = []  # the batch being written (out of the buffer)
+        self._progress: dict[int, ProgressState] = {}  # the latest state of each task
         self._flushing = threading.Lock()
 
     def add(self, outcome: Outcome) -> None:
@@ -70,6 +78,12 @@ class Completer(Service):
             self._late_logs.extend(records)
         self.wake()
 
+    def add_progress(self, state: ProgressState) -> None:
+        """A task's progress row to write (a later state of the same task replaces it)."""
+        with self._lock:
+            self._progress[state.task_id] = dataclasses.replace(state)
+        self.wake()
+
     def holding(self) -> set[RunKey]:
         """The runs whose outcome is buffered or being written."""
         with self._lock:
@@ -78,7 +92,7 @@ class Completer(Service):
     @property
     def pending(self) -> int:
         with self._lock:
-            return len(self._buffer) + len(self._late_logs)
+            return len(self._buffer) + len(self._late_logs) + len(self._progress)
 
     def next_delay(self, result: object) -> float:
         return 0.0 if self.pending else self.interval
@@ -89,10 +103,12 @@ class Completer(Service):
             with self._lock:
                 batch, self._buffer = self._buffer, []
                 late, self._late_logs = self._late_logs, []
+                states, self._progress = list(self._progress.values()), {}
                 self._writing = batch
-            if not batch and not late:
+            if not batch and not late and not states:
                 return 0
             try:
+                self._write_progress(states)
                 self._write_batch(batch, late)
             except _REFUSED as exc:  # (requeues what it could not write itself)
                 _log.error("completer: a batch was refused (%s); writing it one by one", exc)
@@ -101,12 +117,24 @@ class Completer(Service):
                 with self._lock:
                     self._buffer[:0] = batch
                     self._late_logs[:0] = late
+                    for state in states:  # a newer state reported meanwhile wins
+                        self._progress.setdefault(state.task_id, state)
                 raise
             finally:
                 with self._lock:
                     self._writing = []
         self._on_flushed(batch)
         return len(batch)
+
+    def _write_progress(self, states: list[ProgressState]) -> None:
+        """Progress rows are advisory: one the server refuses is dropped, with a warning."""
+        if not states:
+            return
+        try:
+            with self.db.connection() as conn:
+                progress.upsert(conn, states)
+        except _REFUSED:
+            _log.warning("completer: %d progress row(s) refused and dropped", len(states))
 
     def _write_batch(self, batch: list[Outcome], late: list[LogRecord]) -> None:
         with self.db.connection() as conn:

@@ -63,7 +63,7 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from pgstask import __version__, logs, memory, migrate, progress, queries
+from pgstask import __version__, logs, memory, migrate, queries
 from pgstask.client import Client, register_workers
 from pgstask.db import Conn, Dedicated, make_pool
 from pgstask.errors import SchemaError, TaskNotFoundError, TaskStateError, WorkerNotFoundError
@@ -372,25 +372,17 @@ class Daemon:
                 conn, id=task.id, status=status, claims=task.claims, daemon_id=self.id
             )
 
+    # An action never waits on the database for its progress and log records (a daemon cut
+    # off from it must still be able to stop its actions): the completer writes them.
+
     def _write_progress(self, state: ProgressState) -> None:
-        try:
-            with self.pool.connection(timeout=5.0) as conn:
-                progress.upsert(conn, [state])
-        except Exception:
-            # Progress is advisory: the action goes on, the snapshot file still has it.
-            _log.warning("could not write progress of task %s", state.task_id, exc_info=True)
+        assert self.completer is not None
+        self.completer.add_progress(state)
 
     def _emit_log(self, record: LogRecord) -> None:
-        try:
-            with self.pool.connection(timeout=5.0) as conn:
-                logs.write(conn, self.settings.storage, [record])
-        except Exception:
-            # The database is away: the line goes to the file now, the row with the next
-            # batch the completer manages to write.
-            _log.warning("could not store a log record of task %s yet", record.task_id)
-            logs.append_files(self.settings.storage, [record])
-            if self.completer is not None:
-                self.completer.add_logs([record])
+        assert self.completer is not None
+        logs.append_files(self.settings.storage, [record])  # readable in its file at once
+        self.completer.add_logs([record])
 
     def _memory_sample(self) -> int | None:
         # execute() has no supervising loop: it reads the figure itself.
@@ -549,6 +541,7 @@ class Daemon:
         """Claim one pending task by id (whatever its ``start_at``) and run it here."""
         self.setup()
         assert self.runner is not None and self.completer is not None
+        self.completer.start()  # writes the action's progress and log records as it runs
         try:
             with self.pool.connection() as conn:
                 current = queries.task_get(conn, id=task_id)
