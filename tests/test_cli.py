@@ -270,6 +270,40 @@ def test_create_rejects_bad_input_with_exit_2_and_creates_nothing(
     assert count_tasks(dsn) == 0
 
 
+def test_create_refuses_an_action_the_installed_worker_does_not_have(
+    env: dict[str, str], dsn: str
+) -> None:
+    result = cli(env, "create", "demo", "unknown_action")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        "pgstask: error: worker 'demo' has no action 'unknown_action' "
+        "(its actions: count, fail, noop)\n"
+    )
+    assert count_tasks(dsn) == 0
+    assert create(env, "demo", "Noop") > 0  # another spelling of an action it has
+    assert create(env, "not-installed-here", "anything") > 0  # another host may have it
+
+
+def test_a_worker_with_an_async_action_stops_the_daemon_from_starting(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "eager_workers.py").write_text(
+        "from pgstask import BaseWorker\n\n"
+        "class EagerWorker(BaseWorker):\n"
+        "    identifier = 'eager'\n\n"
+        "    async def task_fetch(self, task, options):\n"
+        "        pass\n"
+    )
+    env = {**env, "PYTHONPATH": str(tmp_path), "PGSTASK_WORKERS": "eager_workers"}
+    for args in (["daemon"], ["run-once"]):
+        result = cli(env, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        message = result.stderr.splitlines()[-1]
+        assert message.startswith("pgstask: error: cannot import worker module 'eager_workers'")
+        assert "worker 'eager' (eager_workers.EagerWorker): action method task_fetch" in message
+        assert "async actions are not supported yet" in message
+
+
 def test_stats_shows_tasks_waiting_for_an_unknown_worker(env: dict[str, str]) -> None:
     ok(env, "workers", "discover")
     create(env, "ghost", "haunt")
