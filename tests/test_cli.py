@@ -186,6 +186,28 @@ def test_a_bad_flag_value_is_a_usage_error_naming_the_flag(env: dict[str, str]) 
     assert "--concurrency" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("dsn", "why"),
+    [
+        ("garbage", 'is not a valid PostgreSQL connection string (missing "=" after "garbage"'),
+        ("postgresql://[::1/x", "is not a valid PostgreSQL connection string"),
+        ("postgresql://app:secret@db:fivefour/app", "has the port 'fivefour'"),
+        ("host=a,b port=5432,x", "has the port 'x'"),
+    ],
+)
+def test_a_malformed_dsn_is_a_usage_error_naming_its_setting(dsn: str, why: str) -> None:
+    for env, args, source in (
+        ({**base_env(), "PGSTASK_DSN": dsn}, ["tasks", "list"], "PGSTASK_DSN"),
+        (base_env(), ["--dsn", dsn, "stats"], "--dsn"),
+        ({**base_env(), "PGSTASK_DSN": "dbname=ok"}, ["stats", "--dsn", dsn], "--dsn"),
+    ):
+        result = cli(env, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.startswith(f"pgstask: error: {source} {why}"), result.stderr
+        assert "secret" not in result.stderr  # the DSN may hold a password: not repeated
+        assert len(result.stderr.splitlines()) == 1
+
+
 def test_an_unreachable_database_exits_3_with_a_clear_message() -> None:
     env = {**base_env(), "PGSTASK_DSN": "postgresql://postgres@127.0.0.1:1/x"}
     for args in (["stats"], ["run-once"], ["daemon"]):

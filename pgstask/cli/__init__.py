@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         message = "; ".join(lines) or type(exc).__name__
         if isinstance(exc.__cause__, psycopg.OperationalError) and ctx and not ctx.embedded:
-            message += " (check PGSTASK_DSN or --dsn)"
+            message += f" (check {ctx.dsn_source})"
         sys.stderr.write(f"pgstask: error: {message}\n")
         return exit_code(exc)
     except KeyboardInterrupt:
