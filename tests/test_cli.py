@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg
+import psycopg.conninfo
 import pytest
 
 from pgstask import embedded
+from pgstask.cli.db import find_psql
+from pgstask.errors import ConfigurationError
 from pgstask.task import Status
 from tests.daemons import scalar, wait_for
 
@@ -47,6 +50,8 @@ COMMANDS = [
         ["workers", c]
         for c in ("list", "discover", "rescan", "clean", "activate", "deactivate", "settings")
     ),
+    ["db"],
+    *(["db", c] for c in ("status", "stop", "psql")),
 ]
 
 Result = subprocess.CompletedProcess[str]
@@ -234,22 +239,89 @@ def test_a_database_without_the_schema_says_to_migrate(pg: Server, tmp_path: Pat
         pg.drop_database(name)
 
 
-def test_without_a_dsn_the_embedded_postgresql_is_used_and_announced(tmp_path: Path) -> None:
+def test_the_embedded_postgresql_is_announced_when_started_and_managed_with_db(
+    tmp_path: Path,
+) -> None:
     data_dir = tmp_path / "pgdata"
+    where = str(data_dir.resolve())
     env = {**base_env(), "PGSTASK_DATA_DIR": str(data_dir), "PGSTASK_STORAGE": str(tmp_path)}
     try:
+        status = ok(env, "db", "status")
+        assert "not created yet" in status and where in status
+        assert not data_dir.exists()  # status never starts it
+
         result = cli(env, "stats", timeout=120)
         assert result.returncode == 0, result.stderr
-        assert "using the embedded PostgreSQL in" in result.stderr, result.stderr
-        assert str(data_dir.resolve()) in result.stderr, result.stderr
-        assert "migrating the embedded database" in result.stderr, result.stderr
         assert "pending" in result.stdout, result.stdout
-        again = cli(env, "stats")
-        assert again.returncode == 0, again.stderr
-        assert "using the embedded PostgreSQL" in again.stderr
-        assert "migrating" not in again.stderr
+        assert result.stderr.startswith(
+            f"pgstask: creating and starting the embedded PostgreSQL in {where} "
+        ), result.stderr
+        assert "`pgstask db stop` stops it" in result.stderr
+        assert "migrating the embedded database" in result.stderr, result.stderr
+
+        again = cli(env, "stats")  # it runs: nothing to say
+        assert again.returncode == 0 and again.stderr == "", again.stderr
+
+        running = json.loads(ok(env, "db", "status", "--json"))
+        assert running["running"] is True and running["data_dir"] == where
+        assert running["dsn"].startswith("postgresql://") and isinstance(running["pid"], int)
+        assert f"data:     {where}" in ok(env, "db", "status")
+
+        counted = cli(env, "db", "psql", "--", "-tAc", "SELECT count(*) FROM s_tasks")
+        assert (counted.returncode, counted.stdout, counted.stderr) == (0, "0\n", "")
+
+        assert ok(env, "db", "stop") == f"stopped the embedded PostgreSQL in {where}\n"
+        assert not json.loads(ok(env, "db", "status", "--json"))["running"]
+        assert "not running (the next pgstask command starts it)" in ok(env, "db", "status")
+        assert ok(env, "db", "stop") == f"the embedded PostgreSQL in {where} is not running\n"
+
+        restarted = cli(env, "tasks", "list")
+        assert restarted.returncode == 0, restarted.stderr
+        assert restarted.stderr.startswith(
+            f"pgstask: starting the embedded PostgreSQL in {where} "
+        ), restarted.stderr
+        assert "migrating" not in restarted.stderr
     finally:
         embedded.stop(data_dir)
+
+
+def test_db_commands_with_a_configured_dsn(env: dict[str, str], dsn: str, tmp_path: Path) -> None:
+    status = ok(env, "db", "status")
+    assert "configured by PGSTASK_DSN" in status and "reachable (PostgreSQL " in status
+    assert "(current)" in status
+    shown = json.loads(ok(env, "db", "status", "--json"))
+    assert shown["database"] == "PGSTASK_DSN" and shown["schema_current"] is True
+    with_password = psycopg.conninfo.make_conninfo(dsn, password="hunter2")
+    hidden = json.loads(ok({**env, "PGSTASK_DSN": with_password}, "db", "status", "--json"))
+    assert "hunter2" not in hidden["dsn"] and "password=***" in hidden["dsn"]
+
+    refused = cli(env, "db", "stop")
+    assert refused.returncode == 2 and "does not manage it" in refused.stderr
+
+    create(env, "demo", "noop")
+    counted = cli(env, "db", "psql", "--", "-tAc", "SELECT count(*) FROM s_tasks")
+    assert (counted.returncode, counted.stdout) == (0, "1\n"), counted.stderr
+
+    # The psql on PATH comes first for a configured database, with the DSN and the arguments.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "psql"
+    fake.write_text('#!/bin/sh\necho "psql $*"\n')
+    fake.chmod(0o755)
+    path_env = {**env, "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"}
+    assert (
+        ok(path_env, "db", "psql", "--", "-c", "TABLE s_tasks") == f"psql {dsn} -c TABLE s_tasks\n"
+    )
+
+
+def test_without_any_psql_the_error_says_how_to_install_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"^psql is not installed: install PostgreSQL's"):
+        find_psql(prefer_bundled=True, search_path=str(tmp_path), bundled=tmp_path / "psql")
+    (tmp_path / "psql").write_text("#!/bin/sh\n")
+    (tmp_path / "psql").chmod(0o755)
+    assert find_psql(prefer_bundled=False, search_path="", bundled=tmp_path / "psql") == (
+        tmp_path / "psql"
+    )
 
 
 # --- creating tasks and statistics -----------------------------------------------------------

@@ -1,10 +1,10 @@
 """What every command shares: exit codes and ``Context``.
 
 ``Context`` turns the parsed arguments into ``Settings`` (``PGSTASK_*`` environment first, flags
-over it), resolves the database (the configured DSN, or the embedded PostgreSQL, announced once
-on stderr), makes sure the schema is there (migrating the embedded database automatically; on a
-configured database a missing or old schema is an error that says to run ``pgstask migrate``),
-and hands out one ``Client``.
+over it), resolves the database (the configured DSN, or the embedded PostgreSQL, announced on
+stderr by the command that creates or starts it), makes sure the schema is there (migrating the
+embedded database automatically; on a configured database a missing or old schema is an error
+that says to run ``pgstask migrate``), and hands out one ``Client``.
 """
 
 from __future__ import annotations
@@ -74,18 +74,26 @@ class Context:
         self.err.flush()
 
     def dsn(self) -> str:
-        """The configured DSN, or the embedded PostgreSQL's (started or reused, announced)."""
+        """The configured DSN, or the embedded PostgreSQL's (started if needed)."""
         if self._dsn is None:
             if self.settings.dsn is not None:
                 self._dsn = self.settings.dsn
             else:
-                path = self.settings.data_dir.expanduser().resolve()
-                self.note(
-                    f"using the embedded PostgreSQL in {path} "
-                    "(set PGSTASK_DSN to use your own database)"
-                )
-                self._dsn = embedded.start(path)
+                self._dsn = self.start_embedded()
         return self._dsn
+
+    def start_embedded(self) -> str:
+        """The embedded PostgreSQL's DSN, started if needed. Said on stderr only when this
+        command creates or starts it: a command that finds it running says nothing."""
+        path = self.settings.data_dir.expanduser().resolve()
+        found = embedded.state(path)
+        if not found.running:
+            verb = "starting" if found.created else "creating and starting"
+            self.note(
+                f"{verb} the embedded PostgreSQL in {path} (set PGSTASK_DSN to use your own "
+                "database; `pgstask db stop` stops it)"
+            )
+        return embedded.start(path)
 
     def ready_dsn(self) -> str:
         """``dsn()``, with the embedded database migrated to this pgstask's revision.
