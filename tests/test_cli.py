@@ -508,11 +508,65 @@ def test_run_once_exit_codes(env: dict[str, str], dsn: str) -> None:
     assert summary["processed"] == 2 and summary["completed"] == 2 and summary["ok"]
 
     failing = create(env, "demo", "fail", "--max-attempts", "1")
-    create(env, "demo", "noop")
+    fine = create(env, "demo", "noop")
     result = cli(env, "run-once")
     assert result.returncode == 1, result.stderr
-    assert "processed 2 tasks: 1 completed, 1 failed" in result.stdout
+    assert sorted(result.stdout.splitlines()) == [
+        "run-once: processed 2 tasks: 1 completed, 1 failed",
+        f"task {failing} demo.fail: failed for good (attempt 1 of 1): "
+        "Failed: RuntimeError: failing on purpose",
+        f"task {fine} demo.noop: completed",
+    ]
     assert status(dsn, failing) == "failed"
+
+    # --quiet: only the tasks that did not complete; silent when all went well.
+    retried = create(env, "demo", "fail", "--max-attempts", "2")
+    create(env, "demo", "noop")
+    later = {"PGSTASK_RETRY_BASE_DELAY": "3600", "PGSTASK_RETRY_MAX_DELAY": "3600"}
+    quiet = cli({**env, **later}, "run-once", "--quiet")
+    assert quiet.returncode == 1, quiet.stderr
+    assert quiet.stdout.startswith(f"task {retried} demo.fail: failed, will be retried in "), (
+        quiet.stdout
+    )
+    assert quiet.stdout.endswith("s (attempt 1 of 2): Failed: RuntimeError: failing on purpose\n")
+    assert len(quiet.stdout.splitlines()) == 1
+    create(env, "demo", "noop")
+    assert ok(env, "run-once", "-q") == ""
+
+
+def test_run_once_tells_given_back_and_dropped_tasks(env: dict[str, str], dsn: str) -> None:
+    counting = [
+        create(env, "demo", "count", "--data", '{"to": 10000, "delay": 0.01}') for _ in "ab"
+    ]
+    proc = subprocess.Popen(
+        command("run-once", "--shutdown-grace", "0"),
+        env=env,
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(lambda: all(status(dsn, t) == "running" for t in counting))
+        ok(env, "tasks", "cancel", str(counting[0]))
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # printed as soon as the action stopped
+        assert first == (
+            f"task {counting[0]} demo.count: dropped (cancelled or taken over while running)\n"
+        )
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 1, err
+    assert out.splitlines() == [
+        f"task {counting[1]} demo.count: given back (pending again)",
+        "run-once: processed 2 tasks: 0 completed, 0 failed, 1 given back (pending again), "
+        "1 dropped (cancelled or taken over while running)",
+    ], err
+    assert [status(dsn, t) for t in counting] == ["cancelled", "pending"]
 
 
 def test_two_concurrent_run_once_processes_run_each_task_once(
