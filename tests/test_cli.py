@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ import psycopg.conninfo
 import pytest
 
 from pgstask import embedded
+from pgstask.cli._output import describe_outcomes
 from pgstask.cli.db import find_psql
 from pgstask.errors import ConfigurationError
 from pgstask.task import Status
@@ -416,7 +418,9 @@ def test_stats_shows_tasks_waiting_for_an_unknown_worker(env: dict[str, str]) ->
 
 def test_tasks_list_show_cancel_retry_and_their_exit_codes(env: dict[str, str], dsn: str) -> None:
     done = create(env, "demo", "noop")
-    assert ok(env, "run-once").startswith("run-once: processed 1 task: 1 completed")
+    assert ok(env, "run-once") == (
+        f"task {done} demo.noop: completed\nrun-once: processed 1 task: 1 completed, 0 failed\n"
+    )
     waiting = create(env, "demo", "noop", "--delay", "3600")
 
     listed = ok(env, "tasks", "list")
@@ -532,6 +536,16 @@ def test_run_once_exit_codes(env: dict[str, str], dsn: str) -> None:
     assert len(quiet.stdout.splitlines()) == 1
     create(env, "demo", "noop")
     assert ok(env, "run-once", "-q") == ""
+
+
+def test_outcomes_are_described_in_words() -> None:
+    assert describe_outcomes(Counter()) == "0 completed, 0 failed"
+    assert describe_outcomes(
+        Counter(dropped=1, given_back=2, failed=1, completed=3), retried=1
+    ) == (
+        "3 completed, 1 failed (1 will be retried), 2 given back (pending again), "
+        "1 dropped (cancelled or taken over while running)"
+    )
 
 
 def test_run_once_tells_given_back_and_dropped_tasks(env: dict[str, str], dsn: str) -> None:
