@@ -217,7 +217,7 @@ def test_a_malformed_dsn_is_a_usage_error_naming_its_setting(dsn: str, why: str)
 
 def test_an_unreachable_database_exits_3_with_a_clear_message() -> None:
     env = {**base_env(), "PGSTASK_DSN": "postgresql://postgres@127.0.0.1:1/x"}
-    for args in (["stats"], ["run-once"], ["daemon"]):
+    for args in (["stats"], ["run-once"], ["daemon"], ["db", "status"]):
         result = cli(env, *args)
         assert result.returncode == 3, (args, result.stderr)
         last = result.stderr.splitlines()[-1]
