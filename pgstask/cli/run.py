@@ -161,6 +161,7 @@ class Report:
                 self.out.write(self.line(outcome) + "\n")
                 self.out.flush()
         except Exception:  # e.g. `run-once | head` left: the tasks still get their outcomes
+            _log.debug("run-once: cannot print task lines any more", exc_info=True)
             self.silent = True
 
     @staticmethod
