@@ -763,6 +763,7 @@ def _spec(
         if len(value) > 255:
             raise InvalidTaskError(f"{name} is longer than 255 characters")
         _check_storable(name, value)
+    registry.check_action(identifier, action)  # only for workers this process defines
     if data is None:
         data = {}
     if not isinstance(data, Mapping):

@@ -12,14 +12,19 @@ import os
 import signal
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg
+import psycopg.conninfo
 import pytest
 
 from pgstask import embedded
+from pgstask.cli._output import describe_outcomes
+from pgstask.cli.db import find_psql
+from pgstask.errors import ConfigurationError
 from pgstask.task import Status
 from tests.daemons import scalar, wait_for
 
@@ -47,6 +52,8 @@ COMMANDS = [
         ["workers", c]
         for c in ("list", "discover", "rescan", "clean", "activate", "deactivate", "settings")
     ),
+    ["db"],
+    *(["db", c] for c in ("status", "stop", "psql")),
 ]
 
 Result = subprocess.CompletedProcess[str]
@@ -186,9 +193,31 @@ def test_a_bad_flag_value_is_a_usage_error_naming_the_flag(env: dict[str, str]) 
     assert "--concurrency" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("dsn", "why"),
+    [
+        ("garbage", 'is not a valid PostgreSQL connection string (missing "=" after "garbage"'),
+        ("postgresql://[::1/x", "is not a valid PostgreSQL connection string"),
+        ("postgresql://app:secret@db:fivefour/app", "has the port 'fivefour'"),
+        ("host=a,b port=5432,x", "has the port 'x'"),
+    ],
+)
+def test_a_malformed_dsn_is_a_usage_error_naming_its_setting(dsn: str, why: str) -> None:
+    for env, args, source in (
+        ({**base_env(), "PGSTASK_DSN": dsn}, ["tasks", "list"], "PGSTASK_DSN"),
+        (base_env(), ["--dsn", dsn, "stats"], "--dsn"),
+        ({**base_env(), "PGSTASK_DSN": "dbname=ok"}, ["stats", "--dsn", dsn], "--dsn"),
+    ):
+        result = cli(env, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.startswith(f"pgstask: error: {source} {why}"), result.stderr
+        assert "secret" not in result.stderr  # the DSN may hold a password: not repeated
+        assert len(result.stderr.splitlines()) == 1
+
+
 def test_an_unreachable_database_exits_3_with_a_clear_message() -> None:
     env = {**base_env(), "PGSTASK_DSN": "postgresql://postgres@127.0.0.1:1/x"}
-    for args in (["stats"], ["run-once"], ["daemon"]):
+    for args in (["stats"], ["run-once"], ["daemon"], ["db", "status"]):
         result = cli(env, *args)
         assert result.returncode == 3, (args, result.stderr)
         last = result.stderr.splitlines()[-1]
@@ -212,22 +241,89 @@ def test_a_database_without_the_schema_says_to_migrate(pg: Server, tmp_path: Pat
         pg.drop_database(name)
 
 
-def test_without_a_dsn_the_embedded_postgresql_is_used_and_announced(tmp_path: Path) -> None:
+def test_the_embedded_postgresql_is_announced_when_started_and_managed_with_db(
+    tmp_path: Path,
+) -> None:
     data_dir = tmp_path / "pgdata"
+    where = str(data_dir.resolve())
     env = {**base_env(), "PGSTASK_DATA_DIR": str(data_dir), "PGSTASK_STORAGE": str(tmp_path)}
     try:
+        status = ok(env, "db", "status")
+        assert "not created yet" in status and where in status
+        assert not data_dir.exists()  # status never starts it
+
         result = cli(env, "stats", timeout=120)
         assert result.returncode == 0, result.stderr
-        assert "using the embedded PostgreSQL in" in result.stderr, result.stderr
-        assert str(data_dir.resolve()) in result.stderr, result.stderr
-        assert "migrating the embedded database" in result.stderr, result.stderr
         assert "pending" in result.stdout, result.stdout
-        again = cli(env, "stats")
-        assert again.returncode == 0, again.stderr
-        assert "using the embedded PostgreSQL" in again.stderr
-        assert "migrating" not in again.stderr
+        assert result.stderr.startswith(
+            f"pgstask: creating and starting the embedded PostgreSQL in {where} "
+        ), result.stderr
+        assert "`pgstask db stop` stops it" in result.stderr
+        assert "migrating the embedded database" in result.stderr, result.stderr
+
+        again = cli(env, "stats")  # it runs: nothing to say
+        assert again.returncode == 0 and again.stderr == "", again.stderr
+
+        running = json.loads(ok(env, "db", "status", "--json"))
+        assert running["running"] is True and running["data_dir"] == where
+        assert running["dsn"].startswith("postgresql://") and isinstance(running["pid"], int)
+        assert f"data:     {where}" in ok(env, "db", "status")
+
+        counted = cli(env, "db", "psql", "--", "-tAc", "SELECT count(*) FROM s_tasks")
+        assert (counted.returncode, counted.stdout, counted.stderr) == (0, "0\n", "")
+
+        assert ok(env, "db", "stop") == f"stopped the embedded PostgreSQL in {where}\n"
+        assert not json.loads(ok(env, "db", "status", "--json"))["running"]
+        assert "not running (the next pgstask command starts it)" in ok(env, "db", "status")
+        assert ok(env, "db", "stop") == f"the embedded PostgreSQL in {where} is not running\n"
+
+        restarted = cli(env, "tasks", "list")
+        assert restarted.returncode == 0, restarted.stderr
+        assert restarted.stderr.startswith(
+            f"pgstask: starting the embedded PostgreSQL in {where} "
+        ), restarted.stderr
+        assert "migrating" not in restarted.stderr
     finally:
         embedded.stop(data_dir)
+
+
+def test_db_commands_with_a_configured_dsn(env: dict[str, str], dsn: str, tmp_path: Path) -> None:
+    status = ok(env, "db", "status")
+    assert "configured by PGSTASK_DSN" in status and "reachable (PostgreSQL " in status
+    assert "(current)" in status
+    shown = json.loads(ok(env, "db", "status", "--json"))
+    assert shown["database"] == "PGSTASK_DSN" and shown["schema_current"] is True
+    with_password = psycopg.conninfo.make_conninfo(dsn, password="hunter2")
+    hidden = json.loads(ok({**env, "PGSTASK_DSN": with_password}, "db", "status", "--json"))
+    assert "hunter2" not in hidden["dsn"] and "password=***" in hidden["dsn"]
+
+    refused = cli(env, "db", "stop")
+    assert refused.returncode == 2 and "does not manage it" in refused.stderr
+
+    create(env, "demo", "noop")
+    counted = cli(env, "db", "psql", "--", "-tAc", "SELECT count(*) FROM s_tasks")
+    assert (counted.returncode, counted.stdout) == (0, "1\n"), counted.stderr
+
+    # The psql on PATH comes first for a configured database, with the DSN and the arguments.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "psql"
+    fake.write_text('#!/bin/sh\necho "psql $*"\n')
+    fake.chmod(0o755)
+    path_env = {**env, "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"}
+    assert (
+        ok(path_env, "db", "psql", "--", "-c", "TABLE s_tasks") == f"psql {dsn} -c TABLE s_tasks\n"
+    )
+
+
+def test_without_any_psql_the_error_says_how_to_install_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"^psql is not installed: install PostgreSQL's"):
+        find_psql(prefer_bundled=True, search_path=str(tmp_path), bundled=tmp_path / "psql")
+    (tmp_path / "psql").write_text("#!/bin/sh\n")
+    (tmp_path / "psql").chmod(0o755)
+    assert find_psql(prefer_bundled=False, search_path="", bundled=tmp_path / "psql") == (
+        tmp_path / "psql"
+    )
 
 
 # --- creating tasks and statistics -----------------------------------------------------------
@@ -270,6 +366,40 @@ def test_create_rejects_bad_input_with_exit_2_and_creates_nothing(
     assert count_tasks(dsn) == 0
 
 
+def test_create_refuses_an_action_the_installed_worker_does_not_have(
+    env: dict[str, str], dsn: str
+) -> None:
+    result = cli(env, "create", "demo", "unknown_action")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        "pgstask: error: worker 'demo' has no action 'unknown_action' "
+        "(its actions: count, fail, noop)\n"
+    )
+    assert count_tasks(dsn) == 0
+    assert create(env, "demo", "Noop") > 0  # another spelling of an action it has
+    assert create(env, "not-installed-here", "anything") > 0  # another host may have it
+
+
+def test_a_worker_with_an_async_action_stops_the_daemon_from_starting(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "eager_workers.py").write_text(
+        "from pgstask import BaseWorker\n\n"
+        "class EagerWorker(BaseWorker):\n"
+        "    identifier = 'eager'\n\n"
+        "    async def task_fetch(self, task, options):\n"
+        "        pass\n"
+    )
+    env = {**env, "PYTHONPATH": str(tmp_path), "PGSTASK_WORKERS": "eager_workers"}
+    for args in (["daemon"], ["run-once"]):
+        result = cli(env, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        message = result.stderr.splitlines()[-1]
+        assert message.startswith("pgstask: error: cannot import worker module 'eager_workers'")
+        assert "worker 'eager' (eager_workers.EagerWorker): action method task_fetch" in message
+        assert "async actions are not supported yet" in message
+
+
 def test_stats_shows_tasks_waiting_for_an_unknown_worker(env: dict[str, str]) -> None:
     ok(env, "workers", "discover")
     create(env, "ghost", "haunt")
@@ -288,7 +418,9 @@ def test_stats_shows_tasks_waiting_for_an_unknown_worker(env: dict[str, str]) ->
 
 def test_tasks_list_show_cancel_retry_and_their_exit_codes(env: dict[str, str], dsn: str) -> None:
     done = create(env, "demo", "noop")
-    assert ok(env, "run-once").startswith("run-once: processed 1 task: 1 completed")
+    assert ok(env, "run-once") == (
+        f"task {done} demo.noop: completed\nrun-once: processed 1 task: 1 completed, 0 failed\n"
+    )
     waiting = create(env, "demo", "noop", "--delay", "3600")
 
     listed = ok(env, "tasks", "list")
@@ -380,11 +512,75 @@ def test_run_once_exit_codes(env: dict[str, str], dsn: str) -> None:
     assert summary["processed"] == 2 and summary["completed"] == 2 and summary["ok"]
 
     failing = create(env, "demo", "fail", "--max-attempts", "1")
-    create(env, "demo", "noop")
+    fine = create(env, "demo", "noop")
     result = cli(env, "run-once")
     assert result.returncode == 1, result.stderr
-    assert "processed 2 tasks: 1 completed, 1 failed" in result.stdout
+    assert sorted(result.stdout.splitlines()) == [
+        "run-once: processed 2 tasks: 1 completed, 1 failed",
+        f"task {failing} demo.fail: failed for good (attempt 1 of 1): "
+        "Failed: RuntimeError: failing on purpose",
+        f"task {fine} demo.noop: completed",
+    ]
     assert status(dsn, failing) == "failed"
+
+    # --quiet: only the tasks that did not complete; silent when all went well.
+    retried = create(env, "demo", "fail", "--max-attempts", "2")
+    create(env, "demo", "noop")
+    later = {"PGSTASK_RETRY_BASE_DELAY": "3600", "PGSTASK_RETRY_MAX_DELAY": "3600"}
+    quiet = cli({**env, **later}, "run-once", "--quiet")
+    assert quiet.returncode == 1, quiet.stderr
+    assert quiet.stdout.startswith(f"task {retried} demo.fail: failed, will be retried in "), (
+        quiet.stdout
+    )
+    assert quiet.stdout.endswith("s (attempt 1 of 2): Failed: RuntimeError: failing on purpose\n")
+    assert len(quiet.stdout.splitlines()) == 1
+    create(env, "demo", "noop")
+    assert ok(env, "run-once", "-q") == ""
+
+
+def test_outcomes_are_described_in_words() -> None:
+    assert describe_outcomes(Counter()) == "0 completed, 0 failed"
+    assert describe_outcomes(
+        Counter(dropped=1, given_back=2, failed=1, completed=3), retried=1
+    ) == (
+        "3 completed, 1 failed (1 will be retried), 2 given back (pending again), "
+        "1 dropped (cancelled or taken over while running)"
+    )
+
+
+def test_run_once_tells_given_back_and_dropped_tasks(env: dict[str, str], dsn: str) -> None:
+    counting = [
+        create(env, "demo", "count", "--data", '{"to": 10000, "delay": 0.01}') for _ in "ab"
+    ]
+    proc = subprocess.Popen(
+        command("run-once", "--shutdown-grace", "0"),
+        env=env,
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(lambda: all(status(dsn, t) == "running" for t in counting))
+        ok(env, "tasks", "cancel", str(counting[0]))
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # printed as soon as the action stopped
+        assert first == (
+            f"task {counting[0]} demo.count: dropped (cancelled or taken over while running)\n"
+        )
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 1, err
+    assert out.splitlines() == [
+        f"task {counting[1]} demo.count: given back (pending again)",
+        "run-once: processed 2 tasks: 0 completed, 0 failed, 1 given back (pending again), "
+        "1 dropped (cancelled or taken over while running)",
+    ], err
+    assert [status(dsn, t) for t in counting] == ["cancelled", "pending"]
 
 
 def test_two_concurrent_run_once_processes_run_each_task_once(

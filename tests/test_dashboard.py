@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.daemons import wait_for
+from tests.daemons import scalar, wait_for
 from tests.http_support import RO_TOKEN, RW_TOKEN
 from tests.test_cli import env as env  # the fixture
 from tests.test_http_serve import _free_port, serving
@@ -257,8 +258,16 @@ def test_cancel_and_retry_a_running_task_from_the_tasks_tab(server: Server, page
     assert server.task(task_id)["attempts"] <= 1  # a fresh set of attempts
 
 
-def test_strings_from_tasks_render_as_text(server: Server, page: Page, dialogs: list[str]) -> None:
-    hostile = server.create("sample", XSS_IMG, {"note": XSS_SCRIPT, XSS_IMG: XSS_IMG})
+def test_strings_from_tasks_render_as_text(
+    server: Server, page: Page, dialogs: list[str], dsn: str
+) -> None:
+    # By SQL: the API refuses an action that the sample worker does not have.
+    hostile = scalar(
+        dsn,
+        "INSERT INTO s_tasks (identifier, action, meta) VALUES ('sample', %s, %s) RETURNING id",
+        (XSS_IMG, json.dumps({"note": XSS_SCRIPT, XSS_IMG: XSS_IMG})),
+    )
+    assert isinstance(hostile, int)
     failing = server.run("sample", "fail", {"error": f"{XSS_SCRIPT}{XSS_IMG}"}, max_attempts=1)
     server.wait_status(hostile, "failed")
     server.wait_status(failing, "failed")

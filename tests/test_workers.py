@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
 import pytest
 
-from pgstask import BaseWorker, Client, Status, UnknownActionError
+from pgstask import BaseWorker, Client, Status, Task, UnknownActionError
+from pgstask.client import COPY_FROM
 from pgstask.errors import ConfigurationError, PgstaskError
 from pgstask.settings import Settings
 from pgstask.workers.registry import class_path, discover, load_class
@@ -91,11 +95,83 @@ def test_settings_changes_reach_a_running_daemon(settings: Settings) -> None:
 
 def test_unknown_action_fails_the_task_with_a_clear_message(settings: Settings) -> None:
     with Client(settings=settings) as client, running_daemon(settings):
-        task = client.create("sample", "does-not-exist")
+        with client.connection() as conn:  # SQL: the client refuses it (see the next test)
+            row = conn.execute(
+                "INSERT INTO s_tasks (identifier, action) VALUES ('sample', 'does-not-exist') "
+                "RETURNING id"
+            ).fetchone()
+        assert row is not None
+        task = int(row["id"])
         wait_for(lambda: client.get(task).status == Status.FAILED)
         final = client.get(task)
     assert "no action 'does-not-exist'" in (final.message or "")
     assert final.attempts == 1  # not retried: it can never succeed
+
+
+def test_the_client_refuses_an_action_that_a_known_worker_does_not_have(
+    settings: Settings,
+) -> None:
+    with Client(settings=settings) as client:
+        with pytest.raises(UnknownActionError) as refused:
+            client.create("sample", "does-not-exist")
+        assert str(refused.value).startswith("worker 'sample' has no action 'does-not-exist'")
+        assert "sync_stock" in str(refused.value)  # the actions it has are listed
+        for size in (2, COPY_FROM):  # the INSERT and the COPY forms
+            items = [{"identifier": "sample", "action": "noop"}] * (size - 1)
+            with pytest.raises(UnknownActionError, match="no action 'nope'"):
+                client.create_many([*items, {"identifier": "sample", "action": "nope"}])
+        assert client.stats()["total"] == 0  # nothing was created
+        # Other spellings of a known action pass; unknown workers may run on another host.
+        assert client.create("sample", "Sync-Stock").action == "Sync-Stock"
+        assert client.create("not-installed-here", "anything").action == "anything"
+        assert len(client.create_many([{"identifier": "sample", "action": "noop"}] * 2)) == 2
+
+
+def test_an_action_of_any_class_with_the_identifier_is_accepted(settings: Settings) -> None:
+    class Extended(SampleWorker):  # a second class with the identifier "sample"
+        def task_extra(self, task: Task, options: dict[str, Any]) -> None:
+            pass
+
+    with Client(settings=settings) as client:
+        assert client.create("sample", "extra").action == "extra"
+        assert client.create("sample", "noop").action == "noop"
+    assert Extended.identifier == "sample"
+
+
+def test_a_worker_class_with_an_action_that_cannot_run_is_refused() -> None:
+    """Its body would never run and its tasks would be completed at once."""
+    with pytest.raises(ConfigurationError) as coroutine:
+
+        class Eager(BaseWorker):
+            identifier = "eager"
+
+            async def task_go(self, task: Task, options: dict[str, Any]) -> None:
+                pass
+
+    with pytest.raises(ConfigurationError) as async_generator:
+
+        class Streaming(BaseWorker):
+            identifier = "streaming"
+
+            async def task_go(self, task: Task, options: dict[str, Any]) -> AsyncIterator[int]:
+                yield 1
+
+    with pytest.raises(ConfigurationError) as generator:
+
+        class Lazy(BaseWorker):
+            identifier = "lazy"
+
+            def task_go(self, task: Task, options: dict[str, Any]) -> Iterator[int]:
+                yield 1
+
+    for refused, name, why in (
+        (coroutine, "eager", "is `async def`; async actions are not supported yet"),
+        (async_generator, "streaming", "is `async def`; async actions are not supported yet"),
+        (generator, "lazy", "is a generator function"),
+    ):
+        message = str(refused.value)
+        assert message.startswith(f"worker {name!r} (tests.test_workers."), message
+        assert f"action method task_go {why}" in message
 
 
 def test_unknown_worker_tasks_stay_pending_and_are_visible(settings: Settings) -> None:

@@ -3,12 +3,13 @@
 ::
 
     pgstask migrate | daemon | run-once | serve | create | stats | tasks … | workers … | clean
-            | logs | tokens
+            | logs | tokens | db …
 
 Every command has ``--help``. Settings come from the ``PGSTASK_*`` environment; flags override
 them (``--dsn``, ``--storage``, ``--data-dir``, ``--workers`` on every command, before or after
 its name; ``--concurrency``, ``--poll-interval``, … on ``daemon`` and ``run-once``). Without a
-DSN the embedded PostgreSQL is started (or reused) and migrated, and stderr says so.
+DSN the embedded PostgreSQL is started (or reused) and migrated; stderr says so when a command
+creates, starts or migrates it (``pgstask db status|stop|psql`` manage it).
 
 Exit codes (also in ``pgstask --help``), for cron, systemd and scripts:
 
@@ -39,7 +40,7 @@ from collections.abc import Sequence
 import psycopg
 
 from pgstask import __version__
-from pgstask.cli import admin, create, logs, run, serve, tasks, workers
+from pgstask.cli import admin, create, db, logs, run, serve, tasks, workers
 from pgstask.cli._app import (
     EXIT_CODES_HELP,
     EXIT_DATABASE,
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin.register_clean(commands)
     logs.register(commands)
     serve.register(commands)
+    db.register(commands)
     return parser
 
 
@@ -124,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         message = "; ".join(lines) or type(exc).__name__
         if isinstance(exc.__cause__, psycopg.OperationalError) and ctx and not ctx.embedded:
-            message += " (check PGSTASK_DSN or --dsn)"
+            message += f" (check {ctx.dsn_source})"
         sys.stderr.write(f"pgstask: error: {message}\n")
         return exit_code(exc)
     except KeyboardInterrupt:

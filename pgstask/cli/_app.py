@@ -1,10 +1,10 @@
 """What every command shares: exit codes and ``Context``.
 
 ``Context`` turns the parsed arguments into ``Settings`` (``PGSTASK_*`` environment first, flags
-over it), resolves the database (the configured DSN, or the embedded PostgreSQL, announced once
-on stderr), makes sure the schema is there (migrating the embedded database automatically; on a
-configured database a missing or old schema is an error that says to run ``pgstask migrate``),
-and hands out one ``Client``.
+over it), resolves the database (the configured DSN, or the embedded PostgreSQL, announced on
+stderr by the command that creates or starts it), makes sure the schema is there (migrating the
+embedded database automatically; on a configured database a missing or old schema is an error
+that says to run ``pgstask migrate``), and hands out one ``Client``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from pgstask import embedded
 from pgstask.client import Client
@@ -58,6 +59,7 @@ class Context:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self.settings = _settings(args)
+        self.dsn_source = dsn_source(args)
         self._dsn: str | None = None
         self._ready = False
         self._client: Client | None = None
@@ -72,18 +74,26 @@ class Context:
         self.err.flush()
 
     def dsn(self) -> str:
-        """The configured DSN, or the embedded PostgreSQL's (started or reused, announced)."""
+        """The configured DSN, or the embedded PostgreSQL's (started if needed)."""
         if self._dsn is None:
             if self.settings.dsn is not None:
                 self._dsn = self.settings.dsn
             else:
-                path = self.settings.data_dir.expanduser().resolve()
-                self.note(
-                    f"using the embedded PostgreSQL in {path} "
-                    "(set PGSTASK_DSN to use your own database)"
-                )
-                self._dsn = embedded.start(path)
+                self._dsn = self.start_embedded()
         return self._dsn
+
+    def start_embedded(self) -> str:
+        """The embedded PostgreSQL's DSN, started if needed. Said on stderr only when this
+        command creates or starts it: a command that finds it running says nothing."""
+        path = self.settings.data_dir.expanduser().resolve()
+        found = embedded.state(path)
+        if not found.running:
+            verb = "starting" if found.created else "creating and starting"
+            self.note(
+                f"{verb} the embedded PostgreSQL in {path} (set PGSTASK_DSN to use your own "
+                "database; `pgstask db stop` stops it)"
+            )
+        return embedded.start(path)
 
     def ready_dsn(self) -> str:
         """``dsn()``, with the embedded database migrated to this pgstask's revision.
@@ -161,6 +171,35 @@ def _settings(args: argparse.Namespace) -> Settings:
     ):
         changes[name] = getattr(args, name, None)
     try:
-        return settings.replace(**changes)
+        settings = settings.replace(**changes)
     except ConfigurationError as exc:
         raise ConfigurationError(f"{exc} (check the flags and PGSTASK_* variables)") from None
+    if settings.dsn is not None:
+        check_dsn(settings.dsn, dsn_source(args))
+    return settings
+
+
+def dsn_source(args: argparse.Namespace) -> str:
+    """Where the DSN came from, as the user wrote it: ``--dsn`` or ``PGSTASK_DSN``."""
+    return "--dsn" if getattr(args, "dsn", None) is not None else "PGSTASK_DSN"
+
+
+def check_dsn(dsn: str, source: str) -> None:
+    """``ConfigurationError`` (exit 2) naming ``source`` if ``dsn`` cannot be a connection
+    string: libpq's parse, and ports that are not numbers (libpq finds those only when it
+    connects, which would make them look like an unreachable server). The DSN itself is not
+    repeated: it may hold a password."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.Error as exc:
+        why = str(exc).strip()
+        raise ConfigurationError(
+            f"{source} is not a valid PostgreSQL connection string ({why}); use a URI "
+            "(postgresql://user:password@host:5432/dbname) or key=value pairs "
+            "(host=… port=… dbname=… user=…)"
+        ) from None
+    for port in str(params.get("port") or "").split(","):
+        if port.strip() and not (port.strip().isdigit() and 0 < int(port) < 65536):
+            raise ConfigurationError(
+                f"{source} has the port {port.strip()!r}; a port is a number from 1 to 65535"
+            )

@@ -3,6 +3,10 @@
 The task's data is a JSON object given inline (``--data``) or from a file (``--data-file``, ``-``
 for stdin); anything else is rejected before a row is written. ``--delay`` counts from the
 database clock, like every schedule in pgstask; ``--start-at`` without a UTC offset is local time.
+
+The installed workers (entry points, ``PGSTASK_WORKERS``, ``--workers``) are imported first, so
+an action that an installed worker does not have is refused (exit 2) before a row is written.
+A worker that is not installed here is accepted: a daemon on another host may have it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pgstask.cli._options import (
 from pgstask.cli._output import print_json
 from pgstask.errors import InvalidTaskError
 from pgstask.task import PRIORITIES
+from pgstask.workers import registry
 
 
 def register(commands: Subparsers) -> None:
@@ -80,6 +85,7 @@ def register(commands: Subparsers) -> None:
 def cmd_create(ctx: Context) -> int:
     args = ctx.args
     data = args.data if args.data_file is None else _read_data_file(args.data_file)
+    registry.discover(ctx.settings.worker_modules)  # Client.create checks their actions
     client = ctx.client()
     start_at: dt.datetime | None = args.start_at
     if args.delay is not None:

@@ -13,6 +13,10 @@ the daemon (e.g. its start-up schema check cannot connect) becomes a ``DatabaseE
 
 ``run-once`` takes no global lock: several runs at once (cron every minute while the previous
 run still works) share the due tasks through ``FOR UPDATE SKIP LOCKED``, each task once.
+
+``run-once`` prints a line per task as its action ends (``Report``, called from the action
+threads through the daemon's ``_record``), then a summary; ``--quiet`` keeps only the lines of
+tasks that did not complete, so cron mails nothing when all went well.
 """
 
 from __future__ import annotations
@@ -22,19 +26,20 @@ import logging
 import queue
 import signal
 import threading
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, TextIO
 
 from psycopg.conninfo import conninfo_to_dict
 
 from pgstask.cli._app import EXIT_FAILED, EXIT_OK, Context
 from pgstask.cli._options import Subparsers, add_common, add_json, add_runtime, positive_int
-from pgstask.cli._output import plural, print_json
+from pgstask.cli._output import OUTCOME_WORDS, cell, describe_outcomes, plural, print_json
 from pgstask.db import translate_errors
 from pgstask.workers import registry
 
 if TYPE_CHECKING:
     from pgstask.runtime.daemon import Daemon
+    from pgstask.runtime.runner import Outcome
 
 _log = logging.getLogger("pgstask.cli")
 
@@ -68,6 +73,12 @@ def register(commands: Subparsers) -> None:
     r.add_argument(
         "--max-tasks", type=positive_int, metavar="N", help="stop claiming after N tasks"
     )
+    r.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print only the tasks that did not complete (no line per completed task, no summary)",
+    )
     add_json(r)
     r.set_defaults(handler=cmd_run_once)
 
@@ -90,7 +101,8 @@ def cmd_daemon(ctx: Context) -> int:
 
 
 def cmd_run_once(ctx: Context) -> int:
-    daemon = build_daemon(ctx)
+    report = Report(ctx.out, quiet=ctx.args.quiet, silent=ctx.args.json)
+    daemon = build_daemon(ctx, report=report)
     with _stop_on_signals(daemon), translate_errors():
         summary = daemon.run_once(batch_size=ctx.args.batch_size, max_tasks=ctx.args.max_tasks)
     outcomes = dict(summary.outcomes)
@@ -105,25 +117,85 @@ def cmd_run_once(ctx: Context) -> int:
             },
             ctx.out,
         )
-    else:
-        others = ", ".join(
-            f"{n} {kind.replace('_', ' ')}"
-            for kind, n in sorted(outcomes.items())
-            if kind not in ("completed", "failed") and n
-        )
+    elif not ctx.args.quiet:
         ctx.out.write(
-            f"run-once: processed {plural(summary.total, 'task')}: {summary.completed} completed, "
-            f"{summary.failed} failed" + (f", {others}" if others else "") + "\n"
+            f"run-once: processed {plural(summary.total, 'task')}: "
+            f"{describe_outcomes(outcomes, retried=report.retried)}\n"
         )
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
-def build_daemon(ctx: Context) -> Daemon:
+class Report:
+    """One line per task that ``run-once`` ran, as its action ends::
+
+        task 12 demo.noop: completed
+        task 13 demo.fail: failed, will be retried in 2.1s (attempt 1 of 3): Failed: …
+        task 14 demo.fail: failed for good (attempt 3 of 3): Failed: RuntimeError: …
+        task 15 demo.count: given back (pending again)
+        task 16 demo.count: dropped (cancelled or taken over while running)
+
+    Called from the action threads; it never raises (an outcome must reach the completer),
+    and stops printing when stdout is gone."""
+
+    def __init__(self, out: TextIO, *, quiet: bool = False, silent: bool = False) -> None:
+        self.out = out
+        self.quiet = quiet
+        self.silent = silent
+        self._retrying: set[int] = set()  # tasks whose last run failed and will run again
+        self._lock = threading.Lock()
+
+    @property
+    def retried(self) -> int:
+        """Tasks whose last run here failed and that will be retried (pending again)."""
+        return len(self._retrying)
+
+    def __call__(self, outcome: Outcome) -> None:
+        try:
+            with self._lock:
+                if outcome.retry_delay is not None:
+                    self._retrying.add(outcome.task.id)
+                else:
+                    self._retrying.discard(outcome.task.id)
+                if self.silent or (self.quiet and outcome.succeeded):
+                    return
+                self.out.write(self.line(outcome) + "\n")
+                self.out.flush()
+        except Exception:  # e.g. `run-once | head` left: the tasks still get their outcomes
+            _log.debug("run-once: cannot print task lines any more", exc_info=True)
+            self.silent = True
+
+    @staticmethod
+    def line(outcome: Outcome) -> str:
+        task = outcome.task
+        kind = outcome.kind.value
+        text = OUTCOME_WORDS.get(kind, kind.replace("_", " "))
+        if kind == "failed":
+            attempt = f"attempt {task.attempts} of {task.max_attempts}"
+            if outcome.retry_delay is not None:
+                text = f"failed, will be retried in {outcome.retry_delay:.1f}s ({attempt})"
+            else:
+                text = f"failed for good ({attempt})"
+            text += f": {cell(outcome.message, 300)}"
+        return f"task {task.id} {task.identifier}.{task.action}: {text}"
+
+
+def build_daemon(ctx: Context, *, report: Callable[[Outcome], None] | None = None) -> Daemon:
+    """The daemon of ``daemon`` and ``run-once``; ``report`` is told each outcome as it is
+    recorded."""
     # Imported here: the daemon pulls in alembic (its schema check), which other commands skip.
     from pgstask.runtime.daemon import Daemon
 
     workers = registry.discover(ctx.settings.worker_modules)
-    return Daemon(ctx.settings, dsn=ctx.ready_dsn(), workers=workers)
+    if report is None:
+        return Daemon(ctx.settings, dsn=ctx.ready_dsn(), workers=workers)
+    tell: Callable[[Outcome], None] = report
+
+    class Reporting(Daemon):
+        def _record(self, outcome: Outcome) -> None:
+            super()._record(outcome)
+            tell(outcome)
+
+    return Reporting(ctx.settings, dsn=ctx.ready_dsn(), workers=workers)
 
 
 def _describe(ctx: Context) -> str:

@@ -5,10 +5,16 @@ A worker has a unique ``identifier``, metadata (``scope``, ``title``, ``descript
 stored in ``s_workers.settings``), and actions: methods ``task_<action>(self, task, options)``.
 An action that returns without marking its task finishes it as completed; one that raises is
 retried with backoff until ``max_attempts``; ``mark_failed`` fails the task for good.
+
+Actions are plain ``def`` methods, run in threads. A class whose action is ``async def`` (or a
+generator function) is refused when its ``class`` statement runs: its body would never run and
+its tasks would be reported completed. Each accepted subclass with an identifier is remembered
+by ``pgstask.workers.registry``, so that ``Client.create`` refuses an action it does not have.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from collections.abc import Mapping
@@ -51,7 +57,33 @@ class BaseWorker:
         self._storage = storage
         self._runs: dict[int, TaskRun] = {}
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.check_actions()
+        from pgstask.workers import registry  # imports this module: not at the top
+
+        registry.remember(cls)
+
     # --- class-level description -------------------------------------------------------------
+
+    @classmethod
+    def check_actions(cls) -> None:
+        """Refuse action methods the runner cannot run (``ConfigurationError``): ``async def``
+        methods, whose coroutine would never be awaited, and generator functions, whose body
+        would never run; either way the task would be completed without running."""
+        for name in sorted(action_methods(cls).values()):
+            method = getattr(cls, name)
+            if inspect.iscoroutinefunction(method) or inspect.isasyncgenfunction(method):
+                why = "is `async def`; async actions are not supported yet"
+            elif inspect.isgeneratorfunction(method):
+                why = "is a generator function (it contains `yield`); its body would never run"
+            else:
+                continue
+            raise ConfigurationError(
+                f"worker {cls.identifier or '(no identifier)'!r} "
+                f"({cls.__module__}.{cls.__qualname__}): action method {name} {why}. Define it "
+                "with a plain `def` (it may call asyncio.run(...) for async code)"
+            )
 
     @classmethod
     def check_identifier(cls) -> str:

@@ -4,6 +4,11 @@ An entry point names a worker class (``demo = "pkg.module:DemoWorker"``) or a mo
 ``BaseWorker`` subclasses with an identifier are all taken. ``PGSTASK_WORKERS`` lists modules the
 same way. Two classes with one identifier are a configuration error: the daemon would not know
 which to run.
+
+The registry also remembers every ``BaseWorker`` subclass with an identifier that this process
+has defined, however it was imported (``BaseWorker.__init_subclass__`` calls ``remember``):
+``check_action`` refuses a task whose worker this process knows but whose action none of its
+classes has. An identifier it does not know is accepted: a daemon on another host may run it.
 """
 
 from __future__ import annotations
@@ -11,17 +16,53 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import weakref
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 from types import ModuleType
 
-from pgstask.errors import ConfigurationError
+from pgstask.errors import ConfigurationError, UnknownActionError
+from pgstask.workers.actions import action_key, action_methods
 from pgstask.workers.base import BaseWorker
 
 GROUP = "pgstask.workers"
 _log = logging.getLogger(__name__)
 
 WorkerClasses = dict[str, type[BaseWorker]]
+
+# identifier → the classes of this process that have it (weakly: a class may be dropped again).
+_defined: dict[str, weakref.WeakSet[type[BaseWorker]]] = {}
+# (identifier, action) pairs check_action accepted; emptied when a class is defined.
+_accepted: set[tuple[str, str]] = set()
+_ACCEPTED_MAX = 10_000
+
+
+def remember(cls: type[BaseWorker]) -> None:
+    """Make ``cls`` known to ``check_action`` (``BaseWorker.__init_subclass__`` calls it)."""
+    ident = cls.identifier
+    if isinstance(ident, str) and ident:
+        _defined.setdefault(ident, weakref.WeakSet()).add(cls)
+        _accepted.clear()
+
+
+def check_action(identifier: str, action: str) -> None:
+    """``UnknownActionError`` if this process knows worker classes with ``identifier`` and none
+    of them has ``action``; an identifier it does not know passes (another host may run it)."""
+    classes = _defined.get(identifier)
+    if not classes or (identifier, action) in _accepted:
+        return
+    key = action_key(action)
+    known = list(classes)
+    if not known or any(key in action_methods(cls) for cls in known):
+        if len(_accepted) >= _ACCEPTED_MAX:
+            _accepted.clear()
+        _accepted.add((identifier, action))
+        return
+    names = sorted({name for cls in known for name in cls.actions()})
+    raise UnknownActionError(
+        f"worker {identifier!r} has no action {action!r} (its actions: "
+        f"{', '.join(names) or 'none'})"
+    )
 
 
 def class_path(cls: type) -> str:
@@ -77,6 +118,8 @@ def discover(modules: Iterable[str] = (), *, entry_point_group: str = GROUP) -> 
     for ep in entry_points(group=entry_point_group):
         try:
             obj = ep.load()
+        except ConfigurationError as exc:  # a worker class pgstask refuses: not to be skipped
+            raise ConfigurationError(f"worker entry point {ep.name} ({ep.value}): {exc}") from exc
         except Exception as exc:
             _log.warning("skipping worker entry point %s (%s): %s", ep.name, ep.value, exc)
             continue
