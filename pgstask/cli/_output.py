@@ -11,6 +11,10 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
+# Defined beside ``Kind``; the CLI tells outcomes in these words.
+from pgstask.runtime.runner import OUTCOME_WORDS as OUTCOME_WORDS
+from pgstask.runtime.runner import describe_outcomes as describe_outcomes
+
 ELLIPSIS = "…"
 
 
@@ -82,32 +86,6 @@ def fields(pairs: Iterable[tuple[str, Any]], out: TextIO) -> None:
 def plural(count: int, noun: str) -> str:
     """``1 task``, ``3 tasks``."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-#: The outcome kinds of ``pgstask.runtime.runner.Kind``, in the order they are told, with what
-#: each means (docs/cli.md explains them further).
-OUTCOME_WORDS = {
-    "completed": "completed",
-    "failed": "failed",
-    "given_back": "given back (pending again)",
-    "dropped": "dropped (cancelled or taken over while running)",
-}
-
-
-def describe_outcomes(counts: Mapping[str, int], *, retried: int = 0) -> str:
-    """A sentence of what a daemon or ``run-once`` did with the tasks it ran: ``3 completed,
-    1 failed, 2 given back (pending again), 1 dropped (cancelled or taken over while
-    running)``. ``completed`` and ``failed`` are always told, the other kinds when they
-    happened; ``retried`` of the failed ones will run again."""
-    parts = []
-    for kind in [*OUTCOME_WORDS, *sorted(counts.keys() - OUTCOME_WORDS.keys())]:
-        n = counts.get(kind, 0)
-        if n or kind in ("completed", "failed"):
-            text = f"{n} {OUTCOME_WORDS.get(kind, kind.replace('_', ' '))}"
-            if kind == "failed" and retried:
-                text += f" ({retried} will be retried)"
-            parts.append(text)
-    return ", ".join(parts)
 
 
 def _is_number(text: str) -> bool:

@@ -15,7 +15,7 @@ the daemon (e.g. its start-up schema check cannot connect) becomes a ``DatabaseE
 run still works) share the due tasks through ``FOR UPDATE SKIP LOCKED``, each task once.
 
 ``run-once`` prints a line per task as its action ends (``Report``, called from the action
-threads through the daemon's ``_record``), then a summary; ``--quiet`` keeps only the lines of
+threads through the daemon's ``on_outcome``), then a summary; ``--quiet`` keeps only the lines of
 tasks that did not complete, so cron mails nothing when all went well.
 """
 
@@ -190,12 +190,7 @@ def build_daemon(ctx: Context, *, report: Callable[[Outcome], None] | None = Non
         return Daemon(ctx.settings, dsn=ctx.ready_dsn(), workers=workers)
     tell: Callable[[Outcome], None] = report
 
-    class Reporting(Daemon):
-        def _record(self, outcome: Outcome) -> None:
-            super()._record(outcome)
-            tell(outcome)
-
-    return Reporting(ctx.settings, dsn=ctx.ready_dsn(), workers=workers)
+    return Daemon(ctx.settings, dsn=ctx.ready_dsn(), workers=workers, on_outcome=tell)
 
 
 def _describe(ctx: Context) -> str:

@@ -57,7 +57,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,7 +77,7 @@ from pgstask.runtime.isolation import KILL_GRACE, SHUTDOWN_KILL_GRACE, TERMINATE
 from pgstask.runtime.listener import Listener
 from pgstask.runtime.producer import Producer
 from pgstask.runtime.rescuer import Rescuer
-from pgstask.runtime.runner import Kind, Outcome, RetryPolicy, Runner
+from pgstask.runtime.runner import Kind, Outcome, RetryPolicy, Runner, describe_outcomes
 from pgstask.settings import Settings
 from pgstask.task import RunKey, Task, UnreadableTask
 from pgstask.workers.base import BaseWorker
@@ -126,7 +126,10 @@ class Daemon:
         dsn: str,
         workers: Mapping[str, type[BaseWorker]],
         concurrency: int | None = None,
+        on_outcome: Callable[[Outcome], None] | None = None,
     ) -> None:
+        """``on_outcome`` is told every outcome the daemon records (``run-once`` prints a
+        line per task with it); it runs in an action thread and must not raise."""
         self.settings = settings
         self.dsn = dsn
         self.id = uuid.uuid4()
@@ -134,6 +137,7 @@ class Daemon:
         self.worker_classes = dict(workers)
         self.workers: dict[str, BaseWorker] = {}
         self.summary = Summary()
+        self._on_outcome = on_outcome
         self._active: dict[RunKey, _Active] = {}
         self._lock = threading.Lock()
         self._stop_requests = 0
@@ -320,6 +324,15 @@ class Daemon:
                 return
             self.summary.outcomes[outcome.kind.value] += 1
             self.completer.add(outcome)
+        self._told(outcome)
+
+    def _told(self, outcome: Outcome) -> None:
+        if self._on_outcome is None:
+            return
+        try:
+            self._on_outcome(outcome)
+        except Exception:
+            _log.exception("on_outcome failed for task %s", outcome.task.id)
 
     def _slot_freed(self) -> None:
         if self.producer is not None:
@@ -462,6 +475,7 @@ class Daemon:
         with self._lock:
             self.summary.outcomes[outcome.kind.value] += 1
             self.completer.add(outcome)
+        self._told(outcome)
 
     # --- the main loops ----------------------------------------------------------------------
 
@@ -616,4 +630,4 @@ class Daemon:
                 _log.warning("could not remove daemon row %s", self.id, exc_info=True)
             self._pool.close()
         self.client.close()
-        _log.info("daemon %s stopped: %s", self.id, dict(self.summary.outcomes))
+        _log.info("daemon %s stopped: %s", self.id, describe_outcomes(self.summary.outcomes))

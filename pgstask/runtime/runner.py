@@ -55,6 +55,32 @@ class Kind(enum.Enum):
     DROPPED = "dropped"  # cancelled or lost: the task is no longer ours, nothing to write
 
 
+#: The outcome kinds of ``Kind``, in the order they are told, with what
+#: each means (docs/cli.md explains them further).
+OUTCOME_WORDS = {
+    "completed": "completed",
+    "failed": "failed",
+    "given_back": "given back (pending again)",
+    "dropped": "dropped (cancelled or taken over while running)",
+}
+
+
+def describe_outcomes(counts: Mapping[str, int], *, retried: int = 0) -> str:
+    """A sentence of what a daemon or ``run-once`` did with the tasks it ran: ``3 completed,
+    1 failed, 2 given back (pending again), 1 dropped (cancelled or taken over while
+    running)``. ``completed`` and ``failed`` are always told, the other kinds when they
+    happened; ``retried`` of the failed ones will run again."""
+    parts = []
+    for kind in [*OUTCOME_WORDS, *sorted(counts.keys() - OUTCOME_WORDS.keys())]:
+        n = counts.get(kind, 0)
+        if n or kind in ("completed", "failed"):
+            text = f"{n} {OUTCOME_WORDS.get(kind, kind.replace('_', ' '))}"
+            if kind == "failed" and retried:
+                text += f" ({retried} will be retried)"
+            parts.append(text)
+    return ", ".join(parts)
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What became of one run of a task."""
