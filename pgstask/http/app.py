@@ -19,7 +19,7 @@ from pgstask.http.cache import WorkerCache
 from pgstask.http.config import HttpSettings
 from pgstask.http.middleware import Access, BodyLimit
 from pgstask.http.routes import dashboard, files, ops, performance, tasks, workers
-from pgstask.http.state import AppState
+from pgstask.http.state import AppState, StreamSlots
 from pgstask.settings import Settings
 
 
@@ -47,6 +47,7 @@ def create_app(
         http=http,
         workers=WorkerCache(load_worker, ttl=http.worker_cache_ttl),
         failures=FailedAttempts(),
+        streams=StreamSlots(total=http.max_streams, per_token=http.max_streams_per_token),
     )
 
     @contextlib.asynccontextmanager
@@ -73,7 +74,12 @@ def create_app(
                 BodyLimit,
                 limit_for=lambda path: files.upload_limit(path, http.max_upload) or http.max_body,
             ),
-            Middleware(Access, tokens=lambda: http.tokens, failures=app_state.failures),
+            Middleware(
+                Access,
+                tokens=lambda: http.tokens,
+                failures=app_state.failures,
+                cookie=http.cookie,
+            ),
         ],
         exception_handlers={
             HTTPException: errors.http_exception,
