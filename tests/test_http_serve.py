@@ -10,6 +10,7 @@ import signal
 import socket
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +18,15 @@ from typing import TYPE_CHECKING
 
 import httpx2 as httpx
 import pytest
+import uvicorn
+from starlette.applications import Starlette
 
+from pgstask.client import Client
+from pgstask.http import create_app
+from pgstask.http.server import uvicorn_config
+from pgstask.settings import Settings
 from tests.daemons import wait_for
-from tests.http_support import RO_TOKEN, RW_TOKEN
+from tests.http_support import RO_TOKEN, RW_TOKEN, api, http_settings
 from tests.test_cli import cli, command
 from tests.test_cli import env as env  # the fixture
 
@@ -359,3 +366,82 @@ def test_serve_daemon_says_what_it_waits_for_when_stopping(
     text = log.read_text()
     assert "stopping now: unfinished tasks are given back" in text
     assert "pgstask: stopped: 1 given back" in text
+
+
+# --- progress streams ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def threaded(app: Starlette) -> Iterator[str]:
+    """``app`` served by uvicorn (``pgstask serve``'s configuration) in a thread."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    config = uvicorn_config(app, host="127.0.0.1", port=port, http=http_settings())
+    config.log_level = "warning"
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]})
+    thread.start()
+    try:
+        wait_for(lambda: server.started or not thread.is_alive(), timeout=30)
+        assert server.started
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        listener.close()
+
+
+def _pending_task(settings: Settings) -> int:
+    with Client(settings=settings) as client:
+        return client.create("nobody", "wait", {}).id  # no worker: it stays pending
+
+
+def test_progress_streams_are_capped_per_token_and_in_all(settings: Settings) -> None:
+    task_id = _pending_task(settings)
+    app = create_app(settings, http_settings(max_streams=3, max_streams_per_token=2))
+    slots = app.state.pgstask.streams
+    with threaded(app) as base, httpx.Client(base_url=base, timeout=30) as http:
+        url = f"/stask/task/{task_id}/stream"
+
+        def headers(token: str) -> dict[str, str]:
+            return {"Authorization": f"Bearer {token}"}
+
+        with contextlib.ExitStack() as streams:
+            first = streams.enter_context(http.stream("GET", url, headers=headers(RO_TOKEN)))
+            second = streams.enter_context(http.stream("GET", url, headers=headers(RO_TOKEN)))
+            assert (first.status_code, second.status_code) == (200, 200)
+            per_token = http.get(url, headers=headers(RO_TOKEN))
+            assert per_token.status_code == 429, per_token.text
+            assert per_token.json()["message"].startswith("this token has 2 progress streams")
+            third = streams.enter_context(http.stream("GET", url, headers=headers(RW_TOKEN)))
+            assert third.status_code == 200  # another token: its own share
+            in_all = http.get(url, headers=headers(RW_TOKEN))
+            assert in_all.status_code == 429
+            assert in_all.json()["message"].startswith("3 progress streams are open")
+            assert in_all.json()["success"] is False
+            first.close()  # the client goes away: its slot comes back
+            wait_for(lambda: slots.count() == 2, timeout=30)
+            with http.stream("GET", url, headers=headers(RO_TOKEN)) as again:
+                assert again.status_code == 200
+        wait_for(lambda: slots.count() == 0, timeout=30)
+        missing = http.get("/stask/task/999999/stream", headers=headers(RO_TOKEN))
+        assert missing.status_code == 404 and slots.count() == 0  # a 404 holds no slot
+
+
+def test_a_progress_stream_without_changes_ends_with_an_idle_event(settings: Settings) -> None:
+    task_id = _pending_task(settings)
+    with api(settings, stream_idle=0.5) as http:
+        events: list[tuple[str, dict[str, object]]] = []
+        with http.stream("GET", f"/stask/task/{task_id}/stream") as stream:
+            event = ""
+            for line in stream.iter_lines():
+                if line.startswith("event: "):
+                    event = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    events.append((event, json.loads(line.removeprefix("data: "))))
+        assert http.app.state.pgstask.streams.count() == 0
+    assert [kind for kind, _ in events] == ["progress", "idle"]
+    idle = events[-1][1]
+    assert idle["id"] == task_id and idle["status"] == "pending"
+    assert "no change of progress for 0.5 s" in str(idle["reason"])
