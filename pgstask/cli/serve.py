@@ -58,9 +58,10 @@ def register(commands: Subparsers) -> None:
         help="run the HTTP API and dashboard (and, with --daemon, a daemon)",
         description="Serve the HTTP API and the dashboard at /stask/ with uvicorn until "
         "SIGTERM/SIGINT. Tokens come from PGSTASK_API_TOKENS (`pgstask tokens create` makes "
-        "one); without any, only a loopback address is allowed and a token for this run is "
-        "printed. Host headers other than PGSTASK_API_ALLOWED_HOSTS (default: loopback names) "
-        "are refused.",
+        "one); without any, only a loopback address is allowed, and a development token kept "
+        "in .pgstask/serve-token is used and printed with a sign-in link. Host headers other "
+        "than PGSTASK_API_ALLOWED_HOSTS (default: loopback names) are refused. Exit 3 if the "
+        "database cannot be used or its schema is not current.",
     )
     add_common(s, top=False)
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
