@@ -199,24 +199,31 @@ def _development_token(ctx: Context) -> str:
 def read_or_make_token(path: Path) -> tuple[str, bool]:
     """The token kept in ``path`` and False, or a new one written there (mode 0600) and True.
     A file that does not hold a usable token is replaced; one that others may read is made
-    private first."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        pass
-    else:
-        if mode & 0o077:
+    private first. Of two servers starting at once, the first to write wins and the other
+    reads its token."""
+    existed = path.exists()
+    if existed:
+        if path.stat().st_mode & 0o077:
             path.chmod(0o600)
-        kept = path.read_text(encoding="utf-8").strip()
+        kept = path.read_text(encoding="utf-8", errors="replace").strip()
         if len(kept) >= MIN_SECRET_LENGTH and _TOKEN_TEXT.fullmatch(kept):
             return kept, False
     token = new_token()
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(token + "\n")
-    os.replace(temporary, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(token + "\n")
+        if existed:
+            os.replace(temporary, path)
+        else:
+            try:
+                os.link(temporary, path)  # fails if another server made it meanwhile
+            except FileExistsError:
+                return read_or_make_token(path)
+    finally:
+        temporary.unlink(missing_ok=True)
     return token, True
 
 
