@@ -197,11 +197,13 @@ def _closed_by_server(sock: socket.socket, *, within: float = 30.0) -> bool:
 
 @pytest.fixture
 def guarded(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    """A server with short connection bounds: heads within 1 s, keep-alive 1 s."""
+    """A server with short connection bounds: heads within 1 s, bodies stalled for at most
+    1 s, keep-alive 1 s."""
     env = {
         **env,
         "PGSTASK_API_TOKENS": f"rw:{RW_TOKEN}",
         "PGSTASK_API_HEADER_TIMEOUT": "1",
+        "PGSTASK_API_BODY_TIMEOUT": "1",
         "PGSTASK_API_KEEP_ALIVE": "1",
     }
     with serving(env, tmp_path / "serve.log") as (_, base):
@@ -229,6 +231,35 @@ def test_a_request_head_sent_a_line_at_a_time_is_closed(guarded: str) -> None:
                 break
         else:
             pytest.fail("the server kept a dripping request head open")
+
+
+def test_a_stalled_request_body_is_closed(guarded: str, tmp_path: Path) -> None:
+    with _connect(guarded) as sock:
+        sock.sendall(
+            b"POST /stask/task HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            + f"Authorization: Bearer {RW_TOKEN}\r\n".encode()
+            + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+            + b'{"identifier": '  # and no more
+        )
+        assert _closed_by_server(sock)
+    log = tmp_path / "serve.log"
+    wait_for(lambda: "the client left before sending its whole body" in log.read_text())
+    assert "Traceback" not in log.read_text()  # not a server error
+
+
+def test_a_slow_body_that_keeps_coming_is_read(guarded: str) -> None:
+    body = b'{"identifier": "demo", "action": "noop"}'
+    with _connect(guarded) as sock:
+        sock.sendall(
+            b"POST /stask/task HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            + f"Authorization: Bearer {RW_TOKEN}\r\n".encode()
+            + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        )
+        for n in range(0, len(body), 4):  # 10 pieces, 0.25 s apart: longer than the 1 s bound
+            assert not _closed_by_server(sock, within=0.25)
+            sock.sendall(body[n : n + 4])
+        sock.settimeout(30)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 201"), "the upload was cut off"
 
 
 def test_an_idle_keep_alive_connection_is_closed(guarded: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,6 +11,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 
 from pgstask.client import Client
 from pgstask.errors import PgstaskError, WorkerNotFoundError
@@ -21,6 +24,8 @@ from pgstask.http.middleware import Access, BodyLimit
 from pgstask.http.routes import dashboard, files, ops, performance, tasks, workers
 from pgstask.http.state import AppState, StreamSlots
 from pgstask.settings import Settings
+
+_log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -82,6 +87,7 @@ def create_app(
             ),
         ],
         exception_handlers={
+            ClientDisconnect: _client_gone,
             HTTPException: errors.http_exception,
             PgstaskError: errors.pgstask_error,
             Exception: errors.server_error,
@@ -90,3 +96,12 @@ def create_app(
     )
     app.state.pgstask = app_state
     return app
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client went away (or was cut off for stalling) before its whole body arrived: not a
+    server error, and nobody to answer."""
+    _log.info(
+        "%s %s: the client left before sending its whole body", request.method, request.url.path
+    )
+    return Response(status_code=400)

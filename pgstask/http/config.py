@@ -72,10 +72,12 @@ class HttpSettings:
     #: A progress stream whose task's progress has not changed for this long ends (``idle``).
     stream_idle: float = 600.0
     #: ``pgstask serve``: connections at once (more are answered 503), seconds a request head
-    #: may take to arrive, whole seconds an idle keep-alive connection stays open, and the proxies
-    #: whose ``X-Forwarded-For``/``-Proto`` are believed (none by default).
+    #: may take to arrive, seconds a request body may stall, whole seconds an idle keep-alive
+    #: connection stays open, and the proxies whose ``X-Forwarded-For``/``-Proto`` are
+    #: believed (none by default).
     max_connections: int = 500
     header_timeout: float = 10.0
+    body_timeout: float = 60.0
     keep_alive: int = 5
     forwarded_allow_ips: tuple[str, ...] = ()
 
@@ -98,6 +100,7 @@ class HttpSettings:
             stream_idle=_positive(env, "PGSTASK_API_STREAM_IDLE", defaults.stream_idle),
             max_connections=_count(env, "PGSTASK_API_MAX_CONNECTIONS", defaults.max_connections),
             header_timeout=_positive(env, "PGSTASK_API_HEADER_TIMEOUT", defaults.header_timeout),
+            body_timeout=_positive(env, "PGSTASK_API_BODY_TIMEOUT", defaults.body_timeout),
             keep_alive=_count(env, "PGSTASK_API_KEEP_ALIVE", defaults.keep_alive),
             forwarded_allow_ips=parse_proxies(
                 env.get("PGSTASK_API_FORWARDED_ALLOW_IPS", ""), "PGSTASK_API_FORWARDED_ALLOW_IPS"

@@ -1,20 +1,20 @@
 """How ``pgstask serve`` runs uvicorn: its settings, and the guard on slow request heads.
 
 uvicorn closes an idle keep-alive connection after ``timeout_keep_alive`` and answers 503 once
-``limit_concurrency`` connections are open, but it waits for a request head for ever: a client
-that sends half a request line, or one header line every few seconds, holds its connection (and a
-file descriptor) as long as it likes. ``GuardedH11Protocol`` adds the two missing bounds to
-uvicorn's own h11 protocol, and nothing else:
+``limit_concurrency`` connections are open, but it waits for a request head or body for ever: a
+client that sends half a request line, one header line every few seconds, or a body that stops,
+holds its connection (and a file descriptor) as long as it likes. ``GuardedH11Protocol`` adds the
+missing bounds to uvicorn's own h11 protocol, and nothing else:
 
 - a whole request head must arrive within ``header_timeout`` seconds of the connection's start,
   or of the end of the previous response on a kept-alive connection; otherwise the connection is
   closed. The clock does not restart when a byte arrives, so dripping a header line at a time
   does not help;
+- a request body must not stall: ``body_timeout`` seconds without a byte of it, while uvicorn is
+  reading, close the connection (a slow upload that keeps sending is fine, and so is an app
+  that reads slowly: uvicorn then stops reading and the clock waits);
 - a connection beyond ``max_connections`` is answered 503 and closed as soon as it is accepted,
   before it can sit waiting for its head (uvicorn's own check runs only once a head has arrived).
-
-Bodies are not timed: an upload may be slow, and the app reads a body only as fast as it
-processes it.
 """
 
 from __future__ import annotations
@@ -52,12 +52,16 @@ BUSY = (
 
 
 class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline for each request head and a connection cap.
+    """uvicorn's h11 protocol with deadlines for request heads and bodies, and a connection cap.
 
-    ``header_timeout`` and ``max_connections`` are class attributes: uvicorn makes a protocol
-    per connection from a class, so ``guarded_protocol`` makes a subclass with the settings."""
+    One timer per connection, armed for the state the client is in: waiting for a head (not
+    restarted by data: the whole head must arrive in time), sending a body (restarted by each
+    piece of it, and only judged while uvicorn is reading), or neither (no timer). The settings
+    are class attributes: uvicorn makes a protocol per connection from a class, so
+    ``guarded_protocol`` makes a subclass with them."""
 
     header_timeout: float = 10.0
+    body_timeout: float = 60.0
     max_connections: int = 500
 
     def __init__(
@@ -68,7 +72,7 @@ class GuardedH11Protocol(H11Protocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self._head_timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -77,43 +81,59 @@ class GuardedH11Protocol(H11Protocol):
             transport.write(BUSY)
             transport.close()
             return
-        self._arm_head_timer()
+        self._arm(self.header_timeout)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:  # a whole head has arrived
-            self._cancel_head_timer()
+        state = self.conn.their_state
+        if state is h11.SEND_BODY:
+            self._arm(self.body_timeout)  # a piece of the body: the client is alive
+        elif state is not h11.IDLE:  # the whole request is in
+            self._disarm()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
-            self._arm_head_timer()  # the next request's head, on a kept-alive connection
+        state = self.conn.their_state
+        if state is h11.IDLE:
+            self._arm(self.header_timeout)  # the next request's head, on a kept-alive connection
+        elif state is h11.SEND_BODY:
+            self._arm(self.body_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_head_timer()
+        self._disarm()
         super().connection_lost(exc)
 
-    def _arm_head_timer(self) -> None:
-        self._cancel_head_timer()
-        self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        if not self.transport.is_closing():
+            self._timer = self.loop.call_later(seconds, self._timed_out)
 
-    def _cancel_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+    def _timed_out(self) -> None:
+        self._timer = None
+        state = self.conn.their_state
+        if state is h11.SEND_BODY and self.flow.read_paused:
+            self._arm(self.body_timeout)  # uvicorn stopped reading: the app is slow, not the client
+        elif state in (h11.IDLE, h11.SEND_BODY) and not self.transport.is_closing():
             self.transport.close()
 
 
-def guarded_protocol(*, header_timeout: float, max_connections: int) -> type[H11Protocol]:
+def guarded_protocol(
+    *, header_timeout: float, body_timeout: float, max_connections: int
+) -> type[H11Protocol]:
     """A ``GuardedH11Protocol`` class with these settings, for ``uvicorn.Config(http=…)``."""
     return type(
         "GuardedH11Protocol",
         (GuardedH11Protocol,),
-        {"header_timeout": header_timeout, "max_connections": max_connections},
+        {
+            "header_timeout": header_timeout,
+            "body_timeout": body_timeout,
+            "max_connections": max_connections,
+        },
     )
 
 
@@ -132,7 +152,9 @@ def uvicorn_config(app: Any, *, host: str, port: int, http: HttpSettings) -> uvi
         log_level="info",
         server_header=False,
         http=guarded_protocol(
-            header_timeout=http.header_timeout, max_connections=http.max_connections
+            header_timeout=http.header_timeout,
+            body_timeout=http.body_timeout,
+            max_connections=http.max_connections,
         ),
         ws="none",
         timeout_keep_alive=http.keep_alive,
