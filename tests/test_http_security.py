@@ -283,3 +283,36 @@ def test_a_token_accepted_from_an_address_passes_while_the_address_is_refused() 
     failures.failed("a")
     failures.failed("a")
     assert not failures.may_pass("a", rw)  # accepted too long ago
+
+
+def test_connection_and_stream_settings_are_read_and_checked() -> None:
+    from pgstask.http.config import HttpSettings
+
+    read = HttpSettings.from_env(
+        {
+            "PGSTASK_API_MAX_STREAMS": "7",
+            "PGSTASK_API_MAX_STREAMS_PER_TOKEN": "2",
+            "PGSTASK_API_STREAM_IDLE": "30.5",
+            "PGSTASK_API_HEADER_TIMEOUT": "2.5",
+            "PGSTASK_API_BODY_TIMEOUT": "20",
+            "PGSTASK_API_KEEP_ALIVE": "3",
+            "PGSTASK_API_MAX_CONNECTIONS": "50",
+            "PGSTASK_API_FORWARDED_ALLOW_IPS": " 10.0.0.5, 10.1.2.3/16 ,[::1] ",
+        }
+    )
+    assert (read.max_streams, read.max_streams_per_token, read.stream_idle) == (7, 2, 30.5)
+    assert (read.header_timeout, read.body_timeout, read.keep_alive) == (2.5, 20.0, 3)
+    assert read.max_connections == 50
+    assert read.forwarded_allow_ips == ("10.0.0.5", "10.1.0.0/16", "::1")
+    assert HttpSettings.from_env({}).forwarded_allow_ips == ()  # nobody by default
+    for name, value, needle in [
+        ("PGSTASK_API_MAX_STREAMS", "0", "must be positive"),
+        ("PGSTASK_API_MAX_CONNECTIONS", "many", "not a whole number"),
+        ("PGSTASK_API_HEADER_TIMEOUT", "0", "more than 0 seconds"),
+        ("PGSTASK_API_KEEP_ALIVE", "1.5", "not a whole number"),
+        ("PGSTASK_API_FORWARDED_ALLOW_IPS", "*", "name the proxies"),
+        ("PGSTASK_API_FORWARDED_ALLOW_IPS", "proxy.local", "not an IP address or network"),
+    ]:
+        with pytest.raises(ConfigurationError, match=needle) as raised:
+            HttpSettings.from_env({name: value})
+        assert name in str(raised.value)
