@@ -156,7 +156,7 @@ def cmd_serve(ctx: Context) -> int:
     finally:
         try:
             if daemon_thread is not None:
-                _stop_daemon(ctx, *daemon_thread)
+                _stop_daemon(ctx, *daemon_thread, at_once=len(signals) > 1)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -255,15 +255,16 @@ def _start_daemon(ctx: Context) -> tuple[Daemon, threading.Thread]:
     return daemon, thread
 
 
-def _stop_daemon(ctx: Context, daemon: Daemon, thread: threading.Thread) -> None:
-    """Stop the daemon gracefully, saying what it waits for and what it did."""
+def _stop_daemon(ctx: Context, daemon: Daemon, thread: threading.Thread, *, at_once: bool) -> None:
+    """Stop the daemon gracefully (``at_once``: a second signal came already), saying what it
+    waits for and what it did."""
     from pgstask.runtime.runner import Kind
 
     executor = daemon.executor
     running = executor.busy if executor is not None else 0
     before = Counter(daemon.summary.outcomes)
     daemon.request_stop()
-    if running:
+    if running and not at_once:
         ctx.note(
             f"stopping: waiting up to {daemon.settings.shutdown_grace:g} s for "
             f"{plural(running, 'running task')}; press Ctrl-C again to stop now"
