@@ -29,7 +29,6 @@ from pgstask.cli._options import Subparsers, add_common, add_runtime
 from pgstask.cli._output import plural
 from pgstask.db import translate_errors
 from pgstask.errors import ConfigurationError, SchemaError
-from pgstask.http.auth import MIN_SECRET_LENGTH, new_token
 
 if TYPE_CHECKING:
     from pgstask.runtime.daemon import Daemon
@@ -180,6 +179,8 @@ def _development_token(ctx: Context) -> str:
     """The read-write token of a server without ``PGSTASK_API_TOKENS``: the one kept in
     ``.pgstask/serve-token`` of the working directory (mode 0600), made there on the first
     start, so that a restart does not sign the dashboard out."""
+    from pgstask.http.auth import new_token
+
     path = Path(TOKEN_FILE)
     try:
         token, made = read_or_make_token(path)
@@ -201,6 +202,8 @@ def read_or_make_token(path: Path) -> tuple[str, bool]:
     A file that does not hold a usable token is replaced; one that others may read is made
     private first. Of two servers starting at once, the first to write wins and the other
     reads its token."""
+    from pgstask.http.auth import MIN_SECRET_LENGTH, new_token
+
     existed = path.exists()
     if existed:
         if path.stat().st_mode & 0o077:
