@@ -149,7 +149,11 @@ def _origin(page: Page) -> str:
 
 
 def _session_cookies(context: BrowserContext) -> list[str]:
-    return [c.get("value", "") for c in context.cookies() if c.get("name") == "pgstask_token"]
+    return [c.get("value", "") for c in context.cookies() if _is_session(c.get("name", ""))]
+
+
+def _is_session(name: str) -> bool:
+    return name.startswith("pgstask_token_")  # pgstask serve: one name per port
 
 
 def test_sign_in_shows_the_counts_and_sign_out_ends_the_session(
@@ -167,7 +171,7 @@ def test_sign_in_shows_the_counts_and_sign_out_ends_the_session(
     page.get_by_label("API token").fill(RW_TOKEN)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(f"{server.base}/stask/")
-    cookie = next(c for c in context.cookies() if c.get("name") == "pgstask_token")
+    cookie = next(c for c in context.cookies() if _is_session(c.get("name", "")))
     assert cookie.get("httpOnly") is True and cookie.get("sameSite") == "Strict"
 
     stats = server.api.get("/stask/stats").json()
@@ -187,6 +191,16 @@ def test_sign_in_shows_the_counts_and_sign_out_ends_the_session(
     assert _session_cookies(context) == []
     page.goto("/stask/")
     expect(page).to_have_url(f"{server.base}/stask/login")
+
+
+def test_the_sign_in_link_fills_the_token_in(server: Server, page: Page) -> None:
+    """``pgstask serve`` prints ``/stask/login#token=…`` when it made the token itself."""
+    page.goto(f"/stask/login#token={RW_TOKEN}")
+    expect(page).to_have_url(f"{server.base}/stask/login")  # the token left the address bar
+    expect(page.get_by_label("API token")).to_have_value(RW_TOKEN)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{server.base}/stask/")
+    expect(page.locator("[data-stat=total] .stat-value")).to_have_text("0")
 
 
 def test_an_action_run_from_the_workers_tab_reaches_100_percent(server: Server, page: Page) -> None:

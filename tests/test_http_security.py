@@ -198,17 +198,24 @@ def test_failed_attempts_remember_a_bounded_number_of_addresses() -> None:
     assert len(failures._seen) == 100
 
 
-def test_repeated_wrong_tokens_get_429_before_the_token_is_checked(settings: Settings) -> None:
+def test_repeated_wrong_tokens_get_429_but_tokens_in_use_go_on(settings: Settings) -> None:
+    """The wrong-token limit slows guesses from an address, not the users who share it: a
+    token accepted from the address before goes on working; any other token, valid or not,
+    is refused without being told apart from a wrong one."""
     with api(settings, token=None) as http:
+        right = {"Authorization": f"Bearer {RW_TOKEN}"}
+        assert http.get("/stask/stats", headers=right).status_code == 200  # in use here
         wrong = {"Authorization": "Bearer wrong-token-wrong-token"}
         codes = [http.get("/stask/stats", headers=wrong).status_code for _ in range(5)]
         assert codes == [401] * 5
         refused = http.get("/stask/stats", headers=wrong)
         assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
         assert "too many failed sign-ins" in refused.json()["message"]
-        # Refused before the token is looked at: a right guess would not be told apart.
-        right = http.get("/stask/stats", headers={"Authorization": f"Bearer {RW_TOKEN}"})
-        assert right.status_code == 429
+        # The token already in use from this address still works while it is limited...
+        assert http.get("/stask/stats", headers=right).status_code == 200
+        # ...a valid one never accepted from here is refused like a guess: no answer to it.
+        unused = http.get("/stask/stats", headers={"Authorization": f"Bearer {RO_TOKEN}"})
+        assert unused.status_code == 429 and unused.json() == refused.json()
         # A request without credentials is not a guess: it is still told to authenticate.
         assert http.get("/stask/stats").status_code == 401
         assert http.get("/healthz").status_code == 200
@@ -229,6 +236,20 @@ def test_repeated_wrong_sign_ins_get_429(settings: Settings) -> None:
         # The cookie path counts and is refused the same way.
         browser.cookies.set(COOKIE, RW_TOKEN)
         assert browser.get("/stask/stats").status_code == 429
+    # Signed in before the guessing started: the session goes on, and signing in again with
+    # that token works, while guesses are still refused.
+    app = create_app(settings, http_settings())
+    with TestClient(app, base_url=BASE_URL, follow_redirects=False) as browser:
+        same_origin = {"Origin": BASE_URL}
+        signed = browser.post("/stask/login", data={"token": RW_TOKEN}, headers=same_origin)
+        assert signed.status_code == 303
+        for _ in range(6):
+            browser.post("/stask/login", data={"token": "x" * 20}, headers=same_origin)
+        guess = browser.post("/stask/login", data={"token": "y" * 20}, headers=same_origin)
+        assert guess.status_code == 429
+        assert browser.get("/stask/stats").status_code == 200  # the session's cookie
+        again = browser.post("/stask/login", data={"token": RW_TOKEN}, headers=same_origin)
+        assert again.status_code == 303
 
 
 def test_addresses_of_one_ipv6_prefix_share_their_failures() -> None:
@@ -241,3 +262,57 @@ def test_addresses_of_one_ipv6_prefix_share_their_failures() -> None:
     for _ in range(6):
         failures.failed("::ffff:192.0.2.7")  # IPv4-mapped
     assert failures.wait("192.0.2.7") > 0
+
+
+def test_a_token_accepted_from_an_address_passes_while_the_address_is_refused() -> None:
+    now = [1000.0]
+    failures = FailedAttempts(free=1, forget_after=60.0, clock=lambda: now[0])
+    rw, ro = parse_tokens(f"rw:{RW_TOKEN},ro:{RO_TOKEN}")
+    assert failures.may_pass("a", rw) and failures.may_pass("a", None)  # nothing failed yet
+    failures.accepted("a", rw)
+    failures.failed("a")
+    assert failures.wait("a") > 0
+    assert failures.may_pass("a", rw)
+    assert not failures.may_pass("a", ro) and not failures.may_pass("a", None)
+    failures.failed("b")
+    assert not failures.may_pass("b", rw)  # accepted from another address only
+    failures.accepted("2001:db8:1:2::1", ro)
+    failures.failed("2001:db8:1:2::7")
+    assert failures.may_pass("2001:db8:1:2::7", ro)  # the same /64
+    now[0] += 61.0
+    failures.failed("a")
+    failures.failed("a")
+    assert not failures.may_pass("a", rw)  # accepted too long ago
+
+
+def test_connection_and_stream_settings_are_read_and_checked() -> None:
+    from pgstask.http.config import HttpSettings
+
+    read = HttpSettings.from_env(
+        {
+            "PGSTASK_API_MAX_STREAMS": "7",
+            "PGSTASK_API_MAX_STREAMS_PER_TOKEN": "2",
+            "PGSTASK_API_STREAM_IDLE": "30.5",
+            "PGSTASK_API_HEADER_TIMEOUT": "2.5",
+            "PGSTASK_API_BODY_TIMEOUT": "20",
+            "PGSTASK_API_KEEP_ALIVE": "3",
+            "PGSTASK_API_MAX_CONNECTIONS": "50",
+            "PGSTASK_API_FORWARDED_ALLOW_IPS": " 10.0.0.5, 10.1.2.3/16 ,[::1] ",
+        }
+    )
+    assert (read.max_streams, read.max_streams_per_token, read.stream_idle) == (7, 2, 30.5)
+    assert (read.header_timeout, read.body_timeout, read.keep_alive) == (2.5, 20.0, 3)
+    assert read.max_connections == 50
+    assert read.forwarded_allow_ips == ("10.0.0.5", "10.1.0.0/16", "::1")
+    assert HttpSettings.from_env({}).forwarded_allow_ips == ()  # nobody by default
+    for name, value, needle in [
+        ("PGSTASK_API_MAX_STREAMS", "0", "must be positive"),
+        ("PGSTASK_API_MAX_CONNECTIONS", "many", "not a whole number"),
+        ("PGSTASK_API_HEADER_TIMEOUT", "0", "more than 0 seconds"),
+        ("PGSTASK_API_KEEP_ALIVE", "1.5", "not a whole number"),
+        ("PGSTASK_API_FORWARDED_ALLOW_IPS", "*", "name the proxies"),
+        ("PGSTASK_API_FORWARDED_ALLOW_IPS", "proxy.local", "not an IP address or network"),
+    ]:
+        with pytest.raises(ConfigurationError, match=needle) as raised:
+            HttpSettings.from_env({name: value})
+        assert name in str(raised.value)

@@ -151,13 +151,19 @@ def _events() -> Schema:
 
     progress = {"allOf": [ref("Progress"), record(eta=nullable(NUMBER), eta_text=TEXT)]}
     end = record(id=TASK_ID, status=STATUS_TEXT)
+    idle = record(id=TASK_ID, status=STATUS_TEXT, reason=TEXT)
     return {
         "description": "Server-Sent Events: `progress` (the progress fields as JSON, `eta` in "
         "seconds) whenever they change, and `end` when the task has finished; then the stream "
-        "closes. A comment every 15 s keeps proxies from closing it.",
+        "closes. A comment every 15 s keeps proxies from closing it. When the progress has "
+        "not changed for `PGSTASK_API_STREAM_IDLE` seconds the stream ends with `idle` "
+        "instead; open it again to go on. Too many streams open (in all, or for this token): "
+        "429.",
         "content": {
             "text/event-stream": {
-                "schema": {"oneOf": [event("progress", progress), event("end", end)]}
+                "schema": {
+                    "oneOf": [event("progress", progress), event("end", end), event("idle", idle)]
+                }
             }
         },
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,6 +11,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 
 from pgstask.client import Client
 from pgstask.errors import PgstaskError, WorkerNotFoundError
@@ -19,8 +22,10 @@ from pgstask.http.cache import WorkerCache
 from pgstask.http.config import HttpSettings
 from pgstask.http.middleware import Access, BodyLimit
 from pgstask.http.routes import dashboard, files, ops, performance, tasks, workers
-from pgstask.http.state import AppState
+from pgstask.http.state import AppState, StreamSlots
 from pgstask.settings import Settings
+
+_log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -47,6 +52,7 @@ def create_app(
         http=http,
         workers=WorkerCache(load_worker, ttl=http.worker_cache_ttl),
         failures=FailedAttempts(),
+        streams=StreamSlots(total=http.max_streams, per_token=http.max_streams_per_token),
     )
 
     @contextlib.asynccontextmanager
@@ -73,9 +79,15 @@ def create_app(
                 BodyLimit,
                 limit_for=lambda path: files.upload_limit(path, http.max_upload) or http.max_body,
             ),
-            Middleware(Access, tokens=lambda: http.tokens, failures=app_state.failures),
+            Middleware(
+                Access,
+                tokens=lambda: http.tokens,
+                failures=app_state.failures,
+                cookie=http.cookie,
+            ),
         ],
         exception_handlers={
+            ClientDisconnect: _client_gone,
             HTTPException: errors.http_exception,
             PgstaskError: errors.pgstask_error,
             Exception: errors.server_error,
@@ -84,3 +96,12 @@ def create_app(
     )
     app.state.pgstask = app_state
     return app
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client went away (or was cut off for stalling) before its whole body arrived: not a
+    server error, and nobody to answer."""
+    _log.info(
+        "%s %s: the client left before sending its whole body", request.method, request.url.path
+    )
+    return Response(status_code=400)

@@ -100,6 +100,14 @@ class FailedAttempts:
     guessing a read-write one. An IPv6 address counts as its /64. At most ``capacity``
     addresses are remembered, the least recently failed dropped first, so a flood of addresses
     cannot exhaust memory.
+
+    The refusal is for guesses, not for the people who share an address with the guesser (every
+    user of one host, everyone behind one proxy): a token that has been accepted from the
+    address within ``forget_after`` seconds (``accepted``) is let through while the address is
+    refused (``may_pass``), so a signed-in dashboard and a script with its token keep working.
+    Any other token, valid or not, is refused without being told apart: a guesser learns
+    nothing from a refused guess, and a token already accepted from the address was no secret
+    to it.
     """
 
     def __init__(
@@ -117,6 +125,7 @@ class FailedAttempts:
         self._clock = clock
         self._lock = threading.Lock()
         self._seen: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self._accepted: OrderedDict[tuple[str, str], float] = OrderedDict()
 
     def wait(self, address: str) -> int:
         """Whole seconds (rounded up) before ``address`` may try again; 0 when it may now."""
@@ -134,6 +143,26 @@ class FailedAttempts:
                 return 0
             delay = min(self.base * 2.0 ** min(count - self.free, 30), self.maximum)
             return max(0, math.ceil(last + delay - now))
+
+    def may_pass(self, address: str, token: ApiToken | None) -> bool:
+        """Whether ``token`` (``None``: not a valid one) may be used from ``address`` now: it
+        was accepted from there recently, or the address is not being refused."""
+        if token is not None:
+            key = (_counted_as(address), token.name)
+            with self._lock:
+                last = self._accepted.get(key)
+                if last is not None and self._clock() - last <= self.forget_after:
+                    return True
+        return self.wait(address) == 0
+
+    def accepted(self, address: str, token: ApiToken) -> None:
+        """``token`` was accepted from ``address``."""
+        key = (_counted_as(address), token.name)
+        with self._lock:
+            self._accepted.pop(key, None)
+            self._accepted[key] = self._clock()
+            while len(self._accepted) > self.capacity:
+                self._accepted.popitem(last=False)
 
     def failed(self, address: str) -> None:
         address = _counted_as(address)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 
@@ -62,6 +63,23 @@ class HttpSettings:
     worker_cache_ttl: float = 5.0
     #: Alert thresholds of ``/stask/performance/alerts`` (``PGSTASK_ALERT_*``).
     alerts: AlertThresholds = dataclasses.field(default_factory=lambda: AlertThresholds())
+    #: Name of the dashboard's session cookie; ``pgstask serve`` makes it ``pgstask_token_<port>``
+    #: so that servers on other ports of the same host keep their own.
+    cookie: str = "pgstask_token"
+    #: Progress streams open at once, in all and per token; more are answered 429.
+    max_streams: int = 100
+    max_streams_per_token: int = 10
+    #: A progress stream whose task's progress has not changed for this long ends (``idle``).
+    stream_idle: float = 600.0
+    #: ``pgstask serve``: connections at once (more are answered 503), seconds a request head
+    #: may take to arrive, seconds a request body may stall, whole seconds an idle keep-alive
+    #: connection stays open, and the proxies whose ``X-Forwarded-For``/``-Proto`` are
+    #: believed (none by default).
+    max_connections: int = 500
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    keep_alive: int = 5
+    forwarded_allow_ips: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> HttpSettings:
@@ -75,10 +93,62 @@ class HttpSettings:
             max_body=_size(env, "PGSTASK_API_MAX_BODY", defaults.max_body),
             max_upload=_size(env, "PGSTASK_API_MAX_UPLOAD", defaults.max_upload),
             alerts=AlertThresholds.from_env(env),
+            max_streams=_count(env, "PGSTASK_API_MAX_STREAMS", defaults.max_streams),
+            max_streams_per_token=_count(
+                env, "PGSTASK_API_MAX_STREAMS_PER_TOKEN", defaults.max_streams_per_token
+            ),
+            stream_idle=_positive(env, "PGSTASK_API_STREAM_IDLE", defaults.stream_idle),
+            max_connections=_count(env, "PGSTASK_API_MAX_CONNECTIONS", defaults.max_connections),
+            header_timeout=_positive(env, "PGSTASK_API_HEADER_TIMEOUT", defaults.header_timeout),
+            body_timeout=_positive(env, "PGSTASK_API_BODY_TIMEOUT", defaults.body_timeout),
+            keep_alive=_count(env, "PGSTASK_API_KEEP_ALIVE", defaults.keep_alive),
+            forwarded_allow_ips=parse_proxies(
+                env.get("PGSTASK_API_FORWARDED_ALLOW_IPS", ""), "PGSTASK_API_FORWARDED_ALLOW_IPS"
+            ),
         )
 
     def replace(self, **changes: object) -> HttpSettings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def parse_proxies(text: str, name: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or networks (``10.0.0.0/8``) of trusted proxies. ``*``
+    (trust everyone) is refused: it would let any client choose its own address."""
+    proxies = []
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            raise ConfigurationError(
+                f"{name}: '*' would let any client choose its address; name the proxies"
+            )
+        try:
+            network = ipaddress.ip_network(entry.strip("[]"), strict=False)
+        except ValueError:
+            raise ConfigurationError(f"{name}: {entry!r} is not an IP address or network") from None
+        single = network.num_addresses == 1 and "/" not in entry
+        proxies.append(str(network.network_address) if single else str(network))
+    return tuple(proxies)
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a whole number") from None
+    if value <= 0:
+        raise ConfigurationError(f"{name} must be positive, not {value}")
+    return value
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _number(env, name, default)
+    if value <= 0:
+        raise ConfigurationError(f"{name} must be more than 0 seconds, not {value:g}")
+    return value
 
 
 def _size(env: Mapping[str, str], name: str, default: int) -> int:

@@ -83,10 +83,12 @@ class Access:
         *,
         tokens: Callable[[], tuple[ApiToken, ...]],
         failures: FailedAttempts,
+        cookie: str = COOKIE,
     ) -> None:
         self.app = app
         self.tokens = tokens
         self.failures = failures
+        self.cookie = cookie
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
@@ -101,21 +103,21 @@ class Access:
 
     def _check(self, scope: Scope, headers: Headers) -> Response | None:
         method = scope["method"]
-        presented, by_cookie = _presented(headers)
+        presented, by_cookie = _presented(headers, self.cookie)
         if presented is None:
             if method in SAFE_METHODS and _wants_html(scope, headers):
                 return RedirectResponse("/stask/login", status_code=303)
             return error_response(401, "Unauthorized", "send Authorization: Bearer <token>")
         address = client_address(scope)
-        wait = self.failures.wait(address)
-        if wait > 0:  # refused before the token is looked at: no answer to a guess
-            return too_many_failures(wait)
         token = find_token(self.tokens(), presented)
+        if not self.failures.may_pass(address, token):  # a guess gets no answer
+            return too_many_failures(self.failures.wait(address))
         if token is None:
             self.failures.failed(address)
             if by_cookie and method in SAFE_METHODS and _wants_html(scope, headers):
                 return RedirectResponse("/stask/login", status_code=303)
             return error_response(401, "Unauthorized", "the token is not valid")
+        self.failures.accepted(address, token)
         scope.setdefault("state", {})["token"] = token
         if method in SAFE_METHODS:
             return None
@@ -132,13 +134,14 @@ class Access:
 
 
 def client_address(scope: Scope) -> str:
-    """The client's address as the server sees it (behind a proxy, the proxy's, unless the
-    server is told to trust its forwarded headers)."""
+    """The client's address as the server sees it: behind a proxy, the proxy's, unless the
+    server believes that proxy's ``X-Forwarded-For`` (``PGSTASK_API_FORWARDED_ALLOW_IPS``)."""
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
 
 
 def too_many_failures(seconds: int) -> Response:
+    seconds = max(seconds, 1)
     response = error_response(
         429,
         "Too Many Requests",
@@ -148,14 +151,14 @@ def too_many_failures(seconds: int) -> Response:
     return response
 
 
-def _presented(headers: Headers) -> tuple[str | None, bool]:
+def _presented(headers: Headers, cookie_name: str) -> tuple[str | None, bool]:
     authorization = headers.get("authorization")
     if authorization is not None:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip(), False
         return "", False  # present but malformed: never fall back to the cookie
-    cookie = cookie_parser(headers.get("cookie", "")).get(COOKIE)
+    cookie = cookie_parser(headers.get("cookie", "")).get(cookie_name)
     return (cookie, True) if cookie else (None, False)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -12,12 +14,42 @@ from pgstask.http.cache import WorkerCache
 from pgstask.http.config import HttpSettings
 
 
+class StreamSlots:
+    """The progress streams open at once: at most ``total``, and ``per_token`` per token."""
+
+    def __init__(self, *, total: int, per_token: int) -> None:
+        self.total, self.per_token = total, per_token
+        self._lock = threading.Lock()
+        self._open: Counter[str] = Counter()
+
+    def take(self, token: str) -> str | None:
+        """Open one for ``token``: None, or why not."""
+        with self._lock:
+            if self._open.total() >= self.total:
+                return f"{self.total} progress streams are open, the most this server allows"
+            if self._open[token] >= self.per_token:
+                return f"this token has {self.per_token} progress streams open, the most allowed"
+            self._open[token] += 1
+            return None
+
+    def give_back(self, token: str) -> None:
+        with self._lock:
+            self._open[token] -= 1
+            if self._open[token] <= 0:
+                del self._open[token]
+
+    def count(self) -> int:
+        with self._lock:
+            return self._open.total()
+
+
 @dataclass(slots=True)
 class AppState:
     client: Client
     http: HttpSettings
     workers: WorkerCache
     failures: FailedAttempts  # failed sign-ins per client address (bearer, cookie and form)
+    streams: StreamSlots  # progress streams open at once
 
 
 def state(request: Request) -> AppState:

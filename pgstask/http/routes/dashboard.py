@@ -2,7 +2,8 @@
 static files (``pgstask/http/static/``).
 
 Signing in posts a token once (``POST /stask/login``, form field ``token``); the answer sets it
-as the ``pgstask_token`` cookie (HttpOnly, SameSite=Strict, Secure over https), which the
+as the session cookie (``HttpSettings.cookie``: ``pgstask_token``, or ``pgstask_token_<port>``
+under ``pgstask serve``; HttpOnly, SameSite=Strict, Secure over https), which the
 ``Access`` middleware then accepts like a bearer token. Both ``/stask/login`` and
 ``/stask/logout`` are public paths, so each checks itself that the form was posted by a page of
 this host: another site can neither sign a browser in with its own token nor sign it out.
@@ -28,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pgstask.http.auth import find_token
 from pgstask.http.errors import error_response
-from pgstask.http.middleware import COOKIE, client_address, same_origin
+from pgstask.http.middleware import client_address, same_origin
 from pgstask.http.state import state
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -61,8 +62,28 @@ button { margin-top: 1rem; padding: .5rem 1.2rem; font: inherit; color: #fff;
 p.error { color: #b91c1c; background: #fef2f2; padding: .5rem; border-radius: 6px; }
 p.hint { color: #475569; font-size: .85rem; }
 """
-_LOGIN_STYLE_HASH = base64.b64encode(hashlib.sha256(_LOGIN_STYLE.encode()).digest()).decode()
-LOGIN_CSP = CSP.replace("style-src 'self'", f"style-src 'self' 'sha256-{_LOGIN_STYLE_HASH}'")
+# The sign-in link `pgstask serve` prints (`/stask/login#token=…`) fills the field in; the user
+# still presses the button, so a link from another site cannot sign a browser in unnoticed. The
+# fragment never reaches the server (nor its logs) and is removed from the address bar at once.
+_LOGIN_SCRIPT = """
+(() => {
+  const found = /^#token=([A-Za-z0-9_-]+)$/.exec(window.location.hash);
+  if (!found) return;
+  window.history.replaceState(null, "", window.location.pathname);
+  const field = document.getElementById("token");
+  field.value = found[1];
+  document.querySelector("button[type=submit]").focus();
+})();
+"""
+
+
+def _hash(text: str) -> str:
+    return base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+
+LOGIN_CSP = CSP.replace(
+    "style-src 'self'", f"style-src 'self' 'sha256-{_hash(_LOGIN_STYLE)}'"
+).replace("script-src 'self'", f"script-src 'self' 'sha256-{_hash(_LOGIN_SCRIPT)}'")
 
 _LOGIN_PAGE = """<!doctype html>
 <html lang="en">
@@ -85,6 +106,7 @@ _LOGIN_PAGE = """<!doctype html>
 <p class="hint">A token of <code>PGSTASK_API_TOKENS</code>, or the one <code>pgstask serve</code>
 printed when none is set.</p>
 </main>
+<script>{script}</script>
 </body>
 </html>
 """
@@ -92,7 +114,9 @@ printed when none is set.</p>
 
 def _login_page(error: str | None = None, status_code: int = 200) -> HTMLResponse:
     block = f'<p class="error" role="alert">{html.escape(error)}</p>\n' if error else ""
-    body = _LOGIN_PAGE.format(style=_LOGIN_STYLE, error=block, max_length=MAX_TOKEN_LENGTH)
+    body = _LOGIN_PAGE.format(
+        style=_LOGIN_STYLE, script=_LOGIN_SCRIPT, error=block, max_length=MAX_TOKEN_LENGTH
+    )
     headers = {
         **SECURITY_HEADERS,
         "Content-Security-Policy": LOGIN_CSP,
@@ -121,17 +145,19 @@ async def login(request: Request) -> Response:
         return _login_page("Enter a token.", 401)
     token = token.strip()
     failures, address = state(request).failures, client_address(request.scope)
-    wait = failures.wait(address)
-    if wait > 0:  # refused before the token is looked at: no answer to a guess
+    found = find_token(state(request).http.tokens, token)
+    if not failures.may_pass(address, found):  # a guess gets no answer
+        wait = max(failures.wait(address), 1)
         page = _login_page(f"Too many failed sign-ins: try again in {wait} s.", 429)
         page.headers["Retry-After"] = str(wait)
         return page
-    if find_token(state(request).http.tokens, token) is None:
+    if found is None:
         failures.failed(address)
         return _login_page("That token is not valid.", 401)
+    failures.accepted(address, found)
     response = RedirectResponse("/stask/", status_code=303)
     response.set_cookie(
-        COOKIE,
+        state(request).http.cookie,
         token,
         path="/",
         httponly=True,
@@ -147,7 +173,11 @@ async def logout(request: Request) -> Response:
         return _cross_site()
     response = RedirectResponse("/stask/login", status_code=303)
     response.delete_cookie(
-        COOKIE, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https"
+        state(request).http.cookie,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
     )
     return response
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from pgstask import Status, Task
 from pgstask.http import bodies
@@ -143,24 +144,48 @@ STREAM_KEEPALIVE = 15.0
 async def progress_stream(request: Request) -> Response:
     """Server-Sent Events: a ``progress`` event (the progress endpoint's JSON) whenever it
     changes, a comment every 15 s to keep proxies from closing the stream, and a final ``end``
-    event when the task has finished; then the stream closes."""
+    event when the task has finished; then the stream closes. A stream whose task's progress
+    has not changed for ``stream_idle`` seconds ends with an ``idle`` event instead (the client
+    reconnects if it still wants to follow). At most ``max_streams`` streams are open at once,
+    ``max_streams_per_token`` per token: beyond that, 429."""
     task_id = bodies.task_id(request)
-    client = state(request).client
-    first = await run_in_threadpool(client.progress, task_id)  # 404 before the stream starts
+    app = state(request)
+    client = app.client
+    token = request.scope["state"]["token"].name
+    refused = app.streams.take(token)
+    if refused is not None:
+        raise ApiError(429, f"{refused}; close one or poll /stask/task/{task_id}/progress")
+    try:
+        first = await run_in_threadpool(client.progress, task_id)  # 404 before the stream
+    except BaseException:
+        app.streams.give_back(token)
+        raise
+    idle_after = app.http.stream_idle
+    loop = asyncio.get_running_loop()
 
     async def events() -> AsyncIterator[str]:
         current: dict[str, Any] | None = first
         sent: dict[str, Any] | None = None
         quiet = 0.0
+        changed_at = loop.time()
         while True:
             if current is None:
                 current = await run_in_threadpool(client.progress, task_id)
             if current != sent:
                 yield f"event: progress\ndata: {json.dumps(current)}\n\n"
-                sent, quiet = current, 0.0
+                sent, quiet, changed_at = current, 0.0, loop.time()
             if current["status"] in FINISHED_TEXTS:
                 end = {"id": task_id, "status": current["status"]}
                 yield f"event: end\ndata: {json.dumps(end)}\n\n"
+                return
+            if loop.time() - changed_at >= idle_after:
+                idle = {
+                    "id": task_id,
+                    "status": current["status"],
+                    "reason": f"no change of progress for {idle_after:g} s; reconnect to "
+                    "follow the task further",
+                }
+                yield f"event: idle\ndata: {json.dumps(idle)}\n\n"
                 return
             current = None
             await asyncio.sleep(STREAM_INTERVAL)
@@ -169,11 +194,27 @@ async def progress_stream(request: Request) -> Response:
                 yield ": keep-alive\n\n"
                 quiet = 0.0
 
-    return StreamingResponse(
+    return _Stream(
         events(),
+        release=lambda: app.streams.give_back(token),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+class _Stream(StreamingResponse):
+    """A streaming response that gives its stream slot back however it ends (finished, client
+    gone, server stopping)."""
+
+    def __init__(self, content: AsyncIterator[str], *, release: Callable[[], None], **kw: Any):
+        super().__init__(content, **kw)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
 
 LIST_FILTERS = (
