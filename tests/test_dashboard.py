@@ -398,3 +398,36 @@ def test_the_performance_tab_shows_figures_and_clears_the_cache(server: Server, 
     expect(page.locator("#cache-stats dd").nth(3)).to_have_text("0")  # entries
     page.get_by_label("Window").select_option("1")
     expect(worker_row).to_be_visible()
+
+
+def test_workers_show_an_icon_from_the_built_in_set(server: Server, page: Page) -> None:
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    sign_in(page)
+    page.get_by_role("link", name="Workers").click()
+    for worker, icon in (("demo", "play"), ("report", "file"), ("sample", "default")):
+        box = page.locator(f"[data-worker={worker}] .worker-icon")
+        expect(box.locator(f"svg[data-icon={icon}]")).to_have_count(1)
+        expect(box).to_have_text("")  # a picture, not a letter
+        assert box.locator("svg > *").count() > 0
+    names = page.evaluate(
+        """async () => {
+            const icons = await import("./static/js/icons.js");
+            const given = ['<i class="fa fa-envelope"></i>', "fa-solid fa-cube", "cube",
+                "Database", "bi-clock", "", "nonsense", "<img src=x>"];
+            const drawn = icons.ICON_NAMES.map((n) => icons.workerIcon(n).childElementCount);
+            return {names: given.map(icons.iconName), drawn};
+        }"""
+    )
+    assert names["names"] == [
+        "mail",
+        "box",
+        "box",
+        "database",
+        "clock",
+        "default",
+        "default",
+        "default",
+    ]
+    assert len(names["drawn"]) >= 20 and all(n > 0 for n in names["drawn"])
+    assert all(url.startswith(f"{server.base}/") for url in requests), requests

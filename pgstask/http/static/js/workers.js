@@ -5,6 +5,7 @@
 import * as api from "./api.js";
 import { byId, el, fill } from "./dom.js";
 import * as format from "./format.js";
+import { workerIcon } from "./icons.js";
 import { follow, progressBar, setProgress } from "./progress.js";
 import { statusBadge } from "./tasklist.js";
 
@@ -60,7 +61,6 @@ export class Workers {
 
   card(worker) {
     const name = worker.title || worker.identifier;
-    const initial = (worker.icon || name).slice(0, 1).toUpperCase();
     const state = worker.active ? "active" : "inactive";
     return el("article", {
       class: `worker-card ${state}`,
@@ -68,8 +68,8 @@ export class Workers {
       "aria-label": `Worker ${worker.identifier}`,
     },
       el("header", {},
-        el("span", { class: "worker-icon", title: worker.icon || null, "aria-hidden": "true" },
-          initial),
+        el("span", { class: "worker-icon", title: worker.icon || null },
+          workerIcon(worker.icon)),
         el("div", {},
           el("h2", {}, name),
           el("code", {}, worker.identifier),
