@@ -400,6 +400,69 @@ def test_the_performance_tab_shows_figures_and_clears_the_cache(server: Server, 
     expect(worker_row).to_be_visible()
 
 
+def test_running_tasks_show_their_live_message_and_a_counting_duration(
+    server: Server, page: Page
+) -> None:
+    counting = server.run("demo", "count", {"to": 100000, "delay": 0.05})
+    silent = server.run("demo", "count", {"to": 1, "delay": 600})  # no report for 10 minutes
+    server.wait_status(counting, "running")
+    server.wait_status(silent, "running")
+    sign_in(page)
+
+    for table in ("#recent-tasks", "#task-list"):
+        if table == "#task-list":
+            page.get_by_role("link", name="Tasks").click()
+        row = page.locator(f"{table} tr[data-task-id='{counting}']")
+        expect(row.locator(".col-message")).to_have_text(re.compile(r"^Counted \d+ of 100000$"))
+        duration = row.locator(".col-duration .duration")
+        expect(duration).to_have_text(re.compile(r"^(\d+ s|\d+m \d\ds)$"))
+        expect(duration).not_to_have_text(duration.inner_text())  # it counts up
+        quiet = page.locator(f"{table} tr[data-task-id='{silent}']")
+        expect(quiet.locator(".status")).to_have_text("running")
+        expect(quiet.locator(".col-message")).to_have_text("")  # not "Task queued"
+        expect(quiet.locator(".col-duration .duration")).to_have_text(re.compile(r"^\d"))
+
+    page.goto(f"/stask/#task/{counting}")
+    detail = page.locator("#task-detail")
+    message = detail.locator(".live-message")
+    expect(message).to_have_text(re.compile(r"^Counted \d+ of 100000$"))
+    expect(message).not_to_have_text(message.inner_text())  # the live message, as it changes
+    duration = detail.locator(".duration")
+    expect(duration).to_have_text(re.compile(r"^(\d+ s|\d+m \d\ds)$"))
+    expect(duration).not_to_have_text(duration.inner_text())
+    page.goto(f"/stask/#task/{silent}")
+    expect(detail.get_by_role("heading", name=f"Task {silent}")).to_be_visible()
+    expect(detail.locator(".live-message")).to_have_text("—")
+
+
+def test_tracebacks_and_multi_line_log_values_are_preformatted_text(
+    server: Server, page: Page, dialogs: list[str]
+) -> None:
+    error = f"{XSS_SCRIPT}\nsecond line"
+    failing = server.run("sample", "fail", {"error": error}, max_attempts=1)
+    server.wait_status(failing, "failed")
+    sign_in(page)
+    page.goto(f"/stask/#task/{failing}")
+    detail = page.locator("#task-detail")
+
+    last_error = detail.locator("pre.last-error")
+    expect(last_error).to_contain_text("Traceback (most recent call last):")
+    expect(last_error).to_contain_text(f"RuntimeError: {error}")
+    assert "\n  File " in last_error.inner_text()  # rendered on lines of their own
+    assert last_error.evaluate("e => getComputedStyle(e).whiteSpace") in ("pre", "pre-wrap")
+
+    record = detail.locator(".log-lines .log-record", has_text="Failed: RuntimeError")
+    traceback = record.locator(".log-context pre")
+    expect(traceback).to_contain_text("Traceback (most recent call last):")
+    assert "\n  File " in traceback.inner_text()
+    assert "\\n" not in record.inner_text()  # no escaped newlines
+    expect(record.locator(".log-message")).to_contain_text(XSS_SCRIPT)
+    expect(record.locator(".log-context")).to_contain_text("max_attempts")
+
+    assert page.locator("body script").count() == 0
+    assert dialogs == []
+
+
 def test_workers_show_an_icon_from_the_built_in_set(server: Server, page: Page) -> None:
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
