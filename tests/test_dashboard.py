@@ -15,6 +15,7 @@ import io
 import os
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -461,6 +462,35 @@ def test_tracebacks_and_multi_line_log_values_are_preformatted_text(
 
     assert page.locator("body script").count() == 0
     assert dialogs == []
+
+
+def test_the_chart_names_the_days_and_times_of_its_axis(
+    server: Server, browser: Browser, dialogs: list[str]
+) -> None:
+    made = browser.new_context(base_url=server.base, locale="en-US", timezone_id="UTC")
+    try:
+        page = made.new_page()
+        sign_in(page)
+        labels = page.locator("#timeline-chart text.axis.time")
+        expect(labels.locator(".date").first).to_be_visible()
+        shown = labels.evaluate_all(
+            "ls => ls.map(l => [l.dataset.time, l.firstChild.textContent,"
+            " l.querySelector('.date')?.textContent ?? null])"
+        )
+    finally:
+        made.close()
+    assert len(shown) >= 2
+    days = []
+    for iso, label, day in shown:
+        at = datetime.fromisoformat(iso)
+        time = label.replace("\u202f", " ")  # ICU puts a narrow space before AM/PM
+        assert time == at.strftime("%I:%M %p"), shown
+        if day is not None:
+            assert day == f"{at:%a}, {at:%b} {at.day}", shown
+            days.append(day)
+    assert shown[0][2] is not None  # the first tick names its day
+    today = datetime.now(UTC)
+    assert f"{today:%a}, {today:%b} {today.day}" in days  # 24 hours always cross a midnight
 
 
 def test_workers_show_an_icon_from_the_built_in_set(server: Server, page: Page) -> None:
