@@ -524,3 +524,34 @@ def test_workers_show_an_icon_from_the_built_in_set(server: Server, page: Page) 
     ]
     assert len(names["drawn"]) >= 20 and all(n > 0 for n in names["drawn"])
     assert all(url.startswith(f"{server.base}/") for url in requests), requests
+
+
+def test_every_tab_fits_a_phone_screen(server: Server, browser: Browser) -> None:
+    running = server.run("demo", "count", {"to": 100000, "delay": 0.05})
+    long_error = "a-very-long-error-without-spaces-" * 8
+    failed = server.run("sample", "fail", {"error": long_error}, max_attempts=1)
+    for n in range(3):
+        server.create("nobody", "wait", {"n": n})
+    server.wait_status(running, "running")
+    server.wait_status(failed, "failed")
+    made = browser.new_context(base_url=server.base, viewport={"width": 390, "height": 844})
+    try:
+        page = made.new_page()
+        sign_in(page)
+        views = {
+            "#dashboard": "#recent-tasks tbody tr[data-task-id]",
+            "#tasks": "#task-list tbody tr[data-task-id]",
+            f"#task/{failed}": "#task-detail pre.last-error",
+            f"#task/{running}": "#task-detail .log-lines li",
+            "#workers": "[data-worker=demo] .worker-icon svg",
+            "#performance": "#performance-workers tbody tr",
+        }
+        for view, ready in views.items():
+            page.goto(f"/stask/{view}")
+            expect(page.locator(ready).first).to_be_visible()
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"{view} is {width} px wide"
+            nav = page.get_by_role("link", name="Performance").bounding_box()
+            assert nav is not None and nav["x"] + nav["width"] <= 390, view
+    finally:
+        made.close()
