@@ -6,7 +6,7 @@ import * as api from "./api.js";
 import { byId, el, fill } from "./dom.js";
 import * as format from "./format.js";
 import { workerIcon } from "./icons.js";
-import { follow, progressBar, setProgress } from "./progress.js";
+import { currentMessage, follow, progressBar, setProgress } from "./progress.js";
 import { statusBadge } from "./tasklist.js";
 
 /** A textarea's text as a JSON object: {value} or {error} saying what is wrong. */
@@ -152,7 +152,7 @@ export class Workers {
     const update = (progress) => {
       setProgress(bar, progress);
       fill(status, statusBadge(progress.status));
-      fill(message, progress.message);
+      fill(message, currentMessage(progress.status, progress.message));
     };
     this.stops.push(follow(id, update, (err) => this.notify(err.message, "error")));
   }
