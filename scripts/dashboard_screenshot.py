@@ -1,6 +1,11 @@
 """Take docs/dashboard.png: the Dashboard tab with a few tasks, in headless Chromium.
 
-    .venv/bin/python scripts/dashboard_screenshot.py [OUTPUT.png]
+    .venv/bin/python scripts/dashboard_screenshot.py [OUTPUT.png] [--width PX] [--tab TAB ...]
+
+`--width` sets the viewport width (default 1280; 390 is a phone). `--tab` picks what to show:
+dashboard (the default), tasks, task (the running task's detail), failure (a failed task's
+detail), workers or performance; with
+several, each goes to OUTPUT with the tab's name before the suffix (dashboard-workers.png).
 
 It runs `pgstask serve --daemon` (example workers `demo` and `report`) on an embedded PostgreSQL
 in a temporary directory (never your PGSTASK_DSN), enqueues some tasks, waits until all but one
@@ -10,6 +15,7 @@ long count have finished, signs in and saves the page. The browser is Debian's c
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import socket
@@ -44,8 +50,9 @@ def wait(predicate: Callable[[], bool], what: str, timeout: float = 120.0) -> No
         time.sleep(0.2)
 
 
-def enqueue(api: httpx.Client) -> int:
-    """Some finished tasks of each kind and one long count left running; returns its id."""
+def enqueue(api: httpx.Client) -> dict[str, int]:
+    """Some finished tasks of each kind and one long count left running; returns the ids of
+    that one (`running`) and of a failed one (`failed`)."""
 
     def run(worker: str, action: str, body: dict[str, object]) -> int:
         answer = api.post(f"/stask/worker/{worker}/run/{action}", json=body)
@@ -55,7 +62,8 @@ def enqueue(api: httpx.Client) -> int:
     ids = [run("demo", "count", {"to": n, "delay": 0.05}) for n in (10, 25, 40)]
     ids.append(run("report", "export", {"rows": 1200}))
     ids.append(run("report", "export", {"rows": 300}))
-    ids.append(run("demo", "fail", {"options": {"error": "upstream timed out"}, "max_attempts": 1}))
+    failed = run("demo", "fail", {"options": {"error": "upstream timed out"}, "max_attempts": 1})
+    ids.append(failed)
     ids.append(run("demo", "noop", {}))
     cancelled = run("demo", "count", {"to": 500, "delay": 0.05})
     running = run("demo", "count", {"to": 400, "delay": 0.25})
@@ -68,11 +76,31 @@ def enqueue(api: httpx.Client) -> int:
     wait(lambda: all(status(i) in ("completed", "failed") for i in ids), "the tasks to finish")
     later: dict[str, object] = {"options": {}, "start_at": "2099-01-01T00:00:00Z"}
     run("report", "export", later)  # stays pending
-    return running
+    return {"running": running, "failed": failed}
+
+
+TABS = {
+    "dashboard": "#dashboard",
+    "tasks": "#tasks",
+    "task": "#task/{running}",
+    "failure": "#task/{failed}",
+    "workers": "#workers",
+    "performance": "#performance",
+}
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("output", nargs="?", type=Path, default=ROOT / "docs" / "dashboard.png")
+    parser.add_argument("--width", type=int, default=1280, help="viewport width in CSS pixels")
+    parser.add_argument("--tab", action="append", choices=sorted(TABS), help="what to show")
+    return parser.parse_args()
 
 
 def main() -> int:
-    output = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "docs" / "dashboard.png")
+    args = arguments()
+    output: Path = args.output
+    tabs: list[str] = args.tab or ["dashboard"]
     token = new_token()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -103,17 +131,25 @@ def main() -> int:
             wait(up, "pgstask serve")
             if serve.poll() is not None:
                 raise SystemExit((Path(tmp) / "serve.log").read_text())
-            running = enqueue(api)
+            ids = enqueue(api)
             with sync_playwright() as driver:
                 browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True)
-                page = browser.new_page(viewport={"width": 1280, "height": 860})
+                page = browser.new_page(viewport={"width": args.width, "height": 860})
                 page.goto(f"{base}/stask/login")
                 page.get_by_label("API token").fill(token)
                 page.get_by_role("button", name="Sign in").click()
+                running = ids["running"]
                 row = page.locator(f"#recent-tasks tr[data-task-id='{running}'] .progress-box")
                 expect(row).not_to_have_attribute("data-progress", "", timeout=60_000)
                 expect(row).not_to_have_attribute("data-progress", "0", timeout=60_000)
-                page.screenshot(path=str(output), full_page=True)
+                for tab in tabs:
+                    path = output
+                    if len(tabs) > 1:
+                        path = output.with_name(f"{output.stem}-{tab}{output.suffix}")
+                    page.goto(f"{base}/stask/{TABS[tab].format(**ids)}")
+                    page.wait_for_timeout(2000)  # the tab has loaded its data
+                    page.screenshot(path=str(path), full_page=True)
+                    print(f"dashboard_screenshot: wrote {path}")
                 browser.close()
         finally:
             api.close()
@@ -126,7 +162,6 @@ def main() -> int:
             finally:
                 log.close()
                 embedded.stop(Path(tmp) / "pgdata")
-    print(f"dashboard_screenshot: wrote {output}")
     return 0
 
 

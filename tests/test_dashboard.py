@@ -16,6 +16,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -421,3 +422,163 @@ def test_the_performance_tab_shows_figures_and_clears_the_cache(server: Server, 
     expect(page.locator("#cache-stats dd").nth(3)).to_have_text("0")  # entries
     page.get_by_label("Window").select_option("1")
     expect(worker_row).to_be_visible()
+
+
+def test_running_tasks_show_their_live_message_and_a_counting_duration(
+    server: Server, page: Page
+) -> None:
+    counting = server.run("demo", "count", {"to": 100000, "delay": 0.05})
+    silent = server.run("demo", "count", {"to": 1, "delay": 600})  # no report for 10 minutes
+    server.wait_status(counting, "running")
+    server.wait_status(silent, "running")
+    sign_in(page)
+
+    for table in ("#recent-tasks", "#task-list"):
+        if table == "#task-list":
+            page.get_by_role("link", name="Tasks").click()
+        row = page.locator(f"{table} tr[data-task-id='{counting}']")
+        expect(row.locator(".col-message")).to_have_text(re.compile(r"^Counted \d+ of 100000$"))
+        duration = row.locator(".col-duration .duration")
+        expect(duration).to_have_text(re.compile(r"^(\d+ s|\d+m \d\ds)$"))
+        expect(duration).not_to_have_text(duration.inner_text())  # it counts up
+        quiet = page.locator(f"{table} tr[data-task-id='{silent}']")
+        expect(quiet.locator(".status")).to_have_text("running")
+        expect(quiet.locator(".col-message")).to_have_text("")  # not "Task queued"
+        expect(quiet.locator(".col-duration .duration")).to_have_text(re.compile(r"^\d"))
+
+    page.goto(f"/stask/#task/{counting}")
+    detail = page.locator("#task-detail")
+    message = detail.locator(".live-message")
+    expect(message).to_have_text(re.compile(r"^Counted \d+ of 100000$"))
+    expect(message).not_to_have_text(message.inner_text())  # the live message, as it changes
+    duration = detail.locator(".duration")
+    expect(duration).to_have_text(re.compile(r"^(\d+ s|\d+m \d\ds)$"))
+    expect(duration).not_to_have_text(duration.inner_text())
+    page.goto(f"/stask/#task/{silent}")
+    expect(detail.get_by_role("heading", name=f"Task {silent}")).to_be_visible()
+    expect(detail.locator(".live-message")).to_have_text("—")
+
+
+def test_tracebacks_and_multi_line_log_values_are_preformatted_text(
+    server: Server, page: Page, dialogs: list[str]
+) -> None:
+    error = f"{XSS_SCRIPT}\nsecond line"
+    failing = server.run("sample", "fail", {"error": error}, max_attempts=1)
+    server.wait_status(failing, "failed")
+    sign_in(page)
+    page.goto(f"/stask/#task/{failing}")
+    detail = page.locator("#task-detail")
+
+    last_error = detail.locator("pre.last-error")
+    expect(last_error).to_contain_text("Traceback (most recent call last):")
+    expect(last_error).to_contain_text(f"RuntimeError: {error}")
+    assert "\n  File " in last_error.inner_text()  # rendered on lines of their own
+    assert last_error.evaluate("e => getComputedStyle(e).whiteSpace") in ("pre", "pre-wrap")
+
+    record = detail.locator(".log-lines .log-record", has_text="Failed: RuntimeError")
+    traceback = record.locator(".log-context pre")
+    expect(traceback).to_contain_text("Traceback (most recent call last):")
+    assert "\n  File " in traceback.inner_text()
+    assert "\\n" not in record.inner_text()  # no escaped newlines
+    expect(record.locator(".log-message")).to_contain_text(XSS_SCRIPT)
+    expect(record.locator(".log-context")).to_contain_text("max_attempts")
+
+    assert page.locator("body script").count() == 0
+    assert dialogs == []
+
+
+def test_the_chart_names_the_days_and_times_of_its_axis(
+    server: Server, browser: Browser, dialogs: list[str]
+) -> None:
+    before = datetime.now(UTC)
+    made = browser.new_context(base_url=server.base, locale="en-US", timezone_id="UTC")
+    try:
+        page = made.new_page()
+        sign_in(page)
+        labels = page.locator("#timeline-chart text.axis.time")
+        expect(labels.locator(".date").first).to_be_visible()
+        shown = labels.evaluate_all(
+            "ls => ls.map(l => [l.dataset.time, l.firstChild.textContent,"
+            " l.querySelector('.date')?.textContent ?? null])"
+        )
+    finally:
+        made.close()
+    assert len(shown) >= 2
+    days = []
+    for iso, label, day in shown:
+        at = datetime.fromisoformat(iso)
+        time = label.replace("\u202f", " ")  # ICU puts a narrow space before AM/PM
+        assert time == at.strftime("%I:%M %p"), shown
+        if day is not None:
+            assert day == f"{at:%a}, {at:%b} {at.day}", shown
+            days.append(day)
+    assert shown[0][2] is not None  # the first tick names its day
+    # 24 hours always cross today's midnight (the day the page was drawn on).
+    today = {f"{d:%a}, {d:%b} {d.day}" for d in (before, datetime.now(UTC))}
+    assert today & set(days), (today, days)
+
+
+def test_workers_show_an_icon_from_the_built_in_set(server: Server, page: Page) -> None:
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    sign_in(page)
+    page.get_by_role("link", name="Workers").click()
+    for worker, icon in (("demo", "play"), ("report", "file"), ("sample", "default")):
+        box = page.locator(f"[data-worker={worker}] .worker-icon")
+        expect(box.locator(f"svg[data-icon={icon}]")).to_have_count(1)
+        expect(box).to_have_text("")  # a picture, not a letter
+        assert box.locator("svg > *").count() > 0
+    names = page.evaluate(
+        """async () => {
+            const icons = await import("./static/js/icons.js");
+            const given = ['<i class="fa fa-envelope"></i>', "fa-solid fa-cube", "cube",
+                "Database", "bi-clock", "", "nonsense", "<img src=x>"];
+            const drawn = icons.ICON_NAMES.map((n) => icons.workerIcon(n).childElementCount);
+            return {names: given.map(icons.iconName), drawn};
+        }"""
+    )
+    assert names["names"] == [
+        "mail",
+        "box",
+        "box",
+        "database",
+        "clock",
+        "default",
+        "default",
+        "default",
+    ]
+    assert len(names["drawn"]) >= 20 and all(n > 0 for n in names["drawn"])
+    assert all(url.startswith(f"{server.base}/") for url in requests), requests
+
+
+def test_every_tab_fits_a_phone_screen(server: Server, browser: Browser) -> None:
+    running = server.run("demo", "count", {"to": 100000, "delay": 0.05})
+    long_error = "a-very-long-error-without-spaces-" * 8
+    failed = server.run("sample", "fail", {"error": long_error}, max_attempts=1)
+    for n in range(3):
+        server.create("nobody", "wait", {"n": n})
+    server.wait_status(running, "running")
+    server.wait_status(failed, "failed")
+    made = browser.new_context(base_url=server.base, viewport={"width": 390, "height": 844})
+    try:
+        page = made.new_page()
+        page.goto("/stask/login")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        sign_in(page)
+        views = {
+            "#dashboard": "#recent-tasks tbody tr[data-task-id]",
+            "#tasks": "#task-list tbody tr[data-task-id]",
+            f"#task/{failed}": "#task-detail pre.last-error",
+            f"#task/{running}": "#task-detail .log-lines li",
+            "#workers": "[data-worker=demo] .worker-icon svg",
+            "#performance": "#performance-workers tbody tr",
+        }
+        for view, ready in views.items():
+            page.goto(f"/stask/{view}")
+            expect(page.locator(ready).first).to_be_visible()
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"{view} is {width} px wide"
+            nav = page.get_by_role("link", name="Performance").bounding_box()
+            assert nav is not None and nav["x"] + nav["width"] <= 390, view
+    finally:
+        made.close()

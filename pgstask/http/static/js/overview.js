@@ -25,7 +25,7 @@ export class Overview {
     this.shown = false;
     this.recent = new TaskTable(
       byId("recent-tasks"),
-      ["id", "worker", "action", "status", "progress", "created"],
+      ["id", "worker", "action", "status", "progress", "duration", "created", "message"],
       "No tasks yet.",
     );
     this.failures = new TaskTable(
@@ -62,7 +62,8 @@ export class Overview {
       this.failures.render(failed.tasks);
       renderAlerts(byId("dashboard-alerts"), alerts.data);
       const { points, bucket_seconds: bucket } = timeline.data;
-      fill(byId("timeline-chart"), timelineChart(points, bucket, 24));
+      const chart = byId("timeline-chart");
+      fill(chart, timelineChart(points, bucket, 24, chart.clientWidth));
     } catch (err) {
       this.notify(err.message, "error");
     }

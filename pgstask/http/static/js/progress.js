@@ -11,6 +11,16 @@ const POLL_MS = 1000;
 
 export const isFinished = (status) => FINISHED.has(status);
 
+// The message a task gets when it is queued ("Task queued", "Task queued for retry") stays on
+// its row while it runs, until the worker reports one of its own.
+const QUEUED = /^Task queued( for retry)?$/;
+
+/** The message to show for a task: none while it runs and has reported none of its own. */
+export function currentMessage(status, message) {
+  const text = message || "";
+  return (status === "running" || status === "preparing") && QUEUED.test(text) ? "" : text;
+}
+
 /** A progress bar with its label; update it with `setProgress`. */
 export function progressBar(value, label, status) {
   const bar = el("progress", { max: "100", "aria-label": label || "Progress" });

@@ -1,8 +1,10 @@
-// Tables of tasks (recent tasks, failures, the Tasks tab), with live bars on running rows.
+// Tables of tasks (recent tasks, failures, the Tasks tab), with live bars, messages and
+// durations on running rows.
 
 import { el, fill } from "./dom.js";
+import { durationView, stopCounting } from "./elapsed.js";
 import * as format from "./format.js";
-import { poll, progressBar, setProgress } from "./progress.js";
+import { currentMessage, isFinished, poll, progressBar, setProgress } from "./progress.js";
 
 // Only running rows are polled: a page of pending tasks would otherwise send a request per row
 // every second. The tables are refreshed (or the task opened) to see a pending task start.
@@ -26,10 +28,23 @@ const COLUMNS = {
   ],
   priority: ["Priority", (t) => t.priority],
   attempts: ["Attempts", (t) => `${t.attempts}/${t.max_attempts}`],
-  message: ["Message", (t) => el("span", { class: "message" }, t.message || t.last_error || "")],
-  created: ["Created", (t) => format.dateTime(t.created_at)],
-  finished: ["Finished", (t) => format.dateTime(t.finished_at)],
+  duration: ["Duration", (t) => durationView(t)],
+  message: ["Message", (t) => el("span", { class: "message" }, rowMessage(t))],
+  created: ["Created", (t) => when(t.created_at)],
+  finished: ["Finished", (t) => when(t.finished_at)],
 };
+
+/** A table's time: short, with the full date and time as its tooltip. */
+function when(iso) {
+  return el("time", { datetime: iso, title: format.dateTime(iso) }, format.shortDateTime(iso));
+}
+
+/** A row's message: the first line (a traceback belongs to the task's page). */
+function rowMessage(task) {
+  const running = RUNNING.has(task.status_text);
+  const text = currentMessage(task.status_text, task.message) || (running ? "" : task.last_error);
+  return String(text || "").split("\n", 1)[0];
+}
 
 /**
  * A table of tasks that keeps the bars of its running rows current. `render(tasks)` replaces
@@ -73,23 +88,33 @@ export class TaskTable {
     for (const name of this.columns) {
       tr.append(el("td", { class: `col-${name}` }, COLUMNS[name][1](task)));
     }
-    const box = tr.querySelector(".progress-box");
-    if (box && RUNNING.has(task.status_text)) {
-      if (this.latest.has(task.id)) setProgress(box, this.latest.get(task.id));
+    if (RUNNING.has(task.status_text)) {
+      if (this.latest.has(task.id)) this.update(tr, this.latest.get(task.id));
       this.watchers.set(
         task.id,
         poll(task.id, (update) => {
           this.latest.set(task.id, update);
-          setProgress(box, update);
-          const badge = tr.querySelector(".status");
-          if (badge && update.status !== badge.textContent) {
-            badge.replaceWith(statusBadge(update.status));
-            tr.dataset.status = update.status;
-          }
+          this.update(tr, update);
         }),
       );
     }
     return tr;
+  }
+
+  /** Show a running row's latest progress: bar, status, message; a finished task's duration
+   * stops counting (the next refresh of the table shows the exact one). */
+  update(tr, update) {
+    const box = tr.querySelector(".progress-box");
+    if (box) setProgress(box, update);
+    const badge = tr.querySelector(".status");
+    if (badge && update.status !== badge.textContent) {
+      badge.replaceWith(statusBadge(update.status));
+      tr.dataset.status = update.status;
+    }
+    const message = tr.querySelector(".col-message .message");
+    if (message) fill(message, rowMessage({ status_text: update.status, message: update.message }));
+    const duration = tr.querySelector(".duration.live");
+    if (duration && isFinished(update.status)) stopCounting(duration);
   }
 
   stop() {

@@ -3,14 +3,17 @@
 
 import * as api from "./api.js";
 import { byId, el, fill } from "./dom.js";
+import { durationView } from "./elapsed.js";
 import * as format from "./format.js";
-import { isFinished, poll, progressBar, setProgress } from "./progress.js";
+import { logItems, textBlock } from "./logs.js";
+import { currentMessage, isFinished, poll, progressBar, setProgress } from "./progress.js";
 import { TaskTable, statusBadge } from "./tasklist.js";
 
 const PAGE = 25;
-const LOG_LINES = 20;
+const LOG_RECORDS = 20;
 const COLUMNS = [
-  "id", "worker", "action", "status", "progress", "priority", "attempts", "created", "message",
+  "id", "worker", "action", "status", "progress", "priority", "attempts", "created", "duration",
+  "message",
 ];
 
 /** Whether a task's result names a file the download endpoint can serve. */
@@ -100,7 +103,9 @@ export class Tasks {
     const status = task.status_text;
     const bar = progressBar(task.progress, `Progress of task ${task.id}`, status);
     const progressNote = el("span", { class: "progress-note" });
-    const logs = el("pre", { class: "log-lines", "aria-label": "Last log lines" });
+    const message = el("div", { class: "live-message" },
+      textBlock(currentMessage(status, task.message)));
+    const logs = el("ol", { class: "log-lines", "aria-label": "Last log records" });
     const path = api.taskPath(task.id);
     const button = (text, onclick, kind) =>
       el("button", { type: "button", class: kind || null, onclick }, text);
@@ -119,17 +124,17 @@ export class Tasks {
       ["Worker", el("code", {}, task.identifier)],
       ["Action", el("span", { class: "action" }, task.action)],
       ["Status", statusBadge(status)],
-      ["Progress", el("span", {}, bar, " ", progressNote)],
-      ["Message", el("span", { class: "message" }, task.message || "—")],
+      ["Progress", el("span", { class: "progress-line" }, bar, " ", progressNote)],
+      ["Message", message],
       ["Priority", task.priority],
       ["Attempts", `${task.attempts} of ${task.max_attempts}`],
       ["Created", format.dateTime(task.created_at)],
       ["Start at", format.dateTime(task.start_at)],
       ["Started", format.dateTime(task.started_at)],
       ["Finished", format.dateTime(task.finished_at)],
-      ["Duration", format.seconds(format.duration(task))],
+      ["Duration", durationView(task)],
       ["Peak memory", format.bytes(task.peak_memory)],
-      ["Last error", el("span", { class: "message" }, task.last_error || "—")],
+      ["Last error", textBlock(task.last_error, "last-error")],
     ];
     fill(
       this.detail,
@@ -143,26 +148,45 @@ export class Tasks {
       el("pre", { class: "json" }, format.json(task.meta)),
       el("h3", {}, "Result"),
       el("pre", { class: "json" }, task.result === null ? "—" : format.json(task.result)),
-      el("h3", {}, "Last log lines"),
+      el("h3", {}, "Last log records"),
       logs,
     );
     this.detail.hidden = false;
     this.detail.dataset.taskId = String(task.id);
 
-    // Polled while the detail is open: the progress endpoint also gives the last log lines.
+    // Polled while the detail is open: the progress endpoint gives the live message and the
+    // last log lines as text; when those change, the records are read (with their context).
     // When the status changes the task is read again (its buttons and times change too).
+    let seenLines = null;
+    let asked = 0; // the newest request for the records: an older answer is not shown
     const update = (progress) => {
       if (this.detail.dataset.taskId !== String(task.id)) return;
       setProgress(bar, progress);
       const live = progress.eta && progress.eta !== "—" && !isFinished(progress.status);
-      fill(progressNote, [progress.message, live ? `ETA ${progress.eta}` : ""]
-        .filter(Boolean).join(" · "));
-      if (progress.logLines) {
-        fill(logs, progress.logLines.slice(-LOG_LINES).join("\n") || "(no log records)");
+      const counts = progress.total ? `${progress.processed ?? 0} of ${progress.total}` : "";
+      fill(progressNote, [counts, live ? `ETA ${progress.eta}` : ""].filter(Boolean).join(" · "));
+      fill(message, textBlock(currentMessage(progress.status, progress.message)));
+      const lines = (progress.logLines || []).join("\n");
+      if (lines !== seenLines) {
+        seenLines = lines;
+        const ask = (asked += 1);
+        this.showLogs(task.id, logs, () => ask === asked);
       }
       if (progress.status !== status) this.open(task.id);
     };
     this.stopDetail = poll(task.id, update, (err) => this.notify(err.message, "error"));
+  }
+
+  /** Read a task's last log records into `list`, unless `current()` says a newer read began. */
+  async showLogs(id, list, current) {
+    try {
+      const answer = await api.get(`${api.taskPath(id)}/logs`, { limit: LOG_RECORDS });
+      if (current() && this.detail.dataset.taskId === String(id)) {
+        fill(list, logItems(answer.logs));
+      }
+    } catch (err) {
+      this.notify(err.message, "error");
+    }
   }
 
   closeAndForget() {

@@ -5,7 +5,8 @@
 import * as api from "./api.js";
 import { byId, el, fill } from "./dom.js";
 import * as format from "./format.js";
-import { follow, progressBar, setProgress } from "./progress.js";
+import { workerIcon } from "./icons.js";
+import { currentMessage, follow, progressBar, setProgress } from "./progress.js";
 import { statusBadge } from "./tasklist.js";
 
 /** A textarea's text as a JSON object: {value} or {error} saying what is wrong. */
@@ -60,7 +61,6 @@ export class Workers {
 
   card(worker) {
     const name = worker.title || worker.identifier;
-    const initial = (worker.icon || name).slice(0, 1).toUpperCase();
     const state = worker.active ? "active" : "inactive";
     return el("article", {
       class: `worker-card ${state}`,
@@ -68,8 +68,8 @@ export class Workers {
       "aria-label": `Worker ${worker.identifier}`,
     },
       el("header", {},
-        el("span", { class: "worker-icon", title: worker.icon || null, "aria-hidden": "true" },
-          initial),
+        el("span", { class: "worker-icon", title: worker.icon || null },
+          workerIcon(worker.icon)),
         el("div", {},
           el("h2", {}, name),
           el("code", {}, worker.identifier),
@@ -152,7 +152,7 @@ export class Workers {
     const update = (progress) => {
       setProgress(bar, progress);
       fill(status, statusBadge(progress.status));
-      fill(message, progress.message);
+      fill(message, currentMessage(progress.status, progress.message));
     };
     this.stops.push(follow(id, update, (err) => this.notify(err.message, "error")));
   }
