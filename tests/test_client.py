@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 import secrets
+from typing import Any
 
 import psycopg
 import pytest
@@ -385,6 +386,36 @@ def test_a_start_at_out_of_range_is_refused_and_nothing_is_stored(
         ):
             client.create_many([*[OK_ITEM] * COPY_FROM, {**OK_ITEM, "start_at": start_at}])
         assert client.list() == []
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    """A dict with ``depth`` levels of containers (the dict itself is the first)."""
+    inner: Any = 1
+    for _ in range(depth - 1):
+        inner = [inner]
+    return {"x": inner}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (_nested(101), "data is nested more than 100 levels deep"),
+        (_nested(5000), "data is nested more than 100 levels deep"),
+        ({"n": 10**400}, "data holds a number beyond a double's range"),
+        ({"deep": [{"n": -(10**309)}]}, "data holds a number beyond a double's range"),
+    ],
+)
+def test_data_that_could_not_be_read_back_is_refused(
+    settings: Settings, data: dict[str, Any], message: str
+) -> None:
+    with Client(settings=settings) as client:
+        with pytest.raises(InvalidTaskError, match=message):
+            client.create("w", "a", data)
+        with pytest.raises(InvalidTaskError, match=message):
+            client.create_many([*[OK_ITEM] * COPY_FROM, {**OK_ITEM, "data": data}])
+        assert client.list() == []
+        accepted = client.create("w", "a", {**_nested(100), "n": 10**300})
+        assert client.get(accepted).meta["n"] == 10**300
 
 
 def test_an_unknown_field_that_is_not_a_string_is_named(settings: Settings) -> None:

@@ -16,6 +16,7 @@ from typing import Any, LiteralString
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.abc import Params
 
 from pgstask.db import Conn
@@ -28,7 +29,9 @@ PLAIN_INSERT = (
 SENTINEL = "sentinel"
 
 
-def _rejected(conn: Conn, statement: LiteralString, params: Params | None = None) -> psycopg.Error:
+def _rejected(
+    conn: Conn, statement: LiteralString | sql.Composed, params: Params | None = None
+) -> psycopg.Error:
     """The error ``statement`` raises; the surrounding transaction stays usable (savepoint)."""
     with pytest.raises(psycopg.Error) as caught, conn.transaction():
         conn.execute(statement, params)
@@ -221,6 +224,66 @@ def test_oversize_meta_is_rejected(conn: Conn) -> None:
     )
     assert error.sqlstate == "23514"
     assert error.diag.constraint_name == "s_tasks_meta_size_check"
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("start_at", "infinity"),
+        ("start_at", "-infinity"),
+        ("start_at", "0044-03-15 12:00:00+00 BC"),
+        ("start_at", "10000-01-01 00:00:00+00"),
+        ("start_at", "9999-12-31 00:00:00+00"),  # year 10000 in a time zone east of UTC
+        ("start_at", "0001-01-01 12:00:00+00"),  # year 0 west of UTC
+        ("created_at", "infinity"),
+        ("updated_at", "-infinity"),
+        ("started_at", "infinity"),
+        ("finished_at", "infinity"),
+    ],
+)
+def test_a_timestamp_python_cannot_read_back_is_rejected(
+    conn: Conn, column: str, value: str
+) -> None:
+    statement = sql.SQL("INSERT INTO s_tasks (identifier, action, {}) VALUES ('w', 'a', %s)")
+    error = _rejected(conn, statement.format(sql.Identifier(column)), (value,))
+    assert error.sqlstate == "22008"
+    assert "must lie between 0001-01-02 and 9999-12-30 UTC" in str(error)
+    assert _count(conn) == 0
+
+
+def test_the_last_readable_timestamps_are_accepted(conn: Conn) -> None:
+    conn.execute(
+        "INSERT INTO s_tasks (identifier, action, start_at) VALUES "
+        "('w', 'a', '0001-01-02 00:00:00+00'), ('w', 'a', '9999-12-30 23:59:59+00')"
+    )
+    assert _count(conn) == 2
+
+
+def test_meta_nested_too_deeply_is_rejected(conn: Conn) -> None:
+    deep = "INSERT INTO s_tasks (identifier, action, meta) VALUES ('w', 'a', jsonb_build_object("
+    error = _rejected(conn, deep + "'x', (repeat('[', 10000) || repeat(']', 10000))::jsonb))")
+    assert error.sqlstate == "23514"
+    assert "nested at most 100 levels deep" in str(error)
+    # 100 levels (the object, then 99 arrays around a number) are fine
+    conn.execute(deep + "'x', (repeat('[', 99) || '1' || repeat(']', 99))::jsonb))")
+    assert _count(conn) == 1
+
+
+@pytest.mark.parametrize("number", ["1e309", "-1e309", "9" * 5000])
+def test_a_number_beyond_a_double_is_rejected(conn: Conn, number: str) -> None:
+    error = _rejected(
+        conn,
+        "INSERT INTO s_tasks (identifier, action, meta)"
+        " VALUES ('w', 'a', jsonb_build_object('n', %s::numeric))",
+        (number,),
+    )
+    assert error.sqlstate == "22003"
+    assert "beyond a double's range" in str(error)
+    conn.execute(
+        "INSERT INTO s_tasks (identifier, action, meta)"
+        """ VALUES ('w', 'a', '{"n": 1.7976931348623157e308, "s": "1e999", "t": -1e300}')"""
+    )
+    assert _count(conn) == 1
 
 
 def test_oversize_meta_that_arrives_compressed_is_rejected(conn: Conn) -> None:

@@ -11,7 +11,8 @@ Each beat (every ``heartbeat_interval`` seconds, or when woken by a worker chang
 - gives back what it holds in the database but does not know it holds (``known`` lacks it):
   a claim that committed but whose reply never arrived, whatever else lost a claimed row. It
   takes the producer's ``claim_lock`` for that, so a claim in progress is never mistaken for
-  one; when the lock is busy for a second it leaves that check to the next beat;
+  one; when the lock stays busy (a quarter of the interval, at most a second) it leaves that
+  check to the next beat;
 - reloads the active flag and settings of its workers.
 """
 
@@ -89,7 +90,8 @@ class Heartbeat(Service):
         return lost
 
     def _give_back_unknown(self) -> None:
-        if not self._claim_lock.acquire(timeout=CLAIM_LOCK_WAIT):
+        # Never long: the next beat must not be late (the daemon fences itself on old beats).
+        if not self._claim_lock.acquire(timeout=min(CLAIM_LOCK_WAIT, self.interval / 4)):
             return  # a claim is in progress (or stuck): the next beat checks
         try:
             ids, claims = _columns(self._known())
