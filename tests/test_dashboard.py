@@ -443,7 +443,7 @@ def test_running_tasks_show_their_live_message_and_a_counting_duration(
         expect(duration).not_to_have_text(duration.inner_text())  # it counts up
         quiet = page.locator(f"{table} tr[data-task-id='{silent}']")
         expect(quiet.locator(".status")).to_have_text("running")
-        expect(quiet.locator(".col-message")).to_have_text("")  # not "Task queued"
+        expect(quiet.locator(".col-message")).to_have_text("Task started")  # not "Task queued"
         expect(quiet.locator(".col-duration .duration")).to_have_text(re.compile(r"^\d"))
 
     page.goto(f"/stask/#task/{counting}")

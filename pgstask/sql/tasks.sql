@@ -50,7 +50,8 @@ SELECT * FROM s_tasks WHERE dedupe_key = %(dedupe_key)s AND status IN (10, 30, 5
 -- more rows than asked).
 -- Only workers this daemon has and that are active right now (s_workers.active, read in the
 -- same statement) are claimed. The attempt is counted here, so a task that kills its daemon
--- every time still reaches max_attempts; claims + 1 names the new run.
+-- every time still reaches max_attempts; claims + 1 names the new run. The message says it
+-- started (not "Task queued", nor the failure a retry left), until the action reports one.
 WITH workers AS MATERIALIZED (
     SELECT w.identifier FROM s_workers w
      WHERE w.active AND w.identifier = ANY(%(identifiers)s::text[])
@@ -68,7 +69,7 @@ WITH workers AS MATERIALIZED (
 )
 UPDATE s_tasks t
    SET status = 50, attempts = t.attempts + 1, claims = t.claims + 1, daemon_id = %(daemon_id)s,
-       started_at = now(), finished_at = NULL, updated_at = now()
+       started_at = now(), finished_at = NULL, updated_at = now(), message = 'Task started'
   FROM claimable
  WHERE t.id = claimable.id
 RETURNING t.*;
@@ -268,7 +269,7 @@ RETURNING t.id;
 -- Client.execute: claim one specific pending task now, whatever its start_at.
 UPDATE s_tasks t
    SET status = 50, attempts = t.attempts + 1, claims = t.claims + 1, daemon_id = %(daemon_id)s,
-       started_at = now(), finished_at = NULL, updated_at = now()
+       started_at = now(), finished_at = NULL, updated_at = now(), message = 'Task started'
  WHERE t.id = %(id)s AND t.status = 10
 RETURNING t.*;
 

@@ -11,8 +11,9 @@ const POLL_MS = 1000;
 
 export const isFinished = (status) => FINISHED.has(status);
 
-// The message a task gets when it is queued ("Task queued", "Task queued for retry") stays on
-// its row while it runs, until the worker reports one of its own.
+// A claim sets the message "Task started"; a task claimed by a pgstask before schema revision
+// 0005 kept the message it was queued with ("Task queued", "Task queued for retry") while it
+// ran, until the worker reported one of its own: that one is not shown.
 const QUEUED = /^Task queued( for retry)?$/;
 
 /** The message to show for a task: none while it runs and has reported none of its own. */
