@@ -86,6 +86,7 @@ def cmd_serve(ctx: Context) -> int:
     from pgstask.http import create_app
     from pgstask.http.auth import new_token, parse_tokens
     from pgstask.http.config import HttpSettings
+    from pgstask.http.protocol import JsonH11Protocol
 
     host, listen_port = ctx.args.host, ctx.args.port
     http = HttpSettings.from_env()
@@ -108,6 +109,7 @@ def cmd_serve(ctx: Context) -> int:
     daemon_thread = _start_daemon(ctx) if ctx.args.daemon else None
     app = create_app(settings, http)
     config = uvicorn.Config(app, host=host, port=listen_port, log_level="info", server_header=False)
+    config.http = JsonH11Protocol  # malformed requests are answered as JSON too
     # uvicorn handles SIGTERM/SIGINT while it serves, then re-raises the signal to the handler
     # it found: make that one ours, so a graceful stop exits 0 (and a signal during the
     # daemon's grace period stops it at once) instead of dying by the signal.
