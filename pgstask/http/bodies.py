@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from starlette.convertors import IntegerConvertor, register_url_convertor
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from pgstask.http.errors import ApiError
+from pgstask.http.errors import ApiError, client_left
 from pgstask.task import PRIORITIES, Status
 
 #: Ids are PostgreSQL ``bigint`` values; positive ones only.
@@ -55,7 +55,10 @@ async def json_object(request: Request, *, empty: dict[str, Any] | None = None) 
     (also ``NaN``, ``Infinity``, a number too large for a float, nesting too deep) is a 400, JSON
     that is not an object or holds text PostgreSQL cannot store a 422, a body that is not JSON
     a 415."""
-    body = await request.body()
+    try:
+        body = await request.body()
+    except ClientDisconnect:
+        raise client_left(request) from None
     if not body.strip():
         if empty is not None:
             return dict(empty)

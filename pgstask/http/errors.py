@@ -158,6 +158,15 @@ def user_message(exc: PgstaskError) -> str:
     return "a value of the request breaks a rule of the database; the server log has which"
 
 
+def client_left(request: Request) -> ApiError:
+    """What a route raises when the client left while its body was read: an answer nobody
+    reads, logged at info (raised on, Starlette would log it as a server error)."""
+    _log.info(
+        "%s %s: the client left before its body was read", request.method, _short(request.url.path)
+    )
+    return ApiError(400, "the client left before its body was read")
+
+
 def _short(path: str, limit: int = 200) -> str:
     """A request path for the log, cut (a path can be as long as the server allows)."""
     return path if len(path) <= limit else path[:limit] + "…"

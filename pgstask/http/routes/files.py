@@ -19,14 +19,14 @@ from urllib.parse import quote
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from pgstask import files
 from pgstask.errors import InvalidTaskError, TaskFileNotFoundError
 from pgstask.http import bodies
-from pgstask.http.errors import ApiError
+from pgstask.http.errors import ApiError, client_left
 from pgstask.http.state import state
 from pgstask.task import Status, Task
 from pgstask.workers import registry
@@ -179,6 +179,8 @@ async def _form(request: Request, limit: int) -> FormData:
         return await _UploadParser(request, limit).parse()
     except MultiPartException as exc:  # a malformed body; its message is the parser's own
         raise ApiError(400, f"could not read the upload: {exc.message}") from None
+    except ClientDisconnect:
+        raise client_left(request) from None
 
 
 async def _check_room(

@@ -55,7 +55,8 @@ async def run_action(request: Request) -> JSONResponse:
     if known and action_key(action) not in {action_key(a) for a in known}:
         raise ApiError(
             422,
-            f"worker {identifier!r} has no action {action!r} (its actions: {', '.join(known)})",
+            f"worker {identifier!r} has no action {bodies.shown(action)} (its actions: "
+            f"{', '.join(known)})",
             error="Unknown action",
         )
     task = await run_in_threadpool(app.client.create, identifier, action, options, **fields)
