@@ -127,6 +127,13 @@ def test_a_worker_identifier_that_cannot_exist_is_a_404(settings: Settings) -> N
             _clean(response.text)
 
 
+def test_a_text_filter_postgresql_cannot_compare_is_a_422(settings: Settings) -> None:
+    with api(settings) as http:
+        response = http.get("/stask/tasks", params={"identifier": "a\x00b"})
+    assert response.status_code == 422
+    assert response.json()["message"].startswith("identifier holds a NUL character")
+
+
 def test_a_status_filter_names_the_allowed_values(settings: Settings) -> None:
     with api(settings) as http:
         for raw in ["999", "sleeping", HUGE, "²"]:
@@ -233,6 +240,8 @@ def test_every_api_answer_is_nosniff_and_no_store(settings: Settings) -> None:
             http.post("/stask/task", content=b"x" * (2 << 20)),
             http.get("/stask/stats", headers={"Authorization": "Bearer wrong-token"}),
             http.get(f"/stask/task/{HUGE}"),
+            http.get("/stask/static/nothing-here.js"),
+            http.post("/stask/static/dashboard.css"),
         ]
         for response in answers:
             _api_headers(response)

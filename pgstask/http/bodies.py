@@ -232,6 +232,15 @@ def text(value: Any, name: str) -> str:
     return value
 
 
+def filter_text(value: str | None, name: str) -> str | None:
+    """A text filter from a query string (None when empty), which PostgreSQL can compare."""
+    if not value:
+        return None
+    if _UNSTORABLE.search(value):
+        _unstorable(name)
+    return value
+
+
 def optional_text(value: Any, name: str) -> str | None:
     return None if value is None else text(value, name)
 

@@ -197,8 +197,8 @@ async def list_tasks(request: Request) -> JSONResponse:
     tasks = await run_in_threadpool(
         state(request).client.list,
         status=status,
-        identifier=params.get("identifier") or None,
-        action=params.get("action") or None,
+        identifier=bodies.filter_text(params.get("identifier"), "identifier"),
+        action=bodies.filter_text(params.get("action"), "action"),
         priority=bodies.priority(params["priority"]) if params.get("priority") else None,
         created_from=bodies.start_at(params.get("created_from"), "created_from"),
         created_to=bodies.start_at(params.get("created_to"), "created_to"),
