@@ -271,6 +271,10 @@ def test_malformed_http_is_answered_as_json_by_pgstask_serve(
             b"NOT HTTP AT ALL\r\n\r\n",
             b"GET /stask/stats HTTP/1.1\r\nHost: 127.0.0.1\r\nno colon here\r\n\r\n",
             b"GET /stask/stats HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Name: x\r\n\r\n",
+            # Past h11's 16 KiB while arriving: answered while the rest is still being sent.
+            b"GET /stask/stats HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: "
+            + b"a" * (512 * 1024)
+            + b"\r\n\r\n",
             b"POST /stask/task HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: x\r\n\r\n",
         ]:
             answer = _raw(base, request)
