@@ -14,8 +14,10 @@ import pytest
 from starlette.routing import Route
 
 from pgstask import Client
+from pgstask.db import Conn
 from pgstask.http import create_app
 from pgstask.http.bodies import MAX_ID
+from pgstask.http.errors import REFUSED
 from pgstask.settings import Settings
 from tests.http_support import RW_TOKEN, api, http_settings
 from tests.test_cli import env as env  # the fixture
@@ -160,6 +162,11 @@ def test_data_past_the_stored_size_limit_is_named_in_user_terms(settings: Settin
     assert response.status_code == 422, response.text[:300]
     assert response.json()["message"].startswith("data must be at most 1 MiB as JSON")
     _clean(response.text)
+
+
+def test_every_constraint_named_in_user_terms_is_in_the_schema(conn: Conn) -> None:
+    rows = conn.execute("SELECT conname FROM pg_constraint WHERE contype = 'c'").fetchall()
+    assert set(REFUSED) <= {r["conname"] for r in rows}
 
 
 def _closed_port() -> int:

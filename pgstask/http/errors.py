@@ -141,7 +141,7 @@ def user_message(exc: PgstaskError) -> str:
     if isinstance(exc, SchemaError):
         return "the database schema is missing or older than this pgstask: run `pgstask migrate`"
     if isinstance(exc, DatabaseError):
-        if cause is None or isinstance(cause, psycopg.OperationalError):
+        if not isinstance(cause, psycopg.Error) or _unreachable(cause):
             return DATABASE_UNREACHABLE
         return "the database could not run the request; the server log has the detail"
     if not isinstance(cause, psycopg.Error):
@@ -156,6 +156,13 @@ def user_message(exc: PgstaskError) -> str:
     if isinstance(cause, psycopg.DataError) and not constraint:
         return f"a value cannot be stored: {primary or str(cause).strip()}"
     return "a value of the request breaks a rule of the database; the server log has which"
+
+
+def _unreachable(exc: psycopg.Error) -> bool:
+    """A failure to reach the server or to keep talking to it (no SQLSTATE: the client's own
+    connection error; class 08: connection exception; 57P0x: the server shuts down or starts)."""
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
 
 
 def client_left(request: Request) -> ApiError:
@@ -174,6 +181,8 @@ def _short(path: str, limit: int = 200) -> str:
 
 #: Paths whose answers a browser may keep (and must revalidate): the dashboard's static files.
 CACHEABLE_PREFIX = "/stask/static/"
+#: Of a plain-text error answer, the part that is kept for the JSON one.
+_PLAIN_KEPT = 4096
 #: Texts that the layers under the app answer with, in the API's terms.
 _PLAIN_ANSWERS = {
     b"Invalid host header": (
@@ -203,7 +212,8 @@ class JsonAnswers:
         async def answer(message: Message) -> None:
             nonlocal held
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(raw=message.setdefault("headers", []))
+                message["headers"] = raw = list(message.get("headers", ()))
+                headers = MutableHeaders(raw=raw)
                 headers.setdefault("x-content-type-options", "nosniff")
                 headers.setdefault("cache-control", cache)
                 kind = headers.get("content-type", "").split(";")[0].strip()
@@ -211,7 +221,7 @@ class JsonAnswers:
                     held = message  # replaced once its body is known
                     return
             elif held is not None and message["type"] == "http.response.body":
-                body.extend(message.get("body", b""))
+                body.extend(message.get("body", b"")[: max(0, _PLAIN_KEPT - len(body))])
                 if message.get("more_body", False):
                     return
                 await _as_json(held["status"], bytes(body))(scope, receive, send)
