@@ -6,6 +6,12 @@ it resolves to a regular file inside the storage directory. No path from the req
 opened. Uploads are checked against the worker's ``allowed_extensions`` (default ``["csv"]``) and
 ``max_file_size`` settings and the server's ``PGSTASK_API_MAX_UPLOAD``, and stored in the
 database; chunked uploads (sTask's ``chunk_index``/``total_chunks``/``session_id`` fields) too.
+
+A limit stops the body where it is passed: a ``Content-Length`` beyond it is refused before the
+body is read, and the multipart parser counts the file as it streams in (``_UploadParser``), so
+no more than the limit is ever spooled. Two quotas keep the database from filling up: the
+bytes of all stored files (``PGSTASK_FILE_STORAGE_LIMIT``, 507) and the chunked uploads left
+unfinished (``PGSTASK_MAX_OPEN_UPLOADS``, 429).
 """
 
 from __future__ import annotations
