@@ -178,6 +178,22 @@ def add_chunk(
     return ChunkResult(FileInfo.from_row(done), total, True)
 
 
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What the upload quotas look at (``usage``)."""
+
+    bytes: int  # of every stored file, results and uploads, finished or not
+    open_uploads: int  # chunked uploads not finished yet
+    session_exists: bool  # the session asked about has a file already
+
+
+def usage(conn: Conn, *, identifier: str | None = None, session_id: str | None = None) -> Usage:
+    """The stored bytes and open chunked uploads; ``session_exists`` for the session of
+    ``identifier`` and ``session_id`` when given."""
+    row = queries.file_usage(conn, identifier=identifier, session_id=session_id)
+    return Usage(int(row["bytes"]), int(row["open_uploads"]), bool(row["session_exists"]))
+
+
 def chunks(conn_factory: Any, file: FileInfo) -> Iterator[bytes]:
     """The bytes of a complete file, one chunk per query (``conn_factory()`` gives a
     connection context, e.g. ``Client.connection``), so a large file never sits in memory."""

@@ -479,6 +479,10 @@ def file_finish(conn: Conn, *, id: int, size: int, sha256: str) -> Row | None:
     return rows[0] if rows else None
 
 
+def file_usage(conn: Conn, *, identifier: str | None, session_id: str | None) -> Row:
+    return _rows(conn, "file_usage", {"identifier": identifier, "session_id": session_id})[0]
+
+
 def file_delete_abandoned(conn: Conn, *, max_age: float) -> int:
     return len(_rows(conn, "file_delete_abandoned", {"max_age": max_age}))
 

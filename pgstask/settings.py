@@ -51,6 +51,12 @@ class Settings:
     task_retention_days: float | None = 30.0
     #: Log records older than this are deleted; None keeps them.
     log_retention_days: float | None = 30.0
+    #: Bytes all stored files (results and uploads, finished or not) may take before the API
+    #: refuses uploads with 507 (``PGSTASK_FILE_STORAGE_LIMIT``).
+    file_storage_limit: int = 10 * 1024**3
+    #: Chunked uploads that may be unfinished at once before the API refuses a new one with 429
+    #: (``PGSTASK_MAX_OPEN_UPLOADS``); abandoned ones are deleted after a day.
+    max_open_uploads: int = 100
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -103,6 +109,16 @@ class Settings:
             raise ConfigurationError(
                 f"PGSTASK_CONCURRENCY={concurrency_raw!r} is not a whole number"
             ) from None
+
+        def count(name: str, default: int) -> int:
+            raw = env.get(f"PGSTASK_{name}", "").strip()
+            if not raw:
+                return default
+            try:
+                return int(raw)
+            except ValueError:
+                raise ConfigurationError(f"PGSTASK_{name}={raw!r} is not a whole number") from None
+
         modules = tuple(m.strip() for m in env.get("PGSTASK_WORKERS", "").split(",") if m.strip())
         settings = cls(
             dsn=env.get("PGSTASK_DSN") or None,
@@ -120,6 +136,8 @@ class Settings:
             retry_max_delay=number("RETRY_MAX_DELAY", defaults.retry_max_delay),
             task_retention_days=days("TASK_RETENTION_DAYS", defaults.task_retention_days),
             log_retention_days=days("LOG_RETENTION_DAYS", defaults.log_retention_days),
+            file_storage_limit=count("FILE_STORAGE_LIMIT", defaults.file_storage_limit),
+            max_open_uploads=count("MAX_OPEN_UPLOADS", defaults.max_open_uploads),
         )
         return settings.validate()
 
@@ -147,6 +165,10 @@ class Settings:
             self.retry_max_delay >= self.retry_base_delay and math.isfinite(self.retry_max_delay)
         ):
             raise ConfigurationError("retry_max_delay must not be smaller than retry_base_delay")
+        for name in ("file_storage_limit", "max_open_uploads"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigurationError(f"{name} must be a positive whole number, not {value!r}")
         if self.stale_after <= self.heartbeat_interval:
             raise ConfigurationError(
                 f"stale_after ({self.stale_after}s) must be longer than heartbeat_interval "

@@ -456,7 +456,7 @@ def test_running_tasks_show_their_live_message_and_a_counting_duration(
     expect(duration).not_to_have_text(duration.inner_text())
     page.goto(f"/stask/#task/{silent}")
     expect(detail.get_by_role("heading", name=f"Task {silent}")).to_be_visible()
-    expect(detail.locator(".live-message")).to_have_text("—")
+    expect(detail.locator(".live-message")).to_have_text("Task started")
 
 
 def test_tracebacks_and_multi_line_log_values_are_preformatted_text(

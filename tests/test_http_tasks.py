@@ -169,7 +169,7 @@ def test_task_ids_are_validated(settings: Settings, path: str) -> None:
         assert http.get(path.format(id=0)).status_code == 400
         assert http.get(path.format(id=2**70)).status_code == 404
         assert http.get(path.format(id="abc")).status_code == 404
-        assert http.get(path.format(id="-3")).status_code == 404
+        assert http.get(path.format(id="-3")).status_code == 400
 
 
 @pytest.mark.parametrize("path", PROGRESS_PATHS)

@@ -661,6 +661,22 @@ def _file_finish(conn: Conn, w: World) -> None:
     assert queries.file_finish(conn, id=row["id"], size=3, sha256="ab") is None  # once
 
 
+def _file_usage(conn: Conn, w: World) -> None:
+    empty = {"bytes": 0, "open_uploads": 0, "session_exists": False}
+    assert queries.file_usage(conn, identifier=None, session_id=None) == empty
+    row = _upload_session(conn)
+    queries.file_put_chunk(conn, file_id=row["id"], seq=0, data=b"abc")
+    result = _result_file(conn, w)
+    queries.file_put_chunk(conn, file_id=result["id"], seq=0, data=b"12345")
+    assert queries.file_usage(conn, identifier="w", session_id="session-1") == {
+        "bytes": 8,
+        "open_uploads": 1,
+        "session_exists": True,
+    }
+    other = queries.file_usage(conn, identifier="w", session_id="session-2")
+    assert other["session_exists"] is False
+
+
 def _file_get(conn: Conn, w: World) -> None:
     row = _result_file(conn, w)
     found = queries.file_get(conn, id=row["id"])

@@ -131,7 +131,8 @@ def _upload_body(*, chunks: bool) -> Schema:
     if chunks:
         upload["description"] += (
             "; a chunked upload (sTask's) sends each chunk of at most 1 MiB with chunk_index, "
-            "total_chunks, session_id and original_filename"
+            "total_chunks, session_id and original_filename, best before the file: then a "
+            "chunk past 1 MiB is refused as soon as it passes it"
         )
         upload["properties"] |= {
             "chunk_index": {"type": "integer", "minimum": 0, "maximum": 99_999},
@@ -322,10 +323,12 @@ def _files() -> dict[Key, Operation]:
             "Upload a file to a pending or preparing task",
             "files",
             {200: json_answer("Stored", ref("StoredFile"))},
-            frozenset({409, 422}),
+            frozenset({409, 422, 507}),
             body=_upload_body(chunks=False),
             description="Checked against the worker's allowed_extensions and max_file_size "
-            "settings; the task's options get uploaded_file_id, original_filename, file_size.",
+            "settings (413 from Content-Length before the body is read, else as soon as the "
+            "file passes the limit) and the server's file storage limit (507); the task's "
+            "options get uploaded_file_id, original_filename, file_size.",
         ),
         (files.upload_to_worker, "POST"): Operation(
             "Upload a file for a worker before its task exists",
@@ -336,8 +339,10 @@ def _files() -> dict[Key, Operation]:
                     {"anyOf": [ref("StoredFile"), chunk, assembled]},
                 )
             },
-            frozenset({404, 422}),
+            frozenset({404, 422, 429, 507}),
             body=_upload_body(chunks=True),
+            description="Limits as for a task's upload; a new chunked upload past the number "
+            "of unfinished ones the server allows is a 429.",
         ),
     }
 

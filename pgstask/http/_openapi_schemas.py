@@ -80,25 +80,24 @@ CONTROL: Schema = {
 }
 
 ERROR_TEXTS = {
-    400: "Bad request: invalid JSON, task id 0, a malformed upload; a Host header that is not "
-    "allowed (answered as text/plain)",
+    400: "Bad request: invalid JSON, a task id of 0 or below, a malformed upload, a Host header "
+    "that is not allowed",
     401: "No token, or a wrong one",
     403: "A read-only token on a write; a dashboard write without its CSRF header",
-    404: "Not found",
+    404: "Not found (also a task id past bigint, which no task can have)",
     409: "The task is not in a state that allows this",
     413: "The request body is larger than the server's limit",
     415: "The body is not of the media type this operation takes",
     422: "Valid syntax, invalid content: the message says which field and why",
-    429: "Too many wrong tokens from this address: try again after Retry-After seconds",
+    429: "Too many wrong tokens from this address: try again after Retry-After seconds; on a "
+    "worker upload, too many unfinished chunked uploads (PGSTASK_MAX_OPEN_UPLOADS)",
     503: "The database cannot be reached, or its schema is not this pgstask's",
+    507: "The server's file storage is full (PGSTASK_FILE_STORAGE_LIMIT)",
 }
 
 
 def error_answer(code: int) -> Schema:
-    answer = json_answer(ERROR_TEXTS[code], ref("Error"))
-    if code == 400:  # Starlette's TrustedHostMiddleware answers a wrong Host in plain text
-        answer["content"]["text/plain"] = {"schema": TEXT}
-    return answer
+    return json_answer(ERROR_TEXTS[code], ref("Error"))
 
 
 _TASK = record(

@@ -74,6 +74,7 @@ def create_app(
             *openapi.routes(),
         ],
         middleware=[
+            Middleware(errors.JsonAnswers),
             Middleware(TrustedHostMiddleware, allowed_hosts=list(http.allowed_hosts)),
             Middleware(
                 BodyLimit,

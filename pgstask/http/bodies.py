@@ -1,4 +1,8 @@
-"""Reading and checking request input: JSON bodies, ids, query parameters."""
+"""Reading and checking request input: JSON bodies, ids, query parameters.
+
+Every check answers in the user's terms: what was wrong and what to send instead. A value is
+echoed back shortened (``shown``), so a 100 kB parameter does not come back in the answer.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,41 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from starlette.requests import Request
+from starlette.convertors import IntegerConvertor, register_url_convertor
+from starlette.requests import ClientDisconnect, Request
 
-from pgstask.http.errors import ApiError
-from pgstask.task import PRIORITIES
+from pgstask.http.errors import ApiError, client_left
+from pgstask.task import PRIORITIES, Status
 
+#: Ids are PostgreSQL ``bigint`` values; positive ones only.
 MAX_ID = 2**63 - 1
+#: Python refuses to convert longer digit strings (``sys.get_int_max_str_digits()``).
+MAX_DIGITS = 4300
+
+
+class IdConvertor(IntegerConvertor):
+    """``{id:id}`` in a route path: any run of digits, with a leading ``-`` too, so that every
+    number reaches the route and gets its answer there (``task_id``): Starlette's ``int``
+    converts with ``int()``, which refuses more than 4300 digits with a 500. A value outside
+    bigint converts to the nearest value just outside it (0 or ``MAX_ID + 1``)."""
+
+    regex = "-?[0-9]+"
+
+    def convert(self, value: str) -> int:
+        negative = value.startswith("-")
+        digits = value.lstrip("-").lstrip("0")
+        if len(digits) > len(str(MAX_ID)):
+            return 0 if negative else MAX_ID + 1
+        return -int(digits or "0") if negative else int(digits or "0")
+
+
+register_url_convertor("id", IdConvertor())
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` for an error message, cut to about ``limit`` characters."""
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 128 else "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 async def json_object(request: Request, *, empty: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -22,7 +55,10 @@ async def json_object(request: Request, *, empty: dict[str, Any] | None = None) 
     (also ``NaN``, ``Infinity``, a number too large for a float, nesting too deep) is a 400, JSON
     that is not an object or holds text PostgreSQL cannot store a 422, a body that is not JSON
     a 415."""
-    body = await request.body()
+    try:
+        body = await request.body()
+    except ClientDisconnect:
+        raise client_left(request) from None
     if not body.strip():
         if empty is not None:
             return dict(empty)
@@ -31,7 +67,9 @@ async def json_object(request: Request, *, empty: dict[str, Any] | None = None) 
     if content_type not in ("application/json", "") and not content_type.endswith("+json"):
         raise ApiError(415, f"send application/json, not {content_type}")
     try:
-        value = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
+        value = json.loads(
+            body, parse_constant=_no_constant, parse_float=_finite_float, parse_int=_whole
+        )
     except RecursionError:
         raise ApiError(400, "the body is nested too deeply", error="Invalid JSON") from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -44,6 +82,12 @@ async def json_object(request: Request, *, empty: dict[str, Any] | None = None) 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _whole(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise ValueError(f"a number has more than {MAX_DIGITS} digits")
+    return int(text)
 
 
 def _finite_float(text: str) -> float:
@@ -85,21 +129,49 @@ def _unstorable(where: str) -> None:
 
 
 def task_id(request: Request) -> int:
-    """The ``{id}`` path parameter: a positive whole number within bigint."""
+    """The ``{id:id}`` path parameter: a positive whole number within bigint. Zero or a
+    negative number is a 400 (sTask's answer); a number past bigint a 404 (no task can have
+    it)."""
     raw = request.path_params["id"]
-    value = int(raw) if isinstance(raw, int) else -1
+    value = int(raw) if isinstance(raw, int) else 0
     if value <= 0:
         raise ApiError(400, "Task ID must be greater than 0", error="Invalid task ID")
     if value > MAX_ID:
-        raise ApiError(404, f"task {value} does not exist", error="Task not found")
+        raise ApiError(
+            404, f"no task has this id: task ids end at {MAX_ID}", error="Task not found"
+        )
     return value
+
+
+def worker_identifier(request: Request) -> str:
+    """The ``{identifier}`` path parameter; a 404 for one no worker can have (longer than
+    255 characters, or holding what PostgreSQL cannot store)."""
+    value: str = request.path_params["identifier"]
+    if len(value) > 255 or _UNSTORABLE.search(value):
+        raise ApiError(
+            404,
+            "no worker has this identifier: identifiers are 1-255 characters without NUL",
+            error="Worker not found",
+        )
+    return value
+
+
+def status(value: str) -> str:
+    """A status filter: a status text (``running``) or code (``50``), as its text."""
+    wanted = value.strip().lower()
+    for known in Status:
+        if wanted in (known.text, str(int(known))):
+            return known.text
+    choices = ", ".join(f"{s.text} ({int(s)})" for s in Status)
+    raise ApiError(422, f"unknown status {shown(value)}; use one of {choices}")
 
 
 def only_known(given: Iterable[str], known: Iterable[str], where: str) -> None:
     unknown = sorted(set(given) - set(known))
     if unknown:
         raise ApiError(
-            422, f"unknown {where} {', '.join(map(repr, unknown))}; use {', '.join(sorted(known))}"
+            422,
+            f"unknown {where} {', '.join(map(shown, unknown[:5]))}; use {', '.join(sorted(known))}",
         )
 
 
@@ -107,7 +179,7 @@ def priority(value: Any) -> str:
     if value is None:
         return "normal"
     if value not in PRIORITIES:
-        raise ApiError(422, f"unknown priority {value!r}; use high, normal or low")
+        raise ApiError(422, f"unknown priority {shown(value)}; use high, normal or low")
     return str(value)
 
 
@@ -120,31 +192,52 @@ def start_at(value: Any, name: str = "start_at") -> dt.datetime | None:
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise ApiError(422, f"{name} {value!r} is not an ISO 8601 date and time") from None
+        raise ApiError(422, f"{name} {shown(value)} is not an ISO 8601 date and time") from None
     if parsed.tzinfo is None:
         raise ApiError(422, f"{name} needs a UTC offset (e.g. Z or +02:00)")
     return parsed
 
 
+_WHOLE = re.compile(r"\s*[+-]?[0-9]+\s*")
+
+
 def whole_number(value: Any, name: str, default: int, low: int, high: int) -> int:
+    """A whole number from JSON or from a query or form field (ASCII digits), within
+    ``low``..``high``; a 422 naming the range otherwise."""
     if value is None or value == "":
         return default
+    out_of_range = ApiError(422, f"{name} must be a whole number from {low} to {high}")
     if isinstance(value, bool):
-        raise ApiError(422, f"{name} must be a whole number")
-    try:
+        raise out_of_range
+    if isinstance(value, str):
+        if not _WHOLE.fullmatch(value):
+            raise ApiError(422, f"{name} must be a whole number, not {shown(value)}")
+        if len(value.strip().lstrip("+-").lstrip("0")) > len(str(max(abs(low), abs(high)))):
+            raise out_of_range
         number = int(value)
-    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float
-        raise ApiError(422, f"{name} must be a whole number, not {value!r}") from None
-    if isinstance(value, float) and value != number:
-        raise ApiError(422, f"{name} must be a whole number, not {value!r}")
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and math.isfinite(value) and value == int(value):
+        number = int(value)
+    else:
+        raise ApiError(422, f"{name} must be a whole number, not {shown(value)}")
     if not low <= number <= high:
-        raise ApiError(422, f"{name} must be between {low} and {high}, not {number}")
+        raise out_of_range
     return number
 
 
 def text(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ApiError(422, f"{name} must be a non-empty string")
+    return value
+
+
+def filter_text(value: str | None, name: str) -> str | None:
+    """A text filter from a query string (None when empty), which PostgreSQL can compare."""
+    if not value:
+        return None
+    if _UNSTORABLE.search(value):
+        _unstorable(name)
     return value
 
 
@@ -174,18 +267,18 @@ def flag(value: Any, name: str) -> bool:
         "off",
     ):
         return value.lower() in ("1", "true", "yes", "on")
-    raise ApiError(422, f"{name} must be true or false, not {value!r}")
+    raise ApiError(422, f"{name} must be true or false, not {shown(value)}")
 
 
 def days(value: Any, default: float) -> float:
     if value is None or value == "":
         return default
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ApiError(422, f"days must be a positive number, not {value!r}")
+        raise ApiError(422, f"days must be a positive number, not {shown(value)}")
     try:
         number = float(value)
     except (ValueError, OverflowError):  # OverflowError: an int too large for a float
-        raise ApiError(422, f"days must be a positive number, not {value!r}") from None
+        raise ApiError(422, f"days must be a positive number, not {shown(value)}") from None
     if not 0 < number < 1e6:
-        raise ApiError(422, f"days must be a positive number, not {value!r}")
+        raise ApiError(422, f"days must be a positive number below 1000000, not {shown(value)}")
     return number

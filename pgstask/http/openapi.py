@@ -3,7 +3,7 @@
 The document is assembled from two sources so that it cannot drift from the app:
 
 - the app's own routes give every path (sTask's singular and plural aliases alike), its methods
-  and its path parameters, typed from the route's convertor (``{id:int}`` is an int64 of at least
+  and its path parameters, typed from the route's convertor (``{id:id}`` is an int64 of at least
   1, a plain segment a string without ``/``); which routes need no token comes from
   ``middleware.PUBLIC_PATHS`` and which methods are writes from ``middleware.SAFE_METHODS``;
 - ``OPERATIONS`` (``_openapi_operations.py``) describes each endpoint once: summary, query

@@ -25,10 +25,10 @@ from typing import Any
 
 import h11
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 from pgstask.http.config import HttpSettings
+from pgstask.http.protocol import JsonH11Protocol
 
 #: Seconds uvicorn waits for open requests (progress streams, uploads) after SIGTERM/SIGINT
 #: before it cancels them.
@@ -51,8 +51,9 @@ BUSY = (
 )
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with deadlines for request heads and bodies, and a connection cap.
+class GuardedH11Protocol(JsonH11Protocol):
+    """uvicorn's h11 protocol (answering malformed requests as JSON, ``JsonH11Protocol``) with
+    deadlines for request heads and bodies, and a connection cap.
 
     One timer per connection, armed for the state the client is in: waiting for a head (not
     restarted by data: the whole head must arrive in time), sending a body (restarted by each
@@ -124,7 +125,7 @@ class GuardedH11Protocol(H11Protocol):
 
 def guarded_protocol(
     *, header_timeout: float, body_timeout: float, max_connections: int
-) -> type[H11Protocol]:
+) -> type[GuardedH11Protocol]:
     """A ``GuardedH11Protocol`` class with these settings, for ``uvicorn.Config(http=…)``."""
     return type(
         "GuardedH11Protocol",

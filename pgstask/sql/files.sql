@@ -44,6 +44,16 @@ UPDATE s_task_files
  WHERE id = %(id)s AND NOT complete
 RETURNING *;
 
+-- name: file_usage
+-- What the upload quotas look at: the bytes of every stored file (results and uploads, finished
+-- or not), the chunked uploads still open, and whether this one is among them. octet_length of
+-- a chunk stored EXTERNAL reads its TOAST pointer, not its bytes: one row per MiB stored.
+SELECT (SELECT coalesce(sum(octet_length(data)), 0) FROM s_task_file_chunks)::bigint AS bytes,
+       (SELECT count(*) FROM s_task_files
+         WHERE NOT complete AND session_id IS NOT NULL) AS open_uploads,
+       EXISTS (SELECT 1 FROM s_task_files
+                WHERE identifier = %(identifier)s AND session_id = %(session_id)s) AS session_exists;
+
 -- name: file_delete_abandoned
 -- Uploads never completed (a chunked upload whose client went away) after max_age seconds.
 DELETE FROM s_task_files

@@ -6,31 +6,41 @@ it resolves to a regular file inside the storage directory. No path from the req
 opened. Uploads are checked against the worker's ``allowed_extensions`` (default ``["csv"]``) and
 ``max_file_size`` settings and the server's ``PGSTASK_API_MAX_UPLOAD``, and stored in the
 database; chunked uploads (sTask's ``chunk_index``/``total_chunks``/``session_id`` fields) too.
+
+A limit stops the body where it is passed: a ``Content-Length`` beyond it is refused before the
+body is read, and the multipart parser counts the file as it streams in (``_UploadParser``), so
+no more than the limit is ever spooled. Two quotas keep the database from filling up: the
+bytes of all stored files (``PGSTASK_FILE_STORAGE_LIMIT``, 507) and the chunked uploads left
+unfinished (``PGSTASK_MAX_OPEN_UPLOADS``, 429).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
-from starlette.requests import Request
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from pgstask import files
 from pgstask.errors import InvalidTaskError, TaskFileNotFoundError
 from pgstask.http import bodies
-from pgstask.http.errors import ApiError
+from pgstask.http.errors import ApiError, client_left
 from pgstask.http.state import state
 from pgstask.task import Status, Task
 from pgstask.workers import registry
 
 DEFAULT_EXTENSIONS = ("csv",)
-#: Room for the multipart framing and the small fields around a file or chunk.
+#: The largest form field besides the file, and room for the framing and the few small fields
+#: around a file or chunk.
+MAX_FIELD_SIZE = 16 * 1024
 MULTIPART_OVERHEAD = 64 * 1024
 
 
@@ -113,16 +123,107 @@ def _check_extension(filename: str, allowed: tuple[str, ...]) -> None:
         raise ApiError(422, f"Allowed file types: {', '.join(allowed)}", error="Invalid file type")
 
 
-async def _form(request: Request) -> FormData:
+#: Form fields that make an upload to a worker one chunk of a chunked upload.
+CHUNK_FIELDS = frozenset({"chunk_index", "total_chunks"})
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"the file is larger than {limit} bytes", error="File too large")
+
+
+def _chunk_too_large() -> ApiError:
+    return ApiError(413, f"a chunk is at most {files.CHUNK_SIZE} bytes", error="File too large")
+
+
+async def _capped(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
+    """The request body, ended with a 413 as soon as it passes ``limit`` bytes."""
+    seen = 0
+    async for data in request.stream():
+        seen += len(data)
+        if seen > limit:
+            raise _too_large(limit - MULTIPART_OVERHEAD)
+        yield data
+
+
+class _UploadParser(MultiPartParser):
+    """Starlette's multipart parser with the file capped while it streams in: at ``limit``, or
+    at one chunk once a field before it (``chunk_index``, ``total_chunks``) made the request a
+    chunk. Nothing past the cap is read or spooled. (It looks at the parser's ``items`` and
+    ``_current_part``; tests/test_http_uploads.py holds it to this over a real socket.)"""
+
+    def __init__(self, request: Request, limit: int) -> None:
+        super().__init__(
+            request.headers,
+            _capped(request, limit + MULTIPART_OVERHEAD),
+            max_files=1,
+            max_fields=10,
+            max_part_size=MAX_FIELD_SIZE,
+        )
+        self.limit = limit
+        self.file_size = 0
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._current_part.file is not None:
+            self.file_size += end - start
+            if self.file_size > files.CHUNK_SIZE and any(n in CHUNK_FIELDS for n, _ in self.items):
+                raise _chunk_too_large()
+            if self.file_size > self.limit:
+                raise _too_large(self.limit)
+        super().on_part_data(data, start, end)
+
+
+async def _form(request: Request, limit: int) -> FormData:
+    """The multipart form of an upload whose file may have ``limit`` bytes: a 413 before the
+    body is read when its ``Content-Length`` says more, else as soon as the file passes it."""
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise ApiError(415, "send multipart/form-data with the file in the field 'file'")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + MULTIPART_OVERHEAD:
+        raise _too_large(limit)
     try:
-        return await request.form(max_files=1, max_fields=10, max_part_size=64 * 1024)
-    except ApiError:
-        raise
-    except Exception as exc:  # the multipart parser's errors: malformed bodies
-        raise ApiError(400, f"could not read the upload: {exc}") from None
+        return await _UploadParser(request, limit).parse()
+    except MultiPartException as exc:  # a malformed body; its message is the parser's own
+        raise ApiError(400, f"could not read the upload: {exc.message}") from None
+    except ClientDisconnect:
+        raise client_left(request) from None
+
+
+async def _check_room(
+    request: Request, adding: int, *, identifier: str | None = None, session_id: str | None = None
+) -> None:
+    """The quotas: 507 when ``adding`` more bytes would pass ``PGSTASK_FILE_STORAGE_LIMIT``,
+    429 for a new chunked upload (``session_id``) past ``PGSTASK_MAX_OPEN_UPLOADS``. Checked
+    before an upload is stored: uploads stored at the same moment may pass the storage limit
+    by their own size."""
+    client = state(request).client
+    settings = client.settings
+
+    def read() -> files.Usage:
+        with client.connection() as conn:
+            return files.usage(conn, identifier=identifier, session_id=session_id)
+
+    use = await run_in_threadpool(read)
+    if (
+        session_id is not None
+        and not use.session_exists
+        and use.open_uploads >= settings.max_open_uploads
+    ):
+        raise ApiError(
+            429,
+            f"{use.open_uploads} chunked uploads are unfinished, the most this server allows "
+            "(PGSTASK_MAX_OPEN_UPLOADS); finish one first (abandoned ones are deleted after a "
+            "day)",
+            error="Too many unfinished uploads",
+        )
+    if use.bytes + max(adding, 1) > settings.file_storage_limit:
+        raise ApiError(
+            507,
+            f"the server's file storage is full: stored files may take "
+            f"{settings.file_storage_limit} bytes (PGSTASK_FILE_STORAGE_LIMIT), {use.bytes} are "
+            "taken; try again once old tasks and their files are cleaned",
+            error="File storage full",
+        )
 
 
 def _file_field(form: FormData) -> UploadFile:
@@ -153,11 +254,13 @@ async def upload_to_task(request: Request) -> JSONResponse:
         )
     worker = await run_in_threadpool(app.workers.get, task.identifier)
     allowed, limit = _upload_rules(worker or {"class": "", "settings": {}}, app.http.max_upload)
-    form = await _form(request)
+    await _check_room(request, 0)
+    form = await _form(request, limit)
     try:
         upload = _file_field(form)
         name = _safe_name(upload.filename or "")
         _check_extension(name, allowed)
+        await _check_room(request, upload.size or 0)
         info, _ = await run_in_threadpool(
             app.client.upload_to_task, task_id, upload.file, name, max_size=limit
         )
@@ -169,7 +272,7 @@ async def upload_to_task(request: Request) -> JSONResponse:
 
 
 async def upload_to_worker(request: Request) -> JSONResponse:
-    identifier = request.path_params["identifier"]
+    identifier = bodies.worker_identifier(request)
     app = state(request)
     worker = await run_in_threadpool(app.workers.get, identifier)
     if worker is None or not worker["active"]:
@@ -179,13 +282,15 @@ async def upload_to_worker(request: Request) -> JSONResponse:
             error="Worker not found",
         )
     allowed, limit = _upload_rules(worker, app.http.max_upload)
-    form = await _form(request)
+    await _check_room(request, 0)
+    form = await _form(request, limit)
     try:
-        if "chunk_index" in form or "total_chunks" in form:
+        if any(field in form for field in CHUNK_FIELDS):
             return await _chunk(request, form, identifier, allowed, limit)
         upload = _file_field(form)
         name = _safe_name(upload.filename or "")
         _check_extension(name, allowed)
+        await _check_room(request, upload.size or 0)
         info = await run_in_threadpool(
             app.client.upload_for_worker, identifier, upload.file, name, max_size=limit
         )
@@ -213,8 +318,9 @@ async def _chunk(
     name = _safe_name(original if isinstance(original, str) else "")
     _check_extension(name, allowed)
     data = await upload.read(files.CHUNK_SIZE + 1)
-    if len(data) > files.CHUNK_SIZE:
-        raise ApiError(413, f"a chunk is at most {files.CHUNK_SIZE} bytes")
+    if len(data) > files.CHUNK_SIZE:  # its file came before the fields that said "chunk"
+        raise _chunk_too_large()
+    await _check_room(request, len(data), identifier=identifier, session_id=session_id)
     result = await run_in_threadpool(
         state(request).client.upload_chunk,
         identifier,
@@ -251,8 +357,12 @@ async def _chunk(
 def _safe_name(name: str) -> str:
     try:
         return files.safe_filename(name)
-    except InvalidTaskError as exc:
-        raise ApiError(422, str(exc), error="Invalid file name") from None
+    except InvalidTaskError:
+        raise ApiError(
+            422,
+            f"{bodies.shown(name)} is not a usable file name: send a bare name of 1-255 characters",
+            error="Invalid file name",
+        ) from None
 
 
 def upload_limit(path: str, max_upload: int) -> int | None:
@@ -266,8 +376,8 @@ def routes() -> list[Route]:
     out = []
     for base in ("task", "tasks"):
         out += [
-            Route(f"/stask/{base}/{{id:int}}/download", download, methods=["GET"]),
-            Route(f"/stask/{base}/{{id:int}}/upload", upload_to_task, methods=["POST"]),
+            Route(f"/stask/{base}/{{id:id}}/download", download, methods=["GET"]),
+            Route(f"/stask/{base}/{{id:id}}/upload", upload_to_task, methods=["POST"]),
         ]
     for base in ("worker", "workers"):
         out.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -12,8 +13,11 @@ from starlette.routing import Route
 
 from pgstask import migrate
 from pgstask.http import bodies
+from pgstask.http.errors import DATABASE_UNREACHABLE
 from pgstask.http.metrics import QueueCollector
 from pgstask.http.state import state
+
+_log = logging.getLogger(__name__)
 
 #: Uploads above this size are sent in chunks of CHUNK_SIZE (sTask's figures).
 SINGLE_UPLOAD_LIMIT = 2 * 1024 * 1024
@@ -32,8 +36,9 @@ async def readyz(request: Request) -> JSONResponse:
     def check() -> tuple[int, dict[str, Any]]:
         try:
             current = migrate.current_revision(client.dsn)
-        except Exception as exc:  # any failure means "not ready"; the reason is in the body
-            return 503, {"status": "unavailable", "database": False, "reason": str(exc)}
+        except Exception as exc:  # any failure means "not ready"; the detail is for the log
+            _log.warning("readyz: the database does not answer: %s", exc)
+            return 503, {"status": "unavailable", "database": False, "reason": DATABASE_UNREACHABLE}
         head = migrate.head_revision()
         if current != head:
             return 503, {

@@ -36,7 +36,9 @@ def _hours(request: Request, *extra: str) -> tuple[float, dict[str, str]]:
     except ValueError:
         hours = -1.0
     if not 0 < hours <= MAX_HOURS:
-        raise ApiError(422, f"hours must be a number between 0 and {MAX_HOURS}, not {raw!r}")
+        raise ApiError(
+            422, f"hours must be a number between 0 and {MAX_HOURS}, not {bodies.shown(raw)}"
+        )
     return hours, params
 
 

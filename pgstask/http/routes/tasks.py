@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from pgstask import Status, Task
+from pgstask import Task
 from pgstask.http import bodies
 from pgstask.http.errors import ApiError
 from pgstask.http.state import state
@@ -33,7 +33,7 @@ async def run_action(request: Request) -> JSONResponse:
     The options are the ``options`` key of the body if it has one (then the body may also carry
     ``priority``, ``start_at``, ``max_attempts`` and ``dedupe_key``), else the whole body. The
     query string may carry the same four fields."""
-    identifier = request.path_params["identifier"]
+    identifier = bodies.worker_identifier(request)
     action = request.path_params["action"]
     control: dict[str, Any] = dict(bodies.query_params(request, CONTROL_FIELDS))
     fields = _control(control)  # checked even where the body's fields replace them
@@ -56,7 +56,8 @@ async def run_action(request: Request) -> JSONResponse:
     if known and action_key(action) not in {action_key(a) for a in known}:
         raise ApiError(
             422,
-            f"worker {identifier!r} has no action {action!r} (its actions: {', '.join(known)})",
+            f"worker {identifier!r} has no action {bodies.shown(action)} (its actions: "
+            f"{', '.join(known)})",
             error="Unknown action",
         )
     task = await run_in_threadpool(app.client.create, identifier, action, options, **fields)
@@ -232,18 +233,13 @@ LIST_FILTERS = (
 async def list_tasks(request: Request) -> JSONResponse:
     """Tasks newest first, filtered; the next page is ``?before_id=<next_before_id>``."""
     params = bodies.query_params(request, LIST_FILTERS)
-    status = params.get("status") or None
-    if status is not None:
-        try:
-            Status.parse(status)
-        except ValueError as exc:
-            raise ApiError(422, str(exc)) from None
+    status = bodies.status(params["status"]) if params.get("status") else None
     limit = bodies.whole_number(params.get("limit"), "limit", 50, 1, 1000)
     tasks = await run_in_threadpool(
         state(request).client.list,
         status=status,
-        identifier=params.get("identifier") or None,
-        action=params.get("action") or None,
+        identifier=bodies.filter_text(params.get("identifier"), "identifier"),
+        action=bodies.filter_text(params.get("action"), "action"),
         priority=bodies.priority(params["priority"]) if params.get("priority") else None,
         created_from=bodies.start_at(params.get("created_from"), "created_from"),
         created_to=bodies.start_at(params.get("created_to"), "created_to"),
@@ -325,15 +321,15 @@ def routes() -> list[Route]:
         Route("/stask/workers/{identifier}/tasks/{action}", run_action, methods=["POST"]),
         Route("/stask/task", create_task, methods=["POST"]),
         Route("/stask/task/store", create_task, methods=["POST"]),
-        Route("/stask/task/{id:int}", show_task, methods=["GET"]),
-        Route("/stask/tasks/{id:int}", show_task, methods=["GET"]),
-        Route("/stask/task/{id:int}/progress", task_progress, methods=["GET"]),
-        Route("/stask/tasks/{id:int}/progress", task_progress, methods=["GET"]),
+        Route("/stask/task/{id:id}", show_task, methods=["GET"]),
+        Route("/stask/tasks/{id:id}", show_task, methods=["GET"]),
+        Route("/stask/task/{id:id}/progress", task_progress, methods=["GET"]),
+        Route("/stask/tasks/{id:id}/progress", task_progress, methods=["GET"]),
         Route("/stask/tasks", list_tasks, methods=["GET"]),
-        Route("/stask/task/{id:int}/stream", progress_stream, methods=["GET"]),
-        Route("/stask/tasks/{id:int}/stream", progress_stream, methods=["GET"]),
+        Route("/stask/task/{id:id}/stream", progress_stream, methods=["GET"]),
+        Route("/stask/tasks/{id:id}/stream", progress_stream, methods=["GET"]),
         *(
-            Route(f"/stask/{base}/{{id:int}}{suffix}", handler, methods=[method])
+            Route(f"/stask/{base}/{{id:id}}{suffix}", handler, methods=[method])
             for base in ("task", "tasks")
             for suffix, handler, method in (
                 ("/cancel", cancel_task, "POST"),

@@ -34,7 +34,7 @@ async def list_workers(request: Request) -> JSONResponse:
 
 
 async def show_worker(request: Request) -> JSONResponse:
-    row = await run_in_threadpool(state(request).client.worker, request.path_params["identifier"])
+    row = await run_in_threadpool(state(request).client.worker, bodies.worker_identifier(request))
     return JSONResponse({"success": True, "worker": _worker_json(row)})
 
 
@@ -65,7 +65,7 @@ async def _set_active(request: Request, active: bool) -> JSONResponse:
 async def update_settings(request: Request) -> JSONResponse:
     """Merge the body's ``settings`` object into the worker's stored settings; running daemons
     reload them at once."""
-    identifier = request.path_params["identifier"]
+    identifier = bodies.worker_identifier(request)
     body = await bodies.json_object(request)
     bodies.only_known(body, ("settings",), "field(s)")
     settings = body.get("settings")
