@@ -164,10 +164,14 @@ def task_fail_many(
 
 
 def task_give_back_many(
-    conn: Conn, *, daemon_id: uuid.UUID, ids: Sequence[int], claims: Sequence[int]
+    conn: Conn,
+    *,
+    daemon_id: uuid.UUID,
+    ids: Sequence[int],
+    claims: Sequence[int],
+    messages: Sequence[str | None],
 ) -> list[RunKey]:
-    params = {"daemon_id": daemon_id, "ids": list(ids), "claims": list(claims)}
-    return [(r["id"], r["claims"]) for r in _rows(conn, "task_give_back_many", params)]
+    return [(r["id"], r["claims"]) for r in _rows(conn, "task_give_back_many", _args(locals()))]
 
 
 def task_give_back_unknown(

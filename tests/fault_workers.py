@@ -61,3 +61,19 @@ class TimedRunsWorker(RunsWorker):
 
     identifier = "timed_runs"
     settings = {"timeout": 0.5}
+
+
+class Unprintable:
+    """A message whose ``str()`` raises: a worker bug the runner does not expect."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+class BrokenWorker(BaseWorker):
+    """An action that makes the runner itself fail while it ends the run."""
+
+    identifier = "broken"
+
+    def task_unprintable(self, task: Task, options: dict[str, Any]) -> None:
+        self.mark_finished(task, message=Unprintable())  # type: ignore[arg-type]

@@ -166,6 +166,16 @@ def test_the_cli_lists_and_shows_unreadable_rows(settings: Settings) -> None:
     assert "nested too deeply" in shown.stdout
 
 
+def test_a_run_the_runner_cannot_end_fails_instead_of_staying_running(settings: Settings) -> None:
+    with Client(settings=settings) as client:
+        with running_daemon(settings, modules=FAULT_WORKERS) as daemon:
+            task = client.create("broken", "unprintable", max_attempts=1)
+            wait_for(lambda: client.get(task).status == Status.FAILED)
+            assert daemon._known() == set()
+        final = client.get(task)
+    assert final.message == "Failed: pgstask could not end the run (RuntimeError)"
+
+
 # --- 2. the wrong run completes a task --------------------------------------------------------
 
 
@@ -245,6 +255,33 @@ def test_a_black_holed_daemon_stops_its_action_before_the_task_runs_elsewhere(
     assert first[3] <= second[2], "the cut-off run was still running when the re-run started"
     assert second[3] - second[2] >= 6.0  # the re-run completed the task
     assert final.status == Status.COMPLETED and final.claims == 2
+
+
+def test_a_fenced_daemon_gives_its_task_back_when_the_database_returns_in_time(
+    settings: Settings,
+) -> None:
+    """Cut off longer than the fence delay (4.55 s here) but shorter than ``stale_after`` (6 s):
+    nobody rescues the task, and the daemon that stopped it gives it back itself, the attempt
+    not counted; it runs again and completes."""
+    assert settings.dsn
+    slow = settings.replace(stale_after=6.0)
+    with proxy(settings.dsn) as net, Client(settings=settings) as client:
+        with running_daemon(slow.replace(dsn=net.dsn), modules=FAULT_WORKERS) as cut_off:
+            assert cut_off.fence_after == pytest.approx(4.55)
+            task = client.create("runs", "steady", {"seconds": 8.0})
+            wait_for(lambda: client.get(task).status == Status.RUNNING)
+            net.hold()
+            wait_for(lambda: cut_off.fenced, timeout=10)
+            wait_for(lambda: len(spans(settings.storage)) == 1)  # the action stopped
+            net.release()
+            wait_for(lambda: client.get(task).claims == 2, timeout=10)
+            wait_for(lambda: client.get(task).status == Status.COMPLETED, timeout=20)
+        final = client.get(task)
+        messages = [r.message for r in client.logs(task)]
+    assert (final.attempts, final.claims) == (1, 2)  # the stopped attempt did not count
+    assert not any("Rescued" in m for m in messages), messages
+    first, second = sorted(spans(settings.storage), key=lambda s: s[1])
+    assert first[3] < second[2] and second[3] - second[2] >= 8.0
 
 
 def test_tasks_watch_rides_out_a_database_restart(settings: Settings, pg) -> None:  # type: ignore[no-untyped-def]

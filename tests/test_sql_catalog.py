@@ -239,8 +239,12 @@ def _task_fail_many(conn: Conn, w: World) -> None:
 
 
 def _task_give_back_many(conn: Conn, w: World) -> None:
-    given = queries.task_give_back_many(conn, daemon_id=w.daemon_id, ids=[w.running.id], claims=[1])
+    given = queries.task_give_back_many(
+        conn, daemon_id=w.daemon_id, ids=[w.running.id], claims=[1], messages=[None]
+    )
     assert given == [(w.running.id, 1)]
+    task = queries.task_get(conn, id=w.running.id)
+    assert task is not None and task.message == "Given back by a daemon that shut down"
 
 
 def _task_give_back_unknown(conn: Conn, w: World) -> None:

@@ -102,7 +102,5 @@ def create_app(
 async def _client_gone(request: Request, exc: Exception) -> Response:
     """The client went away (or was cut off for stalling) before its whole body arrived: not a
     server error, and nobody to answer."""
-    _log.info(
-        "%s %s: the client left before sending its whole body", request.method, request.url.path
-    )
+    errors.client_left(request)  # logs it at info
     return Response(status_code=400)

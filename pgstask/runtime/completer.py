@@ -160,12 +160,10 @@ class Completer(Service):
                 try:
                     self._write_batch([outcome], [])
                 except _REFUSED as exc:
-                    outcome = _unstorable(outcome, exc)
-                    try:
-                        self._write_batch([outcome], [])
-                    except _REFUSED:
-                        _log.exception("completer: task %s: outcome dropped", outcome.task.id)
+                    replacement = self._write_replacement(outcome, exc)
+                    if replacement is None:
                         continue
+                    outcome = replacement
                 written.append(outcome)
         except Exception:
             done = {w.task.run_key for w in written}
@@ -174,6 +172,19 @@ class Completer(Service):
                 self._late_logs[:0] = [] if late_done else late
             raise
         return written
+
+    def _write_replacement(self, outcome: Outcome, exc: Exception) -> Outcome | None:
+        """After the server refused an outcome on its own: a final failure that says why, or,
+        if that is refused too, one with nothing but a fixed message. None if even that is
+        refused (then the daemon's give-back check returns the task, the attempt not counted)."""
+        for replacement in (_unstorable(outcome, exc), _unstorable(outcome, None)):
+            try:
+                self._write_batch([replacement], [])
+            except _REFUSED:
+                continue
+            return replacement
+        _log.exception("completer: task %s: outcome dropped", outcome.task.id)
+        return None
 
     def flush(self, timeout: float) -> bool:
         """Write everything now, retrying until ``timeout``; False if some outcomes remain."""
@@ -258,6 +269,7 @@ class Completer(Service):
                     daemon_id=self.daemon_id,
                     ids=[o.task.id for o in back],
                     claims=[o.task.claims for o in back],
+                    messages=[o.message for o in back],
                 )
             )
             queries.task_notify(conn)
@@ -272,8 +284,12 @@ class Completer(Service):
             )
 
 
-def _unstorable(outcome: Outcome, exc: Exception) -> Outcome:
-    """A final failure in place of an outcome the server refused to store."""
+def _unstorable(outcome: Outcome, exc: Exception | None) -> Outcome:
+    """A final failure in place of an outcome the server refused to store; without ``exc``, the
+    plainest one (a fixed message, no log record, no progress clean-up)."""
+    if exc is None:
+        message = "Failed: pgstask could not store the outcome"
+        return Outcome(outcome.task, Kind.FAILED, message)
     why = describe(exc) if isinstance(exc, psycopg.Error) else f"{type(exc).__name__}: {exc}"
     message = storable(f"Failed: pgstask could not store the outcome: {why}")
     return Outcome(

@@ -23,13 +23,14 @@ runs, timeouts and every write match the run, never only the task id: a late out
 earlier run (a retry claimed again on this daemon, a cancel then a retry) cannot complete a later
 one.
 
-Fencing: when the last successful heartbeat is older than ``fence_after`` (half-way between
-``heartbeat_interval`` and ``stale_after``), other daemons may soon rescue this one's tasks. The
-daemon then claims nothing and asks every running action to stop (``StopReason.FENCED``; a child
-process is killed after ``SHUTDOWN_KILL_GRACE``), so that an action does not run on beside its
-re-run elsewhere. A stopped action's attempt fails for retry if the daemon still holds the task
-when the database is back (else the outcome is discarded). The first successful heartbeat (which
-registers the daemon again if it was declared dead) lifts the fence.
+Fencing: when the last successful heartbeat is older than ``fence_after`` (``stale_after`` less
+a margin, see ``fence_after()``), other daemons may soon rescue this one's tasks. The daemon then
+claims nothing and asks every running action to stop (``StopReason.FENCED``; a child process is
+killed after ``SHUTDOWN_KILL_GRACE``), so that an action does not run on beside its re-run
+elsewhere. A stopped action's task is given back, the attempt not counted, if the daemon still
+holds it when the database answers (else the outcome is discarded): a fence can also come from a
+heartbeat thread starved of CPU. The first successful heartbeat (which registers the daemon again
+if it was declared dead) lifts the fence.
 
 ``run_once`` is ``pgstask run-once``: the same setup, heartbeat and completer, no listener; one
 rescuer and one cleaner pass (cron may be the only runner); then it claims until nothing is due,
@@ -84,6 +85,15 @@ from pgstask.workers.base import BaseWorker
 from pgstask.workers.context import Isolation, StopReason, TaskRun
 
 _log = logging.getLogger(__name__)
+
+
+def fence_after(heartbeat_interval: float, stale_after: float) -> float:
+    """Seconds without a successful heartbeat after which a daemon fences itself: ``stale_after``
+    less a margin to stop its actions before the earliest rescue (the larger of one heartbeat
+    interval and a quarter of the gap between the two settings), never earlier than half-way
+    between them. 23.75 s with the defaults (5 s, 30 s)."""
+    gap = stale_after - heartbeat_interval
+    return max(heartbeat_interval + gap / 2, stale_after - max(heartbeat_interval, gap / 4))
 
 
 @dataclass(slots=True)
@@ -143,10 +153,10 @@ class Daemon:
         self._stop_requests = 0
         self._rss: int | None = memory.resident()  # refreshed every 0.2 s by _supervise
         self._supervised = False  # run() and run_once() call _supervise every 0.2 s
-        hb, stale = settings.heartbeat_interval, settings.stale_after
         #: Seconds without a successful heartbeat after which the daemon fences itself.
-        self.fence_after = hb + (stale - hb) / 2
+        self.fence_after = fence_after(settings.heartbeat_interval, settings.stale_after)
         self.fenced = False
+        self._fenced_at = 0.0
         self._stop_lock = threading.RLock()  # reentrant: request_stop may run in a signal handler
         self.client = Client(dsn, settings=settings)  # for actions' create_task; pool made on use
         self._stop_event = threading.Event()
@@ -309,7 +319,13 @@ class Daemon:
 
     def _execute(self, run: TaskRun) -> None:
         assert self.runner is not None
-        outcome = self.runner.run(run)
+        try:
+            outcome = self.runner.run(run)
+        except BaseException as exc:  # the runner never raises: the backstop that ends the run
+            _log.exception("task %s: the runner failed", run.task.id)
+            outcome = self.runner.broken(
+                run, f"pgstask could not end the run ({type(exc).__name__})"
+            )
         self._finish(outcome)
 
     def _finish(self, outcome: Outcome) -> None:
@@ -437,6 +453,7 @@ class Daemon:
             return
         if not self.fenced:
             self.fenced = True
+            self._fenced_at = now
             _log.error(
                 "daemon %s: no heartbeat for %.1fs (fence after %.1fs, stale after %.1fs): "
                 "stopping its actions and claiming nothing until the database answers",
@@ -450,11 +467,15 @@ class Daemon:
         for active in running:
             active.run.cancel(StopReason.FENCED)
 
+    def _waiting_out_fence(self) -> bool:
+        """``run-once``, fenced: nothing was claimed because of the fence, not because nothing
+        is due. It waits for the database up to ``stale_after``, then ends (cron runs it
+        again)."""
+        return self.fenced and time.monotonic() - self._fenced_at < self.settings.stale_after
+
     def _abandon(self, active: _Active, *, timed_out: bool) -> None:
         """Write the task's outcome now; the thread's own result will be discarded."""
         assert self.runner is not None and self.completer is not None
-        active.abandoned = True
-        active.run.abandoned = True
         task = active.run.task
         if timed_out:
             delay = self.runner.retry.delay(max(task.attempts, 1))
@@ -473,6 +494,12 @@ class Daemon:
         else:
             outcome = Outcome(task, Kind.GIVEN_BACK, touched_progress=active.run.tracker.touched)
         with self._lock:
+            # The run may have ended meanwhile (its outcome is the one that counts), or been
+            # abandoned already: one outcome per run.
+            if self._active.get(task.run_key) is not active or active.abandoned:
+                return
+            active.abandoned = True
+            active.run.abandoned = True
             self.summary.outcomes[outcome.kind.value] += 1
             self.completer.add(outcome)
         self._told(outcome)
@@ -529,7 +556,7 @@ class Daemon:
                 got = self.producer.run_once()
                 claimed += got
                 if got == 0:
-                    if self.executor.busy == 0:
+                    if self.executor.busy == 0 and not self._waiting_out_fence():
                         break
                     self.executor.wait_idle(0.1)  # wait for a slot (or the end)
                 self._supervise()

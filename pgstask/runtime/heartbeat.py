@@ -67,13 +67,17 @@ class Heartbeat(Service):
         self.beats = 0
         #: When the last successful beat was sent (``clock`` time); set at construction, as the
         #: daemon registered just before.
-        self.last_beat = clock()
+        self.last_beat = self._sent = clock()
         #: Runs given back because this daemon held them without knowing (all beats).
         self.given_back = 0
 
+    def next_delay(self, result: object) -> float:
+        # A fixed rate: the time a beat took does not push the next one back.
+        return max(0.0, self._sent + self.interval - self._clock())
+
     def run_once(self) -> list[RunKey]:
         """One beat; returns the runs this daemon no longer holds."""
-        sent = self._clock()
+        sent = self._sent = self._clock()
         with self.pool.connection() as conn:
             if not queries.daemon_heartbeat(conn, id=self.daemon_id):
                 _log.warning("daemon %s was declared dead; registering again", self.daemon_id)

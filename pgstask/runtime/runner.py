@@ -46,6 +46,7 @@ from pgstask.workers.context import (
 _log = logging.getLogger(__name__)
 
 COMPLETED_MESSAGE = "Task completed successfully"
+FENCED_MESSAGE = "Given back: its daemon lost contact with the database and stopped it"
 
 
 class Kind(enum.Enum):
@@ -169,6 +170,14 @@ class Runner:
         record = LogRecord.make(task.id, "error", message, attempt=task.attempts)
         return Outcome(task, Kind.FAILED, message, error=message, logs=(record,))
 
+    def broken(self, run: TaskRun, error: str) -> Outcome:
+        """The outcome of a run the runner itself could not end (a bug: it never raises): a
+        failure for retry, or the task given back if even that cannot be made."""
+        try:
+            return self._failure(run, error, final=False)
+        except Exception:
+            return Outcome(run.task, Kind.GIVEN_BACK, touched_progress=run.tracker.touched)
+
     def run(self, run: TaskRun) -> Outcome:
         """Execute the action of ``run.task``; never raises."""
         task = run.task
@@ -226,13 +235,15 @@ class Runner:
                 error += "; its process was killed"
             return self._failure(run, error, final=False)
         if reason is StopReason.FENCED:
-            error = (
-                "stopped because its daemon lost contact with the database (it could be "
-                "rescued and run elsewhere)"
+            # Given back, the attempt not counted, if the task is still this run's when the
+            # database answers again: a fence may also come from a starved heartbeat.
+            return Outcome(
+                run.task,
+                Kind.GIVEN_BACK,
+                FENCED_MESSAGE,
+                touched_progress=run.tracker.touched,
+                peak_memory=run.peak_memory,
             )
-            if killed:
-                error += "; its process was killed"
-            return self._failure(run, error, final=False)
         kind = Kind.GIVEN_BACK if reason is StopReason.SHUTDOWN else Kind.DROPPED
         if reason is StopReason.CANCELLED and run.tracker.touched:
             self._final_snapshot(run, Status.CANCELLED, "Cancelled", None)

@@ -127,12 +127,14 @@ UPDATE s_tasks t
 RETURNING t.id, t.claims, t.status;
 
 -- name: task_give_back_many
--- Graceful shutdown: tasks whose actions did not finish in the grace period go back to pending;
--- the interrupted attempt does not count.
+-- Graceful shutdown (tasks whose actions did not finish in the grace period) and fencing (a
+-- daemon that lost the database stopped them): back to pending, the interrupted attempt not
+-- counted; a NULL message is the shutdown's.
 UPDATE s_tasks t
    SET status = 10, attempts = greatest(t.attempts - 1, 0), daemon_id = NULL, started_at = NULL,
-       start_at = now(), message = 'Given back by a daemon that shut down', updated_at = now()
-  FROM unnest(%(ids)s::bigint[], %(claims)s::int[]) AS d(id, claims)
+       start_at = now(), message = coalesce(d.message, 'Given back by a daemon that shut down'),
+       updated_at = now()
+  FROM unnest(%(ids)s::bigint[], %(claims)s::int[], %(messages)s::text[]) AS d(id, claims, message)
  WHERE t.id = d.id AND t.status IN (30, 50) AND t.claims = d.claims
    AND t.daemon_id = %(daemon_id)s
 RETURNING t.id, t.claims;
