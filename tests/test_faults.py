@@ -138,29 +138,25 @@ def test_a_start_at_of_infinity_neither_runs_nor_breaks_the_producer(
     assert failures == []
 
 
+def _pgstask(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pgstask", *args],
+        env=daemon_env(settings),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_the_cli_lists_and_shows_unreadable_rows(settings: Settings) -> None:
     assert settings.dsn
     bad, _ = _poison(settings.dsn, good=1)
-    env = daemon_env(settings)
-    listing = subprocess.run(
-        [sys.executable, "-m", "pgstask", "tasks", "list", "--json"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    listing = _pgstask(settings, "tasks", "list", "--json")
     assert listing.returncode == 0, listing.stderr
     for task_id in bad.values():
         assert f'"id": {task_id}' in listing.stdout
-    shown = subprocess.run(
-        [sys.executable, "-m", "pgstask", "tasks", "show", str(bad["deep meta"])],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    shown = _pgstask(settings, "tasks", "show", str(bad["deep meta"]))
     assert shown.returncode == 0, shown.stderr
     assert "Traceback" not in shown.stderr
     assert "nested too deeply" in shown.stdout

@@ -319,7 +319,10 @@ def test_abandoned_chunks_are_cleaned(settings: Settings) -> None:
             == 200
         )
     with Client(settings=settings) as client, client.connection() as conn:
-        conn.execute("UPDATE s_task_files SET created_at = now() - '2 days'::interval")
+        conn.execute(
+            "UPDATE s_task_files SET created_at = now() - '2 days'::interval,"
+            " updated_at = now() - '2 days'::interval"
+        )
     pool = make_pool(settings.dsn or "", max_size=2)
     try:
         cleaned = Cleaner(

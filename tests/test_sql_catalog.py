@@ -710,7 +710,15 @@ def _file_delete_abandoned(conn: Conn, w: World) -> None:
     row = _upload_session(conn)
     assert queries.file_delete_abandoned(conn, max_age=3600) == 0
     conn.execute(
-        "UPDATE s_task_files SET created_at = now() - '2 days'::interval WHERE id = %s",
+        "UPDATE s_task_files SET created_at = now() - '2 days'::interval,"
+        " updated_at = now() - '2 days'::interval WHERE id = %s",
+        (row["id"],),
+    )
+    # started two days ago, but a chunk arrived just now: still under way
+    queries.file_put_chunk(conn, file_id=row["id"], seq=0, data=b"part")
+    assert queries.file_delete_abandoned(conn, max_age=3600) == 0
+    conn.execute(
+        "UPDATE s_task_files SET updated_at = now() - '2 days'::interval WHERE id = %s",
         (row["id"],),
     )
     assert queries.file_delete_abandoned(conn, max_age=3600) == 1

@@ -131,14 +131,14 @@ def parse_proxies(text: str, name: str) -> tuple[str, ...]:
     return tuple(proxies)
 
 
-def _count(env: Mapping[str, str], name: str, default: int) -> int:
+def _count(env: Mapping[str, str], name: str, default: int, unit: str = "") -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} is not a whole number") from None
+        raise ConfigurationError(f"{name}={raw!r} is not a whole number{unit}") from None
     if value <= 0:
         raise ConfigurationError(f"{name} must be positive, not {value}")
     return value
@@ -152,16 +152,7 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
 
 
 def _size(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name}={raw!r} is not a whole number of bytes") from None
-    if value <= 0:
-        raise ConfigurationError(f"{name} must be positive, not {value}")
-    return value
+    return _count(env, name, default, unit=" of bytes")
 
 
 def _number(env: Mapping[str, str], name: str, default: float, high: float = 1e12) -> float:

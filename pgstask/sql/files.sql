@@ -24,10 +24,15 @@ SELECT * FROM s_task_files
  LIMIT 1;
 
 -- name: file_put_chunk
--- A chunk sent again replaces the first copy (a retried request).
-INSERT INTO s_task_file_chunks (file_id, seq, data)
-VALUES (%(file_id)s, %(seq)s, %(data)s)
-ON CONFLICT (file_id, seq) DO UPDATE SET data = excluded.data;
+-- A chunk sent again replaces the first copy (a retried request). The file's updated_at becomes
+-- the time of its newest chunk: an upload still under way is never taken for abandoned.
+WITH chunk AS (
+    INSERT INTO s_task_file_chunks (file_id, seq, data)
+    VALUES (%(file_id)s, %(seq)s, %(data)s)
+    ON CONFLICT (file_id, seq) DO UPDATE SET data = excluded.data
+    RETURNING file_id
+)
+UPDATE s_task_files f SET updated_at = now() FROM chunk WHERE f.id = chunk.file_id;
 
 -- name: file_chunk_summary
 SELECT count(*) AS chunks, coalesce(sum(length(data)), 0) AS size,
@@ -55,9 +60,10 @@ SELECT (SELECT coalesce(sum(octet_length(data)), 0) FROM s_task_file_chunks)::bi
                 WHERE identifier = %(identifier)s AND session_id = %(session_id)s) AS session_exists;
 
 -- name: file_delete_abandoned
--- Uploads never completed (a chunked upload whose client went away) after max_age seconds.
+-- Uploads never completed (a chunked upload whose client went away): max_age seconds after
+-- their last chunk (or their start, before any chunk).
 DELETE FROM s_task_files
- WHERE NOT complete AND created_at < now() - %(max_age)s::float8 * interval '1 second'
+ WHERE NOT complete AND updated_at < now() - %(max_age)s::float8 * interval '1 second'
 RETURNING id;
 
 -- name: file_delete_unattached
