@@ -232,15 +232,18 @@ def test_a_black_holed_daemon_stops_its_action_before_the_task_runs_elsewhere(
     settings: Settings,
 ) -> None:
     assert settings.dsn
+    # stale after 3 s: the daemon fences itself at 2.3 s, 0.7 s before the earliest rescue
+    stale = settings.replace(stale_after=3.0)
     with proxy(settings.dsn) as net, Client(settings=settings) as client:
-        behind = settings.replace(dsn=net.dsn)
+        behind = stale.replace(dsn=net.dsn)
         with running_daemon(behind, modules=FAULT_WORKERS) as cut_off:
+            assert cut_off.fence_after == pytest.approx(2.3)
             task = client.create("runs", "steady", {"seconds": 6.0})
             wait_for(lambda: client.get(task).status == Status.RUNNING)
             net.hold()  # no error, no answer: every connection of the daemon hangs
-            with running_daemon(settings, modules=FAULT_WORKERS):
+            with running_daemon(stale, modules=FAULT_WORKERS):
                 wait_for(lambda: cut_off.fenced, timeout=10)
-                # the other daemon rescues the task (stale after 1.5 s) and runs it again
+                # the other daemon rescues the task (stale after 3 s) and runs it again
                 wait_for(lambda: client.get(task).claims == 2, timeout=15)
                 net.release()
                 wait_for(lambda: client.get(task).status == Status.COMPLETED, timeout=20)
