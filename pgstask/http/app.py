@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -60,8 +61,8 @@ def create_app(
         try:
             yield
         finally:
-            if own_client:
-                the_client.close()
+            if own_client:  # closing the pool waits for its connections: not on the loop
+                await run_in_threadpool(the_client.close)
 
     app = Starlette(
         routes=[

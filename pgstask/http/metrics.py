@@ -3,7 +3,8 @@
 Every API process reports the same database-wide figures (no per-process counters that would
 reset or double up across hosts): queue depth per worker and status, the age of the oldest due
 pending task, throughput and durations over the last five minutes, live daemons and their
-slots. Each scrape costs three small queries served by the partial indexes.
+slots. Each scrape costs three small queries served by the partial indexes
+(``pgstask.figures.snapshot``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from pgstask import queries
+from pgstask import figures
 from pgstask.client import Client
 from pgstask.task import status_text
 
@@ -26,13 +27,10 @@ class QueueCollector(Collector):
         self.client = client
 
     def collect(self) -> Iterator[Metric]:
-        with self.client.connection() as conn:
-            queue = queries.metrics_queue(conn)
-            finished = queries.metrics_finished(conn, window_seconds=WINDOW_SECONDS)
-            daemons = queries.daemon_list(conn, stale_after=self.client.settings.stale_after)
-        yield from _queue(queue)
-        yield from _finished(finished)
-        alive = [d for d in daemons if d["alive"]]
+        read = figures.snapshot(self.client, window_seconds=WINDOW_SECONDS)
+        yield from _queue(read.queue)
+        yield from _finished(read.finished)
+        alive = [d for d in read.daemons if d["alive"]]
         up = GaugeMetricFamily("pgstask_daemons_alive", "Daemons whose heartbeat is fresh")
         up.add_metric([], len(alive))
         yield up

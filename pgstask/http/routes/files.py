@@ -29,11 +29,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from pgstask import files
+from pgstask import figures, files
 from pgstask.errors import InvalidTaskError, TaskFileNotFoundError
 from pgstask.http import bodies
 from pgstask.http.errors import ApiError, client_left
-from pgstask.http.state import state
+from pgstask.http.state import AppState, state
 from pgstask.task import Status, Task
 from pgstask.workers import registry
 
@@ -70,14 +70,14 @@ def inside_storage(storage: Path, candidate: Any) -> Path | None:
     return Path(resolved) if os.path.isfile(resolved) else None
 
 
-async def download(request: Request) -> Response:
+def download(request: Request) -> Response:
     task_id = bodies.task_id(request)
     app = state(request)
-    task: Task = await run_in_threadpool(app.client.get, task_id)
+    task: Task = app.client.get(task_id)
     if task.status != Status.COMPLETED:
         raise ApiError(409, "Task must be completed before downloading", error="Task not completed")
     try:
-        info = await run_in_threadpool(app.client.result_file, task_id)
+        info = app.client.result_file(task_id)
     except TaskFileNotFoundError:
         local = inside_storage(app.client.settings.storage, task.result)
         if local is None:
@@ -189,21 +189,15 @@ async def _form(request: Request, limit: int) -> FormData:
         raise client_left(request) from None
 
 
-async def _check_room(
-    request: Request, adding: int, *, identifier: str | None = None, session_id: str | None = None
+def _check_room(
+    app: AppState, adding: int, *, identifier: str | None = None, session_id: str | None = None
 ) -> None:
     """The quotas: 507 when ``adding`` more bytes would pass ``PGSTASK_FILE_STORAGE_LIMIT``,
     429 for a new chunked upload (``session_id``) past ``PGSTASK_MAX_OPEN_UPLOADS``. Checked
     before an upload is stored: uploads stored at the same moment may pass the storage limit
     by their own size."""
-    client = state(request).client
-    settings = client.settings
-
-    def read() -> files.Usage:
-        with client.connection() as conn:
-            return files.usage(conn, identifier=identifier, session_id=session_id)
-
-    use = await run_in_threadpool(read)
+    settings = app.client.settings
+    use = figures.file_usage(app.client, identifier=identifier, session_id=session_id)
     if (
         session_id is not None
         and not use.session_exists
@@ -245,25 +239,10 @@ def _stored(info: files.FileInfo) -> dict[str, Any]:
 async def upload_to_task(request: Request) -> JSONResponse:
     task_id = bodies.task_id(request)
     app = state(request)
-    task = await run_in_threadpool(app.client.get, task_id)
-    if task.status not in (Status.PENDING, Status.PREPARING):
-        raise ApiError(
-            409,
-            "Task must be queued or preparing to accept file uploads",
-            error="Invalid task status",
-        )
-    worker = await run_in_threadpool(app.workers.get, task.identifier)
-    allowed, limit = _upload_rules(worker or {"class": "", "settings": {}}, app.http.max_upload)
-    await _check_room(request, 0)
+    allowed, limit = await run_in_threadpool(_task_rules, app, task_id)
     form = await _form(request, limit)
     try:
-        upload = _file_field(form)
-        name = _safe_name(upload.filename or "")
-        _check_extension(name, allowed)
-        await _check_room(request, upload.size or 0)
-        info, _ = await run_in_threadpool(
-            app.client.upload_to_task, task_id, upload.file, name, max_size=limit
-        )
+        info = await run_in_threadpool(_store_for_task, app, task_id, form, allowed, limit)
     finally:
         await form.close()
     return JSONResponse(
@@ -271,10 +250,53 @@ async def upload_to_task(request: Request) -> JSONResponse:
     )
 
 
+def _task_rules(app: AppState, task_id: int) -> tuple[tuple[str, ...], int]:
+    """Before the body of an upload to a task is read: the task takes uploads and there is
+    room; its worker's allowed extensions and size limit."""
+    task = app.client.get(task_id)
+    if task.status not in (Status.PENDING, Status.PREPARING):
+        raise ApiError(
+            409,
+            "Task must be queued or preparing to accept file uploads",
+            error="Invalid task status",
+        )
+    worker = app.workers.get(task.identifier)
+    allowed, limit = _upload_rules(worker or {"class": "", "settings": {}}, app.http.max_upload)
+    _check_room(app, 0)
+    return allowed, limit
+
+
+def _store_for_task(
+    app: AppState, task_id: int, form: FormData, allowed: tuple[str, ...], limit: int
+) -> files.FileInfo:
+    upload = _file_field(form)
+    name = _safe_name(upload.filename or "")
+    _check_extension(name, allowed)
+    _check_room(app, upload.size or 0)
+    info, _ = app.client.upload_to_task(task_id, upload.file, name, max_size=limit)
+    return info
+
+
 async def upload_to_worker(request: Request) -> JSONResponse:
     identifier = bodies.worker_identifier(request)
     app = state(request)
-    worker = await run_in_threadpool(app.workers.get, identifier)
+    allowed, limit = await run_in_threadpool(_worker_rules, app, identifier)
+    form = await _form(request, limit)
+    try:
+        if any(field in form for field in CHUNK_FIELDS):
+            return await run_in_threadpool(_chunk, app, form, identifier, allowed, limit)
+        info = await run_in_threadpool(_store_for_worker, app, identifier, form, allowed, limit)
+    finally:
+        await form.close()
+    return JSONResponse(
+        {"success": True, "code": 200, "message": "File uploaded successfully", **_stored(info)}
+    )
+
+
+def _worker_rules(app: AppState, identifier: str) -> tuple[tuple[str, ...], int]:
+    """Before the body of an upload to a worker is read: the worker is active and there is
+    room; its allowed extensions and size limit."""
+    worker = app.workers.get(identifier)
     if worker is None or not worker["active"]:
         raise ApiError(
             404,
@@ -282,27 +304,22 @@ async def upload_to_worker(request: Request) -> JSONResponse:
             error="Worker not found",
         )
     allowed, limit = _upload_rules(worker, app.http.max_upload)
-    await _check_room(request, 0)
-    form = await _form(request, limit)
-    try:
-        if any(field in form for field in CHUNK_FIELDS):
-            return await _chunk(request, form, identifier, allowed, limit)
-        upload = _file_field(form)
-        name = _safe_name(upload.filename or "")
-        _check_extension(name, allowed)
-        await _check_room(request, upload.size or 0)
-        info = await run_in_threadpool(
-            app.client.upload_for_worker, identifier, upload.file, name, max_size=limit
-        )
-    finally:
-        await form.close()
-    return JSONResponse(
-        {"success": True, "code": 200, "message": "File uploaded successfully", **_stored(info)}
-    )
+    _check_room(app, 0)
+    return allowed, limit
 
 
-async def _chunk(
-    request: Request, form: FormData, identifier: str, allowed: tuple[str, ...], limit: int
+def _store_for_worker(
+    app: AppState, identifier: str, form: FormData, allowed: tuple[str, ...], limit: int
+) -> files.FileInfo:
+    upload = _file_field(form)
+    name = _safe_name(upload.filename or "")
+    _check_extension(name, allowed)
+    _check_room(app, upload.size or 0)
+    return app.client.upload_for_worker(identifier, upload.file, name, max_size=limit)
+
+
+def _chunk(
+    app: AppState, form: FormData, identifier: str, allowed: tuple[str, ...], limit: int
 ) -> JSONResponse:
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
@@ -317,12 +334,11 @@ async def _chunk(
     original = form.get("original_filename")
     name = _safe_name(original if isinstance(original, str) else "")
     _check_extension(name, allowed)
-    data = await upload.read(files.CHUNK_SIZE + 1)
+    data = upload.file.read(files.CHUNK_SIZE + 1)
     if len(data) > files.CHUNK_SIZE:  # its file came before the fields that said "chunk"
         raise _chunk_too_large()
-    await _check_room(request, len(data), identifier=identifier, session_id=session_id)
-    result = await run_in_threadpool(
-        state(request).client.upload_chunk,
+    _check_room(app, len(data), identifier=identifier, session_id=session_id)
+    result = app.client.upload_chunk(
         identifier,
         session_id=session_id,
         filename=name,

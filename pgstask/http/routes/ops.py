@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.concurrency import run_in_threadpool
@@ -29,33 +28,33 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-async def readyz(request: Request) -> JSONResponse:
+def readyz(request: Request) -> JSONResponse:
     """The database answers and its schema is the one this pgstask needs."""
     client = state(request).client
-
-    def check() -> tuple[int, dict[str, Any]]:
-        try:
-            current = migrate.current_revision(client.dsn)
-        except Exception as exc:  # any failure means "not ready"; the detail is for the log
-            _log.warning("readyz: the database does not answer: %s", exc)
-            return 503, {"status": "unavailable", "database": False, "reason": DATABASE_UNREACHABLE}
-        head = migrate.head_revision()
-        if current != head:
-            return 503, {
+    try:
+        current = migrate.current_revision(client.dsn)
+    except Exception as exc:  # any failure means "not ready"; the detail is for the log
+        _log.warning("readyz: the database does not answer: %s", exc)
+        return JSONResponse(
+            {"status": "unavailable", "database": False, "reason": DATABASE_UNREACHABLE}, 503
+        )
+    head = migrate.head_revision()
+    if current != head:
+        return JSONResponse(
+            {
                 "status": "unavailable",
                 "database": True,
                 "reason": f"schema at {current or 'none'}, needs {head}: run `pgstask migrate`",
-            }
-        return 200, {"status": "ready", "database": True, "schema": current}
+            },
+            503,
+        )
+    return JSONResponse({"status": "ready", "database": True, "schema": current})
 
-    code, body = await run_in_threadpool(check)
-    return JSONResponse(body, code)
 
-
-async def stats(request: Request) -> JSONResponse:
+def stats(request: Request) -> JSONResponse:
     """sTask's ``getStats()`` keys (unwrapped, as sTask answers) plus ``preparing``,
     ``cancelled`` and the pending tasks that wait for a worker."""
-    return JSONResponse(await run_in_threadpool(state(request).client.stats))
+    return JSONResponse(state(request).client.stats())
 
 
 async def clean(request: Request) -> JSONResponse:
@@ -110,11 +109,11 @@ async def server_limits(request: Request) -> JSONResponse:
     )
 
 
-async def metrics(request: Request) -> Response:
+def metrics(request: Request) -> Response:
     """Prometheus text format (see ``pgstask.http.metrics``)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(QueueCollector(state(request).client))
-    body = await run_in_threadpool(generate_latest, registry)
+    body = generate_latest(registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from pgstask import queries
+from pgstask import figures
+from pgstask.client import Client
 from pgstask.http import bodies
 from pgstask.http.config import AlertThresholds
 from pgstask.http.errors import ApiError
@@ -69,13 +69,9 @@ def _worker(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def summary_data(client: Any, hours: float) -> dict[str, Any]:
-    with client.connection() as conn:
-        now = queries.daemon_now(conn)
-        row = queries.metrics_summary(conn, hours=hours)
-        counts = queries.task_count_by_status(conn)
-        workers = queries.metrics_workers(conn, hours=hours, identifier=None)
-        errors = queries.metrics_errors(conn, hours=hours, limit=5)
+def summary_data(client: Client, hours: float) -> dict[str, Any]:
+    read = figures.summary(client, hours=hours)
+    now, row, counts = read.now, read.finished, read.counts
     judged = row["completed"] + row["failed"]
     return {
         "period": {
@@ -106,48 +102,36 @@ def summary_data(client: Any, hours: float) -> dict[str, Any]:
                 "task_count": w["finished"],
                 "success_rate": _rate(w["completed"], w["completed"] + w["failed"]),
             }
-            for w in workers
+            for w in read.workers
         },
         "errors": {
             "total_errors": row["failed"],
             "error_rate": _rate(row["failed"], judged),
-            "common_errors": [{"message": e["message"], "count": e["count"]} for e in errors],
+            "common_errors": [{"message": e["message"], "count": e["count"]} for e in read.errors],
         },
     }
 
 
-async def summary(request: Request) -> JSONResponse:
+def summary(request: Request) -> JSONResponse:
     hours, _ = _hours(request)
-    data = await run_in_threadpool(summary_data, state(request).client, hours)
+    data = summary_data(state(request).client, hours)
     return JSONResponse({"success": True, "data": data})
 
 
-async def workers(request: Request) -> JSONResponse:
+def workers(request: Request) -> JSONResponse:
     hours, params = _hours(request, "identifier")
     identifier = params.get("identifier") or None
-    client = state(request).client
-
-    def read() -> list[dict[str, Any]]:
-        with client.connection() as conn:
-            return queries.metrics_workers(conn, hours=hours, identifier=identifier)
-
-    rows = await run_in_threadpool(read)
+    rows = figures.workers(state(request).client, hours=hours, identifier=identifier)
     return JSONResponse({"success": True, "data": {r["identifier"]: _worker(r) for r in rows}})
 
 
-async def timeline(request: Request) -> JSONResponse:
+def timeline(request: Request) -> JSONResponse:
     """Finished tasks per bucket (``bucket`` seconds, default: a 48th of the window, at least a
     minute) with their average duration: the dashboard's chart."""
     hours, params = _hours(request, "bucket")
     default = max(60, int(hours * 3600 / 48))
     bucket = bodies.whole_number(params.get("bucket"), "bucket", default, 10, 86400)
-    client = state(request).client
-
-    def read() -> list[dict[str, Any]]:
-        with client.connection() as conn:
-            return queries.metrics_timeline(conn, hours=hours, bucket_seconds=bucket)
-
-    rows = await run_in_threadpool(read)
+    rows = figures.timeline(state(request).client, hours=hours, bucket_seconds=bucket)
     points = [
         {
             "time": r["bucket"].isoformat(),
@@ -161,16 +145,12 @@ async def timeline(request: Request) -> JSONResponse:
     return JSONResponse({"success": True, "data": {"bucket_seconds": bucket, "points": points}})
 
 
-def alerts_data(client: Any, limits: AlertThresholds) -> list[dict[str, Any]]:
+def alerts_data(client: Client, limits: AlertThresholds) -> list[dict[str, Any]]:
     """sTask's three alerts over the last hour, fixed (judged on finished tasks only), plus
     the queue's own: tasks no live daemon serves, no live daemon at all, a growing backlog,
     stuck running tasks."""
-    with client.connection() as conn:
-        last_hour = queries.metrics_summary(conn, hours=1)
-        unserved = queries.metrics_unserved(conn, stale_after=client.settings.stale_after)
-        daemons = queries.daemon_list(conn, stale_after=client.settings.stale_after)
-        queue = queries.metrics_queue(conn)
-        stuck = queries.metrics_stuck(conn, seconds=limits.stuck_after, limit=20)
+    health = figures.health(client, stuck_after=limits.stuck_after)
+    last_hour, queue, stuck = health.last_hour, health.queue, health.stuck
     out: list[dict[str, Any]] = []
 
     def alert(
@@ -216,7 +196,7 @@ def alerts_data(client: Any, limits: AlertThresholds) -> list[dict[str, Any]]:
             peak,
             limits.max_memory,
         )
-    alive = [d for d in daemons if d["alive"]]
+    alive = [d for d in health.daemons if d["alive"]]
     due = sum(
         r["count"]
         for r in queue
@@ -230,7 +210,7 @@ def alerts_data(client: Any, limits: AlertThresholds) -> list[dict[str, Any]]:
             len(alive),
             1,
         )
-    for row in unserved if alive else []:
+    for row in health.unserved if alive else []:
         alert(
             "waiting_for_worker",
             "critical",
@@ -264,10 +244,10 @@ def alerts_data(client: Any, limits: AlertThresholds) -> list[dict[str, Any]]:
     return out
 
 
-async def alerts(request: Request) -> JSONResponse:
+def alerts(request: Request) -> JSONResponse:
     bodies.query_params(request, ())
     app = state(request)
-    data = await run_in_threadpool(alerts_data, app.client, app.http.alerts)
+    data = alerts_data(app.client, app.http.alerts)
     return JSONResponse({"success": True, "data": data})
 
 

@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 from pgstask import Task
 from pgstask.http import bodies
 from pgstask.http.errors import ApiError
-from pgstask.http.state import state
+from pgstask.http.state import AppState, state
 from pgstask.task import FINISHED
 from pgstask.workers.actions import action_key
 
@@ -48,19 +48,7 @@ async def run_action(request: Request) -> JSONResponse:
         fields = _control({**control, **body})
     else:
         options = body
-    app = state(request)
-    worker = await run_in_threadpool(app.workers.get, identifier)
-    if worker is None or not worker["active"]:
-        raise ApiError(404, f"Worker not found or inactive: {identifier}", error="Worker not found")
-    known = worker["actions"] or []
-    if known and action_key(action) not in {action_key(a) for a in known}:
-        raise ApiError(
-            422,
-            f"worker {identifier!r} has no action {bodies.shown(action)} (its actions: "
-            f"{', '.join(known)})",
-            error="Unknown action",
-        )
-    task = await run_in_threadpool(app.client.create, identifier, action, options, **fields)
+    task = await run_in_threadpool(_create_for, state(request), identifier, action, options, fields)
     return JSONResponse(
         {
             "success": True,
@@ -71,6 +59,25 @@ async def run_action(request: Request) -> JSONResponse:
         201,
         headers={"Location": f"/stask/task/{task.id}"},
     )
+
+
+def _create_for(
+    app: AppState, identifier: str, action: str, options: dict[str, Any], fields: dict[str, Any]
+) -> Task:
+    """The task of ``run_action``, once its worker is known to be active and to have the action
+    (a thread's work: the worker may be read from the database)."""
+    worker = app.workers.get(identifier)
+    if worker is None or not worker["active"]:
+        raise ApiError(404, f"Worker not found or inactive: {identifier}", error="Worker not found")
+    known = worker["actions"] or []
+    if known and action_key(action) not in {action_key(a) for a in known}:
+        raise ApiError(
+            422,
+            f"worker {identifier!r} has no action {bodies.shown(action)} (its actions: "
+            f"{', '.join(known)})",
+            error="Unknown action",
+        )
+    return app.client.create(identifier, action, options, **fields)
 
 
 def _control(values: dict[str, Any]) -> dict[str, Any]:
@@ -106,21 +113,20 @@ async def create_task(request: Request) -> JSONResponse:
     )
 
 
-async def show_task(request: Request) -> JSONResponse:
-    task: Task = await run_in_threadpool(state(request).client.get, bodies.task_id(request))
+def show_task(request: Request) -> JSONResponse:
+    task: Task = state(request).client.get(bodies.task_id(request))
     return JSONResponse({"success": True, "task": task.to_dict()})
 
 
-async def task_progress(request: Request) -> JSONResponse:
+def task_progress(request: Request) -> JSONResponse:
     """sTask's progress answer, from the database (any host; the unlogged table may be empty),
     with the last 50 log lines."""
     task_id = bodies.task_id(request)
     client = state(request).client
-
-    def read() -> dict[str, Any]:
-        current = client.progress(task_id)
-        lines = [r.line() for r in client.logs(task_id, limit=LOG_LINES)]
-        return {
+    current = client.progress(task_id)
+    lines = [r.line() for r in client.logs(task_id, limit=LOG_LINES)]
+    return JSONResponse(
+        {
             "success": True,
             "code": 200,
             "id": current["id"],
@@ -133,8 +139,7 @@ async def task_progress(request: Request) -> JSONResponse:
             "message": current["message"],
             "log_lines": lines,
         }
-
-    return JSONResponse(await run_in_threadpool(read))
+    )
 
 
 FINISHED_TEXTS = frozenset(s.text for s in FINISHED)
@@ -230,13 +235,12 @@ LIST_FILTERS = (
 )
 
 
-async def list_tasks(request: Request) -> JSONResponse:
+def list_tasks(request: Request) -> JSONResponse:
     """Tasks newest first, filtered; the next page is ``?before_id=<next_before_id>``."""
     params = bodies.query_params(request, LIST_FILTERS)
     status = bodies.status(params["status"]) if params.get("status") else None
     limit = bodies.whole_number(params.get("limit"), "limit", 50, 1, 1000)
-    tasks = await run_in_threadpool(
-        state(request).client.list,
+    tasks = state(request).client.list(
         status=status,
         identifier=bodies.filter_text(params.get("identifier"), "identifier"),
         action=bodies.filter_text(params.get("action"), "action"),
@@ -257,59 +261,47 @@ async def list_tasks(request: Request) -> JSONResponse:
     )
 
 
-async def cancel_task(request: Request) -> JSONResponse:
-    task = await run_in_threadpool(state(request).client.cancel, bodies.task_id(request))
+def cancel_task(request: Request) -> JSONResponse:
+    task = state(request).client.cancel(bodies.task_id(request))
     return JSONResponse({"success": True, "message": "Task cancelled", "task": task.to_dict()})
 
 
-async def retry_task(request: Request) -> JSONResponse:
-    task = await run_in_threadpool(state(request).client.retry, bodies.task_id(request))
+def retry_task(request: Request) -> JSONResponse:
+    task = state(request).client.retry(bodies.task_id(request))
     return JSONResponse({"success": True, "message": "Task queued again", "task": task.to_dict()})
 
 
-async def task_logs(request: Request) -> JSONResponse:
+def task_logs(request: Request) -> JSONResponse:
     """``?limit=N`` for the last N records, ``?errors_only=true`` for errors only."""
     task_id = bodies.task_id(request)
     params = bodies.query_params(request, ("limit", "errors_only"))
     limit = bodies.whole_number(params.get("limit"), "limit", 0, 1, 100_000) or None
     errors_only = bodies.flag(params.get("errors_only"), "errors_only")
     client = state(request).client
-
-    def read() -> list[dict[str, Any]]:
-        client.get(task_id)  # 404 for a task that does not exist
-        records = client.error_logs(task_id) if errors_only else client.logs(task_id, limit)
-        if errors_only and limit is not None:
-            records = records[-limit:]
-        return [r.to_dict() for r in records]
-
-    records = await run_in_threadpool(read)
+    client.get(task_id)  # 404 for a task that does not exist
+    found = client.error_logs(task_id) if errors_only else client.logs(task_id, limit)
+    if errors_only and limit is not None:
+        found = found[-limit:]
+    records = [r.to_dict() for r in found]
     return JSONResponse({"success": True, "logs": records, "count": len(records)})
 
 
-async def download_logs(request: Request) -> Response:
+def download_logs(request: Request) -> Response:
     """All of a task's records as a text file, in the ``{id}.log`` line format."""
     task_id = bodies.task_id(request)
     client = state(request).client
-
-    def read() -> str:
-        client.get(task_id)
-        return "".join(r.line() + "\n" for r in client.logs(task_id))
-
+    client.get(task_id)
     return PlainTextResponse(
-        await run_in_threadpool(read),
+        "".join(r.line() + "\n" for r in client.logs(task_id)),
         headers={"Content-Disposition": f'attachment; filename="task-{task_id}.log"'},
     )
 
 
-async def clear_logs(request: Request) -> JSONResponse:
+def clear_logs(request: Request) -> JSONResponse:
     task_id = bodies.task_id(request)
     client = state(request).client
-
-    def clear() -> int:
-        client.get(task_id)
-        return client.clear_logs(task_id)
-
-    deleted = await run_in_threadpool(clear)
+    client.get(task_id)
+    deleted = client.clear_logs(task_id)
     return JSONResponse(
         {"success": True, "message": "Logs cleared successfully", "deleted": deleted}
     )

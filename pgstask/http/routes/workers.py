@@ -6,6 +6,7 @@ older documents used plural ones (``/stask/workers/activate``): both are served.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -15,7 +16,7 @@ from starlette.routing import Route
 
 from pgstask.http import bodies
 from pgstask.http.errors import ApiError
-from pgstask.http.state import state
+from pgstask.http.state import AppState, state
 from pgstask.workers import registry
 
 
@@ -26,15 +27,15 @@ def _worker_json(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def list_workers(request: Request) -> JSONResponse:
+def list_workers(request: Request) -> JSONResponse:
     params = bodies.query_params(request, ("active_only",))
     active_only = bodies.flag(params.get("active_only"), "active_only")
-    rows = await run_in_threadpool(state(request).client.workers, active_only=active_only)
+    rows = state(request).client.workers(active_only=active_only)
     return JSONResponse({"success": True, "workers": [_worker_json(r) for r in rows]})
 
 
-async def show_worker(request: Request) -> JSONResponse:
-    row = await run_in_threadpool(state(request).client.worker, bodies.worker_identifier(request))
+def show_worker(request: Request) -> JSONResponse:
+    row = state(request).client.worker(bodies.worker_identifier(request))
     return JSONResponse({"success": True, "worker": _worker_json(row)})
 
 
@@ -56,10 +57,20 @@ async def _set_active(request: Request, active: bool) -> JSONResponse:
     identifier = await _identifier(request)
     app = state(request)
     method = app.client.activate_worker if active else app.client.deactivate_worker
-    row = await run_in_threadpool(method, identifier)
-    app.workers.clear(identifier)
+    worker = await run_in_threadpool(_changed, app, method, identifier)
     word = "activated" if active else "deactivated"
-    return JSONResponse({"success": True, "message": f"Worker {word}", "worker": _worker_json(row)})
+    return JSONResponse({"success": True, "message": f"Worker {word}", "worker": worker})
+
+
+def _changed(
+    app: AppState, change: Callable[..., dict[str, Any]], identifier: str, *args: Any
+) -> dict[str, Any]:
+    """``change(identifier, *args)`` (a ``Client`` method that changes the worker's row and
+    returns it), then the cached row forgotten, and the new one as JSON. A thread's work:
+    ``_worker_json`` imports the worker's class."""
+    row = change(identifier, *args)
+    app.workers.clear(identifier)
+    return _worker_json(row)
 
 
 async def update_settings(request: Request) -> JSONResponse:
@@ -72,35 +83,36 @@ async def update_settings(request: Request) -> JSONResponse:
     if not isinstance(settings, dict):
         raise ApiError(422, "settings must be a JSON object")
     app = state(request)
-    row = await run_in_threadpool(app.client.update_worker_settings, identifier, settings)
-    app.workers.clear(identifier)
-    return JSONResponse({"success": True, "message": "Settings saved", "worker": _worker_json(row)})
+    worker = await run_in_threadpool(
+        _changed, app, app.client.update_worker_settings, identifier, settings
+    )
+    return JSONResponse({"success": True, "message": "Settings saved", "worker": worker})
 
 
-async def discover(request: Request) -> JSONResponse:
+def discover(request: Request) -> JSONResponse:
     """Register the worker classes installed where the API runs."""
     app = state(request)
-    new = await run_in_threadpool(app.client.discover_workers)
+    new = app.client.discover_workers()
     app.workers.clear()
     return JSONResponse(
         {"success": True, "message": f"Discovered {len(new)} new workers", "discovered": new}
     )
 
 
-async def rescan(request: Request) -> JSONResponse:
+def rescan(request: Request) -> JSONResponse:
     app = state(request)
-    changed = await run_in_threadpool(app.client.rescan_workers)
+    changed = app.client.rescan_workers()
     app.workers.clear()
     return JSONResponse(
         {"success": True, "message": f"Refreshed {len(changed)} workers", "updated": changed}
     )
 
 
-async def clean_orphaned(request: Request) -> JSONResponse:
+def clean_orphaned(request: Request) -> JSONResponse:
     """Delete workers whose class cannot be imported where the API runs (their pending tasks
     stay pending)."""
     app = state(request)
-    removed = await run_in_threadpool(app.client.clean_orphaned_workers)
+    removed = app.client.clean_orphaned_workers()
     app.workers.clear()
     return JSONResponse(
         {
