@@ -34,12 +34,12 @@ PLAIN_INSERT = (
 # The daemon process used when the `pgstask daemon` command is not available.
 BOOTSTRAP = """
 import signal, sys
-from pgstask import Settings
+from pgstask import Client, Settings
 from pgstask.runtime.daemon import Daemon
 from bench_worker import BenchWorker
 s = Settings.from_env()
 c = int(sys.argv[1]) if sys.argv[1:] else None
-d = Daemon(s, dsn=s.dsn, workers={"bench": BenchWorker}, concurrency=c)
+d = Daemon(s, dsn=s.dsn, workers={"bench": BenchWorker}, make_client=Client, concurrency=c)
 signal.signal(signal.SIGTERM, lambda *_: d.request_stop())
 d.run()
 """

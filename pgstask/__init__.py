@@ -6,8 +6,7 @@ Tasks are rows of ``s_tasks``; ``pgstask daemon`` processes claim them with
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from pgstask._version import __version__
 from pgstask.client import Client
 from pgstask.errors import (
     ConfigurationError,

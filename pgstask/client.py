@@ -33,6 +33,7 @@ from pgstask.errors import (
 )
 from pgstask.files import FileInfo
 from pgstask.logs import LogRecord
+from pgstask.runtime.daemon import Daemon
 from pgstask.settings import Settings
 from pgstask.task import (
     PRIORITIES,
@@ -681,7 +682,9 @@ class Client:
 
     def _register(self, classes: Mapping[str, type[BaseWorker]]) -> Rows:
         with self.connection() as c:
-            return register_workers(c, classes.values(), active=self.settings.auto_activate)
+            return registry.register_workers(
+                c, classes.values(), active=self.settings.auto_activate
+            )
 
     def daemons(self) -> Rows:
         with self.connection() as c:
@@ -691,28 +694,29 @@ class Client:
 
     def process_pending_tasks(self, batch_size: int = 10) -> int:
         """Run up to ``batch_size`` due tasks in this process; returns how many succeeded."""
-        from pgstask.runtime.daemon import Daemon
-
-        daemon = Daemon(
-            self.settings,
-            dsn=self.dsn,
-            workers=registry.discover(self.settings.worker_modules),
-            concurrency=1,
-        )
+        daemon = self._daemon()
         return daemon.run_once(batch_size=batch_size, max_tasks=batch_size).completed
 
     def execute(self, task: Task | int) -> bool:
         """Run one pending task now in this process, whatever its ``start_at``; True if it
         completed. ``TaskStateError`` if it is not pending."""
-        from pgstask.runtime.daemon import Daemon
+        return self._daemon().execute(_task_id(task)).completed == 1
 
-        daemon = Daemon(
+    def _daemon(self) -> Daemon:
+        """A one-slot daemon of this client's database and settings: the client sits above the
+        runtime, which is handed ``Client`` to make its workers' clients with."""
+        return Daemon(
             self.settings,
             dsn=self.dsn,
             workers=registry.discover(self.settings.worker_modules),
+            make_client=Client,
             concurrency=1,
         )
-        return daemon.execute(_task_id(task)).completed == 1
+
+
+# A worker given no client (one used outside a daemon) makes one of these; the workers sit below
+# the client and do not import it (docs/architecture.md, "Layers").
+BaseWorker.default_client = Client
 
 
 _SPEC_KEYS = {
@@ -725,25 +729,6 @@ _SPEC_KEYS = {
     "user_id",
     "dedupe_key",
 }
-
-
-def register_workers(conn: Conn, classes: Iterable[type[BaseWorker]], *, active: bool) -> Rows:
-    """Insert the rows of new worker classes (``active`` for those only) and refresh class path,
-    metadata and action names of known ones; returns ``identifier``/``inserted`` per change."""
-    items = list(classes)
-    if not items:
-        return []
-    return queries.worker_register_many(
-        conn,
-        active=active,
-        identifiers=[w.identifier for w in items],
-        classes=[registry.class_path(w) for w in items],
-        scopes=[w.scope for w in items],
-        titles=[w.display_title() for w in items],
-        descriptions=[w.description for w in items],
-        icons=[w.icon for w in items],
-        actions=[Jsonb(w.actions()) for w in items],
-    )
 
 
 def _spec(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 
+from pgstask.client import Client
 from pgstask.runtime.daemon import Daemon
 from pgstask.settings import Settings
 from pgstask.workers.registry import discover
@@ -43,7 +44,13 @@ def running_daemon(
     """A ``Daemon`` running in a thread with the workers of ``modules``; stopped on exit."""
     workers = discover(list(modules), entry_point_group="pgstask.none")
     assert settings.dsn
-    daemon = Daemon(settings, dsn=settings.dsn, workers=workers, **kwargs)  # type: ignore[arg-type]
+    daemon = Daemon(
+        settings,
+        dsn=settings.dsn,
+        workers=workers,
+        make_client=Client,
+        **kwargs,  # type: ignore[arg-type]
+    )
     errors: list[BaseException] = []
 
     def target() -> None:

@@ -281,6 +281,24 @@ def test_rescan_and_clean_orphaned(settings: Settings) -> None:
             client.activate_worker("gone")
 
 
+def test_a_worker_made_outside_a_daemon_enqueues_through_a_client_of_its_own(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``BaseWorker.default_client``: the workers do not import the client, which sets it."""
+    assert settings.dsn
+    monkeypatch.setenv("PGSTASK_DSN", settings.dsn)
+    worker = SampleWorker()
+    try:
+        assert type(worker.client) is Client
+        assert worker.client is worker.client  # made once
+        created = worker.create_task("noop", {"from": "outside"})
+    finally:
+        worker.client.close()
+    with Client(settings=settings) as client:
+        assert client.get(created.id).meta == {"from": "outside"}
+        assert created.identifier == "sample"
+
+
 def test_helpers_outside_a_run_explain_themselves() -> None:
     worker = SampleWorker()
     from tests.test_progress import fake_task

@@ -27,19 +27,18 @@ import queue
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from psycopg.conninfo import conninfo_to_dict
 
 from pgstask.cli._app import EXIT_FAILED, EXIT_OK, Context
 from pgstask.cli._options import Subparsers, add_common, add_json, add_runtime, positive_int
 from pgstask.cli._output import OUTCOME_WORDS, cell, describe_outcomes, plural, print_json
+from pgstask.client import Client
 from pgstask.db import translate_errors
+from pgstask.runtime.daemon import Daemon
+from pgstask.runtime.runner import Outcome
 from pgstask.workers import registry
-
-if TYPE_CHECKING:
-    from pgstask.runtime.daemon import Daemon
-    from pgstask.runtime.runner import Outcome
 
 _log = logging.getLogger("pgstask.cli")
 
@@ -182,15 +181,13 @@ class Report:
 def build_daemon(ctx: Context, *, report: Callable[[Outcome], None] | None = None) -> Daemon:
     """The daemon of ``daemon`` and ``run-once``; ``report`` is told each outcome as it is
     recorded."""
-    # Imported here: the daemon pulls in alembic (its schema check), which other commands skip.
-    from pgstask.runtime.daemon import Daemon
-
     workers = registry.discover(ctx.settings.worker_modules)
+    dsn = ctx.ready_dsn()
     if report is None:
-        return Daemon(ctx.settings, dsn=ctx.ready_dsn(), workers=workers)
+        return Daemon(ctx.settings, dsn=dsn, workers=workers, make_client=Client)
     tell: Callable[[Outcome], None] = report
 
-    return Daemon(ctx.settings, dsn=ctx.ready_dsn(), workers=workers, on_outcome=tell)
+    return Daemon(ctx.settings, dsn=dsn, workers=workers, make_client=Client, on_outcome=tell)
 
 
 def _describe(ctx: Context) -> str:

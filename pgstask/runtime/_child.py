@@ -38,11 +38,11 @@ from pathlib import Path
 from typing import Any
 
 from pgstask import db, logs, memory, progress, queries
-from pgstask.client import Client
 from pgstask.logs import LogRecord
 from pgstask.progress import ProgressState, ProgressTracker
 from pgstask.runtime.invocation import How, invoke
 from pgstask.task import Task
+from pgstask.workers.base import ClientFactory, WorkerClient
 from pgstask.workers.context import Isolation, Mark, StopFlag, TaskRun
 from pgstask.workers.registry import import_class
 
@@ -60,6 +60,8 @@ class ChildSpec:
     settings: dict[str, Any]
     task: Task
     dsn: str
+    #: Makes the worker's client (``Client``: pickled by reference, imported in the child).
+    make_client: ClientFactory
     storage: Path
     progress_interval: float
     timeout: float | None
@@ -114,7 +116,7 @@ def main(spec: ChildSpec, pipe: Connection, stop: StopFlag) -> None:
     os.environ.clear()
     os.environ.update(spec.environ)
     database = _Database(spec.dsn)
-    client = Client(spec.dsn)  # the worker's create_task/store_result_file; pool made on use
+    client = spec.make_client(spec.dsn)  # for create_task/store_result_file; pool made on use
     try:
         report = _run(spec, pipe, stop, database, client)
     finally:
@@ -125,7 +127,7 @@ def main(spec: ChildSpec, pipe: Connection, stop: StopFlag) -> None:
 
 
 def _run(
-    spec: ChildSpec, pipe: Connection, stop: StopFlag, database: _Database, client: Client
+    spec: ChildSpec, pipe: Connection, stop: StopFlag, database: _Database, client: WorkerClient
 ) -> Report:
     task = spec.task
     try:

@@ -64,8 +64,8 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from pgstask import __version__, logs, memory, migrate, queries
-from pgstask.client import Client, register_workers
+from pgstask import logs, memory, migrate, queries
+from pgstask._version import __version__
 from pgstask.db import Conn, Dedicated, make_pool
 from pgstask.errors import SchemaError, TaskNotFoundError, TaskStateError, WorkerNotFoundError
 from pgstask.logs import LogRecord
@@ -81,8 +81,9 @@ from pgstask.runtime.rescuer import Rescuer
 from pgstask.runtime.runner import Kind, Outcome, RetryPolicy, Runner, describe_outcomes
 from pgstask.settings import Settings
 from pgstask.task import RunKey, Task, UnreadableTask
-from pgstask.workers.base import BaseWorker
+from pgstask.workers.base import BaseWorker, ClientFactory
 from pgstask.workers.context import Isolation, StopReason, TaskRun
+from pgstask.workers.registry import register_workers
 
 _log = logging.getLogger(__name__)
 
@@ -135,11 +136,15 @@ class Daemon:
         *,
         dsn: str,
         workers: Mapping[str, type[BaseWorker]],
+        make_client: ClientFactory,
         concurrency: int | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
     ) -> None:
-        """``on_outcome`` is told every outcome the daemon records (``run-once`` prints a
-        line per task with it); it runs in an action thread and must not raise."""
+        """``make_client`` makes the client the workers enqueue and store files through (the
+        ``Client`` class; the runtime does not import the client, which sits above it), here and
+        in child processes. ``on_outcome`` is told every outcome the daemon records
+        (``run-once`` prints a line per task with it); it runs in an action thread and must not
+        raise."""
         self.settings = settings
         self.dsn = dsn
         self.id = uuid.uuid4()
@@ -158,7 +163,9 @@ class Daemon:
         self.fenced = False
         self._fenced_at = 0.0
         self._stop_lock = threading.RLock()  # reentrant: request_stop may run in a signal handler
-        self.client = Client(dsn, settings=settings)  # for actions' create_task; pool made on use
+        self.make_client = make_client
+        # For the actions' create_task and store_result_file; its pool is made on first use.
+        self.client = make_client(dsn, settings=settings)
         self._stop_event = threading.Event()
         self._pool: ConnectionPool[Conn] | None = None
         self._claim_conn: Dedicated | None = None
@@ -213,6 +220,7 @@ class Daemon:
             # (one there lets the producer claim with half the slots free, halving throughput).
             memory_sample=self._memory_sample,
             dsn=self.dsn,
+            make_client=self.make_client,
         )
         self.executor = Executor(self.concurrency, on_free=self._slot_freed)
         # The claim and the completion each run every few milliseconds under load: each on a

@@ -51,7 +51,7 @@ from typing import Any
 from pgstask import memory
 from pgstask.runtime import _child
 from pgstask.runtime.invocation import Ending, How
-from pgstask.workers.base import BaseWorker
+from pgstask.workers.base import BaseWorker, ClientFactory
 from pgstask.workers.context import StopReason, TaskRun
 from pgstask.workers.registry import class_path
 
@@ -103,7 +103,13 @@ class SharedFlag:
 
 
 def run_in_process(
-    run: TaskRun, worker: BaseWorker, *, dsn: str, storage: Path, progress_interval: float
+    run: TaskRun,
+    worker: BaseWorker,
+    *,
+    dsn: str,
+    make_client: ClientFactory,
+    storage: Path,
+    progress_interval: float,
 ) -> Ending:
     """Run the action of ``run.task`` in a child process and wait for it; never raises
     ``Exception``. The child's mark, message and result are set on ``run``."""
@@ -113,6 +119,7 @@ def run_in_process(
         settings=dict(worker.settings),
         task=run.task,
         dsn=dsn,
+        make_client=make_client,
         storage=storage,
         progress_interval=progress_interval,
         timeout=run.timeout,

@@ -32,7 +32,7 @@ from pgstask.retry import backoff
 from pgstask.runtime import isolation
 from pgstask.runtime.invocation import Ending, How, invoke
 from pgstask.task import Status, Task
-from pgstask.workers.base import BaseWorker
+from pgstask.workers.base import BaseWorker, ClientFactory
 from pgstask.workers.context import (
     Flag,
     Isolation,
@@ -125,12 +125,14 @@ class Runner:
         set_status: Callable[[Task, int], bool] | None = None,
         memory_sample: Callable[[], int | None] = memory.resident,
         dsn: str | None = None,
+        make_client: ClientFactory | None = None,
         progress_interval: float = 0.25,
     ) -> None:
         self.workers = workers
         self.storage = storage
         self.retry = retry
         self.dsn = dsn
+        self.make_client = make_client
         self._write_progress = write_progress
         self._emit_log = emit_log
         self._set_status = set_status
@@ -191,12 +193,15 @@ class Runner:
         except UnknownActionError as exc:
             return self._failure(run, str(exc), final=True)
         if run.isolation is Isolation.PROCESS:
-            if self.dsn is None:
-                return self._failure(run, "process isolation needs the daemon's DSN", final=True)
+            if self.dsn is None or self.make_client is None:
+                return self._failure(
+                    run, "process isolation needs the daemon's DSN and client factory", final=True
+                )
             ending = isolation.run_in_process(
                 run,
                 worker,
                 dsn=self.dsn,
+                make_client=self.make_client,
                 storage=self.storage,
                 progress_interval=self._progress_interval,
             )

@@ -9,28 +9,78 @@ retried with backoff until ``max_attempts``; ``mark_failed`` fails the task for 
 Actions are plain ``def`` methods, run in threads. A class whose action is ``async def`` (or a
 generator function) is refused when its ``class`` statement runs: its body would never run and
 its tasks would be reported completed. Each accepted subclass with an identifier is remembered
-by ``pgstask.workers.registry``, so that ``Client.create`` refuses an action it does not have.
+(``pgstask.workers.known``), so that ``Client.create`` refuses an action it does not have.
+
+What an action asks of pgstask beyond its own task (enqueue another, store or fetch a file) goes
+through ``self.client``, a ``WorkerClient``. Whoever runs the worker hands it one (the daemon,
+``run-once`` and its child processes: a ``Client`` of their database); a worker given none makes
+one with ``BaseWorker.default_client``, which ``pgstask.client`` sets to ``Client``. The workers
+sit below the client and the runtime (docs/architecture.md, "Layers") and import neither.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import IO, Any, ClassVar, Protocol
 
+from pgstask.db import Conn
 from pgstask.errors import ConfigurationError, PgstaskError, UnknownActionError
+from pgstask.files import FileInfo
 from pgstask.logs import LogRecord
+from pgstask.settings import Settings
 from pgstask.task import Status, Task
+from pgstask.workers import known
 from pgstask.workers.actions import action_key, action_methods, action_name
 from pgstask.workers.context import Mark, StopReason, TaskRun
 
-if TYPE_CHECKING:
-    from pgstask.client import Client
-
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}$")
+
+
+class WorkerClient(Protocol):
+    """What a worker may ask of pgstask beyond its own task: ``Client``'s methods of these names
+    (``pgstask.client.Client`` is one, and the only one pgstask makes)."""
+
+    def create(
+        self,
+        identifier: str,
+        action: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        priority: str = ...,
+        start_at: dt.datetime | None = ...,
+        max_attempts: int = ...,
+        user_id: int | None = ...,
+        dedupe_key: str | None = ...,
+        conn: Conn | None = ...,
+    ) -> Task: ...
+
+    def store_file(
+        self,
+        task: Task | int,
+        source: str | os.PathLike[str] | IO[bytes],
+        *,
+        filename: str | None = ...,
+        kind: str = ...,
+    ) -> FileInfo: ...
+
+    def fetch_file(self, file: FileInfo | int, directory: str | os.PathLike[str]) -> Path: ...
+
+    def close(self) -> None: ...
+
+
+class ClientFactory(Protocol):
+    """Makes a ``WorkerClient`` of the database at ``dsn`` (``None``: the configured one), e.g. the
+    ``Client`` class. The daemon hands it to its child processes: it must pickle (a class or a
+    module-level function)."""
+
+    def __call__(
+        self, dsn: str | None = None, *, settings: Settings | None = None
+    ) -> WorkerClient: ...
 
 
 class BaseWorker:
@@ -44,12 +94,15 @@ class BaseWorker:
     #: Defaults, merged under ``s_workers.settings``. ``timeout`` (seconds) bounds each action;
     #: ``isolation`` ("thread", the default, or "process") says where actions run.
     settings: Mapping[str, Any] = {}
+    #: Makes the client of a worker given none (one used outside a daemon) from the ``PGSTASK_*``
+    #: environment: ``Client``, set by ``pgstask.client`` (which ``import pgstask`` imports).
+    default_client: ClassVar[ClientFactory | None] = None
 
     def __init__(
         self,
         settings: Mapping[str, Any] | None = None,
         *,
-        client: Client | None = None,
+        client: WorkerClient | None = None,
         storage: Path | None = None,
     ) -> None:
         self.settings = {**type(self).settings, **(settings or {})}
@@ -60,9 +113,7 @@ class BaseWorker:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.check_actions()
-        from pgstask.workers import registry  # imports this module: not at the top
-
-        registry.remember(cls)
+        known.remember(cls, cls.identifier)
 
     # --- class-level description -------------------------------------------------------------
 
@@ -191,17 +242,17 @@ class BaseWorker:
         """The storage directory of the daemon running this worker (``PGSTASK_STORAGE``): where
         snapshots and log files go, and where actions may write their result files."""
         if self._storage is None:
-            from pgstask.settings import Settings
-
             self._storage = Settings.from_env().storage
         return self._storage
 
     @property
-    def client(self) -> Client:
+    def client(self) -> WorkerClient:
+        """The client this worker was given, else one made by ``default_client``."""
         if self._client is None:
-            from pgstask.client import Client
-
-            self._client = Client()
+            make = BaseWorker.default_client
+            if make is None:  # pgstask.client sets it when imported, as `import pgstask` does
+                raise PgstaskError("no client for this worker: import pgstask first")
+            self._client = make()
         return self._client
 
     def store_result_file(

@@ -5,10 +5,9 @@ An entry point names a worker class (``demo = "pkg.module:DemoWorker"``) or a mo
 same way. Two classes with one identifier are a configuration error: the daemon would not know
 which to run.
 
-The registry also remembers every ``BaseWorker`` subclass with an identifier that this process
-has defined, however it was imported (``BaseWorker.__init_subclass__`` calls ``remember``):
-``check_action`` refuses a task whose worker this process knows but whose action none of its
-classes has. An identifier it does not know is accepted: a daemon on another host may run it.
+``register_workers`` writes the rows of worker classes in ``s_workers``; the daemon and the client
+both register through it. ``check_action`` (from ``pgstask.workers.known``) refuses a task whose
+worker this process defines but whose action none of its classes has.
 """
 
 from __future__ import annotations
@@ -16,53 +15,23 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
-import weakref
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 from types import ModuleType
+from typing import Any
 
-from pgstask.errors import ConfigurationError, UnknownActionError
-from pgstask.workers.actions import action_key, action_methods
+from psycopg.types.json import Jsonb
+
+from pgstask import queries
+from pgstask.db import Conn
+from pgstask.errors import ConfigurationError
 from pgstask.workers.base import BaseWorker
+from pgstask.workers.known import check_action as check_action  # Client.create checks here
 
 GROUP = "pgstask.workers"
 _log = logging.getLogger(__name__)
 
 WorkerClasses = dict[str, type[BaseWorker]]
-
-# identifier → the classes of this process that have it (weakly: a class may be dropped again).
-_defined: dict[str, weakref.WeakSet[type[BaseWorker]]] = {}
-# (identifier, action) pairs check_action accepted; emptied when a class is defined.
-_accepted: set[tuple[str, str]] = set()
-_ACCEPTED_MAX = 10_000
-
-
-def remember(cls: type[BaseWorker]) -> None:
-    """Make ``cls`` known to ``check_action`` (``BaseWorker.__init_subclass__`` calls it)."""
-    ident = cls.identifier
-    if isinstance(ident, str) and ident:
-        _defined.setdefault(ident, weakref.WeakSet()).add(cls)
-        _accepted.clear()
-
-
-def check_action(identifier: str, action: str) -> None:
-    """``UnknownActionError`` if this process knows worker classes with ``identifier`` and none
-    of them has ``action``; an identifier it does not know passes (another host may run it)."""
-    classes = _defined.get(identifier)
-    if not classes or (identifier, action) in _accepted:
-        return
-    key = action_key(action)
-    known = list(classes)
-    if not known or any(key in action_methods(cls) for cls in known):
-        if len(_accepted) >= _ACCEPTED_MAX:
-            _accepted.clear()
-        _accepted.add((identifier, action))
-        return
-    names = sorted({name for cls in known for name in cls.actions()})
-    raise UnknownActionError(
-        f"worker {identifier!r} has no action {action!r} (its actions: "
-        f"{', '.join(names) or 'none'})"
-    )
 
 
 def class_path(cls: type) -> str:
@@ -143,3 +112,24 @@ def discover(modules: Iterable[str] = (), *, entry_point_group: str = GROUP) -> 
         for cls in classes:
             _add(found, cls)
     return dict(sorted(found.items()))
+
+
+def register_workers(
+    conn: Conn, classes: Iterable[type[BaseWorker]], *, active: bool
+) -> list[dict[str, Any]]:
+    """Insert the rows of new worker classes (``active`` for those only) and refresh class path,
+    metadata and action names of known ones; returns ``identifier``/``inserted`` per change."""
+    items = list(classes)
+    if not items:
+        return []
+    return queries.worker_register_many(
+        conn,
+        active=active,
+        identifiers=[w.identifier for w in items],
+        classes=[class_path(w) for w in items],
+        scopes=[w.scope for w in items],
+        titles=[w.display_title() for w in items],
+        descriptions=[w.description for w in items],
+        icons=[w.icon for w in items],
+        actions=[Jsonb(w.actions()) for w in items],
+    )
