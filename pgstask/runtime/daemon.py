@@ -15,13 +15,12 @@ Life of a daemon::
                counted); flush outcomes; delete the s_daemons row.
                second request: the same without the grace period.
 
-Runs: every claim of a task is a run of its own, named by ``(task id, claims)`` (``RunKey``).
-``_active`` maps the runs whose actions are under way; an outcome goes to the completer under the
-same lock that removes its run from ``_active``, so the runs the daemon knows it holds
-(``_known``: under way, or with an outcome not yet written) never miss one. Cancellation, lost
-runs, timeouts and every write match the run, never only the task id: a late outcome of an
-earlier run (a retry claimed again on this daemon, a cancel then a retry) cannot complete a later
-one.
+Runs: every claim of a task is a run of its own, named by ``(task id, claims)`` (``RunKey``),
+kept in a ``RunTable`` (``runtime/runs.py``) from the claim to its outcome. The producer hands
+claimed tasks to it, an executor thread runs each and hands the outcome to the completer through
+it; the daemon builds and supervises, and is on no task's path. Cancellation, lost runs, timeouts
+and every write match the run, never only the task id: a late outcome of an earlier run (a retry
+claimed again on this daemon, a cancel then a retry) cannot complete a later one.
 
 Fencing: when the last successful heartbeat is older than ``fence_after`` (``stale_after`` less
 a margin, see ``fence_after()``), other daemons may soon rescue this one's tasks. The daemon then
@@ -57,9 +56,7 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg_pool import ConnectionPool
@@ -78,11 +75,12 @@ from pgstask.runtime.isolation import KILL_GRACE, SHUTDOWN_KILL_GRACE, TERMINATE
 from pgstask.runtime.listener import Listener
 from pgstask.runtime.producer import Producer
 from pgstask.runtime.rescuer import Rescuer
-from pgstask.runtime.runner import Kind, Outcome, RetryPolicy, Runner, describe_outcomes
+from pgstask.runtime.runner import Outcome, RetryPolicy, Runner, describe_outcomes
+from pgstask.runtime.runs import RunTable, Summary
 from pgstask.settings import Settings
-from pgstask.task import RunKey, Task, UnreadableTask
+from pgstask.task import RunKey, Task
 from pgstask.workers.base import BaseWorker, ClientFactory
-from pgstask.workers.context import Isolation, StopReason, TaskRun
+from pgstask.workers.context import Isolation, StopReason
 from pgstask.workers.registry import register_workers
 
 _log = logging.getLogger(__name__)
@@ -95,36 +93,6 @@ def fence_after(heartbeat_interval: float, stale_after: float) -> float:
     between them. 23.75 s with the defaults (5 s, 30 s)."""
     gap = stale_after - heartbeat_interval
     return max(heartbeat_interval + gap / 2, stale_after - max(heartbeat_interval, gap / 4))
-
-
-@dataclass(slots=True)
-class _Active:
-    run: TaskRun
-    deadline: float | None
-    abandoned: bool = False
-
-
-@dataclass(slots=True)
-class Summary:
-    """What a daemon or a run-once did."""
-
-    outcomes: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def completed(self) -> int:
-        return self.outcomes[Kind.COMPLETED.value]
-
-    @property
-    def failed(self) -> int:
-        return self.outcomes[Kind.FAILED.value]
-
-    @property
-    def total(self) -> int:
-        return sum(self.outcomes.values())
-
-    @property
-    def ok(self) -> bool:
-        return self.completed == self.total
 
 
 class Daemon:
@@ -153,8 +121,6 @@ class Daemon:
         self.workers: dict[str, BaseWorker] = {}
         self.summary = Summary()
         self._on_outcome = on_outcome
-        self._active: dict[RunKey, _Active] = {}
-        self._lock = threading.Lock()
         self._stop_requests = 0
         self._rss: int | None = memory.resident()  # refreshed every 0.2 s by _supervise
         self._supervised = False  # run() and run_once() call _supervise every 0.2 s
@@ -178,6 +144,7 @@ class Daemon:
         self.rescuer: Rescuer | None = None
         self.cleaner: Cleaner | None = None
         self.runner: Runner | None = None
+        self.runs: RunTable | None = None
 
     # --- setup -------------------------------------------------------------------------------
 
@@ -230,22 +197,29 @@ class Daemon:
         self.completer = Completer(
             db=self._complete_conn, daemon_id=self.id, storage=s.storage, on_flushed=self._flushed
         )
+        self.runs = RunTable(
+            runner=self.runner,
+            executor=self.executor,
+            completer=self.completer,
+            summary=self.summary,
+            on_outcome=self._on_outcome,
+        )
         self.producer = Producer(
             db=self._claim_conn,
             daemon_id=self.id,
             identifiers=lambda: self.identifiers,
             free_slots=self._free_slots,
-            submit=self._submit,
+            submit=self.runs.start,
             poll_interval=s.poll_interval,
         )
         self.heartbeat = Heartbeat(
             pool=self.pool,
             daemon_id=self.id,
             register=self._register,
-            known=self._known,
+            known=self.runs.known,
             claim_lock=self.producer.claim_lock,
             identifiers=self.identifiers,
-            on_lost=self._lost,
+            on_lost=self.runs.lost,
             on_workers=self._reload_workers,
             interval=s.heartbeat_interval,
         )
@@ -267,7 +241,7 @@ class Daemon:
             self.listener = Listener(
                 dsn=self.dsn,
                 on_tasks=self.producer.wake,
-                on_cancel=self.cancel_task,
+                on_cancel=self.runs.cancel,
                 on_workers=self.heartbeat.wake,
             )
 
@@ -284,80 +258,6 @@ class Daemon:
 
     # --- running tasks -----------------------------------------------------------------------
 
-    def _submit(self, task: Task) -> None:
-        assert self.runner is not None and self.executor is not None
-        assert self.completer is not None
-        run = self._prepare(task)
-        if run is None:
-            return
-        deadline = time.monotonic() + run.timeout if run.timeout else None
-        with self._lock:
-            self._active[task.run_key] = _Active(run, deadline)
-        try:
-            self.executor.submit(lambda: self._execute(run))
-        except Exception:
-            with self._lock:
-                self._active.pop(task.run_key, None)
-            self._finish(Outcome(task, Kind.GIVEN_BACK))
-            raise
-
-    def _submit_here(self, task: Task) -> None:
-        """Run a claimed task in the calling thread (``execute``)."""
-        assert self.runner is not None
-        run = self._prepare(task)
-        if run is not None:
-            with self._lock:
-                self._active[task.run_key] = _Active(run, None)
-            self._execute(run)
-
-    def _prepare(self, task: Task) -> TaskRun | None:
-        """The run of a claimed task; None when it cannot start (its failure is handed to the
-        completer): a row pgstask cannot read, settings that break ``prepare``."""
-        assert self.runner is not None
-        if isinstance(task, UnreadableTask):
-            _log.error("task %s cannot be read and fails: %s", task.id, task.problem)
-            self._finish(Runner.unstartable(task, f"pgstask cannot read it: {task.problem}"))
-            return None
-        try:
-            return self.runner.prepare(task)  # reads the worker's timeout and isolation settings
-        except Exception as exc:
-            _log.exception("task %s could not be prepared", task.id)
-            self._finish(Runner.unstartable(task, f"pgstask could not start it: {exc!r}"))
-            return None
-
-    def _execute(self, run: TaskRun) -> None:
-        assert self.runner is not None
-        try:
-            outcome = self.runner.run(run)
-        except BaseException as exc:  # the runner never raises: the backstop that ends the run
-            _log.exception("task %s: the runner failed", run.task.id)
-            outcome = self.runner.broken(
-                run, f"pgstask could not end the run ({type(exc).__name__})"
-            )
-        self._finish(outcome)
-
-    def _finish(self, outcome: Outcome) -> None:
-        """Hand an outcome to the completer and forget its run, in one step (see ``_known``);
-        the late outcome of a run the daemon abandoned is discarded."""
-        assert self.completer is not None
-        key = outcome.task.run_key
-        with self._lock:
-            active = self._active.pop(key, None)
-            if active is not None and active.abandoned:
-                _log.warning("task %s: late outcome %s discarded", key[0], outcome.kind.value)
-                return
-            self.summary.outcomes[outcome.kind.value] += 1
-            self.completer.add(outcome)
-        self._told(outcome)
-
-    def _told(self, outcome: Outcome) -> None:
-        if self._on_outcome is None:
-            return
-        try:
-            self._on_outcome(outcome)
-        except Exception:
-            _log.exception("on_outcome failed for task %s", outcome.task.id)
-
     def _slot_freed(self) -> None:
         if self.producer is not None:
             self.producer.wake()
@@ -372,29 +272,9 @@ class Daemon:
         return self.executor.free
 
     def _known(self) -> set[RunKey]:
-        """The runs this daemon knows it holds: under way (abandoned ones included: their task
-        may still be held until their outcome is written) or with an outcome to write."""
-        assert self.completer is not None
-        with self._lock:
-            return set(self._active) | self.completer.holding()
-
-    def cancel_task(self, task_id: int, claims: int | None = None) -> None:
-        """Ask the action of run ``(task_id, claims)`` to stop, if it runs here (it was
-        cancelled); every run of the task here when ``claims`` is None."""
-        with self._lock:
-            found = [
-                a
-                for (i, c), a in self._active.items()
-                if i == task_id and (claims is None or c == claims)
-            ]
-        for active in found:
-            active.run.cancel(StopReason.CANCELLED)
-
-    def _lost(self, runs: list[RunKey]) -> None:
-        with self._lock:
-            found = [self._active[r] for r in runs if r in self._active]
-        for active in found:
-            active.run.cancel(StopReason.LOST)
+        """The runs this daemon knows it holds (``RunTable.known``)."""
+        assert self.runs is not None
+        return self.runs.known()
 
     def _reload_workers(self, states: list[dict[str, Any]]) -> None:
         for state in states:
@@ -428,10 +308,10 @@ class Daemon:
     def _supervise(self) -> None:
         """Every 0.2 s: fencing, worker timeouts, and the memory of the actions that run in
         threads."""
+        assert self.runs is not None
         now = time.monotonic()
         self._fence(now)
-        with self._lock:
-            active = [a for a in self._active.values() if not a.abandoned]
+        active = self.runs.under_way()
         in_threads = [a for a in active if a.run.isolation is Isolation.THREAD]
         size = self._rss = memory.resident()
         self._supervised = True
@@ -444,7 +324,7 @@ class Daemon:
             a.run.cancel(StopReason.TIMEOUT)
             # A child process is killed by its runner thread; a thread cannot be.
             if a.run.isolation is Isolation.THREAD and now >= a.deadline + KILL_GRACE:
-                self._abandon(a, timed_out=True)
+                self.runs.abandon(a, timed_out=True)
 
     def _fence(self, now: float) -> None:
         """Fence this daemon off while its heartbeat is too old (see the module docstring)."""
@@ -470,47 +350,14 @@ class Daemon:
                 self.fence_after,
                 self.settings.stale_after,
             )
-        with self._lock:
-            running = [a for a in self._active.values() if not a.abandoned]
-        for active in running:
-            active.run.cancel(StopReason.FENCED)
+        if self.runs is not None:
+            self.runs.stop(StopReason.FENCED)
 
     def _waiting_out_fence(self) -> bool:
         """``run-once``, fenced: nothing was claimed because of the fence, not because nothing
         is due. It waits for the database up to ``stale_after``, then ends (cron runs it
         again)."""
         return self.fenced and time.monotonic() - self._fenced_at < self.settings.stale_after
-
-    def _abandon(self, active: _Active, *, timed_out: bool) -> None:
-        """Write the task's outcome now; the thread's own result will be discarded."""
-        assert self.runner is not None and self.completer is not None
-        task = active.run.task
-        if timed_out:
-            delay = self.runner.retry.delay(max(task.attempts, 1))
-            final = task.attempts >= task.max_attempts
-            message = f"Failed: timed out after {active.run.timeout}s and did not stop"
-            outcome = Outcome(
-                task,
-                Kind.FAILED,
-                message,
-                error=message,
-                retry_delay=None if final else delay,
-                logs=(LogRecord.make(task.id, "error", message, attempt=task.attempts),),
-                touched_progress=active.run.tracker.touched,
-                peak_memory=active.run.peak_memory,
-            )
-        else:
-            outcome = Outcome(task, Kind.GIVEN_BACK, touched_progress=active.run.tracker.touched)
-        with self._lock:
-            # The run may have ended meanwhile (its outcome is the one that counts), or been
-            # abandoned already: one outcome per run.
-            if self._active.get(task.run_key) is not active or active.abandoned:
-                return
-            active.abandoned = True
-            active.run.abandoned = True
-            self.summary.outcomes[outcome.kind.value] += 1
-            self.completer.add(outcome)
-        self._told(outcome)
 
     # --- the main loops ----------------------------------------------------------------------
 
@@ -603,7 +450,8 @@ class Daemon:
                 raise TaskStateError(
                     f"task {task_id} is {current.status_text}; only pending tasks can be executed"
                 )
-            self._submit_here(task)
+            assert self.runs is not None
+            self.runs.run_here(task)
         finally:
             self._shutdown()
         return self.summary
@@ -621,19 +469,14 @@ class Daemon:
                 self._supervise()
                 if time.monotonic() >= deadline or self._stop_requests > 1:
                     break
-            if executor.busy:
-                with self._lock:
-                    left = [a for a in self._active.values() if not a.abandoned]
-                for active in left:
-                    active.run.cancel(StopReason.SHUTDOWN)
+            if executor.busy and self.runs is not None:
+                left = self.runs.stop(StopReason.SHUTDOWN)
                 executor.wait_idle(0.5)  # cooperative actions give their task back themselves
                 if any(a.run.isolation is Isolation.PROCESS for a in left):
                     # their runner threads kill the child processes that did not stop
                     executor.wait_idle(SHUTDOWN_KILL_GRACE + TERMINATE_WAIT + 1.0)
-                with self._lock:
-                    left = [a for a in self._active.values() if not a.abandoned]
-                for active in left:
-                    self._abandon(active, timed_out=False)
+                for active in self.runs.under_way():
+                    self.runs.abandon(active, timed_out=False)
             executor.shutdown()
         if self.completer is not None:
             if not self.completer.flush(timeout=10.0):
