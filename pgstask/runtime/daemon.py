@@ -61,12 +61,10 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from pgstask import logs, memory, migrate, queries
+from pgstask import memory, migrate, queries
 from pgstask._version import __version__
 from pgstask.db import Conn, Dedicated, make_pool
 from pgstask.errors import SchemaError, TaskNotFoundError, TaskStateError, WorkerNotFoundError
-from pgstask.logs import LogRecord
-from pgstask.progress import ProgressState
 from pgstask.runtime.cleaner import Cleaner
 from pgstask.runtime.completer import Completer
 from pgstask.runtime.executor import Executor
@@ -74,11 +72,12 @@ from pgstask.runtime.heartbeat import Heartbeat
 from pgstask.runtime.isolation import KILL_GRACE, SHUTDOWN_KILL_GRACE, TERMINATE_WAIT
 from pgstask.runtime.listener import Listener
 from pgstask.runtime.producer import Producer
+from pgstask.runtime.reporter import Reporter
 from pgstask.runtime.rescuer import Rescuer
 from pgstask.runtime.runner import Outcome, RetryPolicy, Runner, describe_outcomes
 from pgstask.runtime.runs import RunTable, Summary
 from pgstask.settings import Settings
-from pgstask.task import RunKey, Task
+from pgstask.task import RunKey
 from pgstask.workers.base import BaseWorker, ClientFactory
 from pgstask.workers.context import Isolation, StopReason
 from pgstask.workers.registry import register_workers
@@ -176,19 +175,6 @@ class Daemon:
         stored = {r["identifier"]: r["settings"] for r in states}
         for ident, cls in self.worker_classes.items():
             self.workers[ident] = cls(stored.get(ident), client=self.client, storage=s.storage)
-        self.runner = Runner(
-            workers=self.workers,
-            storage=s.storage,
-            retry=RetryPolicy(s.retry_base_delay, s.retry_max_delay),
-            write_progress=self._write_progress,
-            emit_log=self._emit_log,
-            set_status=self._set_status,
-            # The supervising loop's latest reading: no system call on the path of each task
-            # (one there lets the producer claim with half the slots free, halving throughput).
-            memory_sample=self._memory_sample,
-            dsn=self.dsn,
-            make_client=self.make_client,
-        )
         self.executor = Executor(self.concurrency, on_free=self._slot_freed)
         # The claim and the completion each run every few milliseconds under load: each on a
         # connection of its own (one round trip a statement), the pool serves everything else.
@@ -196,6 +182,19 @@ class Daemon:
         self._complete_conn = Dedicated(self.dsn, name="pgstask-completer")
         self.completer = Completer(
             db=self._complete_conn, daemon_id=self.id, storage=s.storage, on_flushed=self._flushed
+        )
+        self.runner = Runner(
+            workers=self.workers,
+            storage=s.storage,
+            retry=RetryPolicy(s.retry_base_delay, s.retry_max_delay),
+            reporter=Reporter(
+                completer=self.completer, pool=self.pool, daemon_id=self.id, storage=s.storage
+            ),
+            # The supervising loop's latest reading: no system call on the path of each task
+            # (one there lets the producer claim with half the slots free, halving throughput).
+            memory_sample=self._memory_sample,
+            dsn=self.dsn,
+            make_client=self.make_client,
         )
         self.runs = RunTable(
             runner=self.runner,
@@ -282,25 +281,6 @@ class Daemon:
             if worker is not None:
                 worker.settings = {**type(worker).settings, **(state["settings"] or {})}
 
-    def _set_status(self, task: Task, status: int) -> bool:
-        """A worker's phase change (``mark_preparing``/``mark_running``), compare-and-set."""
-        with self.pool.connection(timeout=5.0) as conn:
-            return queries.task_set_status(
-                conn, id=task.id, status=status, claims=task.claims, daemon_id=self.id
-            )
-
-    # An action never waits on the database for its progress and log records (a daemon cut
-    # off from it must still be able to stop its actions): the completer writes them.
-
-    def _write_progress(self, state: ProgressState) -> None:
-        assert self.completer is not None
-        self.completer.add_progress(state)
-
-    def _emit_log(self, record: LogRecord) -> None:
-        assert self.completer is not None
-        logs.append_files(self.settings.storage, [record])  # readable in its file at once
-        self.completer.add_logs([record])
-
     def _memory_sample(self) -> int | None:
         # execute() has no supervising loop: it reads the figure itself.
         return self._rss if self._supervised else memory.resident()
@@ -370,8 +350,9 @@ class Daemon:
     def run(self) -> Summary:
         """Run until ``request_stop``; then stop gracefully. Call from the main thread."""
         self.setup()
-        assert self.producer and self.completer and self.heartbeat
+        assert self.producer and self.completer and self.heartbeat and self.executor
         assert self.rescuer and self.cleaner
+        self.executor.start()
         services = [self.completer, self.heartbeat, self.rescuer, self.cleaner, self.producer]
         if self.listener is not None:
             services.insert(0, self.listener)
@@ -395,6 +376,7 @@ class Daemon:
         self.setup()
         assert self.producer and self.completer and self.heartbeat and self.executor
         self.producer.batch_size = batch_size
+        self.executor.start()
         self.completer.start()
         self.heartbeat.start()
         # Where cron's run-once is the only runner, it is also the rescuer and the cleaner:
@@ -477,7 +459,7 @@ class Daemon:
                     executor.wait_idle(SHUTDOWN_KILL_GRACE + TERMINATE_WAIT + 1.0)
                 for active in self.runs.under_way():
                     self.runs.abandon(active, timed_out=False)
-            executor.shutdown()
+            executor.stop()
         if self.completer is not None:
             if not self.completer.flush(timeout=10.0):
                 _log.error(

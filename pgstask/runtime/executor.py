@@ -3,7 +3,8 @@
 ``concurrent.futures.ThreadPoolExecutor`` joins its threads at interpreter exit, so one hung
 action would keep a stopped daemon alive forever; these threads are daemonic instead. A slot is
 taken when a task is submitted and given back when its action returns, and ``on_free`` is called
-then (the producer claims more).
+then (the producer claims more). Like the daemon's services, ``start()`` starts the threads and
+``stop()`` lets them end (both idempotent); a job submitted before ``start()`` waits for it.
 """
 
 from __future__ import annotations
@@ -28,10 +29,18 @@ class Executor:
         self._lock = threading.Lock()
         self._busy = 0
         self._idle = threading.Condition(self._lock)
-        self._threads = [
-            threading.Thread(target=self._work, name=f"pgstask-action-{i}", daemon=True)
-            for i in range(concurrency)
-        ]
+        self._threads: list[threading.Thread] = []
+        self._stopped = False
+
+    def start(self) -> None:
+        """Start the ``concurrency`` threads (once)."""
+        with self._lock:
+            if self._threads or self._stopped:
+                return
+            self._threads = [
+                threading.Thread(target=self._work, name=f"pgstask-action-{i}", daemon=True)
+                for i in range(self.concurrency)
+            ]
         for thread in self._threads:
             thread.start()
 
@@ -57,8 +66,12 @@ class Executor:
         with self._idle:
             return self._idle.wait_for(lambda: self._busy == 0, timeout)
 
-    def shutdown(self) -> None:
-        """Let idle threads end; threads still in an action end when it returns."""
+    def stop(self) -> None:
+        """Let idle threads end; threads still in an action end when it returns (once)."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
         for _ in self._threads:
             self._queue.put(None)
 

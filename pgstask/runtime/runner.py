@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pgstask import memory
 from pgstask.db import storable
@@ -111,6 +111,16 @@ class RetryPolicy:
         return backoff(attempt, base=self.base_delay, maximum=self.max_delay)
 
 
+class Reports(Protocol):
+    """Where a run sends what its action reports (``runtime.reporter.Reporter`` in a daemon)."""
+
+    def progress(self, state: ProgressState) -> None: ...
+
+    def log(self, record: LogRecord) -> None: ...
+
+    def set_status(self, task: Task, status: int) -> bool: ...
+
+
 class Runner:
     """Runs claimed tasks on the given worker instances."""
 
@@ -120,9 +130,7 @@ class Runner:
         workers: Mapping[str, BaseWorker],
         storage: Path,
         retry: RetryPolicy,
-        write_progress: Callable[[ProgressState], None],
-        emit_log: Callable[[LogRecord], None],
-        set_status: Callable[[Task, int], bool] | None = None,
+        reporter: Reports,
         memory_sample: Callable[[], int | None] = memory.resident,
         dsn: str | None = None,
         make_client: ClientFactory | None = None,
@@ -133,17 +141,16 @@ class Runner:
         self.retry = retry
         self.dsn = dsn
         self.make_client = make_client
-        self._write_progress = write_progress
-        self._emit_log = emit_log
-        self._set_status = set_status
+        self.reporter = reporter
         self._memory_sample = memory_sample
         self._progress_interval = progress_interval
 
     def prepare(self, task: Task) -> TaskRun:
         """The run state of a claimed task (registered with the daemon before it starts)."""
         state = ProgressState(task.id, task.identifier, task.action)
+        reporter = self.reporter
         tracker = ProgressTracker(
-            state, self._write_progress, self.storage, interval=self._progress_interval
+            state, reporter.progress, self.storage, interval=self._progress_interval
         )
         worker = self.workers.get(task.identifier)
         settings = worker.settings if worker is not None else {}  # one version, if reloaded
@@ -153,12 +160,11 @@ class Runner:
         except ValueError as exc:
             refused = str(exc)
         stop: StopFlag = isolation.SharedFlag() if where is Isolation.PROCESS else Flag()
-        setter = self._set_status
         return TaskRun(
             task=task,
             tracker=tracker,
-            emit_log=self._emit_log,
-            set_status=(lambda status: setter(task, status)) if setter else (lambda status: True),
+            emit_log=reporter.log,
+            set_status=lambda status: reporter.set_status(task, status),
             timeout=timeout_of(settings),
             isolation=where,
             setting_error=refused,
