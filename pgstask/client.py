@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import decimal
-import json
 import math
 import os
 import threading
@@ -21,8 +19,8 @@ from typing import IO, Any, Literal, overload
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from pgstask import files, logs, progress, queries
-from pgstask.db import Conn, json_text, make_pool, text_problem, translate_errors
+from pgstask import _copy, files, logs, progress, queries, task_spec
+from pgstask.db import Conn, make_pool, translate_errors
 from pgstask.errors import (
     ConfigurationError,
     InvalidTaskError,
@@ -34,22 +32,10 @@ from pgstask.errors import (
 from pgstask.files import FileInfo
 from pgstask.logs import LogRecord
 from pgstask.settings import Settings
-from pgstask.task import (
-    PRIORITIES,
-    QUEUED_MESSAGE,
-    Status,
-    Task,
-    meta_problem,
-    timestamp_problem,
-)
+from pgstask.task import Status, Task
+from pgstask.task_spec import TaskSpec
 from pgstask.workers import registry
 from pgstask.workers.base import BaseWorker
-
-MAX_META_BYTES = 1024 * 1024
-MAX_DEDUPE_KEY = 255
-# create_many batches from this size on, when no task has a dedupe_key, go through COPY: the
-# INSERT's RETURNING of every column, and reading it back, cost more than the insert itself.
-COPY_FROM = 100
 
 # Aliases: inside Client, ``list`` names the method.
 TaskList = list[Task]
@@ -155,8 +141,15 @@ class Client:
         """Enqueue one task. With ``conn`` it is created in the caller's transaction (rolled
         back = never runs). With ``dedupe_key``, while a task with that key is incomplete the
         existing task is returned instead of a new one."""
-        spec = _spec(
-            identifier, action, data, priority, start_at, max_attempts, user_id, dedupe_key
+        spec = task_spec.check(
+            identifier=identifier,
+            action=action,
+            data=data,
+            priority=priority,
+            start_at=start_at,
+            max_attempts=max_attempts,
+            user_id=user_id,
+            dedupe_key=dedupe_key,
         )
         created = self._insert([spec], conn)
         if created:
@@ -210,62 +203,41 @@ class Client:
         if returning not in ("tasks", "ids"):
             raise InvalidTaskError(f"returning must be 'tasks' or 'ids', not {returning!r}")
         items = tasks if isinstance(tasks, Sequence) else list(tasks)
-        if len(items) >= COPY_FROM and all(
+        if len(items) >= _copy.COPY_FROM and all(
             isinstance(item, Mapping) and item.get("dedupe_key") is None for item in items
         ):
-            # Each item is validated as its row is sent, so the server stores the rows already
+            # Each item is checked as its row is sent, so the server stores the rows already
             # sent meanwhile; a bad item aborts the COPY and nothing is created.
             built: TaskList | None = [] if returning == "tasks" else None
-            ids = self._copy(_specs(items), len(items), conn, built)
+            with self.connection(conn) as c:
+                ids = _copy.copy_tasks(
+                    c,
+                    task_spec.check_many(items),
+                    n=len(items),
+                    savepoint=conn is not None,
+                    built=built,
+                )
             if ids is not None:
                 return ids if built is None else built
-        specs = list(_specs(items))
+        specs = list(task_spec.check_many(items))
         if not specs:
             return []
         created = self._insert(specs, conn)
         return [t.id for t in created] if returning == "ids" else created
 
-    def _insert(self, specs: Sequence[dict[str, Any]], conn: Conn | None) -> TaskList:
+    def _insert(self, specs: Sequence[TaskSpec], conn: Conn | None) -> TaskList:
         with self.connection(conn, autocommit=True) as c:
             return queries.task_insert_many(
                 c,
-                identifiers=[s["identifier"] for s in specs],
-                actions=[s["action"] for s in specs],
-                metas=[s["data"] for s in specs],
-                priorities=[s["priority"] for s in specs],
-                start_ats=[s["start_at"] for s in specs],
-                max_attempts=[s["max_attempts"] for s in specs],
-                started_by=[s["user_id"] for s in specs],
-                dedupe_keys=[s["dedupe_key"] for s in specs],
+                identifiers=[s.identifier for s in specs],
+                actions=[s.action for s in specs],
+                metas=[s.data for s in specs],
+                priorities=[s.priority for s in specs],
+                start_ats=[s.start_at for s in specs],
+                max_attempts=[s.max_attempts for s in specs],
+                started_by=[s.user_id for s in specs],
+                dedupe_keys=[s.dedupe_key for s in specs],
             )
-
-    def _copy(
-        self, specs: Iterable[dict[str, Any]], n: int, conn: Conn | None, built: TaskList | None
-    ) -> list[int] | None:
-        """``n`` tasks, none with a dedupe_key (COPY cannot skip a conflict): ids reserved
-        first, then one COPY, in one transaction (the COPY in a savepoint of the caller's, so
-        that a bad item leaves it usable); returns the ids, or None (nothing done) when the
-        role may not take ids from the sequence. With ``built``, each task is also built from
-        what was sent, its id and the server's now() (sent for the columns whose default is
-        now())."""
-
-        def rows(now: dt.datetime, ids: list[int]) -> Iterator[tuple[Any, ...]]:
-            for task_id, s in zip(ids, specs, strict=True):
-                start_at = s["start_at"].astimezone(now.tzinfo) if s["start_at"] else now
-                if built is not None:
-                    built.append(_new_task(task_id, s, start_at, now))
-                yield (
-                    *(task_id, s["identifier"], s["action"], s["data"], s["priority"], start_at),
-                    *(s["max_attempts"], s["user_id"], QUEUED_MESSAGE, now, now),
-                )
-
-        with self.connection(conn) as c:
-            now, ids = queries.task_reserve_ids(c, n=n)  # (begins the caller's transaction)
-            if ids is None:
-                return None
-            with c.transaction() if conn is not None else contextlib.nullcontext():
-                queries.task_copy(c, rows(now, ids))
-        return ids
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -298,8 +270,8 @@ class Client:
                 code = int(Status.parse(status))
             except ValueError as exc:
                 raise InvalidTaskError(str(exc)) from None
-        if priority is not None and priority not in PRIORITIES:
-            raise InvalidTaskError(f"unknown priority {priority!r}; use high, normal or low")
+        if priority is not None:
+            task_spec.check_priority(priority)
         if not 1 <= limit <= 1000:
             raise InvalidTaskError(f"limit must be between 1 and 1000, not {limit}")
         with self.connection() as c:
@@ -715,18 +687,6 @@ class Client:
         return daemon.execute(_task_id(task)).completed == 1
 
 
-_SPEC_KEYS = {
-    "identifier",
-    "action",
-    "data",
-    "priority",
-    "start_at",
-    "max_attempts",
-    "user_id",
-    "dedupe_key",
-}
-
-
 def register_workers(conn: Conn, classes: Iterable[type[BaseWorker]], *, active: bool) -> Rows:
     """Insert the rows of new worker classes (``active`` for those only) and refresh class path,
     metadata and action names of known ones; returns ``identifier``/``inserted`` per change."""
@@ -744,157 +704,6 @@ def register_workers(conn: Conn, classes: Iterable[type[BaseWorker]], *, active:
         icons=[w.icon for w in items],
         actions=[Jsonb(w.actions()) for w in items],
     )
-
-
-def _spec(
-    identifier: Any,
-    action: Any,
-    data: Any,
-    priority: str,
-    start_at: dt.datetime | None,
-    max_attempts: int,
-    user_id: int | None,
-    dedupe_key: str | None,
-) -> dict[str, Any]:
-    """Validate one task's fields with messages that say what to do."""
-    for name, value in (("identifier", identifier), ("action", action)):
-        if not isinstance(value, str) or not value.strip():
-            raise InvalidTaskError(f"{name} must be a non-empty string, not {value!r}")
-        if len(value) > 255:
-            raise InvalidTaskError(f"{name} is longer than 255 characters")
-        _check_storable(name, value)
-    registry.check_action(identifier, action)  # only for workers this process defines
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise InvalidTaskError(f"data must be a JSON object (a dict), not {type(data).__name__}")
-    if priority not in PRIORITIES:
-        raise InvalidTaskError(f"unknown priority {priority!r}; use high, normal or low")
-    if start_at is not None:
-        if not isinstance(start_at, dt.datetime):
-            raise InvalidTaskError(f"start_at must be a datetime, not {start_at!r}")
-        if start_at.utcoffset() is None:
-            raise InvalidTaskError("start_at must be timezone-aware (e.g. datetime.now(UTC))")
-        problem = timestamp_problem(start_at)
-        if problem:
-            raise InvalidTaskError(f"start_at {problem}, not {start_at.isoformat()}")
-    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
-        raise InvalidTaskError(f"max_attempts must be a whole number, not {max_attempts!r}")
-    if not 1 <= max_attempts <= 1000:
-        raise InvalidTaskError(f"max_attempts must be between 1 and 1000, not {max_attempts}")
-    if user_id is not None and (isinstance(user_id, bool) or not isinstance(user_id, int)):
-        raise InvalidTaskError(f"user_id must be a whole number, not {user_id!r}")
-    if user_id is not None and not -(2**63) <= user_id < 2**63:
-        raise InvalidTaskError("user_id is out of range (a 64-bit integer)")
-    if dedupe_key is not None and (not isinstance(dedupe_key, str) or not dedupe_key):
-        raise InvalidTaskError("dedupe_key must be a non-empty string")
-    if dedupe_key is not None:
-        _check_storable("dedupe_key", dedupe_key)
-    if dedupe_key is not None and len(dedupe_key) > MAX_DEDUPE_KEY:
-        # A longer key could pass the btree's row limit (2,704 bytes) of its unique index.
-        raise InvalidTaskError(
-            f"dedupe_key is longer than {MAX_DEDUPE_KEY} characters; use a hash of a long key"
-        )
-    return {
-        "identifier": identifier,
-        "action": action,
-        "data": _dumps_checked(data if isinstance(data, dict) else dict(data)),
-        "priority": priority,
-        "start_at": start_at,
-        "max_attempts": max_attempts,
-        "user_id": user_id,
-        "dedupe_key": dedupe_key,
-    }
-
-
-def _as_jsonb_returns(text: str) -> Any:
-    """JSON ``text`` as reading it back from a ``jsonb`` column gives it: jsonb stores numbers
-    as ``numeric``, so one without a fractional part (``1e+23``) comes back as an integer, and
-    orders an object's keys shorter first, then bytewise."""
-    return json.loads(text, parse_float=_jsonb_number, object_pairs_hook=_jsonb_object)
-
-
-def _jsonb_number(text: str) -> int | float:
-    number = decimal.Decimal(text)
-    exponent = number.as_tuple().exponent
-    if isinstance(exponent, int) and exponent >= 0:
-        return int(number)
-    return float(text) or 0.0  # numeric has no -0
-
-
-def _jsonb_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    return dict(sorted(pairs, key=lambda pair: (len(pair[0].encode()), pair[0].encode())))
-
-
-def _check_storable(name: str, value: str) -> None:
-    problem = text_problem(value)
-    if problem:
-        raise InvalidTaskError(f"{name} {problem.removeprefix('it ')}")
-
-
-def _specs(items: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
-    """The validated fields of each ``create_many`` item; errors name the item's position."""
-    for i, item in enumerate(items):
-        if not isinstance(item, Mapping):
-            raise InvalidTaskError(f"task #{i}: must be a mapping of create's arguments")
-        unknown = item.keys() - _SPEC_KEYS
-        if unknown:
-            names = ", ".join(sorted(map(str, unknown)))
-            raise InvalidTaskError(f"task #{i}: unknown field(s) {names}")
-        try:
-            yield _spec(
-                item.get("identifier"),
-                item.get("action"),
-                item.get("data"),
-                item.get("priority", "normal"),
-                item.get("start_at"),
-                item.get("max_attempts", 3),
-                item.get("user_id"),
-                item.get("dedupe_key"),
-            )
-        except InvalidTaskError as exc:
-            raise InvalidTaskError(f"task #{i}: {exc}") from None
-
-
-def _new_task(task_id: int, spec: dict[str, Any], start_at: dt.datetime, now: dt.datetime) -> Task:
-    """The row a COPY of ``spec`` stores, ``now`` being its transaction's now()."""
-    return Task(
-        id=task_id,
-        identifier=spec["identifier"],
-        action=spec["action"],
-        status=int(Status.PENDING),
-        message=QUEUED_MESSAGE,
-        started_by=spec["user_id"],
-        meta=_as_jsonb_returns(spec["data"]),
-        result=None,
-        start_at=start_at,
-        started_at=None,
-        finished_at=None,
-        attempts=0,
-        max_attempts=spec["max_attempts"],
-        claims=0,
-        priority=spec["priority"],
-        progress=0,
-        daemon_id=None,
-        last_error=None,
-        dedupe_key=None,
-        peak_memory=None,
-        created_at=now,
-        updated_at=now,
-    )
-
-
-def _dumps_checked(value: Any) -> str:
-    problem = meta_problem(value)
-    if problem:
-        raise InvalidTaskError(f"data {problem}")
-    try:
-        text = json_text(value)
-    except ValueError as exc:
-        raise InvalidTaskError(f"data is not JSON-serialisable: {exc}") from None
-    if len(text.encode()) > MAX_META_BYTES:
-        raise InvalidTaskError(f"data is larger than {MAX_META_BYTES} bytes once encoded as JSON")
-    return text
 
 
 def _check_days(days: float) -> None:
