@@ -3,35 +3,33 @@
 Creating tasks (alone, in bulk, or inside the caller's own psycopg transaction), reading them,
 their progress and logs, cancelling and retrying, statistics, cleanup, worker management, and
 running due tasks in this process (``process_pending_tasks``, ``execute``).
+
+The facade is thin: each method hands its work to the module that owns it. A task's fields are
+checked by ``task_spec``; a bulk enqueue goes through ``_copy``; the pool, ``connection()`` and
+``get()`` come from ``_client_base``, the file methods from ``_client_files``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import math
-import os
-import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import IO, Any, Literal, overload
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, overload
 
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
 
-from pgstask import _copy, files, logs, progress, queries, task_spec
-from pgstask.db import Conn, make_pool, translate_errors
+from pgstask import _copy, logs, progress, queries, task_spec
+from pgstask._client_base import _task_id
+from pgstask._client_files import TaskFiles
+from pgstask.db import Conn
 from pgstask.errors import (
     ConfigurationError,
     InvalidTaskError,
-    TaskFileNotFoundError,
     TaskNotFoundError,
     TaskStateError,
     WorkerNotFoundError,
 )
-from pgstask.files import FileInfo
 from pgstask.logs import LogRecord
-from pgstask.settings import Settings
 from pgstask.task import Status, Task
 from pgstask.task_spec import TaskSpec
 from pgstask.workers import registry
@@ -44,84 +42,12 @@ Names = list[str]
 Records = list[LogRecord]
 
 
-def resolve_dsn(settings: Settings) -> str:
-    """The configured DSN, or the embedded PostgreSQL's (started if needed)."""
-    if settings.dsn:
-        return settings.dsn
-    from pgstask import embedded
-
-    return embedded.start(settings.data_dir)
-
-
-def _task_id(task: Task | int) -> int:
-    if isinstance(task, Task):
-        return task.id
-    if isinstance(task, bool) or not isinstance(task, int):
-        raise InvalidTaskError(f"a task id is a whole number, not {task!r}")
-    return task
-
-
-class Client:
+class Client(TaskFiles):
     """pgstask's Python API. ``Client(dsn=None)`` uses ``PGSTASK_DSN`` or the embedded database.
 
     The client opens a small connection pool on first use; ``close()`` it (or use it as a context
     manager) when done.
     """
-
-    def __init__(self, dsn: str | None = None, *, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings.from_env()
-        if dsn is not None:
-            self.settings = self.settings.replace(dsn=dsn)
-        self._dsn: str | None = self.settings.dsn
-        self._pool: ConnectionPool[Conn] | None = None
-        self._lock = threading.Lock()
-
-    # --- plumbing ----------------------------------------------------------------------------
-
-    @property
-    def dsn(self) -> str:
-        if self._dsn is None:
-            self._dsn = resolve_dsn(self.settings)
-        return self._dsn
-
-    def _get_pool(self) -> ConnectionPool[Conn]:
-        with self._lock:
-            if self._pool is None:
-                self._pool = make_pool(self.dsn, max_size=4, name="pgstask-client")
-            return self._pool
-
-    @contextlib.contextmanager
-    def connection(self, conn: Conn | None = None, *, autocommit: bool = False) -> Iterator[Conn]:
-        """``conn`` itself (the caller's transaction), or a pooled one committed on success.
-        ``autocommit``: for a single statement, a pooled connection where the statement is its
-        own transaction: one round trip instead of three (BEGIN, the statement, COMMIT), and as
-        durable when it returns."""
-        if conn is not None:
-            with translate_errors():
-                yield conn
-            return
-        with translate_errors(), self._get_pool().connection() as pooled:
-            if not autocommit:
-                yield pooled
-                return
-            pooled.autocommit = True
-            try:
-                yield pooled
-            finally:
-                if not pooled.broken:
-                    pooled.autocommit = False
-
-    def close(self) -> None:
-        with self._lock:
-            if self._pool is not None:
-                self._pool.close()
-                self._pool = None
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # --- creating ----------------------------------------------------------------------------
 
@@ -240,15 +166,6 @@ class Client:
             )
 
     # --- reading -----------------------------------------------------------------------------
-
-    def get(self, task: Task | int) -> Task:
-        """The task with that id; ``TaskNotFoundError`` if there is none."""
-        task_id = _task_id(task)
-        with self.connection() as c:
-            found = queries.task_get(c, id=task_id)
-        if found is None:
-            raise TaskNotFoundError(task_id)
-        return found
 
     def list(
         self,
@@ -428,157 +345,6 @@ class Client:
         record = LogRecord.make(_task_id(task), level, message, **context)
         with self.connection() as c:
             logs.write(c, self.settings.storage, [record])
-
-    # --- files -------------------------------------------------------------------------------
-
-    def store_file(
-        self,
-        task: Task | int,
-        source: str | os.PathLike[str] | IO[bytes],
-        *,
-        filename: str | None = None,
-        kind: str = "result",
-    ) -> FileInfo:
-        """Store a file for a task (a path, or a binary stream and its ``filename``) in the
-        database, where every host can read it. ``kind`` is ``result`` (what the download
-        endpoint serves: the newest one) or ``upload``."""
-        current = self.get(task)
-        if kind not in ("result", "upload"):
-            raise InvalidTaskError(f"kind is 'result' or 'upload', not {kind!r}")
-        if isinstance(source, str | os.PathLike):
-            path = Path(source)
-            with open(path, "rb") as fh, self.connection() as c:
-                return files.store(
-                    c,
-                    fh,
-                    task_id=current.id,
-                    identifier=current.identifier,
-                    kind=kind,
-                    filename=filename or path.name,
-                )
-        if filename is None:
-            raise InvalidTaskError("give the filename of a stream")
-        with self.connection() as c:
-            return files.store(
-                c,
-                source,
-                task_id=current.id,
-                identifier=current.identifier,
-                kind=kind,
-                filename=filename,
-            )
-
-    def upload_to_task(
-        self, task: Task | int, source: IO[bytes], filename: str, *, max_size: int | None = None
-    ) -> tuple[FileInfo, Task]:
-        """Store an upload for a task that has not started and add to its options
-        ``uploaded_file_id``, ``original_filename``, ``file_size`` and ``uploaded_at`` (one
-        transaction). ``TaskStateError`` once the task runs or finished."""
-        task_id = _task_id(task)
-        with self.connection() as c:
-            current = queries.task_get(c, id=task_id)
-            if current is None:
-                raise TaskNotFoundError(task_id)
-            if current.status not in (Status.PENDING, Status.PREPARING):
-                raise TaskStateError(
-                    f"task {task_id} is {current.status_text}; files are attached to pending "
-                    "or preparing tasks"
-                )
-            info = files.store(
-                c,
-                source,
-                task_id=task_id,
-                identifier=current.identifier,
-                kind="upload",
-                filename=filename,
-                max_size=max_size,
-            )
-            patch = {
-                "uploaded_file_id": info.id,
-                "original_filename": info.filename,
-                "file_size": info.size,
-                "uploaded_at": queries.daemon_now(c).isoformat(),
-            }
-            updated = queries.task_merge_meta(c, id=task_id, patch=Jsonb(patch))
-            if updated is None:  # it started between the read and the update
-                raise TaskStateError(f"task {task_id} started; the file was not attached")
-        return info, updated
-
-    def upload_for_worker(
-        self, identifier: str, source: IO[bytes], filename: str, *, max_size: int | None = None
-    ) -> FileInfo:
-        """Store an upload before its task exists; pass its id in the task's options."""
-        with self.connection() as c:
-            return files.store(
-                c,
-                source,
-                task_id=None,
-                identifier=identifier,
-                kind="upload",
-                filename=filename,
-                max_size=max_size,
-            )
-
-    def upload_chunk(
-        self,
-        identifier: str,
-        *,
-        session_id: str,
-        filename: str,
-        index: int,
-        total: int,
-        data: bytes,
-        max_size: int,
-    ) -> files.ChunkResult:
-        """One chunk of a chunked upload for a worker; the last missing one completes it."""
-        with self.connection() as c:
-            return files.add_chunk(
-                c,
-                identifier=identifier,
-                session_id=session_id,
-                filename=filename,
-                index=index,
-                total=total,
-                data=data,
-                max_size=max_size,
-            )
-
-    def result_file(self, task: Task | int) -> FileInfo:
-        """The newest result file of a task; ``TaskFileNotFoundError`` if it has none."""
-        task_id = _task_id(task)
-        with self.connection() as c:
-            row = queries.file_latest(c, task_id=task_id, kind="result")
-        if row is None:
-            raise TaskFileNotFoundError(f"task {task_id} has no result file")
-        return FileInfo.from_row(row)
-
-    def file(self, file_id: int) -> FileInfo:
-        """A complete stored file by id; ``TaskFileNotFoundError`` if there is none."""
-        with self.connection() as c:
-            row = queries.file_get(c, id=file_id)
-        if row is None or not row["complete"]:
-            raise TaskFileNotFoundError(f"no complete file has the id {file_id}")
-        return FileInfo.from_row(row)
-
-    def read_file(self, file: FileInfo | int) -> Iterator[bytes]:
-        """The bytes of a stored file, chunk by chunk (never all of it in memory)."""
-        info = file if isinstance(file, FileInfo) else self.file(file)
-        return files.chunks(self.connection, info)
-
-    def fetch_file(self, file: FileInfo | int, directory: str | os.PathLike[str]) -> Path:
-        """Copy a stored file to ``directory/{id}-{filename}`` (atomically) and return the
-        path; a copy already there is reused."""
-        info = file if isinstance(file, FileInfo) else self.file(file)
-        target = Path(directory) / f"{info.id}-{info.filename}"
-        if target.is_file() and target.stat().st_size == info.size:
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".~{target.name}.{os.getpid()}")
-        with open(partial, "wb") as out:
-            for chunk in self.read_file(info):
-                out.write(chunk)
-        os.replace(partial, target)
-        return target
 
     # --- workers -----------------------------------------------------------------------------
 
