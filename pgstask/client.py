@@ -3,54 +3,38 @@
 Creating tasks (alone, in bulk, or inside the caller's own psycopg transaction), reading them,
 their progress and logs, cancelling and retrying, statistics, cleanup, worker management, and
 running due tasks in this process (``process_pending_tasks``, ``execute``).
+
+The facade is thin: each method hands its work to the module that owns it. A task's fields are
+checked by ``task_spec``; a bulk enqueue goes through ``_copy``; the pool, ``connection()`` and
+``get()`` come from ``_client_base``, the file methods from ``_client_files``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import decimal
-import json
 import math
-import os
-import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import IO, Any, Literal, overload
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, overload
 
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
 
-from pgstask import files, logs, progress, queries
-from pgstask.db import Conn, json_text, make_pool, text_problem, translate_errors
+from pgstask import _copy, logs, progress, queries, task_spec
+from pgstask._client_base import _task_id
+from pgstask._client_files import TaskFiles
+from pgstask.db import Conn
 from pgstask.errors import (
     ConfigurationError,
     InvalidTaskError,
-    TaskFileNotFoundError,
     TaskNotFoundError,
     TaskStateError,
     WorkerNotFoundError,
 )
-from pgstask.files import FileInfo
 from pgstask.logs import LogRecord
 from pgstask.runtime.daemon import Daemon
-from pgstask.settings import Settings
-from pgstask.task import (
-    PRIORITIES,
-    QUEUED_MESSAGE,
-    Status,
-    Task,
-    meta_problem,
-    timestamp_problem,
-)
+from pgstask.task import Status, Task
+from pgstask.task_spec import TaskSpec
 from pgstask.workers import registry
 from pgstask.workers.base import BaseWorker
-
-MAX_META_BYTES = 1024 * 1024
-MAX_DEDUPE_KEY = 255
-# create_many batches from this size on, when no task has a dedupe_key, go through COPY: the
-# INSERT's RETURNING of every column, and reading it back, cost more than the insert itself.
-COPY_FROM = 100
 
 # Aliases: inside Client, ``list`` names the method.
 TaskList = list[Task]
@@ -59,84 +43,12 @@ Names = list[str]
 Records = list[LogRecord]
 
 
-def resolve_dsn(settings: Settings) -> str:
-    """The configured DSN, or the embedded PostgreSQL's (started if needed)."""
-    if settings.dsn:
-        return settings.dsn
-    from pgstask import embedded
-
-    return embedded.start(settings.data_dir)
-
-
-def _task_id(task: Task | int) -> int:
-    if isinstance(task, Task):
-        return task.id
-    if isinstance(task, bool) or not isinstance(task, int):
-        raise InvalidTaskError(f"a task id is a whole number, not {task!r}")
-    return task
-
-
-class Client:
+class Client(TaskFiles):
     """pgstask's Python API. ``Client(dsn=None)`` uses ``PGSTASK_DSN`` or the embedded database.
 
     The client opens a small connection pool on first use; ``close()`` it (or use it as a context
     manager) when done.
     """
-
-    def __init__(self, dsn: str | None = None, *, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings.from_env()
-        if dsn is not None:
-            self.settings = self.settings.replace(dsn=dsn)
-        self._dsn: str | None = self.settings.dsn
-        self._pool: ConnectionPool[Conn] | None = None
-        self._lock = threading.Lock()
-
-    # --- plumbing ----------------------------------------------------------------------------
-
-    @property
-    def dsn(self) -> str:
-        if self._dsn is None:
-            self._dsn = resolve_dsn(self.settings)
-        return self._dsn
-
-    def _get_pool(self) -> ConnectionPool[Conn]:
-        with self._lock:
-            if self._pool is None:
-                self._pool = make_pool(self.dsn, max_size=4, name="pgstask-client")
-            return self._pool
-
-    @contextlib.contextmanager
-    def connection(self, conn: Conn | None = None, *, autocommit: bool = False) -> Iterator[Conn]:
-        """``conn`` itself (the caller's transaction), or a pooled one committed on success.
-        ``autocommit``: for a single statement, a pooled connection where the statement is its
-        own transaction: one round trip instead of three (BEGIN, the statement, COMMIT), and as
-        durable when it returns."""
-        if conn is not None:
-            with translate_errors():
-                yield conn
-            return
-        with translate_errors(), self._get_pool().connection() as pooled:
-            if not autocommit:
-                yield pooled
-                return
-            pooled.autocommit = True
-            try:
-                yield pooled
-            finally:
-                if not pooled.broken:
-                    pooled.autocommit = False
-
-    def close(self) -> None:
-        with self._lock:
-            if self._pool is not None:
-                self._pool.close()
-                self._pool = None
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # --- creating ----------------------------------------------------------------------------
 
@@ -146,9 +58,9 @@ class Client:
         action: str,
         data: Mapping[str, Any] | None = None,
         *,
-        priority: str = "normal",
+        priority: str = task_spec.DEFAULT_PRIORITY,
         start_at: dt.datetime | None = None,
-        max_attempts: int = 3,
+        max_attempts: int = task_spec.DEFAULT_MAX_ATTEMPTS,
         user_id: int | None = None,
         dedupe_key: str | None = None,
         conn: Conn | None = None,
@@ -156,8 +68,15 @@ class Client:
         """Enqueue one task. With ``conn`` it is created in the caller's transaction (rolled
         back = never runs). With ``dedupe_key``, while a task with that key is incomplete the
         existing task is returned instead of a new one."""
-        spec = _spec(
-            identifier, action, data, priority, start_at, max_attempts, user_id, dedupe_key
+        spec = task_spec.check(
+            identifier=identifier,
+            action=action,
+            data=data,
+            priority=priority,
+            start_at=start_at,
+            max_attempts=max_attempts,
+            user_id=user_id,
+            dedupe_key=dedupe_key,
         )
         created = self._insert([spec], conn)
         if created:
@@ -211,73 +130,43 @@ class Client:
         if returning not in ("tasks", "ids"):
             raise InvalidTaskError(f"returning must be 'tasks' or 'ids', not {returning!r}")
         items = tasks if isinstance(tasks, Sequence) else list(tasks)
-        if len(items) >= COPY_FROM and all(
+        if len(items) >= _copy.COPY_FROM and all(
             isinstance(item, Mapping) and item.get("dedupe_key") is None for item in items
         ):
-            # Each item is validated as its row is sent, so the server stores the rows already
+            # Each item is checked as its row is sent, so the server stores the rows already
             # sent meanwhile; a bad item aborts the COPY and nothing is created.
             built: TaskList | None = [] if returning == "tasks" else None
-            ids = self._copy(_specs(items), len(items), conn, built)
+            with self.connection(conn) as c:
+                ids = _copy.copy_tasks(
+                    c,
+                    task_spec.check_many(items),
+                    n=len(items),
+                    savepoint=conn is not None,
+                    built=built,
+                )
             if ids is not None:
                 return ids if built is None else built
-        specs = list(_specs(items))
+        specs = list(task_spec.check_many(items))
         if not specs:
             return []
         created = self._insert(specs, conn)
         return [t.id for t in created] if returning == "ids" else created
 
-    def _insert(self, specs: Sequence[dict[str, Any]], conn: Conn | None) -> TaskList:
+    def _insert(self, specs: Sequence[TaskSpec], conn: Conn | None) -> TaskList:
         with self.connection(conn, autocommit=True) as c:
             return queries.task_insert_many(
                 c,
-                identifiers=[s["identifier"] for s in specs],
-                actions=[s["action"] for s in specs],
-                metas=[s["data"] for s in specs],
-                priorities=[s["priority"] for s in specs],
-                start_ats=[s["start_at"] for s in specs],
-                max_attempts=[s["max_attempts"] for s in specs],
-                started_by=[s["user_id"] for s in specs],
-                dedupe_keys=[s["dedupe_key"] for s in specs],
+                identifiers=[s.identifier for s in specs],
+                actions=[s.action for s in specs],
+                metas=[s.data for s in specs],
+                priorities=[s.priority for s in specs],
+                start_ats=[s.start_at for s in specs],
+                max_attempts=[s.max_attempts for s in specs],
+                started_by=[s.user_id for s in specs],
+                dedupe_keys=[s.dedupe_key for s in specs],
             )
 
-    def _copy(
-        self, specs: Iterable[dict[str, Any]], n: int, conn: Conn | None, built: TaskList | None
-    ) -> list[int] | None:
-        """``n`` tasks, none with a dedupe_key (COPY cannot skip a conflict): ids reserved
-        first, then one COPY, in one transaction (the COPY in a savepoint of the caller's, so
-        that a bad item leaves it usable); returns the ids, or None (nothing done) when the
-        role may not take ids from the sequence. With ``built``, each task is also built from
-        what was sent, its id and the server's now() (sent for the columns whose default is
-        now())."""
-
-        def rows(now: dt.datetime, ids: list[int]) -> Iterator[tuple[Any, ...]]:
-            for task_id, s in zip(ids, specs, strict=True):
-                start_at = s["start_at"].astimezone(now.tzinfo) if s["start_at"] else now
-                if built is not None:
-                    built.append(_new_task(task_id, s, start_at, now))
-                yield (
-                    *(task_id, s["identifier"], s["action"], s["data"], s["priority"], start_at),
-                    *(s["max_attempts"], s["user_id"], QUEUED_MESSAGE, now, now),
-                )
-
-        with self.connection(conn) as c:
-            now, ids = queries.task_reserve_ids(c, n=n)  # (begins the caller's transaction)
-            if ids is None:
-                return None
-            with c.transaction() if conn is not None else contextlib.nullcontext():
-                queries.task_copy(c, rows(now, ids))
-        return ids
-
     # --- reading -----------------------------------------------------------------------------
-
-    def get(self, task: Task | int) -> Task:
-        """The task with that id; ``TaskNotFoundError`` if there is none."""
-        task_id = _task_id(task)
-        with self.connection() as c:
-            found = queries.task_get(c, id=task_id)
-        if found is None:
-            raise TaskNotFoundError(task_id)
-        return found
 
     def list(
         self,
@@ -299,8 +188,8 @@ class Client:
                 code = int(Status.parse(status))
             except ValueError as exc:
                 raise InvalidTaskError(str(exc)) from None
-        if priority is not None and priority not in PRIORITIES:
-            raise InvalidTaskError(f"unknown priority {priority!r}; use high, normal or low")
+        if priority is not None:
+            task_spec.check_priority(priority)
         if not 1 <= limit <= 1000:
             raise InvalidTaskError(f"limit must be between 1 and 1000, not {limit}")
         with self.connection() as c:
@@ -458,157 +347,6 @@ class Client:
         with self.connection() as c:
             logs.write(c, self.settings.storage, [record])
 
-    # --- files -------------------------------------------------------------------------------
-
-    def store_file(
-        self,
-        task: Task | int,
-        source: str | os.PathLike[str] | IO[bytes],
-        *,
-        filename: str | None = None,
-        kind: str = "result",
-    ) -> FileInfo:
-        """Store a file for a task (a path, or a binary stream and its ``filename``) in the
-        database, where every host can read it. ``kind`` is ``result`` (what the download
-        endpoint serves: the newest one) or ``upload``."""
-        current = self.get(task)
-        if kind not in ("result", "upload"):
-            raise InvalidTaskError(f"kind is 'result' or 'upload', not {kind!r}")
-        if isinstance(source, str | os.PathLike):
-            path = Path(source)
-            with open(path, "rb") as fh, self.connection() as c:
-                return files.store(
-                    c,
-                    fh,
-                    task_id=current.id,
-                    identifier=current.identifier,
-                    kind=kind,
-                    filename=filename or path.name,
-                )
-        if filename is None:
-            raise InvalidTaskError("give the filename of a stream")
-        with self.connection() as c:
-            return files.store(
-                c,
-                source,
-                task_id=current.id,
-                identifier=current.identifier,
-                kind=kind,
-                filename=filename,
-            )
-
-    def upload_to_task(
-        self, task: Task | int, source: IO[bytes], filename: str, *, max_size: int | None = None
-    ) -> tuple[FileInfo, Task]:
-        """Store an upload for a task that has not started and add to its options
-        ``uploaded_file_id``, ``original_filename``, ``file_size`` and ``uploaded_at`` (one
-        transaction). ``TaskStateError`` once the task runs or finished."""
-        task_id = _task_id(task)
-        with self.connection() as c:
-            current = queries.task_get(c, id=task_id)
-            if current is None:
-                raise TaskNotFoundError(task_id)
-            if current.status not in (Status.PENDING, Status.PREPARING):
-                raise TaskStateError(
-                    f"task {task_id} is {current.status_text}; files are attached to pending "
-                    "or preparing tasks"
-                )
-            info = files.store(
-                c,
-                source,
-                task_id=task_id,
-                identifier=current.identifier,
-                kind="upload",
-                filename=filename,
-                max_size=max_size,
-            )
-            patch = {
-                "uploaded_file_id": info.id,
-                "original_filename": info.filename,
-                "file_size": info.size,
-                "uploaded_at": queries.daemon_now(c).isoformat(),
-            }
-            updated = queries.task_merge_meta(c, id=task_id, patch=Jsonb(patch))
-            if updated is None:  # it started between the read and the update
-                raise TaskStateError(f"task {task_id} started; the file was not attached")
-        return info, updated
-
-    def upload_for_worker(
-        self, identifier: str, source: IO[bytes], filename: str, *, max_size: int | None = None
-    ) -> FileInfo:
-        """Store an upload before its task exists; pass its id in the task's options."""
-        with self.connection() as c:
-            return files.store(
-                c,
-                source,
-                task_id=None,
-                identifier=identifier,
-                kind="upload",
-                filename=filename,
-                max_size=max_size,
-            )
-
-    def upload_chunk(
-        self,
-        identifier: str,
-        *,
-        session_id: str,
-        filename: str,
-        index: int,
-        total: int,
-        data: bytes,
-        max_size: int,
-    ) -> files.ChunkResult:
-        """One chunk of a chunked upload for a worker; the last missing one completes it."""
-        with self.connection() as c:
-            return files.add_chunk(
-                c,
-                identifier=identifier,
-                session_id=session_id,
-                filename=filename,
-                index=index,
-                total=total,
-                data=data,
-                max_size=max_size,
-            )
-
-    def result_file(self, task: Task | int) -> FileInfo:
-        """The newest result file of a task; ``TaskFileNotFoundError`` if it has none."""
-        task_id = _task_id(task)
-        with self.connection() as c:
-            row = queries.file_latest(c, task_id=task_id, kind="result")
-        if row is None:
-            raise TaskFileNotFoundError(f"task {task_id} has no result file")
-        return FileInfo.from_row(row)
-
-    def file(self, file_id: int) -> FileInfo:
-        """A complete stored file by id; ``TaskFileNotFoundError`` if there is none."""
-        with self.connection() as c:
-            row = queries.file_get(c, id=file_id)
-        if row is None or not row["complete"]:
-            raise TaskFileNotFoundError(f"no complete file has the id {file_id}")
-        return FileInfo.from_row(row)
-
-    def read_file(self, file: FileInfo | int) -> Iterator[bytes]:
-        """The bytes of a stored file, chunk by chunk (never all of it in memory)."""
-        info = file if isinstance(file, FileInfo) else self.file(file)
-        return files.chunks(self.connection, info)
-
-    def fetch_file(self, file: FileInfo | int, directory: str | os.PathLike[str]) -> Path:
-        """Copy a stored file to ``directory/{id}-{filename}`` (atomically) and return the
-        path; a copy already there is reused."""
-        info = file if isinstance(file, FileInfo) else self.file(file)
-        target = Path(directory) / f"{info.id}-{info.filename}"
-        if target.is_file() and target.stat().st_size == info.size:
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".~{target.name}.{os.getpid()}")
-        with open(partial, "wb") as out:
-            for chunk in self.read_file(info):
-                out.write(chunk)
-        os.replace(partial, target)
-        return target
-
     # --- workers -----------------------------------------------------------------------------
 
     def workers(self, *, active_only: bool = False) -> Rows:
@@ -717,169 +455,6 @@ class Client:
 # A worker given no client (one used outside a daemon) makes one of these; the workers sit below
 # the client and do not import it (docs/architecture.md, "Layers").
 BaseWorker.default_client = Client
-
-
-_SPEC_KEYS = {
-    "identifier",
-    "action",
-    "data",
-    "priority",
-    "start_at",
-    "max_attempts",
-    "user_id",
-    "dedupe_key",
-}
-
-
-def _spec(
-    identifier: Any,
-    action: Any,
-    data: Any,
-    priority: str,
-    start_at: dt.datetime | None,
-    max_attempts: int,
-    user_id: int | None,
-    dedupe_key: str | None,
-) -> dict[str, Any]:
-    """Validate one task's fields with messages that say what to do."""
-    for name, value in (("identifier", identifier), ("action", action)):
-        if not isinstance(value, str) or not value.strip():
-            raise InvalidTaskError(f"{name} must be a non-empty string, not {value!r}")
-        if len(value) > 255:
-            raise InvalidTaskError(f"{name} is longer than 255 characters")
-        _check_storable(name, value)
-    registry.check_action(identifier, action)  # only for workers this process defines
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise InvalidTaskError(f"data must be a JSON object (a dict), not {type(data).__name__}")
-    if priority not in PRIORITIES:
-        raise InvalidTaskError(f"unknown priority {priority!r}; use high, normal or low")
-    if start_at is not None:
-        if not isinstance(start_at, dt.datetime):
-            raise InvalidTaskError(f"start_at must be a datetime, not {start_at!r}")
-        if start_at.utcoffset() is None:
-            raise InvalidTaskError("start_at must be timezone-aware (e.g. datetime.now(UTC))")
-        problem = timestamp_problem(start_at)
-        if problem:
-            raise InvalidTaskError(f"start_at {problem}, not {start_at.isoformat()}")
-    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
-        raise InvalidTaskError(f"max_attempts must be a whole number, not {max_attempts!r}")
-    if not 1 <= max_attempts <= 1000:
-        raise InvalidTaskError(f"max_attempts must be between 1 and 1000, not {max_attempts}")
-    if user_id is not None and (isinstance(user_id, bool) or not isinstance(user_id, int)):
-        raise InvalidTaskError(f"user_id must be a whole number, not {user_id!r}")
-    if user_id is not None and not -(2**63) <= user_id < 2**63:
-        raise InvalidTaskError("user_id is out of range (a 64-bit integer)")
-    if dedupe_key is not None and (not isinstance(dedupe_key, str) or not dedupe_key):
-        raise InvalidTaskError("dedupe_key must be a non-empty string")
-    if dedupe_key is not None:
-        _check_storable("dedupe_key", dedupe_key)
-    if dedupe_key is not None and len(dedupe_key) > MAX_DEDUPE_KEY:
-        # A longer key could pass the btree's row limit (2,704 bytes) of its unique index.
-        raise InvalidTaskError(
-            f"dedupe_key is longer than {MAX_DEDUPE_KEY} characters; use a hash of a long key"
-        )
-    return {
-        "identifier": identifier,
-        "action": action,
-        "data": _dumps_checked(data if isinstance(data, dict) else dict(data)),
-        "priority": priority,
-        "start_at": start_at,
-        "max_attempts": max_attempts,
-        "user_id": user_id,
-        "dedupe_key": dedupe_key,
-    }
-
-
-def _as_jsonb_returns(text: str) -> Any:
-    """JSON ``text`` as reading it back from a ``jsonb`` column gives it: jsonb stores numbers
-    as ``numeric``, so one without a fractional part (``1e+23``) comes back as an integer, and
-    orders an object's keys shorter first, then bytewise."""
-    return json.loads(text, parse_float=_jsonb_number, object_pairs_hook=_jsonb_object)
-
-
-def _jsonb_number(text: str) -> int | float:
-    number = decimal.Decimal(text)
-    exponent = number.as_tuple().exponent
-    if isinstance(exponent, int) and exponent >= 0:
-        return int(number)
-    return float(text) or 0.0  # numeric has no -0
-
-
-def _jsonb_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    return dict(sorted(pairs, key=lambda pair: (len(pair[0].encode()), pair[0].encode())))
-
-
-def _check_storable(name: str, value: str) -> None:
-    problem = text_problem(value)
-    if problem:
-        raise InvalidTaskError(f"{name} {problem.removeprefix('it ')}")
-
-
-def _specs(items: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
-    """The validated fields of each ``create_many`` item; errors name the item's position."""
-    for i, item in enumerate(items):
-        if not isinstance(item, Mapping):
-            raise InvalidTaskError(f"task #{i}: must be a mapping of create's arguments")
-        unknown = item.keys() - _SPEC_KEYS
-        if unknown:
-            names = ", ".join(sorted(map(str, unknown)))
-            raise InvalidTaskError(f"task #{i}: unknown field(s) {names}")
-        try:
-            yield _spec(
-                item.get("identifier"),
-                item.get("action"),
-                item.get("data"),
-                item.get("priority", "normal"),
-                item.get("start_at"),
-                item.get("max_attempts", 3),
-                item.get("user_id"),
-                item.get("dedupe_key"),
-            )
-        except InvalidTaskError as exc:
-            raise InvalidTaskError(f"task #{i}: {exc}") from None
-
-
-def _new_task(task_id: int, spec: dict[str, Any], start_at: dt.datetime, now: dt.datetime) -> Task:
-    """The row a COPY of ``spec`` stores, ``now`` being its transaction's now()."""
-    return Task(
-        id=task_id,
-        identifier=spec["identifier"],
-        action=spec["action"],
-        status=int(Status.PENDING),
-        message=QUEUED_MESSAGE,
-        started_by=spec["user_id"],
-        meta=_as_jsonb_returns(spec["data"]),
-        result=None,
-        start_at=start_at,
-        started_at=None,
-        finished_at=None,
-        attempts=0,
-        max_attempts=spec["max_attempts"],
-        claims=0,
-        priority=spec["priority"],
-        progress=0,
-        daemon_id=None,
-        last_error=None,
-        dedupe_key=None,
-        peak_memory=None,
-        created_at=now,
-        updated_at=now,
-    )
-
-
-def _dumps_checked(value: Any) -> str:
-    problem = meta_problem(value)
-    if problem:
-        raise InvalidTaskError(f"data {problem}")
-    try:
-        text = json_text(value)
-    except ValueError as exc:
-        raise InvalidTaskError(f"data is not JSON-serialisable: {exc}") from None
-    if len(text.encode()) > MAX_META_BYTES:
-        raise InvalidTaskError(f"data is larger than {MAX_META_BYTES} bytes once encoded as JSON")
-    return text
 
 
 def _check_days(days: float) -> None:

@@ -88,12 +88,6 @@ def meta_problem(value: Any) -> str | None:
     return None
 
 
-def check_priority(priority: str) -> str:
-    if priority not in PRIORITIES:
-        raise ValueError(f"unknown priority {priority!r}; use high, normal or low")
-    return priority
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class Task:
     """One row of ``s_tasks``."""

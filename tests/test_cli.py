@@ -354,6 +354,7 @@ def test_create_prints_the_new_task_id(env: dict[str, str], dsn: str, tmp_path: 
         ["--data", "[1, 2]"],
         ["--priority", "urgent"],
         ["--max-attempts", "0"],
+        ["--max-attempts", "1001"],  # refused by the flag, as 0 is (task_spec's rule)
         ["--start-at", "yesterday"],
     ],
 )

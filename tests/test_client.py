@@ -16,7 +16,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from pgstask import Client, InvalidTaskError, Status, TaskNotFoundError, TaskStateError
-from pgstask.client import COPY_FROM
+from pgstask._copy import COPY_FROM
 from pgstask.retry import backoff
 from pgstask.settings import Settings
 from tests.daemons import executions, running_daemon, wait_for

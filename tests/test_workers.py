@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from pgstask import BaseWorker, Client, Status, Task, UnknownActionError
-from pgstask.client import COPY_FROM
+from pgstask._copy import COPY_FROM
 from pgstask.errors import ConfigurationError, PgstaskError
 from pgstask.settings import Settings
 from pgstask.workers.registry import class_path, discover, load_class

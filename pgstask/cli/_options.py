@@ -12,6 +12,8 @@ import math
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from pgstask import task_spec
+from pgstask.errors import InvalidTaskError
 from pgstask.task import Status
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -19,14 +21,26 @@ Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 # --- value types -------------------------------------------------------------------------------
 
 
-def positive_int(text: str) -> int:
+def whole(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def positive_int(text: str) -> int:
+    value = whole(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def max_attempts(text: str) -> int:
+    """A task's ``max_attempts`` (``task_spec``'s rule)."""
+    try:
+        return task_spec.check_max_attempts(whole(text))
+    except InvalidTaskError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("max_attempts ")) from None
 
 
 def task_id(text: str) -> int:

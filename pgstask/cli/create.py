@@ -25,6 +25,7 @@ from pgstask.cli._options import (
     add_common,
     add_json,
     json_object,
+    max_attempts,
     positive_int,
     seconds,
     timestamp,
@@ -32,6 +33,7 @@ from pgstask.cli._options import (
 from pgstask.cli._output import print_json
 from pgstask.errors import InvalidTaskError
 from pgstask.task import PRIORITIES
+from pgstask.task_spec import DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY
 from pgstask.workers import registry
 
 
@@ -53,7 +55,12 @@ def register(commands: Subparsers) -> None:
     data.add_argument(
         "--data-file", type=Path, metavar="PATH", help="read the JSON object from PATH ('-': stdin)"
     )
-    p.add_argument("--priority", choices=PRIORITIES, default="normal", help="default: normal")
+    p.add_argument(
+        "--priority",
+        choices=PRIORITIES,
+        default=DEFAULT_PRIORITY,
+        help=f"default: {DEFAULT_PRIORITY}",
+    )
     when = p.add_mutually_exclusive_group()
     when.add_argument(
         "--start-at",
@@ -66,10 +73,10 @@ def register(commands: Subparsers) -> None:
     )
     p.add_argument(
         "--max-attempts",
-        type=positive_int,
-        default=3,
+        type=max_attempts,
+        default=DEFAULT_MAX_ATTEMPTS,
         metavar="N",
-        help="runs before the task fails for good (default 3)",
+        help=f"runs before the task fails for good (default {DEFAULT_MAX_ATTEMPTS})",
     )
     p.add_argument(
         "--dedupe-key",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pgstask.client import MAX_DEDUPE_KEY
+from pgstask import task_spec
 from pgstask.http import bodies
 from pgstask.task import PRIORITIES, Status
 
@@ -58,9 +58,13 @@ STATUS_TEXTS = [s.text for s in Status]
 STATUS_TEXT: Schema = {"enum": STATUS_TEXTS}
 NON_BLANK: Schema = {"type": "string", "pattern": r"\S"}
 PRIORITY: Schema = {"enum": list(PRIORITIES)}
-MAX_ATTEMPTS: Schema = {"type": "integer", "minimum": 1, "maximum": 1000}
+MAX_ATTEMPTS: Schema = {
+    "type": "integer",
+    "minimum": task_spec.MIN_ATTEMPTS,
+    "maximum": task_spec.MAX_ATTEMPTS,
+}
 TASK_ID: Schema = {"type": "integer", "format": "int64", "minimum": 1, "maximum": bodies.MAX_ID}
-DEDUPE_KEY: Schema = {**NON_BLANK, "maxLength": MAX_DEDUPE_KEY}
+DEDUPE_KEY: Schema = {**NON_BLANK, "maxLength": task_spec.MAX_DEDUPE_KEY}
 #: A flag in a query string, as ``bodies.flag`` reads it.
 FLAG: Schema = {"type": "boolean", "default": False}
 #: What ``bodies.start_at`` takes: ISO 8601 with a UTC offset; empty or null is "now".
@@ -70,9 +74,9 @@ START_AT: Schema = {
 }
 #: The fields of a task beside its options, in a body; null is the default.
 CONTROL: Schema = {
-    "priority": {**nullable(PRIORITY), "default": "normal"},
+    "priority": {**nullable(PRIORITY), "default": task_spec.DEFAULT_PRIORITY},
     "start_at": START_AT,
-    "max_attempts": {**nullable(MAX_ATTEMPTS), "default": 3},
+    "max_attempts": {**nullable(MAX_ATTEMPTS), "default": task_spec.DEFAULT_MAX_ATTEMPTS},
     "dedupe_key": {
         **nullable(DEDUPE_KEY),
         "description": "While a task with this key is incomplete, it is answered instead",

@@ -16,8 +16,10 @@ from typing import Any
 from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.requests import ClientDisconnect, Request
 
+from pgstask import task_spec
+from pgstask.errors import InvalidTaskError
 from pgstask.http.errors import ApiError, client_left
-from pgstask.task import PRIORITIES, Status
+from pgstask.task import Status
 
 #: Ids are PostgreSQL ``bigint`` values; positive ones only.
 MAX_ID = 2**63 - 1
@@ -176,11 +178,25 @@ def only_known(given: Iterable[str], known: Iterable[str], where: str) -> None:
 
 
 def priority(value: Any) -> str:
+    """A task's priority (``task_spec``'s rule); the default when absent."""
     if value is None:
-        return "normal"
-    if value not in PRIORITIES:
-        raise ApiError(422, f"unknown priority {shown(value)}; use high, normal or low")
-    return str(value)
+        return task_spec.DEFAULT_PRIORITY
+    try:
+        return task_spec.check_priority(value, shown=shown)
+    except InvalidTaskError as exc:
+        raise ApiError(422, str(exc)) from None
+
+
+def max_attempts(value: Any) -> int:
+    """A task's ``max_attempts`` from JSON or a query string, within ``task_spec``'s bounds;
+    the default when absent."""
+    return whole_number(
+        value,
+        "max_attempts",
+        task_spec.DEFAULT_MAX_ATTEMPTS,
+        task_spec.MIN_ATTEMPTS,
+        task_spec.MAX_ATTEMPTS,
+    )
 
 
 def start_at(value: Any, name: str = "start_at") -> dt.datetime | None:
