@@ -158,12 +158,20 @@ class Daemon:
 
     def setup(self) -> None:
         """Check the schema, register workers and this daemon, build the services."""
+        self._check_schema()
+        self._register_workers_and_daemon()
+        self._build_task_path()
+        self._build_loops()
+
+    def _check_schema(self) -> None:
         head, current = migrate.head_revision(), migrate.current_revision(self.dsn)
         if current != head:
             raise SchemaError(
                 f"the database schema is at revision {current or 'none'}, this pgstask needs "
                 f"{head}: run `pgstask migrate`"
             )
+
+    def _register_workers_and_daemon(self) -> None:
         s = self.settings
         self._pool = make_pool(
             self.dsn, max_size=min(self.concurrency, 16) + 4, name="pgstask-daemon"
@@ -175,6 +183,10 @@ class Daemon:
         stored = {r["identifier"]: r["settings"] for r in states}
         for ident, cls in self.worker_classes.items():
             self.workers[ident] = cls(stored.get(ident), client=self.client, storage=s.storage)
+
+    def _build_task_path(self) -> None:
+        """Executor, completer, runner, run table and producer: the way of every task."""
+        s = self.settings
         self.executor = Executor(self.concurrency, on_free=self._slot_freed)
         # The claim and the completion each run every few milliseconds under load: each on a
         # connection of its own (one round trip a statement), the pool serves everything else.
@@ -211,6 +223,11 @@ class Daemon:
             submit=self.runs.start,
             poll_interval=s.poll_interval,
         )
+
+    def _build_loops(self) -> None:
+        """Heartbeat, rescuer, cleaner and listener: the loops beside the task path."""
+        assert self.runs is not None and self.producer is not None
+        s = self.settings
         self.heartbeat = Heartbeat(
             pool=self.pool,
             daemon_id=self.id,

@@ -86,7 +86,7 @@ def _control(values: dict[str, Any]) -> dict[str, Any]:
     return {
         "priority": bodies.priority(values.get("priority")),
         "start_at": bodies.start_at(values.get("start_at")),
-        "max_attempts": bodies.whole_number(values.get("max_attempts"), "max_attempts", 3, 1, 1000),
+        "max_attempts": bodies.max_attempts(values.get("max_attempts")),
         "dedupe_key": bodies.optional_text(values.get("dedupe_key"), "dedupe_key"),
     }
 
