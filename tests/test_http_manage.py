@@ -119,6 +119,9 @@ def test_clean_deletes_old_finished_tasks(settings: Settings) -> None:
         assert http.post("/stask/clean", json={"days": "soon"}).status_code == 422
         assert http.post("/stask/clean", json={"days": -1}).status_code == 422
         assert http.post("/stask/clean", json={"days": 10**400}).status_code == 422  # was a 500
+        # whitespace is not JSON (a body left out is: the defaults)
+        blank = {"content-type": "application/json"}
+        assert http.post("/stask/clean", content=b"\r\n\r\n", headers=blank).status_code == 400
         response = http.post("/stask/clean", json={"days": 30}).json()
         assert response["deleted_tasks"] == 1 and response["message"] == "Cleaned 1 tasks"
         assert http.get(f"/stask/task/{old.id}").status_code == 404

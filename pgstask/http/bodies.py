@@ -61,7 +61,7 @@ async def json_object(request: Request, *, empty: dict[str, Any] | None = None) 
         body = await request.body()
     except ClientDisconnect:
         raise client_left(request) from None
-    if not body.strip():
+    if not body:  # only no body at all: whitespace is not JSON, and is refused as such
         if empty is not None:
             return dict(empty)
         raise ApiError(400, "send a JSON object in the request body", error="Invalid JSON")
