@@ -331,13 +331,16 @@ class Client(TaskFiles):
             return logs.read(c, _task_id(task), limit=limit)
 
     def last_logs(self, task: Task | int, n: int = 10) -> Records:
+        """The last ``n`` log records of a task, oldest first."""
         return self.logs(task, limit=n)
 
     def error_logs(self, task: Task | int) -> Records:
+        """The log records of a task at level ``error`` or ``critical``, oldest first."""
         with self.connection() as c:
             return logs.read(c, _task_id(task), errors_only=True)
 
     def clear_logs(self, task: Task | int) -> int:
+        """Delete a task's log records (rows and ``{id}.log`` file); returns how many rows."""
         with self.connection() as c:
             return logs.clear(c, self.settings.storage, _task_id(task))
 
@@ -350,10 +353,12 @@ class Client(TaskFiles):
     # --- workers -----------------------------------------------------------------------------
 
     def workers(self, *, active_only: bool = False) -> Rows:
+        """The registered workers (``s_workers`` rows), by position; only active ones if asked."""
         with self.connection() as c:
             return queries.worker_list(c, active_only=active_only)
 
     def worker(self, identifier: str) -> dict[str, Any]:
+        """One registered worker's row; ``WorkerNotFoundError`` if there is none."""
         with self.connection() as c:
             row = queries.worker_get(c, identifier=identifier)
         if row is None:
@@ -361,9 +366,11 @@ class Client(TaskFiles):
         return row
 
     def activate_worker(self, identifier: str) -> dict[str, Any]:
+        """Let daemons claim the worker's tasks again (they are told at once)."""
         return self._set_active(identifier, True)
 
     def deactivate_worker(self, identifier: str) -> dict[str, Any]:
+        """Stop daemons claiming the worker's tasks; running ones finish."""
         return self._set_active(identifier, False)
 
     def _set_active(self, identifier: str, active: bool) -> dict[str, Any]:
@@ -425,6 +432,7 @@ class Client(TaskFiles):
             )
 
     def daemons(self) -> Rows:
+        """The daemons' rows, each with ``alive`` (heartbeat fresher than ``stale_after``)."""
         with self.connection() as c:
             return queries.daemon_list(c, stale_after=self.settings.stale_after)
 

@@ -22,6 +22,7 @@ LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def check_level(level: str) -> str:
+    """``level`` if it is one of the log levels; ``ValueError`` naming them otherwise."""
     normal = str(level).strip().lower()
     if normal == "warn":
         normal = "warning"
@@ -42,15 +43,18 @@ class LogRecord:
 
     @classmethod
     def make(cls, task_id: int, level: str, message: str, **context: Any) -> LogRecord:
+        """A record stamped now, ``context`` from the keyword arguments."""
         return cls(task_id, check_level(level), storable(message), _jsonable(context))
 
     def line(self) -> str:
+        """The record as one line of its task's ``{id}.log`` file."""
         text = f"[{self.created_at.isoformat()}] [{self.level.upper()}] {self.message}"
         if self.context:
             text += " " + json.dumps(self.context, ensure_ascii=False, default=str)
         return text
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data (the HTTP API's and the CLI's form)."""
         return {
             "task_id": self.task_id,
             "level": self.level,
@@ -83,6 +87,7 @@ def write(conn: Conn, storage: Path | None, records: Sequence[LogRecord]) -> Non
 
 
 def append_files(storage: Path, records: Iterable[LogRecord]) -> None:
+    """Append the records to their tasks' ``{id}.log`` files under ``storage``."""
     by_task: dict[int, list[str]] = {}
     for record in records:
         by_task.setdefault(record.task_id, []).append(record.line())

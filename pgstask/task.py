@@ -21,6 +21,7 @@ class Status(enum.IntEnum):
 
     @property
     def text(self) -> str:
+        """The status as text (``pending``, ``running``, …)."""
         return self.name.lower()
 
     @classmethod
@@ -119,6 +120,7 @@ class Task:
 
     @property
     def status_text(self) -> str:
+        """The status as text; ``unknown`` for a code pgstask does not define."""
         return status_text(self.status)
 
     @property
@@ -128,14 +130,17 @@ class Task:
 
     @property
     def is_pending(self) -> bool:
+        """Waiting to be claimed (status 10)."""
         return self.status == Status.PENDING
 
     @property
     def is_running(self) -> bool:
+        """Claimed and under way (preparing or running)."""
         return self.status in (Status.PREPARING, Status.RUNNING)
 
     @property
     def is_finished(self) -> bool:
+        """Completed, cancelled or failed: it will not run again unless retried."""
         return self.status in FINISHED
 
     @property

@@ -50,6 +50,8 @@ FENCED_MESSAGE = "Given back: its daemon lost contact with the database and stop
 
 
 class Kind(enum.Enum):
+    """How a run ended, as the completer writes it (the outcome kinds of docs/architecture.md)."""
+
     COMPLETED = "completed"
     FAILED = "failed"  # retried when retry_delay is set, final otherwise
     GIVEN_BACK = "given_back"  # shutdown: back to pending, attempt not counted
@@ -99,15 +101,19 @@ class Outcome:
 
     @property
     def succeeded(self) -> bool:
+        """The run completed."""
         return self.kind is Kind.COMPLETED
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
+    """Backoff between attempts: ``base_delay`` doubled per attempt, capped, with jitter."""
+
     base_delay: float
     max_delay: float
 
     def delay(self, attempt: int) -> float:
+        """Seconds to wait before the attempt after ``attempt``."""
         return backoff(attempt, base=self.base_delay, maximum=self.max_delay)
 
 

@@ -149,6 +149,7 @@ class BaseWorker:
 
     @classmethod
     def display_title(cls) -> str:
+        """The worker's ``title``, or its identifier when it has none."""
         return cls.title or cls.identifier.replace("_", " ").replace("-", " ").title()
 
     @classmethod

@@ -24,6 +24,8 @@ from pgstask.task import Task
 
 
 class StopReason(enum.Enum):
+    """Why a run was asked to stop (the first reason given wins)."""
+
     CANCELLED = "cancelled"  # a user cancelled the task (it is already status 90)
     LOST = "lost"  # the task is no longer this daemon's (rescued after a missed heartbeat)
     TIMEOUT = "timeout"  # the worker's timeout passed
@@ -34,6 +36,8 @@ class StopReason(enum.Enum):
 
 
 class Mark(enum.Enum):
+    """What the action said of its own outcome (``mark_finished``/``mark_failed``)."""
+
     FINISHED = "finished"
     FAILED = "failed"
 
@@ -136,6 +140,7 @@ class TaskRun:
 
     @property
     def stopping(self) -> bool:
+        """The run was asked to stop (its next check raises ``TaskCancelled``)."""
         return self._stop.is_set()
 
     def check(self) -> None:
