@@ -167,7 +167,7 @@ def test_a_run_the_runner_cannot_end_fails_instead_of_staying_running(settings: 
         with running_daemon(settings, modules=FAULT_WORKERS) as daemon:
             task = client.create("broken", "unprintable", max_attempts=1)
             wait_for(lambda: client.get(task).status == Status.FAILED)
-            assert daemon._known() == set()
+            assert daemon.runs.known() == set()
         final = client.get(task)
     assert final.message == "Failed: pgstask could not end the run (RuntimeError)"
 

@@ -196,7 +196,7 @@ def test_cancel_stops_a_running_process_action(settings: Settings) -> None:
         [pid] = pids(settings, task)
         client.cancel(task)
         wait_for(lambda: not alive(pid))
-        wait_for(lambda: all(task_id != task.id for task_id, _ in daemon._known()))
+        wait_for(lambda: all(task_id != task.id for task_id, _ in daemon.runs.known()))
         # the completer deletes the progress row with the outcome's batch, a moment later
         wait_for(lambda: progress_row(settings, task) is None)
         final = client.get(task)

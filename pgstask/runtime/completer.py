@@ -11,8 +11,9 @@ being written: the daemon still holds their tasks in the database.
 
 It also writes what actions report while they run, so that no action thread ever waits on the
 database (a daemon cut off from it must be able to stop its actions): log records (already in
-their ``{id}.log`` files) and progress rows (the latest state of each task), in the same
-transaction as the outcomes of the pass, before them (an outcome deletes its progress row).
+their ``{id}.log`` files, and written in the same transaction as the outcomes of the pass) and
+progress rows (the latest state of each task, written just before those outcomes, since an
+outcome deletes its progress row).
 """
 
 from __future__ import annotations

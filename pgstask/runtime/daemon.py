@@ -77,7 +77,6 @@ from pgstask.runtime.rescuer import Rescuer
 from pgstask.runtime.runner import Outcome, RetryPolicy, Runner, describe_outcomes
 from pgstask.runtime.runs import RunTable, Summary
 from pgstask.settings import Settings
-from pgstask.task import RunKey
 from pgstask.workers.base import BaseWorker, ClientFactory
 from pgstask.workers.context import Isolation, StopReason
 from pgstask.workers.registry import register_workers
@@ -286,11 +285,6 @@ class Daemon:
         if self.fenced or self.executor is None:
             return 0
         return self.executor.free
-
-    def _known(self) -> set[RunKey]:
-        """The runs this daemon knows it holds (``RunTable.known``)."""
-        assert self.runs is not None
-        return self.runs.known()
 
     def _reload_workers(self, states: list[dict[str, Any]]) -> None:
         for state in states:
