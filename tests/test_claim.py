@@ -275,7 +275,7 @@ def test_an_outcome_the_server_refuses_fails_its_task_and_holds_up_no_other(
     completer.add(Outcome(good, Kind.COMPLETED, "fine", {"rows": 1}))
     completer.add(Outcome(bad, Kind.COMPLETED, "fine", {"text": "a\x00b"}))
     try:
-        assert completer.run_once() == 2
+        assert completer.step() == 2
     finally:
         dedicated.close()
     assert completer.pending == 0
@@ -315,9 +315,9 @@ def test_a_failed_warning_write_does_not_write_committed_completions_again(
 
     monkeypatch.setattr(completer_module.logs, "write", failing_once)
     try:
-        assert completer.run_once() == 2
+        assert completer.step() == 2
         assert completer.pending == 1  # the warning, for the next batch
-        completer.run_once()
+        completer.step()
         assert completer.pending == 0
     finally:
         dedicated.close()

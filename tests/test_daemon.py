@@ -196,7 +196,7 @@ def test_daemon_declared_dead_registers_again(settings: Settings) -> None:
         assert daemon.heartbeat is not None
         with psycopg.connect(settings.dsn or "", autocommit=True) as conn:
             conn.execute("DELETE FROM s_daemons")
-        daemon.heartbeat.run_once()
+        daemon.heartbeat.step()
         assert scalar(settings.dsn or "", "SELECT count(*) FROM s_daemons") == 1
 
 

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from pgstask import Client, Status
-from pgstask.runtime import daemon as daemon_module
+from pgstask.runtime import supervisor as supervisor_module
 from pgstask.settings import Settings
 from pgstask.task import UnreadableTask
 from tests.daemons import ROOT, daemon_env, executions, running_daemon, wait_for
@@ -178,7 +178,7 @@ def test_a_run_the_runner_cannot_end_fails_instead_of_staying_running(settings: 
 @pytest.fixture
 def quick_kill(monkeypatch: pytest.MonkeyPatch) -> None:
     """A thread that ignores its timeout is abandoned 2 s after it, not 5 s."""
-    monkeypatch.setattr(daemon_module, "KILL_GRACE", 2.0)
+    monkeypatch.setattr(supervisor_module, "KILL_GRACE", 2.0)
 
 
 @pytest.mark.usefixtures("quick_kill")

@@ -327,7 +327,7 @@ def test_abandoned_chunks_are_cleaned(settings: Settings) -> None:
     try:
         cleaned = Cleaner(
             pool=pool, storage=settings.storage, task_retention_days=30, log_retention_days=30
-        ).run_once()
+        ).step()
     finally:
         pool.close()
     assert cleaned.stored_files == 1

@@ -218,7 +218,7 @@ def test_log_records_kept_back_in_an_outage_are_stored_later(settings: Settings)
                 ]
             )
             assert completer.pending == 2
-            completer.run_once()
+            completer.step()
             assert completer.pending == 0
         finally:
             pool.close()

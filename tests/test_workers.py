@@ -221,7 +221,7 @@ def test_a_base_exception_from_an_action_fails_the_task_instead_of_losing_it(
         assert "KeyboardInterrupt: not an Exception" in (final.message or "")
         after = client.create("sample", "noop")  # the daemon goes on
         wait_for(lambda: client.get(after).status == Status.COMPLETED)
-        assert daemon.executor is not None and daemon.executor.busy == 0
+        assert daemon.slots is not None and daemon.slots.busy == 0
 
 
 @pytest.mark.parametrize("isolation", ["thread", "process"])

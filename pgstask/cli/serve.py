@@ -263,8 +263,8 @@ def _stop_daemon(ctx: Context, daemon: Daemon, thread: threading.Thread, *, at_o
     waits for and what it did."""
     from pgstask.runtime.runner import Kind
 
-    executor = daemon.executor
-    running = executor.busy if executor is not None else 0
+    slots = daemon.slots
+    running = slots.busy if slots is not None else 0
     before = Counter(daemon.summary.outcomes)
     daemon.request_stop()
     if running and not at_once:

@@ -9,6 +9,7 @@ uploads no task took after the task retention (result files go with their tasks)
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from psycopg_pool import ConnectionPool
 
 from pgstask import progress, queries
 from pgstask.db import Conn
-from pgstask.runtime.service import Service
+from pgstask.runtime.service import Clock, Service
 
 LOCK_KEY = 0x70677363  # "pgsc"
 DAY = 86400.0
@@ -44,14 +45,15 @@ class Cleaner(Service):
         task_retention_days: float | None,
         log_retention_days: float | None,
         interval: float = 3600.0,
+        clock: Clock = time.monotonic,
     ) -> None:
-        super().__init__(interval=interval)
+        super().__init__(interval=interval, clock=clock)
         self.pool = pool
         self.storage = storage
         self.task_retention_days = task_retention_days
         self.log_retention_days = log_retention_days
 
-    def run_once(self) -> Cleaned:
+    def step(self) -> Cleaned:
         tasks = logs = rows = stored = 0
         with self.pool.connection() as conn, conn.transaction():
             if queries.daemon_try_lock(conn, key=LOCK_KEY):

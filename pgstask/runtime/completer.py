@@ -1,6 +1,6 @@
 """The completer: writes outcomes in batches, each transition a compare-and-set.
 
-Action threads ``add`` outcomes; ``run_once`` writes everything buffered in one transaction
+Action threads ``add`` outcomes; ``step`` writes everything buffered in one transaction
 with one statement per kind (``unnest`` arrays) plus one for the log records, so completion costs
 a few round trips per batch rather than per task. Each write is a compare-and-set on the run:
 a row that no longer matches (status, claims, daemon) is not this run's any more (cancelled,
@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +33,7 @@ from pgstask.db import Conn, Connections, describe, storable
 from pgstask.logs import LogRecord
 from pgstask.progress import ProgressState
 from pgstask.runtime.runner import Kind, Outcome
-from pgstask.runtime.service import Service
+from pgstask.runtime.service import Clock, Service
 from pgstask.task import RunKey
 
 _log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ _REFUSED = (psycopg.DataError, psycopg.IntegrityError, ValueError, TypeError)
 
 
 class Completer(Service):
+    """Writes outcomes, progress rows and log rows in batches (see the module docstring)."""
+
     name = "completer"
 
     def __init__(
@@ -52,14 +55,17 @@ class Completer(Service):
         db: Connections,
         daemon_id: uuid.UUID,
         storage: Path,
-        on_flushed: Callable[[list[Outcome]], None] = lambda _: None,
+        on_retry: Callable[[], None] = lambda: None,
         interval: float = 1.0,
+        clock: Clock = time.monotonic,
     ) -> None:
-        super().__init__(interval=interval)
+        """``on_retry`` is called after a pass that wrote a failure to retry (it wakes the
+        producer: the retry may be due before its next poll)."""
+        super().__init__(interval=interval, clock=clock)
         self.db = db
         self.daemon_id = daemon_id
         self.storage = storage
-        self._on_flushed = on_flushed
+        self._on_retry = on_retry
         self._lock = threading.Lock()
         self._buffer: list[Outcome] = []
         self._late_logs: list[LogRecord] = []  # already in their files; the rows still to write
@@ -68,6 +74,7 @@ class Completer(Service):
         self._flushing = threading.Lock()
 
     def add(self, outcome: Outcome) -> None:
+        """An outcome to write with the next batch."""
         with self._lock:
             self._buffer.append(outcome)
         self.wake()
@@ -92,13 +99,15 @@ class Completer(Service):
 
     @property
     def pending(self) -> int:
+        """Outcomes, log rows and progress rows still to write."""
         with self._lock:
             return len(self._buffer) + len(self._late_logs) + len(self._progress)
 
     def next_delay(self, result: object) -> float:
+        """At once while something is left to write (a newer batch came during a write)."""
         return 0.0 if self.pending else self.interval
 
-    def run_once(self) -> int:
+    def step(self) -> int:
         """Write what is buffered; returns the number of outcomes written."""
         with self._flushing:
             with self._lock:
@@ -124,7 +133,8 @@ class Completer(Service):
             finally:
                 with self._lock:
                     self._writing = []
-        self._on_flushed(batch)
+        if any(o.retry_delay is not None for o in batch):
+            self._on_retry()
         return len(batch)
 
     def _write_progress(self, states: list[ProgressState]) -> None:
@@ -189,13 +199,13 @@ class Completer(Service):
 
     def flush(self, timeout: float) -> bool:
         """Write everything now, retrying until ``timeout``; False if some outcomes remain."""
-        deadline = _monotonic() + timeout
+        deadline = self.clock() + timeout
         while True:
             try:
-                self.run_once()
+                self.step()
             except Exception:
                 _log.warning("completer: could not write outcomes yet", exc_info=True)
-            if not self.pending or _monotonic() >= deadline:
+            if not self.pending or self.clock() >= deadline:
                 return not self.pending
             self._stopping.wait(0.2)
 
@@ -302,9 +312,3 @@ def _unstorable(outcome: Outcome, exc: Exception | None) -> Outcome:
         touched_progress=outcome.touched_progress,
         peak_memory=outcome.peak_memory,
     )
-
-
-def _monotonic() -> float:
-    import time
-
-    return time.monotonic()

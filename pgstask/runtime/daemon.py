@@ -1,81 +1,68 @@
-"""The daemon: builds the services, runs claimed tasks, and stops without losing any.
+"""The daemon: assembles the parts that run tasks, starts them, and stops them losing nothing.
 
 Life of a daemon::
 
     setup      migrate check → register its workers in s_workers (new ones active unless
-               PGSTASK_AUTO_ACTIVATE=0) → insert its s_daemons row
-    run        Producer claims ≤ free slots → Executor threads run the Runner → Completer writes
-               Listener wakes the Producer (new tasks) and stops cancelled actions
-               Heartbeat keeps the row fresh, stops lost runs, gives back what the daemon
-               holds without knowing it, reloads worker settings
-               Rescuer and Cleaner run their passes (one daemon at a time)
-               the calling thread supervises: worker timeouts, fencing, stop requests
+               PGSTASK_AUTO_ACTIVATE=0) → insert its s_daemons row → build the parts
+    run        start the parts; the calling thread waits for a stop request
     stop       first request: stop claiming, give running actions ``shutdown_grace`` seconds,
                then ask the rest to stop and give their tasks back (pending, attempt not
                counted); flush outcomes; delete the s_daemons row.
                second request: the same without the grace period.
 
+The parts, in the order a task meets them (each is given the next at construction)::
+
+    Listener ─wake→ Producer ─claimed tasks→ RunTable ─job→ Slots (a thread) ─→ Runner
+      (NOTIFY)      (claim ≤ free slots,      (runs by                              │ worker action
+                     fence open)               (id, claims))                         │ progress/logs
+                                                    ▲                                ▼ → Reporter
+                                                    └──── outcome ── RunTable.end ─────→ Completer
+    beside it:  Heartbeat (s_daemons row, lost runs, give-back, worker settings)
+                Supervisor (fence, timeouts, memory)   Rescuer, Cleaner (one daemon at a time)
+
+The producer's ``wakeup`` event is made first, so that the parts built before it (the slots
+when one frees, the completer when it writes a retry) can wake it; everything else is wired
+by giving a part the object it talks to. The daemon is on no task's path.
+
 Runs: every claim of a task is a run of its own, named by ``(task id, claims)`` (``RunKey``),
-kept in a ``RunTable`` (``runtime/runs.py``) from the claim to its outcome. The producer hands
-claimed tasks to it, an executor thread runs each and hands the outcome to the completer through
-it; the daemon builds and supervises, and is on no task's path. Cancellation, lost runs, timeouts
-and every write match the run, never only the task id: a late outcome of an earlier run (a retry
-claimed again on this daemon, a cancel then a retry) cannot complete a later one.
+kept in the ``RunTable`` (``runtime/runs.py``) from the claim to its outcome. Cancellation, lost
+runs, timeouts and every write match the run, never only the task id: a late outcome of an
+earlier run (a retry claimed again on this daemon, a cancel then a retry) cannot complete a later
+one. Fencing, timeouts and memory samples are the supervisor's (``runtime/supervisor.py``).
 
-Fencing: when the last successful heartbeat is older than ``fence_after`` (``stale_after`` less
-a margin, see ``fence_after()``), other daemons may soon rescue this one's tasks. The daemon then
-claims nothing and asks every running action to stop (``StopReason.FENCED``; a child process is
-killed after ``SHUTDOWN_KILL_GRACE``), so that an action does not run on beside its re-run
-elsewhere. A stopped action's task is given back, the attempt not counted, if the daemon still
-holds it when the database answers (else the outcome is discarded): a fence can also come from a
-heartbeat thread starved of CPU. The first successful heartbeat (which registers the daemon again
-if it was declared dead) lifts the fence.
-
-``run_once`` is ``pgstask run-once``: the same setup, heartbeat and completer, no listener; one
-rescuer and one cleaner pass (cron may be the only runner); then it claims until nothing is due,
-waits for the actions, and reports what happened.
-
-Timeouts: at the worker's ``timeout`` the action is asked to stop (it stops at its next
-``push_progress``/``check_cancelled``). If it has not stopped ``KILL_GRACE`` seconds later:
-
-- in a thread (``isolation: "thread"``, the default), where Python allows nothing else, its task
-  is failed for retry at once and the thread's eventual result is discarded (the thread keeps its
-  slot until it returns);
-- in a child process (``isolation: "process"``), the runner kills the process and fails the task
-  for retry itself (``pgstask.runtime.isolation``); nothing is abandoned.
-
-The supervising loop also samples the daemon's resident set size every 0.2 s into the
-``peak_memory`` of each action that runs in a thread (a child process measures its own).
+``run_once`` is ``pgstask run-once``: the same setup, heartbeat, supervisor and completer, no
+listener; one rescuer and one cleaner pass (cron may be the only runner); then it claims until
+nothing is due, waits for the actions, and reports what happened. ``execute`` is
+``pgstask execute``: one given pending task, run in the calling thread.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from pgstask import memory, migrate, queries
-from pgstask._version import __version__
+from pgstask import migrate, queries
 from pgstask.db import Conn, Dedicated, make_pool
 from pgstask.errors import SchemaError, TaskNotFoundError, TaskStateError, WorkerNotFoundError
+from pgstask.memory import Gauge
 from pgstask.runtime.cleaner import Cleaner
 from pgstask.runtime.completer import Completer
-from pgstask.runtime.executor import Executor
-from pgstask.runtime.heartbeat import Heartbeat
-from pgstask.runtime.isolation import KILL_GRACE, SHUTDOWN_KILL_GRACE, TERMINATE_WAIT
+from pgstask.runtime.heartbeat import DaemonRow, Heartbeat
+from pgstask.runtime.isolation import SHUTDOWN_KILL_GRACE, TERMINATE_WAIT
 from pgstask.runtime.listener import Listener
 from pgstask.runtime.producer import Producer
 from pgstask.runtime.reporter import Reporter
 from pgstask.runtime.rescuer import Rescuer
 from pgstask.runtime.runner import Outcome, RetryPolicy, Runner, describe_outcomes
 from pgstask.runtime.runs import RunTable, Summary
+from pgstask.runtime.service import Clock, Service
+from pgstask.runtime.slots import Slots
+from pgstask.runtime.supervisor import Fence, Supervisor, fence_after
 from pgstask.settings import Settings
 from pgstask.workers.base import BaseWorker, ClientFactory
 from pgstask.workers.context import Isolation, StopReason
@@ -83,14 +70,7 @@ from pgstask.workers.registry import register_workers
 
 _log = logging.getLogger(__name__)
 
-
-def fence_after(heartbeat_interval: float, stale_after: float) -> float:
-    """Seconds without a successful heartbeat after which a daemon fences itself: ``stale_after``
-    less a margin to stop its actions before the earliest rescue (the larger of one heartbeat
-    interval and a quarter of the gap between the two settings), never earlier than half-way
-    between them. 23.75 s with the defaults (5 s, 30 s)."""
-    gap = stale_after - heartbeat_interval
-    return max(heartbeat_interval + gap / 2, stale_after - max(heartbeat_interval, gap / 4))
+__all__ = ["Daemon", "fence_after"]
 
 
 class Daemon:
@@ -105,12 +85,13 @@ class Daemon:
         make_client: ClientFactory,
         concurrency: int | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
         """``make_client`` makes the client the workers enqueue and store files through (the
         ``Client`` class; the runtime does not import the client, which sits above it), here and
         in child processes. ``on_outcome`` is told every outcome the daemon records
         (``run-once`` prints a line per task with it); it runs in an action thread and must not
-        raise."""
+        raise. ``clock`` is given to every part (tests may drive time)."""
         self.settings = settings
         self.dsn = dsn
         self.id = uuid.uuid4()
@@ -118,26 +99,25 @@ class Daemon:
         self.worker_classes = dict(workers)
         self.workers: dict[str, BaseWorker] = {}
         self.summary = Summary()
+        self.clock = clock
         self._on_outcome = on_outcome
         self._stop_requests = 0
-        self._rss: int | None = memory.resident()  # refreshed every 0.2 s by _supervise
-        self._supervised = False  # run() and run_once() call _supervise every 0.2 s
-        #: Seconds without a successful heartbeat after which the daemon fences itself.
-        self.fence_after = fence_after(settings.heartbeat_interval, settings.stale_after)
-        self.fenced = False
-        self._fenced_at = 0.0
         self._stop_lock = threading.RLock()  # reentrant: request_stop may run in a signal handler
+        self._stop_event = threading.Event()
+        self.row = DaemonRow(self.id, self.concurrency, tuple(sorted(self.worker_classes)))
+        self.fence = Fence(after=fence_after(settings.heartbeat_interval, settings.stale_after))
+        self.gauge = Gauge()
         self.make_client = make_client
         # For the actions' create_task and store_result_file; its pool is made on first use.
         self.client = make_client(dsn, settings=settings)
-        self._stop_event = threading.Event()
         self._pool: ConnectionPool[Conn] | None = None
         self._claim_conn: Dedicated | None = None
         self._complete_conn: Dedicated | None = None
-        self.executor: Executor | None = None
+        self.slots: Slots | None = None
         self.producer: Producer | None = None
         self.completer: Completer | None = None
         self.heartbeat: Heartbeat | None = None
+        self.supervisor: Supervisor | None = None
         self.listener: Listener | None = None
         self.rescuer: Rescuer | None = None
         self.cleaner: Cleaner | None = None
@@ -148,18 +128,31 @@ class Daemon:
 
     @property
     def pool(self) -> ConnectionPool[Conn]:
+        """The daemon's connection pool (heartbeat, rescuer, cleaner, reporter, execute)."""
         assert self._pool is not None, "the daemon is not set up"
         return self._pool
 
     @property
     def identifiers(self) -> list[str]:
-        return sorted(self.worker_classes)
+        """The identifiers of the workers this daemon runs."""
+        return list(self.row.identifiers)
 
-    def setup(self) -> None:
-        """Check the schema, register workers and this daemon, build the services."""
+    @property
+    def fence_after(self) -> float:
+        """Seconds without a successful heartbeat after which the daemon fences itself."""
+        return self.fence.after
+
+    @property
+    def fenced(self) -> bool:
+        """The fence is closed: the daemon claims nothing and stops its actions."""
+        return self.fence.closed
+
+    def setup(self, *, batch_size: int | None = None, max_tasks: int | None = None) -> None:
+        """Check the schema, register workers and this daemon, build the parts; the producer
+        claims at most ``batch_size`` tasks at a time and ``max_tasks`` in all."""
         self._check_schema()
         self._register_workers_and_daemon()
-        self._build_task_path()
+        self._build_task_path(batch_size=batch_size, max_tasks=max_tasks)
         self._build_loops()
 
     def _check_schema(self) -> None:
@@ -178,21 +171,27 @@ class Daemon:
         with self.pool.connection() as conn:
             register_workers(conn, self.worker_classes.values(), active=s.auto_activate)
             states = queries.worker_states(conn, identifiers=self.identifiers)
-            self._register(conn)
+            self.row.register(conn)
         stored = {r["identifier"]: r["settings"] for r in states}
         for ident, cls in self.worker_classes.items():
             self.workers[ident] = cls(stored.get(ident), client=self.client, storage=s.storage)
 
-    def _build_task_path(self) -> None:
-        """Executor, completer, runner, run table and producer: the way of every task."""
-        s = self.settings
-        self.executor = Executor(self.concurrency, on_free=self._slot_freed)
+    def _build_task_path(self, *, batch_size: int | None, max_tasks: int | None) -> None:
+        """Slots, completer, runner, run table and producer: the way of every task."""
+        s, clock = self.settings, self.clock
+        # Set by a freed slot and a written retry, whose parts are built before the producer.
+        wakeup = threading.Event()
+        self.slots = Slots(self.concurrency, on_free=wakeup.set)
         # The claim and the completion each run every few milliseconds under load: each on a
         # connection of its own (one round trip a statement), the pool serves everything else.
         self._claim_conn = Dedicated(self.dsn, name="pgstask-producer")
         self._complete_conn = Dedicated(self.dsn, name="pgstask-completer")
         self.completer = Completer(
-            db=self._complete_conn, daemon_id=self.id, storage=s.storage, on_flushed=self._flushed
+            db=self._complete_conn,
+            daemon_id=self.id,
+            storage=s.storage,
+            on_retry=wakeup.set,
+            clock=clock,
         )
         self.runner = Runner(
             workers=self.workers,
@@ -201,42 +200,56 @@ class Daemon:
             reporter=Reporter(
                 completer=self.completer, pool=self.pool, daemon_id=self.id, storage=s.storage
             ),
-            # The supervising loop's latest reading: no system call on the path of each task
-            # (one there lets the producer claim with half the slots free, halving throughput).
-            memory_sample=self._memory_sample,
+            memory_sample=self.gauge.reading,
             dsn=self.dsn,
             make_client=self.make_client,
+            clock=clock,
         )
         self.runs = RunTable(
             runner=self.runner,
-            executor=self.executor,
+            slots=self.slots,
             completer=self.completer,
             summary=self.summary,
             on_outcome=self._on_outcome,
+            clock=clock,
         )
         self.producer = Producer(
             db=self._claim_conn,
             daemon_id=self.id,
-            identifiers=lambda: self.identifiers,
-            free_slots=self._free_slots,
-            submit=self.runs.start,
+            identifiers=self.identifiers,
+            slots=self.slots,
+            fence=self.fence,
+            runs=self.runs,
             poll_interval=s.poll_interval,
+            wakeup=wakeup,
+            batch_size=batch_size,
+            max_tasks=max_tasks,
+            clock=clock,
         )
 
     def _build_loops(self) -> None:
-        """Heartbeat, rescuer, cleaner and listener: the loops beside the task path."""
+        """Heartbeat, supervisor, rescuer, cleaner and listener: the loops beside the task
+        path."""
         assert self.runs is not None and self.producer is not None
-        s = self.settings
+        s, clock = self.settings, self.clock
         self.heartbeat = Heartbeat(
             pool=self.pool,
-            daemon_id=self.id,
-            register=self._register,
-            known=self.runs.known,
+            row=self.row,
+            runs=self.runs,
             claim_lock=self.producer.claim_lock,
-            identifiers=self.identifiers,
-            on_lost=self.runs.lost,
-            on_workers=self._reload_workers,
+            workers=self.workers,
             interval=s.heartbeat_interval,
+            clock=clock,
+        )
+        self.supervisor = Supervisor(
+            daemon_id=self.id,
+            runs=self.runs,
+            heartbeat=self.heartbeat,
+            fence=self.fence,
+            gauge=self.gauge,
+            stale_after=s.stale_after,
+            on_opened=self.producer.wake,
+            clock=clock,
         )
         self.rescuer = Rescuer(
             pool=self.pool,
@@ -245,12 +258,14 @@ class Daemon:
             base_delay=s.retry_base_delay,
             max_delay=s.retry_max_delay,
             interval=max(0.2, min(s.stale_after / 2, 30.0)),
+            clock=clock,
         )
         self.cleaner = Cleaner(
             pool=self.pool,
             storage=s.storage,
             task_retention_days=s.task_retention_days,
             log_retention_days=s.log_retention_days,
+            clock=clock,
         )
         if not s.poll_only:
             self.listener = Listener(
@@ -258,97 +273,8 @@ class Daemon:
                 on_tasks=self.producer.wake,
                 on_cancel=self.runs.cancel,
                 on_workers=self.heartbeat.wake,
+                clock=clock,
             )
-
-    def _register(self, conn: Conn) -> None:
-        queries.daemon_register(
-            conn,
-            id=self.id,
-            hostname=socket.gethostname(),
-            pid=os.getpid(),
-            concurrency=self.concurrency,
-            identifiers=self.identifiers,
-            version=__version__,
-        )
-
-    # --- running tasks -----------------------------------------------------------------------
-
-    def _slot_freed(self) -> None:
-        if self.producer is not None:
-            self.producer.wake()
-
-    def _flushed(self, outcomes: list[Outcome]) -> None:
-        if self.producer is not None and any(o.retry_delay is not None for o in outcomes):
-            self.producer.wake()  # a retry may be due before the next poll
-
-    def _free_slots(self) -> int:
-        if self.fenced or self.executor is None:
-            return 0
-        return self.executor.free
-
-    def _reload_workers(self, states: list[dict[str, Any]]) -> None:
-        for state in states:
-            worker = self.workers.get(state["identifier"])
-            if worker is not None:
-                worker.settings = {**type(worker).settings, **(state["settings"] or {})}
-
-    def _memory_sample(self) -> int | None:
-        # execute() has no supervising loop: it reads the figure itself.
-        return self._rss if self._supervised else memory.resident()
-
-    def _supervise(self) -> None:
-        """Every 0.2 s: fencing, worker timeouts, and the memory of the actions that run in
-        threads."""
-        assert self.runs is not None
-        now = time.monotonic()
-        self._fence(now)
-        active = self.runs.under_way()
-        in_threads = [a for a in active if a.run.isolation is Isolation.THREAD]
-        size = self._rss = memory.resident()
-        self._supervised = True
-        if in_threads:
-            for a in in_threads:
-                a.run.observe_memory(size)
-        for a in active:
-            if a.deadline is None or now < a.deadline:
-                continue
-            a.run.cancel(StopReason.TIMEOUT)
-            # A child process is killed by its runner thread; a thread cannot be.
-            if a.run.isolation is Isolation.THREAD and now >= a.deadline + KILL_GRACE:
-                self.runs.abandon(a, timed_out=True)
-
-    def _fence(self, now: float) -> None:
-        """Fence this daemon off while its heartbeat is too old (see the module docstring)."""
-        heartbeat = self.heartbeat
-        if heartbeat is None or not heartbeat.alive:
-            return
-        silent = now - heartbeat.last_beat
-        if silent <= self.fence_after:
-            if self.fenced:
-                self.fenced = False
-                _log.warning("daemon %s: heartbeat back; claiming again", self.id)
-                if self.producer is not None:
-                    self.producer.wake()
-            return
-        if not self.fenced:
-            self.fenced = True
-            self._fenced_at = now
-            _log.error(
-                "daemon %s: no heartbeat for %.1fs (fence after %.1fs, stale after %.1fs): "
-                "stopping its actions and claiming nothing until the database answers",
-                self.id,
-                silent,
-                self.fence_after,
-                self.settings.stale_after,
-            )
-        if self.runs is not None:
-            self.runs.stop(StopReason.FENCED)
-
-    def _waiting_out_fence(self) -> bool:
-        """``run-once``, fenced: nothing was claimed because of the fence, not because nothing
-        is due. It waits for the database up to ``stale_after``, then ends (cron runs it
-        again)."""
-        return self.fenced and time.monotonic() - self._fenced_at < self.settings.stale_after
 
     # --- the main loops ----------------------------------------------------------------------
 
@@ -358,17 +284,24 @@ class Daemon:
             self._stop_requests += 1
         self._stop_event.set()
 
+    def _start(self, *parts: Service | Slots | None) -> None:
+        for part in parts:
+            if part is not None:
+                part.start()
+
     def run(self) -> Summary:
         """Run until ``request_stop``; then stop gracefully. Call from the main thread."""
         self.setup()
-        assert self.producer and self.completer and self.heartbeat and self.executor
-        assert self.rescuer and self.cleaner
-        self.executor.start()
-        services = [self.completer, self.heartbeat, self.rescuer, self.cleaner, self.producer]
-        if self.listener is not None:
-            services.insert(0, self.listener)
-        for service in services:
-            service.start()
+        self._start(
+            self.slots,
+            self.listener,
+            self.completer,
+            self.heartbeat,
+            self.supervisor,
+            self.rescuer,
+            self.cleaner,
+            self.producer,
+        )
         _log.info(
             "daemon %s running %d worker(s) with %d slot(s)",
             self.id,
@@ -376,45 +309,40 @@ class Daemon:
             self.concurrency,
         )
         try:
+            # A short wait, not an endless one: the signal handlers run in this thread.
             while not self._stop_event.wait(0.2):
-                self._supervise()
+                pass
         finally:
             self._shutdown()
         return self.summary
 
     def run_once(self, *, batch_size: int | None = None, max_tasks: int | None = None) -> Summary:
         """Process what is due now (at most ``max_tasks``), wait for it, and return."""
-        self.setup()
-        assert self.producer and self.completer and self.heartbeat and self.executor
-        self.producer.batch_size = batch_size
-        self.executor.start()
-        self.completer.start()
-        self.heartbeat.start()
+        self.setup(batch_size=batch_size, max_tasks=max_tasks)
+        producer, slots = self.producer, self.slots
+        assert producer is not None and slots is not None
+        self._start(slots, self.completer, self.heartbeat, self.supervisor)
         # Where cron's run-once is the only runner, it is also the rescuer and the cleaner:
         # tasks of a run killed mid-way are due again before this run claims.
         self._housekeeping()
-        claimed = 0
         try:
-            while not self._stop_event.is_set():
-                if max_tasks is not None:
-                    left = max_tasks - claimed
-                    if left <= 0:
+            while not self._stop_event.is_set() and not producer.exhausted:
+                if producer.step() == 0:
+                    if slots.busy == 0 and not self._waiting_out_fence():
                         break
-                    self.producer.batch_size = min(batch_size or left, left)
-                got = self.producer.run_once()
-                claimed += got
-                if got == 0:
-                    if self.executor.busy == 0 and not self._waiting_out_fence():
-                        break
-                    self.executor.wait_idle(0.1)  # wait for a slot (or the end)
-                self._supervise()
-            while not self.executor.wait_idle(0.2):
+                    slots.wait_idle(0.1)  # wait for a slot (or the end)
+            while not slots.wait_idle(0.2):
                 if self._stop_event.is_set():
                     break
-                self._supervise()
         finally:
             self._shutdown()
         return self.summary
+
+    def _waiting_out_fence(self) -> bool:
+        """``run-once``, fenced: nothing was claimed because of the fence, not because nothing
+        is due. It waits for the database up to ``stale_after``, then ends (cron runs it
+        again)."""
+        return self.fence.closed and self.fence.closed_for(self.clock()) < self.settings.stale_after
 
     def _housekeeping(self) -> None:
         """One pass of the rescuer and the cleaner; a failure is logged, never fatal."""
@@ -422,14 +350,14 @@ class Daemon:
             if service is None:
                 continue
             try:
-                service.run_once()
+                service.step()
             except Exception:
                 _log.warning("pgstask %s pass failed", service.name, exc_info=True)
 
     def execute(self, task_id: int) -> Summary:
         """Claim one pending task by id (whatever its ``start_at``) and run it here."""
         self.setup()
-        assert self.runner is not None and self.completer is not None
+        assert self.runs is not None and self.completer is not None
         self.completer.start()  # writes the action's progress and log records as it runs
         try:
             with self.pool.connection() as conn:
@@ -443,7 +371,6 @@ class Daemon:
                 raise TaskStateError(
                     f"task {task_id} is {current.status_text}; only pending tasks can be executed"
                 )
-            assert self.runs is not None
             self.runs.run_here(task)
         finally:
             self._shutdown()
@@ -454,23 +381,9 @@ class Daemon:
         for service in (self.producer, self.rescuer, self.cleaner):
             if service is not None:
                 service.stop()
-        executor = self.executor
-        if executor is not None:
-            grace = 0.0 if self._stop_requests > 1 else self.settings.shutdown_grace
-            deadline = time.monotonic() + grace
-            while not executor.wait_idle(0.2):
-                self._supervise()
-                if time.monotonic() >= deadline or self._stop_requests > 1:
-                    break
-            if executor.busy and self.runs is not None:
-                left = self.runs.stop(StopReason.SHUTDOWN)
-                executor.wait_idle(0.5)  # cooperative actions give their task back themselves
-                if any(a.run.isolation is Isolation.PROCESS for a in left):
-                    # their runner threads kill the child processes that did not stop
-                    executor.wait_idle(SHUTDOWN_KILL_GRACE + TERMINATE_WAIT + 1.0)
-                for active in self.runs.under_way():
-                    self.runs.abandon(active, timed_out=False)
-            executor.stop()
+        self._drain()
+        if self.supervisor is not None:
+            self.supervisor.stop()
         if self.completer is not None:
             if not self.completer.flush(timeout=10.0):
                 _log.error(
@@ -478,6 +391,46 @@ class Daemon:
                     self.completer.pending,
                 )
             self.completer.stop()
+        self._close_dedicated()
+        for last in (self.heartbeat, self.listener):
+            if last is not None:
+                last.stop()
+        if self._pool is not None:
+            try:
+                with self.pool.connection(timeout=5.0) as conn:
+                    self.row.deregister(conn)
+            except Exception:
+                _log.warning("could not remove daemon row %s", self.id, exc_info=True)
+            self._pool.close()
+        self.client.close()
+        _log.info("daemon %s stopped: %s", self.id, describe_outcomes(self.summary.outcomes))
+
+    def _drain(self) -> None:
+        """Give the actions ``shutdown_grace`` seconds (none after a second stop request), then
+        ask the rest to stop and give their tasks back. The supervisor still runs meanwhile
+        (timeouts, fencing)."""
+        slots, runs = self.slots, self.runs
+        if slots is None:
+            return
+        grace = 0.0 if self._stop_requests > 1 else self.settings.shutdown_grace
+        deadline = self.clock() + grace
+        while not slots.wait_idle(0.2):
+            if self.clock() >= deadline or self._stop_requests > 1:
+                break
+        if slots.busy and runs is not None:
+            left = runs.stop(StopReason.SHUTDOWN)
+            slots.wait_idle(0.5)  # cooperative actions give their task back themselves
+            if any(a.run.isolation is Isolation.PROCESS for a in left):
+                # their runner threads kill the child processes that did not stop
+                slots.wait_idle(SHUTDOWN_KILL_GRACE + TERMINATE_WAIT + 1.0)
+            for active in runs.under_way():
+                runs.abandon(active, timed_out=False)
+        slots.stop()
+
+    def _close_dedicated(self) -> None:
+        """Close the producer's and the completer's connections, unless a thread still uses
+        one (its stop timed out): closing a connection under a thread in a statement is not
+        safe, so it is left to the thread."""
         for dedicated, user in (
             (self._claim_conn, self.producer),
             (self._complete_conn, self.completer),
@@ -485,20 +438,6 @@ class Daemon:
             if dedicated is None:
                 continue
             if user is not None and user.alive:
-                # Its thread is still stuck in a statement (its stop timed out): closing the
-                # connection under that thread is not safe, so it is left to the thread.
                 _log.warning("pgstask %s did not stop; its connection is left open", user.name)
             else:
                 dedicated.close()
-        for last in (self.heartbeat, self.listener):
-            if last is not None:
-                last.stop()
-        if self._pool is not None:
-            try:
-                with self.pool.connection(timeout=5.0) as conn:
-                    queries.daemon_deregister(conn, id=self.id)
-            except Exception:
-                _log.warning("could not remove daemon row %s", self.id, exc_info=True)
-            self._pool.close()
-        self.client.close()
-        _log.info("daemon %s stopped: %s", self.id, describe_outcomes(self.summary.outcomes))

@@ -3,67 +3,98 @@
 Each beat (every ``heartbeat_interval`` seconds, or when woken by a worker change):
 
 - ``UPDATE s_daemons SET heartbeat_at = now()``; 0 rows means other daemons declared this one
-  dead and rescued its tasks, so it registers again and stops the actions it still runs.
-  ``last_beat`` is the monotonic time at which the last successful beat was sent: the daemon
-  fences itself when it grows too old (``Daemon``);
+  dead and rescued its tasks, so it registers again (its ``DaemonRow``) and stops the actions it
+  still runs. ``last_beat`` is the ``clock`` time at which the last successful beat was sent:
+  the supervisor fences the daemon when it grows too old (``runtime/supervisor.py``);
 - asks which of its runs it no longer holds (cancelled, rescued, or replaced by a later run
   of the task) and stops them, which also covers a missed ``pgstask_cancel`` notification;
-- gives back what it holds in the database but does not know it holds (``known`` lacks it):
+- gives back what it holds in the database but does not know it holds (``RunTable.known``
+  lacks it):
   a claim that committed but whose reply never arrived, whatever else lost a claimed row. It
   takes the producer's ``claim_lock`` for that, so a claim in progress is never mistaken for
   one; when the lock stays busy (a quarter of the interval, at most a second) it leaves that
   check to the next beat;
-- reloads the active flag and settings of its workers.
+- reloads the settings of its workers (``s_workers.settings`` over the class's).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg_pool import ConnectionPool
 
 from pgstask import queries
+from pgstask._version import __version__
 from pgstask.db import Conn
-from pgstask.runtime.service import Service
+from pgstask.runtime.runs import RunTable
+from pgstask.runtime.service import Clock, Service
 from pgstask.task import RunKey
+from pgstask.workers.base import BaseWorker
 
 _log = logging.getLogger(__name__)
 
 CLAIM_LOCK_WAIT = 1.0
 
 
+@dataclass(frozen=True, slots=True)
+class DaemonRow:
+    """This daemon's row of ``s_daemons``: written at its start, again when other daemons
+    declared it dead, deleted when it stops."""
+
+    id: uuid.UUID
+    concurrency: int
+    identifiers: tuple[str, ...]
+
+    def register(self, conn: Conn) -> None:
+        """Insert (or replace) the row: host, pid, slots, workers and version."""
+        queries.daemon_register(
+            conn,
+            id=self.id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            concurrency=self.concurrency,
+            identifiers=list(self.identifiers),
+            version=__version__,
+        )
+
+    def deregister(self, conn: Conn) -> None:
+        """Delete the row (the daemon stopped)."""
+        queries.daemon_deregister(conn, id=self.id)
+
+
 class Heartbeat(Service):
+    """Keeps the daemon's row fresh and its runs and worker settings current (see the module
+    docstring)."""
+
     name = "heartbeat"
 
     def __init__(
         self,
         *,
         pool: ConnectionPool[Conn],
-        daemon_id: uuid.UUID,
-        register: Callable[[Conn], None],
-        known: Callable[[], set[RunKey]],
+        row: DaemonRow,
+        runs: RunTable,
         claim_lock: threading.Lock,
-        identifiers: Sequence[str],
-        on_lost: Callable[[list[RunKey]], None],
-        on_workers: Callable[[list[dict[str, Any]]], None],
+        workers: Mapping[str, BaseWorker],
         interval: float,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
     ) -> None:
-        super().__init__(interval=interval)
+        """``claim_lock`` is the producer's; ``workers`` are the daemon's worker instances,
+        whose settings each beat reloads."""
+        super().__init__(interval=interval, clock=clock)
         self.pool = pool
-        self.daemon_id = daemon_id
-        self._register = register
-        self._known = known
+        self.row = row
+        self.runs = runs
         self._claim_lock = claim_lock
-        self.identifiers = list(identifiers)
-        self._on_lost = on_lost
-        self._on_workers = on_workers
-        self._clock = clock
+        self.workers = workers
         self.beats = 0
         #: When the last successful beat was sent (``clock`` time); set at construction, as the
         #: daemon registered just before.
@@ -73,35 +104,42 @@ class Heartbeat(Service):
 
     def next_delay(self, result: object) -> float:
         # A fixed rate: the time a beat took does not push the next one back.
-        return max(0.0, self._sent + self.interval - self._clock())
+        return max(0.0, self._sent + self.interval - self.clock())
 
-    def run_once(self) -> list[RunKey]:
+    def step(self) -> list[RunKey]:
         """One beat; returns the runs this daemon no longer holds."""
-        sent = self._sent = self._clock()
+        sent = self._sent = self.clock()
+        daemon_id = self.row.id
         with self.pool.connection() as conn:
-            if not queries.daemon_heartbeat(conn, id=self.daemon_id):
-                _log.warning("daemon %s was declared dead; registering again", self.daemon_id)
-                self._register(conn)
-            ids, claims = _columns(self._known())
-            lost = queries.daemon_lost_tasks(conn, id=self.daemon_id, ids=ids, claims=claims)
-            states = queries.worker_states(conn, identifiers=self.identifiers)
+            if not queries.daemon_heartbeat(conn, id=daemon_id):
+                _log.warning("daemon %s was declared dead; registering again", daemon_id)
+                self.row.register(conn)
+            ids, claims = _columns(self.runs.known())
+            lost = queries.daemon_lost_tasks(conn, id=daemon_id, ids=ids, claims=claims)
+            states = queries.worker_states(conn, identifiers=list(self.row.identifiers))
         self.last_beat = max(self.last_beat, sent)
         self.beats += 1
         if lost:
-            self._on_lost(lost)
+            self.runs.lost(lost)
         self._give_back_unknown()
-        self._on_workers(states)
+        self._reload(states)
         return lost
+
+    def _reload(self, states: list[dict[str, Any]]) -> None:
+        for state in states:
+            worker = self.workers.get(state["identifier"])
+            if worker is not None:
+                worker.settings = {**type(worker).settings, **(state["settings"] or {})}
 
     def _give_back_unknown(self) -> None:
         # Never long: the next beat must not be late (the daemon fences itself on old beats).
         if not self._claim_lock.acquire(timeout=min(CLAIM_LOCK_WAIT, self.interval / 4)):
             return  # a claim is in progress (or stuck): the next beat checks
         try:
-            ids, claims = _columns(self._known())
+            ids, claims = _columns(self.runs.known())
             with self.pool.connection() as conn:
                 given = queries.task_give_back_unknown(
-                    conn, daemon_id=self.daemon_id, ids=ids, claims=claims
+                    conn, daemon_id=self.row.id, ids=ids, claims=claims
                 )
                 if given:
                     queries.task_notify(conn)

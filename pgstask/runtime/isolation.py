@@ -39,7 +39,6 @@ import multiprocessing
 import os
 import signal
 import threading
-import time
 import traceback
 from multiprocessing import forkserver
 from multiprocessing.connection import Connection, wait
@@ -160,7 +159,7 @@ def _watch(run: TaskRun, child: _Child, reader: Connection) -> Ending:
         kill_at = _kill_at(run)
         timeout = WATCH_INTERVAL
         if kill_at is not None:
-            timeout = max(0.0, min(timeout, kill_at - time.monotonic()))
+            timeout = max(0.0, min(timeout, kill_at - run.clock()))
         ready = wait([reader, child.sentinel], timeout)
         run.observe_memory(memory.peak_of(child.pid))
         if ready:
@@ -169,7 +168,7 @@ def _watch(run: TaskRun, child: _Child, reader: Connection) -> Ending:
                 if child.join(TERMINATE_WAIT) is None:  # it closed the pipe and lives on
                     child.kill()
                 return Ending(How.EXITED, describe_exit(child.exitcode))
-        elif kill_at is not None and time.monotonic() >= kill_at:
+        elif kill_at is not None and run.clock() >= kill_at:
             child.kill()
             report, _ = _receive(run, reader)  # it may have finished in the meantime
             if report is None:

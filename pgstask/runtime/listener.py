@@ -20,12 +20,15 @@ import psycopg
 
 from pgstask import queries
 from pgstask.db import Conn, connect
-from pgstask.runtime.service import Service
+from pgstask.runtime.service import Clock, Service
 
 _log = logging.getLogger(__name__)
 
 
 class Listener(Service):
+    """Turns pgstask's notifications into wake-ups of the producer and the heartbeat, and stops
+    cancelled runs."""
+
     name = "listener"
 
     def __init__(
@@ -37,8 +40,11 @@ class Listener(Service):
         on_workers: Callable[[], None],
         probe_interval: float = 10.0,
         reconnect_delay: float = 0.5,
+        clock: Clock = time.monotonic,
     ) -> None:
-        super().__init__(interval=reconnect_delay)
+        """``on_tasks``: the producer's ``wake``; ``on_cancel``: the run table's ``cancel``;
+        ``on_workers``: the heartbeat's ``wake`` (it reloads the workers' settings)."""
+        super().__init__(interval=reconnect_delay, clock=clock)
         self.dsn = dsn
         self._on_tasks = on_tasks
         self._on_cancel = on_cancel
@@ -48,21 +54,21 @@ class Listener(Service):
         self.connected_count = 0
         self._delay = reconnect_delay
 
-    def run_once(self) -> int:
+    def step(self) -> int:
         """Listen until the connection fails or the service stops; returns notifications seen."""
         seen = 0
         try:
             conn = self._connect()
-            last_probe = time.monotonic()
+            last_probe = self.clock()
             while not self.stopping:
                 for notify in conn.notifies(timeout=0.5):
                     seen += 1
                     self._dispatch(notify.channel, notify.payload)
                     if self.stopping:
                         break
-                if time.monotonic() - last_probe >= self.probe_interval:
+                if self.clock() - last_probe >= self.probe_interval:
                     queries.daemon_now(conn)
-                    last_probe = time.monotonic()
+                    last_probe = self.clock()
         except (psycopg.Error, OSError) as exc:
             _log.warning("listener connection lost (%s); reconnecting", str(exc).strip())
             self._delay = min(self._delay * 2, 5.0)
@@ -71,6 +77,7 @@ class Listener(Service):
         return seen
 
     def next_delay(self, result: object) -> float:
+        """The reconnect delay: doubled after each failure up to 5 s, reset on a connect."""
         return self._delay
 
     def _connect(self) -> Conn:
@@ -104,5 +111,6 @@ class Listener(Service):
                 conn.close()
 
     def stop(self, timeout: float | None = 5.0) -> None:
+        """Stop listening and close the connection."""
         super().stop(timeout)
         self._close()

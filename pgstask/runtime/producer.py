@@ -1,8 +1,14 @@
 """The producer: claims as many due tasks as there are free slots, and hands them over.
 
-It runs when woken (a NOTIFY for new tasks, a slot freed, a reconnect, a retry scheduled) and
-otherwise every ``poll_interval`` seconds, or at the earliest future ``start_at`` of a task this
-daemon could run, whichever comes first: a scheduled task starts on time, not at the next poll.
+It runs when woken (a NOTIFY for new tasks, a slot freed, a reconnect, a retry scheduled, the
+fence opened) and otherwise every ``poll_interval`` seconds, or at the earliest future
+``start_at`` of a task this daemon could run, whichever comes first: a scheduled task starts on
+time, not at the next poll. What wakes it is set up before it: the slots and the completer set
+its ``wakeup`` event, the listener and the supervisor call ``wake``.
+
+It claims at most the free slots, at most ``batch_size`` at a time and ``max_tasks`` in all
+(``pgstask run-once``), and nothing while the ``Fence`` is closed. The claimed tasks go to the
+``RunTable``, which starts their runs.
 
 A claim and the hand-over of its tasks happen under ``claim_lock``: the heartbeat takes it to
 give back what the daemon holds in the database without knowing it (a claim whose reply was
@@ -17,17 +23,21 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from pgstask import queries
 from pgstask.db import Conn, Connections
-from pgstask.runtime.service import Service
-from pgstask.task import Task
+from pgstask.runtime.runs import RunTable
+from pgstask.runtime.service import Clock, Service
+from pgstask.runtime.slots import Slots
+from pgstask.runtime.supervisor import Fence
 
 _log = logging.getLogger(__name__)
 
 
 class Producer(Service):
+    """Claims due tasks for the free slots and hands them to the run table."""
+
     name = "producer"
 
     def __init__(
@@ -35,34 +45,57 @@ class Producer(Service):
         *,
         db: Connections,
         daemon_id: uuid.UUID,
-        identifiers: Callable[[], Sequence[str]],
-        free_slots: Callable[[], int],
-        submit: Callable[[Task], None],
+        identifiers: Sequence[str],
+        slots: Slots,
+        fence: Fence,
+        runs: RunTable,
         poll_interval: float,
+        wakeup: threading.Event | None = None,
         batch_size: int | None = None,
+        max_tasks: int | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
-        super().__init__(interval=poll_interval)
+        """``identifiers``: the workers this daemon runs; ``wakeup``: the event that the parts
+        built before the producer set to wake it."""
+        super().__init__(interval=poll_interval, clock=clock, wakeup=wakeup)
         self.db = db
         self.daemon_id = daemon_id
-        self._identifiers = identifiers
-        self._free_slots = free_slots
-        self._submit = submit
+        self.identifiers = list(identifiers)
+        self.slots = slots
+        self.fence = fence
+        self.runs = runs
         self.batch_size = batch_size
-        self.paused = False
+        self.max_tasks = max_tasks
+        #: Tasks claimed so far.
+        self.claimed = 0
         self.claim_lock = threading.Lock()
-        self._next_due: float | None = None  # monotonic time of the earliest future start_at
+        self._next_due: float | None = None  # clock time of the earliest future start_at
 
-    def run_once(self) -> int:
-        """Claim up to the free slots and submit the tasks; returns how many were claimed."""
+    @property
+    def exhausted(self) -> bool:
+        """``max_tasks`` tasks have been claimed: it claims no more."""
+        return self.max_tasks is not None and self.claimed >= self.max_tasks
+
+    def _room(self) -> int:
+        """How many tasks the next claim may take."""
+        if self.fence.closed:
+            return 0
+        room = self.slots.free
+        if self.batch_size is not None:
+            room = min(room, self.batch_size)
+        if self.max_tasks is not None:
+            room = min(room, self.max_tasks - self.claimed)
+        return room
+
+    def step(self) -> int:
+        """Claim up to the free slots and start the tasks' runs; returns how many were claimed."""
         # Woken by the first slot that freed up: let the action threads that are finishing at
         # the same moment run first (sleep(0) hands over the GIL), so that one claim fills the
         # slots they free too instead of a claim per slot. It costs microseconds, not latency.
         time.sleep(0)
-        free = self._free_slots()
-        if self.batch_size is not None:
-            free = min(free, self.batch_size)
-        identifiers = list(self._identifiers())
-        if self.paused or free <= 0 or not identifiers:
+        free = self._room()
+        identifiers = self.identifiers
+        if free <= 0 or not identifiers:
             return 0
         with self.claim_lock:
             with self.db.connection() as conn:
@@ -71,9 +104,10 @@ class Producer(Service):
                 )
             if len(tasks) > free:  # cannot happen with the materialised CTE; never overrun
                 raise RuntimeError(f"claimed {len(tasks)} tasks for {free} slots")
+            self.claimed += len(tasks)
             tasks.sort(key=lambda t: (t.priority != "high", t.priority == "low", t.start_at, t.id))
             for task in tasks:
-                self._submit(task)
+                self.runs.start(task)
         # Only after the claim committed and the actions started: when nothing more is due,
         # find when the next scheduled task becomes due (the timed wake-up).
         self._next_due = None
@@ -86,12 +120,12 @@ class Producer(Service):
         delay = queries.task_next_start_at(conn, identifiers=identifiers)
         if delay is None:
             return None
-        return time.monotonic() + delay
+        return self.clock() + delay
 
     def next_delay(self, result: object) -> float:
-        if isinstance(result, int) and result > 0 and self._free_slots() > 0:
+        if isinstance(result, int) and result > 0 and self._room() > 0:
             return 0.0  # there may be more due right now
         delay = self.interval
         if self._next_due is not None:
-            delay = min(delay, max(0.0, self._next_due - time.monotonic()))
+            delay = min(delay, max(0.0, self._next_due - self.clock()))
         return delay

@@ -11,6 +11,7 @@ clock only, inside the UPDATE, so a task that completed meanwhile is left alone.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from psycopg_pool import ConnectionPool
@@ -18,7 +19,7 @@ from psycopg_pool import ConnectionPool
 from pgstask import logs, queries
 from pgstask.db import Conn
 from pgstask.logs import LogRecord
-from pgstask.runtime.service import Service
+from pgstask.runtime.service import Clock, Service
 from pgstask.task import Status
 
 _log = logging.getLogger(__name__)
@@ -38,15 +39,16 @@ class Rescuer(Service):
         base_delay: float,
         max_delay: float,
         interval: float,
+        clock: Clock = time.monotonic,
     ) -> None:
-        super().__init__(interval=interval)
+        super().__init__(interval=interval, clock=clock)
         self.pool = pool
         self.storage = storage
         self.stale_after = stale_after
         self.base_delay = base_delay
         self.max_delay = max_delay
 
-    def run_once(self) -> int:
+    def step(self) -> int:
         """One pass; returns how many tasks were rescued or failed (0 if another daemon ran)."""
         with self.pool.connection() as conn, conn.transaction():
             if not queries.daemon_try_lock(conn, key=LOCK_KEY):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,8 +142,13 @@ class Runner:
         dsn: str | None = None,
         make_client: ClientFactory | None = None,
         progress_interval: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``reporter`` takes what actions report while they run; ``memory_sample`` reads the
+        daemon's resident set size (the supervisor's ``Gauge``); ``dsn`` and ``make_client``
+        are for the child processes of process-isolated actions."""
         self.workers = workers
+        self.clock = clock
         self.storage = storage
         self.retry = retry
         self.dsn = dsn
@@ -156,7 +162,11 @@ class Runner:
         state = ProgressState(task.id, task.identifier, task.action)
         reporter = self.reporter
         tracker = ProgressTracker(
-            state, reporter.progress, self.storage, interval=self._progress_interval
+            state,
+            reporter.progress,
+            self.storage,
+            interval=self._progress_interval,
+            clock=self.clock,
         )
         worker = self.workers.get(task.identifier)
         settings = worker.settings if worker is not None else {}  # one version, if reloaded
@@ -174,6 +184,7 @@ class Runner:
             timeout=timeout_of(settings),
             isolation=where,
             setting_error=refused,
+            clock=self.clock,
             _stop=stop,
         )
 

@@ -1,7 +1,7 @@
 """The runs under way in a daemon: started when their task is claimed, ended with their outcome.
 
 A run is one claim of one task, named by ``(task id, claims)`` (``RunKey``). ``RunTable`` is on
-the path of every task: the producer hands it each claimed task (``start``), an executor thread
+the path of every task: the producer hands it each claimed task (``start``), an action thread
 runs the action and ends the run (``end``), and the outcome goes to the completer. The other
 parts ask it about runs: the listener cancels one (``cancel``), the heartbeat asks which runs the
 daemon knows it holds (``known``) and stops those it no longer holds (``lost``), the daemon's
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 
 from pgstask.logs import LogRecord
 from pgstask.runtime.completer import Completer
-from pgstask.runtime.executor import Executor
 from pgstask.runtime.runner import Kind, Outcome, Runner
+from pgstask.runtime.slots import Slots
 from pgstask.task import RunKey, Task, UnreadableTask
 from pgstask.workers.context import StopReason, TaskRun
 
@@ -76,14 +76,14 @@ class RunTable:
         self,
         *,
         runner: Runner,
-        executor: Executor,
+        slots: Slots,
         completer: Completer,
         summary: Summary,
         on_outcome: Callable[[Outcome], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.runner = runner
-        self.executor = executor
+        self.slots = slots
         self.completer = completer
         self.summary = summary
         self._on_outcome = on_outcome
@@ -94,7 +94,7 @@ class RunTable:
     # --- the path of a task ------------------------------------------------------------------
 
     def start(self, task: Task) -> None:
-        """Run a claimed task on an executor thread (the producer's hand-over)."""
+        """Run a claimed task on an action thread (the producer's hand-over)."""
         run = self._prepare(task)
         if run is None:
             return
@@ -102,7 +102,7 @@ class RunTable:
         with self._lock:
             self._runs[task.run_key] = ActiveRun(run, deadline)
         try:
-            self.executor.submit(lambda: self._execute(run))
+            self.slots.submit(lambda: self._run(run))
         except Exception:
             with self._lock:
                 self._runs.pop(task.run_key, None)
@@ -115,7 +115,7 @@ class RunTable:
         if run is not None:
             with self._lock:
                 self._runs[task.run_key] = ActiveRun(run, None)
-            self._execute(run)
+            self._run(run)
 
     def end(self, outcome: Outcome) -> None:
         """Hand an outcome to the completer and forget its run, in one step; the late outcome
@@ -144,7 +144,7 @@ class RunTable:
             self.end(Runner.unstartable(task, f"pgstask could not start it: {exc!r}"))
             return None
 
-    def _execute(self, run: TaskRun) -> None:
+    def _run(self, run: TaskRun) -> None:
         try:
             outcome = self.runner.run(run)
         except BaseException as exc:  # the runner never raises: the backstop that ends the run

@@ -107,7 +107,7 @@ class TaskRun:
     message: str | None = None
     result: Any = None
     stop_reason: StopReason | None = None
-    #: ``time.monotonic()`` of the first stop request (process isolation kills from there).
+    #: ``clock()`` time of the first stop request (process isolation kills from there).
     stop_requested_at: float | None = None
     #: Seconds the worker allows an action (its ``timeout`` setting), None for no limit.
     timeout: float | None = None
@@ -122,6 +122,8 @@ class TaskRun:
     #: Writes a phase (30 preparing / 50 running) to the task row as a compare-and-set; False
     #: when the task is no longer this run's.
     set_status: Callable[[int], bool] = field(default=lambda status: True)
+    #: The daemon's clock (``time.monotonic`` unless a test gives another).
+    clock: Callable[[], float] = time.monotonic
     _stop: StopFlag = field(default_factory=Flag)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -130,7 +132,7 @@ class TaskRun:
         with self._lock:
             if self.stop_reason is None:
                 self.stop_reason = reason
-                self.stop_requested_at = time.monotonic()
+                self.stop_requested_at = self.clock()
         self._stop.set()
 
     @property

@@ -1,4 +1,4 @@
-"""A fixed set of daemon threads that run actions, with free-slot accounting.
+"""The daemon's slots: a fixed set of threads that run actions, with free-slot accounting.
 
 ``concurrent.futures.ThreadPoolExecutor`` joins its threads at interpreter exit, so one hung
 action would keep a stopped daemon alive forever; these threads are daemonic instead. A slot is
@@ -19,10 +19,12 @@ _log = logging.getLogger(__name__)
 Job = Callable[[], None]
 
 
-class Executor:
-    """``concurrency`` threads named ``pgstask-action-N``."""
+class Slots:
+    """``concurrency`` threads named ``pgstask-action-N``; the producer claims at most ``free``
+    tasks, the run table ``submit``s a job per task."""
 
     def __init__(self, concurrency: int, *, on_free: Callable[[], None] = lambda: None) -> None:
+        """``on_free`` is called each time a job returns (it wakes the producer)."""
         self.concurrency = concurrency
         self._on_free = on_free
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
@@ -46,15 +48,18 @@ class Executor:
 
     @property
     def free(self) -> int:
+        """Slots without a job."""
         with self._lock:
             return self.concurrency - self._busy
 
     @property
     def busy(self) -> int:
+        """Slots with a job (queued or running)."""
         with self._lock:
             return self._busy
 
     def submit(self, job: Job) -> None:
+        """Take a slot for ``job`` and queue it; ``RuntimeError`` when none is free."""
         with self._lock:
             if self._busy >= self.concurrency:
                 raise RuntimeError("no free slot: claim at most `free` tasks")
