@@ -17,7 +17,7 @@ from pgstask import Client, queries
 from pgstask.db import Dedicated, connect
 from pgstask.runtime import completer as completer_module
 from pgstask.runtime.completer import Completer
-from pgstask.runtime.runner import Kind, Outcome
+from pgstask.runtime.runner import Outcome, OutcomeKind
 from pgstask.settings import Settings
 from pgstask.sql import queries as named_queries
 from pgstask.task import Status
@@ -272,8 +272,8 @@ def test_an_outcome_the_server_refuses_fails_its_task_and_holds_up_no_other(
         good, bad = queries.task_claim(conn, daemon_id=me, identifiers=["w"], limit=2)
     dedicated = Dedicated(settings.dsn or "", name="pgstask-test")
     completer = Completer(db=dedicated, daemon_id=me, storage=settings.storage)
-    completer.add(Outcome(good, Kind.COMPLETED, "fine", {"rows": 1}))
-    completer.add(Outcome(bad, Kind.COMPLETED, "fine", {"text": "a\x00b"}))
+    completer.add(Outcome(good, OutcomeKind.COMPLETED, "fine", {"rows": 1}))
+    completer.add(Outcome(bad, OutcomeKind.COMPLETED, "fine", {"text": "a\x00b"}))
     try:
         assert completer.step() == 2
     finally:
@@ -301,8 +301,8 @@ def test_a_failed_warning_write_does_not_write_committed_completions_again(
         conn.execute("UPDATE s_tasks SET status = 90 WHERE id = %s", (lost.id,))  # cancelled
     dedicated = Dedicated(settings.dsn or "", name="pgstask-test")
     completer = Completer(db=dedicated, daemon_id=me, storage=settings.storage)
-    completer.add(Outcome(kept, Kind.COMPLETED, "fine"))
-    completer.add(Outcome(lost, Kind.COMPLETED, "fine"))
+    completer.add(Outcome(kept, OutcomeKind.COMPLETED, "fine"))
+    completer.add(Outcome(lost, OutcomeKind.COMPLETED, "fine"))
     real_write = completer_module.logs.write
     calls = 0
 

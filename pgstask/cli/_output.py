@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
-# Defined beside ``Kind``; the CLI tells outcomes in these words.
+# Defined beside ``OutcomeKind``; the CLI tells outcomes in these words.
 from pgstask.runtime.runner import OUTCOME_WORDS as OUTCOME_WORDS
 from pgstask.runtime.runner import describe_outcomes as describe_outcomes
 

@@ -261,7 +261,7 @@ def _start_daemon(ctx: Context) -> tuple[Daemon, threading.Thread]:
 def _stop_daemon(ctx: Context, daemon: Daemon, thread: threading.Thread, *, at_once: bool) -> None:
     """Stop the daemon gracefully (``at_once``: a second signal came already), saying what it
     waits for and what it did."""
-    from pgstask.runtime.runner import Kind
+    from pgstask.runtime.runner import OutcomeKind
 
     slots = daemon.slots
     running = slots.busy if slots is not None else 0
@@ -278,7 +278,12 @@ def _stop_daemon(ctx: Context, daemon: Daemon, thread: threading.Thread, *, at_o
         done.subtract(before)
         parts = [
             f"{done[kind.value]} {kind.value.replace('_', ' ')}"
-            for kind in (Kind.COMPLETED, Kind.FAILED, Kind.GIVEN_BACK, Kind.DROPPED)
+            for kind in (
+                OutcomeKind.COMPLETED,
+                OutcomeKind.FAILED,
+                OutcomeKind.GIVEN_BACK,
+                OutcomeKind.DROPPED,
+            )
             if done[kind.value] > 0
         ]
         ctx.note(f"stopped: {', '.join(parts) or 'nothing left to do'}")

@@ -40,7 +40,7 @@ from typing import Any
 from pgstask import db, logs, memory, progress, queries
 from pgstask.logs import LogRecord
 from pgstask.progress import ProgressState, ProgressTracker
-from pgstask.runtime.invocation import How, invoke
+from pgstask.runtime.invocation import EndingKind, invoke
 from pgstask.task import Task
 from pgstask.workers.base import ClientFactory, WorkerClient
 from pgstask.workers.context import Isolation, Mark, StopFlag, TaskRun
@@ -74,7 +74,7 @@ class ChildSpec:
 class Report:
     """How the action ended in the child."""
 
-    how: How
+    kind: EndingKind
     error: str | None = None
     trace: str | None = None
     mark: Mark | None = None
@@ -135,7 +135,7 @@ def _run(
         method_name = worker.resolve_action(task.action)
     except Exception as exc:
         return Report(
-            How.UNAVAILABLE,
+            EndingKind.UNAVAILABLE,
             f"cannot load worker class {spec.class_path} in a child process (isolation "
             f'"process" needs a class importable by that path): {type(exc).__name__}: {exc}',
         )
@@ -183,9 +183,9 @@ def _run(
         _stop=stop,
     )
     ending = invoke(worker, method_name, run)
-    returned = ending.how is How.RETURNED and run.mark is not Mark.FAILED  # result checked
+    returned = ending.kind is EndingKind.RETURNED and run.mark is not Mark.FAILED  # result checked
     return Report(
-        ending.how,
+        ending.kind,
         ending.error,
         ending.trace,
         run.mark,

@@ -27,6 +27,9 @@ ABANDONED_UPLOAD_AGE = DAY
 
 @dataclass(frozen=True, slots=True)
 class Cleaned:
+    """What one pass of the cleaner removed: task rows, log rows, progress rows, snapshot and
+    log files, stored result files."""
+
     tasks: int = 0
     logs: int = 0
     progress_rows: int = 0
@@ -35,6 +38,8 @@ class Cleaned:
 
 
 class Cleaner(Service):
+    """Removes what is past its retention (see the module docstring); one daemon at a time."""
+
     name = "cleaner"
 
     def __init__(
@@ -54,6 +59,7 @@ class Cleaner(Service):
         self.log_retention_days = log_retention_days
 
     def step(self) -> Cleaned:
+        """One pass, unless another daemon holds the cleaner's lock; returns what it removed."""
         tasks = logs = rows = stored = 0
         with self.pool.connection() as conn, conn.transaction():
             if queries.daemon_try_lock(conn, key=LOCK_KEY):

@@ -32,7 +32,7 @@ from pgstask import logs, progress, queries
 from pgstask.db import Conn, Connections, describe, storable
 from pgstask.logs import LogRecord
 from pgstask.progress import ProgressState
-from pgstask.runtime.runner import Kind, Outcome
+from pgstask.runtime.runner import Outcome, OutcomeKind
 from pgstask.runtime.service import Clock, Service
 from pgstask.task import RunKey
 
@@ -216,7 +216,7 @@ class Completer(Service):
         second statement; the completions are committed by then, so if that one fails the
         warnings are kept for the next batch (their lines go to the files at once) and the
         batch is not written again (it would find its tasks no longer held, and say so)."""
-        if any(o.kind is not Kind.COMPLETED or o.logs or o.touched_progress for o in batch):
+        if any(o.kind is not OutcomeKind.COMPLETED or o.logs or o.touched_progress for o in batch):
             return False
         written = set(self._complete(conn, batch))
         records = self._discard_records(batch, written)
@@ -242,7 +242,7 @@ class Completer(Service):
         records: list[LogRecord] = []
         for outcome in batch:
             records.extend(outcome.logs)
-            if outcome.kind is not Kind.DROPPED and outcome.task.run_key not in written:
+            if outcome.kind is not OutcomeKind.DROPPED and outcome.task.run_key not in written:
                 records.append(
                     LogRecord.make(
                         outcome.task.id,
@@ -255,9 +255,9 @@ class Completer(Service):
         return records
 
     def _write(self, conn: Conn, batch: list[Outcome]) -> None:
-        done = [o for o in batch if o.kind is Kind.COMPLETED]
-        failed = [o for o in batch if o.kind is Kind.FAILED]
-        back = [o for o in batch if o.kind is Kind.GIVEN_BACK]
+        done = [o for o in batch if o.kind is OutcomeKind.COMPLETED]
+        failed = [o for o in batch if o.kind is OutcomeKind.FAILED]
+        back = [o for o in batch if o.kind is OutcomeKind.GIVEN_BACK]
         written: set[RunKey] = set()
         if done:
             written.update(self._complete(conn, done))
@@ -300,12 +300,12 @@ def _unstorable(outcome: Outcome, exc: Exception | None) -> Outcome:
     plainest one (a fixed message, no log record, no progress clean-up)."""
     if exc is None:
         message = "Failed: pgstask could not store the outcome"
-        return Outcome(outcome.task, Kind.FAILED, message)
+        return Outcome(outcome.task, OutcomeKind.FAILED, message)
     why = describe(exc) if isinstance(exc, psycopg.Error) else f"{type(exc).__name__}: {exc}"
     message = storable(f"Failed: pgstask could not store the outcome: {why}")
     return Outcome(
         outcome.task,
-        Kind.FAILED,
+        OutcomeKind.FAILED,
         message,
         error=message,
         logs=(LogRecord.make(outcome.task.id, "error", message),),

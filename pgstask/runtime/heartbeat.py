@@ -103,6 +103,7 @@ class Heartbeat(Service):
         self.given_back = 0
 
     def next_delay(self, result: object) -> float:
+        """Until the next beat at a fixed rate."""
         # A fixed rate: the time a beat took does not push the next one back.
         return max(0.0, self._sent + self.interval - self.clock())
 

@@ -18,7 +18,9 @@ from pgstask.workers.base import BaseWorker
 from pgstask.workers.context import Mark, TaskRun
 
 
-class How(enum.Enum):
+class EndingKind(enum.Enum):
+    """The ways a call of an action can end (the runner makes an outcome of each)."""
+
     RETURNED = "returned"  # the action returned (marked or not)
     STOPPED = "stopped"  # it let TaskCancelled propagate, or returned while asked to stop
     RAISED = "raised"  # it raised any other exception (also SystemExit, KeyboardInterrupt)
@@ -32,7 +34,7 @@ class How(enum.Enum):
 class Ending:
     """How one call of an action ended; ``error`` and ``trace`` when it did not return."""
 
-    how: How
+    kind: EndingKind
     error: str | None = None
     trace: str | None = None
 
@@ -47,10 +49,12 @@ def invoke(worker: BaseWorker, method_name: str, run: TaskRun) -> Ending:
         if run.stopping:  # the action returned without noticing the request to stop
             run.check()
     except TaskCancelled:
-        return Ending(How.STOPPED)
+        return Ending(EndingKind.STOPPED)
     except BaseException as exc:  # KeyboardInterrupt, GeneratorExit … too: never stuck
         return Ending(
-            How.RAISED, f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))
+            EndingKind.RAISED,
+            f"{type(exc).__name__}: {exc}",
+            "".join(traceback.format_exception(exc)),
         )
     finally:
         worker._runs.pop(task.id, None)
@@ -59,5 +63,5 @@ def invoke(worker: BaseWorker, method_name: str, run: TaskRun) -> Ending:
         try:
             json_text(run.result)
         except ValueError as exc:
-            return Ending(How.INVALID_RESULT, f"the result is not JSON-serialisable: {exc}")
-    return Ending(How.RETURNED)
+            return Ending(EndingKind.INVALID_RESULT, f"the result is not JSON-serialisable: {exc}")
+    return Ending(EndingKind.RETURNED)

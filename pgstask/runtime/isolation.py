@@ -49,7 +49,7 @@ from typing import Any
 
 from pgstask import memory
 from pgstask.runtime import _child
-from pgstask.runtime.invocation import Ending, How
+from pgstask.runtime.invocation import Ending, EndingKind
 from pgstask.workers.base import BaseWorker, ClientFactory
 from pgstask.workers.context import StopReason, TaskRun
 from pgstask.workers.registry import class_path
@@ -95,9 +95,11 @@ class SharedFlag:
         self._value: Any = start_context().RawValue(ctypes.c_bool, False)
 
     def set(self) -> None:
+        """Ask the child to stop."""
         self._value.value = True
 
     def is_set(self) -> bool:
+        """A stop was asked."""
         return bool(self._value.value)
 
 
@@ -135,7 +137,7 @@ def run_in_process(
     except Exception as exc:
         reader.close()
         return Ending(
-            How.RAISED,
+            EndingKind.RAISED,
             f"could not start a process for the action: {type(exc).__name__}: {exc}",
             "".join(traceback.format_exception(exc)),
         )
@@ -144,7 +146,7 @@ def run_in_process(
     except Exception as exc:  # e.g. a message that does not unpickle: the child is killed
         _log.exception("task %s: lost track of its process %s", run.task.id, child.pid)
         return Ending(
-            How.RAISED,
+            EndingKind.RAISED,
             f"lost track of the action's process: {type(exc).__name__}: {exc}",
             "".join(traceback.format_exception(exc)),
         )
@@ -167,12 +169,12 @@ def _watch(run: TaskRun, child: _Child, reader: Connection) -> Ending:
             if report is None and (ended or child.sentinel in ready):
                 if child.join(TERMINATE_WAIT) is None:  # it closed the pipe and lives on
                     child.kill()
-                return Ending(How.EXITED, describe_exit(child.exitcode))
+                return Ending(EndingKind.EXITED, describe_exit(child.exitcode))
         elif kill_at is not None and run.clock() >= kill_at:
             child.kill()
             report, _ = _receive(run, reader)  # it may have finished in the meantime
             if report is None:
-                return Ending(How.KILLED, describe_exit(child.exitcode))
+                return Ending(EndingKind.KILLED, describe_exit(child.exitcode))
     run.observe_memory(report.peak_memory)
     run.mark, run.message = report.mark, report.message
     run.result = json.loads(report.result_json)
@@ -181,7 +183,7 @@ def _watch(run: TaskRun, child: _Child, reader: Connection) -> Ending:
     # The child exits right after its report; one that lingers (a thread the action left
     # running) is given the kill grace, then killed. Its report stands.
     child.join(KILL_GRACE)
-    return Ending(report.how, report.error, report.trace)
+    return Ending(report.kind, report.error, report.trace)
 
 
 def _receive(run: TaskRun, reader: Connection) -> tuple[_child.Report | None, bool]:

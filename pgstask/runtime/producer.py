@@ -123,6 +123,8 @@ class Producer(Service):
         return self.clock() + delay
 
     def next_delay(self, result: object) -> float:
+        """At once after a full claim with slots still free; else at the next poll or the
+        earliest future ``start_at``, whichever comes first."""
         if isinstance(result, int) and result > 0 and self._room() > 0:
             return 0.0  # there may be more due right now
         delay = self.interval

@@ -28,6 +28,8 @@ LOCK_KEY = 0x70677372  # "pgsr"
 
 
 class Rescuer(Service):
+    """Takes the tasks of daemons whose heartbeat went stale (see the module docstring)."""
+
     name = "rescuer"
 
     def __init__(

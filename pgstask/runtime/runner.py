@@ -31,7 +31,7 @@ from pgstask.logs import LogRecord
 from pgstask.progress import ProgressState, ProgressTracker
 from pgstask.retry import backoff
 from pgstask.runtime import isolation
-from pgstask.runtime.invocation import Ending, How, invoke
+from pgstask.runtime.invocation import Ending, EndingKind, invoke
 from pgstask.task import Status, Task
 from pgstask.workers.base import BaseWorker, ClientFactory
 from pgstask.workers.context import (
@@ -50,7 +50,7 @@ COMPLETED_MESSAGE = "Task completed successfully"
 FENCED_MESSAGE = "Given back: its daemon lost contact with the database and stopped it"
 
 
-class Kind(enum.Enum):
+class OutcomeKind(enum.Enum):
     """How a run ended, as the completer writes it (the outcome kinds of docs/architecture.md)."""
 
     COMPLETED = "completed"
@@ -59,7 +59,7 @@ class Kind(enum.Enum):
     DROPPED = "dropped"  # cancelled or lost: the task is no longer ours, nothing to write
 
 
-#: The outcome kinds of ``Kind``, in the order they are told, with what
+#: The outcome kinds of ``OutcomeKind``, in the order they are told, with what
 #: each means (docs/cli.md explains them further).
 OUTCOME_WORDS = {
     "completed": "completed",
@@ -90,7 +90,7 @@ class Outcome:
     """What became of one run of a task."""
 
     task: Task
-    kind: Kind
+    kind: OutcomeKind
     message: str | None = None
     result: Any = None
     error: str | None = None
@@ -103,7 +103,7 @@ class Outcome:
     @property
     def succeeded(self) -> bool:
         """The run completed."""
-        return self.kind is Kind.COMPLETED
+        return self.kind is OutcomeKind.COMPLETED
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +121,14 @@ class RetryPolicy:
 class Reports(Protocol):
     """Where a run sends what its action reports (``runtime.reporter.Reporter`` in a daemon)."""
 
-    def progress(self, state: ProgressState) -> None: ...
+    def progress(self, state: ProgressState) -> None:
+        """Store the latest progress of a running task (its row; never waits on the database)."""
 
-    def log(self, record: LogRecord) -> None: ...
+    def log(self, record: LogRecord) -> None:
+        """Store a log record of a running task."""
 
-    def set_status(self, task: Task, status: int) -> bool: ...
+    def set_status(self, task: Task, status: int) -> bool:
+        """Set the phase of a running task (30/50) if the run still holds it."""
 
 
 class Runner:
@@ -193,7 +196,7 @@ class Runner:
         """The final failure of a claimed task that cannot start at all (nothing ran)."""
         message = storable(f"Failed: {error}")
         record = LogRecord.make(task.id, "error", message, attempt=task.attempts)
-        return Outcome(task, Kind.FAILED, message, error=message, logs=(record,))
+        return Outcome(task, OutcomeKind.FAILED, message, error=message, logs=(record,))
 
     def broken(self, run: TaskRun, error: str) -> Outcome:
         """The outcome of a run the runner itself could not end (a bug: it never raises): a
@@ -201,7 +204,7 @@ class Runner:
         try:
             return self._failure(run, error, final=False)
         except Exception:
-            return Outcome(run.task, Kind.GIVEN_BACK, touched_progress=run.tracker.touched)
+            return Outcome(run.task, OutcomeKind.GIVEN_BACK, touched_progress=run.tracker.touched)
 
     def run(self, run: TaskRun) -> Outcome:
         """Execute the action of ``run.task``; never raises."""
@@ -235,20 +238,22 @@ class Runner:
         return self._outcome(run, ending)
 
     def _outcome(self, run: TaskRun, ending: Ending) -> Outcome:
-        how = ending.how
-        if how in (How.UNAVAILABLE, How.INVALID_RESULT):
-            return self._failure(run, ending.error or how.value, final=True)
-        if how in (How.STOPPED, How.KILLED) or (how is How.EXITED and run.stop_reason):
-            return self._stopped(run, killed=how is How.KILLED)
-        if how in (How.RAISED, How.EXITED):
-            return self._failure(run, ending.error or how.value, final=False, trace=ending.trace)
+        kind = ending.kind
+        if kind in (EndingKind.UNAVAILABLE, EndingKind.INVALID_RESULT):
+            return self._failure(run, ending.error or kind.value, final=True)
+        if kind in (EndingKind.STOPPED, EndingKind.KILLED) or (
+            kind is EndingKind.EXITED and run.stop_reason
+        ):
+            return self._stopped(run, killed=kind is EndingKind.KILLED)
+        if kind in (EndingKind.RAISED, EndingKind.EXITED):
+            return self._failure(run, ending.error or kind.value, final=False, trace=ending.trace)
         if run.mark is Mark.FAILED:
             return self._failure(run, run.message or "Failed", final=True, explicit=True)
         message = storable(run.message or COMPLETED_MESSAGE)  # any object: its str()
         self._final_snapshot(run, Status.COMPLETED, message, run.result)
         return Outcome(
             run.task,
-            Kind.COMPLETED,
+            OutcomeKind.COMPLETED,
             message,
             run.result,
             touched_progress=run.tracker.touched,
@@ -267,12 +272,12 @@ class Runner:
             # database answers again: a fence may also come from a starved heartbeat.
             return Outcome(
                 run.task,
-                Kind.GIVEN_BACK,
+                OutcomeKind.GIVEN_BACK,
                 FENCED_MESSAGE,
                 touched_progress=run.tracker.touched,
                 peak_memory=run.peak_memory,
             )
-        kind = Kind.GIVEN_BACK if reason is StopReason.SHUTDOWN else Kind.DROPPED
+        kind = OutcomeKind.GIVEN_BACK if reason is StopReason.SHUTDOWN else OutcomeKind.DROPPED
         if reason is StopReason.CANCELLED and run.tracker.touched:
             self._final_snapshot(run, Status.CANCELLED, "Cancelled", None)
         return Outcome(
@@ -311,7 +316,7 @@ class Runner:
         self._final_snapshot(run, status, message, None)
         return Outcome(
             task,
-            Kind.FAILED,
+            OutcomeKind.FAILED,
             message,
             error=trace or error,
             retry_delay=delay,

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from pgstask.logs import LogRecord
 from pgstask.runtime.completer import Completer
-from pgstask.runtime.runner import Kind, Outcome, Runner
+from pgstask.runtime.runner import Outcome, OutcomeKind, Runner
 from pgstask.runtime.slots import Slots
 from pgstask.task import RunKey, Task, UnreadableTask
 from pgstask.workers.context import StopReason, TaskRun
@@ -54,18 +54,22 @@ class Summary:
 
     @property
     def completed(self) -> int:
-        return self.outcomes[Kind.COMPLETED.value]
+        """Runs that completed."""
+        return self.outcomes[OutcomeKind.COMPLETED.value]
 
     @property
     def failed(self) -> int:
-        return self.outcomes[Kind.FAILED.value]
+        """Runs that failed (retried or for good)."""
+        return self.outcomes[OutcomeKind.FAILED.value]
 
     @property
     def total(self) -> int:
+        """Runs that ended, whatever their outcome."""
         return sum(self.outcomes.values())
 
     @property
     def ok(self) -> bool:
+        """Every run completed (the exit status of ``pgstask run-once``)."""
         return self.completed == self.total
 
 
@@ -106,7 +110,7 @@ class RunTable:
         except Exception:
             with self._lock:
                 self._runs.pop(task.run_key, None)
-            self.end(Outcome(task, Kind.GIVEN_BACK))
+            self.end(Outcome(task, OutcomeKind.GIVEN_BACK))
             raise
 
     def run_here(self, task: Task) -> None:
@@ -211,7 +215,7 @@ class RunTable:
             message = f"Failed: timed out after {active.run.timeout}s and did not stop"
             outcome = Outcome(
                 task,
-                Kind.FAILED,
+                OutcomeKind.FAILED,
                 message,
                 error=message,
                 retry_delay=None if final else delay,
@@ -220,7 +224,9 @@ class RunTable:
                 peak_memory=active.run.peak_memory,
             )
         else:
-            outcome = Outcome(task, Kind.GIVEN_BACK, touched_progress=active.run.tracker.touched)
+            outcome = Outcome(
+                task, OutcomeKind.GIVEN_BACK, touched_progress=active.run.tracker.touched
+            )
         with self._lock:
             # The run may have ended meanwhile (its outcome is the one that counts), or been
             # abandoned already: one outcome per run.
