@@ -1,0 +1,146 @@
+"""The supervisor on a clock the test drives: the fence and the timeouts happen when that clock
+says so, whatever the real time (a real database, real action threads, the daemon's parts built
+by ``Daemon.setup`` and stepped by hand)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from pgstask.client import Client
+from pgstask.runtime.daemon import Daemon
+from pgstask.runtime.heartbeat import Heartbeat
+from pgstask.runtime.isolation import KILL_GRACE
+from pgstask.runtime.producer import Producer
+from pgstask.runtime.runner import FENCED_MESSAGE
+from pgstask.runtime.runs import RunTable
+from pgstask.runtime.supervisor import Supervisor
+from pgstask.settings import Settings
+from pgstask.task import Status
+from pgstask.workers.context import StopReason
+from tests.daemons import wait_for
+from tests.sample_workers import SampleWorker, SlowWorker
+
+
+class HandClock:
+    """A clock that moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> HandClock:
+    return HandClock()
+
+
+@pytest.fixture
+def daemon(settings: Settings, clock: HandClock) -> Iterator[Daemon]:
+    """A daemon set up but not run: its slots and completer started, the rest stepped by the
+    test. The heartbeat beats only when the test asks (a one-hour interval)."""
+    quiet = dataclasses.replace(settings, heartbeat_interval=3600.0, stale_after=7200.0)
+    d = Daemon(
+        quiet,
+        dsn=settings.dsn,
+        workers={"sample": SampleWorker, "slow": SlowWorker},
+        make_client=Client,
+        clock=clock,
+    )
+    d.setup()
+    assert d.slots and d.completer
+    d.slots.start()
+    d.completer.start()
+    try:
+        yield d
+    finally:
+        d.request_stop()
+        d.request_stop()  # no grace period
+        d._shutdown()
+
+
+def _parts(d: Daemon) -> tuple[Producer, Supervisor, Heartbeat, RunTable]:
+    assert d.producer and d.supervisor and d.heartbeat and d.runs
+    return d.producer, d.supervisor, d.heartbeat, d.runs
+
+
+def test_the_fence_closes_and_opens_on_the_supervisors_clock(
+    daemon: Daemon, clock: HandClock, settings: Settings
+) -> None:
+    producer, supervisor, heartbeat, runs = _parts(daemon)
+    heartbeat.start()
+    wait_for(lambda: heartbeat.beats >= 1)
+    with Client(settings=settings) as client:
+        running = client.create("sample", "sleep", {"seconds": 60})
+        assert producer.step() == 1
+        waiting = client.create("sample", "noop")
+
+        supervisor.step()  # no time has passed on its clock
+        assert not daemon.fenced
+
+        clock.now += daemon.fence_after + 0.01
+        supervisor.step()
+        assert daemon.fenced
+        assert producer.step() == 0  # the fence is closed: nothing is claimed
+        # The running action was asked to stop; its task is given back, the attempt not counted.
+        wait_for(lambda: client.get(running).status == Status.PENDING)
+        given_back = client.get(running)
+        assert (given_back.attempts, given_back.message) == (0, FENCED_MESSAGE)
+        assert client.get(waiting).status == Status.PENDING
+
+        heartbeat.wake()  # a beat gets through: its time is the clock's now
+        wait_for(lambda: heartbeat.beats >= 2)
+        supervisor.step()
+        assert not daemon.fenced
+        assert producer.step() == 2
+        wait_for(lambda: client.get(waiting).status == Status.COMPLETED)
+        runs.stop(StopReason.SHUTDOWN)
+
+
+def test_a_timeout_is_reached_on_the_clock_not_in_real_time(
+    daemon: Daemon, clock: HandClock, settings: Settings
+) -> None:
+    producer, supervisor, _, runs = _parts(daemon)
+    with Client(settings=settings) as client:
+        task = client.create("slow", "spin", max_attempts=1)  # SlowWorker: timeout 0.5 s
+        assert producer.step() == 1
+        time.sleep(0.8)  # past the timeout in real time, not on the clock
+        supervisor.step()
+        [active] = runs.under_way()
+        assert active.run.stop_reason is None
+        assert client.get(task).status == Status.RUNNING
+
+        clock.now += 0.5
+        supervisor.step()
+        assert active.run.stop_reason is StopReason.TIMEOUT
+        wait_for(lambda: client.get(task).status == Status.FAILED)
+        assert client.get(task).message == "Failed: timed out after 0.5s"
+
+
+def test_a_thread_that_ignores_its_timeout_is_abandoned_kill_grace_later_on_the_clock(
+    daemon: Daemon, clock: HandClock, settings: Settings
+) -> None:
+    producer, supervisor, _, runs = _parts(daemon)
+    sample = daemon.workers["sample"]
+    sample.settings = {**sample.settings, "timeout": 1}
+    with Client(settings=settings) as client:
+        task = client.create("sample", "busy", {"seconds": 1.5}, max_attempts=1)
+        assert producer.step() == 1
+        clock.now += 1.0
+        supervisor.step()  # asked to stop; time.sleep does not listen
+        [active] = runs.under_way()
+        assert active.run.stop_reason is StopReason.TIMEOUT
+        clock.now += KILL_GRACE - 0.01
+        supervisor.step()
+        assert runs.under_way() == [active]  # not yet
+
+        clock.now += 0.01
+        supervisor.step()
+        assert runs.under_way() == []  # abandoned: its outcome is written now
+        wait_for(lambda: client.get(task).status == Status.FAILED)
+        assert client.get(task).message == "Failed: timed out after 1.0s and did not stop"
