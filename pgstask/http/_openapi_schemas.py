@@ -13,6 +13,7 @@ from typing import Any
 
 from pgstask import task_spec
 from pgstask.http import bodies
+from pgstask.http.routes import performance
 from pgstask.task import PRIORITIES, Status
 
 Schema = dict[str, Any]
@@ -227,17 +228,7 @@ _WORKER_FIGURES = record(
 )
 
 _ALERT = record(
-    type={
-        "enum": [
-            "low_success_rate",
-            "high_execution_time",
-            "high_memory_usage",
-            "no_live_daemon",
-            "waiting_for_worker",
-            "growing_backlog",
-            "stuck_tasks",
-        ]
-    },
+    type={"enum": list(performance.ALERT_KINDS)},
     severity={"enum": ["warning", "critical"]},
     message=TEXT,
     value=NUMBER,
