@@ -187,4 +187,5 @@ _ALL: dict[tuple[Any, str], Operation] = {
 
 
 def routes() -> list[Route]:
+    """The document's own route, ``GET /stask/openapi.json``."""
     return [Route(PATH, serve, methods=["GET"])]

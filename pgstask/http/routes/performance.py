@@ -70,6 +70,8 @@ def _worker(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def summary_data(client: Client, hours: float) -> dict[str, Any]:
+    """sTask's performance summary of the last ``hours``, in its field names: task counts,
+    rates, durations, memory, per worker, and the commonest errors."""
     read = figures.summary(client, hours=hours)
     now, row, counts = read.now, read.finished, read.counts
     judged = row["completed"] + row["failed"]
@@ -113,12 +115,14 @@ def summary_data(client: Client, hours: float) -> dict[str, Any]:
 
 
 def summary(request: Request) -> JSONResponse:
+    """The performance summary over ``?hours=`` (default 24)."""
     hours, _ = _hours(request)
     data = summary_data(state(request).client, hours)
     return JSONResponse({"success": True, "data": data})
 
 
 def workers(request: Request) -> JSONResponse:
+    """Each worker's figures over ``?hours=``, by identifier; ``?identifier=`` for one."""
     hours, params = _hours(request, "identifier")
     identifier = params.get("identifier") or None
     rows = figures.workers(state(request).client, hours=hours, identifier=identifier)
@@ -257,6 +261,7 @@ def _queue_alerts(health: figures.Health, limits: AlertThresholds) -> list[dict[
 
 
 def alerts(request: Request) -> JSONResponse:
+    """The alerts now, judged against the server's ``PGSTASK_ALERT_*`` thresholds."""
     bodies.query_params(request, ())
     app = state(request)
     data = alerts_data(app.client, app.http.alerts)
@@ -264,6 +269,7 @@ def alerts(request: Request) -> JSONResponse:
 
 
 def routes() -> list[Route]:
+    """Summary, per worker, alerts and timeline."""
     return [
         Route("/stask/performance/summary", summary, methods=["GET"]),
         Route("/stask/performance/workers", workers, methods=["GET"]),
