@@ -1,8 +1,9 @@
 """What the HTTP API takes, for the OpenAPI document: query parameters and request bodies.
 
-The query parameters of the run and list endpoints are described in the order of the routes' own
-allowlists (``tasks.CONTROL_FIELDS``, ``tasks.LIST_FILTERS``): a name added there without a
-description here fails at import, so the document cannot leave a parameter out. The request
+The query parameters of the task endpoints are described in the order of the routes' own
+allowlists (``tasks.CONTROL_FIELDS``, ``LIST_FILTERS``, ``LOG_FILTERS``), and so are the task's
+fields in the run and create bodies: a name added there without a description here fails at
+import, so the document cannot leave one out (nor keep one the route no longer takes). The request
 bodies follow what the handlers read with ``bodies.py``; unknown fields are a 422 where the
 handler refuses them (``closed``).
 """
@@ -104,15 +105,23 @@ LIST_QUERY = _in_order(
 )
 
 #: A task's log records: how many, and which.
-LOGS_QUERY = (
-    query("limit", {"type": "integer", "minimum": 1, "maximum": 100_000}, "The last N records"),
-    query("errors_only", FLAG, "Only records of level error or above"),
+LOGS_QUERY = _in_order(
+    tasks.LOG_FILTERS,
+    {
+        "limit": query(
+            "limit", {"type": "integer", "minimum": 1, "maximum": 100_000}, "The last N records"
+        ),
+        "errors_only": query("errors_only", FLAG, "Only records of level error or above"),
+    },
 )
+#: The task's fields beside its options, as the run and create endpoints take them in a body:
+#: exactly the route's own (a KeyError names one without a schema).
+_CONTROL: Schema = {name: CONTROL[name] for name in tasks.CONTROL_FIELDS}
 
 
 def run_body() -> Schema:
     """The run endpoint's body: the options, bare or in an envelope with the task's fields."""
-    envelope = closed(record(options=nullable(OBJECT), optional=CONTROL))
+    envelope = closed(record(options=nullable(OBJECT), optional=_CONTROL))
     plain = {"type": "object", "not": {"required": ["options"]}}
     return json_body(
         {
@@ -131,7 +140,7 @@ def create_body() -> Schema:
     name = {**NON_BLANK, "maxLength": 255}
     data = {**nullable(OBJECT), "description": "The task's options"}
     return json_body(
-        closed(record(identifier=name, action=name, optional={"data": data, **CONTROL})),
+        closed(record(identifier=name, action=name, optional={"data": data, **_CONTROL})),
         required=True,
         example={"identifier": "demo", "action": "count", "data": {"to": 3}},
     )

@@ -8,8 +8,8 @@ The document is assembled from two sources so that it cannot drift from the app:
   ``middleware.PUBLIC_PATHS`` and which methods are writes from ``middleware.SAFE_METHODS``;
 - ``OPERATIONS`` (``_openapi_operations.py``) describes each endpoint once: summary, query
   parameters, request body, its own answers; the parameters and bodies are built in
-  ``_openapi_inputs.py`` (the run and list endpoints' query parameters in the order of the
-  routes' own allowlists), the JSON schemas are in ``_openapi_schemas.py``.
+  ``_openapi_inputs.py`` (the task endpoints' query parameters and the task's fields in a body
+  from the routes' own allowlists), the JSON schemas are in ``_openapi_schemas.py``.
 
 A route whose endpoint has no description is left out and named by ``undocumented()``; the test
 suite fails on it, so a new route cannot ship undescribed. Routes made with

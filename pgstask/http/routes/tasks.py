@@ -25,6 +25,8 @@ from pgstask.workers.actions import action_key
 #: its query string.
 CONTROL_FIELDS = ("priority", "start_at", "max_attempts", "dedupe_key")
 LOG_LINES = 50
+#: The query parameters of a task's log records.
+LOG_FILTERS = ("limit", "errors_only")
 
 
 async def run_action(request: Request) -> JSONResponse:
@@ -277,7 +279,7 @@ def retry_task(request: Request) -> JSONResponse:
 def task_logs(request: Request) -> JSONResponse:
     """``?limit=N`` for the last N records, ``?errors_only=true`` for errors only."""
     task_id = bodies.task_id(request)
-    params = bodies.query_params(request, ("limit", "errors_only"))
+    params = bodies.query_params(request, LOG_FILTERS)
     limit = bodies.whole_number(params.get("limit"), "limit", 0, 1, 100_000) or None
     errors_only = bodies.flag(params.get("errors_only"), "errors_only")
     client = state(request).client
