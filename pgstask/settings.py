@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pgstask.errors import ConfigurationError
@@ -60,86 +60,15 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Settings from ``PGSTASK_*`` variables (``os.environ`` by default)."""
+        """Settings from ``PGSTASK_*`` variables (``os.environ`` by default). A variable that
+        is unset or empty (blank, for one read as a number or a flag) leaves its default."""
         env = os.environ if env is None else env
-        defaults = cls()
-
-        def number(name: str, default: float) -> float:
-            raw = env.get(f"PGSTASK_{name}")
-            if raw is None or raw.strip() == "":
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                value = math.nan
-            if not math.isfinite(value):
-                raise ConfigurationError(f"PGSTASK_{name}={raw!r} is not a number of seconds")
-            return value
-
-        def flag(name: str, default: bool) -> bool:
-            raw = env.get(f"PGSTASK_{name}")
-            if raw is None or raw.strip() == "":
-                return default
-            if raw.strip().lower() in _TRUE:
-                return True
-            if raw.strip().lower() in _FALSE:
-                return False
-            raise ConfigurationError(f"PGSTASK_{name}={raw!r} is not a boolean (use 1 or 0)")
-
-        def days(name: str, default: float | None) -> float | None:
-            raw = env.get(f"PGSTASK_{name}")
-            if raw is None or raw.strip() == "":
-                return default
-            if raw.strip().lower() in {"never", "off", "none"}:
-                return None
-            try:
-                value = float(raw)
-            except ValueError:
-                raise ConfigurationError(
-                    f"PGSTASK_{name}={raw!r} is not a number of days (or 'never')"
-                ) from None
-            if not (value > 0 and math.isfinite(value)):
-                raise ConfigurationError(f"PGSTASK_{name} must be positive (or 'never')")
-            return value
-
-        concurrency_raw = env.get("PGSTASK_CONCURRENCY", "").strip()
-        try:
-            concurrency = int(concurrency_raw) if concurrency_raw else defaults.concurrency
-        except ValueError:
-            raise ConfigurationError(
-                f"PGSTASK_CONCURRENCY={concurrency_raw!r} is not a whole number"
-            ) from None
-
-        def count(name: str, default: int) -> int:
-            raw = env.get(f"PGSTASK_{name}", "").strip()
-            if not raw:
-                return default
-            try:
-                return int(raw)
-            except ValueError:
-                raise ConfigurationError(f"PGSTASK_{name}={raw!r} is not a whole number") from None
-
-        modules = tuple(m.strip() for m in env.get("PGSTASK_WORKERS", "").split(",") if m.strip())
-        settings = cls(
-            dsn=env.get("PGSTASK_DSN") or None,
-            worker_modules=modules,
-            storage=Path(env.get("PGSTASK_STORAGE") or defaults.storage),
-            data_dir=Path(env.get("PGSTASK_DATA_DIR") or defaults.data_dir),
-            concurrency=concurrency,
-            poll_interval=number("POLL_INTERVAL", defaults.poll_interval),
-            heartbeat_interval=number("HEARTBEAT_INTERVAL", defaults.heartbeat_interval),
-            stale_after=number("STALE_AFTER", defaults.stale_after),
-            shutdown_grace=number("SHUTDOWN_GRACE", defaults.shutdown_grace),
-            poll_only=flag("POLL_ONLY", defaults.poll_only),
-            auto_activate=flag("AUTO_ACTIVATE", defaults.auto_activate),
-            retry_base_delay=number("RETRY_BASE_DELAY", defaults.retry_base_delay),
-            retry_max_delay=number("RETRY_MAX_DELAY", defaults.retry_max_delay),
-            task_retention_days=days("TASK_RETENTION_DAYS", defaults.task_retention_days),
-            log_retention_days=days("LOG_RETENTION_DAYS", defaults.log_retention_days),
-            file_storage_limit=count("FILE_STORAGE_LIMIT", defaults.file_storage_limit),
-            max_open_uploads=count("MAX_OPEN_UPLOADS", defaults.max_open_uploads),
-        )
-        return settings.validate()
+        given: dict[str, object] = {}
+        for field, (variable, parse) in _FROM_ENV.items():
+            raw = env.get(variable, "")
+            if raw.strip() or (raw and parse in _VERBATIM):
+                given[field] = parse(variable, raw)
+        return cls(**given).validate()  # type: ignore[arg-type]
 
     def replace(self, **changes: object) -> Settings:
         """A copy with ``changes`` applied (None values are ignored), validated."""
@@ -175,3 +104,87 @@ class Settings:
                 f"({self.heartbeat_interval}s), or live daemons would be declared dead"
             )
         return self
+
+
+def _seconds(variable: str, raw: str) -> float:
+    """A duration in float seconds; a number that is not finite is refused too."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ConfigurationError(f"{variable}={raw!r} is not a number of seconds")
+    return value
+
+
+def _flag(variable: str, raw: str) -> bool:
+    """A boolean: 1/true/yes/on or 0/false/no/off, in any case."""
+    if raw.strip().lower() in _TRUE:
+        return True
+    if raw.strip().lower() in _FALSE:
+        return False
+    raise ConfigurationError(f"{variable}={raw!r} is not a boolean (use 1 or 0)")
+
+
+def _days(variable: str, raw: str) -> float | None:
+    """A retention in days, positive; ``never`` (or off, none) keeps rows for ever (None)."""
+    if raw.strip().lower() in {"never", "off", "none"}:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"{variable}={raw!r} is not a number of days (or 'never')"
+        ) from None
+    if not (value > 0 and math.isfinite(value)):
+        raise ConfigurationError(f"{variable} must be positive (or 'never')")
+    return value
+
+
+def _whole(variable: str, raw: str) -> int:
+    """A whole number (a count or a size in bytes)."""
+    raw = raw.strip()
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{variable}={raw!r} is not a whole number") from None
+
+
+def _text(variable: str, raw: str) -> str:
+    """The value as it is (a DSN)."""
+    return raw
+
+
+def _path(variable: str, raw: str) -> Path:
+    """A directory, as given."""
+    return Path(raw)
+
+
+def _modules(variable: str, raw: str) -> tuple[str, ...]:
+    """A comma-separated list of module names; blanks between commas are skipped."""
+    return tuple(m.strip() for m in raw.split(",") if m.strip())
+
+
+#: Parsers that take a value of only spaces as it is; the others read it as unset.
+_VERBATIM = frozenset({_text, _path})
+
+#: Each field ``from_env`` sets, in the order it reads them: its variable and its parser.
+_FROM_ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
+    "dsn": ("PGSTASK_DSN", _text),
+    "worker_modules": ("PGSTASK_WORKERS", _modules),
+    "storage": ("PGSTASK_STORAGE", _path),
+    "data_dir": ("PGSTASK_DATA_DIR", _path),
+    "concurrency": ("PGSTASK_CONCURRENCY", _whole),
+    "poll_interval": ("PGSTASK_POLL_INTERVAL", _seconds),
+    "heartbeat_interval": ("PGSTASK_HEARTBEAT_INTERVAL", _seconds),
+    "stale_after": ("PGSTASK_STALE_AFTER", _seconds),
+    "shutdown_grace": ("PGSTASK_SHUTDOWN_GRACE", _seconds),
+    "poll_only": ("PGSTASK_POLL_ONLY", _flag),
+    "auto_activate": ("PGSTASK_AUTO_ACTIVATE", _flag),
+    "retry_base_delay": ("PGSTASK_RETRY_BASE_DELAY", _seconds),
+    "retry_max_delay": ("PGSTASK_RETRY_MAX_DELAY", _seconds),
+    "task_retention_days": ("PGSTASK_TASK_RETENTION_DAYS", _days),
+    "log_retention_days": ("PGSTASK_LOG_RETENTION_DAYS", _days),
+    "file_storage_limit": ("PGSTASK_FILE_STORAGE_LIMIT", _whole),
+    "max_open_uploads": ("PGSTASK_MAX_OPEN_UPLOADS", _whole),
+}

@@ -2,7 +2,8 @@
 
 They follow what the handlers return and what ``bodies.py`` accepts (``null`` or an empty value
 is the default where ``bodies.py`` reads it so). ``openapi.py`` assembles the document;
-``_openapi_operations.py`` uses these for each endpoint.
+``_openapi_inputs.py`` builds the query parameters and request bodies from these fields, and
+``_openapi_operations.py`` uses both for each endpoint.
 """
 
 from __future__ import annotations
@@ -12,16 +13,19 @@ from typing import Any
 
 from pgstask import task_spec
 from pgstask.http import bodies
+from pgstask.http.routes import performance
 from pgstask.task import PRIORITIES, Status
 
 Schema = dict[str, Any]
 
 
 def ref(name: str) -> Schema:
+    """A reference to the component schema ``name`` (one of ``SCHEMAS``)."""
     return {"$ref": f"#/components/schemas/{name}"}
 
 
 def nullable(schema: Schema) -> Schema:
+    """``schema`` or JSON ``null``."""
     return {"anyOf": [schema, {"type": "null"}]}
 
 
@@ -40,10 +44,16 @@ def success(**properties: Schema) -> Schema:
 
 
 def json_answer(description: str, schema: Schema, **headers: Schema) -> Schema:
+    """An answer whose body is JSON of ``schema``, with the response ``headers`` it sets."""
     out: Schema = {"description": description, "content": {"application/json": {"schema": schema}}}
     if headers:
         out["headers"] = headers
     return out
+
+
+def text_answer(description: str, media_type: str = "text/plain") -> Schema:
+    """An answer whose body is text (a log file, Prometheus metrics)."""
+    return {"description": description, "content": {media_type: {"schema": TEXT}}}
 
 
 INT: Schema = {"type": "integer"}
@@ -101,7 +111,36 @@ ERROR_TEXTS = {
 
 
 def error_answer(code: int) -> Schema:
+    """The error answer of status ``code``: the JSON error body, and when the API gives it."""
     return json_answer(ERROR_TEXTS[code], ref("Error"))
+
+
+def progress_events() -> Schema:
+    """The progress stream's events; with Open API 3.1 the ``schema`` of an event stream is one
+    event."""
+
+    def event(name: str, data: Schema) -> Schema:
+        payload = {"type": "string", "contentMediaType": "application/json", "contentSchema": data}
+        return record(event={"const": name}, data=payload)
+
+    progress = {"allOf": [ref("Progress"), record(eta=nullable(NUMBER), eta_text=TEXT)]}
+    end = record(id=TASK_ID, status=STATUS_TEXT)
+    idle = record(id=TASK_ID, status=STATUS_TEXT, reason=TEXT)
+    return {
+        "description": "Server-Sent Events: `progress` (the progress fields as JSON, `eta` in "
+        "seconds) whenever they change, and `end` when the task has finished; then the stream "
+        "closes. A comment every 15 s keeps proxies from closing it. When the progress has "
+        "not changed for `PGSTASK_API_STREAM_IDLE` seconds the stream ends with `idle` "
+        "instead; open it again to go on. Too many streams open (in all, or for this token): "
+        "429.",
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "oneOf": [event("progress", progress), event("end", end), event("idle", idle)]
+                }
+            }
+        },
+    }
 
 
 _TASK = record(
@@ -189,17 +228,7 @@ _WORKER_FIGURES = record(
 )
 
 _ALERT = record(
-    type={
-        "enum": [
-            "low_success_rate",
-            "high_execution_time",
-            "high_memory_usage",
-            "no_live_daemon",
-            "waiting_for_worker",
-            "growing_backlog",
-            "stuck_tasks",
-        ]
-    },
+    type={"enum": list(performance.ALERT_KINDS)},
     severity={"enum": ["warning", "critical"]},
     message=TEXT,
     value=NUMBER,

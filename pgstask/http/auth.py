@@ -45,6 +45,8 @@ def new_token() -> str:
 
 
 def digest(secret: str) -> bytes:
+    """The SHA-256 digest a token is stored and compared as (``sha256:<hex>`` in
+    ``PGSTASK_API_TOKENS``)."""
     return hashlib.sha256(secret.encode()).digest()
 
 
@@ -165,6 +167,7 @@ class FailedAttempts:
                 self._accepted.popitem(last=False)
 
     def failed(self, address: str) -> None:
+        """A wrong token came from ``address``: count it toward the address's delay."""
         address = _counted_as(address)
         with self._lock:
             now = self._clock()

@@ -36,6 +36,7 @@ class IdConvertor(IntegerConvertor):
     regex = "-?[0-9]+"
 
     def convert(self, value: str) -> int:
+        """The path segment as an int, clamped just outside bigint (see the class)."""
         negative = value.startswith("-")
         digits = value.lstrip("-").lstrip("0")
         if len(digits) > len(str(MAX_ID)):
@@ -169,6 +170,8 @@ def status(value: str) -> str:
 
 
 def only_known(given: Iterable[str], known: Iterable[str], where: str) -> None:
+    """A 422 naming the names in ``given`` that are not ``known`` (fields of a body, query
+    parameters), and the ones to use."""
     unknown = sorted(set(given) - set(known))
     if unknown:
         raise ApiError(
@@ -243,6 +246,7 @@ def whole_number(value: Any, name: str, default: int, low: int, high: int) -> in
 
 
 def text(value: Any, name: str) -> str:
+    """A required string field that is not blank (a worker identifier, an action)."""
     if not isinstance(value, str) or not value.strip():
         raise ApiError(422, f"{name} must be a non-empty string")
     return value
@@ -258,16 +262,20 @@ def filter_text(value: str | None, name: str) -> str | None:
 
 
 def optional_text(value: Any, name: str) -> str | None:
+    """A string field that may be absent or null, but not blank when given."""
     return None if value is None else text(value, name)
 
 
 def query_params(request: Request, known: Iterable[str]) -> Mapping[str, str]:
+    """The request's query parameters, after a 422 for any not in ``known``."""
     params = request.query_params
     only_known(params.keys(), known, "query parameter(s)")
     return params
 
 
 def flag(value: Any, name: str) -> bool:
+    """A boolean from JSON or a query string (1/true/yes/on, 0/false/no/off); absent or
+    empty is false."""
     if value is None or value == "":
         return False
     if isinstance(value, bool):
@@ -287,6 +295,8 @@ def flag(value: Any, name: str) -> bool:
 
 
 def days(value: Any, default: float) -> float:
+    """The ``days`` of a clean-up: a positive number below a million (a string of one too);
+    absent or empty is ``default``."""
     if value is None or value == "":
         return default
     if isinstance(value, bool) or not isinstance(value, int | float | str):

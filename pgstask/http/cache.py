@@ -24,6 +24,10 @@ class _Entry:
 
 
 class WorkerCache:
+    """Worker rows by identifier, each kept ``ttl`` seconds after ``load`` read it; an unknown
+    identifier is kept too, so a stream of bad requests does not reach the database. Thread-safe:
+    the routes that use it run in Starlette's thread pool."""
+
     def __init__(
         self,
         load: Callable[[str], Row | None],
@@ -39,6 +43,8 @@ class WorkerCache:
         self.hits = self.misses = self.evictions = 0
 
     def get(self, identifier: str) -> Row | None:
+        """The worker's row (None when there is no such worker), from the cache while it is
+        fresh, else loaded; counts the hit or miss."""
         now = self._clock()
         with self._lock:
             entry = self._entries.get(identifier)
@@ -67,6 +73,7 @@ class WorkerCache:
             return dropped
 
     def stats(self) -> dict[str, Any]:
+        """sTask's cache figures (``/stask/cache/stats``): hits, misses, evictions, size."""
         with self._lock:
             lookups = self.hits + self.misses
             return {

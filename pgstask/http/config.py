@@ -32,6 +32,7 @@ class AlertThresholds:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AlertThresholds:
+        """The thresholds from ``PGSTASK_ALERT_*`` variables; unset ones keep their default."""
         d = cls()
         return cls(
             min_success_rate=_number(
@@ -83,6 +84,8 @@ class HttpSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> HttpSettings:
+        """The app's settings from ``PGSTASK_API_*`` and ``PGSTASK_ALERT_*`` variables
+        (``os.environ`` by default); unset ones keep their default."""
         env = os.environ if env is None else env
         defaults = cls()
         hosts_raw = env.get("PGSTASK_API_ALLOWED_HOSTS", "").strip()
@@ -108,6 +111,7 @@ class HttpSettings:
         )
 
     def replace(self, **changes: object) -> HttpSettings:
+        """A copy with ``changes`` (``pgstask serve``'s flags over the environment)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 

@@ -94,10 +94,12 @@ class ApiError(HTTPException):
 
 
 def error_body(code: int, error: str, message: str, **extra: Any) -> dict[str, Any]:
+    """sTask's error body: ``success: false``, the status code, a title and the message."""
     return {"success": False, "code": code, "error": error, "message": message, **extra}
 
 
 def error_response(code: int, error: str, message: str, **extra: Any) -> JSONResponse:
+    """The error body as an answer that is never cached; a 401 names the Bearer scheme."""
     headers = dict(NO_STORE)
     if code == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="pgstask"'
@@ -105,6 +107,8 @@ def error_response(code: int, error: str, message: str, **extra: Any) -> JSONRes
 
 
 async def http_exception(request: Request, exc: Exception) -> Response:
+    """The app's handler of ``HTTPException`` (``ApiError`` and Starlette's own): the error
+    body with the exception's code and headers."""
     assert isinstance(exc, HTTPException)
     error = exc.error if isinstance(exc, ApiError) else _TITLES.get(exc.status_code, "Error")
     response = error_response(exc.status_code, error, str(exc.detail))
@@ -114,6 +118,8 @@ async def http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def pgstask_error(request: Request, exc: Exception) -> Response:
+    """The app's handler of ``PgstaskError``: the status code and title of its kind with the
+    user's message (a kind without one is a 500); detail kept from the user goes to the log."""
     assert isinstance(exc, PgstaskError)
     for kind, code, error in _STATUS:
         if isinstance(exc, kind):
@@ -127,6 +133,8 @@ async def pgstask_error(request: Request, exc: Exception) -> Response:
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
+    """The app's handler of any other exception: logged with its traceback, a 500 that shows
+    none of it."""
     _log.exception("%s %s failed", request.method, _short(request.url.path))
     return error_response(500, "Internal server error", "the request failed; see the server log")
 

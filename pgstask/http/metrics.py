@@ -23,10 +23,15 @@ WINDOW_SECONDS = 300.0
 
 
 class QueueCollector(Collector):
+    """The Prometheus collector of ``GET /metrics``: the queue's figures, read from the
+    database through ``client`` at each scrape."""
+
     def __init__(self, client: Client) -> None:
         self.client = client
 
     def collect(self) -> Iterator[Metric]:
+        """One scrape: queue depth and age, recent throughput and durations, live daemons and
+        their slots."""
         read = figures.snapshot(self.client, window_seconds=WINDOW_SECONDS)
         yield from _queue(read.queue)
         yield from _finished(read.finished)

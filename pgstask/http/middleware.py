@@ -141,6 +141,7 @@ def client_address(scope: Scope) -> str:
 
 
 def too_many_failures(seconds: int) -> Response:
+    """The 429 for an address refused after wrong tokens, with ``Retry-After`` (at least 1 s)."""
     seconds = max(seconds, 1)
     response = error_response(
         429,

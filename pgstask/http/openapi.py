@@ -7,7 +7,9 @@ The document is assembled from two sources so that it cannot drift from the app:
   1, a plain segment a string without ``/``); which routes need no token comes from
   ``middleware.PUBLIC_PATHS`` and which methods are writes from ``middleware.SAFE_METHODS``;
 - ``OPERATIONS`` (``_openapi_operations.py``) describes each endpoint once: summary, query
-  parameters, request body, its own answers; the JSON schemas are in ``_openapi_schemas.py``.
+  parameters, request body, its own answers; the parameters and bodies are built in
+  ``_openapi_inputs.py`` (the task endpoints' query parameters and the task's fields in a body
+  from the routes' own allowlists), the JSON schemas are in ``_openapi_schemas.py``.
 
 A route whose endpoint has no description is left out and named by ``undocumented()``; the test
 suite fails on it, so a new route cannot ship undescribed. Routes made with
@@ -185,4 +187,5 @@ _ALL: dict[tuple[Any, str], Operation] = {
 
 
 def routes() -> list[Route]:
+    """The document's own route, ``GET /stask/openapi.json``."""
     return [Route(PATH, serve, methods=["GET"])]

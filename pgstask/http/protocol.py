@@ -38,6 +38,8 @@ class JsonH11Protocol(H11Protocol):
     _dropping: int | None = None  # bytes still to drop after the answer; None: not answered
 
     def data_received(self, data: bytes) -> None:
+        """As uvicorn's, until the malformed request is answered; then drop what arrives, and
+        close once more than ``LINGER_BYTES`` came."""
         if self._dropping is None:
             super().data_received(data)
             return
@@ -46,12 +48,15 @@ class JsonH11Protocol(H11Protocol):
             self.transport.close()
 
     def shutdown(self) -> None:
+        """As uvicorn's (the server stops); a connection already answered just closes."""
         if self._dropping is not None:  # answered already: nothing to finish
             self.transport.close()
             return
         super().shutdown()
 
     def send_400_response(self, msg: str) -> None:
+        """Answer a request h11 cannot parse with the JSON error body, then linger: shut the
+        write side and drop what the client still sends, for at most ``LINGER_SECONDS``."""
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(MALFORMED)).encode()),

@@ -76,6 +76,8 @@ class GuardedH11Protocol(JsonH11Protocol):
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """A new connection: refused with a 503 past ``max_connections``, else given
+        ``header_timeout`` for its first request head."""
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:
             self.logger.warning("Refused a connection: %d open", len(self.connections) - 1)
@@ -85,6 +87,7 @@ class GuardedH11Protocol(JsonH11Protocol):
         self._arm(self.header_timeout)
 
     def data_received(self, data: bytes) -> None:
+        """Each piece of a body restarts the body timer; a request read whole stops it."""
         super().data_received(data)
         state = self.conn.their_state
         if state is h11.SEND_BODY:
@@ -93,6 +96,8 @@ class GuardedH11Protocol(JsonH11Protocol):
             self._disarm()
 
     def on_response_complete(self) -> None:
+        """An answer is sent: time the next request's head on a kept-alive connection, or the
+        rest of a body uvicorn has not read."""
         super().on_response_complete()
         state = self.conn.their_state
         if state is h11.IDLE:
@@ -101,6 +106,7 @@ class GuardedH11Protocol(JsonH11Protocol):
             self._arm(self.body_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """The connection is gone: its timer with it."""
         self._disarm()
         super().connection_lost(exc)
 

@@ -33,18 +33,23 @@ class StreamSlots:
             return None
 
     def give_back(self, token: str) -> None:
+        """Close one of ``token``'s streams (the one ``take`` opened)."""
         with self._lock:
             self._open[token] -= 1
             if self._open[token] <= 0:
                 del self._open[token]
 
     def count(self) -> int:
+        """The streams open now, of all tokens."""
         with self._lock:
             return self._open.total()
 
 
 @dataclass(slots=True)
 class AppState:
+    """What the routes share, made once per app by ``create_app``: the client, the settings, the
+    worker cache, the failed-token counts and the stream slots."""
+
     client: Client
     http: HttpSettings
     workers: WorkerCache
@@ -53,5 +58,6 @@ class AppState:
 
 
 def state(request: Request) -> AppState:
+    """The ``AppState`` of the app that ``request`` came to."""
     found: AppState = request.app.state.pgstask
     return found

@@ -132,6 +132,7 @@ def _cross_site() -> Response:
 
 
 async def login_form(request: Request) -> Response:
+    """The sign-in page, where a browser enters its token."""
     return _login_page()
 
 
@@ -193,6 +194,7 @@ async def index(request: Request) -> Response:
 
 
 async def to_index(request: Request) -> Response:
+    """``/stask`` without its slash: a permanent redirect to the dashboard page."""
     return RedirectResponse("/stask/", status_code=308)
 
 
@@ -213,6 +215,7 @@ class WithHeaders:
 
 
 def routes() -> list[BaseRoute]:
+    """The dashboard's pages and static files, none of them in the OpenAPI document."""
     return [
         # HTML pages for browsers, not operations of the JSON API: left out of the OpenAPI
         # document (docs/http.md describes them).

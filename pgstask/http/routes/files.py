@@ -71,6 +71,8 @@ def inside_storage(storage: Path, candidate: Any) -> Path | None:
 
 
 def download(request: Request) -> Response:
+    """A completed task's result file: its newest stored one, else (sTask's way) a path result
+    that lies inside the storage directory; 409 until the task has completed."""
     task_id = bodies.task_id(request)
     app = state(request)
     task: Task = app.client.get(task_id)
@@ -237,6 +239,8 @@ def _stored(info: files.FileInfo) -> dict[str, Any]:
 
 
 async def upload_to_task(request: Request) -> JSONResponse:
+    """Store a file for a pending or preparing task, within its worker's rules and the
+    server's room; the task's options get the file's id, name and size."""
     task_id = bodies.task_id(request)
     app = state(request)
     allowed, limit = await run_in_threadpool(_task_rules, app, task_id)
@@ -278,6 +282,8 @@ def _store_for_task(
 
 
 async def upload_to_worker(request: Request) -> JSONResponse:
+    """Store a file for an active worker before its task exists: whole, or as one chunk of
+    sTask's chunked upload (the last chunk assembles the file)."""
     identifier = bodies.worker_identifier(request)
     app = state(request)
     allowed, limit = await run_in_threadpool(_worker_rules, app, identifier)
@@ -389,6 +395,7 @@ def upload_limit(path: str, max_upload: int) -> int | None:
 
 
 def routes() -> list[Route]:
+    """Download and upload, on sTask's singular and plural paths."""
     out = []
     for base in ("task", "tasks"):
         out += [

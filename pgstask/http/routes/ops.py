@@ -80,6 +80,7 @@ async def clean(request: Request) -> JSONResponse:
 
 
 async def cache_stats(request: Request) -> JSONResponse:
+    """The worker cache's figures in this process (``WorkerCache.stats``)."""
     return JSONResponse({"success": True, "data": state(request).workers.stats()})
 
 
@@ -118,6 +119,7 @@ def metrics(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
+    """Health, readiness, counts, metrics, clean-up, the cache and the upload limits."""
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

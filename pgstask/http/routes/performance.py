@@ -70,6 +70,8 @@ def _worker(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def summary_data(client: Client, hours: float) -> dict[str, Any]:
+    """sTask's performance summary of the last ``hours``, in its field names: task counts,
+    rates, durations, memory, per worker, and the commonest errors."""
     read = figures.summary(client, hours=hours)
     now, row, counts = read.now, read.finished, read.counts
     judged = row["completed"] + row["failed"]
@@ -113,12 +115,14 @@ def summary_data(client: Client, hours: float) -> dict[str, Any]:
 
 
 def summary(request: Request) -> JSONResponse:
+    """The performance summary over ``?hours=`` (default 24)."""
     hours, _ = _hours(request)
     data = summary_data(state(request).client, hours)
     return JSONResponse({"success": True, "data": data})
 
 
 def workers(request: Request) -> JSONResponse:
+    """Each worker's figures over ``?hours=``, by identifier; ``?identifier=`` for one."""
     hours, params = _hours(request, "identifier")
     identifier = params.get("identifier") or None
     rows = figures.workers(state(request).client, hours=hours, identifier=identifier)
@@ -145,57 +149,68 @@ def timeline(request: Request) -> JSONResponse:
     return JSONResponse({"success": True, "data": {"bucket_seconds": bucket, "points": points}})
 
 
+#: Every kind of alert, in the order ``alerts_data`` reports them.
+ALERT_KINDS = (
+    "low_success_rate",
+    "high_execution_time",
+    "high_memory_usage",
+    "no_live_daemon",
+    "waiting_for_worker",
+    "growing_backlog",
+    "stuck_tasks",
+)
+
+
 def alerts_data(client: Client, limits: AlertThresholds) -> list[dict[str, Any]]:
     """sTask's three alerts over the last hour, fixed (judged on finished tasks only), plus
     the queue's own: tasks no live daemon serves, no live daemon at all, a growing backlog,
     stuck running tasks."""
     health = figures.health(client, stuck_after=limits.stuck_after)
-    last_hour, queue, stuck = health.last_hour, health.queue, health.stuck
+    return [*_last_hour_alerts(health.last_hour, limits), *_queue_alerts(health, limits)]
+
+
+def _alert(
+    kind: str, severity: str, message: str, value: Any, threshold: Any, **extra: Any
+) -> dict[str, Any]:
+    """One alert as the API answers it (the ``Alert`` schema)."""
+    return {
+        "type": kind,
+        "severity": severity,
+        "message": message,
+        "value": value,
+        "threshold": threshold,
+        **extra,
+    }
+
+
+def _last_hour_alerts(last_hour: figures.Row, limits: AlertThresholds) -> list[dict[str, Any]]:
+    """sTask's alerts on the tasks that finished in the last hour: success rate, average
+    duration, peak memory."""
     out: list[dict[str, Any]] = []
-
-    def alert(
-        kind: str, severity: str, message: str, value: Any, threshold: Any, **extra: Any
-    ) -> None:
-        out.append(
-            {
-                "type": kind,
-                "severity": severity,
-                "message": message,
-                "value": value,
-                "threshold": threshold,
-                **extra,
-            }
-        )
-
     judged = last_hour["completed"] + last_hour["failed"]
     rate = _rate(last_hour["completed"], judged)
     if judged >= limits.min_finished and rate < limits.min_success_rate:
         severity = "critical" if rate < limits.min_success_rate / 2 else "warning"
-        alert(
-            "low_success_rate",
-            severity,
-            f"Task success rate is below threshold: {rate}% of {judged} finished tasks",
-            rate,
-            limits.min_success_rate,
-        )
+        message = f"Task success rate is below threshold: {rate}% of {judged} finished tasks"
+        out.append(_alert("low_success_rate", severity, message, rate, limits.min_success_rate))
     average = _num(last_hour["average_duration"])
     if average > limits.max_average_duration:
-        alert(
-            "high_execution_time",
-            "warning",
-            f"Average task execution time exceeds threshold: {average}s",
-            average,
-            limits.max_average_duration,
+        message = f"Average task execution time exceeds threshold: {average}s"
+        out.append(
+            _alert("high_execution_time", "warning", message, average, limits.max_average_duration)
         )
     peak = int(last_hour["max_memory"] or 0)
     if peak > limits.max_memory:
-        alert(
-            "high_memory_usage",
-            "warning",
-            f"A task's peak memory exceeds threshold: {peak / 1048576:.1f} MiB",
-            peak,
-            limits.max_memory,
-        )
+        message = f"A task's peak memory exceeds threshold: {peak / 1048576:.1f} MiB"
+        out.append(_alert("high_memory_usage", "warning", message, peak, limits.max_memory))
+    return out
+
+
+def _queue_alerts(health: figures.Health, limits: AlertThresholds) -> list[dict[str, Any]]:
+    """The queue's alerts now: no live daemon for due tasks, workers no live daemon runs, the
+    oldest due task waiting too long, tasks running too long."""
+    out: list[dict[str, Any]] = []
+    queue = health.queue
     alive = [d for d in health.daemons if d["alive"]]
     due = sum(
         r["count"]
@@ -203,48 +218,50 @@ def alerts_data(client: Client, limits: AlertThresholds) -> list[dict[str, Any]]
         if r["status"] == Status.PENDING and r["oldest_due_seconds"] is not None
     )
     if not alive and due:
-        alert(
-            "no_live_daemon",
-            "critical",
-            f"No daemon is alive and {due} task(s) are due",
-            len(alive),
-            1,
-        )
+        message = f"No daemon is alive and {due} task(s) are due"
+        out.append(_alert("no_live_daemon", "critical", message, len(alive), 1))
     for row in health.unserved if alive else []:
-        alert(
-            "waiting_for_worker",
-            "critical",
+        message = (
             f"{row['count']} due task(s) of worker {row['identifier']!r} wait: no live daemon "
-            "runs that worker, or it is inactive",
-            row["count"],
-            0,
-            identifier=row["identifier"],
+            "runs that worker, or it is inactive"
+        )
+        out.append(
+            _alert(
+                "waiting_for_worker",
+                "critical",
+                message,
+                row["count"],
+                0,
+                identifier=row["identifier"],
+            )
         )
     oldest = max(
         (float(r["oldest_due_seconds"]) for r in queue if r["oldest_due_seconds"] is not None),
         default=0.0,
     )
     if oldest > limits.max_backlog_age:
-        alert(
-            "growing_backlog",
-            "warning",
-            f"The oldest due task has waited {oldest:.0f}s ({due} due)",
-            round(oldest, 1),
-            limits.max_backlog_age,
+        message = f"The oldest due task has waited {oldest:.0f}s ({due} due)"
+        out.append(
+            _alert("growing_backlog", "warning", message, round(oldest, 1), limits.max_backlog_age)
         )
-    if stuck:
-        alert(
-            "stuck_tasks",
-            "warning",
-            f"{len(stuck)} task(s) running for more than {limits.stuck_after:.0f}s",
-            len(stuck),
-            limits.stuck_after,
-            task_ids=[r["id"] for r in stuck],
+    if health.stuck:
+        stuck = health.stuck
+        message = f"{len(stuck)} task(s) running for more than {limits.stuck_after:.0f}s"
+        out.append(
+            _alert(
+                "stuck_tasks",
+                "warning",
+                message,
+                len(stuck),
+                limits.stuck_after,
+                task_ids=[r["id"] for r in stuck],
+            )
         )
     return out
 
 
 def alerts(request: Request) -> JSONResponse:
+    """The alerts now, judged against the server's ``PGSTASK_ALERT_*`` thresholds."""
     bodies.query_params(request, ())
     app = state(request)
     data = alerts_data(app.client, app.http.alerts)
@@ -252,6 +269,7 @@ def alerts(request: Request) -> JSONResponse:
 
 
 def routes() -> list[Route]:
+    """Summary, per worker, alerts and timeline."""
     return [
         Route("/stask/performance/summary", summary, methods=["GET"]),
         Route("/stask/performance/workers", workers, methods=["GET"]),

@@ -25,6 +25,8 @@ from pgstask.workers.actions import action_key
 #: its query string.
 CONTROL_FIELDS = ("priority", "start_at", "max_attempts", "dedupe_key")
 LOG_LINES = 50
+#: The query parameters of a task's log records.
+LOG_FILTERS = ("limit", "errors_only")
 
 
 async def run_action(request: Request) -> JSONResponse:
@@ -114,6 +116,7 @@ async def create_task(request: Request) -> JSONResponse:
 
 
 def show_task(request: Request) -> JSONResponse:
+    """The task, every column."""
     task: Task = state(request).client.get(bodies.task_id(request))
     return JSONResponse({"success": True, "task": task.to_dict()})
 
@@ -262,11 +265,13 @@ def list_tasks(request: Request) -> JSONResponse:
 
 
 def cancel_task(request: Request) -> JSONResponse:
+    """Cancel a task (a running one is told to stop); 409 when it has finished already."""
     task = state(request).client.cancel(bodies.task_id(request))
     return JSONResponse({"success": True, "message": "Task cancelled", "task": task.to_dict()})
 
 
 def retry_task(request: Request) -> JSONResponse:
+    """Queue a failed or cancelled task again with a fresh set of attempts; 409 otherwise."""
     task = state(request).client.retry(bodies.task_id(request))
     return JSONResponse({"success": True, "message": "Task queued again", "task": task.to_dict()})
 
@@ -274,7 +279,7 @@ def retry_task(request: Request) -> JSONResponse:
 def task_logs(request: Request) -> JSONResponse:
     """``?limit=N`` for the last N records, ``?errors_only=true`` for errors only."""
     task_id = bodies.task_id(request)
-    params = bodies.query_params(request, ("limit", "errors_only"))
+    params = bodies.query_params(request, LOG_FILTERS)
     limit = bodies.whole_number(params.get("limit"), "limit", 0, 1, 100_000) or None
     errors_only = bodies.flag(params.get("errors_only"), "errors_only")
     client = state(request).client
@@ -298,6 +303,7 @@ def download_logs(request: Request) -> Response:
 
 
 def clear_logs(request: Request) -> JSONResponse:
+    """Delete a task's log records, answering how many went."""
     task_id = bodies.task_id(request)
     client = state(request).client
     client.get(task_id)
@@ -308,6 +314,7 @@ def clear_logs(request: Request) -> JSONResponse:
 
 
 def routes() -> list[Route]:
+    """The task endpoints, on sTask's singular and plural paths."""
     return [
         Route("/stask/worker/{identifier}/run/{action}", run_action, methods=["POST"]),
         Route("/stask/workers/{identifier}/tasks/{action}", run_action, methods=["POST"]),

@@ -28,6 +28,7 @@ def _worker_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_workers(request: Request) -> JSONResponse:
+    """Registered workers; ``?active_only=true`` for the active ones."""
     params = bodies.query_params(request, ("active_only",))
     active_only = bodies.flag(params.get("active_only"), "active_only")
     rows = state(request).client.workers(active_only=active_only)
@@ -35,6 +36,7 @@ def list_workers(request: Request) -> JSONResponse:
 
 
 def show_worker(request: Request) -> JSONResponse:
+    """One worker's row, and whether its class imports where the API runs."""
     row = state(request).client.worker(bodies.worker_identifier(request))
     return JSONResponse({"success": True, "worker": _worker_json(row)})
 
@@ -46,10 +48,13 @@ async def _identifier(request: Request) -> str:
 
 
 async def activate(request: Request) -> JSONResponse:
+    """Activate the worker the body names: daemons claim its tasks again."""
     return await _set_active(request, True)
 
 
 async def deactivate(request: Request) -> JSONResponse:
+    """Deactivate the worker the body names: its pending tasks wait unclaimed and
+    the run endpoint refuses it."""
     return await _set_active(request, False)
 
 
@@ -100,6 +105,7 @@ def discover(request: Request) -> JSONResponse:
 
 
 def rescan(request: Request) -> JSONResponse:
+    """Refresh the class path and metadata of registered workers; answers those that changed."""
     app = state(request)
     changed = app.client.rescan_workers()
     app.workers.clear()
@@ -125,6 +131,7 @@ def clean_orphaned(request: Request) -> JSONResponse:
 
 
 def routes() -> list[Route]:
+    """The worker endpoints; those named in the body on sTask's singular and plural paths."""
     out = [
         Route("/stask/workers", list_workers, methods=["GET"]),
         Route("/stask/worker/{identifier}", show_worker, methods=["GET"]),

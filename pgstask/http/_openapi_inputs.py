@@ -1,0 +1,199 @@
+"""What the HTTP API takes, for the OpenAPI document: query parameters and request bodies.
+
+The query parameters of the task endpoints are described in the order of the routes' own
+allowlists (``tasks.CONTROL_FIELDS``, ``LIST_FILTERS``, ``LOG_FILTERS``), and so are the task's
+fields in the run and create bodies: a name added there without a description here fails at
+import, so the document cannot leave one out (nor keep one the route no longer takes). The request
+bodies follow what the handlers read with ``bodies.py``; unknown fields are a 422 where the
+handler refuses them (``closed``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pgstask.http._openapi_schemas import (
+    CONTROL,
+    DEDUPE_KEY,
+    FLAG,
+    MAX_ATTEMPTS,
+    NON_BLANK,
+    OBJECT,
+    PRIORITY,
+    STATUS_TEXTS,
+    TASK_ID,
+    TEXT,
+    Schema,
+    nullable,
+    record,
+)
+from pgstask.http.routes import performance, tasks
+from pgstask.task import Status
+
+
+def query(name: str, schema: Schema, description: str, *, empty: bool = True) -> Schema:
+    """A query parameter; ``empty``: an empty value (``?limit=``) counts as not given."""
+    out: Schema = {"name": name, "in": "query", "required": False, "description": description}
+    if empty:
+        out["allowEmptyValue"] = True
+    return {**out, "schema": schema}
+
+
+def json_body(schema: Schema, *, required: bool, example: Any = None) -> Schema:
+    """A JSON request body of ``schema``, with ``example`` shown in the document."""
+    media: Schema = {"schema": schema}
+    if example is not None:
+        media["example"] = example
+    return {"required": required, "content": {"application/json": media}}
+
+
+def closed(schema: Schema) -> Schema:
+    """``schema`` without properties beyond its own (unknown fields are a 422)."""
+    return {**schema, "additionalProperties": False}
+
+
+def _in_order(names: Iterable[str], described: Mapping[str, Schema]) -> tuple[Schema, ...]:
+    """The parameters ``names`` of a route's allowlist, in its order; a KeyError names one
+    that has no description."""
+    return tuple(described[name] for name in names)
+
+
+DATE_TIME: Schema = {"type": "string", "format": "date-time"}
+HOURS = query(
+    "hours",
+    {"type": "number", "exclusiveMinimum": 0, "maximum": performance.MAX_HOURS, "default": 24},
+    "The window: the last this many hours",
+)
+ID_FILTER = query("identifier", TEXT, "Only this worker")
+ACTIVE_ONLY = query("active_only", FLAG, "Only active workers")
+BUCKET = query(
+    "bucket",
+    {"type": "integer", "minimum": 10, "maximum": 86400},
+    "Seconds per bucket (default: a 48th of the window, at least 60)",
+)
+
+#: The run endpoint's query string: the task's fields beside its options.
+RUN_QUERY = _in_order(
+    tasks.CONTROL_FIELDS,
+    {
+        "priority": query("priority", PRIORITY, "As the body's priority", empty=False),
+        "start_at": query("start_at", DATE_TIME, "As the body's start_at"),
+        "max_attempts": query("max_attempts", MAX_ATTEMPTS, "As the body's max_attempts"),
+        "dedupe_key": query("dedupe_key", DEDUPE_KEY, "As the body's dedupe_key", empty=False),
+    },
+)
+
+_STATUS: Schema = {"enum": [*STATUS_TEXTS, *(str(int(s)) for s in Status)]}
+_PAGE_SIZE: Schema = {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}
+
+#: The task list's filters and page.
+LIST_QUERY = _in_order(
+    tasks.LIST_FILTERS,
+    {
+        "status": query("status", _STATUS, "A status, by name or code"),
+        "identifier": ID_FILTER,
+        "action": query("action", TEXT, "Only this action"),
+        "priority": query("priority", PRIORITY, "Only this priority"),
+        "created_from": query("created_from", DATE_TIME, "Created at or after"),
+        "created_to": query("created_to", DATE_TIME, "Created before"),
+        "before_id": query(
+            "before_id", TASK_ID, "Tasks with a smaller id (next_before_id of a page)"
+        ),
+        "limit": query("limit", _PAGE_SIZE, "Page size"),
+    },
+)
+
+#: A task's log records: how many, and which.
+LOGS_QUERY = _in_order(
+    tasks.LOG_FILTERS,
+    {
+        "limit": query(
+            "limit", {"type": "integer", "minimum": 1, "maximum": 100_000}, "The last N records"
+        ),
+        "errors_only": query("errors_only", FLAG, "Only records of level error or above"),
+    },
+)
+#: The task's fields beside its options, as the run and create endpoints take them in a body:
+#: exactly the route's own (a KeyError names one without a schema).
+_CONTROL: Schema = {name: CONTROL[name] for name in tasks.CONTROL_FIELDS}
+
+
+def run_body() -> Schema:
+    """The run endpoint's body: the options, bare or in an envelope with the task's fields."""
+    envelope = closed(record(options=nullable(OBJECT), optional=_CONTROL))
+    plain = {"type": "object", "not": {"required": ["options"]}}
+    return json_body(
+        {
+            "description": "The task's options: the `options` key if there is one (then the "
+            "body may also carry priority, start_at, max_attempts and dedupe_key), else the "
+            "whole body. An empty body is no options.",
+            "anyOf": [envelope, plain],
+        },
+        required=False,
+        example={"options": {"file": "a.csv"}, "priority": "high"},
+    )
+
+
+def create_body() -> Schema:
+    """The body of sTask's create endpoint: worker, action, options and the task's fields."""
+    name = {**NON_BLANK, "maxLength": 255}
+    data = {**nullable(OBJECT), "description": "The task's options"}
+    return json_body(
+        closed(record(identifier=name, action=name, optional={"data": data, **_CONTROL})),
+        required=True,
+        example={"identifier": "demo", "action": "count", "data": {"to": 3}},
+    )
+
+
+def identifier_body() -> Schema:
+    """A body naming one worker (activate, deactivate)."""
+    return json_body(
+        closed(record(identifier=NON_BLANK)), required=True, example={"identifier": "demo"}
+    )
+
+
+def settings_body() -> Schema:
+    """The settings to merge into a worker's stored ones."""
+    return json_body(
+        closed(record(settings=OBJECT)),
+        required=True,
+        example={"settings": {"max_file_size": 1048576}},
+    )
+
+
+def clean_body() -> Schema:
+    """The age past which finished tasks and log records are deleted, as ``bodies.days``
+    reads it."""
+    days = {
+        "anyOf": [
+            {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1e6},
+            {"enum": ["", None]},
+        ],
+        "default": 30,
+    }
+    return json_body(closed(record(optional={"days": days})), required=False, example={"days": 7})
+
+
+def cache_clear_body() -> Schema:
+    """Which worker to forget; none or null is all of them."""
+    return json_body(closed(record(optional={"identifier": nullable(NON_BLANK)})), required=False)
+
+
+def upload_body(*, chunks: bool) -> Schema:
+    """A multipart upload of one file; with ``chunks``, also sTask's chunked form."""
+    upload = record(file={"type": "string", "contentMediaType": "application/octet-stream"})
+    upload["description"] = "The file in the field `file`"
+    if chunks:
+        upload["description"] += (
+            "; a chunked upload (sTask's) sends each chunk of at most 1 MiB with chunk_index, "
+            "total_chunks, session_id and original_filename, best before the file: then a "
+            "chunk past 1 MiB is refused as soon as it passes it"
+        )
+        upload["properties"] |= {
+            "chunk_index": {"type": "integer", "minimum": 0, "maximum": 99_999},
+            "total_chunks": {"type": "integer", "minimum": 1, "maximum": 100_000},
+            "session_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,128}$"},
+            "original_filename": NON_BLANK,
+        }
+    return {"required": True, "content": {"multipart/form-data": {"schema": upload}}}
