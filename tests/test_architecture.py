@@ -40,7 +40,7 @@ def test_the_imports_keep_the_layers() -> None:
     [
         ("runtime/producer.py", "from pgstask.client import Client"),
         ("workers/base.py", "from pgstask.runtime.daemon import Daemon"),
-        ("queries.py", "from pgstask.progress import ProgressState"),
+        ("queries/tasks.py", "from pgstask.progress import ProgressState"),
     ],
 )
 def test_an_import_inside_a_function_breaks_the_layers_too(

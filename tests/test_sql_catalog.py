@@ -14,6 +14,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
+from importlib import resources
 from typing import Any
 
 import pytest
@@ -32,11 +33,11 @@ _POSITIONAL = re.compile(r"(?<![)%])%[sbt]\b")
 
 
 def _wrappers() -> dict[str, Callable[..., Any]]:
-    """The public functions that ``pgstask.queries`` itself defines."""
+    """The public functions that ``pgstask.queries`` defines in its modules and re-exports."""
     return {
         name: function
         for name, function in inspect.getmembers(queries, inspect.isfunction)
-        if function.__module__ == queries.__name__ and not name.startswith("_")
+        if function.__module__.startswith(f"{queries.__name__}.") and not name.startswith("_")
     }
 
 
@@ -46,8 +47,20 @@ def _wrappers() -> dict[str, Callable[..., Any]]:
 def test_every_query_has_a_wrapper_and_every_wrapper_a_query() -> None:
     sql_names = set(named_queries())
     wrapper_names = set(_wrappers())
-    assert sorted(sql_names - wrapper_names) == [], "queries without a wrapper in queries.py"
+    assert sorted(sql_names - wrapper_names) == [], "queries without a wrapper in pgstask.queries"
     assert sorted(wrapper_names - sql_names) == [], "wrappers without a query in pgstask/sql"
+
+
+def test_the_queries_of_each_file_are_wrapped_in_the_module_of_its_name() -> None:
+    """``sql/tasks.sql``'s in ``pgstask/queries/tasks.py``, and so on."""
+    wrappers = _wrappers()
+    for entry in resources.files("pgstask.sql").iterdir():
+        if entry.name.endswith(".sql"):
+            module = f"{queries.__name__}.{entry.name.removesuffix('.sql')}"
+            names = parse(entry.read_text(encoding="utf-8"))
+            assert {name: wrappers[name].__module__ for name in names} == dict.fromkeys(
+                names, module
+            )
 
 
 @pytest.mark.parametrize("name", sorted(named_queries()))

@@ -1,0 +1,41 @@
+"""How a wrapper runs its named query and shapes what it returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg.rows import dict_row
+
+from pgstask._task_rows import fetch_tasks, task_row
+from pgstask.db import Conn
+from pgstask.sql import query
+from pgstask.task import Task
+
+Row = dict[str, Any]
+
+
+def params_of(given: dict[str, Any]) -> dict[str, Any]:
+    """A wrapper's keyword arguments as query parameters (sequences become lists = arrays)."""
+    return {
+        k: list(v) if isinstance(v, tuple | list) else v for k, v in given.items() if k != "conn"
+    }
+
+
+def tasks_of(conn: Conn, name: str, params: dict[str, Any], binary: bool = False) -> list[Task]:
+    """``binary``: results in binary (the query's ``%(name)b`` placeholders do the same for
+    its parameters)."""
+    with conn.cursor(row_factory=task_row) as cur:
+        cur.execute(query(name), params, binary=binary)
+        return fetch_tasks(cur)
+
+
+def rows_of(conn: Conn, name: str, params: dict[str, Any]) -> list[Row]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query(name), params)
+        return cur.fetchall() if cur.description else []
+
+
+def count_of(conn: Conn, name: str, params: dict[str, Any]) -> int:
+    with conn.cursor() as cur:
+        cur.execute(query(name), params)
+        return cur.rowcount

@@ -1,0 +1,35 @@
+"""Wrappers of ``sql/logs.sql``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from psycopg.types.json import Jsonb
+
+from pgstask.db import Conn
+from pgstask.queries._execute import Row, count_of, params_of, rows_of
+
+
+def log_insert_many(
+    conn: Conn,
+    *,
+    task_ids: Sequence[int],
+    levels: Sequence[str],
+    messages: Sequence[str],
+    contexts: Sequence[Jsonb],
+) -> int:
+    """The number of records stored (those of deleted tasks are skipped)."""
+    return count_of(conn, "log_insert_many", params_of(locals()))
+
+
+def log_list(conn: Conn, *, task_id: int, limit: int | None, errors_only: bool) -> list[Row]:
+    params = {"task_id": task_id, "limit": limit, "errors_only": errors_only}
+    return rows_of(conn, "log_list", params)
+
+
+def log_delete_for_task(conn: Conn, *, task_id: int) -> int:
+    return count_of(conn, "log_delete_for_task", {"task_id": task_id})
+
+
+def log_delete_older_than(conn: Conn, *, days: float, limit: int = 5000) -> int:
+    return count_of(conn, "log_delete_older_than", {"days": days, "limit": limit})

@@ -1,0 +1,208 @@
+"""Wrappers of ``sql/tasks.sql``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from psycopg import postgres
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
+from psycopg.types.json import Jsonb
+
+from pgstask.db import Conn
+from pgstask.queries._execute import Row, params_of, rows_of, tasks_of
+from pgstask.sql import query
+from pgstask.task import RunKey, Task
+
+# json.dumps with an option set builds a new encoder on every call.
+_OUTCOMES = json.JSONEncoder(allow_nan=False)
+
+
+def task_insert_many(
+    conn: Conn,
+    *,
+    identifiers: Sequence[str],
+    actions: Sequence[str],
+    metas: Sequence[str],
+    priorities: Sequence[str],
+    start_ats: Sequence[dt.datetime | None],
+    max_attempts: Sequence[int],
+    started_by: Sequence[int | None],
+    dedupe_keys: Sequence[str | None],
+) -> list[Task]:
+    """``metas`` are JSON texts. Sent and read in binary: large batches skip text quoting."""
+    return tasks_of(conn, "task_insert_many", params_of(locals()), binary=True)
+
+
+def task_reserve_ids(conn: Conn, *, n: int) -> tuple[dt.datetime, list[int] | None]:
+    row = rows_of(conn, "task_reserve_ids", {"n": n})[0]
+    return row["now"], row["ids"]
+
+
+class _JsonTextDumper(Dumper):
+    """Text that is already JSON, as ``jsonb`` in binary (a version byte, then the text)."""
+
+    format = Format.BINARY
+    oid = postgres.types["jsonb"].oid
+
+    def dump(self, obj: str) -> bytes:
+        return b"\x01" + obj.encode()
+
+
+_COPY_TYPES = (
+    *("int8", "text", "text", "jsonb", "text", "timestamptz", "int4", "int8", "text"),
+    *("timestamptz", "timestamptz"),
+)
+
+
+def task_copy(conn: Conn, rows: Iterable[Sequence[Any]]) -> None:
+    """``rows``: the data the COPY reads (not query parameters), in its column order; ``meta``
+    as JSON text."""
+    with conn.cursor() as cur:
+        cur.adapters.register_dumper(None, _JsonTextDumper)  # this cursor's COPY only
+        with cur.copy(query("task_copy")) as copy:
+            copy.set_types(list(_COPY_TYPES))
+            for row in rows:
+                copy.write_row(row)
+
+
+def task_merge_meta(conn: Conn, *, id: int, patch: Jsonb) -> Task | None:
+    found = tasks_of(conn, "task_merge_meta", {"id": id, "patch": patch})
+    return found[0] if found else None
+
+
+def task_get(conn: Conn, *, id: int) -> Task | None:
+    found = tasks_of(conn, "task_get", {"id": id})
+    return found[0] if found else None
+
+
+def task_get_by_dedupe_key(conn: Conn, *, dedupe_key: str) -> Task | None:
+    found = tasks_of(conn, "task_get_by_dedupe_key", {"dedupe_key": dedupe_key})
+    return found[0] if found else None
+
+
+def task_claim(
+    conn: Conn, *, daemon_id: uuid.UUID, identifiers: Sequence[str], limit: int
+) -> list[Task]:
+    params = {"daemon_id": daemon_id, "identifiers": list(identifiers), "limit": limit}
+    return tasks_of(conn, "task_claim", params)
+
+
+def task_next_start_at(conn: Conn, *, identifiers: Sequence[str]) -> float | None:
+    """Seconds until the earliest pending task becomes due (0 if due now; ``inf`` for a
+    ``start_at`` of infinity); None when nothing is pending."""
+    rows = rows_of(conn, "task_next_start_at", {"identifiers": list(identifiers)})
+    return float(rows[0]["delay"]) if rows else None
+
+
+def task_complete_many(
+    conn: Conn,
+    *,
+    daemon_id: uuid.UUID,
+    outcomes: Sequence[tuple[int, int, str | None, Any, int | None]],
+) -> list[RunKey]:
+    """``outcomes``: (id, claims, message, result, peak_memory) each, ``result`` a plain
+    JSON-serialisable value; sent as the query's one JSON parameter. Returns the runs written."""
+    batch = _OUTCOMES.encode(list(outcomes))
+    rows = rows_of(conn, "task_complete_many", {"daemon_id": daemon_id, "outcomes": batch})
+    return [(r["id"], r["claims"]) for r in rows]
+
+
+def task_fail_many(
+    conn: Conn,
+    *,
+    daemon_id: uuid.UUID,
+    ids: Sequence[int],
+    claims: Sequence[int],
+    messages: Sequence[str],
+    errors: Sequence[str | None],
+    retry_delays: Sequence[float | None],
+    peak_memory: Sequence[int | None],
+) -> list[Row]:
+    return rows_of(conn, "task_fail_many", params_of(locals()))
+
+
+def task_give_back_many(
+    conn: Conn,
+    *,
+    daemon_id: uuid.UUID,
+    ids: Sequence[int],
+    claims: Sequence[int],
+    messages: Sequence[str | None],
+) -> list[RunKey]:
+    rows = rows_of(conn, "task_give_back_many", params_of(locals()))
+    return [(r["id"], r["claims"]) for r in rows]
+
+
+def task_give_back_unknown(
+    conn: Conn, *, daemon_id: uuid.UUID, ids: Sequence[int], claims: Sequence[int]
+) -> list[RunKey]:
+    """Give back what ``daemon_id`` holds other than the runs it knows (``ids``/``claims``);
+    returns those."""
+    params = {"daemon_id": daemon_id, "ids": list(ids), "claims": list(claims)}
+    return [(r["id"], r["claims"]) for r in rows_of(conn, "task_give_back_unknown", params)]
+
+
+def task_set_status(conn: Conn, *, id: int, status: int, claims: int, daemon_id: uuid.UUID) -> bool:
+    params = {"id": id, "status": status, "claims": claims, "daemon_id": daemon_id}
+    return bool(rows_of(conn, "task_set_status", params))
+
+
+def task_rescue(
+    conn: Conn, *, stale_after: float, base_delay: float, max_delay: float, limit: int = 1000
+) -> list[Row]:
+    return rows_of(conn, "task_rescue", params_of(locals()))
+
+
+def task_cancel(conn: Conn, *, id: int, message: str) -> Row | None:
+    rows = rows_of(conn, "task_cancel", {"id": id, "message": message})
+    return rows[0] if rows else None
+
+
+def task_retry(conn: Conn, *, id: int) -> Task | None:
+    found = tasks_of(conn, "task_retry", {"id": id})
+    return found[0] if found else None
+
+
+def task_notify(conn: Conn) -> None:
+    rows_of(conn, "task_notify", {})
+
+
+def task_list(
+    conn: Conn,
+    *,
+    status: int | None,
+    identifier: str | None,
+    action: str | None,
+    priority: str | None,
+    created_from: dt.datetime | None,
+    created_to: dt.datetime | None,
+    before_id: int | None,
+    limit: int,
+) -> list[Task]:
+    return tasks_of(conn, "task_list", params_of(locals()))
+
+
+def task_pending(conn: Conn, *, limit: int) -> list[Task]:
+    return tasks_of(conn, "task_pending", {"limit": limit})
+
+
+def task_count_by_status(conn: Conn) -> dict[int, int]:
+    return {r["status"]: r["count"] for r in rows_of(conn, "task_count_by_status", {})}
+
+
+def task_waiting_for_worker(conn: Conn) -> list[Row]:
+    return rows_of(conn, "task_waiting_for_worker", {})
+
+
+def task_delete_finished_before(conn: Conn, *, days: float, limit: int = 5000) -> int:
+    return len(rows_of(conn, "task_delete_finished_before", {"days": days, "limit": limit}))
+
+
+def task_claim_by_id(conn: Conn, *, daemon_id: uuid.UUID, id: int) -> Task | None:
+    found = tasks_of(conn, "task_claim_by_id", {"daemon_id": daemon_id, "id": id})
+    return found[0] if found else None

@@ -1,0 +1,62 @@
+"""Wrappers of ``sql/workers.sql``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from psycopg.types.json import Jsonb
+
+from pgstask.db import Conn
+from pgstask.queries._execute import Row, params_of, rows_of
+
+
+def worker_register_many(
+    conn: Conn,
+    *,
+    active: bool,
+    identifiers: Sequence[str],
+    classes: Sequence[str],
+    scopes: Sequence[str],
+    titles: Sequence[str],
+    descriptions: Sequence[str],
+    icons: Sequence[str],
+    actions: Sequence[Jsonb],
+) -> list[Row]:
+    """``actions``: one JSON array of action names per worker."""
+    return rows_of(conn, "worker_register_many", params_of(locals()))
+
+
+def worker_list(conn: Conn, *, active_only: bool = False) -> list[Row]:
+    return rows_of(conn, "worker_list", {"active_only": active_only})
+
+
+def worker_get(conn: Conn, *, identifier: str) -> Row | None:
+    rows = rows_of(conn, "worker_get", {"identifier": identifier})
+    return rows[0] if rows else None
+
+
+def worker_set_active(conn: Conn, *, identifier: str, active: bool) -> Row | None:
+    rows = rows_of(conn, "worker_set_active", {"identifier": identifier, "active": active})
+    return rows[0] if rows else None
+
+
+def worker_notify(conn: Conn, *, identifier: str) -> None:
+    rows_of(conn, "worker_notify", {"identifier": identifier})
+
+
+def worker_update_settings(conn: Conn, *, identifier: str, settings: Jsonb) -> Row | None:
+    rows = rows_of(conn, "worker_update_settings", {"identifier": identifier, "settings": settings})
+    return rows[0] if rows else None
+
+
+def worker_delete_many(conn: Conn, *, identifiers: Sequence[str]) -> list[str]:
+    rows = rows_of(conn, "worker_delete_many", {"identifiers": list(identifiers)})
+    return [r["identifier"] for r in rows]
+
+
+def worker_states(conn: Conn, *, identifiers: Sequence[str]) -> list[Row]:
+    return rows_of(conn, "worker_states", {"identifiers": list(identifiers)})
+
+
+def worker_count(conn: Conn) -> Row:
+    return rows_of(conn, "worker_count", {})[0]
