@@ -91,7 +91,7 @@ class TaskFiles(ClientBase):
                 "uploaded_file_id": info.id,
                 "original_filename": info.filename,
                 "file_size": info.size,
-                "uploaded_at": queries.daemon_now(c).isoformat(),
+                "uploaded_at": queries.server_now(c).isoformat(),
             }
             updated = queries.task_merge_meta(c, id=task_id, patch=Jsonb(patch))
             if updated is None:  # it started between the read and the update

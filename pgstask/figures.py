@@ -38,7 +38,7 @@ class Summary:
 def summary(client: Client, *, hours: float, errors: int = 5) -> Summary:
     with client.connection() as conn:
         return Summary(
-            now=queries.daemon_now(conn),
+            now=queries.server_now(conn),
             finished=queries.metrics_summary(conn, hours=hours),
             counts=queries.task_count_by_status(conn),
             workers=queries.metrics_workers(conn, hours=hours, identifier=None),

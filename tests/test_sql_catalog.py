@@ -27,7 +27,10 @@ from pgstask.sql import parse
 from pgstask.sql import queries as named_queries
 from pgstask.task import Task
 
-ENTITIES = ("task", "worker", "daemon", "progress", "log", "schema", "file", "metrics")
+ENTITIES = (
+    *("task", "worker", "daemon", "progress", "log", "schema", "file", "metrics"),
+    *("server", "lock", "channel"),
+)
 _PLACEHOLDER = re.compile(r"%\((\w+)\)[sb]")  # b: sent in binary
 _POSITIONAL = re.compile(r"(?<![)%])%[sbt]\b")
 
@@ -269,6 +272,12 @@ def _task_give_back_unknown(conn: Conn, w: World) -> None:
     assert task is not None and (task.status, task.attempts, task.daemon_id) == (10, 0, None)
 
 
+def _task_lost(conn: Conn, w: World) -> None:
+    ids, claims = [w.running.id, w.pending.id, w.running.id], [1, 0, 7]
+    lost = queries.task_lost(conn, daemon_id=w.daemon_id, ids=ids, claims=claims)
+    assert lost == [w.pending.run_key, (w.running.id, 7)]
+
+
 def _task_set_status(conn: Conn, w: World) -> None:
     assert queries.task_set_status(
         conn, id=w.running.id, status=30, claims=1, daemon_id=w.daemon_id
@@ -310,7 +319,7 @@ def _task_list(conn: Conn, w: World) -> None:
     filters = {**nothing, "status": 10, "identifier": "w", "action": "wait", "priority": "normal"}
     pending = queries.task_list(conn, **filters, limit=10)
     assert [t.id for t in pending] == [w.pending.id]
-    now = queries.daemon_now(conn)
+    now = queries.server_now(conn)
     hour = dt.timedelta(hours=1)
     assert len(queries.task_list(conn, **{**nothing, "created_from": now - hour}, limit=10)) == 3
     assert queries.task_list(conn, **{**nothing, "created_to": now - hour}, limit=10) == []
@@ -478,12 +487,6 @@ def _daemon_heartbeat(conn: Conn, w: World) -> None:
     assert not queries.daemon_heartbeat(conn, id=uuid.uuid4())
 
 
-def _daemon_lost_tasks(conn: Conn, w: World) -> None:
-    ids, claims = [w.running.id, w.pending.id, w.running.id], [1, 0, 7]
-    lost = queries.daemon_lost_tasks(conn, id=w.daemon_id, ids=ids, claims=claims)
-    assert lost == [w.pending.run_key, (w.running.id, 7)]
-
-
 def _daemon_deregister(conn: Conn, w: World) -> None:
     queries.daemon_deregister(conn, id=w.daemon_id)
     assert not queries.daemon_heartbeat(conn, id=w.daemon_id)
@@ -501,17 +504,17 @@ def _daemon_list(conn: Conn, w: World) -> None:
     assert [(r["id"], r["alive"]) for r in rows] == [(w.daemon_id, True)]
 
 
-def _daemon_try_lock(conn: Conn, w: World) -> None:
-    assert queries.daemon_try_lock(conn, key=0x70677374 + 1)
+def _lock_try_acquire(conn: Conn, w: World) -> None:
+    assert queries.lock_try_acquire(conn, key=0x70677374 + 1)
 
 
-def _daemon_listen(conn: Conn, w: World) -> None:
-    queries.daemon_listen(conn)  # takes effect at commit; here it only has to parse and run
+def _channel_listen(conn: Conn, w: World) -> None:
+    queries.channel_listen(conn)  # takes effect at commit; here it only has to parse and run
     conn.execute("UNLISTEN *")
 
 
-def _daemon_now(conn: Conn, w: World) -> None:
-    now = queries.daemon_now(conn)
+def _server_now(conn: Conn, w: World) -> None:
+    now = queries.server_now(conn)
     assert isinstance(now, dt.datetime) and now.tzinfo is not None
 
 

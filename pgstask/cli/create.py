@@ -97,7 +97,7 @@ def cmd_create(ctx: Context) -> int:
     start_at: dt.datetime | None = args.start_at
     if args.delay is not None:
         with client.connection() as conn:
-            start_at = queries.daemon_now(conn) + dt.timedelta(seconds=args.delay)
+            start_at = queries.server_now(conn) + dt.timedelta(seconds=args.delay)
     task = client.create(
         args.identifier,
         args.action,

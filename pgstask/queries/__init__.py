@@ -12,11 +12,7 @@ from pgstask.queries.daemons import (
     daemon_deregister,
     daemon_heartbeat,
     daemon_list,
-    daemon_listen,
-    daemon_lost_tasks,
-    daemon_now,
     daemon_register,
-    daemon_try_lock,
 )
 from pgstask.queries.files import (
     file_chunk,
@@ -59,6 +55,7 @@ from pgstask.queries.schema import (
     schema_unlock,
     schema_version,
 )
+from pgstask.queries.server import channel_listen, lock_try_acquire, server_now
 from pgstask.queries.tasks import (
     task_cancel,
     task_claim,
@@ -74,6 +71,7 @@ from pgstask.queries.tasks import (
     task_give_back_unknown,
     task_insert_many,
     task_list,
+    task_lost,
     task_merge_meta,
     task_next_start_at,
     task_notify,
@@ -98,15 +96,12 @@ from pgstask.queries.workers import (
 
 __all__ = [
     "Row",
+    "channel_listen",
     "daemon_delete_stale",
     "daemon_deregister",
     "daemon_heartbeat",
     "daemon_list",
-    "daemon_listen",
-    "daemon_lost_tasks",
-    "daemon_now",
     "daemon_register",
-    "daemon_try_lock",
     "file_chunk",
     "file_chunk_summary",
     "file_create",
@@ -118,6 +113,7 @@ __all__ = [
     "file_latest",
     "file_put_chunk",
     "file_usage",
+    "lock_try_acquire",
     "log_delete_for_task",
     "log_delete_older_than",
     "log_insert_many",
@@ -138,6 +134,7 @@ __all__ = [
     "schema_lock",
     "schema_unlock",
     "schema_version",
+    "server_now",
     "task_cancel",
     "task_claim",
     "task_claim_by_id",
@@ -152,6 +149,7 @@ __all__ = [
     "task_give_back_unknown",
     "task_insert_many",
     "task_list",
+    "task_lost",
     "task_merge_meta",
     "task_next_start_at",
     "task_notify",

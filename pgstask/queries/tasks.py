@@ -147,6 +147,14 @@ def task_give_back_unknown(
     return [(r["id"], r["claims"]) for r in rows_of(conn, "task_give_back_unknown", params)]
 
 
+def task_lost(
+    conn: Conn, *, daemon_id: uuid.UUID, ids: Sequence[int], claims: Sequence[int]
+) -> list[RunKey]:
+    """Of the runs ``ids``/``claims``, those daemon ``daemon_id`` no longer holds."""
+    rows = rows_of(conn, "task_lost", params_of(locals()))
+    return [(r["id"], r["claims"]) for r in rows]
+
+
 def task_set_status(conn: Conn, *, id: int, status: int, claims: int, daemon_id: uuid.UUID) -> bool:
     params = {"id": id, "status": status, "claims": claims, "daemon_id": daemon_id}
     return bool(rows_of(conn, "task_set_status", params))

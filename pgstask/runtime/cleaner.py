@@ -62,7 +62,7 @@ class Cleaner(Service):
         """One pass, unless another daemon holds the cleaner's lock; returns what it removed."""
         tasks = logs = rows = stored = 0
         with self.pool.connection() as conn, conn.transaction():
-            if queries.daemon_try_lock(conn, key=LOCK_KEY):
+            if queries.lock_try_acquire(conn, key=LOCK_KEY):
                 if self.task_retention_days is not None:
                     tasks = queries.task_delete_finished_before(conn, days=self.task_retention_days)
                     stored = queries.file_delete_unattached(

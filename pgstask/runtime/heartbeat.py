@@ -116,7 +116,7 @@ class Heartbeat(Service):
                 _log.warning("daemon %s was declared dead; registering again", daemon_id)
                 self.row.register(conn)
             ids, claims = _columns(self.runs.known())
-            lost = queries.daemon_lost_tasks(conn, id=daemon_id, ids=ids, claims=claims)
+            lost = queries.task_lost(conn, daemon_id=daemon_id, ids=ids, claims=claims)
             states = queries.worker_states(conn, identifiers=list(self.row.identifiers))
         self.last_beat = max(self.last_beat, sent)
         self.beats += 1

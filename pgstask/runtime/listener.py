@@ -67,7 +67,7 @@ class Listener(Service):
                     if self.stopping:
                         break
                 if self.clock() - last_probe >= self.probe_interval:
-                    queries.daemon_now(conn)
+                    queries.server_now(conn)
                     last_probe = self.clock()
         except (psycopg.Error, OSError) as exc:
             _log.warning("listener connection lost (%s); reconnecting", str(exc).strip())
@@ -82,7 +82,7 @@ class Listener(Service):
 
     def _connect(self) -> Conn:
         conn = connect(self.dsn, autocommit=True, name="pgstask-listener")
-        queries.daemon_listen(conn)
+        queries.channel_listen(conn)
         self._conn = conn
         self.connected_count += 1
         self._delay = self.interval

@@ -53,7 +53,7 @@ class Rescuer(Service):
     def step(self) -> int:
         """One pass; returns how many tasks were rescued or failed (0 if another daemon ran)."""
         with self.pool.connection() as conn, conn.transaction():
-            if not queries.daemon_try_lock(conn, key=LOCK_KEY):
+            if not queries.lock_try_acquire(conn, key=LOCK_KEY):
                 return 0
             rows = queries.task_rescue(
                 conn,

@@ -154,6 +154,15 @@ UPDATE s_tasks t
                     WHERE k.id = t.id AND k.claims = t.claims)
 RETURNING t.id, t.claims;
 
+-- name: task_lost
+-- Of the runs this daemon has, (task id, claims) each, those it no longer holds: cancelled,
+-- rescued, or already replaced by a later run.
+SELECT u.id, u.claims
+  FROM unnest(%(ids)s::bigint[], %(claims)s::int[]) AS u(id, claims)
+ WHERE NOT EXISTS (SELECT 1 FROM s_tasks t
+                    WHERE t.id = u.id AND t.claims = u.claims AND t.status IN (30, 50)
+                      AND t.daemon_id = %(daemon_id)s);
+
 -- name: task_set_status
 -- A worker's own phase change between preparing (30) and running (50).
 UPDATE s_tasks
