@@ -22,20 +22,23 @@ def params_of(given: dict[str, Any]) -> dict[str, Any]:
 
 
 def tasks_of(conn: Conn, name: str, params: dict[str, Any], binary: bool = False) -> list[Task]:
-    """``binary``: results in binary (the query's ``%(name)b`` placeholders do the same for
-    its parameters)."""
+    """Run a query that returns ``s_tasks`` rows, read as ``Task``s (a row Python cannot read as an
+    ``UnreadableTask``). ``binary``: results in binary (the query's ``%(name)b`` placeholders do the
+    same for its parameters)."""
     with conn.cursor(row_factory=task_row) as cur:
         cur.execute(query(name), params, binary=binary)
         return fetch_tasks(cur)
 
 
 def rows_of(conn: Conn, name: str, params: dict[str, Any]) -> list[Row]:
+    """Run a query; its rows as dicts (none for a statement without a result)."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(query(name), params)
         return cur.fetchall() if cur.description else []
 
 
 def count_of(conn: Conn, name: str, params: dict[str, Any]) -> int:
+    """Run a query; the number of rows it changed."""
     with conn.cursor() as cur:
         cur.execute(query(name), params)
         return cur.rowcount

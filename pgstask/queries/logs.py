@@ -18,18 +18,23 @@ def log_insert_many(
     messages: Sequence[str],
     contexts: Sequence[Jsonb],
 ) -> int:
-    """The number of records stored (those of deleted tasks are skipped)."""
+    """Store log records of tasks, in the order given; returns the number stored (those of deleted
+    tasks are skipped)."""
     return count_of(conn, "log_insert_many", params_of(locals()))
 
 
 def log_list(conn: Conn, *, task_id: int, limit: int | None, errors_only: bool) -> list[Row]:
+    """A task's log records, oldest first: all, or the last ``limit``; ``errors_only`` keeps levels
+    error and critical."""
     params = {"task_id": task_id, "limit": limit, "errors_only": errors_only}
     return rows_of(conn, "log_list", params)
 
 
 def log_delete_for_task(conn: Conn, *, task_id: int) -> int:
+    """Delete every log record of task ``task_id``; returns how many."""
     return count_of(conn, "log_delete_for_task", {"task_id": task_id})
 
 
 def log_delete_older_than(conn: Conn, *, days: float, limit: int = 5000) -> int:
+    """Retention: delete up to ``limit`` log records older than ``days``; returns how many."""
     return count_of(conn, "log_delete_older_than", {"days": days, "limit": limit})

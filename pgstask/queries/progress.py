@@ -20,10 +20,13 @@ def progress_upsert_many(
     etas: Sequence[float | None],
     messages: Sequence[str | None],
 ) -> None:
+    """Store the latest progress of running tasks, one row per task replacing the one before."""
     rows_of(conn, "progress_upsert_many", params_of(locals()))
 
 
 def progress_get(conn: Conn, *, task_id: int) -> Row | None:
+    """The live progress row of task ``task_id``, or None (nothing reported yet, or the unlogged
+    table was emptied by a crash)."""
     rows = rows_of(conn, "progress_get", {"task_id": task_id})
     return rows[0] if rows else None
 
@@ -31,8 +34,11 @@ def progress_get(conn: Conn, *, task_id: int) -> Row | None:
 def progress_delete_many(
     conn: Conn, *, task_ids: Sequence[int], claims: Sequence[int], daemon_id: uuid.UUID
 ) -> int:
+    """Delete the progress rows of the runs whose outcomes daemon ``daemon_id`` wrote, never that of
+    a task another run now holds; returns how many."""
     return count_of(conn, "progress_delete_many", params_of(locals()))
 
 
 def progress_delete_orphaned(conn: Conn) -> int:
+    """Delete the progress rows of tasks that are finished or deleted; returns how many."""
     return count_of(conn, "progress_delete_orphaned", {})
