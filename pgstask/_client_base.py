@@ -50,6 +50,8 @@ class ClientBase:
 
     @property
     def dsn(self) -> str:
+        """The DSN the pool connects to: the configured one, or the embedded PostgreSQL's (started
+        on first use)."""
         if self._dsn is None:
             self._dsn = resolve_dsn(self.settings)
         return self._dsn
@@ -82,6 +84,7 @@ class ClientBase:
                     pooled.autocommit = False
 
     def close(self) -> None:
+        """Close the pool, if one was opened; a later call opens a new one."""
         with self._lock:
             if self._pool is not None:
                 self._pool.close()

@@ -89,7 +89,9 @@ def make_pool(dsn: str, *, max_size: int, name: str = "pgstask") -> ConnectionPo
 class Connections(Protocol):
     """Where a loop gets its connection: a ``ConnectionPool`` or a ``Dedicated``."""
 
-    def connection(self) -> contextlib.AbstractContextManager[Conn]: ...
+    def connection(self) -> contextlib.AbstractContextManager[Conn]:
+        """A context that lends one connection for one unit of work."""
+        ...
 
 
 class Dedicated:
@@ -111,6 +113,9 @@ class Dedicated:
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Conn]:
+        """The loop's connection, made on first use and again after it was closed; checked first
+        when it sat unused for ``CHECK_AFTER`` seconds, and closed when an error leaves it broken or
+        inside a transaction."""
         conn = self._conn
         if conn is not None:
             try:
@@ -129,6 +134,8 @@ class Dedicated:
             raise
 
     def close(self) -> None:
+        """Close the connection, if there is one (its errors ignored); the next use makes a new
+        one."""
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):

@@ -3,7 +3,7 @@
 
 This is the read model beside ``Client``: ``Client`` reads and changes tasks, workers, logs and
 files one at a time (what a Python caller and the CLI do); this module reads aggregates over
-``s_tasks``, ``s_daemons`` and ``s_files`` (the ``metrics_*`` queries of ``sql/metrics.sql``).
+``s_tasks``, ``s_daemons`` and ``s_task_files`` (the ``metrics_*`` queries of ``sql/metrics.sql``).
 Between them they are the only way the routes of ``pgstask.http`` reach the database: a route
 never imports ``queries`` or ``db`` nor opens a connection (``tests/test_http_layers.py``).
 
@@ -36,6 +36,8 @@ class Summary:
 
 
 def summary(client: Client, *, hours: float, errors: int = 5) -> Summary:
+    """The performance summary over the last ``hours``, with the ``errors`` most common failure
+    messages."""
     with client.connection() as conn:
         return Summary(
             now=queries.server_now(conn),
@@ -70,6 +72,8 @@ class Health:
 
 
 def health(client: Client, *, stuck_after: float, stuck_limit: int = 20) -> Health:
+    """What the alerts are judged on: the last hour, workers no live daemon serves, the daemons, the
+    queue, and up to ``stuck_limit`` tasks running for longer than ``stuck_after`` seconds."""
     stale_after = client.settings.stale_after
     with client.connection() as conn:
         return Health(
@@ -91,6 +95,8 @@ class Snapshot:
 
 
 def snapshot(client: Client, *, window_seconds: float) -> Snapshot:
+    """The queue, the tasks finished in the last ``window_seconds`` and the daemons: what each
+    Prometheus scrape reports."""
     with client.connection() as conn:
         return Snapshot(
             queue=queries.metrics_queue(conn),

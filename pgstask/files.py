@@ -52,9 +52,11 @@ class FileInfo:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> FileInfo:
+        """The file of an ``s_task_files`` row, as a query returns it."""
         return cls(**{k: row[k] for k in cls.__slots__})
 
     def to_dict(self) -> dict[str, Any]:
+        """Its fields by name, every value JSON-ready (numbers, texts, booleans, None)."""
         return {k: getattr(self, k) for k in self.__slots__}
 
 
@@ -71,10 +73,14 @@ def safe_filename(name: str) -> str:
 
 
 def extension(filename: str) -> str:
+    """The file name's extension, lower-cased and without the dot (what upload allowlists compare);
+    ``''`` when it has none."""
     return filename.rsplit(".", 1)[1].lower() if "." in filename else ""
 
 
 def content_type(filename: str) -> str:
+    """The content type stored with a file and sent with its download: sTask's for the extensions it
+    knows, else Python's guess, else ``application/octet-stream``."""
     known = CONTENT_TYPES.get(extension(filename))
     return known or mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
@@ -117,6 +123,9 @@ def store(
 
 @dataclass(frozen=True, slots=True)
 class ChunkResult:
+    """What storing one chunk of an upload session gives: the session's file, the chunks received so
+    far, and whether this one completed it."""
+
     file: FileInfo
     received: int  # chunks stored so far
     finished: bool

@@ -61,6 +61,8 @@ class ProgressState:
     result: Any = None
 
     def snapshot(self) -> dict[str, Any]:
+        """The state as its JSON snapshot file holds it (sTask's format), stamped with the time
+        now."""
         return {
             "id": self.task_id,
             "identifier": self.identifier,
@@ -106,6 +108,10 @@ class ProgressTracker:
         eta: float | None = None,
         message: str | None = None,
     ) -> None:
+        """Record what the action reports: each given field replaces its last value, and
+        ``progress`` and ``eta`` are derived from ``processed``/``total`` and the time elapsed
+        unless given. Written at most every ``interval`` seconds, the first push at once; a value
+        out of range is a ``ValueError``."""
         state = self.state
         if processed is not None:
             state.processed = _count("processed", processed)

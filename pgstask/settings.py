@@ -76,6 +76,9 @@ class Settings:
         return dataclasses.replace(self, **given).validate()  # type: ignore[arg-type]
 
     def validate(self) -> Settings:
+        """Check the values, alone and together (``stale_after`` must be longer than
+        ``heartbeat_interval``); the settings themselves, or a ``ConfigurationError`` naming the
+        first bad one."""
         if not 1 <= self.concurrency <= 1024:
             raise ConfigurationError(
                 f"concurrency must be between 1 and 1024, not {self.concurrency}"
