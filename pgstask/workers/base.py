@@ -57,7 +57,9 @@ class WorkerClient(Protocol):
         user_id: int | None = ...,
         dedupe_key: str | None = ...,
         conn: Conn | None = ...,
-    ) -> Task: ...
+    ) -> Task:
+        """Enqueue a task (``create_task``: another action of the worker)."""
+        ...
 
     def store_file(
         self,
@@ -66,11 +68,17 @@ class WorkerClient(Protocol):
         *,
         filename: str | None = ...,
         kind: str = ...,
-    ) -> FileInfo: ...
+    ) -> FileInfo:
+        """Store a file of a task in the database (``store_result_file``)."""
+        ...
 
-    def fetch_file(self, file: FileInfo | int, directory: str | os.PathLike[str]) -> Path: ...
+    def fetch_file(self, file: FileInfo | int, directory: str | os.PathLike[str]) -> Path:
+        """Copy a stored file into ``directory`` (``BaseWorker.fetch_file``)."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the client's connections, once whoever made it is done with the worker."""
+        ...
 
 
 class ClientFactory(Protocol):

@@ -74,9 +74,13 @@ def timeout_of(settings: Mapping[str, Any]) -> float | None:
 class StopFlag(Protocol):
     """What ``TaskRun`` needs of its stop flag (``Flag`` or a shared one)."""
 
-    def set(self) -> None: ...
+    def set(self) -> None:
+        """Ask the action to stop (``TaskRun.cancel``); it stays set."""
+        ...
 
-    def is_set(self) -> bool: ...
+    def is_set(self) -> bool:
+        """Whether the action was asked to stop (read at each check)."""
+        ...
 
 
 class Flag:
@@ -90,9 +94,11 @@ class Flag:
         self._set = False
 
     def set(self) -> None:
+        """Ask the action to stop."""
         self._set = True
 
     def is_set(self) -> bool:
+        """Whether the action was asked to stop."""
         return self._set
 
 
