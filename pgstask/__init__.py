@@ -17,6 +17,7 @@ from pgstask.errors import (
     TaskCancelled,
     TaskNotFoundError,
     TaskStateError,
+    TaskStopped,
     UnknownActionError,
     WorkerNotFoundError,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "TaskCancelled",
     "TaskNotFoundError",
     "TaskStateError",
+    "TaskStopped",
     "UnknownActionError",
     "WorkerNotFoundError",
     "__version__",

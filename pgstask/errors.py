@@ -13,7 +13,8 @@
     ├── TaskStateError          the task is not in a state that allows the operation
     ├── WorkerNotFoundError     no worker has that identifier
     ├── UnknownActionError      the worker has no method for the action
-    └── TaskCancelled           raised inside an action whose task was cancelled or timed out
+    └── TaskStopped             raised inside an action asked to stop, for any stop reason
+                                (``TaskCancelled`` is another name of it)
 
 psycopg errors are translated once, in ``pgstask.db``, with ``raise … from exc``.
 """
@@ -74,8 +75,22 @@ class UnknownActionError(PgstaskError):
     """The worker has no method for the requested action."""
 
 
-class TaskCancelled(PgstaskError):
-    """Raised inside an action whose task was cancelled, timed out, or given back at shutdown.
+class TaskStopped(PgstaskError):
+    """Raised inside an action asked to stop, whatever the reason: its task was cancelled, it
+    timed out, the task is no longer this daemon's (lost), the daemon is stopping (shutdown) or
+    lost the database for too long (fenced).
 
-    Actions should let it propagate; the runner records the right outcome.
+    ``reason`` is the value of the run's ``StopReason`` (``"cancelled"``, ``"timeout"``,
+    ``"lost"``, ``"shutdown"``, ``"fenced"``), or None where it is not known: in the child
+    process of a process-isolated action, which sees only the shared stop flag. Actions should
+    let it propagate; the runner records the outcome the reason calls for.
     """
+
+    def __init__(self, message: str = "", *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+#: sTask's name of ``TaskStopped``, kept for existing worker code: the same class, so
+#: ``except TaskCancelled`` catches every stop, not only a cancellation.
+TaskCancelled = TaskStopped

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pgstask import BaseWorker, Client, Status, Task, UnknownActionError
+from pgstask import BaseWorker, Client, Status, Task, TaskCancelled, TaskStopped, UnknownActionError
 from pgstask._copy import COPY_FROM
 from pgstask.errors import ConfigurationError, PgstaskError
+from pgstask.progress import ProgressState, ProgressTracker
 from pgstask.settings import Settings
+from pgstask.workers.context import Flag, StopReason, TaskRun
 from pgstask.workers.registry import class_path, discover, load_class
 from tests.daemons import running_daemon, wait_for
 from tests.sample_workers import SampleWorker
@@ -305,3 +308,57 @@ def test_helpers_outside_a_run_explain_themselves() -> None:
 
     with pytest.raises(PgstaskError, match="not running in this worker"):
         worker.push_progress(fake_task(), progress=5)
+
+
+def _running(worker: BaseWorker, tmp_path: Path, stop: Flag | None = None) -> TaskRun:
+    """A ``TaskRun`` of a fake task, registered in ``worker`` as the runner does."""
+    from tests.test_progress import fake_task
+
+    task = fake_task()
+    tracker = ProgressTracker(ProgressState(task.id, "sample", "noop"), lambda s: None, tmp_path)
+    run = TaskRun(task=task, tracker=tracker, emit_log=lambda record: None, _stop=stop or Flag())
+    worker._runs[task.id] = run
+    return run
+
+
+@pytest.mark.parametrize("reason", list(StopReason))
+def test_every_stop_reason_raises_task_stopped_with_the_reason(
+    tmp_path: Path, reason: StopReason
+) -> None:
+    worker = SampleWorker()
+    run = _running(worker, tmp_path)
+    worker.push_progress(run.task, progress=5)  # not asked to stop: nothing raised
+    run.cancel(reason)
+    for helper in (
+        lambda: worker.push_progress(run.task, progress=6),
+        lambda: worker.check_cancelled(run.task),
+        lambda: worker.mark_running(run.task),
+    ):
+        with pytest.raises(TaskStopped, match=f"task 1 stopped: {reason.value}") as caught:
+            helper()
+        assert caught.value.reason == reason.value
+
+
+def test_a_stop_without_a_known_reason_raises_task_stopped_without_one(tmp_path: Path) -> None:
+    """A child process's ``TaskRun`` sees only the shared stop flag, not the reason."""
+    flag = Flag()
+    worker = SampleWorker()
+    run = _running(worker, tmp_path, flag)
+    flag.set()
+    with pytest.raises(TaskStopped, match="task 1 stopped: stopped") as caught:
+        worker.check_cancelled(run.task)
+    assert caught.value.reason is None
+
+
+def test_task_cancelled_is_another_name_that_catches_every_stop(tmp_path: Path) -> None:
+    """sTask's name for worker code that says ``except TaskCancelled``."""
+    assert TaskCancelled is TaskStopped
+    worker = SampleWorker()
+    run = _running(worker, tmp_path)
+    run.cancel(StopReason.TIMEOUT)  # not a cancellation, and still caught
+    try:
+        worker.check_cancelled(run.task)
+    except TaskCancelled as exc:
+        assert exc.reason == "timeout"
+    else:
+        pytest.fail("check_cancelled did not raise after a stop request")

@@ -66,6 +66,7 @@ class Context:
 
     @property
     def embedded(self) -> bool:
+        """True when no DSN is configured: the command uses the embedded PostgreSQL."""
         return self.settings.dsn is None
 
     def note(self, message: str) -> None:
@@ -135,11 +136,15 @@ class Context:
         )
 
     def client(self) -> Client:
+        """The command's one ``Client``, on the database ``ready_dsn`` gives (made on
+        first use)."""
         if self._client is None:
             self._client = Client(settings=self.settings.replace(dsn=self.ready_dsn()))
         return self._client
 
     def close(self) -> None:
+        """Close the client, if one was made: when the command ends, and before ``db psql``
+        replaces the process."""
         if self._client is not None:
             self._client.close()
             self._client = None

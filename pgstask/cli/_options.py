@@ -22,6 +22,7 @@ Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def whole(text: str) -> int:
+    """An argparse type: a whole number, of any sign."""
     try:
         return int(text)
     except ValueError:
@@ -29,6 +30,7 @@ def whole(text: str) -> int:
 
 
 def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (``--concurrency``, ``--limit``, …)."""
     value = whole(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
@@ -44,6 +46,7 @@ def max_attempts(text: str) -> int:
 
 
 def task_id(text: str) -> int:
+    """An argparse type: a task id, a whole number of at least 1."""
     try:
         value = int(text)
     except ValueError:
@@ -54,6 +57,8 @@ def task_id(text: str) -> int:
 
 
 def seconds(text: str) -> float:
+    """An argparse type: a finite number, 0 or more, of seconds (``--delay``,
+    ``--shutdown-grace``) or days (``clean --days``)."""
     try:
         value = float(text)
     except ValueError:
@@ -64,6 +69,8 @@ def seconds(text: str) -> float:
 
 
 def positive_seconds(text: str) -> float:
+    """An argparse type: a number of seconds above 0, for intervals (``--poll-interval``,
+    ``tasks watch --interval``)."""
     value = seconds(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
@@ -71,6 +78,7 @@ def positive_seconds(text: str) -> float:
 
 
 def status(text: str) -> str:
+    """An argparse type: a task status by name or code (``failed``, ``100``), as its name."""
     try:
         return Status.parse(text).text
     except ValueError as exc:
@@ -78,6 +86,8 @@ def status(text: str) -> str:
 
 
 def json_object(text: str) -> dict[str, Any]:
+    """An argparse type: a JSON object (``create --data``, ``workers settings --set``);
+    any other JSON value is refused."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -187,4 +197,5 @@ def add_runtime(parser: argparse.ArgumentParser) -> None:
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:
+    """The ``--json`` flag of a command that can print JSON instead of text."""
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")

@@ -15,6 +15,7 @@ from pgstask.task import Status
 
 
 def register_migrate(commands: Subparsers) -> None:
+    """Add the ``migrate`` command to ``commands``."""
     p = commands.add_parser(
         "migrate",
         help="create or upgrade the pgstask schema (idempotent)",
@@ -37,6 +38,8 @@ def register_migrate(commands: Subparsers) -> None:
 
 
 def cmd_migrate(ctx: Context) -> int:
+    """``pgstask migrate``: bring the schema to this pgstask's revision, check it
+    (``--check``) or take it back (``--downgrade``)."""
     # alembic is imported here only: other commands start faster without it.
     from alembic.util import CommandError
 
@@ -73,6 +76,7 @@ def cmd_migrate(ctx: Context) -> int:
 
 
 def register_stats(commands: Subparsers) -> None:
+    """Add the ``stats`` command to ``commands``."""
     p = commands.add_parser(
         "stats",
         help="task counts, workers, daemons, and tasks waiting for a worker",
@@ -86,6 +90,8 @@ def register_stats(commands: Subparsers) -> None:
 
 
 def cmd_stats(ctx: Context) -> int:
+    """``pgstask stats``: task counts per status, workers, live daemons, and the pending
+    tasks that wait for a worker."""
     client = ctx.client()
     stats = client.stats()
     registered = {w["identifier"]: w["active"] for w in client.workers()}
@@ -169,6 +175,7 @@ def _stale_note(stale: int) -> str:
 
 
 def register_clean(commands: Subparsers) -> None:
+    """Add the ``clean`` command to ``commands``."""
     p = commands.add_parser(
         "clean",
         help="delete old finished tasks and old log records",
@@ -185,6 +192,7 @@ def register_clean(commands: Subparsers) -> None:
 
 
 def cmd_clean(ctx: Context) -> int:
+    """``pgstask clean``: delete finished tasks and log records older than their retention."""
     s = ctx.settings
     days = ctx.args.days if ctx.args.days is not None else s.task_retention_days
     log_days = ctx.args.logs_days if ctx.args.logs_days is not None else s.log_retention_days

@@ -38,6 +38,7 @@ from pgstask.workers import registry
 
 
 def register(commands: Subparsers) -> None:
+    """Add the ``create`` command to ``commands``."""
     p = commands.add_parser(
         "create",
         help="enqueue a task",
@@ -90,6 +91,8 @@ def register(commands: Subparsers) -> None:
 
 
 def cmd_create(ctx: Context) -> int:
+    """``pgstask create``: enqueue one task and print its id; with ``--wait``, follow it to
+    its outcome."""
     args = ctx.args
     data = args.data if args.data_file is None else _read_data_file(args.data_file)
     registry.discover(ctx.settings.worker_modules)  # Client.create checks their actions

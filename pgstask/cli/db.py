@@ -31,6 +31,7 @@ from pgstask.errors import ConfigurationError
 
 
 def register(commands: Subparsers) -> None:
+    """Add the ``db`` command and its ``status``, ``stop`` and ``psql`` to ``commands``."""
     p = commands.add_parser(
         "db",
         help="status, stop or psql: the database pgstask uses",
@@ -72,6 +73,8 @@ def register(commands: Subparsers) -> None:
 
 
 def cmd_status(ctx: Context) -> int:
+    """``pgstask db status``: which database pgstask uses, and whether it runs or answers
+    (the embedded one is never started)."""
     if ctx.embedded:
         found = embedded.state(ctx.settings.data_dir)
         info: dict[str, Any] = {
@@ -138,6 +141,8 @@ def cmd_status(ctx: Context) -> int:
 
 
 def cmd_stop(ctx: Context) -> int:
+    """``pgstask db stop``: stop the embedded PostgreSQL (a configured server is not
+    pgstask's to stop)."""
     if not ctx.embedded:
         raise ConfigurationError(
             f"{ctx.dsn_source} is set: pgstask uses that server and does not manage it; "
@@ -152,6 +157,7 @@ def cmd_stop(ctx: Context) -> int:
 
 
 def cmd_psql(ctx: Context) -> int:
+    """``pgstask db psql``: replace this process with ``psql`` on the database pgstask uses."""
     dsn = ctx.ready_dsn()
     psql = find_psql(prefer_bundled=ctx.embedded)
     args: list[str] = list(ctx.args.psql_args)

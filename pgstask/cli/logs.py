@@ -9,6 +9,7 @@ from pgstask.cli.tasks import log_line
 
 
 def register(commands: Subparsers) -> None:
+    """Add the ``logs`` command to ``commands``."""
     p = commands.add_parser(
         "logs",
         help="a task's log records",
@@ -27,6 +28,8 @@ def register(commands: Subparsers) -> None:
 
 
 def cmd_logs(ctx: Context) -> int:
+    """``pgstask logs ID``: print a task's log records (all, the last N, errors only), or
+    delete them."""
     a = ctx.args
     client = ctx.client()
     task = client.get(a.id)  # TaskNotFoundError → exit 4

@@ -44,6 +44,7 @@ _log = logging.getLogger("pgstask.cli")
 
 
 def register(commands: Subparsers) -> None:
+    """Add the ``daemon`` and ``run-once`` commands to ``commands``."""
     d = commands.add_parser(
         "daemon",
         help="run tasks until SIGTERM/SIGINT",
@@ -83,6 +84,7 @@ def register(commands: Subparsers) -> None:
 
 
 def cmd_daemon(ctx: Context) -> int:
+    """``pgstask daemon``: claim and run the installed workers' tasks until SIGTERM/SIGINT."""
     logging.getLogger("pgstask").setLevel(min(logging.getLogger().level, logging.INFO))
     daemon = build_daemon(ctx)
     _log.info(
@@ -100,6 +102,8 @@ def cmd_daemon(ctx: Context) -> int:
 
 
 def cmd_run_once(ctx: Context) -> int:
+    """``pgstask run-once``: run the tasks due now, then exit; 0 only if every task it ran
+    completed."""
     report = Report(ctx.out, quiet=ctx.args.quiet, silent=ctx.args.json)
     daemon = build_daemon(ctx, report=report)
     with _stop_on_signals(daemon), translate_errors():
@@ -165,6 +169,7 @@ class Report:
 
     @staticmethod
     def line(outcome: Outcome) -> str:
+        """The line of one outcome (examples in the class docstring)."""
         task = outcome.task
         kind = outcome.kind.value
         text = OUTCOME_WORDS.get(kind, kind.replace("_", " "))

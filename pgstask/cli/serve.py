@@ -42,6 +42,7 @@ _TOKEN_TEXT = re.compile(r"[A-Za-z0-9_\-]+")  # what new_token() makes
 
 
 def port(text: str) -> int:
+    """An argparse type: a TCP port, 1 to 65535 (``serve --port``)."""
     try:
         value = int(text)
     except ValueError:
@@ -52,6 +53,7 @@ def port(text: str) -> int:
 
 
 def register(commands: Subparsers) -> None:
+    """Add the ``serve`` and ``tokens create`` commands to ``commands``."""
     s = commands.add_parser(
         "serve",
         help="run the HTTP API and dashboard (and, with --daemon, a daemon)",
@@ -93,6 +95,8 @@ def register(commands: Subparsers) -> None:
 
 
 def is_loopback(host: str) -> bool:
+    """Whether ``host`` is ``localhost`` or a loopback address (IPv6 with or without
+    brackets): where ``serve`` may listen without a token."""
     if host == "localhost":
         return True
     try:
@@ -102,6 +106,8 @@ def is_loopback(host: str) -> bool:
 
 
 def cmd_serve(ctx: Context) -> int:
+    """``pgstask serve``: the HTTP API and dashboard with uvicorn (and, with ``--daemon``, a
+    daemon in the same process) until SIGTERM/SIGINT."""
     import uvicorn
 
     from pgstask.http import create_app
@@ -296,6 +302,8 @@ def _url_host(host: str) -> str:
 
 
 def cmd_tokens_create(ctx: Context) -> int:
+    """``pgstask tokens create``: print a new random token and the ``PGSTASK_API_TOKENS``
+    entries for it."""
     from pgstask.http.auth import digest, new_token
 
     token = new_token()

@@ -14,6 +14,8 @@ from pgstask.task import PRIORITIES, Task
 
 
 def register(commands: Subparsers) -> None:
+    """Add the ``tasks`` command and its ``list``, ``show``, ``cancel``, ``retry`` and
+    ``watch`` to ``commands``."""
     group = commands.add_parser(
         "tasks",
         help="list, show, cancel, retry or watch tasks",
@@ -69,6 +71,7 @@ def _add(tasks: Subparsers, name: str, text: str, handler: Handler) -> argparse.
 
 
 def cmd_list(ctx: Context) -> int:
+    """``pgstask tasks list``: tasks, newest first, filtered, a page at a time."""
     a = ctx.args
     found = ctx.client().list(
         status=a.status,
@@ -116,6 +119,8 @@ def cmd_list(ctx: Context) -> int:
 
 
 def cmd_show(ctx: Context) -> int:
+    """``pgstask tasks show ID``: a task's fields, progress, last error and last 10 log
+    records."""
     client = ctx.client()
     task = client.get(ctx.args.id)
     progress = client.progress(task)
@@ -187,6 +192,8 @@ def log_line(record: LogRecord) -> str:
 
 
 def cmd_cancel(ctx: Context) -> int:
+    """``pgstask tasks cancel ID``: cancel a pending or running task (exit 5 if it has
+    finished)."""
     client = ctx.client()
     before = client.get(ctx.args.id)
     task = client.cancel(before)
@@ -202,6 +209,8 @@ def cmd_cancel(ctx: Context) -> int:
 
 
 def cmd_retry(ctx: Context) -> int:
+    """``pgstask tasks retry ID``: queue a failed or cancelled task again, with fresh
+    attempts."""
     task = ctx.client().retry(ctx.args.id)
     if ctx.args.json:
         print_json(task.to_dict(), ctx.out)

@@ -29,6 +29,7 @@ _FINISHED = frozenset(s.text for s in (Status.COMPLETED, Status.FAILED, Status.C
 
 
 def register(tasks: Subparsers) -> None:
+    """Add the ``watch`` command to the ``tasks`` commands."""
     p = tasks.add_parser(
         "watch",
         help="follow a task's progress until it ends",
@@ -48,11 +49,14 @@ def register(tasks: Subparsers) -> None:
 
 
 def cmd_watch(ctx: Context) -> int:
+    """``pgstask tasks watch ID``: draw a task's progress until it ends."""
     task = follow(ctx.client(), ctx.args.id, out=ctx.out, interval=ctx.args.interval)
     return outcome_code(task)
 
 
 def outcome_code(task: Task) -> int:
+    """The exit status a finished task gives ``tasks watch`` and ``create --wait``: 0 if it
+    completed, 1 if it failed or was cancelled."""
     return EXIT_OK if task.status == Status.COMPLETED else EXIT_FAILED
 
 

@@ -17,6 +17,7 @@ from pgstask.workers import registry
 
 
 def register(commands: Subparsers) -> None:
+    """Add the ``workers`` command and its commands to ``commands``."""
     group = commands.add_parser(
         "workers",
         help="list, discover, activate or deactivate workers",
@@ -80,6 +81,8 @@ def _add(workers: Subparsers, name: str, text: str, handler: Handler) -> argpars
 
 
 def cmd_list(ctx: Context) -> int:
+    """``pgstask workers list``: the registered workers, active or not, and whether their
+    class is installed here."""
     rows = ctx.client().workers()
     if ctx.args.json:
         print_json(rows, ctx.out)
@@ -115,12 +118,16 @@ def _names(ctx: Context, names: list[str], done: str, none: str) -> int:
 
 
 def cmd_discover(ctx: Context) -> int:
+    """``pgstask workers discover``: register the installed worker classes not registered
+    yet."""
     new = ctx.client().discover_workers()
     installed = ", ".join(registry.discover(ctx.settings.worker_modules)) or "none"
     return _names(ctx, new, "registered", f"no new workers (installed: {installed})")
 
 
 def cmd_rescan(ctx: Context) -> int:
+    """``pgstask workers rescan``: refresh the class path and metadata of the registered
+    workers from their classes."""
     client = ctx.client()
     changed = client.rescan_workers()
     installed = registry.discover(ctx.settings.worker_modules)
@@ -132,6 +139,8 @@ def cmd_rescan(ctx: Context) -> int:
 
 
 def cmd_clean(ctx: Context) -> int:
+    """``pgstask workers clean``: delete the registered workers whose class cannot be
+    imported here."""
     removed = ctx.client().clean_orphaned_workers()
     return _names(ctx, removed, "removed orphaned workers", "no orphaned workers")
 
@@ -148,14 +157,18 @@ def _set_active(ctx: Context, active: bool) -> int:
 
 
 def cmd_activate(ctx: Context) -> int:
+    """``pgstask workers activate IDENT``: let daemons claim the worker's tasks."""
     return _set_active(ctx, True)
 
 
 def cmd_deactivate(ctx: Context) -> int:
+    """``pgstask workers deactivate IDENT``: stop daemons from claiming the worker's tasks."""
     return _set_active(ctx, False)
 
 
 def cmd_settings(ctx: Context) -> int:
+    """``pgstask workers settings IDENT``: print the worker's settings as JSON (class
+    defaults, stored values over them); ``--set`` merges into the stored ones first."""
     client = ctx.client()
     ident = ctx.args.identifier
     if ctx.args.set is not None:

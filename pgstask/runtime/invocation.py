@@ -13,7 +13,7 @@ import traceback
 from dataclasses import dataclass
 
 from pgstask.db import json_text
-from pgstask.errors import TaskCancelled
+from pgstask.errors import TaskStopped
 from pgstask.workers.base import BaseWorker
 from pgstask.workers.context import Mark, TaskRun
 
@@ -22,7 +22,7 @@ class EndingKind(enum.Enum):
     """The ways a call of an action can end (the runner makes an outcome of each)."""
 
     RETURNED = "returned"  # the action returned (marked or not)
-    STOPPED = "stopped"  # it let TaskCancelled propagate, or returned while asked to stop
+    STOPPED = "stopped"  # it let TaskStopped propagate, or returned while asked to stop
     RAISED = "raised"  # it raised any other exception (also SystemExit, KeyboardInterrupt)
     INVALID_RESULT = "invalid_result"  # it returned, but its result is not JSON-serialisable
     UNAVAILABLE = "unavailable"  # (process) the worker class could not be loaded in the child
@@ -48,7 +48,7 @@ def invoke(worker: BaseWorker, method_name: str, run: TaskRun) -> Ending:
         method(task, dict(task.meta))
         if run.stopping:  # the action returned without noticing the request to stop
             run.check()
-    except TaskCancelled:
+    except TaskStopped:
         return Ending(EndingKind.STOPPED)
     except BaseException as exc:  # KeyboardInterrupt, GeneratorExit … too: never stuck
         return Ending(

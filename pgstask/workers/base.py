@@ -57,7 +57,9 @@ class WorkerClient(Protocol):
         user_id: int | None = ...,
         dedupe_key: str | None = ...,
         conn: Conn | None = ...,
-    ) -> Task: ...
+    ) -> Task:
+        """Enqueue a task (``create_task``: another action of the worker)."""
+        ...
 
     def store_file(
         self,
@@ -66,11 +68,17 @@ class WorkerClient(Protocol):
         *,
         filename: str | None = ...,
         kind: str = ...,
-    ) -> FileInfo: ...
+    ) -> FileInfo:
+        """Store a file of a task in the database (``store_result_file``)."""
+        ...
 
-    def fetch_file(self, file: FileInfo | int, directory: str | os.PathLike[str]) -> Path: ...
+    def fetch_file(self, file: FileInfo | int, directory: str | os.PathLike[str]) -> Path:
+        """Copy a stored file into ``directory`` (``BaseWorker.fetch_file``)."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the client's connections, once whoever made it is done with the worker."""
+        ...
 
 
 class ClientFactory(Protocol):
@@ -170,7 +178,8 @@ class BaseWorker:
 
     # --- helpers for actions -----------------------------------------------------------------
 
-    def _run(self, task: Task | int) -> TaskRun:
+    def _run_of(self, task: Task | int) -> TaskRun:
+        """The ``TaskRun`` of ``task`` in this worker; ``PgstaskError`` outside a run."""
         task_id = task if isinstance(task, int) else task.id
         run = self._runs.get(task_id)
         if run is None:
@@ -191,8 +200,8 @@ class BaseWorker:
     ) -> None:
         """Report progress. Fields not given keep their earlier values; with ``processed`` and
         ``total`` the percentage and the ETA (seconds) are derived when not given. Raises
-        ``TaskCancelled`` if the task was cancelled or timed out meanwhile."""
-        run = self._run(task)
+        ``TaskStopped`` if the action was asked to stop meanwhile (cancelled, timed out, …)."""
+        run = self._run_of(task)
         run.check()
         run.tracker.push(
             progress=progress, processed=processed, total=total, eta=eta, message=message
@@ -208,7 +217,7 @@ class BaseWorker:
         self._set_phase(task, Status.RUNNING, message)
 
     def _set_phase(self, task: Task, status: Status, message: str | None) -> None:
-        run = self._run(task)
+        run = self._run_of(task)
         run.check()
         if not run.set_status(int(status)):
             run.cancel(StopReason.LOST)  # cancelled or rescued meanwhile: stop here
@@ -218,22 +227,23 @@ class BaseWorker:
         run.tracker.flush()
 
     def check_cancelled(self, task: Task) -> None:
-        """Raise ``TaskCancelled`` if the task was cancelled (for loops without progress)."""
-        self._run(task).check()
+        """Raise ``TaskStopped`` if the action was asked to stop, for any reason (for loops
+        that report no progress). sTask's name, kept: it checks more than cancellation."""
+        self._run_of(task).check()
 
     def mark_finished(self, task: Task, result: Any = None, message: str | None = None) -> None:
         """Finish the task as completed with ``result`` (any JSON value, e.g. a file path)."""
-        run = self._run(task)
+        run = self._run_of(task)
         run.mark, run.result, run.message = Mark.FINISHED, result, message
 
     def mark_failed(self, task: Task, message: str) -> None:
         """Fail the task for good (no retry), with ``message``."""
-        run = self._run(task)
+        run = self._run_of(task)
         run.mark, run.message = Mark.FAILED, str(message)
 
     def log(self, task: Task, level: str, message: str, **context: Any) -> None:
         """Add a log record to the task (level: debug, info, warning, error, critical)."""
-        run = self._run(task)
+        run = self._run_of(task)
         run.emit_log(LogRecord.make(run.task.id, level, message, **context))
 
     # --- enqueueing --------------------------------------------------------------------------
@@ -262,7 +272,7 @@ class BaseWorker:
         """Store the file at ``path`` as the task's result file, in the database, so that
         ``GET /stask/task/{id}/download`` serves it from any host. Returns ``{"file_id",
         "filename", "size"}``, a good ``result`` for ``mark_finished``."""
-        self._run(task)
+        self._run_of(task)
         info = self.client.store_file(task, path, filename=filename)
         return {"file_id": info.id, "filename": info.filename, "size": info.size}
 

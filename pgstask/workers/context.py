@@ -3,7 +3,7 @@
 The runner makes a ``TaskRun`` for each claimed task and hands it to the worker; the worker's
 ``push_progress``/``mark_*``/``log`` calls land here. Cancellation is cooperative: another
 thread (listener, heartbeat, timeout watch, shutdown) calls ``cancel(reason)`` and the action
-stops at its next ``push_progress`` or ``check``, where ``TaskCancelled`` is raised. For an action
+stops at its next ``push_progress`` or ``check``, where ``TaskStopped`` is raised. For an action
 that runs in a child process (``Isolation.PROCESS``) the stop flag is shared memory that the child's
 own ``TaskRun`` reads, so the same calls stop it there.
 """
@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pgstask.errors import TaskCancelled
+from pgstask.errors import TaskStopped
 from pgstask.logs import LogRecord
 from pgstask.progress import ProgressTracker
 from pgstask.task import Task
@@ -74,9 +74,13 @@ def timeout_of(settings: Mapping[str, Any]) -> float | None:
 class StopFlag(Protocol):
     """What ``TaskRun`` needs of its stop flag (``Flag`` or a shared one)."""
 
-    def set(self) -> None: ...
+    def set(self) -> None:
+        """Ask the action to stop (``TaskRun.cancel``); it stays set."""
+        ...
 
-    def is_set(self) -> bool: ...
+    def is_set(self) -> bool:
+        """Whether the action was asked to stop (read at each check)."""
+        ...
 
 
 class Flag:
@@ -90,9 +94,11 @@ class Flag:
         self._set = False
 
     def set(self) -> None:
+        """Ask the action to stop."""
         self._set = True
 
     def is_set(self) -> bool:
+        """Whether the action was asked to stop."""
         return self._set
 
 
@@ -142,14 +148,15 @@ class TaskRun:
 
     @property
     def stopping(self) -> bool:
-        """The run was asked to stop (its next check raises ``TaskCancelled``)."""
+        """The run was asked to stop (its next check raises ``TaskStopped``)."""
         return self._stop.is_set()
 
     def check(self) -> None:
-        """Raise ``TaskCancelled`` if the action was asked to stop."""
+        """Raise ``TaskStopped`` if the action was asked to stop, with the reason when this
+        ``TaskRun`` knows it (a child process's sees only the shared flag)."""
         if self._stop.is_set():
-            reason = self.stop_reason.value if self.stop_reason else "stopped"
-            raise TaskCancelled(f"task {self.task.id} stopped: {reason}")
+            reason = self.stop_reason.value if self.stop_reason else None
+            raise TaskStopped(f"task {self.task.id} stopped: {reason or 'stopped'}", reason=reason)
 
     def observe_memory(self, size: int | None) -> None:
         """Raise ``peak_memory`` to ``size`` bytes if that is higher (None: no figure)."""

@@ -52,6 +52,8 @@ class ReportWorker(BaseWorker):
     icon = "file"
 
     def task_export(self, task: Task, options: dict[str, Any]) -> None:
+        """Write ``options["rows"]`` (default 100) rows of squares to a CSV file and store it as
+        the task's result file."""
         rows = int(options.get("rows", 100))
         directory = self.storage / "results"
         directory.mkdir(parents=True, exist_ok=True)
