@@ -73,6 +73,8 @@ MAX_ATTEMPTS: Schema = {
     "minimum": task_spec.MIN_ATTEMPTS,
     "maximum": task_spec.MAX_ATTEMPTS,
 }
+#: A whole number written as a string (a form or query value; also taken in JSON bodies).
+WHOLE_TEXT: Schema = {"type": "string", "pattern": bodies.WHOLE_PATTERN}
 TASK_ID: Schema = {"type": "integer", "format": "int64", "minimum": 1, "maximum": bodies.MAX_ID}
 DEDUPE_KEY: Schema = {**NON_BLANK, "maxLength": task_spec.MAX_DEDUPE_KEY}
 #: A flag in a query string, as ``bodies.flag`` reads it.
@@ -86,7 +88,11 @@ START_AT: Schema = {
 CONTROL: Schema = {
     "priority": {**nullable(PRIORITY), "default": task_spec.DEFAULT_PRIORITY},
     "start_at": START_AT,
-    "max_attempts": {**nullable(MAX_ATTEMPTS), "default": task_spec.DEFAULT_MAX_ATTEMPTS},
+    "max_attempts": {
+        # As bodies.whole_number reads it: a number, its digits as a string, or "" for the default.
+        "anyOf": [MAX_ATTEMPTS, WHOLE_TEXT, {"enum": ["", None]}],
+        "default": task_spec.DEFAULT_MAX_ATTEMPTS,
+    },
     "dedupe_key": {
         **nullable(DEDUPE_KEY),
         "description": "While a task with this key is incomplete, it is answered instead",

@@ -217,7 +217,10 @@ def start_at(value: Any, name: str = "start_at") -> dt.datetime | None:
     return parsed
 
 
-_WHOLE = re.compile(r"\s*[+-]?[0-9]+\s*")
+#: A whole number as text: ASCII digits, a sign, blanks around (the OpenAPI pattern too, so
+#: only the blanks that JSON Schema's ``\s`` and Python's agree on).
+WHOLE_PATTERN = r"^[ \t\n\r]*[+-]?[0-9]+[ \t\n\r]*$"
+_WHOLE = re.compile(WHOLE_PATTERN)
 
 
 def whole_number(value: Any, name: str, default: int, low: int, high: int) -> int:
@@ -229,7 +232,7 @@ def whole_number(value: Any, name: str, default: int, low: int, high: int) -> in
     if isinstance(value, bool):
         raise out_of_range
     if isinstance(value, str):
-        if not _WHOLE.fullmatch(value):
+        if not _WHOLE.match(value):
             raise ApiError(422, f"{name} must be a whole number, not {shown(value)}")
         if len(value.strip().lstrip("+-").lstrip("0")) > len(str(max(abs(low), abs(high)))):
             raise out_of_range
