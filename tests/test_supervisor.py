@@ -41,9 +41,12 @@ def clock() -> HandClock:
 
 
 @pytest.fixture
-def daemon(settings: Settings, clock: HandClock) -> Iterator[Daemon]:
+def daemon(
+    settings: Settings, clock: HandClock, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Daemon]:
     """A daemon set up but not run: its slots and completer started, the rest stepped by the
     test. The heartbeat beats only when the test asks (a one-hour interval)."""
+    monkeypatch.setenv("PGSTASK_STORAGE", str(settings.storage))  # where sample actions record
     quiet = dataclasses.replace(settings, heartbeat_interval=3600.0, stale_after=7200.0)
     d = Daemon(
         quiet,
