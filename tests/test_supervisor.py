@@ -147,3 +147,48 @@ def test_a_thread_that_ignores_its_timeout_is_abandoned_kill_grace_later_on_the_
         assert runs.under_way() == []  # abandoned: its outcome is written now
         wait_for(lambda: client.get(task).status == Status.FAILED)
         assert client.get(task).message == "Failed: timed out after 1.0s and did not stop"
+
+
+def test_run_once_claims_what_is_due_when_the_fence_opens_as_it_finds_nothing(
+    settings: Settings, clock: HandClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The supervisor's thread may open the fence between a claim that found it closed and
+    run-once's look at the fence: run-once claims again instead of ending with the task due."""
+    monkeypatch.setenv("PGSTASK_STORAGE", str(settings.storage))
+    quiet = dataclasses.replace(settings, heartbeat_interval=3600.0, stale_after=7200.0)
+    d = Daemon(
+        quiet, dsn=settings.dsn, workers={"sample": SampleWorker}, make_client=Client, clock=clock
+    )
+
+    def fence_closes() -> None:  # in place of the rescuer's and cleaner's passes
+        wait_for(lambda: d.heartbeat is not None and d.heartbeat.beats >= 1)
+
+        def silent_too_long() -> bool:
+            # A heartbeat that had not yet timed its next beat beats again at once, at the new
+            # time; then it waits an hour, and the next move of the clock closes the fence.
+            clock.now += d.fence_after + 1.0
+            time.sleep(0.5)
+            return d.fenced
+
+        wait_for(silent_too_long)
+
+    real_step = Producer.step
+    opened: list[bool] = []
+
+    def step_as_the_fence_opens(producer: Producer) -> int:
+        got = real_step(producer)
+        if got == 0 and d.fenced and not opened:
+            assert d.heartbeat is not None
+            d.heartbeat.wake()  # a beat gets through; the supervisor opens the fence
+            wait_for(lambda: not d.fenced)
+            opened.append(True)
+        return got
+
+    monkeypatch.setattr(d, "_housekeeping", fence_closes)
+    monkeypatch.setattr(Producer, "step", step_as_the_fence_opens)
+    with Client(settings=settings) as client:
+        task = client.create("sample", "noop")
+        summary = d.run_once()
+        assert opened
+        assert client.get(task).status == Status.COMPLETED
+        assert summary.completed == 1

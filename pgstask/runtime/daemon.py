@@ -327,8 +327,15 @@ class Daemon:
         self._housekeeping()
         try:
             while not self._stop_event.is_set() and not producer.exhausted:
+                # The supervisor's thread may open or close the fence during a claim: only a
+                # claim the fence did not change under tells that nothing is due.
+                fenced = self.fence.closed
                 if producer.step() == 0:
-                    if slots.busy == 0 and not self._waiting_out_fence():
+                    if (
+                        slots.busy == 0
+                        and self.fence.closed == fenced
+                        and not self._waiting_out_fence()
+                    ):
                         break
                     slots.wait_idle(0.1)  # wait for a slot (or the end)
             while not slots.wait_idle(0.2):
