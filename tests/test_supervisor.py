@@ -5,6 +5,7 @@ by ``Daemon.setup`` and stepped by hand)."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Iterator
 
@@ -192,3 +193,35 @@ def test_run_once_claims_what_is_due_when_the_fence_opens_as_it_finds_nothing(
         assert opened
         assert client.get(task).status == Status.COMPLETED
         assert summary.completed == 1
+
+
+def test_a_run_is_given_back_at_shutdown_when_its_kill_grace_ends_after_the_grace_period(
+    daemon: Daemon, clock: HandClock, settings: Settings
+) -> None:
+    """As before the supervisor had a thread of its own: it watches the runs during the grace
+    period; the runs still under way after it are asked to stop and given back, none failed for
+    a timeout that the clock reaches while they stop."""
+    producer, supervisor, _, runs = _parts(daemon)
+    sample = daemon.workers["sample"]
+    sample.settings = {**sample.settings, "timeout": 1}
+    supervisor.start()
+    with Client(settings=settings) as client:
+        task = client.create("sample", "busy", {"seconds": 1.5}, max_attempts=1)
+        assert producer.step() == 1
+        [active] = runs.under_way()
+
+        def kill_grace_ends_while_stopping() -> None:
+            wait_for(lambda: active.run.stop_reason is not None)
+            clock.now += 1.0 + KILL_GRACE + 0.01  # past its timeout and the kill grace
+
+        moving = threading.Thread(target=kill_grace_ends_while_stopping)
+        moving.start()
+        daemon.request_stop()
+        daemon.request_stop()  # no grace period
+        daemon._drain()
+        moving.join()
+        assert active.run.stop_reason is StopReason.SHUTDOWN
+        wait_for(lambda: client.get(task).status != Status.RUNNING)
+        given_back = client.get(task)
+        assert (given_back.status, given_back.attempts) == (Status.PENDING, 0)
+        assert daemon.summary.outcomes == {"given_back": 1}
