@@ -5,6 +5,7 @@ by ``Daemon.setup`` and stepped by hand)."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Iterator
 
@@ -147,3 +148,80 @@ def test_a_thread_that_ignores_its_timeout_is_abandoned_kill_grace_later_on_the_
         assert runs.under_way() == []  # abandoned: its outcome is written now
         wait_for(lambda: client.get(task).status == Status.FAILED)
         assert client.get(task).message == "Failed: timed out after 1.0s and did not stop"
+
+
+def test_run_once_claims_what_is_due_when_the_fence_opens_as_it_finds_nothing(
+    settings: Settings, clock: HandClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The supervisor's thread may open the fence between a claim that found it closed and
+    run-once's look at the fence: run-once claims again instead of ending with the task due."""
+    monkeypatch.setenv("PGSTASK_STORAGE", str(settings.storage))
+    quiet = dataclasses.replace(settings, heartbeat_interval=3600.0, stale_after=7200.0)
+    d = Daemon(
+        quiet, dsn=settings.dsn, workers={"sample": SampleWorker}, make_client=Client, clock=clock
+    )
+
+    def fence_closes() -> None:  # in place of the rescuer's and cleaner's passes
+        wait_for(lambda: d.heartbeat is not None and d.heartbeat.beats >= 1)
+
+        def silent_too_long() -> bool:
+            # A heartbeat that had not yet timed its next beat beats again at once, at the new
+            # time; then it waits an hour, and the next move of the clock closes the fence.
+            clock.now += d.fence_after + 1.0
+            time.sleep(0.5)
+            return d.fenced
+
+        wait_for(silent_too_long)
+
+    real_step = Producer.step
+    opened: list[bool] = []
+
+    def step_as_the_fence_opens(producer: Producer) -> int:
+        got = real_step(producer)
+        if got == 0 and d.fenced and not opened:
+            assert d.heartbeat is not None
+            d.heartbeat.wake()  # a beat gets through; the supervisor opens the fence
+            wait_for(lambda: not d.fenced)
+            opened.append(True)
+        return got
+
+    monkeypatch.setattr(d, "_housekeeping", fence_closes)
+    monkeypatch.setattr(Producer, "step", step_as_the_fence_opens)
+    with Client(settings=settings) as client:
+        task = client.create("sample", "noop")
+        summary = d.run_once()
+        assert opened
+        assert client.get(task).status == Status.COMPLETED
+        assert summary.completed == 1
+
+
+def test_a_run_is_given_back_at_shutdown_when_its_kill_grace_ends_after_the_grace_period(
+    daemon: Daemon, clock: HandClock, settings: Settings
+) -> None:
+    """As before the supervisor had a thread of its own: it watches the runs during the grace
+    period; the runs still under way after it are asked to stop and given back, none failed for
+    a timeout that the clock reaches while they stop."""
+    producer, supervisor, _, runs = _parts(daemon)
+    sample = daemon.workers["sample"]
+    sample.settings = {**sample.settings, "timeout": 1}
+    supervisor.start()
+    with Client(settings=settings) as client:
+        task = client.create("sample", "busy", {"seconds": 1.5}, max_attempts=1)
+        assert producer.step() == 1
+        [active] = runs.under_way()
+
+        def kill_grace_ends_while_stopping() -> None:
+            wait_for(lambda: active.run.stop_reason is not None)
+            clock.now += 1.0 + KILL_GRACE + 0.01  # past its timeout and the kill grace
+
+        moving = threading.Thread(target=kill_grace_ends_while_stopping)
+        moving.start()
+        daemon.request_stop()
+        daemon.request_stop()  # no grace period
+        daemon._drain()
+        moving.join()
+        assert active.run.stop_reason is StopReason.SHUTDOWN
+        wait_for(lambda: client.get(task).status != Status.RUNNING)
+        given_back = client.get(task)
+        assert (given_back.status, given_back.attempts) == (Status.PENDING, 0)
+        assert daemon.summary.outcomes == {"given_back": 1}

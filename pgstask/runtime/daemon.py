@@ -327,8 +327,15 @@ class Daemon:
         self._housekeeping()
         try:
             while not self._stop_event.is_set() and not producer.exhausted:
+                # The supervisor's thread may open or close the fence during a claim: only a
+                # claim the fence did not change under tells that nothing is due.
+                fenced = self.fence.closed
                 if producer.step() == 0:
-                    if slots.busy == 0 and not self._waiting_out_fence():
+                    if (
+                        slots.busy == 0
+                        and self.fence.closed == fenced
+                        and not self._waiting_out_fence()
+                    ):
                         break
                     slots.wait_idle(0.1)  # wait for a slot (or the end)
             while not slots.wait_idle(0.2):
@@ -407,8 +414,9 @@ class Daemon:
 
     def _drain(self) -> None:
         """Give the actions ``shutdown_grace`` seconds (none after a second stop request), then
-        ask the rest to stop and give their tasks back. The supervisor still runs meanwhile
-        (timeouts, fencing)."""
+        ask the rest to stop and give their tasks back. The supervisor runs during the grace
+        period (timeouts, fencing) and stops with it: a run asked to stop for the shutdown is
+        given back, not failed for a timeout its kill grace reaches meanwhile."""
         slots, runs = self.slots, self.runs
         if slots is None:
             return
@@ -417,6 +425,8 @@ class Daemon:
         while not slots.wait_idle(0.2):
             if self.clock() >= deadline or self._stop_requests > 1:
                 break
+        if self.supervisor is not None:
+            self.supervisor.stop()
         if slots.busy and runs is not None:
             left = runs.stop(StopReason.SHUTDOWN)
             slots.wait_idle(0.5)  # cooperative actions give their task back themselves

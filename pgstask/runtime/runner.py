@@ -10,8 +10,8 @@ timeout, a shutdown and a child process that died each have their own outcome.
 
 Every outcome carries the run's ``peak_memory`` (bytes): in a thread, the highest resident set
 size of the whole daemon process seen while the action ran (``memory_sample`` at its start and
-end: the supervising loop's latest reading in a daemon); in a child process, that process's own
-peak.
+end: the latest reading of the supervisor's ``Gauge`` in a daemon); in a child process, that
+process's own peak.
 """
 
 from __future__ import annotations

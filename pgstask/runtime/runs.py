@@ -4,8 +4,9 @@ A run is one claim of one task, named by ``(task id, claims)`` (``RunKey``). ``R
 the path of every task: the producer hands it each claimed task (``start``), an action thread
 runs the action and ends the run (``end``), and the outcome goes to the completer. The other
 parts ask it about runs: the listener cancels one (``cancel``), the heartbeat asks which runs the
-daemon knows it holds (``known``) and stops those it no longer holds (``lost``), the daemon's
-supervising loop times them out (``abandon``) or stops them all (``stop``: a fence, a shutdown).
+daemon knows it holds (``known``) and stops those it no longer holds (``lost``), the supervisor
+times them out (``abandon``) or stops them all (``stop``: a fence), and the daemon's shutdown
+stops them all and gives back the rest (``stop``, ``abandon``).
 
 Locking: one lock guards the table. ``end`` removes a run and queues its outcome in the
 completer under that lock, and ``known`` reads the table and the completer's unwritten outcomes
@@ -38,8 +39,8 @@ _log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class ActiveRun:
-    """A run under way: its state, its deadline (monotonic, from the worker's ``timeout``) and
-    whether the daemon already wrote its outcome."""
+    """A run under way: its state, its deadline (``clock`` time, from the worker's ``timeout``)
+    and whether the daemon already wrote its outcome."""
 
     run: TaskRun
     deadline: float | None
