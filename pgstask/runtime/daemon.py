@@ -322,10 +322,10 @@ class Daemon:
         producer, slots = self.producer, self.slots
         assert producer is not None and slots is not None
         self._start(slots, self.completer, self.heartbeat, self.supervisor)
-        # Where cron's run-once is the only runner, it is also the rescuer and the cleaner:
-        # tasks of a run killed mid-way are due again before this run claims.
-        self._housekeeping()
         try:
+            # Where cron's run-once is the only runner, it is also the rescuer and the cleaner:
+            # tasks of a run killed mid-way are due again before this run claims.
+            self._housekeeping()
             while not self._stop_event.is_set() and not producer.exhausted:
                 # The supervisor's thread may open or close the fence during a claim: only a
                 # claim the fence did not change under tells that nothing is due.
