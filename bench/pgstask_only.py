@@ -21,6 +21,7 @@ from server import Watch, vacuum
 
 from pgstask import Client, queries
 from pgstask.progress import read_snapshot
+from pgstask.sql import query
 
 
 @dataclass(slots=True)
@@ -203,7 +204,7 @@ class Ceiling:
 
 
 # The claim as the daemon sends it, returning only what the completion needs.
-_CLAIM = queries.query("task_claim").replace("RETURNING t.*;", "RETURNING t.id, t.attempts;")
+_CLAIM = query("task_claim").replace("RETURNING t.*;", "RETURNING t.id, t.attempts;")
 
 
 def ceiling(system: PgstaskSystem, bulk: int, drain: int, batches: tuple[int, ...]) -> Ceiling:
