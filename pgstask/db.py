@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import psycopg
@@ -20,6 +21,9 @@ from psycopg_pool import ConnectionPool
 from pgstask.errors import DatabaseError, InvalidTaskError, PgstaskError, SchemaError
 
 Conn = psycopg.Connection[Any]
+#: Run on each new connection of a pool or a ``Dedicated`` (session settings); whatever it
+#: leaves in a transaction is committed.
+OnConnect = Callable[[Conn], None]
 
 # TCP keepalives so a half-open connection is noticed in about 25 s instead of the OS's 2 h;
 # libpq ignores them on Unix sockets.
@@ -59,14 +63,20 @@ def _check(conn: Conn) -> None:
         ConnectionPool.check_connection(conn)
 
 
-def _configure(conn: Conn) -> None:
+def _configure(conn: Conn, on_connect: OnConnect | None = None) -> None:
     conn.isolation_level = IsolationLevel.READ_COMMITTED
+    if on_connect is not None:
+        on_connect(conn)
+        if conn.info.transaction_status != TransactionStatus.IDLE:
+            conn.commit()
     _handed_out[conn] = time.monotonic()  # just connected: no check at its first checkout
 
 
-def make_pool(dsn: str, *, max_size: int, name: str = "pgstask") -> ConnectionPool[Conn]:
+def make_pool(
+    dsn: str, *, max_size: int, name: str = "pgstask", on_connect: OnConnect | None = None
+) -> ConnectionPool[Conn]:
     """An open pool of connections like ``connect`` makes; one not handed out for more than
-    ``CHECK_AFTER`` seconds is checked before use."""
+    ``CHECK_AFTER`` seconds is checked before use. ``on_connect`` runs on each new connection."""
     with translate_errors():
         # One direct connection first: an unreachable or misconfigured server then fails at
         # once with its own reason, not after the pool's open timeout with a generic one.
@@ -76,7 +86,7 @@ def make_pool(dsn: str, *, max_size: int, name: str = "pgstask") -> ConnectionPo
             min_size=1,
             max_size=max_size,
             kwargs={"application_name": name, "row_factory": dict_row, **_CONNECT_ARGS},
-            configure=_configure,
+            configure=functools.partial(_configure, on_connect=on_connect),
             check=_check,
             open=False,
             name=name,
@@ -106,9 +116,11 @@ class Dedicated:
     its own.
     """
 
-    def __init__(self, dsn: str, *, name: str) -> None:
+    def __init__(self, dsn: str, *, name: str, on_connect: OnConnect | None = None) -> None:
+        """``on_connect`` runs on each new connection (session settings)."""
         self.dsn = dsn
         self.name = name
+        self._on_connect = on_connect
         self._conn: Conn | None = None
 
     @contextlib.contextmanager
@@ -124,7 +136,14 @@ class Dedicated:
                 self.close()
                 conn = None
         if conn is None or conn.closed:
-            conn = self._conn = connect(self.dsn, autocommit=True, name=self.name)
+            conn = connect(self.dsn, autocommit=True, name=self.name)
+            if self._on_connect is not None:
+                try:
+                    self._on_connect(conn)
+                except BaseException:
+                    conn.close()
+                    raise
+            self._conn = conn
             _handed_out[conn] = time.monotonic()  # just connected: counts as handed out now
         try:
             yield conn

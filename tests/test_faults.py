@@ -18,8 +18,12 @@ import time
 import psycopg
 import pytest
 
-from pgstask import Client, Status
+from pgstask import Client, Status, queries
+from pgstask.db import make_pool
 from pgstask.runtime import supervisor as supervisor_module
+from pgstask.runtime.daemon import Daemon
+from pgstask.runtime.rescuer import LOCK_KEY as RESCUE_LOCK
+from pgstask.runtime.rescuer import Rescuer
 from pgstask.settings import Settings
 from pgstask.task import UnreadableTask
 from tests.daemons import ROOT, daemon_env, executions, running_daemon, wait_for
@@ -281,6 +285,88 @@ def test_a_fenced_daemon_gives_its_task_back_when_the_database_returns_in_time(
     assert not any("Rescued" in m for m in messages), messages
     first, second = sorted(spans(settings.storage), key=lambda s: s[1])
     assert first[3] < second[2] and second[3] - second[2] >= 8.0
+
+
+def _running_on_a_dead_daemon(dsn: str, task_id: int) -> None:
+    """The task as a daemon that vanished left it: running, claimed once, no daemon row."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE s_tasks SET status = 50, attempts = 1, claims = 1,"
+            " daemon_id = gen_random_uuid(), started_at = now() WHERE id = %s",
+            (task_id,),
+        )
+
+
+def test_a_hung_transaction_that_logged_on_a_task_does_not_keep_it_from_rescue(
+    settings: Settings,
+) -> None:
+    """A daemon that hangs after inserting a log row of its task, inside the transaction, holds
+    the foreign key's KEY SHARE lock on the task row: the rescue must not skip the row for it."""
+    assert settings.dsn
+    with Client(settings=settings) as client:
+        task = client.create("sample", "noop")
+        _running_on_a_dead_daemon(settings.dsn, task.id)
+        with psycopg.connect(settings.dsn) as hung:
+            hung.execute(
+                "INSERT INTO s_task_logs (task_id, level, message) VALUES (%s, 'info', 'hung')",
+                (task.id,),
+            )
+            pool = make_pool(settings.dsn, max_size=2)
+            try:
+                rescuer = Rescuer(
+                    pool=pool,
+                    storage=settings.storage,
+                    stale_after=settings.stale_after,
+                    base_delay=0.05,
+                    max_delay=0.05,
+                    interval=1.0,
+                )
+                assert rescuer.step() == 1
+            finally:
+                pool.close()
+            hung.rollback()
+        assert client.get(task).status == Status.PENDING
+
+
+def test_a_daemon_transaction_left_idle_is_ended_by_the_server_after_stale_after(
+    settings: Settings,
+) -> None:
+    """A daemon that hangs inside its rescuer pass would hold the rescuer's lock for as long as
+    the server believes its connection alive (hours, for a silent network): the server ends a
+    daemon's transaction left idle for ``stale_after`` (1.5 s here), and another daemon's
+    rescuer gets the lock and rescues."""
+    assert settings.dsn
+    with Client(settings=settings) as client:
+        hung_daemon = Daemon(
+            settings, dsn=settings.dsn, workers={}, make_client=Client, concurrency=1
+        )
+        hung_daemon.setup()
+        try:
+            conn = hung_daemon.pool.getconn()
+            assert queries.lock_try_acquire(conn, key=RESCUE_LOCK)  # then it hangs
+            task = client.create("sample", "noop")
+            _running_on_a_dead_daemon(settings.dsn, task.id)
+            pool = make_pool(settings.dsn, max_size=2)
+            try:
+                rescuer = Rescuer(
+                    pool=pool,
+                    storage=settings.storage,
+                    stale_after=settings.stale_after,
+                    base_delay=0.05,
+                    max_delay=0.05,
+                    interval=1.0,
+                )
+                assert rescuer.step() == 0  # the lock is held
+                wait_for(lambda: rescuer.step() == 1, timeout=10, step=0.2)
+            finally:
+                pool.close()
+            with pytest.raises(psycopg.Error):
+                conn.execute("SELECT 1")  # the server ended the idle transaction's session
+            hung_daemon.pool.putconn(conn)
+        finally:
+            hung_daemon.request_stop()
+            hung_daemon._shutdown()
+        assert client.get(task).status == Status.PENDING
 
 
 def test_tasks_watch_rides_out_a_database_restart(settings: Settings, pg) -> None:  # type: ignore[no-untyped-def]

@@ -513,6 +513,16 @@ def _channel_listen(conn: Conn, w: World) -> None:
     conn.execute("UNLISTEN *")
 
 
+def _server_end_idle_transactions(conn: Conn, w: World) -> None:
+    queries.server_end_idle_transactions(conn, seconds=2.5)
+    row = conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()
+    assert row is not None and list(row.values()) == ["2500ms"]
+    queries.server_end_idle_transactions(conn, seconds=0.0001)  # never 0, which means "off"
+    row = conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()
+    assert row is not None and list(row.values()) == ["1ms"]
+    conn.execute("RESET idle_in_transaction_session_timeout")
+
+
 def _server_now(conn: Conn, w: World) -> None:
     now = queries.server_now(conn)
     assert isinstance(now, dt.datetime) and now.tzinfo is not None

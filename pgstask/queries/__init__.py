@@ -55,7 +55,12 @@ from pgstask.queries.schema import (
     schema_unlock,
     schema_version,
 )
-from pgstask.queries.server import channel_listen, lock_try_acquire, server_now
+from pgstask.queries.server import (
+    channel_listen,
+    lock_try_acquire,
+    server_end_idle_transactions,
+    server_now,
+)
 from pgstask.queries.tasks import (
     task_cancel,
     task_claim,
@@ -134,6 +139,7 @@ __all__ = [
     "schema_lock",
     "schema_unlock",
     "schema_version",
+    "server_end_idle_transactions",
     "server_now",
     "task_cancel",
     "task_claim",

@@ -9,6 +9,14 @@ from pgstask.queries._execute import rows_of
 from pgstask.sql import query
 
 
+def server_end_idle_transactions(conn: Conn, *, seconds: float) -> None:
+    """Have the server end this session's transactions that stay idle longer than ``seconds``
+    (at least a millisecond), releasing their locks: the daemon's own connections, so that one
+    that hangs mid-transaction holds nothing past ``stale_after``. Session-level: in a
+    transaction, it lasts once that commits."""
+    rows_of(conn, "server_end_idle_transactions", {"seconds": seconds})
+
+
 def server_now(conn: Conn) -> dt.datetime:
     """The database's clock, which every schedule is judged by; also the listener's liveness
     probe."""

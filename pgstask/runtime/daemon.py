@@ -38,6 +38,7 @@ nothing is due, waits for the actions, and reports what happened. ``execute`` is
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -104,6 +105,13 @@ class Daemon:
         self._stop_requests = 0
         self._stop_lock = threading.RLock()  # reentrant: request_stop may run in a signal handler
         self._stop_event = threading.Event()
+        # On each connection of the daemon's own (not the workers' client): a transaction left
+        # idle for ``stale_after`` is ended by the server. A daemon that hangs mid-transaction
+        # (a frozen host, a cut network) would otherwise keep the rescuer's lock, or a task
+        # row's lock, for as long as the server believes the connection alive.
+        self._session = functools.partial(
+            queries.server_end_idle_transactions, seconds=settings.stale_after
+        )
         self.row = DaemonRow(self.id, self.concurrency, tuple(sorted(self.worker_classes)))
         self.fence = Fence(after=fence_after(settings.heartbeat_interval, settings.stale_after))
         self.gauge = Gauge()
@@ -166,7 +174,10 @@ class Daemon:
     def _register_workers_and_daemon(self) -> None:
         s = self.settings
         self._pool = make_pool(
-            self.dsn, max_size=min(self.concurrency, 16) + 4, name="pgstask-daemon"
+            self.dsn,
+            max_size=min(self.concurrency, 16) + 4,
+            name="pgstask-daemon",
+            on_connect=self._session,
         )
         with self.pool.connection() as conn:
             register_workers(conn, self.worker_classes.values(), active=s.auto_activate)
@@ -184,8 +195,10 @@ class Daemon:
         self.slots = Slots(self.concurrency, on_free=wakeup.set)
         # The claim and the completion each run every few milliseconds under load: each on a
         # connection of its own (one round trip a statement), the pool serves everything else.
-        self._claim_conn = Dedicated(self.dsn, name="pgstask-producer")
-        self._complete_conn = Dedicated(self.dsn, name="pgstask-completer")
+        self._claim_conn = Dedicated(self.dsn, name="pgstask-producer", on_connect=self._session)
+        self._complete_conn = Dedicated(
+            self.dsn, name="pgstask-completer", on_connect=self._session
+        )
         self.completer = Completer(
             db=self._complete_conn,
             daemon_id=self.id,

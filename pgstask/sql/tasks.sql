@@ -183,7 +183,9 @@ WITH orphaned AS MATERIALIZED (
                           AND d.heartbeat_at > now() - make_interval(secs => %(stale_after)s))
      ORDER BY t.id
      LIMIT %(limit)s
-       FOR UPDATE SKIP LOCKED
+       -- NO KEY: a transaction that inserted a log row of the task holds a KEY SHARE lock on it
+       -- (the foreign key); a hung one must not keep the task from being rescued.
+       FOR NO KEY UPDATE SKIP LOCKED
 )
 UPDATE s_tasks t
    SET status = CASE WHEN t.attempts >= t.max_attempts THEN 100 ELSE 10 END,
