@@ -11,6 +11,7 @@ from pgstask.client import Client
 from pgstask.errors import (
     ConfigurationError,
     DatabaseError,
+    InvalidScheduleError,
     InvalidTaskError,
     PgstaskError,
     SchemaError,
@@ -30,6 +31,7 @@ __all__ = [
     "Client",
     "ConfigurationError",
     "DatabaseError",
+    "InvalidScheduleError",
     "InvalidTaskError",
     "PgstaskError",
     "SchemaError",

@@ -8,6 +8,7 @@
     │   └── SchemaError         the schema is missing or older than this pgstask
     ├── InvalidTaskError        a task's fields were rejected (by pgstask or by a constraint)
     │   └── FileTooLargeError   an upload or stored file passes its size limit
+    ├── InvalidScheduleError    a schedule's cron expression, time zone or fields were rejected
     ├── TaskNotFoundError       no task has that id
     ├── TaskFileNotFoundError   no (complete) stored file answers the request
     ├── TaskStateError          the task is not in a state that allows the operation
@@ -40,6 +41,10 @@ class SchemaError(DatabaseError):
 
 class InvalidTaskError(PgstaskError):
     """A task's fields were rejected."""
+
+
+class InvalidScheduleError(PgstaskError):
+    """A schedule was rejected: its cron expression, its time zone or another field."""
 
 
 class TaskNotFoundError(PgstaskError):
