@@ -65,6 +65,8 @@ def test_migrations_create_the_tables(conn: Conn) -> None:
         "s_daemons": "p",
         "s_task_files": "p",  # results and uploads, readable from every host
         "s_task_file_chunks": "p",
+        "s_schedules": "p",  # cron schedules
+        "s_schedule_runs": "p",  # one row per fired slot
     }
 
 

@@ -29,7 +29,7 @@ from pgstask.task import Task
 
 ENTITIES = (
     *("task", "worker", "daemon", "progress", "log", "schema", "file", "metrics"),
-    *("server", "lock", "channel"),
+    *("server", "lock", "channel", "schedule"),
 )
 _PLACEHOLDER = re.compile(r"%\((\w+)\)[sb]")  # b: sent in binary
 _POSITIONAL = re.compile(r"(?<![)%])%[sbt]\b")
@@ -511,6 +511,145 @@ def _lock_try_acquire(conn: Conn, w: World) -> None:
 def _channel_listen(conn: Conn, w: World) -> None:
     queries.channel_listen(conn)  # takes effect at commit; here it only has to parse and run
     conn.execute("UNLISTEN *")
+
+
+def _a_schedule(conn: Conn, name: str = "nightly", **fields: Any) -> Row:
+    values: dict[str, Any] = {
+        "identifier": "w",
+        "action": "run",
+        "cron": "0 3 * * *",
+        "timezone": "Europe/Kyiv",
+        "data": {"to": 3},
+        "priority": "high",
+        "max_attempts": 2,
+        "misfire": "skip",
+        "active": True,
+        "origin": "code",
+        **fields,
+    }
+    row = queries.schedule_upsert(conn, name=name, **values)
+    assert row is not None
+    return row
+
+
+def _schedule_upsert(conn: Conn, w: World) -> None:
+    row = _a_schedule(conn)
+    assert row["inserted"] and row["next_run_at"] is None and row["data"] == {"to": 3}
+    assert queries.schedule_upsert(conn, name="nightly", **_fields(row)) is None  # unchanged
+    conn.execute("UPDATE s_schedules SET next_run_at = now() WHERE name = 'nightly'")
+    again = queries.schedule_upsert(conn, name="nightly", **{**_fields(row), "priority": "low"})
+    assert again is not None and not again["inserted"] and again["next_run_at"] is not None
+    moved = queries.schedule_upsert(conn, name="nightly", **{**_fields(row), "cron": "0 4 * * *"})
+    assert moved is not None and moved["next_run_at"] is None  # a new expression: recomputed
+
+
+def _fields(row: Row) -> dict[str, Any]:
+    keep = ("identifier", "action", "cron", "timezone", "data", "priority", "max_attempts")
+    return {
+        **{k: row[k] for k in keep},
+        "misfire": row["misfire"],
+        "active": True,
+        "origin": "code",
+    }
+
+
+def _schedule_get(conn: Conn, w: World) -> None:
+    _a_schedule(conn)
+    assert queries.schedule_get(conn, name="nightly")["cron"] == "0 3 * * *"  # type: ignore[index]
+    assert queries.schedule_get(conn, name="none") is None
+
+
+def _schedule_list(conn: Conn, w: World) -> None:
+    _a_schedule(conn, "b")
+    _a_schedule(conn, "a")
+    assert [r["name"] for r in queries.schedule_list(conn)] == ["a", "b"]
+
+
+def _schedule_due(conn: Conn, w: World) -> None:
+    _a_schedule(conn, "new")
+    _a_schedule(conn, "later")
+    conn.execute(
+        "UPDATE s_schedules SET next_run_at = now() + interval '1 hour' WHERE name = 'later'"
+    )
+    due = queries.schedule_due(conn, limit=10)
+    assert [r["name"] for r in due] == ["new"] and due[0]["now"] is not None
+
+
+def _schedule_next_run_at(conn: Conn, w: World) -> None:
+    assert queries.schedule_next_run_at(conn) is None
+    _a_schedule(conn)
+    conn.execute("UPDATE s_schedules SET next_run_at = now() + interval '10 s'")
+    delay = queries.schedule_next_run_at(conn)
+    assert delay is not None and 9 < delay <= 10
+
+
+def _schedule_fire(conn: Conn, w: World) -> None:
+    _a_schedule(conn)
+    slot = dt.datetime(2026, 12, 5, 1, 0, tzinfo=dt.UTC)
+    after = slot + dt.timedelta(days=1)
+    conn.execute("UPDATE s_schedules SET next_run_at = %s", (slot,))
+    fired = queries.schedule_fire(conn, name="nightly", slot=slot, next_run_at=after)
+    assert fired is not None and fired["task_id"] is not None
+    task = queries.task_get(conn, id=fired["task_id"])
+    assert task is not None and (task.identifier, task.action, task.meta) == ("w", "run", {"to": 3})
+    assert (task.priority, task.max_attempts, task.status) == ("high", 2, 10)
+    row = queries.schedule_get(conn, name="nightly")
+    assert row is not None and (row["next_run_at"], row["last_run_at"]) == (after, slot)
+    assert row["last_task_id"] == task.id
+    # The same slot again: the compare-and-set finds the schedule moved on.
+    assert queries.schedule_fire(conn, name="nightly", slot=slot, next_run_at=after) is None
+
+
+def _schedule_move(conn: Conn, w: World) -> None:
+    _a_schedule(conn)
+    first = dt.datetime(2026, 12, 5, 1, 0, tzinfo=dt.UTC)
+    assert queries.schedule_move(conn, name="nightly", slot=None, next_run_at=first)
+    assert not queries.schedule_move(conn, name="nightly", slot=None, next_run_at=first)
+    assert queries.schedule_move(conn, name="nightly", slot=first, next_run_at=None)
+
+
+def _schedule_disable(conn: Conn, w: World) -> None:
+    _a_schedule(conn)
+    assert queries.schedule_disable(conn, name="nightly", error="bad")
+    row = queries.schedule_get(conn, name="nightly")
+    assert row is not None and (row["active"], row["last_error"]) == (False, "bad")
+
+
+def _schedule_set_active(conn: Conn, w: World) -> None:
+    _a_schedule(conn)
+    conn.execute("UPDATE s_schedules SET next_run_at = now() - interval '1 day'")
+    paused = queries.schedule_set_active(conn, name="nightly", active=False)
+    assert paused is not None and not paused["active"] and paused["next_run_at"] is not None
+    resumed = queries.schedule_set_active(conn, name="nightly", active=True)
+    assert resumed is not None and resumed["active"] and resumed["next_run_at"] is None
+    assert queries.schedule_set_active(conn, name="none", active=True) is None
+
+
+def _schedule_delete(conn: Conn, w: World) -> None:
+    _a_schedule(conn)
+    assert queries.schedule_delete(conn, name="nightly")
+    assert not queries.schedule_delete(conn, name="nightly")
+
+
+def _schedule_mark_missing_from_code(conn: Conn, w: World) -> None:
+    _a_schedule(conn, "kept")
+    _a_schedule(conn, "gone")
+    _a_schedule(conn, "api", origin="api")
+    missing = queries.schedule_mark_missing_from_code(conn, identifiers=["w"], declared=["kept"])
+    assert missing == ["gone"]
+    assert queries.schedule_mark_missing_from_code(conn, identifiers=["w"], declared=[]) == ["kept"]
+
+
+def _schedule_runs_delete_before(conn: Conn, w: World) -> None:
+    _a_schedule(conn)
+    for days in (3, 2, 1):
+        slot = dt.datetime(2026, 12, 5, tzinfo=dt.UTC) - dt.timedelta(days=days)
+        conn.execute(
+            "INSERT INTO s_schedule_runs (schedule_name, slot, task_id, fired_at)"
+            " VALUES ('nightly', %s, 1, now() - make_interval(days => %s))",
+            (slot, days * 40),
+        )
+    assert queries.schedule_runs_delete_before(conn, days=30) == 2  # the latest stays
 
 
 def _server_end_idle_transactions(conn: Conn, w: World) -> None:

@@ -4,7 +4,8 @@ Runs on every daemon every ``interval`` seconds; the database part is one pass a
 transaction-scoped advisory lock), the file part is throttled per storage directory by the
 ``.gc_progress`` marker (see ``pgstask.progress.collect_garbage``): snapshots after 24 h,
 ``{id}.log`` files after the log retention. Stored files: uploads never completed after a day,
-uploads no task took after the task retention (result files go with their tasks).
+uploads no task took after the task retention (result files go with their tasks). Schedule
+runs: those fired before the task retention, each schedule's latest kept.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ ABANDONED_UPLOAD_AGE = DAY
 @dataclass(frozen=True, slots=True)
 class Cleaned:
     """What one pass of the cleaner removed: task rows, log rows, progress rows, snapshot and
-    log files, stored result files."""
+    log files, stored result files, schedule runs."""
 
     tasks: int = 0
     logs: int = 0
     progress_rows: int = 0
     files: int = 0
     stored_files: int = 0
+    schedule_runs: int = 0
 
 
 class Cleaner(Service):
@@ -60,7 +62,7 @@ class Cleaner(Service):
 
     def step(self) -> Cleaned:
         """One pass, unless another daemon holds the cleaner's lock; returns what it removed."""
-        tasks = logs = rows = stored = 0
+        tasks = logs = rows = stored = runs = 0
         with self.pool.connection() as conn, conn.transaction():
             if queries.lock_try_acquire(conn, key=LOCK_KEY):
                 if self.task_retention_days is not None:
@@ -68,6 +70,7 @@ class Cleaner(Service):
                     stored = queries.file_delete_unattached(
                         conn, max_age=self.task_retention_days * DAY
                     )
+                    runs = queries.schedule_runs_delete_before(conn, days=self.task_retention_days)
                 if self.log_retention_days is not None:
                     logs = queries.log_delete_older_than(conn, days=self.log_retention_days)
                 rows = queries.progress_delete_orphaned(conn)
@@ -77,4 +80,4 @@ class Cleaner(Service):
             every=self.interval,
             log_max_age=None if self.log_retention_days is None else self.log_retention_days * DAY,
         )
-        return Cleaned(tasks, logs, rows, files, stored)
+        return Cleaned(tasks, logs, rows, files, stored, runs)

@@ -47,7 +47,7 @@ from collections.abc import Callable, Mapping
 
 from psycopg_pool import ConnectionPool
 
-from pgstask import migrate, queries
+from pgstask import migrate, queries, schedules
 from pgstask.db import Conn, Dedicated, make_pool
 from pgstask.errors import SchemaError, TaskNotFoundError, TaskStateError, WorkerNotFoundError
 from pgstask.memory import Gauge
@@ -61,6 +61,7 @@ from pgstask.runtime.reporter import Reporter
 from pgstask.runtime.rescuer import Rescuer
 from pgstask.runtime.runner import Outcome, RetryPolicy, Runner, describe_outcomes
 from pgstask.runtime.runs import RunTable, Summary
+from pgstask.runtime.scheduler import Scheduler
 from pgstask.runtime.service import Clock, Service
 from pgstask.runtime.slots import Slots
 from pgstask.runtime.supervisor import Fence, Supervisor, fence_after
@@ -128,6 +129,7 @@ class Daemon:
         self.supervisor: Supervisor | None = None
         self.listener: Listener | None = None
         self.rescuer: Rescuer | None = None
+        self.scheduler: Scheduler | None = None
         self.cleaner: Cleaner | None = None
         self.runner: Runner | None = None
         self.runs: RunTable | None = None
@@ -181,8 +183,16 @@ class Daemon:
         )
         with self.pool.connection() as conn:
             register_workers(conn, self.worker_classes.values(), active=s.auto_activate)
+            written = schedules.write_declared(conn, self.worker_classes.values())
             states = queries.worker_states(conn, identifiers=self.identifiers)
             self.row.register(conn)
+        for name in written.missing:
+            _log.warning(
+                "schedule %s is in s_schedules but no longer declared by its worker: it stays "
+                "(`pgstask schedules remove %s` deletes it)",
+                name,
+                name,
+            )
         stored = {r["identifier"]: r["settings"] for r in states}
         for ident, cls in self.worker_classes.items():
             self.workers[ident] = cls(stored.get(ident), client=self.client, storage=s.storage)
@@ -280,12 +290,14 @@ class Daemon:
             log_retention_days=s.log_retention_days,
             clock=clock,
         )
+        self.scheduler = Scheduler(pool=self.pool, interval=s.poll_interval, clock=clock)
         if not s.poll_only:
             self.listener = Listener(
                 dsn=self.dsn,
                 on_tasks=self.producer.wake,
                 on_cancel=self.runs.cancel,
                 on_workers=self.heartbeat.wake,
+                on_schedules=self.scheduler.wake,
                 clock=clock,
             )
 
@@ -313,6 +325,7 @@ class Daemon:
             self.supervisor,
             self.rescuer,
             self.cleaner,
+            self.scheduler,
             self.producer,
         )
         _log.info(
@@ -365,8 +378,9 @@ class Daemon:
         return self.fence.closed and self.fence.closed_for(self.clock()) < self.settings.stale_after
 
     def _housekeeping(self) -> None:
-        """One pass of the rescuer and the cleaner; a failure is logged, never fatal."""
-        for service in (self.rescuer, self.cleaner):
+        """One pass of the rescuer, the cleaner and the scheduler; a failure is logged, never
+        fatal."""
+        for service in (self.rescuer, self.cleaner, self.scheduler):
             if service is None:
                 continue
             try:
@@ -398,7 +412,7 @@ class Daemon:
 
     def _shutdown(self) -> None:
         """Stop claiming, let actions finish (grace), give back the rest, flush, deregister."""
-        for service in (self.producer, self.rescuer, self.cleaner):
+        for service in (self.producer, self.rescuer, self.cleaner, self.scheduler):
             if service is not None:
                 service.stop()
         self._drain()

@@ -2,7 +2,8 @@
 
 - ``pgstask_tasks``: new runnable tasks → wake the producer;
 - ``pgstask_cancel`` (payload: ``<task id>:<claims>``) → stop that run of the task if it runs here;
-- ``pgstask_workers``: a worker was activated, deactivated or reconfigured → reload.
+- ``pgstask_workers``: a worker was activated, deactivated or reconfigured → reload;
+- ``pgstask_schedules``: a schedule was added, changed, paused or resumed → the scheduler.
 
 NOTIFY is a hint; polling is the truth. A dead connection is detected (errors, and a ``SELECT 1``
 probe every ``probe_interval`` seconds, since a half-open socket gives no error) and replaced;
@@ -38,17 +39,20 @@ class Listener(Service):
         on_tasks: Callable[[], None],
         on_cancel: Callable[[int, int | None], None],
         on_workers: Callable[[], None],
+        on_schedules: Callable[[], None] = lambda: None,
         probe_interval: float = 10.0,
         reconnect_delay: float = 0.5,
         clock: Clock = time.monotonic,
     ) -> None:
         """``on_tasks``: the producer's ``wake``; ``on_cancel``: the run table's ``cancel``;
-        ``on_workers``: the heartbeat's ``wake`` (it reloads the workers' settings)."""
+        ``on_workers``: the heartbeat's ``wake`` (it reloads the workers' settings);
+        ``on_schedules``: the scheduler's ``wake``."""
         super().__init__(interval=reconnect_delay, clock=clock)
         self.dsn = dsn
         self._on_tasks = on_tasks
         self._on_cancel = on_cancel
         self._on_workers = on_workers
+        self._on_schedules = on_schedules
         self.probe_interval = probe_interval
         self._conn: Conn | None = None
         self.connected_count = 0
@@ -88,6 +92,7 @@ class Listener(Service):
         self._delay = self.interval
         self._on_tasks()  # anything inserted while we were not listening
         self._on_workers()
+        self._on_schedules()
         return conn
 
     def _dispatch(self, channel: str, payload: str) -> None:
@@ -103,6 +108,8 @@ class Listener(Service):
                 _log.warning("ignoring pgstask_cancel notification with payload %r", payload)
         elif channel == "pgstask_workers":
             self._on_workers()
+        elif channel == "pgstask_schedules":
+            self._on_schedules()
 
     def _close(self) -> None:
         conn, self._conn = self._conn, None

@@ -18,5 +18,5 @@ SELECT now() AS now;
 SELECT pg_try_advisory_xact_lock(%(key)s) AS locked;
 
 -- name: channel_listen
--- The listener's channels: new tasks, cancellations, worker changes.
-LISTEN pgstask_tasks; LISTEN pgstask_cancel; LISTEN pgstask_workers;
+-- The listener's channels: new tasks, cancellations, worker changes, schedule changes.
+LISTEN pgstask_tasks; LISTEN pgstask_cancel; LISTEN pgstask_workers; LISTEN pgstask_schedules;

@@ -102,6 +102,10 @@ class BaseWorker:
     #: Defaults, merged under ``s_workers.settings``. ``timeout`` (seconds) bounds each action;
     #: ``isolation`` ("thread", the default, or "process") says where actions run.
     settings: Mapping[str, Any] = {}
+    #: Cron schedules of this worker's actions, by name: ``{"nightly": {"action": "export",
+    #: "cron": "0 3 * * *", "timezone": "Europe/Kyiv"}}`` (fields: ``pgstask.schedules``). A
+    #: daemon running the worker writes them to ``s_schedules`` at its start.
+    schedules: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     #: Makes the client of a worker given none (one used outside a daemon) from the ``PGSTASK_*``
     #: environment: ``Client``, set by ``pgstask.client`` (which ``import pgstask`` imports).
     default_client: ClassVar[ClientFactory | None] = None
