@@ -9,6 +9,7 @@
     ├── InvalidTaskError        a task's fields were rejected (by pgstask or by a constraint)
     │   └── FileTooLargeError   an upload or stored file passes its size limit
     ├── InvalidScheduleError    a schedule's cron expression, time zone or fields were rejected
+    ├── ScheduleNotFoundError   no schedule has that name
     ├── TaskNotFoundError       no task has that id
     ├── TaskFileNotFoundError   no (complete) stored file answers the request
     ├── TaskStateError          the task is not in a state that allows the operation
@@ -45,6 +46,14 @@ class InvalidTaskError(PgstaskError):
 
 class InvalidScheduleError(PgstaskError):
     """A schedule was rejected: its cron expression, its time zone or another field."""
+
+
+class ScheduleNotFoundError(PgstaskError):
+    """No schedule has the given name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no schedule is named {name!r}")
+        self.name = name
 
 
 class TaskNotFoundError(PgstaskError):

@@ -625,6 +625,17 @@ def _schedule_set_active(conn: Conn, w: World) -> None:
     assert queries.schedule_set_active(conn, name="none", active=True) is None
 
 
+def _schedule_run_now(conn: Conn, w: World) -> None:
+    _a_schedule(conn)
+    before = queries.schedule_get(conn, name="nightly")
+    task = queries.schedule_run_now(conn, name="nightly")
+    assert task is not None and (task.identifier, task.action, task.meta) == ("w", "run", {"to": 3})
+    assert (task.priority, task.max_attempts, task.status) == ("high", 2, 10)
+    assert task.message == "Task queued by schedule nightly, run now"
+    assert queries.schedule_get(conn, name="nightly") == before  # its slots are untouched
+    assert queries.schedule_run_now(conn, name="none") is None
+
+
 def _schedule_delete(conn: Conn, w: World) -> None:
     _a_schedule(conn)
     assert queries.schedule_delete(conn, name="nightly")

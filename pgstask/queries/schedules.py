@@ -9,7 +9,8 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from pgstask.db import Conn
-from pgstask.queries._execute import Row, count_of, rows_of
+from pgstask.queries._execute import Row, count_of, rows_of, tasks_of
+from pgstask.task import Task
 
 
 def schedule_upsert(
@@ -87,6 +88,13 @@ def schedule_set_active(conn: Conn, *, name: str, active: bool) -> Row | None:
     """Pause or resume schedule ``name`` (resumed: from its next slot); its row, or None."""
     rows = rows_of(conn, "schedule_set_active", {"name": name, "active": active})
     return rows[0] if rows else None
+
+
+def schedule_run_now(conn: Conn, *, name: str) -> Task | None:
+    """Enqueue one task of schedule ``name`` now, its slots untouched; None when there is no such
+    schedule."""
+    found = tasks_of(conn, "schedule_run_now", {"name": name})
+    return found[0] if found else None
 
 
 def schedule_delete(conn: Conn, *, name: str) -> bool:

@@ -93,6 +93,16 @@ UPDATE s_schedules
  WHERE name = %(name)s
 RETURNING *;
 
+-- name: schedule_run_now
+-- One task of schedule %(name)s now, with its fields, beside its slots: next_run_at, last_run_at,
+-- last_task_id and the runs stay as they are. No row when there is no such schedule.
+INSERT INTO s_tasks (identifier, action, meta, priority, max_attempts, message)
+SELECT identifier, action, data, priority, max_attempts,
+       'Task queued by schedule ' || name || ', run now'
+  FROM s_schedules
+ WHERE name = %(name)s
+RETURNING *;
+
 -- name: schedule_delete
 DELETE FROM s_schedules WHERE name = %(name)s RETURNING name;
 

@@ -1,0 +1,132 @@
+"""The ``Client``'s schedules: listing them, adding or replacing one (origin ``api``), pausing,
+resuming and removing one, and running one now. What a valid schedule is belongs to
+``schedules.py``; firing its slots to the scheduler (``runtime/scheduler.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pgstask import queries, schedules
+from pgstask._client_base import ClientBase
+from pgstask.db import Conn
+from pgstask.errors import (
+    InvalidScheduleError,
+    InvalidTaskError,
+    ScheduleNotFoundError,
+    UnknownActionError,
+)
+from pgstask.task import Task
+from pgstask.workers import known
+from pgstask.workers.actions import action_key
+
+Row = dict[str, Any]
+
+
+class ClientSchedules(ClientBase):
+    """The schedule methods of ``Client``."""
+
+    def schedules(self) -> list[Row]:
+        """Every schedule's row (``s_schedules``), by name: its fields, ``active``, ``origin``,
+        ``next_run_at``, ``last_run_at``, ``last_task_id``, ``last_error``,
+        ``missing_from_code_at``."""
+        with self.connection() as c:
+            return queries.schedule_list(c)
+
+    def schedule(self, name: str) -> Row:
+        """One schedule's row; ``ScheduleNotFoundError`` if there is none."""
+        with self.connection() as c:
+            return _found(name, queries.schedule_get(c, name=_lookup(name)))
+
+    def add_schedule(self, name: str, identifier: str, fields: Mapping[str, Any]) -> Row:
+        """Add schedule ``name`` of worker ``identifier``, or replace the one added so before;
+        ``fields`` as a worker declares them (``action``, ``cron``, ``timezone``, ``data``, …).
+        Its row, with ``inserted``. A changed expression or zone starts from its next slot.
+
+        ``InvalidScheduleError`` for a bad field, for an action the worker does not have (when
+        this process defines the worker, or its registered row lists its actions), and for a
+        schedule declared in code: that one is changed in code (a daemon writes it back at its
+        start), and paused, resumed or run here."""
+        schedule = schedules.check(name, identifier, fields)
+        try:
+            known.check_action(identifier, schedule.action)
+        except UnknownActionError as exc:
+            raise InvalidScheduleError(f"schedule {name!r}: {exc}") from None
+        with self.connection() as c:
+            _check_registered_action(c, schedule)
+            current = queries.schedule_get(c, name=name)
+            if (
+                current is not None
+                and current["origin"] == "code"
+                and current["missing_from_code_at"] is None
+            ):
+                raise InvalidScheduleError(
+                    f"schedule {name!r} is declared in code by worker "
+                    f"{current['identifier']!r}; change it there (a daemon writes it back at "
+                    "its start), or pause it"
+                )
+            row = queries.schedule_upsert(c, **schedule.row(origin="api"))
+            if row is None:  # nothing changed
+                row = {**_found(name, queries.schedule_get(c, name=name)), "inserted": False}
+            if "active" in fields and row["active"] != schedule.active:
+                changed = _found(
+                    name, queries.schedule_set_active(c, name=name, active=schedule.active)
+                )
+                row = {**changed, "inserted": row["inserted"]}
+            return row
+
+    def pause_schedule(self, name: str) -> Row:
+        """Stop schedule ``name`` firing until it is resumed; its row."""
+        return self._set_schedule_active(name, False)
+
+    def resume_schedule(self, name: str) -> Row:
+        """Let schedule ``name`` fire again, from its next slot (not the ones missed while it was
+        paused); its row. Clears ``last_error``."""
+        return self._set_schedule_active(name, True)
+
+    def _set_schedule_active(self, name: str, active: bool) -> Row:
+        with self.connection() as c:
+            return _found(name, queries.schedule_set_active(c, name=_lookup(name), active=active))
+
+    def remove_schedule(self, name: str) -> None:
+        """Delete schedule ``name`` and its record of fired slots; the tasks it enqueued stay. A
+        schedule still declared in code comes back at a daemon's next start."""
+        with self.connection() as c:
+            if not queries.schedule_delete(c, name=_lookup(name)):
+                raise ScheduleNotFoundError(name)
+
+    def run_schedule(self, name: str) -> Task:
+        """Enqueue one task of schedule ``name`` now, with its worker, action, data, priority
+        and ``max_attempts`` (paused or not); its slots are not moved and none is recorded."""
+        with self.connection() as c:
+            task = queries.schedule_run_now(c, name=_lookup(name))
+        if task is None:
+            raise ScheduleNotFoundError(name)
+        return task
+
+
+def _lookup(name: Any) -> str:
+    """``name`` to look up; ``ScheduleNotFoundError`` for one no schedule can have (the table
+    could not even compare it)."""
+    try:
+        return schedules.check_name(name)
+    except (InvalidScheduleError, InvalidTaskError):
+        raise ScheduleNotFoundError(name if isinstance(name, str) else repr(name)) from None
+
+
+def _found(name: str, row: Row | None) -> Row:
+    if row is None:
+        raise ScheduleNotFoundError(name)
+    return row
+
+
+def _check_registered_action(conn: Conn, schedule: schedules.Schedule) -> None:
+    """``InvalidScheduleError`` when the schedule's worker is registered with a list of actions
+    that lacks the schedule's; an unregistered worker passes (a daemon may register it later)."""
+    worker = queries.worker_get(conn, identifier=schedule.identifier)
+    actions = (worker or {}).get("actions") or []
+    if actions and action_key(schedule.action) not in {action_key(a) for a in actions}:
+        raise InvalidScheduleError(
+            f"schedule {schedule.name!r}: worker {schedule.identifier!r} has no action "
+            f"{schedule.action!r} (its actions: {', '.join(actions)})"
+        )
