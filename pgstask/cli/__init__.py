@@ -19,7 +19,8 @@ Exit codes (also in ``pgstask --help``), for cron, systemd and scripts:
 2     usage error: bad flag, ``PGSTASK_*`` variable, JSON or task field (``ConfigurationError``,
       ``InvalidTaskError``, argparse errors)
 3     database error: unreachable, refused a statement, schema missing or old (``DatabaseError``)
-4     not found: no such task or worker (``TaskNotFoundError``, ``WorkerNotFoundError``)
+4     not found: no such task, worker or schedule (``TaskNotFoundError``, ``WorkerNotFoundError``,
+      ``ScheduleNotFoundError``)
 5     wrong state: e.g. cancelling a finished task (``TaskStateError``)
 130   interrupted (Ctrl-C) outside ``daemon``/``run-once``, which stop gracefully instead
 ====  ==========================================================================================
@@ -40,7 +41,7 @@ from collections.abc import Sequence
 import psycopg
 
 from pgstask import __version__
-from pgstask.cli import admin, create, db, logs, run, serve, tasks, workers
+from pgstask.cli import admin, create, db, logs, run, schedules, serve, tasks, workers
 from pgstask.cli._app import (
     EXIT_CODES_HELP,
     EXIT_DATABASE,
@@ -56,8 +57,10 @@ from pgstask.cli._options import add_common
 from pgstask.errors import (
     ConfigurationError,
     DatabaseError,
+    InvalidScheduleError,
     InvalidTaskError,
     PgstaskError,
+    ScheduleNotFoundError,
     TaskNotFoundError,
     TaskStateError,
     UnknownActionError,
@@ -84,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin.register_stats(commands)
     tasks.register(commands)
     workers.register(commands)
+    schedules.register(commands)
     admin.register_clean(commands)
     logs.register(commands)
     serve.register(commands)
@@ -93,13 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def exit_code(exc: PgstaskError) -> int:
     """The exit status for an error (see the module docstring)."""
-    if isinstance(exc, TaskNotFoundError | WorkerNotFoundError):
+    if isinstance(exc, TaskNotFoundError | WorkerNotFoundError | ScheduleNotFoundError):
         return EXIT_NOT_FOUND
     if isinstance(exc, TaskStateError):
         return EXIT_STATE
     if isinstance(exc, DatabaseError):
         return EXIT_DATABASE
-    if isinstance(exc, ConfigurationError | InvalidTaskError | UnknownActionError):
+    if isinstance(
+        exc, ConfigurationError | InvalidTaskError | InvalidScheduleError | UnknownActionError
+    ):
         return EXIT_USAGE
     return EXIT_FAILED
 

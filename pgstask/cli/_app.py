@@ -38,7 +38,7 @@ exit codes:
   1  a task failed or was cancelled (run-once, tasks watch, create --wait)
   2  usage error: bad flag, PGSTASK_* variable, JSON or task field
   3  database error: PostgreSQL unreachable, or its schema missing/old (run `pgstask migrate`)
-  4  not found: no task with that id, or no worker with that identifier
+  4  not found: no task with that id, no worker or schedule of that name
   5  wrong state: e.g. cancelling a finished task, retrying a completed one
 
 Settings come from PGSTASK_* environment variables (PGSTASK_DSN, PGSTASK_STORAGE,
