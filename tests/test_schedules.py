@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from pgstask import BaseWorker, Task, queries, schedules
+from pgstask import BaseWorker, Client, Task, queries, schedules
 from pgstask.db import make_pool
 from pgstask.errors import InvalidScheduleError
 from pgstask.runtime.cleaner import Cleaner
@@ -338,3 +338,39 @@ def test_the_cleaner_trims_old_runs_and_keeps_each_schedules_latest(
     with pool.connection() as conn:
         [kept] = conn.execute("SELECT slot FROM s_schedule_runs").fetchall()
         assert kept["slot"] > conn.execute("SELECT now() - interval '46 days' AS t").fetchone()["t"]
+
+
+def test_run_once_processes_started_together_fire_a_due_slot_once(settings: Settings) -> None:
+    """Cron starts ``pgstask run-once`` on four hosts at the same minute: the due slot yields one
+    task, and the run-once that fired it (or another) runs it."""
+    assert settings.dsn
+    with Client(settings=settings) as client:
+        client.add_schedule("minutely", "sample", {"action": "noop", "cron": "* * * * *"})
+    pool = make_pool(settings.dsn, max_size=2)
+    try:
+        Scheduler(pool=pool, interval=1.0).step()  # its next slot
+        slot = _set_next(pool, "minutely", 1)
+    finally:
+        pool.close()
+    env = daemon_env(settings)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pgstask", "run-once"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    with psycopg.connect(settings.dsn) as conn:
+        runs = conn.execute(
+            "SELECT r.slot, t.status FROM s_schedule_runs r JOIN s_tasks t ON t.id = r.task_id"
+            " WHERE r.schedule_name = 'minutely'"
+        ).fetchall()
+        tasks = conn.execute("SELECT count(*) FROM s_tasks").fetchone()
+    assert runs == [(slot, 80)]  # one task for the slot, completed by one of them
+    assert tasks == (1,)
