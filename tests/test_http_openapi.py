@@ -94,6 +94,15 @@ def test_security_parameters_and_errors_follow_the_routes() -> None:
     assert "multipart/form-data" in upload["content"]
     listed = operations[("GET", "/stask/tasks")]["parameters"]
     assert {p["name"] for p in listed} >= {"status", "identifier", "before_id", "limit"}
+    run = operations[("POST", "/stask/schedules/{name}/run")]
+    (name,) = run["parameters"]
+    assert name["in"] == "path" and name["schema"]["pattern"] == r"^[^\x00-\x1f\x7f]+$"
+    assert {"201", "403", "404"} <= set(run["responses"]) and run["tags"] == ["schedules"]
+    added = operations[("POST", "/stask/schedules")]
+    assert {"200", "201", "403", "422"} <= set(added["responses"])
+    body = added["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["name", "identifier", "action", "cron"]
+    assert "403" not in operations[("GET", "/stask/schedules/{name}")]["responses"]
 
 
 def test_the_document_is_served_to_any_token(settings: Settings) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pgstask.http._openapi_schemas import (
+    BOOL,
     CONTROL,
     DEDUPE_KEY,
     FLAG,
@@ -150,6 +151,44 @@ def identifier_body() -> Schema:
     """A body naming one worker (activate, deactivate)."""
     return json_body(
         closed(record(identifier=NON_BLANK)), required=True, example={"identifier": "demo"}
+    )
+
+
+def schedule_body() -> Schema:
+    """A schedule to add or replace: its name, its worker and its fields (``schedules.check``'s
+    rules; null is the default)."""
+    name = {**NON_BLANK, "maxLength": 200}
+    optional: dict[str, Schema] = {
+        "timezone": {**nullable(TEXT), "default": "UTC", "description": "An IANA zone name"},
+        "data": {**nullable(OBJECT), "description": "The options of each task"},
+        "priority": CONTROL["priority"],
+        "max_attempts": {**nullable(MAX_ATTEMPTS), "default": 3},
+        "misfire": {
+            **nullable({"enum": ["skip", "run_once"]}),
+            "default": "skip",
+            "description": "What a slot missed while nothing ran becomes",
+        },
+        "active": {**nullable(BOOL), "default": True, "description": "false: paused"},
+    }
+    return json_body(
+        closed(
+            record(
+                name=name,
+                identifier=name,
+                action=name,
+                cron={**NON_BLANK, "maxLength": 200, "description": "A cron expression"},
+                optional=optional,
+            )
+        ),
+        required=True,
+        example={
+            "name": "nightly-count",
+            "identifier": "demo",
+            "action": "count",
+            "cron": "0 3 * * *",
+            "timezone": "Europe/Kyiv",
+            "data": {"to": 3},
+        },
     )
 
 

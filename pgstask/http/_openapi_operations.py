@@ -27,6 +27,7 @@ from pgstask.http._openapi_inputs import (
     create_body,
     identifier_body,
     run_body,
+    schedule_body,
     settings_body,
     upload_body,
 )
@@ -47,7 +48,7 @@ from pgstask.http._openapi_schemas import (
     success,
     text_answer,
 )
-from pgstask.http.routes import files, ops, performance, tasks, workers
+from pgstask.http.routes import files, ops, performance, schedules, tasks, workers
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +288,68 @@ def _workers() -> dict[Key, Operation]:
     }
 
 
+def _schedules() -> dict[Key, Operation]:
+    one = success(schedule=ref("Schedule"))
+    changed = json_answer("Changed", success(message=TEXT, schedule=ref("Schedule")))
+    with_task = success(message=TEXT, task=ref("Task"))
+    location = {"description": "The schedule's path", "schema": TEXT}
+    added = success(message=TEXT, schedule=ref("Schedule"))
+    return {
+        (schedules.list_schedules, "GET"): Operation(
+            "Schedules, by name",
+            "schedules",
+            {
+                200: json_answer(
+                    "The schedules",
+                    success(schedules={"type": "array", "items": ref("Schedule")}, count=COUNT),
+                )
+            },
+            frozenset({422}),
+            description="With each one's next and last slot, its last task and its state.",
+        ),
+        (schedules.add_schedule, "POST"): Operation(
+            "Add a schedule, or replace one added before",
+            "schedules",
+            {
+                200: json_answer("Replaced", added, Location=location),
+                201: json_answer("Added", added, Location=location),
+            },
+            frozenset({422}),
+            body=schedule_body(),
+            description="422 for a bad field (the message names it), an action the worker "
+            "does not have (when its actions are known), or a schedule declared in code "
+            "(change it there). A changed expression or zone starts from its next slot.",
+        ),
+        (schedules.show_schedule, "GET"): Operation(
+            "A schedule",
+            "schedules",
+            {200: json_answer("The schedule", one)},
+            frozenset({404}),
+        ),
+        (schedules.pause_schedule, "POST"): Operation(
+            "Pause a schedule", "schedules", {200: changed}, frozenset({404})
+        ),
+        (schedules.resume_schedule, "POST"): Operation(
+            "Resume a schedule, from its next slot", "schedules", {200: changed}, frozenset({404})
+        ),
+        (schedules.run_schedule, "POST"): Operation(
+            "Run a schedule now: one task with its fields",
+            "schedules",
+            {201: json_answer("Created", with_task, Location=LOCATION)},
+            frozenset({404}),
+            description="Paused or not; its slots are not moved.",
+        ),
+        (schedules.remove_schedule, "DELETE"): Operation(
+            "Remove a schedule",
+            "schedules",
+            {200: json_answer("Removed", success(message=TEXT))},
+            frozenset({404}),
+            description="Its tasks stay. A schedule still declared in code comes back at a "
+            "daemon's next start.",
+        ),
+    }
+
+
 def _performance() -> dict[Key, Operation]:
     by_worker = {"type": "object", "additionalProperties": ref("WorkerFigures")}
     return {
@@ -390,6 +453,7 @@ OPERATIONS: dict[Key, Operation] = {
     **_task_reads(),
     **_files(),
     **_workers(),
+    **_schedules(),
     **_performance(),
     **_service(),
 }

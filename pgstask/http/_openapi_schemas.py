@@ -104,7 +104,8 @@ ERROR_TEXTS = {
     "that is not allowed",
     401: "No token, or a wrong one",
     403: "A read-only token on a write; a dashboard write without its CSRF header",
-    404: "Not found (also a task id past bigint, which no task can have)",
+    404: "Not found (also a task id past bigint, which no task can have, and a schedule name "
+    "no schedule can have)",
     409: "The task is not in a state that allows this",
     413: "The request body is larger than the server's limit",
     415: "The body is not of the media type this operation takes",
@@ -181,6 +182,27 @@ _TASK = record(
             "clamped (timestamps) or as {'unreadable': …} (meta, result)",
         },
     },
+)
+
+_SCHEDULE = record(
+    name=TEXT,
+    identifier=TEXT,
+    action=TEXT,
+    cron={**TEXT, "description": "Five fields, or six with seconds first, or an alias"},
+    timezone={**TEXT, "description": "An IANA zone name"},
+    data={**OBJECT, "description": "The options of each task"},
+    priority=PRIORITY,
+    max_attempts=MAX_ATTEMPTS,
+    misfire={"enum": ["skip", "run_once"]},
+    active=BOOL,
+    origin={"enum": ["code", "api"], "description": "Declared by a worker, or added here"},
+    next_run_at={**nullable(TIME), "description": "The next slot; null until computed"},
+    last_run_at={**nullable(TIME), "description": "The last slot fired"},
+    last_task_id={**nullable(TASK_ID), "description": "The task of the last slot fired"},
+    last_error={**nullable(TEXT), "description": "Why pgstask disabled it"},
+    missing_from_code_at={**nullable(TIME), "description": "No longer declared in code since"},
+    created_at=TIME,
+    updated_at=TIME,
 )
 
 _WORKER = record(
@@ -316,6 +338,7 @@ SCHEMAS: dict[str, Schema] = {
     "Progress": _PROGRESS,
     "LogRecord": record(task_id=TASK_ID, level=TEXT, message=TEXT, context=OBJECT, created_at=TIME),
     "Worker": {**_WORKER, "description": "A row of s_workers"},
+    "Schedule": {**_SCHEDULE, "description": "A row of s_schedules"},
     "StoredFile": success(
         code={"const": 200},
         message=TEXT,

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from starlette.convertors import IntegerConvertor, register_url_convertor
+from starlette.convertors import IntegerConvertor, PathConvertor, register_url_convertor
 from starlette.requests import ClientDisconnect, Request
 
 from pgstask import task_spec
@@ -45,6 +45,18 @@ class IdConvertor(IntegerConvertor):
 
 
 register_url_convertor("id", IdConvertor())
+
+
+class ScheduleNameConvertor(PathConvertor):
+    """``{name:schedule}`` in a route path: a schedule's name, which may hold ``/``. It is
+    matched greedily; what cannot be a name (too long, or holding what PostgreSQL cannot store)
+    reaches the route, which answers 404. Control characters, which no name has, match
+    nothing."""
+
+    regex = r"[^\x00-\x1f\x7f]+"
+
+
+register_url_convertor("schedule", ScheduleNameConvertor())
 
 
 def shown(value: Any, limit: int = 40) -> str:

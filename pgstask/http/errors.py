@@ -23,8 +23,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pgstask.errors import (
     DatabaseError,
     FileTooLargeError,
+    InvalidScheduleError,
     InvalidTaskError,
     PgstaskError,
+    ScheduleNotFoundError,
     SchemaError,
     TaskFileNotFoundError,
     TaskNotFoundError,
@@ -51,6 +53,8 @@ REFUSED = {
     "s_task_files_filename_check": "a file name must be a bare name of 1-255 characters",
     "s_task_files_session_check": "session_id must be 8-128 letters, digits, '-' or '_'",
     "s_task_files_total_chunks_check": "total_chunks must be a whole number from 1 to 100000",
+    "s_schedules_identifier_check": "a schedule's identifier must be 1-200 characters",
+    "s_schedules_action_check": "a schedule's action must be 1-200 characters",
 }
 #: The schema's own messages (raised by its triggers) start with this; the rest is for users.
 _OWN_MESSAGE = "pgstask: "
@@ -59,6 +63,8 @@ _OWN_MESSAGE = "pgstask: "
 _STATUS: list[tuple[type[PgstaskError], int, str]] = [
     (TaskNotFoundError, 404, "Task not found"),
     (WorkerNotFoundError, 404, "Worker not found"),
+    (ScheduleNotFoundError, 404, "Schedule not found"),
+    (InvalidScheduleError, 422, "Invalid schedule"),
     (UnknownActionError, 422, "Unknown action"),
     (FileTooLargeError, 413, "File too large"),
     (TaskFileNotFoundError, 404, "File not found"),

@@ -80,6 +80,7 @@ def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
             {"name": "tasks", "description": "Creating, reading and changing tasks"},
             {"name": "files", "description": "Result downloads and uploads"},
             {"name": "workers", "description": "Registered workers and their settings"},
+            {"name": "schedules", "description": "Tasks enqueued by cron expressions"},
             {"name": "performance", "description": "Figures and alerts of the queue"},
             {"name": "service", "description": "Health, counts, cache, limits, metrics"},
         ],
@@ -125,6 +126,7 @@ _PATH_PARAMETERS = {
     "id": ("A task id", 1),
     "identifier": ("A worker's identifier", "demo"),
     "action": ("An action of the worker, in any of sTask's spellings", "count"),
+    "name": ("A schedule's name (it may hold /)", "nightly-count"),
 }
 
 
