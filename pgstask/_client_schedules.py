@@ -16,7 +16,7 @@ from pgstask.errors import (
     ScheduleNotFoundError,
     UnknownActionError,
 )
-from pgstask.task import Task
+from pgstask.task import Status, Task
 from pgstask.workers import known
 from pgstask.workers.actions import action_key
 
@@ -29,14 +29,16 @@ class ClientSchedules(ClientBase):
     def schedules(self) -> list[Row]:
         """Every schedule's row (``s_schedules``), by name: its fields, ``active``, ``origin``,
         ``next_run_at``, ``last_run_at``, ``last_task_id``, ``last_error``,
-        ``missing_from_code_at``."""
+        ``missing_from_code_at``, and ``last_task_status``: the status text of the task of its
+        last slot (None when it has none, or the task was deleted)."""
         with self.connection() as c:
-            return queries.schedule_list(c)
+            return [_shown(r) for r in queries.schedule_list(c)]
 
     def schedule(self, name: str) -> Row:
-        """One schedule's row; ``ScheduleNotFoundError`` if there is none."""
+        """One schedule's row, as ``schedules`` gives it; ``ScheduleNotFoundError`` if there is
+        none."""
         with self.connection() as c:
-            return _found(name, queries.schedule_get(c, name=_lookup(name)))
+            return _read(c, _lookup(name))
 
     def add_schedule(self, name: str, identifier: str, fields: Mapping[str, Any]) -> Row:
         """Add schedule ``name`` of worker ``identifier``, or replace the one added so before;
@@ -65,15 +67,13 @@ class ClientSchedules(ClientBase):
                     f"{current['identifier']!r}; change it there (a daemon writes it back at "
                     "its start), or pause it"
                 )
-            row = queries.schedule_upsert(c, **schedule.row(origin="api"))
-            if row is None:  # nothing changed
-                row = {**_found(name, queries.schedule_get(c, name=name)), "inserted": False}
+            written = queries.schedule_upsert(c, **schedule.row(origin="api"))
+            inserted = written is not None and bool(written["inserted"])
+            row = _read(c, name)
             if "active" in fields and row["active"] != schedule.active:
-                changed = _found(
-                    name, queries.schedule_set_active(c, name=name, active=schedule.active)
-                )
-                row = {**changed, "inserted": row["inserted"]}
-            return row
+                queries.schedule_set_active(c, name=name, active=schedule.active)
+                row = _read(c, name)
+            return {**row, "inserted": inserted}
 
     def pause_schedule(self, name: str) -> Row:
         """Stop schedule ``name`` firing until it is resumed; its row."""
@@ -86,7 +86,9 @@ class ClientSchedules(ClientBase):
 
     def _set_schedule_active(self, name: str, active: bool) -> Row:
         with self.connection() as c:
-            return _found(name, queries.schedule_set_active(c, name=_lookup(name), active=active))
+            if queries.schedule_set_active(c, name=_lookup(name), active=active) is None:
+                raise ScheduleNotFoundError(name)
+            return _read(c, name)
 
     def remove_schedule(self, name: str) -> None:
         """Delete schedule ``name`` and its record of fired slots; the tasks it enqueued stay. A
@@ -114,10 +116,18 @@ def _lookup(name: Any) -> str:
         raise ScheduleNotFoundError(name if isinstance(name, str) else repr(name)) from None
 
 
-def _found(name: str, row: Row | None) -> Row:
+def _read(conn: Conn, name: str) -> Row:
+    """Schedule ``name``'s row as the client gives it; ``ScheduleNotFoundError`` if none."""
+    row = queries.schedule_get(conn, name=name)
     if row is None:
         raise ScheduleNotFoundError(name)
-    return row
+    return _shown(row)
+
+
+def _shown(row: Row) -> Row:
+    """``row`` with the status of its last task as text."""
+    code = row.get("last_task_status")
+    return {**row, "last_task_status": None if code is None else Status(code).text}
 
 
 def _check_registered_action(conn: Conn, schedule: schedules.Schedule) -> None:

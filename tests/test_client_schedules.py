@@ -39,6 +39,7 @@ def test_add_lists_shows_and_replaces(client: Client) -> None:
     assert (added["identifier"], added["action"], added["cron"]) == ("sample", "noop", "0 3 * * *")
     assert (added["timezone"], added["data"], added["active"]) == ("Europe/Kyiv", {"n": 1}, True)
     assert added["next_run_at"] is None and added["last_task_id"] is None
+    assert added["last_task_status"] is None
     client.add_schedule("a-first", "sample", {"action": "noop", "cron": "@hourly"})
     assert [r["name"] for r in client.schedules()] == ["a-first", "nightly"]
     assert client.schedule("nightly")["data"] == {"n": 1}
@@ -115,6 +116,8 @@ def test_pause_resume_and_remove(client: Client) -> None:
     _fire_first_slot(client, "nightly")
     fired = client.schedule("nightly")
     assert fired["next_run_at"] is not None and fired["last_task_id"] is not None
+    assert fired["last_task_status"] == "pending"
+    assert client.schedules() == [fired]
     paused = client.pause_schedule("nightly")
     assert paused["active"] is False and paused["next_run_at"] == fired["next_run_at"]
     resumed = client.resume_schedule("nightly")
@@ -123,6 +126,7 @@ def test_pause_resume_and_remove(client: Client) -> None:
     client.remove_schedule("nightly")
     assert client.schedules() == []
     assert client.get(fired["last_task_id"]).identifier == "sample"  # its task stays
+    assert paused["last_task_status"] == resumed["last_task_status"] == "pending"
 
 
 def test_run_enqueues_one_task_now_and_leaves_the_slots(client: Client) -> None:

@@ -60,8 +60,9 @@ def test_add_list_show_and_replace(http: TestClient) -> None:
     listed = http.get("/stask/schedules").json()
     assert [s["name"] for s in listed["schedules"]] == ["nightly", "reports/weekly"]
     assert listed["count"] == 2
-    for key in ("next_run_at", "last_run_at", "last_task_id", "last_error", "missing_from_code_at"):
+    for key in ("next_run_at", "last_run_at", "last_task_id", "last_task_status", "last_error"):
         assert key in listed["schedules"][0]
+    assert "missing_from_code_at" in listed["schedules"][0]
     weekly = http.get("/stask/schedules/reports/weekly").json()["schedule"]
     assert (weekly["cron"], weekly["timezone"], weekly["priority"]) == ("@weekly", "UTC", "normal")
     assert http.get("/stask/schedules/reports%2Fweekly").json()["schedule"] == weekly

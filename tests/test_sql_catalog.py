@@ -562,7 +562,9 @@ def _schedule_get(conn: Conn, w: World) -> None:
 def _schedule_list(conn: Conn, w: World) -> None:
     _a_schedule(conn, "b")
     _a_schedule(conn, "a")
-    assert [r["name"] for r in queries.schedule_list(conn)] == ["a", "b"]
+    conn.execute("UPDATE s_schedules SET last_task_id = %s WHERE name = 'b'", (w.running.id,))
+    listed = queries.schedule_list(conn)
+    assert [(r["name"], r["last_task_status"]) for r in listed] == [("a", None), ("b", 50)]
 
 
 def _schedule_due(conn: Conn, w: World) -> None:

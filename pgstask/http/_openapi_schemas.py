@@ -199,6 +199,7 @@ _SCHEDULE = record(
     next_run_at={**nullable(TIME), "description": "The next slot; null until computed"},
     last_run_at={**nullable(TIME), "description": "The last slot fired"},
     last_task_id={**nullable(TASK_ID), "description": "The task of the last slot fired"},
+    last_task_status={**nullable(STATUS_TEXT), "description": "That task's status, if it exists"},
     last_error={**nullable(TEXT), "description": "Why pgstask disabled it"},
     missing_from_code_at={**nullable(TIME), "description": "No longer declared in code since"},
     created_at=TIME,

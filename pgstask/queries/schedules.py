@@ -37,13 +37,14 @@ def schedule_upsert(
 
 
 def schedule_get(conn: Conn, *, name: str) -> Row | None:
-    """The row of schedule ``name``, or None."""
+    """The row of schedule ``name`` with ``last_task_status`` (the status code of the task of its
+    last slot; None when it has none, or it was deleted), or None."""
     rows = rows_of(conn, "schedule_get", {"name": name})
     return rows[0] if rows else None
 
 
 def schedule_list(conn: Conn) -> list[Row]:
-    """Every schedule, by name."""
+    """Every schedule, by name, each with ``last_task_status`` as ``schedule_get``."""
     return rows_of(conn, "schedule_list", {})
 
 

@@ -26,10 +26,16 @@ ON CONFLICT (name) DO UPDATE
 RETURNING s.*, (xmax = 0) AS inserted;
 
 -- name: schedule_get
-SELECT * FROM s_schedules WHERE name = %(name)s;
+-- With the status of the task of its last slot (NULL when none, or deleted since).
+SELECT s.*, t.status AS last_task_status
+  FROM s_schedules s LEFT JOIN s_tasks t ON t.id = s.last_task_id
+ WHERE s.name = %(name)s;
 
 -- name: schedule_list
-SELECT * FROM s_schedules ORDER BY name;
+-- As schedule_get, every schedule.
+SELECT s.*, t.status AS last_task_status
+  FROM s_schedules s LEFT JOIN s_tasks t ON t.id = s.last_task_id
+ ORDER BY s.name;
 
 -- name: schedule_due
 -- The active schedules whose slot has come, or whose next slot is not computed yet, with the
