@@ -408,6 +408,42 @@ def test_workers_are_switched_and_their_settings_saved(server: Server, page: Pag
     assert settings == {"timeout": 30, "note": "set from the dashboard"}
 
 
+def test_schedules_are_listed_paused_resumed_and_run_from_their_tab(
+    server: Server, page: Page
+) -> None:
+    added = server.api.post(
+        "/stask/schedules",
+        json={
+            "name": "nightly",
+            "identifier": "demo",
+            "action": "count",
+            "cron": "0 3 * * *",
+            "timezone": "Europe/Kyiv",
+            "data": {"to": 3},
+        },
+    )
+    assert added.status_code == 201, added.text
+    sign_in(page)
+    page.get_by_role("link", name="Schedules").click()
+    row = page.locator("[data-schedule=nightly]")
+    expect(row).to_contain_text("0 3 * * *")
+    expect(row).to_contain_text("Europe/Kyiv")
+    expect(row).to_contain_text("demo · count")
+    expect(row.locator(".state")).to_have_text("active")
+
+    row.get_by_role("button", name="Pause").click()
+    expect(row.locator(".state")).to_have_text("paused")
+    assert server.api.get("/stask/schedules/nightly").json()["schedule"]["active"] is False
+    row.get_by_role("button", name="Resume").click()
+    expect(row.locator(".state")).to_have_text("active")
+    assert server.api.get("/stask/schedules/nightly").json()["schedule"]["active"] is True
+
+    row.get_by_role("button", name="Run now").click()
+    expect(page.locator("#notice")).to_contain_text("Task queued by schedule nightly")
+    tasks = server.api.get("/stask/tasks", params={"identifier": "demo"}).json()["tasks"]
+    assert [t["meta"] for t in tasks] == [{"to": 3}]
+
+
 def test_the_performance_tab_shows_figures_and_clears_the_cache(server: Server, page: Page) -> None:
     done = server.run("sample", "fail", {"error": "disk full"}, max_attempts=1)
     server.wait_status(done, "failed")
@@ -559,6 +595,13 @@ def test_every_tab_fits_a_phone_screen(server: Server, browser: Browser) -> None
         server.create("nobody", "wait", {"n": n})
     server.wait_status(running, "running")
     server.wait_status(failed, "failed")
+    schedule = {
+        "identifier": "demo",
+        "action": "count",
+        "cron": "@hourly",
+        "timezone": "America/Argentina/Buenos_Aires",
+    }
+    assert server.api.post("/stask/schedules", json={"name": "hourly-count", **schedule}).is_success
     made = browser.new_context(base_url=server.base, viewport={"width": 390, "height": 844})
     try:
         page = made.new_page()
@@ -571,6 +614,7 @@ def test_every_tab_fits_a_phone_screen(server: Server, browser: Browser) -> None
             f"#task/{failed}": "#task-detail pre.last-error",
             f"#task/{running}": "#task-detail .log-lines li",
             "#workers": "[data-worker=demo] .worker-icon svg",
+            "#schedules": "[data-schedule=hourly-count]",
             "#performance": "#performance-workers tbody tr",
         }
         for view, ready in views.items():
