@@ -96,7 +96,8 @@ def check(
     try:
         task_spec.check_name("identifier", identifier)
         task_spec.check_name("action", fields["action"])
-        data = fields.get("data") or {}
+        data = fields.get("data")
+        data = {} if data is None else data
         if not isinstance(data, dict):
             raise InvalidTaskError(f"data must be a JSON object, not {data!r}")
         task_spec.data_json(data)
@@ -131,7 +132,10 @@ def check_name(name: Any) -> str:
         raise InvalidScheduleError(
             f"schedule name {name[:50]!r}: at most {MAX_NAME} characters, no control characters"
         )
-    task_spec.check_storable("a schedule's name", name)
+    try:
+        task_spec.check_storable("a schedule's name", name)
+    except InvalidTaskError as exc:
+        raise InvalidScheduleError(str(exc)) from None
     return name
 
 
