@@ -11,9 +11,11 @@ Real daemons on a real server; the network faults go through ``tests.proxy``.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -287,6 +289,24 @@ def test_a_fenced_daemon_gives_its_task_back_when_the_database_returns_in_time(
     assert first[3] < second[2] and second[3] - second[2] >= 8.0
 
 
+@contextlib.contextmanager
+def another_rescuer(settings: Settings) -> Iterator[Rescuer]:
+    """The rescuer of another daemon, on a pool of its own."""
+    assert settings.dsn
+    pool = make_pool(settings.dsn, max_size=2)
+    try:
+        yield Rescuer(
+            pool=pool,
+            storage=settings.storage,
+            stale_after=settings.stale_after,
+            base_delay=0.05,
+            max_delay=0.05,
+            interval=1.0,
+        )
+    finally:
+        pool.close()
+
+
 def _running_on_a_dead_daemon(dsn: str, task_id: int) -> None:
     """The task as a daemon that vanished left it: running, claimed once, no daemon row."""
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -311,19 +331,8 @@ def test_a_hung_transaction_that_logged_on_a_task_does_not_keep_it_from_rescue(
                 "INSERT INTO s_task_logs (task_id, level, message) VALUES (%s, 'info', 'hung')",
                 (task.id,),
             )
-            pool = make_pool(settings.dsn, max_size=2)
-            try:
-                rescuer = Rescuer(
-                    pool=pool,
-                    storage=settings.storage,
-                    stale_after=settings.stale_after,
-                    base_delay=0.05,
-                    max_delay=0.05,
-                    interval=1.0,
-                )
+            with another_rescuer(settings) as rescuer:
                 assert rescuer.step() == 1
-            finally:
-                pool.close()
             hung.rollback()
         assert client.get(task).status == Status.PENDING
 
@@ -346,20 +355,9 @@ def test_a_daemon_transaction_left_idle_is_ended_by_the_server_after_stale_after
             assert queries.lock_try_acquire(conn, key=RESCUE_LOCK)  # then it hangs
             task = client.create("sample", "noop")
             _running_on_a_dead_daemon(settings.dsn, task.id)
-            pool = make_pool(settings.dsn, max_size=2)
-            try:
-                rescuer = Rescuer(
-                    pool=pool,
-                    storage=settings.storage,
-                    stale_after=settings.stale_after,
-                    base_delay=0.05,
-                    max_delay=0.05,
-                    interval=1.0,
-                )
+            with another_rescuer(settings) as rescuer:
                 assert rescuer.step() == 0  # the lock is held
                 wait_for(lambda: rescuer.step() == 1, timeout=10, step=0.2)
-            finally:
-                pool.close()
             with pytest.raises(psycopg.Error):
                 conn.execute("SELECT 1")  # the server ended the idle transaction's session
             hung_daemon.pool.putconn(conn)
