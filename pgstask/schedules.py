@@ -174,14 +174,14 @@ def write_declared(conn: Conn, workers: Iterable[type[BaseWorker]]) -> Written:
     """Write the schedules ``workers`` declare (origin ``code``) and mark those of theirs that
     are declared no more, in the caller's transaction."""
     classes = list(workers)
+    found = declared(classes)
     inserted: list[str] = []
     updated: list[str] = []
-    for schedule in declared(classes):
+    for schedule in found:
         row = queries.schedule_upsert(conn, **schedule.row(origin="code"))
         if row is not None:
             (inserted if row["inserted"] else updated).append(schedule.name)
-    names = [s.name for s in declared(classes)]
     missing = queries.schedule_mark_missing_from_code(
-        conn, identifiers=[c.identifier for c in classes], declared=names
+        conn, identifiers=[c.identifier for c in classes], declared=[s.name for s in found]
     )
     return Written(inserted, updated, missing)

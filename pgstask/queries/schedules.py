@@ -9,7 +9,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from pgstask.db import Conn
-from pgstask.queries._execute import Row, count_of, rows_of, tasks_of
+from pgstask.queries._execute import Row, count_of, params_of, rows_of, tasks_of
 from pgstask.task import Task
 
 
@@ -30,8 +30,7 @@ def schedule_upsert(
 ) -> Row | None:
     """Insert schedule ``name`` or update it to these fields; None when nothing changed. A new
     expression or zone clears ``next_run_at`` (the next scheduler pass computes it)."""
-    params = {k: v for k, v in locals().items() if k != "conn"}
-    params["data"] = Jsonb(data)
+    params = {**params_of(locals()), "data": Jsonb(data)}
     rows = rows_of(conn, "schedule_upsert", params)
     return rows[0] if rows else None
 
