@@ -47,6 +47,9 @@ class Settings:
     #: First retry delay; doubles on each attempt up to ``retry_max_delay``, with jitter.
     retry_base_delay: float = 2.0
     retry_max_delay: float = 600.0
+    #: Seconds after which a due task of normal or low priority is claimed ahead of newer tasks
+    #: of a higher priority (no starvation); None keeps priorities strict (docs/priorities.md).
+    priority_age: float | None = None
     #: Finished tasks (completed, cancelled, failed) older than this are deleted; None keeps them.
     task_retention_days: float | None = 30.0
     #: Log records older than this are deleted; None keeps them.
@@ -89,6 +92,12 @@ class Settings:
                 raise ConfigurationError(
                     f"{name} must be a positive number of seconds, not {value}"
                 )
+        if self.priority_age is not None and not (
+            self.priority_age > 0 and math.isfinite(self.priority_age)
+        ):
+            raise ConfigurationError(
+                f"priority_age must be a positive number of seconds, not {self.priority_age}"
+            )
         if not (self.shutdown_grace >= 0 and math.isfinite(self.shutdown_grace)):
             raise ConfigurationError(
                 f"shutdown_grace must not be negative, not {self.shutdown_grace}"
@@ -186,6 +195,7 @@ _FROM_ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "auto_activate": ("PGSTASK_AUTO_ACTIVATE", _flag),
     "retry_base_delay": ("PGSTASK_RETRY_BASE_DELAY", _seconds),
     "retry_max_delay": ("PGSTASK_RETRY_MAX_DELAY", _seconds),
+    "priority_age": ("PGSTASK_PRIORITY_AGE", _seconds),
     "task_retention_days": ("PGSTASK_TASK_RETENTION_DAYS", _days),
     "log_retention_days": ("PGSTASK_LOG_RETENTION_DAYS", _days),
     "file_storage_limit": ("PGSTASK_FILE_STORAGE_LIMIT", _whole),

@@ -117,6 +117,8 @@ class Task:
     peak_memory: int | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    #: The key that per-key limits and fair sharing group the task by (docs/limits.md).
+    concurrency_key: str | None = None
 
     @property
     def status_text(self) -> str:

@@ -36,6 +36,7 @@ def _register(conn: psycopg.Connection[dict[str, object]], *identifiers: str) ->
         descriptions=[""] * n,
         icons=[""] * n,
         actions=[Jsonb([])] * n,
+        defaults=[Jsonb({})] * n,
     )
 
 
@@ -197,10 +198,10 @@ def _plan_buffers(node: dict[str, Any]) -> int:
     return int(node.get("Shared Hit Blocks", 0)) + int(node.get("Shared Read Blocks", 0))
 
 
-def _claim_plan(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+def _claim_plan(conn: psycopg.Connection[Any], age: float | None = None) -> dict[str, Any]:
     row = conn.execute(
         "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + named_queries()["task_claim"],
-        {"daemon_id": uuid.uuid4(), "identifiers": ["w"], "limit": 10},
+        {"daemon_id": uuid.uuid4(), "identifiers": ["w"], "limit": 10, "age": age},
     ).fetchone()
     assert row is not None
     [plan] = row.values() if isinstance(row, dict) else row
@@ -221,25 +222,34 @@ def _claim_ctes(root: dict[str, Any]) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize(
-    ("future_priority", "due"),
-    [("high", 20), ("normal", 20), ("low", 20), ("high", 100_000)],
+    ("future_priority", "due", "age"),
+    [
+        ("high", 20, None),
+        ("normal", 20, None),
+        ("low", 20, None),
+        ("high", 100_000, None),
+        ("high", 100_000, 3600.0),
+        ("low", 20, 3600.0),
+    ],
 )
 def test_claim_plan_stays_proportional_to_the_batch(
-    dsn: str, future_priority: str, due: int
+    dsn: str, future_priority: str, due: int, age: float | None
 ) -> None:
     """200,000 tasks scheduled for tomorrow (of any priority) and a backlog of due ones: the
     claim of 10 reads a few pages, not the queue (EXPLAIN ANALYZE's buffer counts, which do not
-    depend on the machine's speed)."""
+    depend on the machine's speed), with priority aging on or off."""
     # A database of its own: rows inserted and rolled back by other tests would leave dead
     # index entries that every scan steps over.
     conn = connect(dsn, autocommit=True, name="pytest")
     try:
-        _claim_plan_case(conn, future_priority, due)
+        _claim_plan_case(conn, future_priority, due, age)
     finally:
         conn.close()
 
 
-def _claim_plan_case(conn: psycopg.Connection[Any], future_priority: str, due: int) -> None:
+def _claim_plan_case(
+    conn: psycopg.Connection[Any], future_priority: str, due: int, age: float | None
+) -> None:
     _register(conn, "w")
     conn.execute(
         "INSERT INTO s_tasks (identifier, action, priority, start_at) "
@@ -252,7 +262,7 @@ def _claim_plan_case(conn: psycopg.Connection[Any], future_priority: str, due: i
         (due,),
     )
     conn.execute("ANALYZE s_tasks")
-    root = _claim_plan(conn)
+    root = _claim_plan(conn, age)
     assert root["Actual Rows"] == 10
     rows, pages = _claim_ctes(root)
     assert rows == 10

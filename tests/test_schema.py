@@ -67,6 +67,8 @@ def test_migrations_create_the_tables(conn: Conn) -> None:
         "s_task_file_chunks": "p",
         "s_schedules": "p",  # cron schedules
         "s_schedule_runs": "p",  # one row per fired slot
+        "s_task_starts": "p",  # the window of each rate limit: survives a crash
+        "s_flow_cursors": "p",  # where each worker's key rotation stopped
     }
 
 
@@ -465,7 +467,7 @@ def test_claim_uses_the_partial_index(dsn: str) -> None:
         db.execute("ANALYZE s_workers")
         plan = db.execute(
             "EXPLAIN " + query("task_claim"),
-            {"identifiers": ["w"], "limit": 10, "daemon_id": uuid.uuid4()},
+            {"identifiers": ["w"], "limit": 10, "daemon_id": uuid.uuid4(), "age": None},
         ).fetchall()
         db.rollback()
     text = "\n".join(line for (line,) in plan)

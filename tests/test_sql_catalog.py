@@ -150,6 +150,7 @@ def world(conn: Conn) -> World:
         descriptions=[""],
         icons=[""],
         actions=[Jsonb(["run", "wait"])],
+        defaults=[Jsonb({})],
     )
     daemon_id = uuid.uuid4()
     queries.daemon_register(
@@ -217,6 +218,18 @@ def _task_get_by_dedupe_key(conn: Conn, w: World) -> None:
 
 def _task_claim(conn: Conn, w: World) -> None:
     claimed = queries.task_claim(conn, daemon_id=w.daemon_id, identifiers=["w"], limit=5)
+    assert [(t.id, t.status, t.attempts) for t in claimed] == [(w.pending.id, 50, 1)]
+
+
+def _task_claim_limited(conn: Conn, w: World) -> None:
+    # Without flow control the worker is task_claim's; with max_running it is this claim's, and
+    # the task it runs already counts.
+    assert queries.task_claim_limited(conn, daemon_id=w.daemon_id, identifiers=["w"], limit=5) == []
+    conn.execute("UPDATE s_workers SET settings = '{\"max_running\": 1}' WHERE identifier = 'w'")
+    assert queries.task_claim(conn, daemon_id=w.daemon_id, identifiers=["w"], limit=5) == []
+    assert queries.task_claim_limited(conn, daemon_id=w.daemon_id, identifiers=["w"], limit=5) == []
+    conn.execute("UPDATE s_workers SET settings = '{\"max_running\": 2}' WHERE identifier = 'w'")
+    claimed = queries.task_claim_limited(conn, daemon_id=w.daemon_id, identifiers=["w"], limit=5)
     assert [(t.id, t.status, t.attempts) for t in claimed] == [(w.pending.id, 50, 1)]
 
 
@@ -431,6 +444,7 @@ def _worker_register_many(conn: Conn, w: World) -> None:
         descriptions=["changed", ""],
         icons=["", ""],
         actions=[Jsonb(["run", "wait", "fail"]), Jsonb([])],
+        defaults=[Jsonb({"max_running": 2}), Jsonb({})],
     )
     assert sorted((r["identifier"], r["inserted"]) for r in rows) == [("v", True), ("w", False)]
     row = queries.worker_get(conn, identifier="w")
@@ -467,7 +481,7 @@ def _worker_delete_many(conn: Conn, w: World) -> None:
 
 def _worker_states(conn: Conn, w: World) -> None:
     rows = queries.worker_states(conn, identifiers=["w", "nobody"])
-    assert rows == [{"identifier": "w", "active": True, "settings": {}}]
+    assert rows == [{"identifier": "w", "active": True, "settings": {}, "flow": None}]
 
 
 def _worker_count(conn: Conn, w: World) -> None:

@@ -98,12 +98,30 @@ def task_get_by_dedupe_key(conn: Conn, *, dedupe_key: str) -> Task | None:
 
 
 def task_claim(
-    conn: Conn, *, daemon_id: uuid.UUID, identifiers: Sequence[str], limit: int
+    conn: Conn,
+    *,
+    daemon_id: uuid.UUID,
+    identifiers: Sequence[str],
+    limit: int,
+    age: float | None = None,
 ) -> list[Task]:
-    """Claim up to ``limit`` due tasks of the active workers among ``identifiers`` for daemon
-    ``daemon_id``, highest priority first: each is running, its attempt counted, a new run."""
-    params = {"daemon_id": daemon_id, "identifiers": list(identifiers), "limit": limit}
-    return tasks_of(conn, "task_claim", params)
+    """Claim up to ``limit`` due tasks of the active workers without flow control among
+    ``identifiers`` for daemon ``daemon_id``, highest priority first (with ``age``, tasks due for
+    longer than ``age`` seconds first): each is running, its attempt counted, a new run."""
+    return tasks_of(conn, "task_claim", params_of(locals()))
+
+
+def task_claim_limited(
+    conn: Conn,
+    *,
+    daemon_id: uuid.UUID,
+    identifiers: Sequence[str],
+    limit: int,
+    age: float | None = None,
+) -> list[Task]:
+    """``task_claim`` for the active workers with flow control among ``identifiers``: at most
+    what their limits allow now, whatever other daemons claim at the same moment."""
+    return tasks_of(conn, "task_claim_limited", params_of(locals()))
 
 
 def task_next_start_at(conn: Conn, *, identifiers: Sequence[str]) -> float | None:

@@ -21,10 +21,12 @@ def worker_register_many(
     descriptions: Sequence[str],
     icons: Sequence[str],
     actions: Sequence[Jsonb],
+    defaults: Sequence[Jsonb],
 ) -> list[Row]:
     """Register the worker classes a process found: new rows take ``active``, known ones get their
     metadata refreshed (never their activity). Returns ``identifier`` and ``inserted`` of each row
-    inserted or changed. ``actions``: one JSON array of action names per worker."""
+    inserted or changed. ``actions``: one JSON array of action names per worker; ``defaults``:
+    one JSON object of the class's flow-control settings per worker."""
     return rows_of(conn, "worker_register_many", params_of(locals()))
 
 
@@ -65,8 +67,8 @@ def worker_delete_many(conn: Conn, *, identifiers: Sequence[str]) -> list[str]:
 
 
 def worker_states(conn: Conn, *, identifiers: Sequence[str]) -> list[Row]:
-    """What a daemon reloads of its workers: ``identifier``, ``active`` and ``settings`` of each of
-    ``identifiers`` that has a row."""
+    """What a daemon reloads of its workers: ``identifier``, ``active``, ``settings`` and ``flow``
+    (its flow control, None when it has none) of each of ``identifiers`` that has a row."""
     return rows_of(conn, "worker_states", {"identifiers": list(identifiers)})
 
 

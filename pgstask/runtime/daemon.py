@@ -239,7 +239,7 @@ class Daemon:
         self.producer = Producer(
             db=self._claim_conn,
             daemon_id=self.id,
-            identifiers=self.identifiers,
+            workers=self.workers,
             slots=self.slots,
             fence=self.fence,
             runs=self.runs,
@@ -247,6 +247,7 @@ class Daemon:
             wakeup=wakeup,
             batch_size=batch_size,
             max_tasks=max_tasks,
+            priority_age=s.priority_age,
             clock=clock,
         )
 

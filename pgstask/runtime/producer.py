@@ -10,6 +10,14 @@ It claims at most the free slots, at most ``batch_size`` at a time and ``max_tas
 (``pgstask run-once``), and nothing while the ``Fence`` is closed. The claimed tasks go to the
 ``RunTable``, which starts their runs.
 
+Two claims share the room (docs/limits.md): ``task_claim`` takes the tasks of workers without
+flow control, in one statement; ``task_claim_limited`` those of workers with a ``max_running``,
+``max_running_per_key``, ``rate_limit`` or ``fair_share`` setting, under a lock per worker. The
+second runs only while one of this daemon's workers has such a setting (its settings, reloaded
+by the heartbeat, say so), so a daemon without limits pays nothing for them; the two take turns
+going first, so neither kind starves the other of a small room. Tasks a limit holds back wait
+for the NOTIFY that the end of a running task of a limited worker sends, not for the next poll.
+
 A claim and the hand-over of its tasks happen under ``claim_lock``: the heartbeat takes it to
 give back what the daemon holds in the database without knowing it (a claim whose reply was
 lost), so it never mistakes a claim in progress for one. A row of a claim that pgstask cannot
@@ -23,14 +31,16 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping
 
-from pgstask import queries
+from pgstask import limits, queries
 from pgstask.db import Conn, Connections
 from pgstask.runtime.runs import RunTable
 from pgstask.runtime.service import Clock, Service
 from pgstask.runtime.slots import Slots
 from pgstask.runtime.supervisor import Fence
+from pgstask.task import Task
+from pgstask.workers.base import BaseWorker
 
 _log = logging.getLogger(__name__)
 
@@ -45,7 +55,7 @@ class Producer(Service):
         *,
         db: Connections,
         daemon_id: uuid.UUID,
-        identifiers: Sequence[str],
+        workers: Mapping[str, BaseWorker],
         slots: Slots,
         fence: Fence,
         runs: RunTable,
@@ -53,23 +63,29 @@ class Producer(Service):
         wakeup: threading.Event | None = None,
         batch_size: int | None = None,
         max_tasks: int | None = None,
+        priority_age: float | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
-        """``identifiers``: the workers this daemon runs; ``wakeup``: the event that the parts
-        built before the producer set to wake it."""
+        """``workers``: the workers this daemon runs, by identifier (their ``settings`` say which
+        have flow control); ``wakeup``: the event that the parts built before the producer set to
+        wake it; ``priority_age``: seconds after which a due task of a lower priority goes first
+        (None: strict priorities)."""
         super().__init__(interval=poll_interval, clock=clock, wakeup=wakeup)
         self.db = db
         self.daemon_id = daemon_id
-        self.identifiers = list(identifiers)
+        self.workers = workers
+        self.identifiers = sorted(workers)
         self.slots = slots
         self.fence = fence
         self.runs = runs
         self.batch_size = batch_size
         self.max_tasks = max_tasks
+        self.priority_age = priority_age
         #: Tasks claimed so far.
         self.claimed = 0
         self.claim_lock = threading.Lock()
         self._next_due: float | None = None  # clock time of the earliest future start_at
+        self._limited_first = False
 
     @property
     def exhausted(self) -> bool:
@@ -99,9 +115,7 @@ class Producer(Service):
             return 0
         with self.claim_lock:
             with self.db.connection() as conn:
-                tasks = queries.task_claim(
-                    conn, daemon_id=self.daemon_id, identifiers=identifiers, limit=free
-                )
+                tasks = self._claim(conn, identifiers, free)
             if len(tasks) > free:  # cannot happen with the materialised CTE; never overrun
                 raise RuntimeError(f"claimed {len(tasks)} tasks for {free} slots")
             self.claimed += len(tasks)
@@ -115,6 +129,26 @@ class Producer(Service):
             with self.db.connection() as conn:
                 self._next_due = self._due_in(conn, identifiers)
         return len(tasks)
+
+    def _claim(self, conn: Conn, identifiers: list[str], free: int) -> list[Task]:
+        """Both claims in turn (the limited one only while a worker has limits), up to ``free``."""
+        claims = [queries.task_claim]
+        if any(limits.limited(worker.settings) for worker in self.workers.values()):
+            self._limited_first = not self._limited_first
+            claims = [queries.task_claim_limited, queries.task_claim]
+            if not self._limited_first:
+                claims.reverse()
+        tasks: list[Task] = []
+        for claim in claims:
+            if len(tasks) < free:
+                tasks += claim(
+                    conn,
+                    daemon_id=self.daemon_id,
+                    identifiers=identifiers,
+                    limit=free - len(tasks),
+                    age=self.priority_age,
+                )
+        return tasks
 
     def _due_in(self, conn: Conn, identifiers: list[str]) -> float | None:
         delay = queries.task_next_start_at(conn, identifiers=identifiers)

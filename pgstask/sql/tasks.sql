@@ -44,23 +44,31 @@ SELECT * FROM s_tasks WHERE dedupe_key = %(dedupe_key)s AND status IN (10, 30, 5
 -- then low, each in start_at, id order. A single ordered scan of the whole index would walk past
 -- every future task of a higher priority to find the due ones of a lower one; this way the work
 -- stays proportional to the batch however many tasks wait for later. The nested loop over the
--- three ranks runs only as far as the outer LIMIT pulls, so a lower priority is not even looked
--- at once a higher one filled the batch, and only pulled rows are locked. The materialised CTE
--- keeps LIMIT exact (a locking subquery under IN/ANY can be re-run by a nested loop and lock
--- more rows than asked).
--- Only workers this daemon has and that are active right now (s_workers.active, read in the
--- same statement) are claimed. The attempt is counted here, so a task that kills its daemon
--- every time still reaches max_attempts; claims + 1 names the new run. The message says it
--- started (not "Task queued", nor the failure a retry left), until the action reports one.
+-- ranks runs only as far as the outer LIMIT pulls, so a lower priority is not even looked at once
+-- a higher one filled the batch, and only pulled rows are locked. The materialised CTE keeps
+-- LIMIT exact (a locking subquery under IN/ANY can be re-run by a nested loop and lock more rows
+-- than asked).
+-- Priority aging (age, seconds; NULL: off): normal and low tasks due for longer than age come
+-- first, oldest first in each; the later ranges leave them out, so no row is pulled twice. With
+-- age NULL those two ranges are empty at once (a NULL bound ends the index scan).
+-- Only workers this daemon has, that are active and that have no flow control right now
+-- (s_workers, read in the same statement) are claimed here; the others by task_claim_limited.
+-- The attempt is counted here, so a task that kills its daemon every time still reaches
+-- max_attempts; claims + 1 names the new run. The message says it started (not "Task queued",
+-- nor the failure a retry left), until the action reports one.
 WITH workers AS MATERIALIZED (
     SELECT w.identifier FROM s_workers w
-     WHERE w.active AND w.identifier = ANY(%(identifiers)s::text[])
+     WHERE w.active AND w.flow IS NULL AND w.identifier = ANY(%(identifiers)s::text[])
 ), claimable AS MATERIALIZED (
     SELECT c.id
-      FROM (VALUES (0), (1), (2)) AS r(rank)
+      FROM (VALUES (1, true), (2, true), (0, false), (1, false), (2, false)) AS r(rank, aged)
      CROSS JOIN LATERAL (
            SELECT id FROM s_tasks
-            WHERE status = 10 AND priority_rank = r.rank AND start_at <= now()
+            WHERE status = 10 AND priority_rank = r.rank
+              AND start_at <= CASE WHEN r.aged THEN now() - make_interval(secs => %(age)s::float8)
+                                   ELSE now() END
+              AND (r.aged OR r.rank = 0 OR %(age)s::float8 IS NULL
+                   OR start_at > now() - make_interval(secs => %(age)s::float8))
               AND identifier IN (SELECT identifier FROM workers)
             ORDER BY start_at, id
             LIMIT %(limit)s
@@ -74,70 +82,118 @@ UPDATE s_tasks t
  WHERE t.id = claimable.id
 RETURNING t.*;
 
+-- name: task_claim_limited
+-- The claim of this daemon's workers with flow control (max_running, max_running_per_key,
+-- rate_limit, fair_share): pgstask_claim_limited (revision 0007) locks each such worker's row and
+-- counts under the lock, so no limit is passed however many daemons race.
+SELECT * FROM pgstask_claim_limited(%(daemon_id)s, %(identifiers)s::text[], %(limit)s,
+                                    %(age)s::float8);
+
 -- name: task_next_start_at
--- In how many seconds the earliest pending task this daemon could run becomes due (None: nothing
--- pending): the first entry of each priority's range of the claim index. Seconds, not the
--- timestamp: a start_at of infinity (stored before revision 0005) is a float, not a value that
--- a Python datetime cannot hold.
+-- In how many seconds this daemon should claim again (None: nothing to wait for), from the
+-- first entry of each priority's range of the claim index:
+-- - workers without flow control: when their earliest pending task becomes due;
+-- - workers with it: when their earliest task not yet due becomes due (a due one waits for its
+--   limit: the end of a running task wakes the daemons with a NOTIFY), and, for a rate limit
+--   that is reached, when its window lets the next start in: the limit-th latest start leaves it
+--   (per key: the earliest such time of any key).
+-- Seconds, not the timestamp: a start_at of infinity (stored before revision 0005) is a float,
+-- not a value that a Python datetime cannot hold.
 WITH workers AS MATERIALIZED (
-    SELECT w.identifier FROM s_workers w
+    SELECT w.identifier, w.flow FROM s_workers w
      WHERE w.active AND w.identifier = ANY(%(identifiers)s::text[])
+), due AS (
+    SELECT (SELECT t.start_at FROM s_tasks t
+             WHERE t.status = 10 AND t.priority_rank = r.rank
+               AND t.identifier IN (SELECT identifier FROM workers WHERE flow IS NULL)
+             ORDER BY t.start_at
+             LIMIT 1) AS start_at
+      FROM (VALUES (0), (1), (2)) AS r(rank)
+    UNION ALL
+    SELECT (SELECT t.start_at FROM s_tasks t
+             WHERE t.status = 10 AND t.priority_rank = r.rank AND t.start_at > now()
+               AND t.identifier IN (SELECT identifier FROM workers WHERE flow IS NOT NULL)
+             ORDER BY t.start_at
+             LIMIT 1)
+      FROM (VALUES (0), (1), (2)) AS r(rank)
+    UNION ALL
+    SELECT (SELECT min(k.nth)
+              FROM (SELECT (array_agg(s.started_at ORDER BY s.started_at DESC))
+                           [(w.flow -> 'rate_limit' ->> 'limit')::integer] AS nth
+                      FROM s_task_starts s
+                     WHERE s.identifier = w.identifier
+                     GROUP BY CASE WHEN (w.flow -> 'rate_limit' ->> 'per_key')::boolean
+                                   THEN s.concurrency_key END) AS k)
+           + make_interval(secs => (w.flow -> 'rate_limit' ->> 'per')::float8)
+      FROM workers w
+     WHERE w.flow ? 'rate_limit'
+       AND EXISTS (SELECT 1 FROM s_tasks t
+                    WHERE t.status = 10 AND t.identifier = w.identifier AND t.start_at <= now())
 )
-SELECT greatest(extract(epoch FROM min(first.start_at)) - extract(epoch FROM now()), 0)::float8
+SELECT greatest(extract(epoch FROM min(due.start_at)) - extract(epoch FROM now()), 0)::float8
        AS delay
-  FROM (SELECT r.rank,
-               (SELECT t.start_at FROM s_tasks t
-                 WHERE t.status = 10 AND t.priority_rank = r.rank
-                   AND t.identifier IN (SELECT identifier FROM workers)
-                 ORDER BY t.start_at
-                 LIMIT 1) AS start_at
-          FROM (VALUES (0), (1), (2)) AS r(rank)) AS first
-HAVING min(first.start_at) IS NOT NULL;
+  FROM due
+HAVING min(due.start_at) IS NOT NULL;
 
 -- name: task_complete_many
 -- The batch is one JSON array of [id, claims, message, result, peak_memory]: encoding one JSON
 -- text costs the daemon far less than one array parameter per column. Each row is a
 -- compare-and-set on its run: (id, claims), still running on this daemon.
-UPDATE s_tasks t
-   SET status = 80, finished_at = now(), updated_at = now(), progress = 100,
-       message = coalesce(d.message, 'Task completed successfully'), result = d.result,
-       peak_memory = d.peak_memory
-  FROM (SELECT (e->>0)::bigint AS id, (e->>1)::int AS claims, e->>2 AS message,
-               e->3 AS result, (e->>4)::bigint AS peak_memory
-          FROM jsonb_array_elements(%(outcomes)s::jsonb) AS e) AS d
- WHERE t.id = d.id AND t.status IN (30, 50) AND t.claims = d.claims
-   AND t.daemon_id = %(daemon_id)s
-RETURNING t.id, t.claims;
+WITH done AS (
+    UPDATE s_tasks t
+       SET status = 80, finished_at = now(), updated_at = now(), progress = 100,
+           message = coalesce(d.message, 'Task completed successfully'), result = d.result,
+           peak_memory = d.peak_memory
+      FROM (SELECT (e->>0)::bigint AS id, (e->>1)::int AS claims, e->>2 AS message,
+                   e->3 AS result, (e->>4)::bigint AS peak_memory
+              FROM jsonb_array_elements(%(outcomes)s::jsonb) AS e) AS d
+     WHERE t.id = d.id AND t.status IN (30, 50) AND t.claims = d.claims
+       AND t.daemon_id = %(daemon_id)s
+    RETURNING t.id, t.claims, t.identifier
+), woken AS (
+    SELECT pgstask_notify_ended(array_agg(DISTINCT identifier)) FROM done
+)
+SELECT d.id, d.claims FROM done d, woken;
 
 -- name: task_fail_many
 -- A failure either schedules a retry (back to pending after its delay) or is final: when the
 -- worker said so (retry_delay is NULL) or the attempts are used up.
-UPDATE s_tasks t
-   SET status = CASE WHEN d.retry_delay IS NULL OR t.attempts >= t.max_attempts THEN 100 ELSE 10 END,
-       start_at = CASE WHEN d.retry_delay IS NULL OR t.attempts >= t.max_attempts THEN t.start_at
-                       ELSE now() + make_interval(secs => d.retry_delay) END,
-       finished_at = CASE WHEN d.retry_delay IS NULL OR t.attempts >= t.max_attempts THEN now() END,
-       daemon_id = CASE WHEN d.retry_delay IS NULL OR t.attempts >= t.max_attempts THEN t.daemon_id END,
-       message = d.message, last_error = d.error, peak_memory = d.peak_memory, updated_at = now()
-  FROM unnest(%(ids)s::bigint[], %(claims)s::int[], %(messages)s::text[], %(errors)s::text[],
-              %(retry_delays)s::float8[], %(peak_memory)s::bigint[])
-       AS d(id, claims, message, error, retry_delay, peak_memory)
- WHERE t.id = d.id AND t.status IN (30, 50) AND t.claims = d.claims
-   AND t.daemon_id = %(daemon_id)s
-RETURNING t.id, t.claims, t.status;
+WITH done AS (
+    UPDATE s_tasks t
+       SET status = CASE WHEN d.retry_delay IS NULL OR t.attempts >= t.max_attempts THEN 100 ELSE 10 END,
+           start_at = CASE WHEN d.retry_delay IS NULL OR t.attempts >= t.max_attempts THEN t.start_at
+                           ELSE now() + make_interval(secs => d.retry_delay) END,
+           finished_at = CASE WHEN d.retry_delay IS NULL OR t.attempts >= t.max_attempts THEN now() END,
+           daemon_id = CASE WHEN d.retry_delay IS NULL OR t.attempts >= t.max_attempts THEN t.daemon_id END,
+           message = d.message, last_error = d.error, peak_memory = d.peak_memory, updated_at = now()
+      FROM unnest(%(ids)s::bigint[], %(claims)s::int[], %(messages)s::text[], %(errors)s::text[],
+                  %(retry_delays)s::float8[], %(peak_memory)s::bigint[])
+           AS d(id, claims, message, error, retry_delay, peak_memory)
+     WHERE t.id = d.id AND t.status IN (30, 50) AND t.claims = d.claims
+       AND t.daemon_id = %(daemon_id)s
+    RETURNING t.id, t.claims, t.status, t.identifier
+), woken AS (
+    SELECT pgstask_notify_ended(array_agg(DISTINCT identifier)) FROM done
+)
+SELECT d.id, d.claims, d.status FROM done d, woken;
 
 -- name: task_give_back_many
 -- Graceful shutdown (tasks whose actions did not finish in the grace period) and fencing (a
 -- daemon that lost the database stopped them): back to pending, the interrupted attempt not
 -- counted; a NULL message is the shutdown's.
-UPDATE s_tasks t
-   SET status = 10, attempts = greatest(t.attempts - 1, 0), daemon_id = NULL, started_at = NULL,
-       start_at = now(), message = coalesce(d.message, 'Given back by a daemon that shut down'),
-       updated_at = now()
-  FROM unnest(%(ids)s::bigint[], %(claims)s::int[], %(messages)s::text[]) AS d(id, claims, message)
- WHERE t.id = d.id AND t.status IN (30, 50) AND t.claims = d.claims
-   AND t.daemon_id = %(daemon_id)s
-RETURNING t.id, t.claims;
+WITH done AS (
+    UPDATE s_tasks t
+       SET status = 10, attempts = greatest(t.attempts - 1, 0), daemon_id = NULL, started_at = NULL,
+           start_at = now(), message = coalesce(d.message, 'Given back by a daemon that shut down'),
+           updated_at = now()
+      FROM unnest(%(ids)s::bigint[], %(claims)s::int[], %(messages)s::text[]) AS d(id, claims, message)
+     WHERE t.id = d.id AND t.status IN (30, 50) AND t.claims = d.claims
+       AND t.daemon_id = %(daemon_id)s
+    RETURNING t.id, t.claims, t.identifier
+), woken AS (
+    SELECT pgstask_notify_ended(array_agg(DISTINCT identifier)) FROM done
+)
+SELECT d.id, d.claims FROM done d, woken;
 
 -- name: task_give_back_unknown
 -- What this daemon holds in the database but does not know it holds, whatever the cause: a
@@ -186,21 +242,25 @@ WITH orphaned AS MATERIALIZED (
        -- NO KEY: a transaction that inserted a log row of the task holds a KEY SHARE lock on it
        -- (the foreign key); a hung one must not keep the task from being rescued.
        FOR NO KEY UPDATE SKIP LOCKED
+), rescued AS (
+    UPDATE s_tasks t
+       SET status = CASE WHEN t.attempts >= t.max_attempts THEN 100 ELSE 10 END,
+           start_at = CASE WHEN t.attempts >= t.max_attempts THEN t.start_at
+                           ELSE now() + make_interval(secs => least(%(max_delay)s,
+                                    %(base_delay)s * power(2, greatest(t.attempts - 1, 0)))) END,
+           finished_at = CASE WHEN t.attempts >= t.max_attempts THEN now() END,
+           last_error = 'daemon ' || coalesce(t.daemon_id::text, '?') || ' stopped heartbeating',
+           message = CASE WHEN t.attempts >= t.max_attempts
+                          THEN 'Failed: its daemon died and no attempts are left'
+                          ELSE 'Rescued from a dead daemon; will be retried' END,
+           daemon_id = NULL, updated_at = now()
+      FROM orphaned
+     WHERE t.id = orphaned.id AND t.status IN (30, 50)
+    RETURNING t.id, t.status, t.attempts, t.identifier
+), woken AS (
+    SELECT pgstask_notify_ended(array_agg(DISTINCT identifier)) FROM rescued
 )
-UPDATE s_tasks t
-   SET status = CASE WHEN t.attempts >= t.max_attempts THEN 100 ELSE 10 END,
-       start_at = CASE WHEN t.attempts >= t.max_attempts THEN t.start_at
-                       ELSE now() + make_interval(secs => least(%(max_delay)s,
-                                %(base_delay)s * power(2, greatest(t.attempts - 1, 0)))) END,
-       finished_at = CASE WHEN t.attempts >= t.max_attempts THEN now() END,
-       last_error = 'daemon ' || coalesce(t.daemon_id::text, '?') || ' stopped heartbeating',
-       message = CASE WHEN t.attempts >= t.max_attempts
-                      THEN 'Failed: its daemon died and no attempts are left'
-                      ELSE 'Rescued from a dead daemon; will be retried' END,
-       daemon_id = NULL, updated_at = now()
-  FROM orphaned
- WHERE t.id = orphaned.id AND t.status IN (30, 50)
-RETURNING t.id, t.status, t.attempts;
+SELECT r.id, r.status, r.attempts FROM rescued r, woken;
 
 -- name: task_cancel
 -- Pending, preparing or running tasks become cancelled at once; a running action is told through
@@ -215,10 +275,13 @@ WITH target AS (
            message = %(message)s
       FROM target
      WHERE t.id = target.id AND target.status IN (10, 30, 50)
-    RETURNING t.id, target.status AS previous_status, target.claims
+    RETURNING t.id, target.status AS previous_status, target.claims, t.identifier
+), woken AS (
+    SELECT pgstask_notify_ended(array_agg(identifier) FILTER (WHERE previous_status IN (30, 50)))
+      FROM cancelled
 )
 SELECT c.id, c.previous_status, pg_notify('pgstask_cancel', c.id || ':' || c.claims)::text AS notified
-  FROM cancelled c;
+  FROM cancelled c, woken;
 
 -- name: task_retry
 -- A failed or cancelled task is queued again with a fresh set of attempts.

@@ -2,22 +2,25 @@
 
 -- name: worker_register_many
 -- Insert workers a daemon found; refresh the metadata of known ones. active applies to new rows
--- only: an administrator's choice is never overwritten. actions: one JSON array of names each.
-INSERT INTO s_workers AS w (identifier, class, scope, title, description, icon, actions, active,
-                            position)
-SELECT i, c, s, t, d, ic, ARRAY(SELECT jsonb_array_elements_text(a)), %(active)s,
+-- only: an administrator's choice is never overwritten. actions: one JSON array of names each;
+-- defaults: the flow-control settings of the class (pgstask.limits), under s_workers.settings.
+-- In identifier order: rows are locked in the order the claim of limited workers locks them.
+INSERT INTO s_workers AS w (identifier, class, scope, title, description, icon, actions, defaults,
+                            active, position)
+SELECT i, c, s, t, d, ic, ARRAY(SELECT jsonb_array_elements_text(a)), df, %(active)s,
        coalesce((SELECT max(position) FROM s_workers), 0) + n.ord
   FROM unnest(%(identifiers)s::text[], %(classes)s::text[], %(scopes)s::text[],
               %(titles)s::text[], %(descriptions)s::text[], %(icons)s::text[],
-              %(actions)s::jsonb[])
-       WITH ORDINALITY AS n(i, c, s, t, d, ic, a, ord)
+              %(actions)s::jsonb[], %(defaults)s::jsonb[])
+       WITH ORDINALITY AS n(i, c, s, t, d, ic, a, df, ord)
+ ORDER BY i
 ON CONFLICT (identifier) DO UPDATE
    SET class = excluded.class, scope = excluded.scope, title = excluded.title,
        description = excluded.description, icon = excluded.icon, actions = excluded.actions,
-       updated_at = now()
- WHERE (w.class, w.scope, w.title, w.description, w.icon, w.actions)
+       defaults = excluded.defaults, updated_at = now()
+ WHERE (w.class, w.scope, w.title, w.description, w.icon, w.actions, w.defaults)
        IS DISTINCT FROM (excluded.class, excluded.scope, excluded.title, excluded.description,
-                         excluded.icon, excluded.actions)
+                         excluded.icon, excluded.actions, excluded.defaults)
 RETURNING w.identifier, (xmax = 0) AS inserted;
 
 -- name: worker_list
@@ -43,8 +46,9 @@ RETURNING *;
 DELETE FROM s_workers WHERE identifier = ANY(%(identifiers)s::text[]) RETURNING identifier;
 
 -- name: worker_states
--- What a daemon reloads when workers change: activity and settings of its identifiers.
-SELECT identifier, active, settings FROM s_workers
+-- What a daemon reloads when workers change: activity, settings and flow control (whether the
+-- limited claim takes their tasks) of its identifiers.
+SELECT identifier, active, settings, flow FROM s_workers
  WHERE identifier = ANY(%(identifiers)s::text[]);
 
 -- name: worker_count

@@ -22,7 +22,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from pgstask import queries
+from pgstask import limits, queries
 from pgstask.db import Conn
 from pgstask.errors import ConfigurationError
 from pgstask.workers.base import BaseWorker
@@ -122,6 +122,12 @@ def register_workers(
     items = list(classes)
     if not items:
         return []
+    for worker in items:
+        try:
+            limits.check(worker.settings)
+        except ValueError as exc:
+            where = f"worker {worker.identifier!r} ({class_path(worker)})"
+            raise ConfigurationError(f"{where}: {exc}") from None
     return queries.worker_register_many(
         conn,
         active=active,
@@ -132,4 +138,5 @@ def register_workers(
         descriptions=[w.description for w in items],
         icons=[w.icon for w in items],
         actions=[Jsonb(w.actions()) for w in items],
+        defaults=[Jsonb(limits.defaults_of(w.settings)) for w in items],
     )

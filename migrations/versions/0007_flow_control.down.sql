@@ -1,0 +1,12 @@
+DROP FUNCTION IF EXISTS pgstask_notify_ended(text[]);
+DROP FUNCTION IF EXISTS pgstask_claim_limited(uuid, text[], integer, float8);
+DROP FUNCTION IF EXISTS pgstask_claimable_limited(text, jsonb, integer, float8);
+DROP FUNCTION IF EXISTS pgstask_claimable_of_key(text, smallint, text, integer, timestamptz, bigint[]);
+DROP TABLE IF EXISTS s_flow_cursors;
+DROP TABLE IF EXISTS s_task_starts;
+ALTER TABLE s_workers DROP COLUMN IF EXISTS flow;
+ALTER TABLE s_workers DROP COLUMN IF EXISTS defaults;
+DROP FUNCTION IF EXISTS pgstask_worker_flow(jsonb);
+DROP INDEX IF EXISTS s_tasks_running_key_idx;
+DROP INDEX IF EXISTS s_tasks_worker_claim_idx;
+ALTER TABLE s_tasks DROP COLUMN IF EXISTS concurrency_key;

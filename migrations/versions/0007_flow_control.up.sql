@@ -1,0 +1,344 @@
+-- Revision 0007: flow control, enforced in the claim across every daemon (docs/limits.md).
+--
+-- concurrency_key: the key per-key limits and fair sharing group tasks by (NULL: none). Set by
+-- Client.create, the HTTP API, pgstask_enqueue or a plain INSERT. Adding a nullable column with
+-- no default rewrites nothing; its CHECK is validated in the same pass.
+ALTER TABLE s_tasks ADD COLUMN concurrency_key text
+    CONSTRAINT s_tasks_concurrency_key_check
+    CHECK (concurrency_key ~ '\S' AND length(concurrency_key) <= 255);
+
+-- The claim of a worker with per-key limits or fair sharing walks its pending tasks key by key,
+-- one index descent per key (a loose index scan), in each priority: (identifier, priority_rank,
+-- concurrency_key) leads, and (start_at, id) orders a key's own tasks. Pending rows only (a
+-- claimed row leaves it); tasks without a key are in it too (NULLs sort last), so that such a
+-- worker's unkeyed tasks are found without walking past its keyed ones.
+CREATE INDEX s_tasks_worker_claim_idx ON s_tasks (identifier, priority_rank, concurrency_key,
+                                                  start_at, id)
+    WHERE status = 10;
+-- Running tasks per key: what max_running_per_key counts, one descent per key. Keyed rows only,
+-- so a task without a key costs nothing more when it is claimed.
+CREATE INDEX s_tasks_running_key_idx ON s_tasks (identifier, concurrency_key)
+    WHERE status IN (30, 50) AND concurrency_key IS NOT NULL;
+
+-- The flow-control settings of a worker, normalised: max_running, max_running_per_key,
+-- rate_limit {limit, per, per_key} and fair_share, each only when set; NULL when the worker has
+-- none (its tasks are claimed by the plain claim). An invalid value raises, so that neither an
+-- UPDATE of s_workers.settings from SQL nor a daemon's class defaults can store a limit that
+-- the claim could not read.
+CREATE FUNCTION pgstask_worker_flow(settings jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    flow jsonb := '{}'::jsonb;
+    name text;
+    value jsonb;
+    rate jsonb;
+BEGIN
+    IF jsonb_typeof(settings) IS DISTINCT FROM 'object' THEN
+        RETURN NULL;  -- s_workers_settings_object_check reports it
+    END IF;
+    FOREACH name IN ARRAY ARRAY['max_running', 'max_running_per_key'] LOOP
+        value := settings -> name;
+        CONTINUE WHEN value IS NULL OR jsonb_typeof(value) = 'null';
+        IF jsonb_typeof(value) <> 'number' OR value::numeric <> trunc(value::numeric)
+           OR value::numeric < 1 OR value::numeric > 1000000 THEN
+            RAISE EXCEPTION 'pgstask: worker setting % must be a whole number from 1 to 1000000, not %',
+                            name, value
+                USING ERRCODE = 'check_violation',
+                      HINT = 'Set it to null for no limit; deactivate the worker to stop its tasks.';
+        END IF;
+        flow := flow || jsonb_build_object(name, value::numeric::integer);
+    END LOOP;
+    rate := settings -> 'rate_limit';
+    IF rate IS NOT NULL AND jsonb_typeof(rate) <> 'null' THEN
+        IF jsonb_typeof(rate) <> 'object'
+           OR EXISTS (SELECT 1 FROM jsonb_object_keys(rate) AS k
+                       WHERE k NOT IN ('limit', 'per', 'per_key'))
+           OR jsonb_typeof(rate -> 'limit') IS DISTINCT FROM 'number'
+           OR jsonb_typeof(rate -> 'per') IS DISTINCT FROM 'number'
+           OR coalesce(jsonb_typeof(rate -> 'per_key'), 'boolean') NOT IN ('boolean', 'null') THEN
+            RAISE EXCEPTION 'pgstask: worker setting rate_limit must be an object {"limit": N, "per": seconds} with an optional "per_key": true|false, not %',
+                            rate
+                USING ERRCODE = 'check_violation',
+                      HINT = 'Example: {"limit": 10, "per": 1} allows 10 task starts a second.';
+        END IF;
+        IF (rate ->> 'limit')::numeric <> trunc((rate ->> 'limit')::numeric)
+           OR (rate ->> 'limit')::numeric < 1 OR (rate ->> 'limit')::numeric > 1000000 THEN
+            RAISE EXCEPTION 'pgstask: rate_limit.limit must be a whole number from 1 to 1000000, not %',
+                            rate -> 'limit'
+                USING ERRCODE = 'check_violation';
+        END IF;
+        IF (rate ->> 'per')::numeric < 0.001 OR (rate ->> 'per')::numeric > 604800 THEN
+            RAISE EXCEPTION 'pgstask: rate_limit.per must be a number of seconds from 0.001 to 604800 (a week), not %',
+                            rate -> 'per'
+                USING ERRCODE = 'check_violation';
+        END IF;
+        flow := flow || jsonb_build_object('rate_limit', jsonb_build_object(
+            'limit', (rate ->> 'limit')::numeric::integer,
+            'per', (rate ->> 'per')::float8,
+            'per_key', coalesce((rate ->> 'per_key')::boolean, false)));
+    END IF;
+    value := settings -> 'fair_share';
+    IF value IS NOT NULL AND jsonb_typeof(value) NOT IN ('boolean', 'null') THEN
+        RAISE EXCEPTION 'pgstask: worker setting fair_share must be true or false, not %', value
+            USING ERRCODE = 'check_violation';
+    END IF;
+    IF value = 'true'::jsonb THEN
+        flow := flow || '{"fair_share": true}'::jsonb;
+    END IF;
+    RETURN nullif(flow, '{}'::jsonb);
+END
+$$;
+
+-- defaults: the flow-control settings of the worker's class (written by a daemon that runs it);
+-- settings, edited live, override them key by key. flow is what the claim reads.
+ALTER TABLE s_workers ADD COLUMN defaults jsonb NOT NULL DEFAULT '{}'::jsonb
+    CONSTRAINT s_workers_defaults_object_check CHECK (jsonb_typeof(defaults) = 'object');
+ALTER TABLE s_workers ADD COLUMN flow jsonb
+    GENERATED ALWAYS AS (pgstask_worker_flow(defaults || settings)) STORED;
+
+-- The starts of rate-limited workers within their window (a sliding log: at most limit rows per
+-- worker, or per key, younger than per). The claim that records starts deletes its worker's
+-- expired ones; the cleaner removes what a worker that lost its rate limit left.
+CREATE TABLE s_task_starts (
+    identifier      text        NOT NULL,
+    concurrency_key text,
+    started_at      timestamptz NOT NULL
+);
+CREATE INDEX s_task_starts_idx ON s_task_starts (identifier, started_at);
+CREATE INDEX s_task_starts_key_idx ON s_task_starts (identifier, concurrency_key, started_at)
+    WHERE concurrency_key IS NOT NULL;
+
+-- Where the key rotation of a worker stopped: the next claim starts after this key, so that
+-- no key is always served last.
+CREATE TABLE s_flow_cursors (
+    identifier text PRIMARY KEY,
+    key_cursor text NOT NULL
+);
+
+-- Due pending tasks of one key group of a worker in one priority, at most n, locked: the key's
+-- (NULL: the unkeyed tasks), due at due_before, none of skip.
+CREATE FUNCTION pgstask_claimable_of_key(worker text, rank smallint, key text, n integer,
+                                         due_before timestamptz, skip bigint[])
+RETURNS bigint[] LANGUAGE plpgsql AS $$
+BEGIN
+    -- Two statements, not "IS NOT DISTINCT FROM key": each is one range of the worker claim
+    -- index.
+    IF key IS NULL THEN
+        RETURN ARRAY(
+            SELECT t.id FROM s_tasks t
+             WHERE t.status = 10 AND t.identifier = worker AND t.priority_rank = rank
+               AND t.concurrency_key IS NULL AND t.start_at <= due_before AND t.id <> ALL(skip)
+             ORDER BY t.start_at, t.id
+             LIMIT n
+               FOR UPDATE SKIP LOCKED);
+    END IF;
+    RETURN ARRAY(
+        SELECT t.id FROM s_tasks t
+         WHERE t.status = 10 AND t.identifier = worker AND t.priority_rank = rank
+           AND t.concurrency_key = key AND t.start_at <= due_before AND t.id <> ALL(skip)
+         ORDER BY t.start_at, t.id
+         LIMIT n
+           FOR UPDATE SKIP LOCKED);
+END
+$$;
+
+-- The tasks one limited worker may start now, at most room, chosen and locked (not yet
+-- claimed). The caller holds the worker's row lock, so every other claim of this worker waits
+-- for this transaction and the counts below are exact. Totals (max_running, a rate without
+-- per_key) bound the batch; per-key limits and fair sharing walk the keys in rotation.
+CREATE FUNCTION pgstask_claimable_limited(worker text, flow jsonb, room integer, age float8)
+RETURNS bigint[] LANGUAGE plpgsql AS $$
+DECLARE
+    per_key integer := (flow ->> 'max_running_per_key')::integer;
+    rate integer := (flow -> 'rate_limit' ->> 'limit')::integer;
+    rate_per_key boolean := coalesce((flow -> 'rate_limit' ->> 'per_key')::boolean, false);
+    fair boolean := coalesce((flow ->> 'fair_share')::boolean, false);
+    cap integer := room;
+    picked bigint[] := '{}';
+    ids bigint[];
+    taken jsonb := '{}'::jsonb;  -- tasks picked per key in this call
+    cursor_key text;
+    last_key text;
+    key text;
+    wrapped boolean;
+    want integer;
+    took integer;
+    stage record;
+BEGIN
+    IF flow ? 'max_running' THEN
+        cap := least(cap, (flow ->> 'max_running')::integer
+                          - (SELECT count(*) FROM s_tasks
+                              WHERE status IN (30, 50) AND identifier = worker)::integer);
+    END IF;
+    IF rate IS NOT NULL AND NOT rate_per_key THEN
+        cap := least(cap, rate - (SELECT count(*) FROM s_task_starts WHERE identifier = worker)::integer);
+    END IF;
+    IF cap <= 0 THEN
+        RETURN picked;
+    END IF;
+    IF per_key IS NULL AND NOT rate_per_key AND NOT fair THEN
+        -- Totals only: the plain claim's order (aged tasks first, then by priority).
+        RETURN ARRAY(
+            SELECT c.id
+              FROM (VALUES (1, 1, true), (2, 2, true), (3, 0, false), (4, 1, false), (5, 2, false))
+                   AS r(ord, rank, aged)
+             CROSS JOIN LATERAL (
+                   SELECT t.id FROM s_tasks t
+                    WHERE t.status = 10 AND t.priority_rank = r.rank AND t.identifier = worker
+                      AND t.start_at <= CASE WHEN r.aged THEN now() - make_interval(secs => age)
+                                             ELSE now() END
+                      AND (r.aged OR age IS NULL OR r.rank = 0
+                           OR t.start_at > now() - make_interval(secs => age))
+                    ORDER BY t.start_at, t.id
+                    LIMIT cap
+                      FOR UPDATE SKIP LOCKED) AS c
+             ORDER BY r.ord
+             LIMIT cap);
+    END IF;
+    cursor_key := (SELECT key_cursor FROM s_flow_cursors WHERE identifier = worker);
+    -- Stages: tasks older than age in normal and low priority (when age is set), then each
+    -- priority. In each, passes over the unkeyed tasks and then every key with pending tasks,
+    -- starting after the cursor and wrapping around; fair sharing takes one task per key a
+    -- pass and passes again while a pass took something.
+    FOR stage IN
+        SELECT s.rank::smallint AS rank,
+               CASE WHEN s.aged THEN now() - make_interval(secs => age) ELSE now() END AS due
+          FROM (VALUES (1, 1, true), (2, 2, true), (3, 0, false), (4, 1, false), (5, 2, false))
+               AS s(ord, rank, aged)
+         WHERE NOT s.aged OR age IS NOT NULL
+         ORDER BY s.ord
+    LOOP
+        LOOP  -- passes
+            EXIT WHEN cap <= 0;
+            took := 0;
+            -- The unkeyed tasks: limited by the totals only.
+            want := CASE WHEN fair THEN 1 ELSE cap END;
+            ids := pgstask_claimable_of_key(worker, stage.rank, NULL, want, stage.due, picked);
+            picked := picked || ids;
+            cap := cap - cardinality(ids);
+            took := took + cardinality(ids);
+            key := cursor_key;
+            wrapped := cursor_key IS NULL;
+            LOOP  -- keys
+                EXIT WHEN cap <= 0;
+                -- The next key: one descent of the worker claim index (a loose index scan).
+                IF key IS NULL THEN
+                    SELECT t.concurrency_key INTO key FROM s_tasks t
+                     WHERE t.status = 10 AND t.identifier = worker AND t.priority_rank = stage.rank
+                       AND t.concurrency_key IS NOT NULL
+                     ORDER BY t.concurrency_key
+                     LIMIT 1;
+                ELSE
+                    SELECT t.concurrency_key INTO key FROM s_tasks t
+                     WHERE t.status = 10 AND t.identifier = worker AND t.priority_rank = stage.rank
+                       AND t.concurrency_key > key
+                     ORDER BY t.concurrency_key
+                     LIMIT 1;
+                END IF;
+                IF NOT FOUND THEN
+                    EXIT WHEN wrapped;
+                    wrapped := true;  -- on from the first key, up to the cursor
+                    key := NULL;
+                    CONTINUE;
+                END IF;
+                EXIT WHEN wrapped AND cursor_key IS NOT NULL AND key > cursor_key;
+                want := CASE WHEN fair THEN 1 ELSE cap END;
+                IF per_key IS NOT NULL THEN
+                    want := least(want, per_key - coalesce((taken ->> key)::integer, 0)
+                                        - (SELECT count(*) FROM s_tasks
+                                            WHERE status IN (30, 50) AND identifier = worker
+                                              AND concurrency_key = key)::integer);
+                END IF;
+                IF rate IS NOT NULL AND rate_per_key THEN
+                    want := least(want, rate - coalesce((taken ->> key)::integer, 0)
+                                        - (SELECT count(*) FROM s_task_starts
+                                            WHERE identifier = worker AND concurrency_key = key)::integer);
+                END IF;
+                CONTINUE WHEN want <= 0;
+                ids := pgstask_claimable_of_key(worker, stage.rank, key, want, stage.due, picked);
+                CONTINUE WHEN cardinality(ids) = 0;
+                picked := picked || ids;
+                cap := cap - cardinality(ids);
+                took := took + cardinality(ids);
+                taken := taken || jsonb_build_object(key, coalesce((taken ->> key)::integer, 0)
+                                                          + cardinality(ids));
+                last_key := key;
+            END LOOP;
+            EXIT WHEN NOT fair OR took = 0;
+            cursor_key := coalesce(last_key, cursor_key);
+        END LOOP;
+    END LOOP;
+    IF last_key IS NOT NULL THEN
+        INSERT INTO s_flow_cursors AS f (identifier, key_cursor) VALUES (worker, last_key)
+        ON CONFLICT (identifier) DO UPDATE SET key_cursor = excluded.key_cursor;
+    END IF;
+    RETURN picked;
+END
+$$;
+
+-- The claim of workers with flow control (s_workers.flow set), the counterpart of the
+-- task_claim query for the others: each such worker among identifiers is locked (its s_workers
+-- row, FOR NO KEY UPDATE, in identifier order so two claims never deadlock), then its tasks are
+-- chosen by statements that each see every claim committed before the lock was granted (a
+-- PL/pgSQL function takes a fresh snapshot per statement): a limit holds however many daemons
+-- race. Completions need no lock: they only lower the counts. Rate windows are measured with
+-- clock_timestamp() read under the lock, so the recorded starts of a worker are in order.
+CREATE FUNCTION pgstask_claim_limited(daemon uuid, identifiers text[], batch integer,
+                                      age float8 DEFAULT NULL)
+RETURNS SETOF s_tasks LANGUAGE plpgsql AS $$
+DECLARE
+    w record;
+    room integer := batch;
+    ids bigint[];
+    clock timestamptz;
+    rate jsonb;
+BEGIN
+    FOR w IN SELECT s.identifier FROM s_workers s
+              WHERE s.identifier = ANY(identifiers) AND s.active AND s.flow IS NOT NULL
+              ORDER BY s.identifier
+                FOR NO KEY UPDATE
+    LOOP
+        EXIT WHEN room <= 0;
+        -- Read again under the lock: the flow of the row as it is now.
+        SELECT s.flow INTO rate FROM s_workers s WHERE s.identifier = w.identifier AND s.active;
+        CONTINUE WHEN rate IS NULL;
+        clock := clock_timestamp();
+        IF rate ? 'rate_limit' THEN
+            DELETE FROM s_task_starts
+             WHERE identifier = w.identifier
+               AND started_at <= clock - make_interval(secs => (rate -> 'rate_limit' ->> 'per')::float8);
+        END IF;
+        ids := pgstask_claimable_limited(w.identifier, rate, room, age);
+        CONTINUE WHEN cardinality(ids) = 0;
+        room := room - cardinality(ids);
+        RETURN QUERY
+        WITH claimed AS (
+            UPDATE s_tasks t
+               SET status = 50, attempts = t.attempts + 1, claims = t.claims + 1, daemon_id = daemon,
+                   started_at = now(), finished_at = NULL, updated_at = now(),
+                   message = 'Task started'
+             WHERE t.id = ANY(ids)
+            RETURNING t.*
+        ), starts AS (
+            INSERT INTO s_task_starts (identifier, concurrency_key, started_at)
+            SELECT c.identifier, c.concurrency_key, clock FROM claimed c
+             WHERE rate ? 'rate_limit'
+        )
+        SELECT * FROM claimed;
+    END LOOP;
+END
+$$;
+
+-- Called by the statements that end running tasks (completion, failure, give-back, cancel,
+-- rescue) with the workers of the tasks they ended: when one has flow control, its freed slot
+-- may let a held-back task start, so the daemons are woken (task_next_start_at does not wake
+-- them for due tasks a limit holds back). Workers without flow control cost one lookup.
+CREATE FUNCTION pgstask_notify_ended(identifiers text[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM s_workers w WHERE w.flow IS NOT NULL AND w.identifier = ANY(identifiers))
+       AND pg_notification_queue_usage() < 0.5 THEN
+        PERFORM pg_notify('pgstask_tasks', '');
+    END IF;
+END
+$$;
