@@ -9,4 +9,6 @@ ALTER TABLE s_workers DROP COLUMN IF EXISTS defaults;
 DROP FUNCTION IF EXISTS pgstask_worker_flow(jsonb);
 DROP INDEX IF EXISTS s_tasks_running_key_idx;
 DROP INDEX IF EXISTS s_tasks_worker_claim_idx;
+DROP INDEX IF EXISTS s_tasks_claim_idx;
+CREATE INDEX s_tasks_claim_idx ON s_tasks (priority_rank, start_at, id) WHERE status = 10;
 ALTER TABLE s_tasks DROP COLUMN IF EXISTS concurrency_key;

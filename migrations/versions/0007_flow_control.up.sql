@@ -7,6 +7,14 @@ ALTER TABLE s_tasks ADD COLUMN concurrency_key text
     CONSTRAINT s_tasks_concurrency_key_check
     CHECK (concurrency_key ~ '\S' AND length(concurrency_key) <= 255);
 
+-- The claim index: one range per worker and priority (it was one per priority for all workers),
+-- so that a claim never walks past the pending tasks of workers it does not take: those of
+-- other daemons, inactive ones, and those a limit holds back, which are the normal state of a
+-- limited worker with a backlog.
+DROP INDEX s_tasks_claim_idx;
+CREATE INDEX s_tasks_claim_idx ON s_tasks (identifier, priority_rank, start_at, id)
+    WHERE status = 10;
+
 -- The claim of a worker with per-key limits or fair sharing walks its pending tasks key by key,
 -- one index descent per key (a loose index scan), in each priority: (identifier, priority_rank,
 -- concurrency_key) leads, and (start_at, id) orders a key's own tasks. Pending rows only (a
@@ -180,8 +188,7 @@ BEGIN
         -- Totals only: the plain claim's order (aged tasks first, then by priority).
         RETURN ARRAY(
             SELECT c.id
-              FROM (VALUES (1, 1, true), (2, 2, true), (3, 0, false), (4, 1, false), (5, 2, false))
-                   AS r(ord, rank, aged)
+              FROM (VALUES (1, true), (2, true), (0, false), (1, false), (2, false)) AS r(rank, aged)
              CROSS JOIN LATERAL (
                    SELECT t.id FROM s_tasks t
                     WHERE t.status = 10 AND t.priority_rank = r.rank AND t.identifier = worker
@@ -192,8 +199,7 @@ BEGIN
                     ORDER BY t.start_at, t.id
                     LIMIT cap
                       FOR UPDATE SKIP LOCKED) AS c
-             ORDER BY r.ord
-             LIMIT cap);
+             LIMIT cap);  -- no ORDER BY: the nested loop keeps the stages' order, pulls lazily
     END IF;
     cursor_key := (SELECT key_cursor FROM s_flow_cursors WHERE identifier = worker);
     -- Stages: tasks older than age in normal and low priority (when age is set), then each
