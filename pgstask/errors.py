@@ -43,6 +43,16 @@ from numbers import Real
 #: given as seconds twice over), and it keeps ``start_at`` far from the end of time.
 MAX_DELAY = 366 * 86400.0
 
+# Values in messages, shortened (an int of 400 digits, a list of thousands of names).
+_shown = reprlib.Repr()
+_shown.maxother = _shown.maxstring = 80
+_shown.maxlong = 40
+
+
+def shown(value: object) -> str:
+    """``repr(value)``, shortened for a message."""
+    return _shown.repr(value)
+
 
 class PgstaskError(Exception):
     """Base class of every pgstask error."""
@@ -194,10 +204,10 @@ def checked_delay(name: str, value: object) -> float:
         except OverflowError:  # an int past a double's range
             seconds = math.inf
     else:
-        raise TypeError(f"{name} must be a number of seconds, not {reprlib.repr(value)}")
+        raise TypeError(f"{name} must be a number of seconds, not {shown(value)}")
     if not (math.isfinite(seconds) and 0.0 <= seconds <= MAX_DELAY):
         raise ValueError(
             f"{name} must be a number of seconds from 0 to {MAX_DELAY:.0f} (366 days), "
-            f"not {reprlib.repr(value)}"
+            f"not {shown(value)}"
         )
     return seconds

@@ -20,12 +20,11 @@ import dataclasses
 import math
 import random
 import re
-import reprlib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pgstask.errors import MAX_DELAY
+from pgstask.errors import MAX_DELAY, shown
 
 #: The worker settings a ``RetryPolicy`` reads (docs/workers.md, "Retries, Retry and Snooze").
 SETTING_KEYS = (
@@ -189,5 +188,5 @@ _ALLOWED = {
 
 
 def _invalid(identifier: str, key: str, value: Any) -> str:
-    shown = reprlib.repr(value)
-    return f"worker {identifier!r} has an invalid setting {key}={shown}; it must be {_ALLOWED[key]}"
+    value = shown(value)
+    return f"worker {identifier!r} has an invalid setting {key}={value}; it must be {_ALLOWED[key]}"
