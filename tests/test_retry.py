@@ -10,6 +10,7 @@ is the delay it was given, however long the test took.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import math
 import os
 from collections.abc import Iterator
@@ -20,14 +21,17 @@ import psycopg
 import pytest
 
 from pgstask import Client, ConfigurationError, Retry, Snooze, Status, Task, TaskControl
+from pgstask.cli.run import Report
 from pgstask.errors import MAX_DELAY, PgstaskError
 from pgstask.retry import RetryPolicy, backoff, exception_names
 from pgstask.runtime.daemon import Daemon
+from pgstask.runtime.runner import Outcome, OutcomeKind, describe_outcomes
 from pgstask.settings import Settings
 from pgstask.workers import BaseWorker
 from tests.daemons import executions, running_daemon, wait_for
 from tests.http_support import api
 from tests.retry_workers import ControlWorker, QuotaError
+from tests.test_progress import fake_task
 
 MODULES = ("tests.sample_workers", "tests.retry_workers")
 GLOBAL = RetryPolicy(2.0, 600.0)
@@ -455,3 +459,17 @@ def test_run_once_counts_a_snooze_as_done(settings: Settings, client: Client) ->
     summary = daemon.run_once()
     assert (dict(summary.outcomes), summary.ok) == ({"snoozed": 1}, True)
     assert client.get(task).snoozes == 1
+
+
+def test_run_once_tells_a_snooze_in_words_and_quiet_leaves_it_out() -> None:
+    task = fake_task(7)
+    snoozed = Outcome(task, OutcomeKind.SNOOZED, "export not ready", snooze_delay=30.0)
+    assert Report.line(snoozed) == (
+        "task 7 sample.noop: snoozed for 30s (pending again later): export not ready"
+    )
+    assert describe_outcomes({"completed": 1, "snoozed": 2}) == (
+        "1 completed, 0 failed, 2 snoozed (pending again later)"
+    )
+    out = io.StringIO()
+    Report(out, quiet=True)(snoozed)
+    assert out.getvalue() == ""

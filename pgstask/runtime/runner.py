@@ -2,12 +2,12 @@
 
 The daemon, ``run-once`` and ``Client.execute`` share it. ``prepare`` reads the worker's settings
 that concern pgstask (``timeout``, ``isolation``, the retry settings of ``pgstask.retry``) once,
-when the task is claimed. ``run`` resolves
-the action and calls it with the task's options, in the calling thread or, with
-``isolation: "process"``, in a child process (``pgstask.runtime.isolation``), and turns how the call
-ended into an ``Outcome``, which the completer writes (batched, compare-and-set). It never raises:
-an unknown action, an invalid setting, an exception, a result that is not JSON, a cancellation, a
-timeout, a shutdown and a child process that died each have their own outcome.
+when the task is claimed. ``run`` resolves the action and calls it with the task's options, in
+the calling thread or, with ``isolation: "process"``, in a child process
+(``pgstask.runtime.isolation``), and turns how the call ended into an ``Outcome``, which the
+completer writes (batched, compare-and-set). It never raises: an unknown action, an invalid
+setting, an exception, a result that is not JSON, a cancellation, a timeout, a shutdown and a
+child process that died each have their own outcome.
 
 What the action raised decides, with the worker's ``RetryPolicy``: ``Snooze`` makes the task
 pending again later without counting the attempt (unless it snoozed ``max_snoozes`` times
@@ -318,7 +318,7 @@ class Runner:
                 f"Snooze refused: the task snoozed {task.snoozes} times, the most worker "
                 f"{task.identifier!r} allows (max_snoozes={limit})"
             )
-            return self._failure(run, error, final=True, trace=ending.trace)
+            return self._failure(run, error, final=True)
         delay = ending.delay or 0.0
         record = LogRecord.make(
             task.id,
