@@ -448,7 +448,10 @@ def test_a_daemon_refuses_to_start_with_an_invalid_retry_setting_in_a_class(
         assert c.daemons() == [] and c.workers() == []  # refused before anything was written
 
 
-def test_run_once_counts_a_snooze_as_done(settings: Settings, client: Client) -> None:
+def test_run_once_counts_a_snooze_as_done(
+    settings: Settings, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGSTASK_STORAGE", str(settings.storage))  # where the action records
     task = client.create("control", "snooze", {"seconds": 3600})
     daemon = Daemon(
         settings,
