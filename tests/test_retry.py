@@ -234,7 +234,8 @@ def test_a_snoozed_task_keeps_its_attempt_and_runs_again_after_its_delay(
 ) -> None:
     # max_attempts=1: a snooze that counted the attempt would leave none for the second run.
     task = client.create(worker, "snooze", {"times": 1, "seconds": 0.3}, max_attempts=1)
-    with running_daemon(settings, modules=MODULES):
+    # No poll in the test's time: the daemon that wrote the snooze wakes at its start_at.
+    with running_daemon(settings.replace(poll_interval=60.0), modules=MODULES):
         wait_for(lambda: client.get(task).is_finished)
     final = client.get(task)
     assert (final.status, final.attempts, final.snoozes) == (Status.COMPLETED, 1, 1)
