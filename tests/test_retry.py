@@ -21,6 +21,7 @@ import psycopg
 import pytest
 
 from pgstask import Client, ConfigurationError, Retry, Snooze, Status, Task, TaskControl
+from pgstask.cli import main
 from pgstask.cli.run import Report
 from pgstask.errors import MAX_DELAY, PgstaskError
 from pgstask.retry import RetryPolicy, backoff, exception_names
@@ -409,7 +410,7 @@ def test_a_bad_snooze_or_retry_is_an_error_of_the_action_that_names_the_problem(
 
 
 def test_the_client_refuses_a_retry_setting_no_daemon_could_use(
-    settings: Settings, client: Client
+    settings: Settings, client: Client, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(ConfigurationError, match=r"retry_on='ValueError'; it must be a list"):
         client.update_worker_settings("control", {"retry_on": "ValueError"})
@@ -422,6 +423,10 @@ def test_the_client_refuses_a_retry_setting_no_daemon_could_use(
         assert answer.status_code == 422
         assert answer.json()["error"] == "Invalid settings"
         assert "invalid setting fail_on='X'" in answer.json()["message"]
+    args = ["workers", "settings", "control", "--set", '{"max_snoozes": -1}']
+    assert main([*args, "--dsn", settings.dsn or ""]) == 2
+    assert "invalid setting max_snoozes=-1" in capsys.readouterr().err
+    assert client.worker("control")["settings"] == {"retry_on": ["ValueError"], "max_snoozes": None}
 
 
 class BadRetryWorker(BaseWorker):
