@@ -32,6 +32,7 @@ from pgstask.errors import (
     WorkerNotFoundError,
 )
 from pgstask.logs import LogRecord
+from pgstask.retry import RetryPolicy
 from pgstask.runtime.daemon import Daemon
 from pgstask.task import Status, Task
 from pgstask.task_spec import TaskSpec
@@ -385,9 +386,16 @@ class Client(TaskFiles, ClientSchedules):
     def update_worker_settings(
         self, identifier: str, settings: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """Merge ``settings`` into the worker's stored settings (running daemons reload them)."""
+        """Merge ``settings`` into the worker's stored settings (running daemons reload them).
+        A retry setting of ``pgstask.retry`` that no daemon could use is refused
+        (``ConfigurationError``), judged with this client's global retry settings."""
         if not isinstance(settings, Mapping):
             raise ConfigurationError("worker settings are a JSON object")
+        s = self.settings
+        try:
+            RetryPolicy(s.retry_base_delay, s.retry_max_delay).for_worker(identifier, settings)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
         with self.connection() as c:
             row = queries.worker_update_settings(
                 c, identifier=identifier, settings=Jsonb(dict(settings))

@@ -162,6 +162,10 @@ _TASK = record(
     attempts=COUNT,
     max_attempts=MAX_ATTEMPTS,
     claims={**COUNT, "description": "How many times a daemon claimed it; never reset"},
+    snoozes={
+        **COUNT,
+        "description": "How many times its action snoozed it (raised Snooze); reset by a retry",
+    },
     start_at=TIME,
     created_at=TIME,
     updated_at=TIME,

@@ -177,6 +177,22 @@ def task_give_back_many(
     return [(r["id"], r["claims"]) for r in rows]
 
 
+def task_snooze_many(
+    conn: Conn,
+    *,
+    daemon_id: uuid.UUID,
+    ids: Sequence[int],
+    claims: Sequence[int],
+    delays: Sequence[float],
+    messages: Sequence[str | None],
+) -> list[RunKey]:
+    """Put runs of daemon ``daemon_id`` whose action snoozed back to pending, each runnable its
+    ``delays`` entry of seconds from now, the attempt not counted and ``snoozes`` + 1; a
+    ``messages`` entry is added to the task's message. Returns the runs written."""
+    rows = rows_of(conn, "task_snooze_many", params_of(locals()))
+    return [(r["id"], r["claims"]) for r in rows]
+
+
 def task_give_back_unknown(
     conn: Conn, *, daemon_id: uuid.UUID, ids: Sequence[int], claims: Sequence[int]
 ) -> list[RunKey]:

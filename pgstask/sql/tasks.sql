@@ -204,6 +204,22 @@ WITH done AS (
 )
 SELECT d.id, d.claims FROM done d, woken;
 
+-- name: task_snooze_many
+-- Runs whose action raised Snooze: back to pending at now() + delay (the database clock), the
+-- attempt not counted and the snooze counted. Not a failure: last_error and peak_memory stay as
+-- they were. The message says until when, in UTC, then the action's own words if it gave any.
+UPDATE s_tasks t
+   SET status = 10, attempts = greatest(t.attempts - 1, 0), snoozes = t.snoozes + 1,
+       daemon_id = NULL, started_at = NULL, start_at = d.until, updated_at = now(),
+       message = 'Snoozed until ' || to_char(d.until AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+                 || ' UTC' || coalesce(': ' || d.message, '')
+  FROM (SELECT u.id, u.claims, u.message, now() + make_interval(secs => u.delay) AS until
+          FROM unnest(%(ids)s::bigint[], %(claims)s::int[], %(delays)s::float8[],
+                      %(messages)s::text[]) AS u(id, claims, delay, message)) AS d
+ WHERE t.id = d.id AND t.status IN (30, 50) AND t.claims = d.claims
+   AND t.daemon_id = %(daemon_id)s
+RETURNING t.id, t.claims;
+
 -- name: task_give_back_unknown
 -- What this daemon holds in the database but does not know it holds, whatever the cause: a
 -- claim that committed but whose reply was lost (the connection died), a claim whose rows could
@@ -293,9 +309,9 @@ SELECT c.id, c.previous_status, pg_notify('pgstask_cancel', c.id || ':' || c.cla
   FROM cancelled c, woken;
 
 -- name: task_retry
--- A failed or cancelled task is queued again with a fresh set of attempts.
+-- A failed or cancelled task is queued again with a fresh set of attempts (and of snoozes).
 UPDATE s_tasks
-   SET status = 10, attempts = 0, start_at = now(), started_at = NULL, finished_at = NULL,
+   SET status = 10, attempts = 0, snoozes = 0, start_at = now(), started_at = NULL, finished_at = NULL,
        daemon_id = NULL, progress = 0, message = 'Task queued for retry', updated_at = now()
  WHERE id = %(id)s AND status IN (90, 100)
 RETURNING *;
