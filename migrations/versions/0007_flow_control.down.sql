@@ -1,3 +1,4 @@
+DROP FUNCTION IF EXISTS pgstask_claim_task(uuid, bigint);
 DROP FUNCTION IF EXISTS pgstask_notify_ended(text[]);
 DROP FUNCTION IF EXISTS pgstask_claim_limited(uuid, text[], integer, float8);
 DROP FUNCTION IF EXISTS pgstask_claimable_limited(text, jsonb, integer, float8);

@@ -348,3 +348,58 @@ BEGIN
     END IF;
 END
 $$;
+
+-- Client.execute / pgstask execute: claim one pending task by id now, whatever its start_at, but
+-- within its worker's limits like any claim (under the same lock): nothing is returned when a
+-- limit is reached (or the task is not pending).
+CREATE FUNCTION pgstask_claim_task(daemon uuid, task_id bigint)
+RETURNS SETOF s_tasks LANGUAGE plpgsql AS $$
+DECLARE
+    worker text;
+    key text;
+    flow jsonb;
+    per_key integer;
+    rate integer;
+    clock timestamptz;
+BEGIN
+    SELECT t.identifier, t.concurrency_key INTO worker, key FROM s_tasks t
+     WHERE t.id = task_id AND t.status = 10;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    SELECT s.flow INTO flow FROM s_workers s WHERE s.identifier = worker FOR NO KEY UPDATE;
+    IF flow IS NOT NULL THEN
+        -- Fresh snapshots from here on: every claim of the worker before the lock is seen.
+        clock := clock_timestamp();
+        per_key := (flow ->> 'max_running_per_key')::integer;
+        rate := (flow -> 'rate_limit' ->> 'limit')::integer;
+        IF (flow ? 'max_running'
+            AND (SELECT count(*) FROM s_tasks WHERE status IN (30, 50) AND identifier = worker)
+                >= (flow ->> 'max_running')::integer)
+           OR (per_key IS NOT NULL AND key IS NOT NULL
+               AND (SELECT count(*) FROM s_tasks WHERE status IN (30, 50) AND identifier = worker
+                       AND concurrency_key = key) >= per_key)
+           OR (rate IS NOT NULL
+               AND (SELECT count(*) FROM s_task_starts s
+                     WHERE s.identifier = worker
+                       AND s.started_at > clock - make_interval(
+                                              secs => (flow -> 'rate_limit' ->> 'per')::float8)
+                       AND (NOT (flow -> 'rate_limit' ->> 'per_key')::boolean
+                            OR s.concurrency_key IS NOT DISTINCT FROM key)) >= rate) THEN
+            RETURN;
+        END IF;
+    END IF;
+    RETURN QUERY
+    WITH claimed AS (
+        UPDATE s_tasks t
+           SET status = 50, attempts = t.attempts + 1, claims = t.claims + 1, daemon_id = daemon,
+               started_at = now(), finished_at = NULL, updated_at = now(), message = 'Task started'
+         WHERE t.id = task_id AND t.status = 10
+        RETURNING t.*
+    ), starts AS (
+        INSERT INTO s_task_starts (identifier, concurrency_key, started_at)
+        SELECT c.identifier, c.concurrency_key, clock FROM claimed c WHERE flow ? 'rate_limit'
+    )
+    SELECT * FROM claimed;
+END
+$$;

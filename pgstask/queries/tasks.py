@@ -286,6 +286,7 @@ def task_delete_finished_before(conn: Conn, *, days: float, limit: int = 5000) -
 
 def task_claim_by_id(conn: Conn, *, daemon_id: uuid.UUID, id: int) -> Task | None:
     """Claim the pending task ``id`` for daemon ``daemon_id`` now, whatever its ``start_at``
-    (``Client.execute``); None when it is not pending."""
+    (``Client.execute``), within its worker's limits; None when it is not pending or a limit of
+    its worker is reached."""
     found = tasks_of(conn, "task_claim_by_id", {"daemon_id": daemon_id, "id": id})
     return found[0] if found else None

@@ -406,6 +406,15 @@ class Daemon:
                 if current.identifier not in self.workers:
                     raise WorkerNotFoundError(current.identifier)
                 task = queries.task_claim_by_id(conn, daemon_id=self.id, id=task_id)
+                if task is None:  # taken meanwhile, or held back by a limit: read it again
+                    current = queries.task_get(conn, id=task_id) or current
+            if task is None and current.is_pending:
+                raise TaskStateError(
+                    f"task {task_id} is pending, but its worker {current.identifier!r} is at one "
+                    "of its limits (max_running, max_running_per_key or rate_limit: "
+                    "docs/limits.md); it starts when the limit allows, or run it after raising "
+                    "the limit"
+                )
             if task is None:
                 raise TaskStateError(
                     f"task {task_id} is {current.status_text}; only pending tasks can be executed"

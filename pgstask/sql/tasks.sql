@@ -385,12 +385,9 @@ DELETE FROM s_tasks t USING old WHERE t.id = old.id
 RETURNING t.id;
 
 -- name: task_claim_by_id
--- Client.execute: claim one specific pending task now, whatever its start_at.
-UPDATE s_tasks t
-   SET status = 50, attempts = t.attempts + 1, claims = t.claims + 1, daemon_id = %(daemon_id)s,
-       started_at = now(), finished_at = NULL, updated_at = now(), message = 'Task started'
- WHERE t.id = %(id)s AND t.status = 10
-RETURNING t.*;
+-- Client.execute: claim one specific pending task now, whatever its start_at, within its
+-- worker's limits (pgstask_claim_task, revision 0007: nothing when a limit is reached).
+SELECT * FROM pgstask_claim_task(%(daemon_id)s, %(id)s);
 
 -- name: task_merge_meta
 -- Add keys to the options of a task that has not started (an upload attached to it).

@@ -1,4 +1,4 @@
--- Revision 0009: how many times a task snoozed.
+-- Revision 0008: how many times a task snoozed.
 --
 -- snoozes: the runs of a task that ended with Snooze (back to pending later, the attempt not
 -- counted). Written by task_snooze_many, reset to 0 by task_retry with the attempts; the worker

@@ -1,17 +1,17 @@
 """Snoozes: ``s_tasks.snoozes`` counts the times an action raised ``Snooze`` (the attempt given
 back each time), so that a worker can limit them (``max_snoozes``) and an action can read them.
 
-Revision ID: 0009
-Revises: 0006
-Create Date: 2026-12-12
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-05
 """
 
 from __future__ import annotations
 
 from pgstask.migrate import run_sql_file
 
-revision = "0009"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
