@@ -216,6 +216,12 @@ _WORKER = record(
     settings=OBJECT,
     actions=TEXTS,
     installed_here={**BOOL, "description": "Its class imports where the API runs"},
+    flow={
+        **nullable(OBJECT),
+        "description": "Its limits as the claim enforces them (max_running, "
+        "max_running_per_key, rate_limit, fair_share; docs/limits.md); null without any",
+    },
+    defaults={**OBJECT, "description": "The limits its class declares, under settings"},
     optional={
         "id": INT,
         "uuid": {"type": "string", "format": "uuid"},
