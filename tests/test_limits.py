@@ -164,6 +164,17 @@ def test_a_bad_live_limit_is_refused_over_http_and_by_the_cli(settings: Settings
     )
     assert cli.returncode == 2, cli.stderr
     assert "max_running_per_key must be a whole number from 1" in cli.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "pgstask", "workers", "list", "--dsn", str(settings.dsn)],
+        cwd=ROOT,
+        env=daemon_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "at most 3 running" in listed.stdout  # the live value, over the class's 2
+    assert "3 starts per 1 s" in listed.stdout  # limited-rate's class default
     with Client(settings.dsn, settings=settings) as client:
         assert client.worker("limited-total")["flow"] == {"max_running": 3}
 
