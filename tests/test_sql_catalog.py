@@ -233,6 +233,15 @@ def _task_claim_limited(conn: Conn, w: World) -> None:
     assert [(t.id, t.status, t.attempts) for t in claimed] == [(w.pending.id, 50, 1)]
 
 
+def _task_starts_delete_before(conn: Conn, w: World) -> None:
+    conn.execute(
+        "INSERT INTO s_task_starts (identifier, started_at)"
+        " VALUES ('w', now() - interval '8 days'), ('w', now())"
+    )
+    assert queries.task_starts_delete_before(conn, seconds=7 * 86400) == 1
+    assert conn.execute("SELECT count(*) AS n FROM s_task_starts").fetchone() == {"n": 1}
+
+
 def _task_claim_by_id(conn: Conn, w: World) -> None:
     task = queries.task_claim_by_id(conn, daemon_id=w.daemon_id, id=w.pending.id)
     assert task is not None and task.status == 50 and task.daemon_id == w.daemon_id

@@ -102,6 +102,7 @@ from pgstask.queries.tasks import (
     task_retry,
     task_set_status,
     task_snooze_many,
+    task_starts_delete_before,
     task_waiting_for_worker,
 )
 from pgstask.queries.workers import (
@@ -196,6 +197,7 @@ __all__ = [
     "task_retry",
     "task_set_status",
     "task_snooze_many",
+    "task_starts_delete_before",
     "task_waiting_for_worker",
     "worker_count",
     "worker_delete_many",

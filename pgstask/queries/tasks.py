@@ -290,3 +290,8 @@ def task_claim_by_id(conn: Conn, *, daemon_id: uuid.UUID, id: int) -> Task | Non
     its worker is reached."""
     found = tasks_of(conn, "task_claim_by_id", {"daemon_id": daemon_id, "id": id})
     return found[0] if found else None
+
+
+def task_starts_delete_before(conn: Conn, *, seconds: float) -> int:
+    """Delete up to 10,000 recorded starts older than ``seconds``; returns how many."""
+    return len(rows_of(conn, "task_starts_delete_before", {"seconds": seconds}))

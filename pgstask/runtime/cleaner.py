@@ -16,7 +16,7 @@ from pathlib import Path
 
 from psycopg_pool import ConnectionPool
 
-from pgstask import progress, queries
+from pgstask import limits, progress, queries
 from pgstask.db import Conn
 from pgstask.runtime.service import Clock, Service
 
@@ -75,6 +75,9 @@ class Cleaner(Service):
                     logs = queries.log_delete_older_than(conn, days=self.log_retention_days)
                 rows = queries.progress_delete_orphaned(conn)
                 stored += queries.file_delete_abandoned(conn, max_age=ABANDONED_UPLOAD_AGE)
+                # A rate limit's window is at most a week: older starts count for nothing (the
+                # claims delete their own worker's; these are of workers that lost the limit).
+                queries.task_starts_delete_before(conn, seconds=limits.MAX_PER)
         files = progress.collect_garbage(
             self.storage,
             every=self.interval,

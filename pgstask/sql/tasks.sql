@@ -395,3 +395,14 @@ UPDATE s_tasks
    SET meta = meta || %(patch)s, updated_at = now()
  WHERE id = %(id)s AND status IN (10, 30)
 RETURNING *;
+
+-- name: task_starts_delete_before
+-- The starts of rate-limited workers older than any window (the cleaner): a worker whose rate
+-- limit was removed leaves its last window's rows behind.
+WITH old AS (
+    SELECT ctid FROM s_task_starts
+     WHERE started_at < now() - make_interval(secs => %(seconds)s::float8)
+     LIMIT 10000
+)
+DELETE FROM s_task_starts s USING old WHERE s.ctid = old.ctid
+RETURNING 1;
