@@ -51,8 +51,8 @@ SELECT * FROM s_tasks WHERE dedupe_key = %(dedupe_key)s AND status IN (10, 30, 5
 -- tasks wait. The materialised CTEs keep that order and LIMIT exact (a locking subquery under
 -- IN/ANY can be re-run by a nested loop and lock more rows than asked).
 -- Priority aging (age, seconds; NULL: off): normal and low tasks due for longer than age come
--- first; the later ranges leave them out, so no row is pulled twice. With age NULL those ranges
--- are empty at once (a NULL bound ends the index scan before it starts).
+-- first; the later ranges leave them out, so no row is pulled twice. With age NULL there are no
+-- such ranges.
 -- Only workers given, active and without flow control right now (s_workers, read in the same
 -- statement) are claimed here; those with it by task_claim_limited.
 -- The attempt is counted here, so a task that kills its daemon every time still reaches
@@ -64,6 +64,7 @@ WITH ranges AS MATERIALIZED (
            AS r(stage, rank, aged)
      CROSS JOIN unnest(%(identifiers)s::text[]) WITH ORDINALITY AS n(identifier, turn)
       JOIN s_workers w ON w.identifier = n.identifier AND w.active AND w.flow IS NULL
+     WHERE NOT r.aged OR %(age)s::float8 IS NOT NULL
      ORDER BY r.stage, n.turn
 ), claimable AS MATERIALIZED (
     SELECT c.id
