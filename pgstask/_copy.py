@@ -77,6 +77,7 @@ def _new_task(task_id: int, spec: TaskSpec, start_at: dt.datetime, now: dt.datet
         attempts=0,
         max_attempts=spec.max_attempts,
         claims=0,
+        snoozes=0,
         priority=spec.priority,
         progress=0,
         daemon_id=None,

@@ -19,7 +19,7 @@ from typing import Any, Literal, overload
 
 from psycopg.types.json import Jsonb
 
-from pgstask import _copy, logs, progress, queries, task_spec
+from pgstask import _copy, limits, logs, progress, queries, task_spec
 from pgstask._client_base import _task_id
 from pgstask._client_files import TaskFiles
 from pgstask._client_schedules import ClientSchedules
@@ -32,6 +32,7 @@ from pgstask.errors import (
     WorkerNotFoundError,
 )
 from pgstask.logs import LogRecord
+from pgstask.retry import RetryPolicy
 from pgstask.runtime.daemon import Daemon
 from pgstask.task import Status, Task
 from pgstask.task_spec import TaskSpec
@@ -392,9 +393,18 @@ class Client(TaskFiles, ClientSchedules):
     def update_worker_settings(
         self, identifier: str, settings: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """Merge ``settings`` into the worker's stored settings (running daemons reload them)."""
+        """Merge ``settings`` into the worker's stored settings (running daemons reload them).
+        A retry setting of ``pgstask.retry`` that no daemon could use is refused
+        (``ConfigurationError``), judged with this client's global retry settings, and so is a
+        flow-control setting of ``pgstask.limits`` the claim could not enforce."""
         if not isinstance(settings, Mapping):
             raise ConfigurationError("worker settings are a JSON object")
+        s = self.settings
+        try:
+            RetryPolicy(s.retry_base_delay, s.retry_max_delay).for_worker(identifier, settings)
+            limits.check(settings)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
         with self.connection() as c:
             row = queries.worker_update_settings(
                 c, identifier=identifier, settings=Jsonb(dict(settings))
@@ -454,7 +464,8 @@ class Client(TaskFiles, ClientSchedules):
 
     def execute(self, task: Task | int) -> bool:
         """Run one pending task now in this process, whatever its ``start_at``; True if it
-        completed. ``TaskStateError`` if it is not pending."""
+        completed. ``TaskStateError`` if it is not pending, or if a limit of its worker is
+        reached (docs/limits.md): a limit holds for ``execute`` too."""
         return self._daemon().execute(_task_id(task)).completed == 1
 
     def _daemon(self) -> Daemon:

@@ -18,10 +18,40 @@
     └── TaskStopped             raised inside an action asked to stop, for any stop reason
                                 (``TaskCancelled`` is another name of it)
 
+    TaskControl                 not an error: raised by an action to choose its task's outcome
+    ├── Snooze                  pending again after some seconds, the attempt not counted
+    └── Retry                   a failed attempt, retried after the given delay
+
 psycopg errors are translated once, in ``pgstask.db``, with ``raise … from exc``.
+
+``TaskControl`` stands beside ``PgstaskError``, not under it: pgstask does not raise it, an
+action does, and an ``except PgstaskError`` around a client call in an action must not swallow a
+``Snooze`` raised by a helper inside it. It is an ``Exception`` (as the retry exceptions of
+Celery, arq and dramatiq are), so an action that catches exceptions broadly must re-raise it, as
+it re-raises ``TaskStopped``.
 """
 
 from __future__ import annotations
+
+import datetime as dt
+import math
+import reprlib
+from numbers import Real
+
+#: The longest delay an action may ask for with ``Snooze`` or ``Retry``, and the longest
+#: ``retry_max_delay`` a worker may set, in seconds: 366 days. Longer is a mistake (minutes
+#: given as seconds twice over), and it keeps ``start_at`` far from the end of time.
+MAX_DELAY = 366 * 86400.0
+
+# Values in messages, shortened (an int of 400 digits, a list of thousands of names).
+_shown = reprlib.Repr()
+_shown.maxother = _shown.maxstring = 80
+_shown.maxlong = 40
+
+
+def shown(value: object) -> str:
+    """``repr(value)``, shortened for a message."""
+    return _shown.repr(value)
 
 
 class PgstaskError(Exception):
@@ -108,3 +138,76 @@ class TaskStopped(PgstaskError):
 #: sTask's name of ``TaskStopped``, kept for existing worker code: the same class, so
 #: ``except TaskCancelled`` catches every stop, not only a cancellation.
 TaskCancelled = TaskStopped
+
+
+class TaskControl(Exception):
+    """Raised by an action to choose what becomes of its task (``Snooze``, ``Retry``); not an
+    error (see the module docstring)."""
+
+
+class Snooze(TaskControl):
+    """Raised by an action: put the task back to pending, runnable ``seconds`` from now (by the
+    database clock), without counting the attempt. It is not a failure: ``last_error`` stays as
+    it was, and the retry rules of the worker do not apply. ``s_tasks.snoozes`` counts the
+    snoozes of a task; the worker setting ``max_snoozes`` limits them.
+
+    ``seconds`` is a number (or a ``timedelta``) from 0 to ``MAX_DELAY``; anything else raises
+    ``TypeError`` or ``ValueError`` here, which fails the attempt like any exception of the
+    action. ``message``, if given, is added to the task's message (``Snoozed until … UTC:
+    message``).
+    """
+
+    def __init__(self, seconds: float | dt.timedelta, message: str | None = None) -> None:
+        self.seconds = checked_delay("Snooze(seconds)", seconds)
+        self.message = None if message is None else str(message)
+        super().__init__(self.seconds, self.message)
+
+    def __str__(self) -> str:
+        return self.message or f"snoozed for {self.seconds:g}s"
+
+
+class Retry(TaskControl):
+    """Raised by an action: fail this attempt and retry the task ``delay`` seconds from now
+    (exactly: no jitter), or after the worker's backoff when ``delay`` is None. The attempt
+    counts: with no attempts left the task fails for good, as for any exception. The worker's
+    ``retry_on``/``fail_on`` do not apply to it (it asks for a retry by name).
+
+    ``delay`` is None, or a number (or a ``timedelta``) from 0 to ``MAX_DELAY``; anything else
+    raises ``TypeError`` or ``ValueError`` here, which fails the attempt like any exception of
+    the action. ``message`` is the text of the failure (``Failed: Retry: message``).
+    """
+
+    def __init__(
+        self, delay: float | dt.timedelta | None = None, message: str | None = None
+    ) -> None:
+        self.delay = None if delay is None else checked_delay("Retry(delay)", delay)
+        self.message = None if message is None else str(message)
+        super().__init__(self.delay, self.message)
+
+    def __str__(self) -> str:
+        if self.message:
+            return self.message
+        if self.delay is None:
+            return "retry requested"
+        return f"retry requested in {self.delay:g}s"
+
+
+def checked_delay(name: str, value: object) -> float:
+    """``value`` as float seconds from 0 to ``MAX_DELAY``; ``TypeError`` for what is not a number
+    of seconds (a bool, a string, None), ``ValueError`` for a negative, NaN, infinite or too long
+    one, each naming ``name`` and the value."""
+    if isinstance(value, dt.timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, Real) and not isinstance(value, bool):
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int past a double's range
+            seconds = math.inf
+    else:
+        raise TypeError(f"{name} must be a number of seconds, not {shown(value)}")
+    if not (math.isfinite(seconds) and 0.0 <= seconds <= MAX_DELAY):
+        raise ValueError(
+            f"{name} must be a number of seconds from 0 to {MAX_DELAY:.0f} (366 days), "
+            f"not {shown(value)}"
+        )
+    return seconds

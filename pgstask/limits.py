@@ -92,3 +92,22 @@ def limited(settings: Mapping[str, Any]) -> bool:
     """Whether ``settings`` (merged) ask for flow control: its tasks are claimed by the limited
     claim (``s_workers.flow`` is set for the same settings)."""
     return any(settings.get(name) not in (None, False) for name in KEYS)
+
+
+def describe(flow: Mapping[str, Any] | None) -> str:
+    """A worker's limits (``s_workers.flow``) in words, as the CLI and the dashboard show them;
+    "" without any."""
+    if not flow:
+        return ""
+    parts = []
+    if flow.get("max_running"):
+        parts.append(f"at most {flow['max_running']} running")
+    if flow.get("max_running_per_key"):
+        parts.append(f"{flow['max_running_per_key']} per key")
+    rate = flow.get("rate_limit")
+    if rate:
+        per_key = " per key" if rate.get("per_key") else ""
+        parts.append(f"{rate['limit']} starts per {rate['per']:g} s{per_key}")
+    if flow.get("fair_share"):
+        parts.append("keys share fairly")
+    return ", ".join(parts)

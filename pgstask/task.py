@@ -109,6 +109,9 @@ class Task:
     #: How many times a daemon has claimed the task; never reset. ``(id, claims)`` names one
     #: run: the writes of a run match it, so an earlier run's outcome never lands on a later one.
     claims: int
+    #: How many times an action of the task raised ``Snooze`` (each time the attempt was given
+    #: back); reset with the attempts by a retry (``Client.retry``).
+    snoozes: int
     priority: str
     progress: int
     daemon_id: Any

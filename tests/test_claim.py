@@ -131,8 +131,9 @@ def test_explain_claim_uses_the_partial_index(conn: psycopg.Connection) -> None:
     )
     conn.execute("ANALYZE s_tasks")
     plan = conn.execute(
-        "EXPLAIN SELECT id FROM s_tasks WHERE status = 10 AND start_at <= now() "
-        "ORDER BY priority_rank, start_at, id LIMIT 10 FOR UPDATE SKIP LOCKED"
+        "EXPLAIN SELECT id FROM s_tasks WHERE status = 10 AND identifier = 'w' "
+        "AND priority_rank = 1 AND start_at <= now() "
+        "ORDER BY start_at, id LIMIT 10 FOR UPDATE SKIP LOCKED"
     ).fetchall()
     assert "s_tasks_claim_idx" in "\n".join(str(r) for r in plan)
 
@@ -335,3 +336,55 @@ def test_a_failed_warning_write_does_not_write_committed_completions_again(
         assert client.get(kept).status == Status.COMPLETED
         assert client.logs(kept) == []
         assert [r.message[:24] for r in client.logs(lost)] == ["Outcome 'completed' of a"]
+
+
+def _function_pages(conn: psycopg.Connection[Any], statement: str, params: dict[str, Any]) -> int:
+    """Rows and pages of one call of a set-returning function (EXPLAIN ANALYZE's buffer counts
+    of the function scan include the statements the function runs)."""
+    row = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement, params).fetchone()
+    assert row is not None
+    [plan] = row.values() if isinstance(row, dict) else row
+    root: dict[str, Any] = plan[0]["Plan"]
+    assert root["Actual Rows"] == params["limit"], json.dumps(root, indent=1)
+    return _plan_buffers(root)
+
+
+def test_claims_stay_proportional_with_a_million_pending_over_ten_thousand_keys(dsn: str) -> None:
+    """1,000,000 pending tasks of a worker with every limit and fair sharing on, over 10,000 keys,
+    beside a worker without limits: a limited claim of 10 reads a few hundred pages however many
+    claims came before, and the plain claim of the other worker does not read the backlog."""
+    conn = connect(dsn, autocommit=True, name="pytest")
+    try:
+        _register(conn, "w", "p")
+        flow = {
+            "max_running": 100_000,
+            "max_running_per_key": 2,
+            "rate_limit": {"limit": 1000, "per": 60, "per_key": True},
+            "fair_share": True,
+        }
+        conn.execute("UPDATE s_workers SET settings = %s WHERE identifier = 'w'", (Jsonb(flow),))
+        conn.execute(
+            "INSERT INTO s_tasks (identifier, action, priority, concurrency_key)"
+            " SELECT 'w', 'a', (ARRAY['low', 'normal', 'high'])[1 + i % 3], 'k' || (i % 10000)"
+            " FROM generate_series(1, 1000000) i"
+        )
+        conn.execute(
+            "INSERT INTO s_tasks (identifier, action) SELECT 'p', 'a' FROM generate_series(1, 5)"
+        )
+        conn.execute("ANALYZE s_tasks")
+        limited = named_queries()["task_claim_limited"]
+        params = {"daemon_id": uuid.uuid4(), "identifiers": ["w", "p"], "limit": 10, "age": None}
+        # The first call plans the function's statements (catalog pages); then 30 claims in a row.
+        _function_pages(conn, limited, params)
+        pages = [_function_pages(conn, limited, params) for _ in range(30)]
+        assert max(pages) < 800, pages
+        root = conn.execute(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + named_queries()["task_claim"],
+            {**params, "limit": 10},
+        ).fetchone()
+        assert root is not None
+        [plan] = root.values() if isinstance(root, dict) else root
+        rows, plain_pages = _claim_ctes(plan[0]["Plan"])
+        assert rows == 5 and plain_pages < 60
+    finally:
+        conn.close()

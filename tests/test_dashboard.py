@@ -410,6 +410,22 @@ def test_workers_are_switched_and_their_settings_saved(server: Server, page: Pag
     settings = server.api.get("/stask/worker/demo").json()["worker"]["settings"]
     assert settings == {"timeout": 30, "note": "set from the dashboard"}
 
+    # Limits: a value the claim could not enforce is refused with the server's message; a valid
+    # one is shown on the card as the claim enforces it.
+    expect(card.locator(".limits")).to_have_count(0)
+    card.get_by_text("Settings", exact=True).click()
+    card.get_by_role("button", name="Edit").click()
+    editor.fill('{"max_running": 0}')
+    card.get_by_role("button", name="Save settings").click()
+    expect(card.locator("details .field-error")).to_contain_text("max_running must be a whole")
+    editor.fill('{"max_running": 2, "rate_limit": {"limit": 5, "per": 60, "per_key": true}}')
+    card.get_by_role("button", name="Save settings").click()
+    expect(card.locator(".limits")).to_have_text(
+        "Limits: at most 2 running, 5 starts per 60 s per key"
+    )
+    flow = server.api.get("/stask/worker/demo").json()["worker"]["flow"]
+    assert flow == {"max_running": 2, "rate_limit": {"limit": 5, "per": 60.0, "per_key": True}}
+
 
 def test_schedules_are_listed_paused_resumed_and_run_from_their_tab(
     server: Server, page: Page

@@ -43,6 +43,7 @@ def fake_task(task_id: int = 1) -> Task:
         finished_at=None,
         attempts=1,
         claims=1,
+        snoozes=0,
         max_attempts=3,
         priority="normal",
         progress=0,

@@ -281,35 +281,20 @@ def _runs(settings: Settings, name: str) -> int:
     return int(row[0]) if row else 0
 
 
-def test_daemon_processes_fire_every_second_exactly_once_while_restarted(
-    settings: Settings,
-) -> None:
-    """Three ``pgstask daemon`` processes with a per-second schedule; one is killed and another
-    started meanwhile. Every slot from the first to the last has exactly one task: no slot
-    twice (the compare-and-set and the runs' key), none skipped (a late pass catches up)."""
-    env = {**daemon_env(settings), "PGSTASK_WORKERS": ",".join(SCHEDULE_WORKERS)}
+def _start_scheduling_daemon(settings: Settings) -> subprocess.Popen[bytes]:
     settings.storage.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pgstask", "daemon"],
+        env={**daemon_env(settings), "PGSTASK_WORKERS": ",".join(SCHEDULE_WORKERS)},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
-    def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "pgstask", "daemon"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
 
-    procs = [start() for _ in range(3)]
-    try:
-        wait_for(lambda: _runs(settings, "every-second") >= 3, timeout=30)
-        time.sleep(3)
-        procs[0].kill()
-        procs[0].wait(10)
-        procs.append(start())
-        time.sleep(4)
-    finally:
-        for proc in procs:
-            stop_process(proc)
+def _assert_every_second_fired_once(settings: Settings, at_least: int) -> None:
+    """Every slot of 'every-second' from the first to the last has exactly one task: no slot
+    twice (the compare-and-set and the runs' key), none skipped (a late pass catches up)."""
     with psycopg.connect(str(settings.dsn)) as conn:
         rows = conn.execute(
             "SELECT r.slot, count(t.id) FROM s_schedule_runs r"
@@ -320,10 +305,45 @@ def test_daemon_processes_fire_every_second_exactly_once_while_restarted(
             "SELECT count(*) FROM s_tasks WHERE identifier = 'ticks'"  # only schedules make them
         ).fetchone()
     slots = [r[0] for r in rows]
-    assert len(slots) >= 5
+    assert len(slots) >= at_least
     assert all(count == 1 for _, count in rows)
     assert slots == [slots[0] + dt.timedelta(seconds=i) for i in range(len(slots))]
     assert per_task is not None and per_task[0] == len(slots)
+
+
+def test_daemon_processes_fire_every_second_exactly_once_while_restarted(
+    settings: Settings,
+) -> None:
+    """Three ``pgstask daemon`` processes with a per-second schedule; one is killed and another
+    started meanwhile."""
+    procs = [_start_scheduling_daemon(settings) for _ in range(3)]
+    try:
+        wait_for(lambda: _runs(settings, "every-second") >= 3, timeout=30)
+        time.sleep(3)
+        procs[0].kill()
+        procs[0].wait(10)
+        procs.append(_start_scheduling_daemon(settings))
+        time.sleep(4)
+    finally:
+        for proc in procs:
+            stop_process(proc)
+    _assert_every_second_fired_once(settings, at_least=5)
+
+
+def test_every_slot_fires_once_across_a_database_restart(settings: Settings, pg: Any) -> None:
+    """Two daemons with a per-second schedule while PostgreSQL restarts (every connection cut,
+    a fire in flight rolled back): the slots missed during the restart are fired after it, each
+    once."""
+    procs = [_start_scheduling_daemon(settings) for _ in range(2)]
+    try:
+        wait_for(lambda: _runs(settings, "every-second") >= 3, timeout=30)
+        before = _runs(settings, "every-second")
+        pg.restart()
+        wait_for(lambda: _runs(settings, "every-second") >= before + 4, timeout=60, step=0.3)
+    finally:
+        for proc in procs:
+            stop_process(proc)
+    _assert_every_second_fired_once(settings, at_least=7)
 
 
 def test_the_cleaner_trims_old_runs_and_keeps_each_schedules_latest(

@@ -78,7 +78,7 @@ def test_claim_index_is_partial_on_pending_tasks(conn: Conn) -> None:
     ).fetchone()
     assert row is not None
     assert row["indexdef"].endswith(
-        "s_tasks USING btree (priority_rank, start_at, id) WHERE (status = 10)"
+        "s_tasks USING btree (identifier, priority_rank, start_at, id) WHERE (status = 10)"
     )
 
 

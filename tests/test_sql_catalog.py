@@ -301,6 +301,28 @@ def _task_give_back_many(conn: Conn, w: World) -> None:
     assert task is not None and task.message == "Given back by a daemon that shut down"
 
 
+def _task_snooze_many(conn: Conn, w: World) -> None:
+    me, ids = w.daemon_id, [w.running.id, w.pending.id]
+    written = queries.task_snooze_many(
+        conn, daemon_id=me, ids=ids, claims=[1, 0], delays=[30.0, 5.0], messages=["waiting", None]
+    )
+    assert written == [(w.running.id, 1)]  # the pending one fails the compare-and-set
+    task = queries.task_get(conn, id=w.running.id)
+    assert task is not None
+    assert (task.status, task.attempts, task.snoozes, task.daemon_id) == (10, 0, 1, None)
+    assert (task.started_at, task.last_error) == (None, None)
+    assert re.fullmatch(
+        r"Snoozed until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: waiting", task.message or ""
+    )
+    row = conn.execute(
+        "SELECT start_at - now() AS wait, to_char(start_at AT TIME ZONE 'UTC', "
+        "'YYYY-MM-DD HH24:MI:SS') AS until FROM s_tasks WHERE id = %s",
+        (w.running.id,),
+    ).fetchone()
+    assert row is not None and row["wait"] == dt.timedelta(seconds=30)  # now(): the transaction's
+    assert task.message == f"Snoozed until {row['until']} UTC: waiting"
+
+
 def _task_give_back_unknown(conn: Conn, w: World) -> None:
     me = w.daemon_id
     assert queries.task_give_back_unknown(conn, daemon_id=me, ids=[w.running.id], claims=[1]) == []
@@ -339,8 +361,9 @@ def _task_cancel(conn: Conn, w: World) -> None:
 
 
 def _task_retry(conn: Conn, w: World) -> None:
+    conn.execute("UPDATE s_tasks SET snoozes = 3 WHERE id = %s", (w.failed_id,))
     task = queries.task_retry(conn, id=w.failed_id)
-    assert task is not None and task.status == 10 and task.attempts == 0
+    assert task is not None and (task.status, task.attempts, task.snoozes) == (10, 0, 0)
     assert queries.task_retry(conn, id=w.pending.id) is None
 
 

@@ -35,6 +35,7 @@ BEGIN
     EXECUTE format('DROP FUNCTION %s', source_fn);
 END
 $$;
+DROP FUNCTION IF EXISTS pgstask_claim_task(uuid, bigint);
 DROP FUNCTION IF EXISTS pgstask_notify_ended(text[]);
 DROP FUNCTION IF EXISTS pgstask_claim_limited(uuid, text[], integer, float8);
 DROP FUNCTION IF EXISTS pgstask_claimable_limited(text, jsonb, integer, float8);
@@ -46,4 +47,6 @@ ALTER TABLE s_workers DROP COLUMN IF EXISTS defaults;
 DROP FUNCTION IF EXISTS pgstask_worker_flow(jsonb);
 DROP INDEX IF EXISTS s_tasks_running_key_idx;
 DROP INDEX IF EXISTS s_tasks_worker_claim_idx;
+DROP INDEX IF EXISTS s_tasks_claim_idx;
+CREATE INDEX s_tasks_claim_idx ON s_tasks (priority_rank, start_at, id) WHERE status = 10;
 ALTER TABLE s_tasks DROP COLUMN IF EXISTS concurrency_key;

@@ -7,6 +7,14 @@ ALTER TABLE s_tasks ADD COLUMN concurrency_key text
     CONSTRAINT s_tasks_concurrency_key_check
     CHECK (concurrency_key ~ '\S' AND length(concurrency_key) <= 255);
 
+-- The claim index: one range per worker and priority (it was one per priority for all workers),
+-- so that a claim never walks past the pending tasks of workers it does not take: those of
+-- other daemons, inactive ones, and those a limit holds back, which are the normal state of a
+-- limited worker with a backlog.
+DROP INDEX s_tasks_claim_idx;
+CREATE INDEX s_tasks_claim_idx ON s_tasks (identifier, priority_rank, start_at, id)
+    WHERE status = 10;
+
 -- The claim of a worker with per-key limits or fair sharing walks its pending tasks key by key,
 -- one index descent per key (a loose index scan), in each priority: (identifier, priority_rank,
 -- concurrency_key) leads, and (start_at, id) orders a key's own tasks. Pending rows only (a
@@ -180,8 +188,7 @@ BEGIN
         -- Totals only: the plain claim's order (aged tasks first, then by priority).
         RETURN ARRAY(
             SELECT c.id
-              FROM (VALUES (1, 1, true), (2, 2, true), (3, 0, false), (4, 1, false), (5, 2, false))
-                   AS r(ord, rank, aged)
+              FROM (VALUES (1, true), (2, true), (0, false), (1, false), (2, false)) AS r(rank, aged)
              CROSS JOIN LATERAL (
                    SELECT t.id FROM s_tasks t
                     WHERE t.status = 10 AND t.priority_rank = r.rank AND t.identifier = worker
@@ -192,8 +199,7 @@ BEGIN
                     ORDER BY t.start_at, t.id
                     LIMIT cap
                       FOR UPDATE SKIP LOCKED) AS c
-             ORDER BY r.ord
-             LIMIT cap);
+             LIMIT cap);  -- no ORDER BY: the nested loop keeps the stages' order, pulls lazily
     END IF;
     cursor_key := (SELECT key_cursor FROM s_flow_cursors WHERE identifier = worker);
     -- Stages: tasks older than age in normal and low priority (when age is set), then each
@@ -340,6 +346,61 @@ BEGIN
        AND pg_notification_queue_usage() < 0.5 THEN
         PERFORM pg_notify('pgstask_tasks', '');
     END IF;
+END
+$$;
+
+-- Client.execute / pgstask execute: claim one pending task by id now, whatever its start_at, but
+-- within its worker's limits like any claim (under the same lock): nothing is returned when a
+-- limit is reached (or the task is not pending).
+CREATE FUNCTION pgstask_claim_task(daemon uuid, task_id bigint)
+RETURNS SETOF s_tasks LANGUAGE plpgsql AS $$
+DECLARE
+    worker text;
+    key text;
+    flow jsonb;
+    per_key integer;
+    rate integer;
+    clock timestamptz;
+BEGIN
+    SELECT t.identifier, t.concurrency_key INTO worker, key FROM s_tasks t
+     WHERE t.id = task_id AND t.status = 10;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    SELECT s.flow INTO flow FROM s_workers s WHERE s.identifier = worker FOR NO KEY UPDATE;
+    IF flow IS NOT NULL THEN
+        -- Fresh snapshots from here on: every claim of the worker before the lock is seen.
+        clock := clock_timestamp();
+        per_key := (flow ->> 'max_running_per_key')::integer;
+        rate := (flow -> 'rate_limit' ->> 'limit')::integer;
+        IF (flow ? 'max_running'
+            AND (SELECT count(*) FROM s_tasks WHERE status IN (30, 50) AND identifier = worker)
+                >= (flow ->> 'max_running')::integer)
+           OR (per_key IS NOT NULL AND key IS NOT NULL
+               AND (SELECT count(*) FROM s_tasks WHERE status IN (30, 50) AND identifier = worker
+                       AND concurrency_key = key) >= per_key)
+           OR (rate IS NOT NULL
+               AND (SELECT count(*) FROM s_task_starts s
+                     WHERE s.identifier = worker
+                       AND s.started_at > clock - make_interval(
+                                              secs => (flow -> 'rate_limit' ->> 'per')::float8)
+                       AND (NOT (flow -> 'rate_limit' ->> 'per_key')::boolean
+                            OR s.concurrency_key IS NOT DISTINCT FROM key)) >= rate) THEN
+            RETURN;
+        END IF;
+    END IF;
+    RETURN QUERY
+    WITH claimed AS (
+        UPDATE s_tasks t
+           SET status = 50, attempts = t.attempts + 1, claims = t.claims + 1, daemon_id = daemon,
+               started_at = now(), finished_at = NULL, updated_at = now(), message = 'Task started'
+         WHERE t.id = task_id AND t.status = 10
+        RETURNING t.*
+    ), starts AS (
+        INSERT INTO s_task_starts (identifier, concurrency_key, started_at)
+        SELECT c.identifier, c.concurrency_key, clock FROM claimed c WHERE flow ? 'rate_limit'
+    )
+    SELECT * FROM claimed;
 END
 $$;
 

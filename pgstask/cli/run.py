@@ -37,7 +37,7 @@ from pgstask.cli._output import OUTCOME_WORDS, cell, describe_outcomes, plural, 
 from pgstask.client import Client
 from pgstask.db import translate_errors
 from pgstask.runtime.daemon import Daemon
-from pgstask.runtime.runner import Outcome
+from pgstask.runtime.runner import Outcome, OutcomeKind
 from pgstask.workers import registry
 
 _log = logging.getLogger("pgstask.cli")
@@ -134,6 +134,7 @@ class Report:
         task 12 demo.noop: completed
         task 13 demo.fail: failed, will be retried in 2.1s (attempt 1 of 3): Failed: …
         task 14 demo.fail: failed for good (attempt 3 of 3): Failed: RuntimeError: …
+        task 17 shop.poll: snoozed for 30s (pending again later)
         task 15 demo.count: given back (pending again)
         task 16 demo.count: dropped (cancelled or taken over while running)
 
@@ -159,7 +160,9 @@ class Report:
                     self._retrying.add(outcome.task.id)
                 else:
                     self._retrying.discard(outcome.task.id)
-                if self.silent or (self.quiet and outcome.succeeded):
+                if self.silent or (
+                    self.quiet and (outcome.succeeded or outcome.kind is OutcomeKind.SNOOZED)
+                ):
                     return
                 self.out.write(self.line(outcome) + "\n")
                 self.out.flush()
@@ -180,6 +183,10 @@ class Report:
             else:
                 text = f"failed for good ({attempt})"
             text += f": {cell(outcome.message, 300)}"
+        elif kind == "snoozed":
+            text = f"snoozed for {outcome.snooze_delay or 0:g}s (pending again later)"
+            if outcome.message:
+                text += f": {cell(outcome.message, 300)}"
         return f"task {task.id} {task.identifier}.{task.action}: {text}"
 
 

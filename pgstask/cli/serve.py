@@ -287,6 +287,7 @@ def _stop_daemon(ctx: Context, daemon: Daemon, thread: threading.Thread, *, at_o
             for kind in (
                 OutcomeKind.COMPLETED,
                 OutcomeKind.FAILED,
+                OutcomeKind.SNOOZED,
                 OutcomeKind.GIVEN_BACK,
                 OutcomeKind.DROPPED,
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from pgstask import limits
 from pgstask.cli._app import EXIT_OK, Context, Handler
 from pgstask.cli._options import Subparsers, add_common, add_json, json_object
 from pgstask.cli._output import print_json, table
@@ -89,7 +90,7 @@ def cmd_list(ctx: Context) -> int:
         return EXIT_OK
     installed = registry.discover(ctx.settings.worker_modules)
     table(
-        ["worker", "active", "here", "scope", "title", "class"],
+        ["worker", "active", "here", "scope", "title", "limits", "class"],
         [
             [
                 r["identifier"],
@@ -97,6 +98,7 @@ def cmd_list(ctx: Context) -> int:
                 r["identifier"] in installed,
                 r["scope"] or None,
                 r["title"] or None,
+                limits.describe(r.get("flow")) or None,
                 r["class"],
             ]
             for r in rows
@@ -176,6 +178,8 @@ def cmd_settings(ctx: Context) -> int:
     else:
         row = client.worker(ident)
     cls = registry.load_class(row["class"])
-    defaults: dict[str, Any] = dict(cls.settings) if cls is not None else {}
+    # The limits a daemon wrote for the class, for a class not installed here.
+    defaults: dict[str, Any] = dict(row.get("defaults") or {})
+    defaults.update(cls.settings if cls is not None else {})
     print_json({**defaults, **(row["settings"] or {})}, ctx.out)
     return EXIT_OK

@@ -249,7 +249,9 @@ def _workers() -> dict[Key, Operation]:
             {200: CHANGED_WORKER},
             frozenset({404, 422}),
             body=settings_body(),
-            description="Running daemons reload them at once.",
+            description="Running daemons reload them at once. A retry setting (retry_base_delay, "
+            "retry_max_delay, retry_jitter, retry_on, fail_on, max_snoozes) that no daemon could "
+            "use is refused with 422, naming it.",
         ),
         (workers.activate, "POST"): Operation(
             "Activate a worker",

@@ -167,6 +167,10 @@ _TASK = record(
     attempts=COUNT,
     max_attempts=MAX_ATTEMPTS,
     claims={**COUNT, "description": "How many times a daemon claimed it; never reset"},
+    snoozes={
+        **COUNT,
+        "description": "How many times its action snoozed it (raised Snooze); reset by a retry",
+    },
     start_at=TIME,
     created_at=TIME,
     updated_at=TIME,
@@ -221,6 +225,12 @@ _WORKER = record(
     settings=OBJECT,
     actions=TEXTS,
     installed_here={**BOOL, "description": "Its class imports where the API runs"},
+    flow={
+        **nullable(OBJECT),
+        "description": "Its limits as the claim enforces them (max_running, "
+        "max_running_per_key, rate_limit, fair_share; docs/limits.md); null without any",
+    },
+    defaults={**OBJECT, "description": "The limits its class declares, under settings"},
     optional={
         "id": INT,
         "uuid": {"type": "string", "format": "uuid"},

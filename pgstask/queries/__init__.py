@@ -101,6 +101,7 @@ from pgstask.queries.tasks import (
     task_reserve_ids,
     task_retry,
     task_set_status,
+    task_snooze_many,
     task_waiting_for_worker,
 )
 from pgstask.queries.workers import (
@@ -194,6 +195,7 @@ __all__ = [
     "task_reserve_ids",
     "task_retry",
     "task_set_status",
+    "task_snooze_many",
     "task_waiting_for_worker",
     "worker_count",
     "worker_delete_many",

@@ -178,6 +178,22 @@ def task_give_back_many(
     return [(r["id"], r["claims"]) for r in rows]
 
 
+def task_snooze_many(
+    conn: Conn,
+    *,
+    daemon_id: uuid.UUID,
+    ids: Sequence[int],
+    claims: Sequence[int],
+    delays: Sequence[float],
+    messages: Sequence[str | None],
+) -> list[RunKey]:
+    """Put runs of daemon ``daemon_id`` whose action snoozed back to pending, each runnable its
+    ``delays`` entry of seconds from now, the attempt not counted and ``snoozes`` + 1; a
+    ``messages`` entry is added to the task's message. Returns the runs written."""
+    rows = rows_of(conn, "task_snooze_many", params_of(locals()))
+    return [(r["id"], r["claims"]) for r in rows]
+
+
 def task_give_back_unknown(
     conn: Conn, *, daemon_id: uuid.UUID, ids: Sequence[int], claims: Sequence[int]
 ) -> list[RunKey]:
@@ -272,6 +288,7 @@ def task_delete_finished_before(conn: Conn, *, days: float, limit: int = 5000) -
 
 def task_claim_by_id(conn: Conn, *, daemon_id: uuid.UUID, id: int) -> Task | None:
     """Claim the pending task ``id`` for daemon ``daemon_id`` now, whatever its ``start_at``
-    (``Client.execute``); None when it is not pending."""
+    (``Client.execute``), within its worker's limits; None when it is not pending or a limit of
+    its worker is reached."""
     found = tasks_of(conn, "task_claim_by_id", {"daemon_id": daemon_id, "id": id})
     return found[0] if found else None

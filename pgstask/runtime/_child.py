@@ -13,8 +13,9 @@ What goes back to the parent, on the pipe:
 
 - ``("progress", fields)`` after every progress write, so the parent holds the latest state for
   the final snapshot and knows that there is a progress row to delete;
-- ``("done", Report)`` once, when the action has ended: how, the mark, the message, the result as
-  JSON text, the final progress state and this process's peak resident set size.
+- ``("done", Report)`` once, when the action has ended: how (its ``Ending``: plain data, also for
+  an exception, a ``Snooze`` or a ``Retry``), the mark, the message, the result as JSON text, the
+  final progress state and this process's peak resident set size.
 
 The child runs with the daemon's environment of the moment it was started (a fork server's own
 environment is that of its start). It exits at once when the daemon goes away: a thread waits on
@@ -40,7 +41,7 @@ from typing import Any
 from pgstask import db, logs, memory, progress, queries
 from pgstask.logs import LogRecord
 from pgstask.progress import ProgressState, ProgressTracker
-from pgstask.runtime.invocation import EndingKind, invoke
+from pgstask.runtime.invocation import Ending, EndingKind, invoke
 from pgstask.task import Task
 from pgstask.workers.base import ClientFactory, WorkerClient
 from pgstask.workers.context import Isolation, Mark, StopFlag, TaskRun
@@ -74,9 +75,7 @@ class ChildSpec:
 class Report:
     """How the action ended in the child."""
 
-    kind: EndingKind
-    error: str | None = None
-    trace: str | None = None
+    ending: Ending
     mark: Mark | None = None
     message: str | None = None
     result_json: str = "null"
@@ -135,9 +134,11 @@ def _run(
         method_name = worker.resolve_action(task.action)
     except Exception as exc:
         return Report(
-            EndingKind.UNAVAILABLE,
-            f"cannot load worker class {spec.class_path} in a child process (isolation "
-            f'"process" needs a class importable by that path): {type(exc).__name__}: {exc}',
+            Ending(
+                EndingKind.UNAVAILABLE,
+                f"cannot load worker class {spec.class_path} in a child process (isolation "
+                f'"process" needs a class importable by that path): {type(exc).__name__}: {exc}',
+            )
         )
 
     def write_progress(state: ProgressState) -> None:
@@ -185,9 +186,7 @@ def _run(
     ending = invoke(worker, method_name, run)
     returned = ending.kind is EndingKind.RETURNED and run.mark is not Mark.FAILED  # result checked
     return Report(
-        ending.kind,
-        ending.error,
-        ending.trace,
+        ending,
         run.mark,
         run.message,
         json.dumps(run.result) if returned else "null",

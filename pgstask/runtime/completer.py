@@ -59,8 +59,8 @@ class Completer(Service):
         interval: float = 1.0,
         clock: Clock = time.monotonic,
     ) -> None:
-        """``on_retry`` is called after a pass that wrote a failure to retry (it wakes the
-        producer: the retry may be due before its next poll)."""
+        """``on_retry`` is called after a pass that wrote a failure to retry or a snooze (it
+        wakes the producer: the task may be due again before its next poll)."""
         super().__init__(interval=interval, clock=clock)
         self.db = db
         self.daemon_id = daemon_id
@@ -133,7 +133,7 @@ class Completer(Service):
             finally:
                 with self._lock:
                     self._writing = []
-        if any(o.retry_delay is not None for o in batch):
+        if any(o.retry_delay is not None or o.snooze_delay is not None for o in batch):
             self._on_retry()
         return len(batch)
 
@@ -258,6 +258,7 @@ class Completer(Service):
         done = [o for o in batch if o.kind is OutcomeKind.COMPLETED]
         failed = [o for o in batch if o.kind is OutcomeKind.FAILED]
         back = [o for o in batch if o.kind is OutcomeKind.GIVEN_BACK]
+        snoozed = [o for o in batch if o.kind is OutcomeKind.SNOOZED]
         written: set[RunKey] = set()
         if done:
             written.update(self._complete(conn, done))
@@ -273,6 +274,17 @@ class Completer(Service):
                 peak_memory=[o.peak_memory for o in failed],
             )
             written.update((r["id"], r["claims"]) for r in rows)
+        if snoozed:
+            written.update(
+                queries.task_snooze_many(
+                    conn,
+                    daemon_id=self.daemon_id,
+                    ids=[o.task.id for o in snoozed],
+                    claims=[o.task.claims for o in snoozed],
+                    delays=[o.snooze_delay or 0.0 for o in snoozed],
+                    messages=[o.message for o in snoozed],
+                )
+            )
         if back:
             written.update(
                 queries.task_give_back_many(

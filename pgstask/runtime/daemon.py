@@ -2,8 +2,9 @@
 
 Life of a daemon::
 
-    setup      migrate check → register its workers in s_workers (new ones active unless
-               PGSTASK_AUTO_ACTIVATE=0) → insert its s_daemons row → build the parts
+    setup      the workers' retry settings checked → migrate check → register its workers in
+               s_workers (new ones active unless PGSTASK_AUTO_ACTIVATE=0) → insert its
+               s_daemons row → build the parts
     run        start the parts; the calling thread waits for a stop request
     stop       first request: stop claiming, give running actions ``shutdown_grace`` seconds,
                then ask the rest to stop and give their tasks back (pending, attempt not
@@ -51,6 +52,7 @@ from pgstask import migrate, queries, schedules
 from pgstask.db import Conn, Dedicated, make_pool
 from pgstask.errors import SchemaError, TaskNotFoundError, TaskStateError, WorkerNotFoundError
 from pgstask.memory import Gauge
+from pgstask.retry import RetryPolicy
 from pgstask.runtime.cleaner import Cleaner
 from pgstask.runtime.completer import Completer
 from pgstask.runtime.heartbeat import DaemonRow, Heartbeat
@@ -59,7 +61,7 @@ from pgstask.runtime.listener import Listener
 from pgstask.runtime.producer import Producer
 from pgstask.runtime.reporter import Reporter
 from pgstask.runtime.rescuer import Rescuer
-from pgstask.runtime.runner import Outcome, RetryPolicy, Runner, describe_outcomes
+from pgstask.runtime.runner import Outcome, Runner, check_worker_settings, describe_outcomes
 from pgstask.runtime.runs import RunTable, Summary
 from pgstask.runtime.scheduler import Scheduler
 from pgstask.runtime.service import Clock, Service
@@ -99,6 +101,7 @@ class Daemon:
         self.id = uuid.uuid4()
         self.concurrency = concurrency or settings.concurrency
         self.worker_classes = dict(workers)
+        self.retry = RetryPolicy(settings.retry_base_delay, settings.retry_max_delay)
         self.workers: dict[str, BaseWorker] = {}
         self.summary = Summary()
         self.clock = clock
@@ -160,6 +163,7 @@ class Daemon:
     def setup(self, *, batch_size: int | None = None, max_tasks: int | None = None) -> None:
         """Check the schema, register workers and this daemon, build the parts; the producer
         claims at most ``batch_size`` tasks at a time and ``max_tasks`` in all."""
+        check_worker_settings(self.worker_classes.values(), self.retry)
         self._check_schema()
         self._register_workers_and_daemon()
         self._build_task_path(batch_size=batch_size, max_tasks=max_tasks)
@@ -219,7 +223,7 @@ class Daemon:
         self.runner = Runner(
             workers=self.workers,
             storage=s.storage,
-            retry=RetryPolicy(s.retry_base_delay, s.retry_max_delay),
+            retry=self.retry,
             reporter=Reporter(
                 completer=self.completer, pool=self.pool, daemon_id=self.id, storage=s.storage
             ),
@@ -402,6 +406,15 @@ class Daemon:
                 if current.identifier not in self.workers:
                     raise WorkerNotFoundError(current.identifier)
                 task = queries.task_claim_by_id(conn, daemon_id=self.id, id=task_id)
+                if task is None:  # taken meanwhile, or held back by a limit: read it again
+                    current = queries.task_get(conn, id=task_id) or current
+            if task is None and current.is_pending:
+                raise TaskStateError(
+                    f"task {task_id} is pending, but its worker {current.identifier!r} is at one "
+                    "of its limits (max_running, max_running_per_key or rate_limit: "
+                    "docs/limits.md); it starts when the limit allows, or run it after raising "
+                    "the limit"
+                )
             if task is None:
                 raise TaskStateError(
                     f"task {task_id} is {current.status_text}; only pending tasks can be executed"

@@ -4,6 +4,11 @@ The runner calls actions in its own thread, and the child process of a process-i
 calls them in the same way, through ``invoke``. What the action marked, its result and message
 stay on the ``TaskRun``; ``Ending`` says how the call ended. The runner turns both into an
 ``Outcome``.
+
+What the action raised is described, not kept: an ``Ending`` is plain data that the child process
+of a process-isolated action sends to the daemon as it is. A ``Snooze`` or ``Retry`` becomes its
+own ending kind with its delay, any other exception its text, its traceback and the names of its
+classes (``retry.exception_names``, which the worker's ``retry_on``/``fail_on`` match).
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ import traceback
 from dataclasses import dataclass
 
 from pgstask.db import json_text
-from pgstask.errors import TaskStopped
+from pgstask.errors import Retry, Snooze, TaskStopped, checked_delay
+from pgstask.retry import exception_names
 from pgstask.workers.base import BaseWorker
 from pgstask.workers.context import Mark, TaskRun
 
@@ -23,6 +29,8 @@ class EndingKind(enum.Enum):
 
     RETURNED = "returned"  # the action returned (marked or not)
     STOPPED = "stopped"  # it let TaskStopped propagate, or returned while asked to stop
+    SNOOZED = "snoozed"  # it raised Snooze: pending again after ``delay``, attempt not counted
+    RETRY = "retry"  # it raised Retry: a failed attempt, retried after ``delay`` (None: backoff)
     RAISED = "raised"  # it raised any other exception (also SystemExit, KeyboardInterrupt)
     INVALID_RESULT = "invalid_result"  # it returned, but its result is not JSON-serialisable
     UNAVAILABLE = "unavailable"  # (process) the worker class could not be loaded in the child
@@ -37,6 +45,13 @@ class Ending:
     kind: EndingKind
     error: str | None = None
     trace: str | None = None
+    #: RAISED: the names of the exception's classes (``retry.exception_names``).
+    names: tuple[str, ...] = ()
+    #: SNOOZED: seconds until the task may run again; RETRY: seconds before the retry, None
+    #: for the worker's backoff.
+    delay: float | None = None
+    #: SNOOZED: the message given to ``Snooze``.
+    message: str | None = None
 
 
 def invoke(worker: BaseWorker, method_name: str, run: TaskRun) -> Ending:
@@ -51,11 +66,7 @@ def invoke(worker: BaseWorker, method_name: str, run: TaskRun) -> Ending:
     except TaskStopped:
         return Ending(EndingKind.STOPPED)
     except BaseException as exc:  # KeyboardInterrupt, GeneratorExit … too: never stuck
-        return Ending(
-            EndingKind.RAISED,
-            f"{type(exc).__name__}: {exc}",
-            "".join(traceback.format_exception(exc)),
-        )
+        return _raised(exc)
     finally:
         worker._runs.pop(task.id, None)
     if run.mark is not Mark.FAILED and run.result is not None:
@@ -65,3 +76,32 @@ def invoke(worker: BaseWorker, method_name: str, run: TaskRun) -> Ending:
         except ValueError as exc:
             return Ending(EndingKind.INVALID_RESULT, f"the result is not JSON-serialisable: {exc}")
     return Ending(EndingKind.RETURNED)
+
+
+def _raised(exc: BaseException) -> Ending:
+    """The ending of an action that raised ``exc``. A ``Snooze`` or ``Retry`` whose delay is not
+    a valid one (changed after it was made, or by a subclass) ends as the error that says so."""
+    trace = "".join(traceback.format_exception(exc))
+    try:
+        if isinstance(exc, Snooze):
+            seconds = checked_delay("Snooze(seconds)", exc.seconds)
+            return Ending(EndingKind.SNOOZED, delay=seconds, message=_text(exc.message))
+        if isinstance(exc, Retry):
+            delay = None if exc.delay is None else checked_delay("Retry(delay)", exc.delay)
+            return Ending(EndingKind.RETRY, _describe(exc), trace, delay=delay)
+    except Exception as bad:  # its own attributes: a bad delay, or a str() that raises
+        exc = bad
+    return Ending(EndingKind.RAISED, _describe(exc), trace, names=exception_names(exc))
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: text`` of an exception, even one whose ``str()`` raises."""
+    try:
+        text = str(exc)
+    except Exception as broken:
+        text = f"(its str() raised {type(broken).__name__})"
+    return f"{type(exc).__name__}: {text}"
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)

@@ -183,7 +183,7 @@ def _watch(run: TaskRun, child: _Child, reader: Connection) -> Ending:
     # The child exits right after its report; one that lingers (a thread the action left
     # running) is given the kill grace, then killed. Its report stands.
     child.join(KILL_GRACE)
-    return Ending(report.kind, report.error, report.trace)
+    return report.ending
 
 
 def _receive(run: TaskRun, reader: Connection) -> tuple[_child.Report | None, bool]:

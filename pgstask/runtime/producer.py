@@ -86,6 +86,7 @@ class Producer(Service):
         self.claim_lock = threading.Lock()
         self._next_due: float | None = None  # clock time of the earliest future start_at
         self._limited_first = False
+        self._turn = 0  # the worker the next claim starts with
 
     @property
     def exhausted(self) -> bool:
@@ -113,6 +114,9 @@ class Producer(Service):
         identifiers = self.identifiers
         if free <= 0 or not identifiers:
             return 0
+        # Each claim starts with the next worker: within a priority, the workers take turns.
+        self._turn = (self._turn + 1) % len(identifiers)
+        identifiers = identifiers[self._turn :] + identifiers[: self._turn]
         with self.claim_lock:
             with self.db.connection() as conn:
                 tasks = self._claim(conn, identifiers, free)

@@ -1,12 +1,19 @@
 """The runner: executes one claimed task and says what became of it.
 
 The daemon, ``run-once`` and ``Client.execute`` share it. ``prepare`` reads the worker's settings
-that concern pgstask (``timeout``, ``isolation``) once, when the task is claimed. ``run`` resolves
-the action and calls it with the task's options, in the calling thread or, with
-``isolation: "process"``, in a child process (``pgstask.runtime.isolation``), and turns how the call
-ended into an ``Outcome``, which the completer writes (batched, compare-and-set). It never raises:
-an unknown action, an invalid setting, an exception, a result that is not JSON, a cancellation, a
-timeout, a shutdown and a child process that died each have their own outcome.
+that concern pgstask (``timeout``, ``isolation``, the retry settings of ``pgstask.retry``) once,
+when the task is claimed. ``run`` resolves the action and calls it with the task's options, in
+the calling thread or, with ``isolation: "process"``, in a child process
+(``pgstask.runtime.isolation``), and turns how the call ended into an ``Outcome``, which the
+completer writes (batched, compare-and-set). It never raises: an unknown action, an invalid
+setting, an exception, a result that is not JSON, a cancellation, a timeout, a shutdown and a
+child process that died each have their own outcome.
+
+What the action raised decides, with the worker's ``RetryPolicy``: ``Snooze`` makes the task
+pending again later without counting the attempt (unless it snoozed ``max_snoozes`` times
+already: then it fails for good); ``Retry`` is a failed attempt retried after the delay it gives;
+any other exception a failed attempt, retried after the backoff unless ``fail_on`` names its
+class or ``retry_on`` does not.
 
 Every outcome carries the run's ``peak_memory`` (bytes): in a thread, the highest resident set
 size of the whole daemon process seen while the action ran (``memory_sample`` at its start and
@@ -19,17 +26,17 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from pgstask import memory
 from pgstask.db import storable
-from pgstask.errors import UnknownActionError
+from pgstask.errors import ConfigurationError, UnknownActionError
 from pgstask.logs import LogRecord
 from pgstask.progress import ProgressState, ProgressTracker
-from pgstask.retry import backoff
+from pgstask.retry import RetryPolicy
 from pgstask.runtime import isolation
 from pgstask.runtime.invocation import Ending, EndingKind, invoke
 from pgstask.task import Status, Task
@@ -55,6 +62,7 @@ class OutcomeKind(enum.Enum):
 
     COMPLETED = "completed"
     FAILED = "failed"  # retried when retry_delay is set, final otherwise
+    SNOOZED = "snoozed"  # Snooze: pending again after snooze_delay, attempt not counted
     GIVEN_BACK = "given_back"  # shutdown: back to pending, attempt not counted
     DROPPED = "dropped"  # cancelled or lost: the task is no longer ours, nothing to write
 
@@ -64,6 +72,7 @@ class OutcomeKind(enum.Enum):
 OUTCOME_WORDS = {
     "completed": "completed",
     "failed": "failed",
+    "snoozed": "snoozed (pending again later)",
     "given_back": "given back (pending again)",
     "dropped": "dropped (cancelled or taken over while running)",
 }
@@ -95,6 +104,8 @@ class Outcome:
     result: Any = None
     error: str | None = None
     retry_delay: float | None = None
+    #: SNOOZED: seconds until the task may run again (its ``message``: the action's words).
+    snooze_delay: float | None = None
     logs: tuple[LogRecord, ...] = ()
     touched_progress: bool = False
     #: Highest resident set size in bytes seen for the run (see the module docstring).
@@ -106,16 +117,17 @@ class Outcome:
         return self.kind is OutcomeKind.COMPLETED
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Backoff between attempts: ``base_delay`` doubled per attempt, capped, with jitter."""
-
-    base_delay: float
-    max_delay: float
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before the attempt after ``attempt``."""
-        return backoff(attempt, base=self.base_delay, maximum=self.max_delay)
+def check_worker_settings(workers: Iterable[type[BaseWorker]], retry: RetryPolicy) -> None:
+    """Refuse, with a ``ConfigurationError`` naming the worker and the setting, a worker class
+    whose default ``settings`` hold an invalid retry setting (a daemon's start). An invalid
+    value stored in ``s_workers.settings`` fails the worker's tasks instead (``prepare``)."""
+    for cls in workers:
+        try:
+            retry.for_worker(cls.identifier, cls.settings)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"{exc} (in the class attribute {cls.__module__}.{cls.__qualname__}.settings)"
+            ) from None
 
 
 class Reports(Protocol):
@@ -147,9 +159,10 @@ class Runner:
         progress_interval: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``reporter`` takes what actions report while they run; ``memory_sample`` reads the
-        daemon's resident set size (the supervisor's ``Gauge``); ``dsn`` and ``make_client``
-        are for the child processes of process-isolated actions."""
+        """``retry`` holds the global retry settings, under each worker's own; ``reporter``
+        takes what actions report while they run; ``memory_sample`` reads the daemon's
+        resident set size (the supervisor's ``Gauge``); ``dsn`` and ``make_client`` are for
+        the child processes of process-isolated actions."""
         self.workers = workers
         self.clock = clock
         self.storage = storage
@@ -173,9 +186,10 @@ class Runner:
         )
         worker = self.workers.get(task.identifier)
         settings = worker.settings if worker is not None else {}  # one version, if reloaded
-        where, refused = Isolation.THREAD, None
+        where, retry, refused = Isolation.THREAD, self.retry, None
         try:
             where = Isolation.of(task.identifier, settings)
+            retry = self.retry.for_worker(task.identifier, settings)
         except ValueError as exc:
             refused = str(exc)
         stop: StopFlag = isolation.SharedFlag() if where is Isolation.PROCESS else Flag()
@@ -186,10 +200,15 @@ class Runner:
             set_status=lambda status: reporter.set_status(task, status),
             timeout=timeout_of(settings),
             isolation=where,
+            retry=retry,
             setting_error=refused,
             clock=self.clock,
             _stop=stop,
         )
+
+    def policy(self, run: TaskRun) -> RetryPolicy:
+        """The retry rules of ``run`` (its worker's, read when it was claimed)."""
+        return run.retry or self.retry
 
     @staticmethod
     def unstartable(task: Task, error: str) -> Outcome:
@@ -245,8 +264,16 @@ class Runner:
             kind is EndingKind.EXITED and run.stop_reason
         ):
             return self._stopped(run, killed=kind is EndingKind.KILLED)
+        if kind is EndingKind.SNOOZED:
+            return self._snoozed(run, ending)
+        if kind is EndingKind.RETRY:
+            error = ending.error or "Retry"
+            return self._failure(run, error, final=False, trace=ending.trace, delay=ending.delay)
         if kind in (EndingKind.RAISED, EndingKind.EXITED):
-            return self._failure(run, ending.error or kind.value, final=False, trace=ending.trace)
+            # Exceptions are matched by name; a process that died raised nothing: retried.
+            why = self.policy(run).not_retried(ending.names) if ending.names else None
+            error = ending.error or kind.value
+            return self._failure(run, error, final=why is not None, trace=ending.trace, why=why)
         if run.mark is Mark.FAILED:
             return self._failure(run, run.message or "Failed", final=True, explicit=True)
         message = storable(run.message or COMPLETED_MESSAGE)  # any object: its str()
@@ -284,6 +311,33 @@ class Runner:
             run.task, kind, touched_progress=run.tracker.touched, peak_memory=run.peak_memory
         )
 
+    def _snoozed(self, run: TaskRun, ending: Ending) -> Outcome:
+        task, limit = run.task, self.policy(run).max_snoozes
+        if limit is not None and task.snoozes >= limit:
+            error = (
+                f"Snooze refused: the task snoozed {task.snoozes} times, the most worker "
+                f"{task.identifier!r} allows (max_snoozes={limit})"
+            )
+            return self._failure(run, error, final=True)
+        delay = ending.delay or 0.0
+        record = LogRecord.make(
+            task.id,
+            "info",
+            f"Snoozed for {delay:g}s",
+            attempt=task.attempts,
+            snoozes=task.snoozes + 1,
+        )
+        self._final_snapshot(run, Status.PENDING, f"Snoozed for {delay:g}s", None)
+        return Outcome(
+            task,
+            OutcomeKind.SNOOZED,
+            storable(ending.message) if ending.message else None,
+            snooze_delay=delay,
+            logs=(record,),
+            touched_progress=run.tracker.touched,
+            peak_memory=run.peak_memory,
+        )
+
     def _failure(
         self,
         run: TaskRun,
@@ -292,24 +346,31 @@ class Runner:
         final: bool,
         trace: str | None = None,
         explicit: bool = False,
+        delay: float | None = None,
+        why: str | None = None,
     ) -> Outcome:
+        """A failed run: retried after ``delay`` (None: the worker's backoff) unless ``final``
+        or no attempts are left; ``why`` it is final, for the log."""
         task = run.task
+        asked = delay is not None
         final = final or task.attempts >= task.max_attempts
-        delay = None if final else self.retry.delay(max(task.attempts, 1))
+        if final:
+            delay = None
+        elif delay is None:
+            delay = self.policy(run).delay(max(task.attempts, 1))
         error, trace = storable(error), storable(trace) if trace else trace
         message = error if explicit else f"Failed: {error}"
         context: dict[str, Any] = {"attempt": task.attempts, "max_attempts": task.max_attempts}
         if trace:
             context["traceback"] = trace
         records = [LogRecord.make(task.id, "error", message, **context)]
+        if why is not None:
+            records.append(LogRecord.make(task.id, "warning", f"Not retried: {why}"))
         if delay is not None:
+            text = f"Retrying in {delay:.2f}s" + (", as the action asked" if asked else "")
             records.append(
                 LogRecord.make(
-                    task.id,
-                    "warning",
-                    f"Retrying in {delay:.2f}s",
-                    attempt=task.attempts,
-                    retry_delay=round(delay, 3),
+                    task.id, "warning", text, attempt=task.attempts, retry_delay=round(delay, 3)
                 )
             )
         status = Status.FAILED if final else Status.PENDING

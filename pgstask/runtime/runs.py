@@ -69,9 +69,15 @@ class Summary:
         return sum(self.outcomes.values())
 
     @property
+    def snoozed(self) -> int:
+        """Runs whose action snoozed its task (pending again later, as it asked)."""
+        return self.outcomes[OutcomeKind.SNOOZED.value]
+
+    @property
     def ok(self) -> bool:
-        """Every run completed (the exit status of ``pgstask run-once``)."""
-        return self.completed == self.total
+        """Every run completed, or snoozed as its action asked (the exit status of
+        ``pgstask run-once``)."""
+        return self.completed + self.snoozed == self.total
 
 
 class RunTable:
@@ -211,7 +217,7 @@ class RunTable:
         shutdown); the thread's own outcome will be discarded."""
         task = active.run.task
         if timed_out:
-            delay = self.runner.retry.delay(max(task.attempts, 1))
+            delay = self.runner.policy(active.run).delay(max(task.attempts, 1))
             final = task.attempts >= task.max_attempts
             message = f"Failed: timed out after {active.run.timeout}s and did not stop"
             outcome = Outcome(

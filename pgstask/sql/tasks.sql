@@ -41,37 +41,44 @@ SELECT * FROM s_tasks WHERE id = %(id)s;
 SELECT * FROM s_tasks WHERE dedupe_key = %(dedupe_key)s AND status IN (10, 30, 50);
 
 -- name: task_claim
--- One index range per priority (the claim index leads with priority_rank): high, then normal,
--- then low, each in start_at, id order. A single ordered scan of the whole index would walk past
--- every future task of a higher priority to find the due ones of a lower one; this way the work
--- stays proportional to the batch however many tasks wait for later. The nested loop over the
--- ranks runs only as far as the outer LIMIT pulls, so a lower priority is not even looked at once
--- a higher one filled the batch, and only pulled rows are locked. The materialised CTE keeps
--- LIMIT exact (a locking subquery under IN/ANY can be re-run by a nested loop and lock more rows
--- than asked).
+-- The claim index leads with (identifier, priority_rank): one ordered range per worker and
+-- priority, so a claim never walks past the tasks of workers it does not take (other daemons'
+-- workers, inactive ones, those a limit holds back: the limited claim's). The ranges are read in
+-- stage order: the aged ones (see below), then high, normal, low; within a stage, the workers in
+-- the order given (the producer turns it by one at each claim, so the workers of a daemon take
+-- turns within a priority); within a range, start_at then id. The nested loop runs only as far
+-- as the outer LIMIT pulls, so a later range is not even looked at once earlier ones filled the
+-- batch, and only pulled rows are locked: the work stays proportional to the batch however many
+-- tasks wait. The materialised CTEs keep that order and LIMIT exact (a locking subquery under
+-- IN/ANY can be re-run by a nested loop and lock more rows than asked).
 -- Priority aging (age, seconds; NULL: off): normal and low tasks due for longer than age come
--- first, oldest first in each; the later ranges leave them out, so no row is pulled twice. With
--- age NULL those two ranges are empty at once (a NULL bound ends the index scan).
--- Only workers this daemon has, that are active and that have no flow control right now
--- (s_workers, read in the same statement) are claimed here; the others by task_claim_limited.
+-- first; the later ranges leave them out, so no row is pulled twice. With age NULL those ranges
+-- are empty at once (a NULL bound ends the index scan before it starts).
+-- Only workers given, active and without flow control right now (s_workers, read in the same
+-- statement) are claimed here; those with it by task_claim_limited.
 -- The attempt is counted here, so a task that kills its daemon every time still reaches
 -- max_attempts; claims + 1 names the new run. The message says it started (not "Task queued",
 -- nor the failure a retry left), until the action reports one.
-WITH workers AS MATERIALIZED (
-    SELECT w.identifier FROM s_workers w
-     WHERE w.active AND w.flow IS NULL AND w.identifier = ANY(%(identifiers)s::text[])
+WITH ranges AS MATERIALIZED (
+    SELECT w.identifier, r.rank, r.aged
+      FROM (VALUES (1, 1, true), (2, 2, true), (3, 0, false), (4, 1, false), (5, 2, false))
+           AS r(stage, rank, aged)
+     CROSS JOIN unnest(%(identifiers)s::text[]) WITH ORDINALITY AS n(identifier, turn)
+      JOIN s_workers w ON w.identifier = n.identifier AND w.active AND w.flow IS NULL
+     ORDER BY r.stage, n.turn
 ), claimable AS MATERIALIZED (
     SELECT c.id
-      FROM (VALUES (1, true), (2, true), (0, false), (1, false), (2, false)) AS r(rank, aged)
+      FROM ranges
      CROSS JOIN LATERAL (
-           SELECT id FROM s_tasks
-            WHERE status = 10 AND priority_rank = r.rank
-              AND start_at <= CASE WHEN r.aged THEN now() - make_interval(secs => %(age)s::float8)
-                                   ELSE now() END
-              AND (r.aged OR r.rank = 0 OR %(age)s::float8 IS NULL
-                   OR start_at > now() - make_interval(secs => %(age)s::float8))
-              AND identifier IN (SELECT identifier FROM workers)
-            ORDER BY start_at, id
+           SELECT t.id FROM s_tasks t
+            WHERE t.status = 10 AND t.identifier = ranges.identifier
+              AND t.priority_rank = ranges.rank
+              AND t.start_at <= CASE WHEN ranges.aged
+                                     THEN now() - make_interval(secs => %(age)s::float8)
+                                     ELSE now() END
+              AND (ranges.aged OR ranges.rank = 0 OR %(age)s::float8 IS NULL
+                   OR t.start_at > now() - make_interval(secs => %(age)s::float8))
+            ORDER BY t.start_at, t.id
             LIMIT %(limit)s
               FOR UPDATE SKIP LOCKED) AS c
      LIMIT %(limit)s
@@ -92,7 +99,7 @@ SELECT * FROM pgstask_claim_limited(%(daemon_id)s, %(identifiers)s::text[], %(li
 
 -- name: task_next_start_at
 -- In how many seconds this daemon should claim again (None: nothing to wait for), from the
--- first entry of each priority's range of the claim index:
+-- first entry of each worker's and priority's range of the claim index:
 -- - workers without flow control: when their earliest pending task becomes due;
 -- - workers with it: when their earliest task not yet due becomes due (a due one waits for its
 --   limit: the end of a running task wakes the daemons with a NOTIFY), and, for a rate limit
@@ -105,18 +112,20 @@ WITH workers AS MATERIALIZED (
      WHERE w.active AND w.identifier = ANY(%(identifiers)s::text[])
 ), due AS (
     SELECT (SELECT t.start_at FROM s_tasks t
-             WHERE t.status = 10 AND t.priority_rank = r.rank
-               AND t.identifier IN (SELECT identifier FROM workers WHERE flow IS NULL)
+             WHERE t.status = 10 AND t.identifier = w.identifier AND t.priority_rank = r.rank
              ORDER BY t.start_at
              LIMIT 1) AS start_at
-      FROM (VALUES (0), (1), (2)) AS r(rank)
+      FROM workers w CROSS JOIN (VALUES (0), (1), (2)) AS r(rank)
+     WHERE w.flow IS NULL
     UNION ALL
+    -- "> now()" as a bound of the index range: the due tasks a limit holds back are not read.
     SELECT (SELECT t.start_at FROM s_tasks t
-             WHERE t.status = 10 AND t.priority_rank = r.rank AND t.start_at > now()
-               AND t.identifier IN (SELECT identifier FROM workers WHERE flow IS NOT NULL)
+             WHERE t.status = 10 AND t.identifier = w.identifier AND t.priority_rank = r.rank
+               AND t.start_at > now()
              ORDER BY t.start_at
              LIMIT 1)
-      FROM (VALUES (0), (1), (2)) AS r(rank)
+      FROM workers w CROSS JOIN (VALUES (0), (1), (2)) AS r(rank)
+     WHERE w.flow IS NOT NULL
     UNION ALL
     SELECT (SELECT min(k.nth)
               FROM (SELECT (array_agg(s.started_at ORDER BY s.started_at DESC))
@@ -195,6 +204,22 @@ WITH done AS (
     SELECT pgstask_notify_ended(array_agg(DISTINCT identifier)) FROM done
 )
 SELECT d.id, d.claims FROM done d, woken;
+
+-- name: task_snooze_many
+-- Runs whose action raised Snooze: back to pending at now() + delay (the database clock), the
+-- attempt not counted and the snooze counted. Not a failure: last_error and peak_memory stay as
+-- they were. The message says until when, in UTC, then the action's own words if it gave any.
+UPDATE s_tasks t
+   SET status = 10, attempts = greatest(t.attempts - 1, 0), snoozes = t.snoozes + 1,
+       daemon_id = NULL, started_at = NULL, start_at = d.until, updated_at = now(),
+       message = 'Snoozed until ' || to_char(d.until AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+                 || ' UTC' || coalesce(': ' || d.message, '')
+  FROM (SELECT u.id, u.claims, u.message, now() + make_interval(secs => u.delay) AS until
+          FROM unnest(%(ids)s::bigint[], %(claims)s::int[], %(delays)s::float8[],
+                      %(messages)s::text[]) AS u(id, claims, delay, message)) AS d
+ WHERE t.id = d.id AND t.status IN (30, 50) AND t.claims = d.claims
+   AND t.daemon_id = %(daemon_id)s
+RETURNING t.id, t.claims;
 
 -- name: task_give_back_unknown
 -- What this daemon holds in the database but does not know it holds, whatever the cause: a
@@ -285,9 +310,9 @@ SELECT c.id, c.previous_status, pg_notify('pgstask_cancel', c.id || ':' || c.cla
   FROM cancelled c, woken;
 
 -- name: task_retry
--- A failed or cancelled task is queued again with a fresh set of attempts.
+-- A failed or cancelled task is queued again with a fresh set of attempts (and of snoozes).
 UPDATE s_tasks
-   SET status = 10, attempts = 0, start_at = now(), started_at = NULL, finished_at = NULL,
+   SET status = 10, attempts = 0, snoozes = 0, start_at = now(), started_at = NULL, finished_at = NULL,
        daemon_id = NULL, progress = 0, message = 'Task queued for retry', updated_at = now()
  WHERE id = %(id)s AND status IN (90, 100)
 RETURNING *;
@@ -312,11 +337,29 @@ SELECT *
  LIMIT %(limit)s;
 
 -- name: task_pending
--- Due pending tasks in the order daemons claim them.
-SELECT *
-  FROM s_tasks
- WHERE status = 10 AND start_at <= now()
- ORDER BY priority_rank, start_at, id
+-- Due pending tasks by priority, start_at and id. The claim index has one range per worker:
+-- the workers that have pending tasks are found by a loose index scan (one descent each), the
+-- first limit due tasks of each range are merged, so the work follows the number of workers,
+-- not of pending tasks.
+WITH RECURSIVE idents AS (
+    (SELECT identifier FROM s_tasks WHERE status = 10 ORDER BY identifier LIMIT 1)
+    UNION ALL
+    SELECT (SELECT t.identifier FROM s_tasks t
+             WHERE t.status = 10 AND t.identifier > idents.identifier
+             ORDER BY t.identifier LIMIT 1)
+      FROM idents
+     WHERE idents.identifier IS NOT NULL
+)
+SELECT c.*
+  FROM idents
+ CROSS JOIN (VALUES (0), (1), (2)) AS r(rank)
+ CROSS JOIN LATERAL (
+       SELECT * FROM s_tasks t
+        WHERE t.status = 10 AND t.identifier = idents.identifier AND t.priority_rank = r.rank
+          AND t.start_at <= now()
+        ORDER BY t.start_at, t.id
+        LIMIT %(limit)s) AS c
+ ORDER BY c.priority_rank, c.start_at, c.id
  LIMIT %(limit)s;
 
 -- name: task_count_by_status
@@ -344,12 +387,9 @@ DELETE FROM s_tasks t USING old WHERE t.id = old.id
 RETURNING t.id;
 
 -- name: task_claim_by_id
--- Client.execute: claim one specific pending task now, whatever its start_at.
-UPDATE s_tasks t
-   SET status = 50, attempts = t.attempts + 1, claims = t.claims + 1, daemon_id = %(daemon_id)s,
-       started_at = now(), finished_at = NULL, updated_at = now(), message = 'Task started'
- WHERE t.id = %(id)s AND t.status = 10
-RETURNING t.*;
+-- Client.execute: claim one specific pending task now, whatever its start_at, within its
+-- worker's limits (pgstask_claim_task, revision 0007: nothing when a limit is reached).
+SELECT * FROM pgstask_claim_task(%(daemon_id)s, %(id)s);
 
 -- name: task_merge_meta
 -- Add keys to the options of a task that has not started (an upload attached to it).

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from pgstask.errors import TaskStopped
 from pgstask.logs import LogRecord
 from pgstask.progress import ProgressTracker
+from pgstask.retry import RetryPolicy
 from pgstask.task import Task
 
 
@@ -118,6 +119,8 @@ class TaskRun:
     #: Seconds the worker allows an action (its ``timeout`` setting), None for no limit.
     timeout: float | None = None
     isolation: Isolation = Isolation.THREAD
+    #: The worker's retry rules (its settings over the global ones), None for the runner's.
+    retry: RetryPolicy | None = None
     #: Why the worker's settings do not allow this run (the task fails for good without running).
     setting_error: str | None = None
     #: Highest resident set size, in bytes, observed for this run (see ``pgstask.memory``).

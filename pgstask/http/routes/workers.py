@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from pgstask.errors import ConfigurationError
 from pgstask.http import bodies
 from pgstask.http.errors import ApiError
 from pgstask.http.state import AppState, state
@@ -88,9 +89,12 @@ async def update_settings(request: Request) -> JSONResponse:
     if not isinstance(settings, dict):
         raise ApiError(422, "settings must be a JSON object")
     app = state(request)
-    worker = await run_in_threadpool(
-        _changed, app, app.client.update_worker_settings, identifier, settings
-    )
+    try:
+        worker = await run_in_threadpool(
+            _changed, app, app.client.update_worker_settings, identifier, settings
+        )
+    except ConfigurationError as exc:  # a retry setting no daemon could use
+        raise ApiError(422, str(exc), error="Invalid settings") from None
     return JSONResponse({"success": True, "message": "Settings saved", "worker": worker})
 
 

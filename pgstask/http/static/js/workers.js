@@ -1,6 +1,7 @@
-// The Workers tab: a card per worker with Activate/Deactivate, "Run an action" (options as JSON,
-// checked before sending, then the new task's live progress) and its settings (view, edit as
-// JSON: the keys sent are merged into the stored settings).
+// The Workers tab: a card per worker with Activate/Deactivate, its limits as the claim enforces
+// them, "Run an action" (options as JSON, checked before sending, then the new task's live
+// progress) and its settings (view, edit as JSON: the keys sent are merged into the stored
+// settings).
 
 import * as api from "./api.js";
 import { byId, el, fill } from "./dom.js";
@@ -21,6 +22,20 @@ export function parseObject(text, what) {
     return { error: `${what} must be a JSON object, like {"rows": 100}` };
   }
   return { value };
+}
+
+/** The limits of a worker (s_workers.flow, docs/limits.md) in words; "" without any. */
+export function limitsText(flow) {
+  if (!flow) return "";
+  const parts = [];
+  if (flow.max_running) parts.push(`at most ${flow.max_running} running`);
+  if (flow.max_running_per_key) parts.push(`${flow.max_running_per_key} per key`);
+  const rate = flow.rate_limit;
+  if (rate) {
+    parts.push(`${rate.limit} starts per ${rate.per} s${rate.per_key ? " per key" : ""}`);
+  }
+  if (flow.fair_share) parts.push("keys share fairly");
+  return parts.join(", ");
 }
 
 function showError(node, message) {
@@ -78,6 +93,7 @@ export class Workers {
         el("span", { class: `state ${worker.active ? "on" : "off"}` }, state),
       ),
       worker.description ? el("p", { class: "description" }, worker.description) : null,
+      worker.flow ? el("p", { class: "limits" }, "Limits: ", limitsText(worker.flow)) : null,
       worker.installed_here ? null : el("p", { class: "note" },
         "Not installed where this API runs: daemons elsewhere may run it."),
       el("div", { class: "buttons" },
@@ -184,6 +200,8 @@ export class Workers {
         this.notify(`${worker.identifier}: ${answer.message}`, "ok");
         worker.settings = answer.worker.settings;
         fill(view, text());
+        const card = this.cards.querySelector(`[data-worker="${CSS.escape(worker.identifier)}"]`);
+        if (card) card.replaceWith(this.card(answer.worker));
         editing(false);
       } catch (err) {
         showError(error, err.message);

@@ -1,0 +1,1 @@
+ALTER TABLE s_tasks DROP COLUMN IF EXISTS snoozes;
