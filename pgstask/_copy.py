@@ -49,7 +49,7 @@ def copy_tasks(
                 built.append(_new_task(task_id, s, start_at, now))
             yield (
                 *(task_id, s.identifier, s.action, s.data, s.priority, start_at),
-                *(s.max_attempts, s.user_id, QUEUED_MESSAGE, now, now),
+                *(s.max_attempts, s.user_id, s.concurrency_key, QUEUED_MESSAGE, now, now),
             )
 
     now, ids = queries.task_reserve_ids(conn, n=n)  # (begins the caller's transaction)
@@ -86,6 +86,7 @@ def _new_task(task_id: int, spec: TaskSpec, start_at: dt.datetime, now: dt.datet
         peak_memory=None,
         created_at=now,
         updated_at=now,
+        concurrency_key=spec.concurrency_key,
     )
 
 

@@ -66,11 +66,13 @@ class Client(TaskFiles, ClientSchedules):
         max_attempts: int = task_spec.DEFAULT_MAX_ATTEMPTS,
         user_id: int | None = None,
         dedupe_key: str | None = None,
+        concurrency_key: str | None = None,
         conn: Conn | None = None,
     ) -> Task:
         """Enqueue one task. With ``conn`` it is created in the caller's transaction (rolled
         back = never runs). With ``dedupe_key``, while a task with that key is incomplete the
-        existing task is returned instead of a new one."""
+        existing task is returned instead of a new one. ``concurrency_key`` groups the task for
+        its worker's per-key limits and fair sharing (docs/limits.md)."""
         spec = task_spec.check(
             identifier=identifier,
             action=action,
@@ -80,6 +82,7 @@ class Client(TaskFiles, ClientSchedules):
             max_attempts=max_attempts,
             user_id=user_id,
             dedupe_key=dedupe_key,
+            concurrency_key=concurrency_key,
         )
         created = self._insert([spec], conn)
         if created:
@@ -96,6 +99,7 @@ class Client(TaskFiles, ClientSchedules):
                 max_attempts=max_attempts,
                 user_id=user_id,
                 dedupe_key=dedupe_key,
+                concurrency_key=concurrency_key,
                 conn=conn,
             )
         return existing
@@ -167,6 +171,7 @@ class Client(TaskFiles, ClientSchedules):
                 max_attempts=[s.max_attempts for s in specs],
                 started_by=[s.user_id for s in specs],
                 dedupe_keys=[s.dedupe_key for s in specs],
+                concurrency_keys=[s.concurrency_key for s in specs],
             )
 
     # --- reading -----------------------------------------------------------------------------
@@ -178,6 +183,7 @@ class Client(TaskFiles, ClientSchedules):
         identifier: str | None = None,
         action: str | None = None,
         priority: str | None = None,
+        concurrency_key: str | None = None,
         created_from: dt.datetime | None = None,
         created_to: dt.datetime | None = None,
         before_id: int | None = None,
@@ -202,6 +208,7 @@ class Client(TaskFiles, ClientSchedules):
                 identifier=identifier,
                 action=action,
                 priority=priority,
+                concurrency_key=concurrency_key,
                 created_from=created_from,
                 created_to=created_to,
                 before_id=before_id,

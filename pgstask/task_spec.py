@@ -28,6 +28,8 @@ MIN_ATTEMPTS, MAX_ATTEMPTS = 1, 1000
 MAX_NAME = 255
 MAX_META_BYTES = 1024 * 1024
 MAX_DEDUPE_KEY = 255
+#: Characters of a concurrency key (the bound of ``s_tasks_concurrency_key_check``).
+MAX_CONCURRENCY_KEY = 255
 
 
 class TaskSpec(NamedTuple):
@@ -44,6 +46,7 @@ class TaskSpec(NamedTuple):
     max_attempts: int
     user_id: int | None
     dedupe_key: str | None
+    concurrency_key: str | None
 
 
 FIELDS = frozenset(TaskSpec._fields)
@@ -59,6 +62,7 @@ def check(
     max_attempts: Any = DEFAULT_MAX_ATTEMPTS,
     user_id: Any = None,
     dedupe_key: Any = None,
+    concurrency_key: Any = None,
 ) -> TaskSpec:
     """One task's fields, checked (``InvalidTaskError`` naming the first problem; an action an
     installed worker does not have is ``UnknownActionError``)."""
@@ -77,6 +81,8 @@ def check(
         check_user_id(user_id)
     if dedupe_key is not None:
         check_dedupe_key(dedupe_key)
+    if concurrency_key is not None:
+        check_concurrency_key(concurrency_key)
     return TaskSpec(
         identifier,
         action,
@@ -86,6 +92,7 @@ def check(
         max_attempts,
         user_id,
         dedupe_key,
+        concurrency_key,
     )
 
 
@@ -108,6 +115,7 @@ def check_many(items: Iterable[Mapping[str, Any]]) -> Iterator[TaskSpec]:
                 max_attempts=item.get("max_attempts", DEFAULT_MAX_ATTEMPTS),
                 user_id=item.get("user_id"),
                 dedupe_key=item.get("dedupe_key"),
+                concurrency_key=item.get("concurrency_key"),
             )
         except InvalidTaskError as exc:
             raise InvalidTaskError(f"task #{i}: {exc}") from None
@@ -171,6 +179,22 @@ def check_dedupe_key(value: Any) -> None:
         # A longer key could pass the btree's row limit (2,704 bytes) of its unique index.
         raise InvalidTaskError(
             f"dedupe_key is longer than {MAX_DEDUPE_KEY} characters; use a hash of a long key"
+        )
+
+
+def check_concurrency_key(value: Any) -> None:
+    """Text PostgreSQL can store that is not blank, up to ``MAX_CONCURRENCY_KEY`` characters (what
+    ``s_tasks_concurrency_key_check`` allows: a blank key would group tasks by an invisible
+    name)."""
+    if not isinstance(value, str):
+        raise InvalidTaskError(f"concurrency_key must be a string, not {type(value).__name__}")
+    if not value.strip():
+        raise InvalidTaskError("concurrency_key must not be empty or blank; leave it out for none")
+    check_storable("concurrency_key", value)
+    if len(value) > MAX_CONCURRENCY_KEY:
+        raise InvalidTaskError(
+            f"concurrency_key is longer than {MAX_CONCURRENCY_KEY} characters; use a shorter key "
+            "(e.g. a hash of a long one)"
         )
 
 

@@ -347,6 +347,27 @@ def test_create_prints_the_new_task_id(env: dict[str, str], dsn: str, tmp_path: 
     )
 
 
+def test_create_sets_a_concurrency_key_that_show_and_list_give(
+    env: dict[str, str], dsn: str
+) -> None:
+    keyed = create(env, "demo", "noop", "--concurrency-key", "tenant 1")
+    other = json.loads(ok(env, "create", "demo", "noop", "--concurrency-key", "t2", "--json"))
+    plain = create(env, "demo", "noop")
+    assert other["concurrency_key"] == "t2"
+    assert scalar(dsn, "SELECT concurrency_key FROM s_tasks WHERE id = %s", (keyed,)) == "tenant 1"
+    # "concurrency key" is the longest name of the block: its value follows after one space.
+    assert "\nconcurrency key: tenant 1\n" in ok(env, "tasks", "show", str(keyed))
+    assert "\nconcurrency key: -\n" in ok(env, "tasks", "show", str(plain))
+    listed = json.loads(ok(env, "tasks", "list", "--concurrency-key", "tenant 1", "--json"))
+    assert [t["id"] for t in listed] == [keyed]
+    everything = json.loads(ok(env, "tasks", "list", "--json"))
+    assert {t["id"]: t["concurrency_key"] for t in everything} == {
+        keyed: "tenant 1",
+        other["id"]: "t2",
+        plain: None,
+    }
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -356,6 +377,9 @@ def test_create_prints_the_new_task_id(env: dict[str, str], dsn: str, tmp_path: 
         ["--max-attempts", "0"],
         ["--max-attempts", "1001"],  # refused by the flag, as 0 is (task_spec's rule)
         ["--start-at", "yesterday"],
+        ["--concurrency-key", ""],
+        ["--concurrency-key", " \t"],
+        ["--concurrency-key", "k" * 256],
     ],
 )
 def test_create_rejects_bad_input_with_exit_2_and_creates_nothing(

@@ -153,6 +153,48 @@ def test_dedupe_key_returns_the_incomplete_task(settings: Settings) -> None:
         assert client.create("sample", "noop", dedupe_key="nightly").id != first.id
 
 
+def test_concurrency_key_is_stored_and_filtered_on_by_every_create_path(settings: Settings) -> None:
+    """create, create_many through INSERT (a small batch) and through COPY (a large one, with
+    tasks and with ids) all store the key; list filters on it."""
+    with Client(settings=settings) as client:
+        single = client.create("w", "a", concurrency_key="tenant-1")
+        small = client.create_many(
+            [{**OK_ITEM, "concurrency_key": "tenant-1"}, {**OK_ITEM, "concurrency_key": None}]
+        )
+        large = client.create_many(
+            [{**OK_ITEM, "concurrency_key": f"tenant-{i % 2}"} for i in range(COPY_FROM)]
+        )
+        ids = client.create_many(
+            [{**OK_ITEM, "concurrency_key": "tenant-1"}] * COPY_FROM, returning="ids"
+        )
+        assert [t.concurrency_key for t in [single, *small]] == ["tenant-1", "tenant-1", None]
+        for task in [single, *small, *large]:
+            assert client.get(task) == task
+        assert {client.get(i).concurrency_key for i in ids} == {"tenant-1"}
+        assert client.get(single).to_dict()["concurrency_key"] == "tenant-1"
+        listed = client.list(concurrency_key="tenant-1", limit=1000)
+        expected = {single.id, small[0].id, *ids, *(t.id for t in large[1::2])}
+        assert {t.id for t in listed} == expected
+        assert client.list(concurrency_key="nobody") == []
+
+
+def test_a_bad_key_stored_by_sql_is_refused_with_the_constraint_named(settings: Settings) -> None:
+    """A blank or too long key from plain SQL fails on s_tasks_concurrency_key_check; through
+    the client's connection it is an InvalidTaskError that names it."""
+    with Client(settings=settings) as client:
+        for key in ("", " \t", "k" * 256):
+            with (
+                pytest.raises(InvalidTaskError, match=r"s_tasks_concurrency_key_check.*23514"),
+                client.connection() as conn,
+            ):
+                conn.execute(
+                    "INSERT INTO s_tasks (identifier, action, concurrency_key)"
+                    " VALUES ('w', 'a', %s)",
+                    (key,),
+                )
+        assert client.stats()["total"] == 0
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -168,6 +210,10 @@ def test_dedupe_key_returns_the_incomplete_task(settings: Settings) -> None:
         ({"identifier": "w", "action": "a", "max_attempts": 0}, "between 1 and 1000"),
         # Longer keys could pass the row limit of the unique index (a database error).
         ({"identifier": "w", "action": "a", "dedupe_key": "k" * 256}, "longer than 255"),
+        ({"identifier": "w", "action": "a", "concurrency_key": ""}, "concurrency_key must not"),
+        ({"identifier": "w", "action": "a", "concurrency_key": " \t"}, "empty or blank"),
+        ({"identifier": "w", "action": "a", "concurrency_key": "k" * 256}, "longer than 255"),
+        ({"identifier": "w", "action": "a", "concurrency_key": 7}, "must be a string, not int"),
         ({"identifier": "w", "action": "a", "start_at": dt.datetime(2030, 1, 1)}, "timezone-aware"),
         ({"identifier": "w", "action": "a", "user_id": "7"}, "user_id must be a whole number"),
         ({"identifier": "w", "action": "a", "user_id": 2**63}, "user_id is out of range"),
@@ -214,11 +260,12 @@ def test_created_tasks_are_what_the_database_holds(settings: Settings) -> None:
             max_attempts=7,
             user_id=42,
             dedupe_key="k-1",
+            concurrency_key="tenant-1",
         )
         many = client.create_many(
             [
                 {"identifier": "w", "action": "x", "dedupe_key": "k-1"},  # taken: skipped
-                {"identifier": "w", "action": "y", "data": {"i": 1}},
+                {"identifier": "w", "action": "y", "data": {"i": 1}, "concurrency_key": "t 2"},
                 {"identifier": "w", "action": "z", "dedupe_key": "k-2", "priority": "low"},
                 {"identifier": "w", "action": "z", "dedupe_key": "k-2"},  # taken by the one before
                 {"identifier": "w", "action": "q"},
@@ -227,6 +274,7 @@ def test_created_tasks_are_what_the_database_holds(settings: Settings) -> None:
         assert [t.action for t in many] == ["y", "z", "q"]
         for task in [single, *many]:
             assert client.get(task) == task
+        assert [t.concurrency_key for t in [single, *many]] == ["tenant-1", "t 2", None, None]
 
 
 def test_a_large_batch_goes_through_copy_and_stores_what_it_returns(
@@ -247,6 +295,7 @@ def test_a_large_batch_goes_through_copy_and_stores_what_it_returns(
             "start_at": when if i % 2 else None,
             "max_attempts": 1 + i % 5,
             "user_id": i if i % 4 else None,
+            "concurrency_key": odd if i == 7 else f"tenant-{i % 3}" if i % 4 == 0 else None,
         }
         for i in range(COPY_FROM)
     ]
@@ -263,6 +312,7 @@ def test_a_large_batch_goes_through_copy_and_stores_what_it_returns(
             assert stored[task.id] == task
             assert task.to_dict() == stored[task.id].to_dict()  # same offsets, same texts
         assert created[7].action == odd and created[1].start_at == when
+        assert created[7].concurrency_key == odd and created[8].concurrency_key == "tenant-2"
         one = client.create("w", "a")  # the INSERT path: what differs is only what was asked
         assert (
             dataclasses.replace(
@@ -305,6 +355,7 @@ def test_create_many_can_return_only_the_ids(settings: Settings) -> None:
             "start_at": when if i % 3 == 0 else None,
             "max_attempts": 1 + i % 4,
             "user_id": i,
+            "concurrency_key": f"k{i % 2}" if i % 3 else None,
         }
         for i in range(COPY_FROM + 5)
     ]
@@ -320,6 +371,7 @@ def test_create_many_can_return_only_the_ids(settings: Settings) -> None:
                 item["user_id"],
                 Status.PENDING,
             )
+            assert task.concurrency_key == item["concurrency_key"]
             assert task.start_at == item["start_at"] or (
                 item["start_at"] is None and task.start_at == task.created_at
             )
@@ -351,7 +403,7 @@ def test_a_copy_batch_returns_meta_as_jsonb_gives_it_back(settings: Settings) ->
             assert json.dumps(stored.to_dict()["meta"]) == json.dumps(task.to_dict()["meta"])
 
 
-@pytest.mark.parametrize("field", ["identifier", "action", "dedupe_key"])
+@pytest.mark.parametrize("field", ["identifier", "action", "dedupe_key", "concurrency_key"])
 @pytest.mark.parametrize(("text", "message"), [("a\x00b", "NUL"), ("caf\udce9", "lone surrogate")])
 @pytest.mark.parametrize("n", [1, COPY_FROM + 1])
 def test_text_a_column_cannot_store_is_named_with_its_task(

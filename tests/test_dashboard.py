@@ -279,8 +279,9 @@ def test_strings_from_tasks_render_as_text(
     # By SQL: the API refuses an action that the sample worker does not have.
     hostile = scalar(
         dsn,
-        "INSERT INTO s_tasks (identifier, action, meta) VALUES ('sample', %s, %s) RETURNING id",
-        (XSS_IMG, json.dumps({"note": XSS_SCRIPT, XSS_IMG: XSS_IMG})),
+        "INSERT INTO s_tasks (identifier, action, meta, concurrency_key)"
+        " VALUES ('sample', %s, %s, %s) RETURNING id",
+        (XSS_IMG, json.dumps({"note": XSS_SCRIPT, XSS_IMG: XSS_IMG}), XSS_SCRIPT),
     )
     assert isinstance(hostile, int)
     failing = server.run("sample", "fail", {"error": f"{XSS_SCRIPT}{XSS_IMG}"}, max_attempts=1)
@@ -298,9 +299,11 @@ def test_strings_from_tasks_render_as_text(
     detail = page.locator("#task-detail")
     expect(detail.locator(".action")).to_have_text(XSS_IMG)
     expect(detail.locator("pre.json").first).to_contain_text(XSS_SCRIPT)
+    expect(detail.locator(".concurrency-key")).to_have_text(XSS_SCRIPT)
     page.goto(f"/stask/#task/{failing}")
     expect(detail.locator(".log-lines")).to_contain_text(XSS_SCRIPT)
     expect(detail.locator("dd .message").first).to_contain_text(XSS_IMG)
+    expect(detail.locator(".concurrency-key")).to_have_count(0)  # shown only when set
 
     # Nothing was parsed as markup: no image, no script in the body, no handler, no dialog.
     assert page.locator("img").count() == 0

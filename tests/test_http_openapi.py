@@ -93,7 +93,13 @@ def test_security_parameters_and_errors_follow_the_routes() -> None:
     upload = operations[("POST", "/stask/worker/{identifier}/upload")]["requestBody"]
     assert "multipart/form-data" in upload["content"]
     listed = operations[("GET", "/stask/tasks")]["parameters"]
-    assert {p["name"] for p in listed} >= {"status", "identifier", "before_id", "limit"}
+    assert {p["name"] for p in listed} >= {
+        *("status", "identifier", "concurrency_key", "before_id", "limit")
+    }
+    key = body["properties"]["concurrency_key"]
+    assert key["anyOf"][0] == {"type": "string", "pattern": r"\S", "maxLength": 255}
+    task = document["components"]["schemas"]["Task"]
+    assert task["properties"]["concurrency_key"]["anyOf"][1] == {"type": "null"}
     run = operations[("POST", "/stask/schedules/{name}/run")]
     (name,) = run["parameters"]
     assert name["in"] == "path" and name["schema"]["pattern"] == r"^[^\x00-\x1f\x7f]+$"

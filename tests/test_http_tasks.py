@@ -112,6 +112,18 @@ def test_run_options_key_is_the_options_and_may_carry_control_fields(settings: S
             422,
             "priority",
         ),
+        (
+            "/stask/worker/sample/run/noop",
+            {"json": {"options": {}, "concurrency_key": "k" * 256}},
+            422,
+            "concurrency_key is longer than 255",
+        ),
+        (
+            "/stask/worker/sample/run/noop?concurrency_key=",
+            {"json": {}},
+            422,
+            "concurrency_key must be a non-empty string",
+        ),
     ],
 )
 def test_run_rejects_bad_input_and_creates_nothing(
@@ -160,6 +172,65 @@ def test_post_task_creates_by_identifier_action_data(settings: Settings) -> None
             http.post("/stask/task/store", json={"identifier": "s", "action": "a"}).status_code
             == 201
         )
+
+
+def test_concurrency_key_is_created_shown_and_filtered_on(settings: Settings) -> None:
+    _register(settings)
+    with api(settings) as http:
+        created = http.post(
+            "/stask/task",
+            json={"identifier": "sample", "action": "noop", "concurrency_key": "tenant-1"},
+        )
+        assert created.status_code == 201, created.text
+        task = created.json()["task"]
+        assert task["concurrency_key"] == "tenant-1"
+        enveloped = http.post(
+            "/stask/worker/sample/run/noop",
+            json={"options": {}, "concurrency_key": "tenant-2"},
+        ).json()["id"]
+        queried = http.post(
+            "/stask/worker/sample/run/noop?concurrency_key=tenant-1", json={"a": 1}
+        ).json()["id"]
+        plain = http.post("/stask/task", json={"identifier": "sample", "action": "noop"})
+        assert plain.json()["task"]["concurrency_key"] is None  # in every task's JSON
+        shown = http.get(f"/stask/task/{enveloped}").json()["task"]
+        assert shown["concurrency_key"] == "tenant-2" and shown["meta"] == {}
+
+        def listed(**params: str) -> list[int]:
+            response = http.get("/stask/tasks", params=params)
+            assert response.status_code == 200, response.text
+            return [t["id"] for t in response.json()["tasks"]]
+
+        assert listed(concurrency_key="tenant-1") == [queried, task["id"]]
+        assert listed(concurrency_key="tenant-2", identifier="sample") == [enveloped]
+        assert listed(concurrency_key="nobody") == []
+        assert len(listed(concurrency_key="")) == 4  # empty: no filter, like the others
+        refused = http.get("/stask/tasks", params={"concurrency_key": "a\x00b"})
+        assert refused.status_code == 422
+        assert refused.json()["message"].startswith("concurrency_key holds a NUL character")
+
+
+@pytest.mark.parametrize(
+    ("key", "needle"),
+    [
+        ("", "concurrency_key must be a non-empty string"),
+        (" \t", "concurrency_key must be a non-empty string"),
+        (7, "concurrency_key must be a non-empty string"),
+        ("k" * 256, "concurrency_key is longer than 255 characters"),
+        ("a\x00b", "concurrency_key"),
+    ],
+)
+def test_a_bad_concurrency_key_is_a_422_naming_it(
+    settings: Settings, key: object, needle: str
+) -> None:
+    with api(settings) as http:
+        response = http.post(
+            "/stask/task", json={"identifier": "sample", "action": "noop", "concurrency_key": key}
+        )
+        assert response.status_code == 422, response.text
+        assert needle in response.json()["message"]
+    with Client(settings=settings) as client:
+        assert client.stats()["total"] == 0
 
 
 @pytest.mark.parametrize("path", ["/stask/task/{id}", "/stask/tasks/{id}"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from pgstask import migrate
 
@@ -100,6 +102,52 @@ def test_worker_actions_revision_keeps_existing_rows(blank_dsn: str) -> None:
     assert migrate.current_revision(blank_dsn) == "0001"
     with psycopg.connect(blank_dsn, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM s_workers").fetchone() == (1,)
+
+
+def _enqueue_grants(dsn: str) -> tuple[list[int], set[tuple[str, bool]]]:
+    """The number of arguments of each ``pgstask_enqueue`` function, and who besides its owner
+    may execute it (``PUBLIC``: everyone), with whether they may grant it on."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            """
+            SELECT p.pronargs,
+                   CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END,
+                   a.is_grantable
+              FROM pg_proc p
+              LEFT JOIN LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                ON a.grantee <> p.proowner
+             WHERE p.proname = 'pgstask_enqueue'
+            """
+        ).fetchall()
+    return sorted({r[0] for r in rows}), {(r[1], r[2]) for r in rows if r[1]}
+
+
+def test_pgstask_enqueue_keeps_its_privileges_through_0007_both_ways(blank_dsn: str) -> None:
+    """Revision 0007 replaces pgstask_enqueue (an added argument): a role allowed to enqueue
+    keeps it, and EXECUTE revoked from PUBLIC stays revoked, up and down."""
+    role = f"pgstask_enqueuer_{secrets.token_hex(4)}"
+    ident = sql.Identifier(role)
+    migrate.upgrade(blank_dsn, "0006")
+    assert _enqueue_grants(blank_dsn) == ([8], {("PUBLIC", False)})  # the defaults
+    with psycopg.connect(blank_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {}").format(ident))
+        admin.execute("REVOKE EXECUTE ON FUNCTION pgstask_enqueue FROM PUBLIC")
+        admin.execute(
+            sql.SQL("GRANT EXECUTE ON FUNCTION pgstask_enqueue TO {} WITH GRANT OPTION").format(
+                ident
+            )
+        )
+    try:
+        granted = {(role, True)}
+        assert _enqueue_grants(blank_dsn) == ([8], granted)
+        migrate.upgrade(blank_dsn)
+        assert _enqueue_grants(blank_dsn) == ([9], granted)
+        migrate.downgrade(blank_dsn, "0006")
+        assert _enqueue_grants(blank_dsn) == ([8], granted)
+    finally:
+        with psycopg.connect(blank_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP OWNED BY {}").format(ident))
+            admin.execute(sql.SQL("DROP ROLE {}").format(ident))
 
 
 def test_upgrade_is_idempotent(blank_dsn: str) -> None:

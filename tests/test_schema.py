@@ -100,9 +100,10 @@ def test_insert_trigger_is_statement_level(conn: Conn) -> None:
 def test_enqueue_function_exists(conn: Conn) -> None:
     row = conn.execute(
         "SELECT to_regprocedure('pgstask_enqueue(text, text, jsonb, text, timestamptz, integer,"
-        " bigint, text)') IS NOT NULL AS found"
+        " bigint, text, text)') IS NOT NULL AS found,"
+        " (SELECT count(*) FROM pg_proc WHERE proname = 'pgstask_enqueue') AS versions"
     ).fetchone()
-    assert row == {"found": True}
+    assert row == {"found": True, "versions": 1}  # the one before concurrency_key is gone
 
 
 # --- the plain INSERT -----------------------------------------------------------------------
@@ -123,6 +124,18 @@ def test_plain_insert_uses_defaults(conn: Conn) -> None:
     assert row["progress"] == 0
     assert row["due"] is True
     assert row["daemon_id"] is None
+
+
+def test_plain_insert_sets_a_concurrency_key(conn: Conn) -> None:
+    conn.execute(
+        "INSERT INTO s_tasks (identifier, action, meta, concurrency_key)"
+        " VALUES ('w', 'a', '{}', 'tenant-1'), ('w', 'b', '{}', NULL)"
+    )
+    rows = conn.execute("SELECT action, concurrency_key FROM s_tasks ORDER BY action").fetchall()
+    assert rows == [
+        {"action": "a", "concurrency_key": "tenant-1"},
+        {"action": "b", "concurrency_key": None},
+    ]
 
 
 def test_minimal_insert_defaults_meta_and_priority(conn: Conn) -> None:
@@ -209,6 +222,22 @@ def test_blank_identifier_or_action_is_rejected(
     assert error.sqlstate == "23514"
     assert error.diag.constraint_name == constraint
     assert constraint in str(error)
+
+
+@pytest.mark.parametrize("key", ["", " ", "\t\n", "k" * 256])
+def test_a_blank_or_too_long_concurrency_key_is_rejected(conn: Conn, key: str) -> None:
+    error = _rejected(
+        conn,
+        "INSERT INTO s_tasks (identifier, action, concurrency_key) VALUES ('w', 'a', %s)",
+        (key,),
+    )
+    assert error.sqlstate == "23514"
+    assert error.diag.constraint_name == "s_tasks_concurrency_key_check"
+    assert 'violates check constraint "s_tasks_concurrency_key_check"' in str(error)
+    conn.execute(  # the longest key is accepted
+        "INSERT INTO s_tasks (identifier, action, concurrency_key) VALUES ('w', 'a', %s)",
+        ("é" * 255,),
+    )
 
 
 @pytest.mark.parametrize("column", ["identifier", "action"])
@@ -447,6 +476,29 @@ def test_enqueue_function_validates_like_insert(dsn: str) -> None:
     with psycopg.connect(dsn) as writer, pytest.raises(psycopg.errors.CheckViolation) as caught:
         writer.execute("SELECT pgstask_enqueue('w', 'a', '[1]'::jsonb)")
     assert caught.value.diag.constraint_name == "s_tasks_meta_object_check"
+    with psycopg.connect(dsn) as writer, pytest.raises(psycopg.errors.CheckViolation) as caught:
+        writer.execute("SELECT pgstask_enqueue('w', 'a', concurrency_key => ' ')")
+    assert caught.value.diag.constraint_name == "s_tasks_concurrency_key_check"
+
+
+def test_enqueue_function_takes_a_concurrency_key(dsn: str) -> None:
+    with psycopg.connect(dsn) as writer:
+        named = writer.execute(
+            "SELECT pgstask_enqueue('w', 'a', concurrency_key => 'tenant-1')"
+        ).fetchone()
+        positional = writer.execute(
+            "SELECT pgstask_enqueue('w', 'b', '{}', 'low', NULL, 3, NULL, 'k', 'tenant-2')"
+        ).fetchone()
+        plain = writer.execute("SELECT pgstask_enqueue('w', 'c', dedupe_key => 'k2')").fetchone()
+        assert named and positional and plain
+        rows = writer.execute(
+            "SELECT id, concurrency_key, dedupe_key, priority, message FROM s_tasks ORDER BY id"
+        ).fetchall()
+    assert rows == [
+        (named[0], "tenant-1", None, "normal", "Task queued"),
+        (positional[0], "tenant-2", "k", "low", "Task queued"),
+        (plain[0], None, "k2", "normal", "Task queued"),
+    ]
 
 
 # --- the claim ------------------------------------------------------------------------------

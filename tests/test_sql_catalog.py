@@ -132,7 +132,7 @@ class World:
     """Rows every smoke call can use: worker ``w``, a live daemon, and one task per state."""
 
     daemon_id: uuid.UUID
-    pending: Task  # dedupe key "k-pending"
+    pending: Task  # dedupe key "k-pending", concurrency key "tenant-1"
     running: Task  # claimed by the daemon
     failed_id: int  # finished 40 days ago
 
@@ -157,7 +157,10 @@ def world(conn: Conn) -> World:
         conn, id=daemon_id, hostname="host", pid=1, concurrency=2, identifiers=["w"], version="t"
     )
     first, pending, failed = _insert(
-        conn, ["run", "wait", "fail"], dedupe_keys=[None, "k-pending", None]
+        conn,
+        ["run", "wait", "fail"],
+        dedupe_keys=[None, "k-pending", None],
+        concurrency_keys=[None, "tenant-1", None],
     )
     running = queries.task_claim(conn, daemon_id=daemon_id, identifiers=["w"], limit=1)
     assert [t.id for t in running] == [first.id]
@@ -169,7 +172,11 @@ def world(conn: Conn) -> World:
 
 
 def _insert(
-    conn: Conn, actions: list[str], *, dedupe_keys: list[str | None] | None = None
+    conn: Conn,
+    actions: list[str],
+    *,
+    dedupe_keys: list[str | None] | None = None,
+    concurrency_keys: list[str | None] | None = None,
 ) -> list[Task]:
     n = len(actions)
     return queries.task_insert_many(
@@ -182,13 +189,17 @@ def _insert(
         max_attempts=[3] * n,
         started_by=[None] * n,
         dedupe_keys=dedupe_keys or [None] * n,
+        concurrency_keys=concurrency_keys or [None] * n,
     )
 
 
 def _task_insert_many(conn: Conn, w: World) -> None:
-    tasks = _insert(conn, ["x", "y"], dedupe_keys=["k-new", "k-pending"])
+    tasks = _insert(
+        conn, ["x", "y"], dedupe_keys=["k-new", "k-pending"], concurrency_keys=["t", None]
+    )
     assert [t.action for t in tasks] == ["x"]  # k-pending is taken by an incomplete task
     assert tasks[0].status == 10 and tasks[0].meta == {"n": 0} and tasks[0].message
+    assert tasks[0].concurrency_key == "t" and w.pending.concurrency_key == "tenant-1"
 
 
 def _task_reserve_ids(conn: Conn, w: World) -> None:
@@ -199,11 +210,25 @@ def _task_reserve_ids(conn: Conn, w: World) -> None:
 
 def _task_copy(conn: Conn, w: World) -> None:
     now, (task_id,) = queries.task_reserve_ids(conn, n=1)
-    row = (task_id, "w", "a\tb", '{"k": "\\\\N"}', "low", now, 2, 7, "Task queued", now, now)
+    row = (
+        task_id,
+        "w",
+        "a\tb",
+        '{"k": "\\\\N"}',
+        "low",
+        now,
+        2,
+        7,
+        "k\n1",
+        "Task queued",
+        now,
+        now,
+    )
     queries.task_copy(conn, [row])
     task = queries.task_get(conn, id=task_id)
     assert task is not None and (task.action, task.meta, task.status) == ("a\tb", {"k": "\\N"}, 10)
     assert (task.priority, task.max_attempts, task.started_by) == ("low", 2, 7)
+    assert task.concurrency_key == "k\n1"
 
 
 def _task_get(conn: Conn, w: World) -> None:
@@ -357,13 +382,18 @@ def _task_notify(conn: Conn, w: World) -> None:
 
 def _task_list(conn: Conn, w: World) -> None:
     nothing: dict[str, Any] = dict.fromkeys(
-        ("status", "identifier", "action", "priority", "created_from", "created_to", "before_id")
+        (
+            *("status", "identifier", "action", "priority", "concurrency_key"),
+            *("created_from", "created_to", "before_id"),
+        )
     )
     every = queries.task_list(conn, **nothing, limit=10)
     assert len(every) == 3 and every[0].id > every[-1].id
     filters = {**nothing, "status": 10, "identifier": "w", "action": "wait", "priority": "normal"}
     pending = queries.task_list(conn, **filters, limit=10)
     assert [t.id for t in pending] == [w.pending.id]
+    keyed = queries.task_list(conn, **{**nothing, "concurrency_key": "tenant-1"}, limit=10)
+    assert [t.id for t in keyed] == [w.pending.id]
     now = queries.server_now(conn)
     hour = dt.timedelta(hours=1)
     assert len(queries.task_list(conn, **{**nothing, "created_from": now - hour}, limit=10)) == 3

@@ -29,10 +29,13 @@ def test_check_returns_the_fields_with_the_data_as_json_text() -> None:
         max_attempts=5,
         user_id=7,
         dedupe_key="k",
+        concurrency_key="tenant-1",
     )
-    assert spec == TaskSpec("w", "a", '{"b": 1, "a": [true, null]}', "high", when, 5, 7, "k")
+    assert spec == TaskSpec(
+        "w", "a", '{"b": 1, "a": [true, null]}', "high", when, 5, 7, "k", "tenant-1"
+    )
     assert task_spec.check(identifier="w", action="a") == TaskSpec(
-        "w", "a", "{}", "normal", None, 3, None, None
+        "w", "a", "{}", "normal", None, 3, None, None, None
     )
 
 
@@ -109,3 +112,31 @@ def test_the_http_message_shortens_a_long_priority() -> None:
     with pytest.raises(ApiError) as info:
         bodies.priority("x" * 1000)
     assert info.value.detail == f"unknown priority '{'x' * 38}…; use high, normal or low"
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("tenant-1", None),
+        (" a ", None),  # blanks around a key are part of it, as in the column
+        ("é" * 255, None),  # characters, not bytes, as length() counts them
+        ("", "must not be empty or blank"),
+        (" \t\n", "must not be empty or blank"),
+        ("k" * 256, "is longer than 255 characters"),
+        ("caf\udce9", "contains a lone surrogate"),
+    ],
+)
+def test_every_entry_point_takes_the_same_concurrency_key(value: str, problem: str | None) -> None:
+    accepted = {}
+    try:
+        task_spec.check_concurrency_key(value)
+        accepted["client"] = value
+    except InvalidTaskError as exc:
+        assert str(exc).startswith(f"concurrency_key {problem}")
+    try:
+        accepted["cli"] = _options.concurrency_key(value)
+    except argparse.ArgumentTypeError as exc:
+        assert str(exc).startswith(str(problem))  # the flag names the field
+    assert accepted == ({} if problem else {"client": value, "cli": value})
+    with pytest.raises(InvalidTaskError, match=r"^concurrency_key must be a string, not int$"):
+        task_spec.check_concurrency_key(7)

@@ -1,3 +1,40 @@
+-- pgstask_enqueue as revision 0001 made it, without concurrency_key, its privileges kept (see
+-- the up file).
+CREATE FUNCTION pgstask_enqueue(
+    identifier   text,
+    action       text,
+    meta         jsonb DEFAULT '{}'::jsonb,
+    priority     text DEFAULT 'normal',
+    start_at     timestamptz DEFAULT NULL,
+    max_attempts integer DEFAULT 3,
+    started_by   bigint DEFAULT NULL,
+    dedupe_key   text DEFAULT NULL
+) RETURNS bigint LANGUAGE sql AS $$
+    INSERT INTO s_tasks (identifier, action, meta, priority, start_at, max_attempts, started_by,
+                         dedupe_key, message)
+    VALUES ($1, $2, coalesce($3, '{}'::jsonb), coalesce($4, 'normal'), coalesce($5, now()),
+            coalesce($6, 3), $7, $8, 'Task queued')
+    RETURNING id;
+$$;
+DO $$
+DECLARE
+    source_fn regprocedure := 'pgstask_enqueue(text, text, jsonb, text, timestamptz, integer, bigint, text, text)';
+    target_fn regprocedure := 'pgstask_enqueue(text, text, jsonb, text, timestamptz, integer, bigint, text)';
+    acl aclitem[] := (SELECT p.proacl FROM pg_proc p WHERE p.oid = source_fn);
+    item record;
+BEGIN
+    IF acl IS NOT NULL THEN
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', target_fn);
+        FOR item IN SELECT a.grantee, a.is_grantable FROM aclexplode(acl) AS a
+                     WHERE a.privilege_type = 'EXECUTE' LOOP
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s%s', target_fn,
+                           CASE WHEN item.grantee = 0 THEN 'PUBLIC' ELSE item.grantee::regrole::text END,
+                           CASE WHEN item.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        END LOOP;
+    END IF;
+    EXECUTE format('DROP FUNCTION %s', source_fn);
+END
+$$;
 DROP FUNCTION IF EXISTS pgstask_claim_task(uuid, bigint);
 DROP FUNCTION IF EXISTS pgstask_notify_ended(text[]);
 DROP FUNCTION IF EXISTS pgstask_claim_limited(uuid, text[], integer, float8);

@@ -403,3 +403,45 @@ BEGIN
     SELECT * FROM claimed;
 END
 $$;
+
+-- pgstask_enqueue gains concurrency_key. An added argument makes another function (CREATE OR
+-- REPLACE cannot add one, and an overload left beside the old one would make every call that
+-- omits a defaulted argument ambiguous): the new one is created, the privileges granted on the
+-- old one are granted on it (a role that may enqueue keeps it, PUBLIC stays revoked where it
+-- was), and the old one is dropped.
+CREATE FUNCTION pgstask_enqueue(
+    identifier      text,
+    action          text,
+    meta            jsonb DEFAULT '{}'::jsonb,
+    priority        text DEFAULT 'normal',
+    start_at        timestamptz DEFAULT NULL,
+    max_attempts    integer DEFAULT 3,
+    started_by      bigint DEFAULT NULL,
+    dedupe_key      text DEFAULT NULL,
+    concurrency_key text DEFAULT NULL
+) RETURNS bigint LANGUAGE sql AS $$
+    INSERT INTO s_tasks (identifier, action, meta, priority, start_at, max_attempts, started_by,
+                         dedupe_key, concurrency_key, message)
+    VALUES ($1, $2, coalesce($3, '{}'::jsonb), coalesce($4, 'normal'), coalesce($5, now()),
+            coalesce($6, 3), $7, $8, $9, 'Task queued')
+    RETURNING id;
+$$;
+DO $$
+DECLARE
+    source_fn regprocedure := 'pgstask_enqueue(text, text, jsonb, text, timestamptz, integer, bigint, text)';
+    target_fn regprocedure := 'pgstask_enqueue(text, text, jsonb, text, timestamptz, integer, bigint, text, text)';
+    acl aclitem[] := (SELECT p.proacl FROM pg_proc p WHERE p.oid = source_fn);
+    item record;
+BEGIN
+    IF acl IS NOT NULL THEN  -- NULL: the default privileges, which the new function has too
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', target_fn);
+        FOR item IN SELECT a.grantee, a.is_grantable FROM aclexplode(acl) AS a
+                     WHERE a.privilege_type = 'EXECUTE' LOOP
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s%s', target_fn,
+                           CASE WHEN item.grantee = 0 THEN 'PUBLIC' ELSE item.grantee::regrole::text END,
+                           CASE WHEN item.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        END LOOP;
+    END IF;
+    EXECUTE format('DROP FUNCTION %s', source_fn);
+END
+$$;

@@ -45,6 +45,15 @@ def max_attempts(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("max_attempts ")) from None
 
 
+def concurrency_key(text: str) -> str:
+    """A task's ``concurrency_key`` (``task_spec``'s rule), so that a bad one names the flag."""
+    try:
+        task_spec.check_concurrency_key(text)
+    except InvalidTaskError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("concurrency_key ")) from None
+    return text
+
+
 def task_id(text: str) -> int:
     """An argparse type: a task id, a whole number of at least 1."""
     try:

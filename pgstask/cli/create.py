@@ -24,6 +24,7 @@ from pgstask.cli._options import (
     Subparsers,
     add_common,
     add_json,
+    concurrency_key,
     json_object,
     max_attempts,
     positive_int,
@@ -84,6 +85,12 @@ def register(commands: Subparsers) -> None:
         metavar="KEY",
         help="while a task with KEY is incomplete, return it instead of creating another",
     )
+    p.add_argument(
+        "--concurrency-key",
+        type=concurrency_key,
+        metavar="KEY",
+        help="group the task by KEY for its worker's per-key limits and fair sharing",
+    )
     p.add_argument("--user-id", type=positive_int, metavar="N", help="who started it")
     p.add_argument("--wait", action="store_true", help="wait until the task finishes")
     add_json(p)
@@ -110,6 +117,7 @@ def cmd_create(ctx: Context) -> int:
         max_attempts=args.max_attempts,
         user_id=args.user_id,
         dedupe_key=args.dedupe_key,
+        concurrency_key=args.concurrency_key,
     )
     _note_worker(ctx, args.identifier)
     if args.json and not args.wait:

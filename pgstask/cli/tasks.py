@@ -31,6 +31,7 @@ def register(commands: Subparsers) -> None:
     p.add_argument("--identifier", metavar="I", help="only tasks of this worker")
     p.add_argument("--action", metavar="A", help="only tasks of this action")
     p.add_argument("--priority", choices=PRIORITIES)
+    p.add_argument("--concurrency-key", metavar="KEY", help="only tasks with this concurrency key")
     p.add_argument("--limit", type=positive_int, default=50, metavar="N", help="default 50")
     p.add_argument(
         "--before-id", type=task_id, metavar="ID", help="the next page: tasks older than ID"
@@ -78,6 +79,7 @@ def cmd_list(ctx: Context) -> int:
         identifier=a.identifier,
         action=a.action,
         priority=a.priority,
+        concurrency_key=a.concurrency_key,
         before_id=a.before_id,
         limit=a.limit,
     )
@@ -174,6 +176,7 @@ def _task_fields(t: Task) -> list[tuple[str, Any]]:
         ("daemon", t.daemon_id),
         ("started by", t.started_by),
         ("dedupe key", t.dedupe_key),
+        ("concurrency key", t.concurrency_key),
         ("data", t.meta),
         ("result", cell(t.result, 200) if t.result is not None else None),
     ]

@@ -15,6 +15,7 @@ from typing import Any
 
 from pgstask.http._openapi_schemas import (
     BOOL,
+    CONCURRENCY_KEY,
     CONTROL,
     DEDUPE_KEY,
     FLAG,
@@ -82,6 +83,9 @@ RUN_QUERY = _in_order(
         "start_at": query("start_at", DATE_TIME, "As the body's start_at"),
         "max_attempts": query("max_attempts", MAX_ATTEMPTS, "As the body's max_attempts"),
         "dedupe_key": query("dedupe_key", DEDUPE_KEY, "As the body's dedupe_key", empty=False),
+        "concurrency_key": query(
+            "concurrency_key", CONCURRENCY_KEY, "As the body's concurrency_key", empty=False
+        ),
     },
 )
 
@@ -96,6 +100,7 @@ LIST_QUERY = _in_order(
         "identifier": ID_FILTER,
         "action": query("action", TEXT, "Only this action"),
         "priority": query("priority", PRIORITY, "Only this priority"),
+        "concurrency_key": query("concurrency_key", TEXT, "Only tasks with this concurrency key"),
         "created_from": query("created_from", DATE_TIME, "Created at or after"),
         "created_to": query("created_to", DATE_TIME, "Created before"),
         "before_id": query(
@@ -127,8 +132,8 @@ def run_body() -> Schema:
     return json_body(
         {
             "description": "The task's options: the `options` key if there is one (then the "
-            "body may also carry priority, start_at, max_attempts and dedupe_key), else the "
-            "whole body. An empty body is no options.",
+            "body may also carry priority, start_at, max_attempts, dedupe_key and "
+            "concurrency_key), else the whole body. An empty body is no options.",
             "anyOf": [envelope, plain],
         },
         required=False,

@@ -77,6 +77,7 @@ MAX_ATTEMPTS: Schema = {
 WHOLE_TEXT: Schema = {"type": "string", "pattern": bodies.WHOLE_PATTERN}
 TASK_ID: Schema = {"type": "integer", "format": "int64", "minimum": 1, "maximum": bodies.MAX_ID}
 DEDUPE_KEY: Schema = {**NON_BLANK, "maxLength": task_spec.MAX_DEDUPE_KEY}
+CONCURRENCY_KEY: Schema = {**NON_BLANK, "maxLength": task_spec.MAX_CONCURRENCY_KEY}
 #: A flag in a query string, as ``bodies.flag`` reads it.
 FLAG: Schema = {"type": "boolean", "default": False}
 #: What ``bodies.start_at`` takes: ISO 8601 with a UTC offset; empty or null is "now".
@@ -96,6 +97,10 @@ CONTROL: Schema = {
     "dedupe_key": {
         **nullable(DEDUPE_KEY),
         "description": "While a task with this key is incomplete, it is answered instead",
+    },
+    "concurrency_key": {
+        **nullable(CONCURRENCY_KEY),
+        "description": "Groups the task for its worker's per-key limits and fair sharing",
     },
 }
 
@@ -178,6 +183,10 @@ _TASK = record(
         "daemon_id": nullable({"type": "string", "format": "uuid"}),
         "last_error": nullable(TEXT),
         "dedupe_key": nullable(TEXT),
+        "concurrency_key": {
+            **nullable(TEXT),
+            "description": "The key per-key limits and fair sharing group the task by",
+        },
         "peak_memory": nullable({**COUNT, "description": "Bytes"}),
         "problem": {
             **TEXT,

@@ -33,6 +33,7 @@ def task_insert_many(
     max_attempts: Sequence[int],
     started_by: Sequence[int | None],
     dedupe_keys: Sequence[str | None],
+    concurrency_keys: Sequence[str | None],
 ) -> list[Task]:
     """Create tasks, one per position of the parallel sequences (``create``, and ``create_many``
     without COPY); an item whose ``dedupe_key`` an unfinished task holds is skipped, so fewer tasks
@@ -60,7 +61,7 @@ class _JsonTextDumper(Dumper):
 
 
 _COPY_TYPES = (
-    *("int8", "text", "text", "jsonb", "text", "timestamptz", "int4", "int8", "text"),
+    *("int8", "text", "text", "jsonb", "text", "timestamptz", "int4", "int8", "text", "text"),
     *("timestamptz", "timestamptz"),
 )
 
@@ -253,6 +254,7 @@ def task_list(
     identifier: str | None,
     action: str | None,
     priority: str | None,
+    concurrency_key: str | None,
     created_from: dt.datetime | None,
     created_to: dt.datetime | None,
     before_id: int | None,

@@ -6,11 +6,12 @@
 -- trigger call and one NOTIFY per statement). metas are JSON texts, encoded once by the client;
 -- the client sends the arrays in binary (no array quoting on either side).
 INSERT INTO s_tasks (identifier, action, meta, priority, start_at, max_attempts, started_by,
-                     dedupe_key, message)
-SELECT i, a, m, p, coalesce(s, now()), x, u, d, 'Task queued'
+                     dedupe_key, concurrency_key, message)
+SELECT i, a, m, p, coalesce(s, now()), x, u, d, k, 'Task queued'
   FROM unnest(%(identifiers)b::text[], %(actions)b::text[], %(metas)b::text[]::jsonb[],
               %(priorities)b::text[], %(start_ats)b::timestamptz[], %(max_attempts)b::int[],
-              %(started_by)b::bigint[], %(dedupe_keys)b::text[]) AS n(i, a, m, p, s, x, u, d)
+              %(started_by)b::bigint[], %(dedupe_keys)b::text[], %(concurrency_keys)b::text[])
+       AS n(i, a, m, p, s, x, u, d, k)
 ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN (10, 30, 50) DO NOTHING
 RETURNING *;
 
@@ -29,8 +30,8 @@ SELECT now() AS now,
 -- The rows of task_reserve_ids's transaction; the statement trigger validates them and sends
 -- one NOTIFY, as for an INSERT. Binary: the client formats a row in a third of the time text
 -- takes (the column types are in queries.task_copy).
-COPY s_tasks (id, identifier, action, meta, priority, start_at, max_attempts, started_by, message,
-              created_at, updated_at)
+COPY s_tasks (id, identifier, action, meta, priority, start_at, max_attempts, started_by,
+              concurrency_key, message, created_at, updated_at)
 FROM STDIN WITH (FORMAT binary);
 
 -- name: task_get
@@ -329,6 +330,7 @@ SELECT *
    AND (%(identifier)s::text IS NULL OR identifier = %(identifier)s::text)
    AND (%(action)s::text IS NULL OR action = %(action)s::text)
    AND (%(priority)s::text IS NULL OR priority = %(priority)s::text)
+   AND (%(concurrency_key)s::text IS NULL OR concurrency_key = %(concurrency_key)s::text)
    AND (%(created_from)s::timestamptz IS NULL OR created_at >= %(created_from)s::timestamptz)
    AND (%(created_to)s::timestamptz IS NULL OR created_at < %(created_to)s::timestamptz)
    AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)

@@ -56,6 +56,7 @@ class WorkerClient(Protocol):
         max_attempts: int = ...,
         user_id: int | None = ...,
         dedupe_key: str | None = ...,
+        concurrency_key: str | None = ...,
         conn: Conn | None = ...,
     ) -> Task:
         """Enqueue a task (``create_task``: another action of the worker)."""

@@ -23,7 +23,7 @@ from pgstask.workers.actions import action_key
 
 #: Fields of the run endpoint's envelope form (``{"options": {...}, "priority": ...}``) and of
 #: its query string.
-CONTROL_FIELDS = ("priority", "start_at", "max_attempts", "dedupe_key")
+CONTROL_FIELDS = ("priority", "start_at", "max_attempts", "dedupe_key", "concurrency_key")
 LOG_LINES = 50
 #: The query parameters of a task's log records.
 LOG_FILTERS = ("limit", "errors_only")
@@ -33,8 +33,8 @@ async def run_action(request: Request) -> JSONResponse:
     """Create a task for an active worker: sTask's ``POST /stask/worker/{identifier}/run/{action}``.
 
     The options are the ``options`` key of the body if it has one (then the body may also carry
-    ``priority``, ``start_at``, ``max_attempts`` and ``dedupe_key``), else the whole body. The
-    query string may carry the same four fields."""
+    ``priority``, ``start_at``, ``max_attempts``, ``dedupe_key`` and ``concurrency_key``), else
+    the whole body. The query string may carry the same five fields."""
     identifier = bodies.worker_identifier(request)
     action = request.path_params["action"]
     control: dict[str, Any] = dict(bodies.query_params(request, CONTROL_FIELDS))
@@ -90,6 +90,7 @@ def _control(values: dict[str, Any]) -> dict[str, Any]:
         "start_at": bodies.start_at(values.get("start_at")),
         "max_attempts": bodies.max_attempts(values.get("max_attempts")),
         "dedupe_key": bodies.optional_text(values.get("dedupe_key"), "dedupe_key"),
+        "concurrency_key": bodies.optional_text(values.get("concurrency_key"), "concurrency_key"),
     }
 
 
@@ -231,6 +232,7 @@ LIST_FILTERS = (
     "identifier",
     "action",
     "priority",
+    "concurrency_key",
     "created_from",
     "created_to",
     "before_id",
@@ -248,6 +250,7 @@ def list_tasks(request: Request) -> JSONResponse:
         identifier=bodies.filter_text(params.get("identifier"), "identifier"),
         action=bodies.filter_text(params.get("action"), "action"),
         priority=bodies.priority(params["priority"]) if params.get("priority") else None,
+        concurrency_key=bodies.filter_text(params.get("concurrency_key"), "concurrency_key"),
         created_from=bodies.start_at(params.get("created_from"), "created_from"),
         created_to=bodies.start_at(params.get("created_to"), "created_to"),
         before_id=bodies.whole_number(params.get("before_id"), "before_id", 0, 1, bodies.MAX_ID)

@@ -127,6 +127,10 @@ export class Tasks {
       ["Progress", el("span", { class: "progress-line" }, bar, " ", progressNote)],
       ["Message", message],
       ["Priority", task.priority],
+      // Only when set: most tasks have none (it groups a worker's per-key limits).
+      ...(task.concurrency_key == null ? [] : [[
+        "Concurrency key", el("code", { class: "concurrency-key" }, task.concurrency_key),
+      ]]),
       ["Attempts", `${task.attempts} of ${task.max_attempts}`],
       ["Created", format.dateTime(task.created_at)],
       ["Start at", format.dateTime(task.start_at)],
