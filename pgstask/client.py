@@ -7,7 +7,7 @@ running due tasks in this process (``process_pending_tasks``, ``execute``).
 The facade is thin: each method hands its work to the module that owns it. A task's fields are
 checked by ``task_spec``; a bulk enqueue goes through ``_copy``; the pool, ``connection()`` and
 ``get()`` come from ``_client_base``, the file methods from ``_client_files``, the schedule
-methods from ``_client_schedules``.
+methods from ``_client_schedules``, the worker and daemon methods from ``_client_workers``.
 """
 
 from __future__ import annotations
@@ -17,22 +17,18 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, overload
 
-from psycopg.types.json import Jsonb
-
-from pgstask import _copy, limits, logs, progress, queries, task_spec
+from pgstask import _copy, logs, progress, queries, task_spec
 from pgstask._client_base import _task_id
 from pgstask._client_files import TaskFiles
 from pgstask._client_schedules import ClientSchedules
+from pgstask._client_workers import ClientWorkers
 from pgstask.db import Conn
 from pgstask.errors import (
-    ConfigurationError,
     InvalidTaskError,
     TaskNotFoundError,
     TaskStateError,
-    WorkerNotFoundError,
 )
 from pgstask.logs import LogRecord
-from pgstask.retry import RetryPolicy
 from pgstask.runtime.daemon import Daemon
 from pgstask.task import Status, Task
 from pgstask.task_spec import TaskSpec
@@ -46,7 +42,7 @@ Names = list[str]
 Records = list[LogRecord]
 
 
-class Client(TaskFiles, ClientSchedules):
+class Client(TaskFiles, ClientSchedules, ClientWorkers):
     """pgstask's Python API. ``Client(dsn=None)`` uses ``PGSTASK_DSN`` or the embedded database.
 
     The client opens a small connection pool on first use; ``close()`` it (or use it as a context
@@ -67,12 +63,17 @@ class Client(TaskFiles, ClientSchedules):
         user_id: int | None = None,
         dedupe_key: str | None = None,
         concurrency_key: str | None = None,
+        throttle: float | None = None,
+        replace: bool = False,
         conn: Conn | None = None,
     ) -> Task:
         """Enqueue one task. With ``conn`` it is created in the caller's transaction (rolled
         back = never runs). With ``dedupe_key``, while a task with that key is incomplete the
-        existing task is returned instead of a new one. ``concurrency_key`` groups the task for
-        its worker's per-key limits and fair sharing (docs/limits.md)."""
+        existing task is returned instead of a new one; with ``throttle`` (seconds) also while
+        one finished less than that long ago; with ``replace``, a pending holder of the key takes
+        this create's data, priority, start_at, max_attempts and concurrency key (docs/dedupe.md).
+        ``concurrency_key`` groups the task for its worker's per-key limits and fair sharing
+        (docs/limits.md)."""
         spec = task_spec.check(
             identifier=identifier,
             action=action,
@@ -84,25 +85,19 @@ class Client(TaskFiles, ClientSchedules):
             dedupe_key=dedupe_key,
             concurrency_key=concurrency_key,
         )
-        created = self._insert([spec], conn)
-        if created:
-            return created[0]
-        with self.connection(conn) as c:
-            existing = queries.task_get_by_dedupe_key(c, dedupe_key=str(dedupe_key))
-        if existing is None:  # the holder finished between the insert and this read
-            return self.create(
-                identifier,
-                action,
-                data,
-                priority=priority,
-                start_at=start_at,
-                max_attempts=max_attempts,
-                user_id=user_id,
-                dedupe_key=dedupe_key,
-                concurrency_key=concurrency_key,
-                conn=conn,
-            )
-        return existing
+        window = task_spec.check_window(dedupe_key, throttle, replace)
+        while True:
+            created = self._insert([spec], conn, throttle=window, replace=replace)
+            if created:
+                return created[0]
+            key = str(dedupe_key)
+            with self.connection(conn) as c:
+                existing = queries.task_get_by_dedupe_key(c, dedupe_key=key)
+                if existing is None and window is not None:
+                    existing = queries.task_get_throttled(c, dedupe_key=key, throttle=window)
+            if existing is not None:
+                return existing
+            # The holder finished (or left the window) between the insert and this read.
 
     @overload
     def create_many(
@@ -111,6 +106,8 @@ class Client(TaskFiles, ClientSchedules):
         *,
         conn: Conn | None = None,
         returning: Literal["tasks"] = "tasks",
+        throttle: float | None = None,
+        replace: bool = False,
     ) -> TaskList: ...
 
     @overload
@@ -120,6 +117,8 @@ class Client(TaskFiles, ClientSchedules):
         *,
         conn: Conn | None = None,
         returning: Literal["ids"],
+        throttle: float | None = None,
+        replace: bool = False,
     ) -> list[int]: ...
 
     def create_many(
@@ -128,10 +127,14 @@ class Client(TaskFiles, ClientSchedules):
         *,
         conn: Conn | None = None,
         returning: Literal["tasks", "ids"] = "tasks",
+        throttle: float | None = None,
+        replace: bool = False,
     ) -> TaskList | list[int]:
         """Enqueue many tasks in one transaction. Each item has the keyword arguments of
         ``create`` (``identifier``, ``action``, ``data``, ``priority``, …). Items whose
-        ``dedupe_key`` is taken are skipped; the created tasks are returned in order, or with
+        ``dedupe_key`` is taken are skipped (``throttle``, ``replace``: as for ``create``, for
+        every item, each of which then needs a key; with ``replace`` the last of several items
+        with one key wins); the created (or replaced) tasks are returned in order, or with
         ``returning="ids"`` only their ids (a bulk load that does not need ``Task`` objects:
         from 100 tasks without a ``dedupe_key``, about half the client's work)."""
         if returning not in ("tasks", "ids"):
@@ -154,15 +157,29 @@ class Client(TaskFiles, ClientSchedules):
             if ids is not None:
                 return ids if built is None else built
         specs = list(task_spec.check_many(items))
+        window = task_spec.check_window(True, throttle, replace)  # each item's key: below
+        if (window is not None or replace) and any(s.dedupe_key is None for s in specs):
+            task_spec.check_window(None, throttle, replace)  # raises, naming the rule
+        if replace:  # one statement cannot update a row twice: the last item of a key wins
+            specs = list({s.dedupe_key: s for s in specs}.values())
         if not specs:
             return []
-        created = self._insert(specs, conn)
+        created = self._insert(specs, conn, throttle=window, replace=replace)
         return [t.id for t in created] if returning == "ids" else created
 
-    def _insert(self, specs: Sequence[TaskSpec], conn: Conn | None) -> TaskList:
+    def _insert(
+        self,
+        specs: Sequence[TaskSpec],
+        conn: Conn | None,
+        *,
+        throttle: float | None = None,
+        replace: bool = False,
+    ) -> TaskList:
+        insert = queries.task_replace_many if replace else queries.task_insert_many
         with self.connection(conn, autocommit=True) as c:
-            return queries.task_insert_many(
+            return insert(
                 c,
+                throttle=throttle,
                 identifiers=[s.identifier for s in specs],
                 actions=[s.action for s in specs],
                 metas=[s.data for s in specs],
@@ -359,101 +376,6 @@ class Client(TaskFiles, ClientSchedules):
         record = LogRecord.make(_task_id(task), level, message, **context)
         with self.connection() as c:
             logs.write(c, self.settings.storage, [record])
-
-    # --- workers -----------------------------------------------------------------------------
-
-    def workers(self, *, active_only: bool = False) -> Rows:
-        """The registered workers (``s_workers`` rows), by position; only active ones if asked."""
-        with self.connection() as c:
-            return queries.worker_list(c, active_only=active_only)
-
-    def worker(self, identifier: str) -> dict[str, Any]:
-        """One registered worker's row; ``WorkerNotFoundError`` if there is none."""
-        with self.connection() as c:
-            row = queries.worker_get(c, identifier=identifier)
-        if row is None:
-            raise WorkerNotFoundError(identifier)
-        return row
-
-    def activate_worker(self, identifier: str) -> dict[str, Any]:
-        """Let daemons claim the worker's tasks again (they are told at once)."""
-        return self._set_active(identifier, True)
-
-    def deactivate_worker(self, identifier: str) -> dict[str, Any]:
-        """Stop daemons claiming the worker's tasks; running ones finish."""
-        return self._set_active(identifier, False)
-
-    def _set_active(self, identifier: str, active: bool) -> dict[str, Any]:
-        with self.connection() as c:
-            row = queries.worker_set_active(c, identifier=identifier, active=active)
-        if row is None:
-            raise WorkerNotFoundError(identifier)
-        return row
-
-    def update_worker_settings(
-        self, identifier: str, settings: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        """Merge ``settings`` into the worker's stored settings (running daemons reload them).
-        A retry setting of ``pgstask.retry`` that no daemon could use is refused
-        (``ConfigurationError``), judged with this client's global retry settings, and so is a
-        flow-control setting of ``pgstask.limits`` the claim could not enforce."""
-        if not isinstance(settings, Mapping):
-            raise ConfigurationError("worker settings are a JSON object")
-        s = self.settings
-        try:
-            RetryPolicy(s.retry_base_delay, s.retry_max_delay).for_worker(identifier, settings)
-            limits.check(settings)
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from None
-        with self.connection() as c:
-            row = queries.worker_update_settings(
-                c, identifier=identifier, settings=Jsonb(dict(settings))
-            )
-        if row is None:
-            raise WorkerNotFoundError(identifier)
-        return row
-
-    def reload_workers(self, identifier: str | None = None) -> None:
-        """Make running daemons reload worker settings and activity now (``identifier`` or all);
-        they also do on every heartbeat."""
-        with self.connection() as c:
-            queries.worker_notify(c, identifier=identifier or "")
-
-    def discover_workers(self, modules: Iterable[str] | None = None) -> Names:
-        """Register the installed worker classes; returns the identifiers that were new."""
-        classes = registry.discover(self.settings.worker_modules if modules is None else modules)
-        rows = self._register(classes)
-        return sorted(r["identifier"] for r in rows if r["inserted"])
-
-    def rescan_workers(self, modules: Iterable[str] | None = None) -> Names:
-        """Refresh class path and metadata of registered workers; returns those that changed."""
-        classes = registry.discover(self.settings.worker_modules if modules is None else modules)
-        with self.connection() as c:
-            known = {r["identifier"] for r in queries.worker_list(c)}
-        rows = self._register({k: v for k, v in classes.items() if k in known})
-        return sorted(r["identifier"] for r in rows if not r["inserted"])
-
-    def clean_orphaned_workers(self) -> Names:
-        """Delete worker rows whose class can no longer be imported; returns their identifiers.
-        Their pending tasks stay pending (and visible in ``stats``)."""
-        with self.connection() as c:
-            orphans = [
-                r["identifier"]
-                for r in queries.worker_list(c)
-                if registry.load_class(r["class"]) is None
-            ]
-            return queries.worker_delete_many(c, identifiers=orphans) if orphans else []
-
-    def _register(self, classes: Mapping[str, type[BaseWorker]]) -> Rows:
-        with self.connection() as c:
-            return registry.register_workers(
-                c, classes.values(), active=self.settings.auto_activate
-            )
-
-    def daemons(self) -> Rows:
-        """The daemons' rows, each with ``alive`` (heartbeat fresher than ``stale_after``)."""
-        with self.connection() as c:
-            return queries.daemon_list(c, stale_after=self.settings.stale_after)
 
     # --- running in this process -------------------------------------------------------------
 

@@ -182,6 +182,30 @@ def check_dedupe_key(value: Any) -> None:
         )
 
 
+#: The longest throttle window, in seconds (366 days; pgstask_enqueue has the same bound).
+MAX_THROTTLE = 366 * 86400.0
+
+
+def check_window(dedupe_key: Any, throttle: Any, replace: Any) -> float | None:
+    """The de-duplication window of a create (docs/dedupe.md): ``throttle`` in seconds (None:
+    none), checked; ``replace`` a bool; either needs a ``dedupe_key``."""
+    if not isinstance(replace, bool):
+        raise InvalidTaskError(f"replace must be true or false, not {replace!r}")
+    if throttle is not None:
+        if isinstance(throttle, bool) or not isinstance(throttle, int | float):
+            raise InvalidTaskError(f"throttle must be a number of seconds, not {throttle!r}")
+        if not 0 < throttle <= MAX_THROTTLE:  # NaN fails both comparisons
+            raise InvalidTaskError(
+                f"throttle must be more than 0 and at most {MAX_THROTTLE:.0f} seconds (366 "
+                f"days), not {throttle!r}"
+            )
+    if (throttle is not None or replace) and dedupe_key is None:
+        raise InvalidTaskError(
+            "throttle and replace need a dedupe_key: they apply to the tasks that share it"
+        )
+    return None if throttle is None else float(throttle)
+
+
 def check_concurrency_key(value: Any) -> None:
     """Text PostgreSQL can store that is not blank, up to ``MAX_CONCURRENCY_KEY`` characters (what
     ``s_tasks_concurrency_key_check`` allows: a blank key would group tasks by an invisible

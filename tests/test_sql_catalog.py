@@ -177,10 +177,14 @@ def _insert(
     *,
     dedupe_keys: list[str | None] | None = None,
     concurrency_keys: list[str | None] | None = None,
+    replace: bool = False,
+    throttle: float | None = None,
 ) -> list[Task]:
     n = len(actions)
-    return queries.task_insert_many(
+    insert = queries.task_replace_many if replace else queries.task_insert_many
+    return insert(
         conn,
+        throttle=throttle,
         identifiers=["w"] * n,
         actions=actions,
         metas=[json.dumps({"n": i}) for i in range(n)],
@@ -200,6 +204,26 @@ def _task_insert_many(conn: Conn, w: World) -> None:
     assert [t.action for t in tasks] == ["x"]  # k-pending is taken by an incomplete task
     assert tasks[0].status == 10 and tasks[0].meta == {"n": 0} and tasks[0].message
     assert tasks[0].concurrency_key == "t" and w.pending.concurrency_key == "tenant-1"
+
+
+def _task_replace_many(conn: Conn, w: World) -> None:
+    assert w.pending.meta == {"n": 1}
+    tasks = _insert(conn, ["y", "x"], dedupe_keys=["k-pending", "k-new"], replace=True)
+    assert sorted((t.action, t.meta["n"]) for t in tasks) == [("wait", 0), ("x", 1)]
+    replaced = next(t for t in tasks if t.id == w.pending.id)
+    assert replaced.message == ("Task queued (replaced by a later create)")
+    conn.execute("UPDATE s_tasks SET status = 50 WHERE id = %s", (w.pending.id,))
+    assert _insert(conn, ["z"], dedupe_keys=["k-pending"], replace=True) == []  # running
+
+
+def _task_get_throttled(conn: Conn, w: World) -> None:
+    conn.execute("UPDATE s_tasks SET dedupe_key = 'k-done' WHERE id = %s", (w.failed_id,))
+    assert queries.task_get_throttled(conn, dedupe_key="k-done", throttle=60) is None  # 40 days
+    conn.execute("UPDATE s_tasks SET finished_at = now() WHERE id = %s", (w.failed_id,))
+    found = queries.task_get_throttled(conn, dedupe_key="k-done", throttle=60)
+    assert found is not None and found.id == w.failed_id
+    assert _insert(conn, ["x"], dedupe_keys=["k-done"], throttle=60) == []
+    assert len(_insert(conn, ["x"], dedupe_keys=["k-done"])) == 1
 
 
 def _task_reserve_ids(conn: Conn, w: World) -> None:

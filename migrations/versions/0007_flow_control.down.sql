@@ -1,4 +1,5 @@
--- pgstask_enqueue as revision 0001 made it, without concurrency_key, its privileges kept (see
+-- pgstask_enqueue as revision 0001 made it, without concurrency_key, throttle and replace, its
+-- privileges kept (see
 -- the up file).
 CREATE FUNCTION pgstask_enqueue(
     identifier   text,
@@ -18,7 +19,7 @@ CREATE FUNCTION pgstask_enqueue(
 $$;
 DO $$
 DECLARE
-    source_fn regprocedure := 'pgstask_enqueue(text, text, jsonb, text, timestamptz, integer, bigint, text, text)';
+    source_fn regprocedure := 'pgstask_enqueue(text, text, jsonb, text, timestamptz, integer, bigint, text, text, float8, boolean)';
     target_fn regprocedure := 'pgstask_enqueue(text, text, jsonb, text, timestamptz, integer, bigint, text)';
     acl aclitem[] := (SELECT p.proacl FROM pg_proc p WHERE p.oid = source_fn);
     item record;
@@ -36,6 +37,7 @@ BEGIN
 END
 $$;
 DROP FUNCTION IF EXISTS pgstask_claim_task(uuid, bigint);
+DROP INDEX IF EXISTS s_tasks_dedupe_finished_idx;
 DROP FUNCTION IF EXISTS pgstask_notify_ended(text[]);
 DROP FUNCTION IF EXISTS pgstask_claim_limited(uuid, text[], integer, float8);
 DROP FUNCTION IF EXISTS pgstask_claimable_limited(text, jsonb, integer, float8);

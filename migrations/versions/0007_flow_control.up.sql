@@ -418,18 +418,69 @@ CREATE FUNCTION pgstask_enqueue(
     max_attempts    integer DEFAULT 3,
     started_by      bigint DEFAULT NULL,
     dedupe_key      text DEFAULT NULL,
-    concurrency_key text DEFAULT NULL
-) RETURNS bigint LANGUAGE sql AS $$
-    INSERT INTO s_tasks (identifier, action, meta, priority, start_at, max_attempts, started_by,
-                         dedupe_key, concurrency_key, message)
+    concurrency_key text DEFAULT NULL,
+    throttle        float8 DEFAULT NULL,
+    replace         boolean DEFAULT false
+) RETURNS bigint LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+-- The dedupe windows (docs/dedupe.md) as Client.create has them: throttle (seconds) creates
+-- nothing while a task with the key finished less than that long ago, replace gives a pending
+-- task with the key the new meta, priority, start_at, max_attempts and concurrency_key. Either
+-- returns the id of the task that holds the key instead of a new one (NULL: none holds it any
+-- more); without them, the key of an incomplete task is a unique_violation, as before.
+DECLARE
+    new_id bigint;
+BEGIN
+    IF (throttle IS NOT NULL OR replace) AND $8 IS NULL THEN
+        RAISE EXCEPTION 'pgstask: throttle and replace need a dedupe_key'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF throttle IS NOT NULL AND NOT (throttle > 0 AND throttle <= 31622400) THEN
+        RAISE EXCEPTION 'pgstask: throttle must be a number of seconds from 0 to 31622400 (366 days), not %', throttle
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF throttle IS NOT NULL THEN
+        SELECT f.id INTO new_id FROM s_tasks f
+         WHERE f.dedupe_key = $8 AND f.status IN (80, 90, 100)
+           AND f.finished_at > now() - make_interval(secs => throttle)
+         ORDER BY f.finished_at DESC
+         LIMIT 1;
+        IF FOUND THEN
+            RETURN new_id;
+        END IF;
+    END IF;
+    IF NOT coalesce(replace, false) AND throttle IS NULL THEN
+        INSERT INTO s_tasks (identifier, action, meta, priority, start_at, max_attempts,
+                             started_by, dedupe_key, concurrency_key, message)
+        VALUES ($1, $2, coalesce($3, '{}'::jsonb), coalesce($4, 'normal'), coalesce($5, now()),
+                coalesce($6, 3), $7, $8, $9, 'Task queued')
+        RETURNING id INTO new_id;
+        RETURN new_id;
+    END IF;
+    INSERT INTO s_tasks AS t (identifier, action, meta, priority, start_at, max_attempts,
+                              started_by, dedupe_key, concurrency_key, message)
     VALUES ($1, $2, coalesce($3, '{}'::jsonb), coalesce($4, 'normal'), coalesce($5, now()),
             coalesce($6, 3), $7, $8, $9, 'Task queued')
-    RETURNING id;
+    ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN (10, 30, 50)
+    DO UPDATE SET meta = excluded.meta, priority = excluded.priority,
+                  start_at = excluded.start_at, max_attempts = excluded.max_attempts,
+                  concurrency_key = excluded.concurrency_key, updated_at = now(),
+                  message = 'Task queued (replaced by a later create)'
+            WHERE replace AND t.status = 10
+    RETURNING id INTO new_id;
+    IF new_id IS NULL THEN  -- the holder is running (or replace is off): it is the answer
+        SELECT h.id INTO new_id FROM s_tasks h
+         WHERE h.dedupe_key = $8 AND h.status IN (10, 30, 50);
+    ELSIF replace THEN
+        PERFORM pg_notify('pgstask_tasks', '');  -- a replaced start_at may be due sooner
+    END IF;
+    RETURN new_id;
+END
 $$;
 DO $$
 DECLARE
     source_fn regprocedure := 'pgstask_enqueue(text, text, jsonb, text, timestamptz, integer, bigint, text)';
-    target_fn regprocedure := 'pgstask_enqueue(text, text, jsonb, text, timestamptz, integer, bigint, text, text)';
+    target_fn regprocedure := 'pgstask_enqueue(text, text, jsonb, text, timestamptz, integer, bigint, text, text, float8, boolean)';
     acl aclitem[] := (SELECT p.proacl FROM pg_proc p WHERE p.oid = source_fn);
     item record;
 BEGIN
@@ -445,3 +496,8 @@ BEGIN
     EXECUTE format('DROP FUNCTION %s', source_fn);
 END
 $$;
+
+-- The throttle window: the latest finished task of a dedupe key, one descent. Tasks without a
+-- key are not in it.
+CREATE INDEX s_tasks_dedupe_finished_idx ON s_tasks (dedupe_key, finished_at)
+    WHERE dedupe_key IS NOT NULL AND status IN (80, 90, 100);

@@ -28,6 +28,7 @@ from pgstask.cli._options import (
     json_object,
     max_attempts,
     positive_int,
+    positive_seconds,
     seconds,
     timestamp,
 )
@@ -91,6 +92,19 @@ def register(commands: Subparsers) -> None:
         metavar="KEY",
         help="group the task by KEY for its worker's per-key limits and fair sharing",
     )
+    p.add_argument(
+        "--throttle",
+        type=positive_seconds,
+        metavar="SECONDS",
+        help="with --dedupe-key: while a task with KEY finished less than SECONDS ago, return "
+        "it instead of creating another",
+    )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="with --dedupe-key: a pending task with KEY takes this task's data, priority, "
+        "start time, attempts and concurrency key (debounce)",
+    )
     p.add_argument("--user-id", type=positive_int, metavar="N", help="who started it")
     p.add_argument("--wait", action="store_true", help="wait until the task finishes")
     add_json(p)
@@ -118,6 +132,8 @@ def cmd_create(ctx: Context) -> int:
         user_id=args.user_id,
         dedupe_key=args.dedupe_key,
         concurrency_key=args.concurrency_key,
+        throttle=args.throttle,
+        replace=args.replace,
     )
     _note_worker(ctx, args.identifier)
     if args.json and not args.wait:

@@ -26,6 +26,7 @@ from pgstask.http._openapi_schemas import (
     STATUS_TEXTS,
     TASK_ID,
     TEXT,
+    THROTTLE,
     Schema,
     nullable,
     record,
@@ -86,6 +87,8 @@ RUN_QUERY = _in_order(
         "concurrency_key": query(
             "concurrency_key", CONCURRENCY_KEY, "As the body's concurrency_key", empty=False
         ),
+        "throttle": query("throttle", THROTTLE, "As the body's throttle"),
+        "replace": query("replace", FLAG, "As the body's replace"),
     },
 )
 
@@ -132,8 +135,9 @@ def run_body() -> Schema:
     return json_body(
         {
             "description": "The task's options: the `options` key if there is one (then the "
-            "body may also carry priority, start_at, max_attempts, dedupe_key and "
-            "concurrency_key), else the whole body. An empty body is no options.",
+            "body may also carry priority, start_at, max_attempts, dedupe_key, "
+            "concurrency_key, throttle and replace), else the whole body. An empty body is no "
+            "options.",
             "anyOf": [envelope, plain],
         },
         required=False,

@@ -78,6 +78,8 @@ WHOLE_TEXT: Schema = {"type": "string", "pattern": bodies.WHOLE_PATTERN}
 TASK_ID: Schema = {"type": "integer", "format": "int64", "minimum": 1, "maximum": bodies.MAX_ID}
 DEDUPE_KEY: Schema = {**NON_BLANK, "maxLength": task_spec.MAX_DEDUPE_KEY}
 CONCURRENCY_KEY: Schema = {**NON_BLANK, "maxLength": task_spec.MAX_CONCURRENCY_KEY}
+THROTTLE: Schema = {"type": "number", "exclusiveMinimum": 0, "maximum": task_spec.MAX_THROTTLE}
+FLAG_EMPTY: Schema = {"enum": ["", None]}
 #: A flag in a query string, as ``bodies.flag`` reads it.
 FLAG: Schema = {"type": "boolean", "default": False}
 #: What ``bodies.start_at`` takes: ISO 8601 with a UTC offset; empty or null is "now".
@@ -101,6 +103,20 @@ CONTROL: Schema = {
     "concurrency_key": {
         **nullable(CONCURRENCY_KEY),
         "description": "Groups the task for its worker's per-key limits and fair sharing",
+    },
+    "throttle": {
+        "anyOf": [THROTTLE, {"type": "string", "pattern": bodies.SECONDS_PATTERN}, FLAG_EMPTY],
+        "description": "Seconds: with a dedupe_key, while a task with the key finished less than "
+        "this long ago, it is answered instead (docs/dedupe.md)",
+    },
+    "replace": {
+        "anyOf": [
+            {"type": "boolean"},
+            {"enum": ["", None, "1", "0", "true", "false", "yes", "no", "on", "off"]},
+        ],
+        "default": False,
+        "description": "With a dedupe_key: a pending task with the key takes this task's "
+        "fields instead (debounce)",
     },
 }
 

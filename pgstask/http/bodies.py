@@ -288,6 +288,10 @@ def query_params(request: Request, known: Iterable[str]) -> Mapping[str, str]:
     return params
 
 
+#: The words a flag may be, true ones first.
+FLAG_WORDS = ("1", "true", "yes", "on", "0", "false", "no", "off")
+
+
 def flag(value: Any, name: str) -> bool:
     """A boolean from JSON or a query string (1/true/yes/on, 0/false/no/off); absent or
     empty is false."""
@@ -295,18 +299,27 @@ def flag(value: Any, name: str) -> bool:
         return False
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in (
-        "1",
-        "true",
-        "yes",
-        "on",
-        "0",
-        "false",
-        "no",
-        "off",
-    ):
-        return value.lower() in ("1", "true", "yes", "on")
+    if isinstance(value, str) and value.lower() in FLAG_WORDS:
+        return value.lower() in FLAG_WORDS[:4]
     raise ApiError(422, f"{name} must be true or false, not {shown(value)}")
+
+
+#: A number of seconds as text (a query string's): digits, a point, an exponent.
+SECONDS_PATTERN = r"^[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]{1,3})?$"
+_SECONDS = re.compile(SECONDS_PATTERN)
+
+
+def throttle(value: Any) -> float | None:
+    """A create's ``throttle``: seconds from JSON or a query string, or None when absent (its
+    range is ``task_spec.check_window``'s)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        if _SECONDS.match(value):
+            return float(value)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise ApiError(422, f"throttle must be a number of seconds, not {shown(value)}")
 
 
 def days(value: Any, default: float) -> float:

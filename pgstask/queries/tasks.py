@@ -34,12 +34,34 @@ def task_insert_many(
     started_by: Sequence[int | None],
     dedupe_keys: Sequence[str | None],
     concurrency_keys: Sequence[str | None],
+    throttle: float | None = None,
 ) -> list[Task]:
     """Create tasks, one per position of the parallel sequences (``create``, and ``create_many``
     without COPY); an item whose ``dedupe_key`` an unfinished task holds is skipped, so fewer tasks
-    may come back. ``metas`` are JSON texts. Sent and read in binary: large batches skip text
+    may come back, and with ``throttle`` one whose key a task finished less than ``throttle``
+    seconds ago. ``metas`` are JSON texts. Sent and read in binary: large batches skip text
     quoting."""
     return tasks_of(conn, "task_insert_many", params_of(locals()), binary=True)
+
+
+def task_replace_many(
+    conn: Conn,
+    *,
+    identifiers: Sequence[str],
+    actions: Sequence[str],
+    metas: Sequence[str],
+    priorities: Sequence[str],
+    start_ats: Sequence[dt.datetime | None],
+    max_attempts: Sequence[int],
+    started_by: Sequence[int | None],
+    dedupe_keys: Sequence[str | None],
+    concurrency_keys: Sequence[str | None],
+    throttle: float | None = None,
+) -> list[Task]:
+    """``task_insert_many`` that replaces the fields of the pending task holding an item's
+    ``dedupe_key`` (returned updated) instead of skipping the item; every item has a key, no two
+    the same."""
+    return tasks_of(conn, "task_replace_many", params_of(locals()), binary=True)
 
 
 def task_reserve_ids(conn: Conn, *, n: int) -> tuple[dt.datetime, list[int] | None]:
@@ -88,6 +110,13 @@ def task_merge_meta(conn: Conn, *, id: int, patch: Jsonb) -> Task | None:
 def task_get(conn: Conn, *, id: int) -> Task | None:
     """The task ``id``, or None."""
     found = tasks_of(conn, "task_get", {"id": id})
+    return found[0] if found else None
+
+
+def task_get_throttled(conn: Conn, *, dedupe_key: str, throttle: float) -> Task | None:
+    """The task with ``dedupe_key`` that finished less than ``throttle`` seconds ago, the latest;
+    None if there is none."""
+    found = tasks_of(conn, "task_get_throttled", params_of(locals()))
     return found[0] if found else None
 
 

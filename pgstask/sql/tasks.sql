@@ -4,7 +4,9 @@
 -- name: task_insert_many
 -- Bulk and single enqueue in one form: parallel arrays through unnest (one round trip, one
 -- trigger call and one NOTIFY per statement). metas are JSON texts, encoded once by the client;
--- the client sends the arrays in binary (no array quoting on either side).
+-- the client sends the arrays in binary (no array quoting on either side). With throttle
+-- (seconds), an item whose dedupe_key a task finished less than that long ago is skipped too
+-- (docs/dedupe.md); s_tasks_dedupe_finished_idx finds the latest finish in one descent.
 INSERT INTO s_tasks (identifier, action, meta, priority, start_at, max_attempts, started_by,
                      dedupe_key, concurrency_key, message)
 SELECT i, a, m, p, coalesce(s, now()), x, u, d, k, 'Task queued'
@@ -12,8 +14,41 @@ SELECT i, a, m, p, coalesce(s, now()), x, u, d, k, 'Task queued'
               %(priorities)b::text[], %(start_ats)b::timestamptz[], %(max_attempts)b::int[],
               %(started_by)b::bigint[], %(dedupe_keys)b::text[], %(concurrency_keys)b::text[])
        AS n(i, a, m, p, s, x, u, d, k)
+ WHERE %(throttle)s::float8 IS NULL OR n.d IS NULL
+    OR NOT EXISTS (SELECT 1 FROM s_tasks f
+                    WHERE f.dedupe_key = n.d AND f.status IN (80, 90, 100)
+                      AND f.finished_at > now() - make_interval(secs => %(throttle)s::float8))
 ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN (10, 30, 50) DO NOTHING
 RETURNING *;
+
+-- name: task_replace_many
+-- task_insert_many with replace (debounce, docs/dedupe.md): an item whose dedupe_key a pending
+-- task holds gives that task its meta, priority, start_at, max_attempts and concurrency_key (the
+-- updated row is returned); one whose key a preparing or running task holds is skipped. A
+-- statement of its own: DO UPDATE locks the conflicting row even when its WHERE is false, which
+-- a plain create must not do to a running task (its completion would wait for the creator's
+-- transaction). The NOTIFY: a replaced start_at may be due sooner (no insert trigger fires).
+WITH upserted AS (
+    INSERT INTO s_tasks AS t (identifier, action, meta, priority, start_at, max_attempts,
+                              started_by, dedupe_key, concurrency_key, message)
+    SELECT i, a, m, p, coalesce(s, now()), x, u, d, k, 'Task queued'
+      FROM unnest(%(identifiers)b::text[], %(actions)b::text[], %(metas)b::text[]::jsonb[],
+                  %(priorities)b::text[], %(start_ats)b::timestamptz[], %(max_attempts)b::int[],
+                  %(started_by)b::bigint[], %(dedupe_keys)b::text[], %(concurrency_keys)b::text[])
+           AS n(i, a, m, p, s, x, u, d, k)
+     WHERE %(throttle)s::float8 IS NULL
+        OR NOT EXISTS (SELECT 1 FROM s_tasks f
+                        WHERE f.dedupe_key = n.d AND f.status IN (80, 90, 100)
+                          AND f.finished_at > now() - make_interval(secs => %(throttle)s::float8))
+    ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN (10, 30, 50)
+    DO UPDATE SET meta = excluded.meta, priority = excluded.priority,
+                  start_at = excluded.start_at, max_attempts = excluded.max_attempts,
+                  concurrency_key = excluded.concurrency_key, updated_at = now(),
+                  message = 'Task queued (replaced by a later create)'
+            WHERE t.status = 10
+    RETURNING t.*
+)
+SELECT upserted.* FROM upserted, (SELECT pg_notify('pgstask_tasks', '')) AS woken;
 
 -- name: task_reserve_ids
 -- The bulk path (COPY, which has no RETURNING): ids for n new tasks, in order, and the server's
@@ -39,6 +74,15 @@ SELECT * FROM s_tasks WHERE id = %(id)s;
 
 -- name: task_get_by_dedupe_key
 SELECT * FROM s_tasks WHERE dedupe_key = %(dedupe_key)s AND status IN (10, 30, 50);
+
+-- name: task_get_throttled
+-- The task whose finish keeps a throttled create of dedupe_key from making another: the latest
+-- one finished less than throttle seconds ago.
+SELECT * FROM s_tasks
+ WHERE dedupe_key = %(dedupe_key)s AND status IN (80, 90, 100)
+   AND finished_at > now() - make_interval(secs => %(throttle)s::float8)
+ ORDER BY finished_at DESC
+ LIMIT 1;
 
 -- name: task_claim
 -- The claim index leads with (identifier, priority_rank): one ordered range per worker and

@@ -57,6 +57,8 @@ class WorkerClient(Protocol):
         user_id: int | None = ...,
         dedupe_key: str | None = ...,
         concurrency_key: str | None = ...,
+        throttle: float | None = ...,
+        replace: bool = ...,
         conn: Conn | None = ...,
     ) -> Task:
         """Enqueue a task (``create_task``: another action of the worker)."""

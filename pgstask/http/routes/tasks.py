@@ -23,7 +23,15 @@ from pgstask.workers.actions import action_key
 
 #: Fields of the run endpoint's envelope form (``{"options": {...}, "priority": ...}``) and of
 #: its query string.
-CONTROL_FIELDS = ("priority", "start_at", "max_attempts", "dedupe_key", "concurrency_key")
+CONTROL_FIELDS = (
+    "priority",
+    "start_at",
+    "max_attempts",
+    "dedupe_key",
+    "concurrency_key",
+    "throttle",
+    "replace",
+)
 LOG_LINES = 50
 #: The query parameters of a task's log records.
 LOG_FILTERS = ("limit", "errors_only")
@@ -33,8 +41,9 @@ async def run_action(request: Request) -> JSONResponse:
     """Create a task for an active worker: sTask's ``POST /stask/worker/{identifier}/run/{action}``.
 
     The options are the ``options`` key of the body if it has one (then the body may also carry
-    ``priority``, ``start_at``, ``max_attempts``, ``dedupe_key`` and ``concurrency_key``), else
-    the whole body. The query string may carry the same five fields."""
+    ``priority``, ``start_at``, ``max_attempts``, ``dedupe_key``, ``concurrency_key``,
+    ``throttle`` and ``replace``), else the whole body. The query string may carry the same
+    fields."""
     identifier = bodies.worker_identifier(request)
     action = request.path_params["action"]
     control: dict[str, Any] = dict(bodies.query_params(request, CONTROL_FIELDS))
@@ -91,6 +100,8 @@ def _control(values: dict[str, Any]) -> dict[str, Any]:
         "max_attempts": bodies.max_attempts(values.get("max_attempts")),
         "dedupe_key": bodies.optional_text(values.get("dedupe_key"), "dedupe_key"),
         "concurrency_key": bodies.optional_text(values.get("concurrency_key"), "concurrency_key"),
+        "throttle": bodies.throttle(values.get("throttle")),
+        "replace": bodies.flag(values.get("replace"), "replace"),
     }
 
 
