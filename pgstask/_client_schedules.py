@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pgstask import queries, schedules
-from pgstask._client_base import ClientBase
+from pgstask._client_base import ClientBase, registered_action_problem
 from pgstask.db import Conn
 from pgstask.errors import (
     InvalidScheduleError,
@@ -18,7 +18,6 @@ from pgstask.errors import (
 )
 from pgstask.task import Status, Task
 from pgstask.workers import known
-from pgstask.workers.actions import action_key
 
 Row = dict[str, Any]
 
@@ -133,10 +132,7 @@ def _shown(row: Row) -> Row:
 def _check_registered_action(conn: Conn, schedule: schedules.Schedule) -> None:
     """``InvalidScheduleError`` when the schedule's worker is registered with a list of actions
     that lacks the schedule's; an unregistered worker passes (a daemon may register it later)."""
-    worker = queries.worker_get(conn, identifier=schedule.identifier)
-    actions = (worker or {}).get("actions") or []
-    if actions and action_key(schedule.action) not in {action_key(a) for a in actions}:
-        raise InvalidScheduleError(
-            f"schedule {schedule.name!r}: worker {schedule.identifier!r} has no action "
-            f"{schedule.action!r} (its actions: {', '.join(actions)})"
-        )
+    assert schedule.identifier is not None and schedule.action is not None
+    problem = registered_action_problem(conn, schedule.identifier, schedule.action)
+    if problem:
+        raise InvalidScheduleError(f"schedule {schedule.name!r}: {problem}")

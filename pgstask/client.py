@@ -7,7 +7,7 @@ running due tasks in this process (``process_pending_tasks``, ``execute``).
 The facade is thin: each method hands its work to the module that owns it. A task's fields are
 checked by ``task_spec``; a bulk enqueue goes through ``_copy``; the pool, ``connection()`` and
 ``get()`` come from ``_client_base``, the file methods from ``_client_files``, the schedule
-methods from ``_client_schedules``.
+methods from ``_client_schedules``, the preset methods from ``_client_presets``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 from pgstask import _copy, logs, progress, queries, task_spec
 from pgstask._client_base import _task_id
 from pgstask._client_files import TaskFiles
+from pgstask._client_presets import ClientPresets
 from pgstask._client_schedules import ClientSchedules
 from pgstask.db import Conn
 from pgstask.errors import (
@@ -45,7 +46,7 @@ Names = list[str]
 Records = list[LogRecord]
 
 
-class Client(TaskFiles, ClientSchedules):
+class Client(TaskFiles, ClientSchedules, ClientPresets):
     """pgstask's Python API. ``Client(dsn=None)`` uses ``PGSTASK_DSN`` or the embedded database.
 
     The client opens a small connection pool on first use; ``close()`` it (or use it as a context

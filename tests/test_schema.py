@@ -67,6 +67,7 @@ def test_migrations_create_the_tables(conn: Conn) -> None:
         "s_task_file_chunks": "p",
         "s_schedules": "p",  # cron schedules
         "s_schedule_runs": "p",  # one row per fired slot
+        "s_presets": "p",  # named task templates
     }
 
 

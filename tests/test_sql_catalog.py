@@ -29,7 +29,7 @@ from pgstask.task import Task
 
 ENTITIES = (
     *("task", "worker", "daemon", "progress", "log", "schema", "file", "metrics"),
-    *("server", "lock", "channel", "schedule"),
+    *("server", "lock", "channel", "schedule", "preset"),
 )
 _PLACEHOLDER = re.compile(r"%\((\w+)\)[sb]")  # b: sent in binary
 _POSITIONAL = re.compile(r"(?<![)%])%[sbt]\b")
@@ -663,6 +663,81 @@ def _schedule_runs_delete_before(conn: Conn, w: World) -> None:
             (slot, days * 40),
         )
     assert queries.schedule_runs_delete_before(conn, days=30) == 2  # the latest stays
+
+
+def _a_preset(conn: Conn, name: str = "export", **fields: Any) -> Row:
+    values: dict[str, Any] = {
+        "identifier": "w",
+        "action": "run",
+        "data": {"format": "csv", "rows": 10},
+        "priority": "high",
+        "max_attempts": 2,
+        "description": "CSV export",
+        **fields,
+    }
+    return queries.preset_upsert(conn, name=name, **values)
+
+
+def _preset_upsert(conn: Conn, w: World) -> None:
+    row = _a_preset(conn)
+    assert row["inserted"] and row["data"] == {"format": "csv", "rows": 10}
+    replaced = _a_preset(conn, priority="low", description="")
+    assert not replaced["inserted"] and (replaced["priority"], replaced["description"]) == (
+        "low",
+        "",
+    )
+    assert replaced["created_at"] == row["created_at"]
+
+
+def _preset_get(conn: Conn, w: World) -> None:
+    _a_preset(conn)
+    conn.execute(
+        "INSERT INTO s_schedules (name, preset, cron) VALUES ('b', 'export', '@daily'),"
+        " ('a', 'export', '@hourly')"
+    )
+    row = queries.preset_get(conn, name="export")
+    assert row is not None and row["schedules"] == ["a", "b"] and row["action"] == "run"
+    assert queries.preset_get(conn, name="none") is None
+
+
+def _preset_list(conn: Conn, w: World) -> None:
+    _a_preset(conn, "b")
+    _a_preset(conn, "a")
+    assert [(r["name"], r["schedules"]) for r in queries.preset_list(conn)] == [
+        ("a", []),
+        ("b", []),
+    ]
+
+
+def _preset_delete(conn: Conn, w: World) -> None:
+    _a_preset(conn)
+    conn.execute("INSERT INTO s_schedules (name, preset, cron) VALUES ('n', 'export', '@daily')")
+    assert queries.preset_delete(conn, name="export") == ["n"]
+    assert queries.preset_delete(conn, name="export") is None
+
+
+def _preset_enqueue(conn: Conn, w: World) -> None:
+    _a_preset(conn)
+    args: dict[str, Any] = {
+        "priority": None,
+        "start_at": None,
+        "max_attempts": None,
+        "user_id": None,
+        "dedupe_key": None,
+    }
+    task = queries.preset_enqueue(conn, name="export", data='{"rows": 5, "to": "x"}', **args)
+    assert task is not None and (task.identifier, task.action, task.status) == ("w", "run", 10)
+    assert task.meta == {"format": "csv", "rows": 5, "to": "x"}
+    assert (task.priority, task.max_attempts) == ("high", 2)
+    assert task.message == "Task queued from preset export"
+    later = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    given = {**args, "priority": "low", "start_at": later, "max_attempts": 7, "user_id": 9}
+    other = queries.preset_enqueue(conn, name="export", data="{}", **given)
+    assert other is not None and (other.priority, other.max_attempts) == ("low", 7)
+    assert (other.start_at, other.started_by, other.meta["rows"]) == (later, 9, 10)
+    taken = {**args, "dedupe_key": "k-pending"}  # the world's incomplete task holds it
+    assert queries.preset_enqueue(conn, name="export", data="{}", **taken) is None
+    assert queries.preset_enqueue(conn, name="none", data="{}", **args) is None
 
 
 def _server_end_idle_transactions(conn: Conn, w: World) -> None:
