@@ -517,6 +517,7 @@ def _a_schedule(conn: Conn, name: str = "nightly", **fields: Any) -> Row:
     values: dict[str, Any] = {
         "identifier": "w",
         "action": "run",
+        "preset": None,
         "cron": "0 3 * * *",
         "timezone": "Europe/Kyiv",
         "data": {"to": 3},
@@ -544,7 +545,8 @@ def _schedule_upsert(conn: Conn, w: World) -> None:
 
 
 def _fields(row: Row) -> dict[str, Any]:
-    keep = ("identifier", "action", "cron", "timezone", "data", "priority", "max_attempts")
+    keep = ("identifier", "action", "preset", "cron", "timezone", "data", "priority")
+    keep += ("max_attempts",)
     return {
         **{k: row[k] for k in keep},
         "misfire": row["misfire"],
@@ -557,6 +559,10 @@ def _schedule_get(conn: Conn, w: World) -> None:
     _a_schedule(conn)
     assert queries.schedule_get(conn, name="nightly")["cron"] == "0 3 * * *"  # type: ignore[index]
     assert queries.schedule_get(conn, name="none") is None
+    _a_preset(conn)
+    _a_schedule(conn, "p", identifier=None, action=None, preset="export")
+    row = queries.schedule_get(conn, name="p")
+    assert row is not None and (row["preset_identifier"], row["preset_action"]) == ("w", "run")
 
 
 def _schedule_list(conn: Conn, w: World) -> None:
@@ -573,8 +579,10 @@ def _schedule_due(conn: Conn, w: World) -> None:
     conn.execute(
         "UPDATE s_schedules SET next_run_at = now() + interval '1 hour' WHERE name = 'later'"
     )
+    _a_schedule(conn, "orphan", identifier=None, action=None, preset="gone")
     due = queries.schedule_due(conn, limit=10)
-    assert [r["name"] for r in due] == ["new"] and due[0]["now"] is not None
+    assert [r["name"] for r in due] == ["new", "orphan"] and due[0]["now"] is not None
+    assert [r["preset_missing"] for r in due] == [False, True]
 
 
 def _schedule_next_run_at(conn: Conn, w: World) -> None:
@@ -600,6 +608,31 @@ def _schedule_fire(conn: Conn, w: World) -> None:
     assert row["last_task_id"] == task.id
     # The same slot again: the compare-and-set finds the schedule moved on.
     assert queries.schedule_fire(conn, name="nightly", slot=slot, next_run_at=after) is None
+    # A schedule of a preset: the preset's worker and action, the data merged over its data,
+    # the schedule's priority, the preset's max_attempts.
+    _a_preset(conn)
+    _a_schedule(
+        conn,
+        "p",
+        identifier=None,
+        action=None,
+        preset="export",
+        data={"rows": 1},
+        priority="low",
+        max_attempts=None,
+    )
+    conn.execute("UPDATE s_schedules SET next_run_at = %s WHERE name = 'p'", (slot,))
+    fired = queries.schedule_fire(conn, name="p", slot=slot, next_run_at=after)
+    assert fired is not None and fired["task_id"] is not None
+    task = queries.task_get(conn, id=fired["task_id"])
+    assert task is not None and (task.identifier, task.action) == ("w", "run")
+    assert task.meta == {"format": "csv", "rows": 1}
+    assert (task.priority, task.max_attempts) == ("low", 2)
+    assert task.message == "Task queued by schedule p from preset export"
+    # Its preset removed: nothing fires, the slot stays.
+    conn.execute("DELETE FROM s_presets")
+    conn.execute("UPDATE s_schedules SET next_run_at = %s WHERE name = 'p'", (after,))
+    assert queries.schedule_fire(conn, name="p", slot=after, next_run_at=None) is None
 
 
 def _schedule_move(conn: Conn, w: World) -> None:
@@ -636,6 +669,17 @@ def _schedule_run_now(conn: Conn, w: World) -> None:
     assert task.message == "Task queued by schedule nightly, run now"
     assert queries.schedule_get(conn, name="nightly") == before  # its slots are untouched
     assert queries.schedule_run_now(conn, name="none") is None
+    _a_preset(conn)
+    _a_schedule(conn, "p", identifier=None, action=None, preset="export", priority=None)
+    task = queries.schedule_run_now(conn, name="p")
+    assert task is not None and (task.action, task.priority, task.meta["format"]) == (
+        "run",
+        "high",
+        "csv",
+    )
+    assert task.message == "Task queued by schedule p from preset export, run now"
+    conn.execute("DELETE FROM s_presets")
+    assert queries.schedule_run_now(conn, name="p") is None
 
 
 def _schedule_delete(conn: Conn, w: World) -> None:
@@ -648,9 +692,16 @@ def _schedule_mark_missing_from_code(conn: Conn, w: World) -> None:
     _a_schedule(conn, "kept")
     _a_schedule(conn, "gone")
     _a_schedule(conn, "api", origin="api")
-    missing = queries.schedule_mark_missing_from_code(conn, identifiers=["w"], declared=["kept"])
+    _a_preset(conn)
+    _a_schedule(conn, "preset", identifier=None, action=None, preset="export")
+    missing = queries.schedule_mark_missing_from_code(
+        conn, identifiers=["w"], declared=["kept", "preset"]
+    )
     assert missing == ["gone"]
-    assert queries.schedule_mark_missing_from_code(conn, identifiers=["w"], declared=[]) == ["kept"]
+    assert queries.schedule_mark_missing_from_code(conn, identifiers=["other"], declared=[]) == []
+    # A code schedule of a preset is its preset's worker's.
+    missing = queries.schedule_mark_missing_from_code(conn, identifiers=["w"], declared=[])
+    assert sorted(missing) == ["kept", "preset"]
 
 
 def _schedule_runs_delete_before(conn: Conn, w: World) -> None:
