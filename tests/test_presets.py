@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from pgstask import BaseWorker, Task, presets
+from pgstask import BaseWorker, Task, presets, queries
 from pgstask.db import Conn
 from pgstask.errors import InvalidPresetError, InvalidTaskError
 
@@ -228,3 +228,42 @@ def test_sql_enqueue_wakes_the_daemons_at_commit(dsn: str) -> None:
         sender.execute("SELECT pgstask_enqueue_preset('ping')")
         got = list(listener.notifies(timeout=10, stop_after=1))
     assert [n.channel for n in got] == ["pgstask_tasks"]
+
+
+def test_the_three_statements_that_start_a_preset_merge_alike(conn: Conn) -> None:
+    """``pgstask_enqueue_preset``, the client's ``preset_enqueue`` and a schedule of the preset
+    (``schedule_run_now``, as ``schedule_fire``) each code the merge: one result."""
+    _preset(conn)
+    overrides = {"format": "xlsx", "filters": {}, "extra": [1, 2]}
+    from_sql = _enqueue(
+        conn, "SELECT pgstask_enqueue_preset('nightly-export', %s)", json.dumps(overrides)
+    )
+    from_client = queries.preset_enqueue(
+        conn,
+        name="nightly-export",
+        data=json.dumps(overrides),
+        priority=None,
+        start_at=None,
+        max_attempts=None,
+        user_id=None,
+        dedupe_key=None,
+    )
+    conn.execute(
+        "INSERT INTO s_schedules (name, preset, cron, data) VALUES ('n', 'nightly-export',"
+        " '@daily', %s)",
+        (json.dumps(overrides),),
+    )
+    from_schedule = queries.schedule_run_now(conn, name="n")
+    assert from_client is not None and from_schedule is not None
+    fields = ("identifier", "action", "meta", "priority", "max_attempts")
+    sql_row = _task(conn, from_sql)
+    expected = tuple(sql_row[f] for f in fields)
+    assert expected == (
+        "report",
+        "export",
+        {"format": "xlsx", "filters": {}, "rows": 10, "extra": [1, 2]},
+        "high",
+        5,
+    )
+    for task in (from_client, from_schedule):
+        assert tuple(getattr(task, f) for f in fields) == expected
