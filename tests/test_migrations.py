@@ -102,6 +102,34 @@ def test_worker_actions_revision_keeps_existing_rows(blank_dsn: str) -> None:
         assert conn.execute("SELECT count(*) FROM s_workers").fetchone() == (1,)
 
 
+def test_presets_revision_keeps_plain_schedules_and_drops_those_of_presets(
+    blank_dsn: str,
+) -> None:
+    migrate.upgrade(blank_dsn)
+    with psycopg.connect(blank_dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO s_presets (name, identifier, action) VALUES ('digest', 'mail', 'send')"
+        )
+        conn.execute(
+            "INSERT INTO s_schedules (name, identifier, action, cron)"
+            " VALUES ('plain', 'mail', 'send', '@daily')"
+        )
+        conn.execute(
+            "INSERT INTO s_schedules (name, preset, cron) VALUES ('p', 'digest', '@daily')"
+        )
+    from alembic.script import ScriptDirectory
+
+    before = ScriptDirectory(str(migrate.script_location())).get_revision("0008").down_revision
+    assert isinstance(before, str)
+    migrate.downgrade(blank_dsn, before)  # the revision before 0008, whichever it is
+    with psycopg.connect(blank_dsn, autocommit=True) as conn:
+        rows = conn.execute("SELECT name, priority, max_attempts FROM s_schedules").fetchall()
+        assert rows == [("plain", "normal", 3)]  # NULL was "the default": written out
+        assert conn.execute("SELECT to_regclass('s_presets')").fetchone() == (None,)
+    migrate.upgrade(blank_dsn)
+    assert migrate.current_revision(blank_dsn) == migrate.head_revision()
+
+
 def test_upgrade_is_idempotent(blank_dsn: str) -> None:
     migrate.upgrade(blank_dsn)
     created = _objects(blank_dsn)
