@@ -16,6 +16,7 @@ from pgstask.db import Conn, make_pool, translate_errors
 from pgstask.errors import InvalidTaskError, TaskNotFoundError
 from pgstask.settings import Settings
 from pgstask.task import Task
+from pgstask.workers.actions import action_key
 
 
 def resolve_dsn(settings: Settings) -> str:
@@ -25,6 +26,17 @@ def resolve_dsn(settings: Settings) -> str:
     from pgstask import embedded
 
     return embedded.start(settings.data_dir)
+
+
+def registered_action_problem(conn: Conn, identifier: str, action: str) -> str | None:
+    """Why ``action`` is not one of worker ``identifier``'s as its registered row lists them
+    (``s_workers.actions``), or None. An unregistered worker, or one registered without its
+    list, passes: a daemon may register it later, and ``Client.create`` accepts it too."""
+    worker = queries.worker_get(conn, identifier=identifier)
+    actions = (worker or {}).get("actions") or []
+    if actions and action_key(action) not in {action_key(a) for a in actions}:
+        return f"worker {identifier!r} has no action {action!r} (its actions: {', '.join(actions)})"
+    return None
 
 
 def _task_id(task: Task | int) -> int:

@@ -8,17 +8,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from pgstask import queries, schedules
-from pgstask._client_base import ClientBase
+from pgstask._client_base import ClientBase, registered_action_problem
 from pgstask.db import Conn
 from pgstask.errors import (
     InvalidScheduleError,
-    InvalidTaskError,
+    PresetNotFoundError,
     ScheduleNotFoundError,
     UnknownActionError,
 )
 from pgstask.task import Status, Task
 from pgstask.workers import known
-from pgstask.workers.actions import action_key
 
 Row = dict[str, Any]
 
@@ -27,10 +26,12 @@ class ClientSchedules(ClientBase):
     """The schedule methods of ``Client``."""
 
     def schedules(self) -> list[Row]:
-        """Every schedule's row (``s_schedules``), by name: its fields, ``active``, ``origin``,
-        ``next_run_at``, ``last_run_at``, ``last_task_id``, ``last_error``,
-        ``missing_from_code_at``, and ``last_task_status``: the status text of the task of its
-        last slot (None when it has none, or the task was deleted)."""
+        """Every schedule's row (``s_schedules``), by name: its fields (``identifier`` and
+        ``action``, or ``preset``), ``active``, ``origin``, ``next_run_at``, ``last_run_at``,
+        ``last_task_id``, ``last_error``, ``missing_from_code_at``; ``last_task_status``: the
+        status text of the task of its last slot (None when it has none, or the task was
+        deleted); and for one that starts a preset, ``preset_identifier`` and ``preset_action``:
+        the preset's worker and action now (None when the preset does not exist)."""
         with self.connection() as c:
             return [_shown(r) for r in queries.schedule_list(c)]
 
@@ -40,32 +41,39 @@ class ClientSchedules(ClientBase):
         with self.connection() as c:
             return _read(c, _lookup(name))
 
-    def add_schedule(self, name: str, identifier: str, fields: Mapping[str, Any]) -> Row:
+    def add_schedule(self, name: str, identifier: str | None, fields: Mapping[str, Any]) -> Row:
         """Add schedule ``name`` of worker ``identifier``, or replace the one added so before;
         ``fields`` as a worker declares them (``action``, ``cron``, ``timezone``, ``data``, …).
         Its row, with ``inserted``. A changed expression or zone starts from its next slot.
 
+        A schedule that starts a preset has ``preset`` in its fields instead of ``action``, and
+        ``identifier`` None (or the preset's worker): ``add_schedule("nightly", None,
+        {"preset": "nightly-export", "cron": "0 3 * * *"})``.
+
         ``InvalidScheduleError`` for a bad field, for an action the worker does not have (when
-        this process defines the worker, or its registered row lists its actions), and for a
-        schedule declared in code: that one is changed in code (a daemon writes it back at its
-        start), and paused, resumed or run here."""
+        this process defines the worker, or its registered row lists its actions), for a preset
+        that does not exist, and for a schedule declared in code: that one is changed in code (a
+        daemon writes it back at its start), and paused, resumed or run here."""
         schedule = schedules.check(name, identifier, fields)
-        try:
-            known.check_action(identifier, schedule.action)
-        except UnknownActionError as exc:
-            raise InvalidScheduleError(f"schedule {name!r}: {exc}") from None
+        if schedule.action is not None and schedule.identifier is not None:
+            try:
+                known.check_action(schedule.identifier, schedule.action)
+            except UnknownActionError as exc:
+                raise InvalidScheduleError(f"schedule {name!r}: {exc}") from None
         with self.connection() as c:
-            _check_registered_action(c, schedule)
+            if schedule.preset is None:
+                _check_registered_action(c, schedule)
+            schedules.check_preset(c, schedule)
             current = queries.schedule_get(c, name=name)
             if (
                 current is not None
                 and current["origin"] == "code"
                 and current["missing_from_code_at"] is None
             ):
+                declared_by = current["identifier"] or current["preset_identifier"]
                 raise InvalidScheduleError(
-                    f"schedule {name!r} is declared in code by worker "
-                    f"{current['identifier']!r}; change it there (a daemon writes it back at "
-                    "its start), or pause it"
+                    f"schedule {name!r} is declared in code by worker {declared_by!r}; change "
+                    "it there (a daemon writes it back at its start), or pause it"
                 )
             written = queries.schedule_upsert(c, **schedule.row(origin="api"))
             inserted = written is not None and bool(written["inserted"])
@@ -99,11 +107,14 @@ class ClientSchedules(ClientBase):
 
     def run_schedule(self, name: str) -> Task:
         """Enqueue one task of schedule ``name`` now, with its worker, action, data, priority
-        and ``max_attempts`` (paused or not); its slots are not moved and none is recorded."""
+        and ``max_attempts`` (paused or not; those of its preset, as at a slot, for one that
+        starts a preset); its slots are not moved and none is recorded.
+        ``PresetNotFoundError`` when it starts a preset that does not exist."""
         with self.connection() as c:
             task = queries.schedule_run_now(c, name=_lookup(name))
-        if task is None:
-            raise ScheduleNotFoundError(name)
+            if task is None:
+                row = _read(c, name)  # ScheduleNotFoundError if there is none
+                raise PresetNotFoundError(row["preset"], schedule=name)
         return task
 
 
@@ -112,7 +123,7 @@ def _lookup(name: Any) -> str:
     could not even compare it)."""
     try:
         return schedules.check_name(name)
-    except (InvalidScheduleError, InvalidTaskError):
+    except InvalidScheduleError:
         raise ScheduleNotFoundError(name if isinstance(name, str) else repr(name)) from None
 
 
@@ -133,10 +144,7 @@ def _shown(row: Row) -> Row:
 def _check_registered_action(conn: Conn, schedule: schedules.Schedule) -> None:
     """``InvalidScheduleError`` when the schedule's worker is registered with a list of actions
     that lacks the schedule's; an unregistered worker passes (a daemon may register it later)."""
-    worker = queries.worker_get(conn, identifier=schedule.identifier)
-    actions = (worker or {}).get("actions") or []
-    if actions and action_key(schedule.action) not in {action_key(a) for a in actions}:
-        raise InvalidScheduleError(
-            f"schedule {schedule.name!r}: worker {schedule.identifier!r} has no action "
-            f"{schedule.action!r} (its actions: {', '.join(actions)})"
-        )
+    assert schedule.identifier is not None and schedule.action is not None
+    problem = registered_action_problem(conn, schedule.identifier, schedule.action)
+    if problem:
+        raise InvalidScheduleError(f"schedule {schedule.name!r}: {problem}")

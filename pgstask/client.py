@@ -7,7 +7,8 @@ running due tasks in this process (``process_pending_tasks``, ``execute``).
 The facade is thin: each method hands its work to the module that owns it. A task's fields are
 checked by ``task_spec``; a bulk enqueue goes through ``_copy``; the pool, ``connection()`` and
 ``get()`` come from ``_client_base``, the file methods from ``_client_files``, the schedule
-methods from ``_client_schedules``, the worker and daemon methods from ``_client_workers``.
+methods from ``_client_schedules``, the preset methods from ``_client_presets``, the worker and
+daemon methods from ``_client_workers``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Literal, overload
 from pgstask import _copy, logs, progress, queries, task_spec
 from pgstask._client_base import _task_id
 from pgstask._client_files import TaskFiles
+from pgstask._client_presets import ClientPresets
 from pgstask._client_schedules import ClientSchedules
 from pgstask._client_workers import ClientWorkers
 from pgstask.db import Conn
@@ -42,7 +44,7 @@ Names = list[str]
 Records = list[LogRecord]
 
 
-class Client(TaskFiles, ClientSchedules, ClientWorkers):
+class Client(TaskFiles, ClientSchedules, ClientPresets, ClientWorkers):
     """pgstask's Python API. ``Client(dsn=None)`` uses ``PGSTASK_DSN`` or the embedded database.
 
     The client opens a small connection pool on first use; ``close()`` it (or use it as a context

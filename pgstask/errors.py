@@ -10,6 +10,8 @@
     │   └── FileTooLargeError   an upload or stored file passes its size limit
     ├── InvalidScheduleError    a schedule's cron expression, time zone or fields were rejected
     ├── ScheduleNotFoundError   no schedule has that name
+    ├── InvalidPresetError      a preset's name, worker, action or fields were rejected
+    ├── PresetNotFoundError     no preset has that name
     ├── TaskNotFoundError       no task has that id
     ├── TaskFileNotFoundError   no (complete) stored file answers the request
     ├── TaskStateError          the task is not in a state that allows the operation
@@ -84,6 +86,26 @@ class ScheduleNotFoundError(PgstaskError):
     def __init__(self, name: str) -> None:
         super().__init__(f"no schedule is named {name!r}")
         self.name = name
+
+
+class InvalidPresetError(PgstaskError):
+    """A preset was rejected: its name, its worker's action, its data or another field."""
+
+
+class PresetNotFoundError(PgstaskError):
+    """No preset has the given name (``schedule``: the schedule that names it)."""
+
+    def __init__(self, name: str, *, schedule: str | None = None) -> None:
+        if schedule is None:
+            message = f"no preset is named {name!r}"
+        else:
+            message = (
+                f"schedule {schedule!r} starts preset {name!r}, which does not exist (any "
+                "more): add the preset again, or give the schedule another one"
+            )
+        super().__init__(message)
+        self.name = name
+        self.schedule = schedule
 
 
 class TaskNotFoundError(PgstaskError):

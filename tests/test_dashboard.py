@@ -463,6 +463,61 @@ def test_schedules_are_listed_paused_resumed_and_run_from_their_tab(
     assert [t["meta"] for t in tasks] == [{"to": 3}]
 
 
+def test_presets_are_listed_and_started_from_their_tab(server: Server, page: Page) -> None:
+    preset = {
+        "name": "count-to-3",
+        "identifier": "demo",
+        "action": "count",
+        "data": {"to": 3, "label": XSS_IMG},
+        "priority": "low",
+        "description": f"Counts to three {XSS_SCRIPT}",
+    }
+    assert server.api.post("/stask/presets", json=preset).status_code == 201
+    schedule = {"name": "nightly", "preset": "count-to-3", "cron": "0 3 * * *"}
+    assert server.api.post("/stask/schedules", json=schedule).status_code == 201
+    sign_in(page)
+    page.get_by_role("link", name="Presets").click()
+    row = page.locator("[data-preset=count-to-3]")
+    expect(row).to_contain_text("demo · count")
+    expect(row).to_contain_text(XSS_IMG)  # as text, never as markup
+    expect(row).to_contain_text(f"Counts to three {XSS_SCRIPT}")
+    expect(row).to_contain_text("low")
+    expect(row).to_contain_text("nightly")
+
+    row.get_by_role("button", name="Start", exact=True).click()
+    expect(page.locator("#notice")).to_contain_text("Task queued from preset count-to-3")
+    expect(row.locator(".started a")).to_have_text(re.compile(r"#\d+"))
+
+    row.get_by_text("Start with…").click()
+    editor = row.get_by_label("Data merged over the preset's (JSON)")
+    editor.fill('{"to": 5')
+    row.get_by_role("button", name="Start with this data").click()
+    expect(row.locator(".field-error")).to_contain_text("Data are not valid JSON")
+    editor.fill('{"to": 5, "delay": 0}')
+    row.get_by_role("button", name="Start with this data").click()
+    expect(row.locator(".field-error")).to_be_hidden()
+
+    def metas() -> list[dict[str, Any]]:
+        tasks = server.api.get("/stask/tasks", params={"identifier": "demo"}).json()["tasks"]
+        return [t["meta"] for t in tasks]
+
+    wait_for(lambda: len(metas()) == 2)
+    assert metas() == [
+        {"to": 5, "delay": 0, "label": XSS_IMG},
+        {"to": 3, "label": XSS_IMG},
+    ]
+
+    # Removed meanwhile: the server's answer shows under the row.
+    assert server.api.delete("/stask/presets/count-to-3").status_code == 200
+    row.get_by_role("button", name="Start", exact=True).click()
+    expect(row.locator(".field-error")).to_contain_text("no preset is named 'count-to-3'")
+
+    page.get_by_role("link", name="Schedules").click()
+    scheduled = page.locator("[data-schedule=nightly]")
+    expect(scheduled).to_contain_text("preset count-to-3")
+    expect(scheduled).to_contain_text("missing")
+
+
 def test_the_performance_tab_shows_figures_and_clears_the_cache(server: Server, page: Page) -> None:
     done = server.run("sample", "fail", {"error": "disk full"}, max_attempts=1)
     server.wait_status(done, "failed")
@@ -621,6 +676,8 @@ def test_every_tab_fits_a_phone_screen(server: Server, browser: Browser) -> None
         "timezone": "America/Argentina/Buenos_Aires",
     }
     assert server.api.post("/stask/schedules", json={"name": "hourly-count", **schedule}).is_success
+    preset = {"name": "count-to-3", "identifier": "demo", "action": "count", "data": {"to": 3}}
+    assert server.api.post("/stask/presets", json=preset).is_success
     made = browser.new_context(base_url=server.base, viewport={"width": 390, "height": 844})
     try:
         page = made.new_page()
@@ -634,6 +691,7 @@ def test_every_tab_fits_a_phone_screen(server: Server, browser: Browser) -> None
             f"#task/{running}": "#task-detail .log-lines li",
             "#workers": "[data-worker=demo] .worker-icon svg",
             "#schedules": "[data-schedule=hourly-count]",
+            "#presets": "[data-preset=count-to-3]",
             "#performance": "#performance-workers tbody tr",
         }
         for view, ready in views.items():

@@ -107,8 +107,18 @@ def test_security_parameters_and_errors_follow_the_routes() -> None:
     added = operations[("POST", "/stask/schedules")]
     assert {"200", "201", "403", "422"} <= set(added["responses"])
     body = added["requestBody"]["content"]["application/json"]["schema"]
-    assert body["required"] == ["name", "identifier", "action", "cron"]
+    assert body["required"] == ["name", "cron"]
+    assert body["anyOf"] == [{"required": ["identifier", "action"]}, {"required": ["preset"]}]
     assert "403" not in operations[("GET", "/stask/schedules/{name}")]["responses"]
+    start = operations[("POST", "/stask/presets/{preset}/start")]
+    (preset,) = start["parameters"]
+    assert preset["in"] == "path" and preset["description"].startswith("A preset's name")
+    assert {"201", "403", "404", "413", "422"} <= set(start["responses"])
+    assert start["requestBody"]["required"] is False and start["tags"] == ["presets"]
+    put = operations[("PUT", "/stask/presets/{preset}")]
+    body = put["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["identifier", "action"] and "name" not in body["properties"]
+    assert {"200", "201", "403", "422"} <= set(put["responses"])
 
 
 def test_the_document_is_served_to_any_token(settings: Settings) -> None:

@@ -2,7 +2,8 @@
 
 Every operation of the document is called in-process (the ASGI app, no server) with input that
 schemathesis generates from the document, valid and invalid, and a read-write token, on a fresh
-database with workers, tasks in every status, log records, a result file and a schedule. Each
+database with workers, tasks in every status, log records, a result file, a schedule and a
+preset. Each
 answer must not be a 5xx, must have a status code the operation documents, must match the
 documented media type and JSON schema, and input the document rules out must be refused. Bounded:
 30 generated examples per operation, plus the document's own examples and schemathesis's boundary
@@ -66,7 +67,8 @@ SCHEMA = schemathesis.openapi.from_dict(_document(), config=CONFIG)
 
 def _seed(client: Client) -> None:
     """Workers (the installed examples and the suite's ``sample``), a task in every status with
-    log records, a stored result file on the completed one (ids 1 to 6), and a schedule."""
+    log records, a stored result file on the completed one (ids 1 to 6), a schedule and a
+    preset."""
     client.discover_workers(["tests.sample_workers"])
     for status in (
         Status.PENDING,
@@ -86,8 +88,9 @@ def _seed(client: Client) -> None:
                     (int(status), status in (80, 90, 100), task.id),
                 )
     client.store_file(2, io.BytesIO(b"name,qty\nwidget,3\n"), filename="result.csv")
-    # The schedule the document's examples name.
+    # The schedule and the preset the document's examples name.
     client.add_schedule("nightly-count", "demo", {"action": "count", "cron": "0 3 * * *"})
+    client.add_preset("count-to-3", "demo", "count", {"to": 3})
     # schemathesis names an uploaded file after its field ("file"): let it through.
     client.update_worker_settings("demo", {"allowed_extensions": ["csv", ""]})
 

@@ -141,13 +141,41 @@ def test_pgstask_enqueue_keeps_its_privileges_through_0007_both_ways(blank_dsn: 
         granted = {(role, True)}
         assert _enqueue_grants(blank_dsn) == ([8], granted)
         migrate.upgrade(blank_dsn)
-        assert _enqueue_grants(blank_dsn) == ([9], granted)
+        assert _enqueue_grants(blank_dsn) == ([11], granted)
         migrate.downgrade(blank_dsn, "0006")
         assert _enqueue_grants(blank_dsn) == ([8], granted)
     finally:
         with psycopg.connect(blank_dsn, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP OWNED BY {}").format(ident))
             admin.execute(sql.SQL("DROP ROLE {}").format(ident))
+
+
+def test_presets_revision_keeps_plain_schedules_and_drops_those_of_presets(
+    blank_dsn: str,
+) -> None:
+    migrate.upgrade(blank_dsn)
+    with psycopg.connect(blank_dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO s_presets (name, identifier, action) VALUES ('digest', 'mail', 'send')"
+        )
+        conn.execute(
+            "INSERT INTO s_schedules (name, identifier, action, cron)"
+            " VALUES ('plain', 'mail', 'send', '@daily')"
+        )
+        conn.execute(
+            "INSERT INTO s_schedules (name, preset, cron) VALUES ('p', 'digest', '@daily')"
+        )
+    from alembic.script import ScriptDirectory
+
+    before = ScriptDirectory(str(migrate.script_location())).get_revision("0009").down_revision
+    assert isinstance(before, str)
+    migrate.downgrade(blank_dsn, before)  # the revision before 0009, whichever it is
+    with psycopg.connect(blank_dsn, autocommit=True) as conn:
+        rows = conn.execute("SELECT name, priority, max_attempts FROM s_schedules").fetchall()
+        assert rows == [("plain", "normal", 3)]  # NULL was "the default": written out
+        assert conn.execute("SELECT to_regclass('s_presets')").fetchone() == (None,)
+    migrate.upgrade(blank_dsn)
+    assert migrate.current_revision(blank_dsn) == migrate.head_revision()
 
 
 def test_upgrade_is_idempotent(blank_dsn: str) -> None:

@@ -69,6 +69,7 @@ def test_migrations_create_the_tables(conn: Conn) -> None:
         "s_schedule_runs": "p",  # one row per fired slot
         "s_task_starts": "p",  # the window of each rate limit: survives a crash
         "s_flow_cursors": "p",  # where each worker's key rotation stopped
+        "s_presets": "p",  # named task templates
     }
 
 
@@ -100,10 +101,10 @@ def test_insert_trigger_is_statement_level(conn: Conn) -> None:
 def test_enqueue_function_exists(conn: Conn) -> None:
     row = conn.execute(
         "SELECT to_regprocedure('pgstask_enqueue(text, text, jsonb, text, timestamptz, integer,"
-        " bigint, text, text)') IS NOT NULL AS found,"
+        " bigint, text, text, float8, boolean)') IS NOT NULL AS found,"
         " (SELECT count(*) FROM pg_proc WHERE proname = 'pgstask_enqueue') AS versions"
     ).fetchone()
-    assert row == {"found": True, "versions": 1}  # the one before concurrency_key is gone
+    assert row == {"found": True, "versions": 1}  # the one before revision 0007 is gone
 
 
 # --- the plain INSERT -----------------------------------------------------------------------

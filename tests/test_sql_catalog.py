@@ -29,7 +29,7 @@ from pgstask.task import Task
 
 ENTITIES = (
     *("task", "worker", "daemon", "progress", "log", "schema", "file", "metrics"),
-    *("server", "lock", "channel", "schedule"),
+    *("server", "lock", "channel", "schedule", "preset"),
 )
 _PLACEHOLDER = re.compile(r"%\((\w+)\)[sb]")  # b: sent in binary
 _POSITIONAL = re.compile(r"(?<![)%])%[sbt]\b")
@@ -617,6 +617,7 @@ def _a_schedule(conn: Conn, name: str = "nightly", **fields: Any) -> Row:
     values: dict[str, Any] = {
         "identifier": "w",
         "action": "run",
+        "preset": None,
         "cron": "0 3 * * *",
         "timezone": "Europe/Kyiv",
         "data": {"to": 3},
@@ -644,7 +645,8 @@ def _schedule_upsert(conn: Conn, w: World) -> None:
 
 
 def _fields(row: Row) -> dict[str, Any]:
-    keep = ("identifier", "action", "cron", "timezone", "data", "priority", "max_attempts")
+    keep = ("identifier", "action", "preset", "cron", "timezone", "data", "priority")
+    keep += ("max_attempts",)
     return {
         **{k: row[k] for k in keep},
         "misfire": row["misfire"],
@@ -657,6 +659,10 @@ def _schedule_get(conn: Conn, w: World) -> None:
     _a_schedule(conn)
     assert queries.schedule_get(conn, name="nightly")["cron"] == "0 3 * * *"  # type: ignore[index]
     assert queries.schedule_get(conn, name="none") is None
+    _a_preset(conn)
+    _a_schedule(conn, "p", identifier=None, action=None, preset="export")
+    row = queries.schedule_get(conn, name="p")
+    assert row is not None and (row["preset_identifier"], row["preset_action"]) == ("w", "run")
 
 
 def _schedule_list(conn: Conn, w: World) -> None:
@@ -673,8 +679,10 @@ def _schedule_due(conn: Conn, w: World) -> None:
     conn.execute(
         "UPDATE s_schedules SET next_run_at = now() + interval '1 hour' WHERE name = 'later'"
     )
+    _a_schedule(conn, "orphan", identifier=None, action=None, preset="gone")
     due = queries.schedule_due(conn, limit=10)
-    assert [r["name"] for r in due] == ["new"] and due[0]["now"] is not None
+    assert [r["name"] for r in due] == ["new", "orphan"] and due[0]["now"] is not None
+    assert [r["preset_missing"] for r in due] == [False, True]
 
 
 def _schedule_next_run_at(conn: Conn, w: World) -> None:
@@ -700,6 +708,31 @@ def _schedule_fire(conn: Conn, w: World) -> None:
     assert row["last_task_id"] == task.id
     # The same slot again: the compare-and-set finds the schedule moved on.
     assert queries.schedule_fire(conn, name="nightly", slot=slot, next_run_at=after) is None
+    # A schedule of a preset: the preset's worker and action, the data merged over its data,
+    # the schedule's priority, the preset's max_attempts.
+    _a_preset(conn)
+    _a_schedule(
+        conn,
+        "p",
+        identifier=None,
+        action=None,
+        preset="export",
+        data={"rows": 1},
+        priority="low",
+        max_attempts=None,
+    )
+    conn.execute("UPDATE s_schedules SET next_run_at = %s WHERE name = 'p'", (slot,))
+    fired = queries.schedule_fire(conn, name="p", slot=slot, next_run_at=after)
+    assert fired is not None and fired["task_id"] is not None
+    task = queries.task_get(conn, id=fired["task_id"])
+    assert task is not None and (task.identifier, task.action) == ("w", "run")
+    assert task.meta == {"format": "csv", "rows": 1}
+    assert (task.priority, task.max_attempts) == ("low", 2)
+    assert task.message == "Task queued by schedule p from preset export"
+    # Its preset removed: nothing fires, the slot stays.
+    conn.execute("DELETE FROM s_presets")
+    conn.execute("UPDATE s_schedules SET next_run_at = %s WHERE name = 'p'", (after,))
+    assert queries.schedule_fire(conn, name="p", slot=after, next_run_at=None) is None
 
 
 def _schedule_move(conn: Conn, w: World) -> None:
@@ -736,6 +769,17 @@ def _schedule_run_now(conn: Conn, w: World) -> None:
     assert task.message == "Task queued by schedule nightly, run now"
     assert queries.schedule_get(conn, name="nightly") == before  # its slots are untouched
     assert queries.schedule_run_now(conn, name="none") is None
+    _a_preset(conn)
+    _a_schedule(conn, "p", identifier=None, action=None, preset="export", priority=None)
+    task = queries.schedule_run_now(conn, name="p")
+    assert task is not None and (task.action, task.priority, task.meta["format"]) == (
+        "run",
+        "high",
+        "csv",
+    )
+    assert task.message == "Task queued by schedule p from preset export, run now"
+    conn.execute("DELETE FROM s_presets")
+    assert queries.schedule_run_now(conn, name="p") is None
 
 
 def _schedule_delete(conn: Conn, w: World) -> None:
@@ -748,9 +792,16 @@ def _schedule_mark_missing_from_code(conn: Conn, w: World) -> None:
     _a_schedule(conn, "kept")
     _a_schedule(conn, "gone")
     _a_schedule(conn, "api", origin="api")
-    missing = queries.schedule_mark_missing_from_code(conn, identifiers=["w"], declared=["kept"])
+    _a_preset(conn)
+    _a_schedule(conn, "preset", identifier=None, action=None, preset="export")
+    missing = queries.schedule_mark_missing_from_code(
+        conn, identifiers=["w"], declared=["kept", "preset"]
+    )
     assert missing == ["gone"]
-    assert queries.schedule_mark_missing_from_code(conn, identifiers=["w"], declared=[]) == ["kept"]
+    assert queries.schedule_mark_missing_from_code(conn, identifiers=["other"], declared=[]) == []
+    # A code schedule of a preset is its preset's worker's.
+    missing = queries.schedule_mark_missing_from_code(conn, identifiers=["w"], declared=[])
+    assert sorted(missing) == ["kept", "preset"]
 
 
 def _schedule_runs_delete_before(conn: Conn, w: World) -> None:
@@ -763,6 +814,81 @@ def _schedule_runs_delete_before(conn: Conn, w: World) -> None:
             (slot, days * 40),
         )
     assert queries.schedule_runs_delete_before(conn, days=30) == 2  # the latest stays
+
+
+def _a_preset(conn: Conn, name: str = "export", **fields: Any) -> Row:
+    values: dict[str, Any] = {
+        "identifier": "w",
+        "action": "run",
+        "data": {"format": "csv", "rows": 10},
+        "priority": "high",
+        "max_attempts": 2,
+        "description": "CSV export",
+        **fields,
+    }
+    return queries.preset_upsert(conn, name=name, **values)
+
+
+def _preset_upsert(conn: Conn, w: World) -> None:
+    row = _a_preset(conn)
+    assert row["inserted"] and row["data"] == {"format": "csv", "rows": 10}
+    replaced = _a_preset(conn, priority="low", description="")
+    assert not replaced["inserted"] and (replaced["priority"], replaced["description"]) == (
+        "low",
+        "",
+    )
+    assert replaced["created_at"] == row["created_at"]
+
+
+def _preset_get(conn: Conn, w: World) -> None:
+    _a_preset(conn)
+    conn.execute(
+        "INSERT INTO s_schedules (name, preset, cron) VALUES ('b', 'export', '@daily'),"
+        " ('a', 'export', '@hourly')"
+    )
+    row = queries.preset_get(conn, name="export")
+    assert row is not None and row["schedules"] == ["a", "b"] and row["action"] == "run"
+    assert queries.preset_get(conn, name="none") is None
+
+
+def _preset_list(conn: Conn, w: World) -> None:
+    _a_preset(conn, "b")
+    _a_preset(conn, "a")
+    assert [(r["name"], r["schedules"]) for r in queries.preset_list(conn)] == [
+        ("a", []),
+        ("b", []),
+    ]
+
+
+def _preset_delete(conn: Conn, w: World) -> None:
+    _a_preset(conn)
+    conn.execute("INSERT INTO s_schedules (name, preset, cron) VALUES ('n', 'export', '@daily')")
+    assert queries.preset_delete(conn, name="export") == ["n"]
+    assert queries.preset_delete(conn, name="export") is None
+
+
+def _preset_enqueue(conn: Conn, w: World) -> None:
+    _a_preset(conn)
+    args: dict[str, Any] = {
+        "priority": None,
+        "start_at": None,
+        "max_attempts": None,
+        "user_id": None,
+        "dedupe_key": None,
+    }
+    task = queries.preset_enqueue(conn, name="export", data='{"rows": 5, "to": "x"}', **args)
+    assert task is not None and (task.identifier, task.action, task.status) == ("w", "run", 10)
+    assert task.meta == {"format": "csv", "rows": 5, "to": "x"}
+    assert (task.priority, task.max_attempts) == ("high", 2)
+    assert task.message == "Task queued from preset export"
+    later = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    given = {**args, "priority": "low", "start_at": later, "max_attempts": 7, "user_id": 9}
+    other = queries.preset_enqueue(conn, name="export", data="{}", **given)
+    assert other is not None and (other.priority, other.max_attempts) == ("low", 7)
+    assert (other.start_at, other.started_by, other.meta["rows"]) == (later, 9, 10)
+    taken = {**args, "dedupe_key": "k-pending"}  # the world's incomplete task holds it
+    assert queries.preset_enqueue(conn, name="export", data="{}", **taken) is None
+    assert queries.preset_enqueue(conn, name="none", data="{}", **args) is None
 
 
 def _server_end_idle_transactions(conn: Conn, w: World) -> None:

@@ -2,8 +2,8 @@
 
 ::
 
-    pgstask migrate | daemon | run-once | serve | create | stats | tasks … | workers … | clean
-            | logs | tokens | db …
+    pgstask migrate | daemon | run-once | serve | create | stats | tasks … | workers …
+            | schedules … | presets … | clean | logs | tokens | db …
 
 Every command has ``--help``. Settings come from the ``PGSTASK_*`` environment; flags override
 them (``--dsn``, ``--storage``, ``--data-dir``, ``--workers`` on every command, before or after
@@ -16,11 +16,12 @@ Exit codes (also in ``pgstask --help``), for cron, systemd and scripts:
 ====  ==========================================================================================
 0     success
 1     a task failed or was cancelled (``run-once``, ``tasks watch``, ``create --wait``)
-2     usage error: bad flag, ``PGSTASK_*`` variable, JSON or task field (``ConfigurationError``,
-      ``InvalidTaskError``, argparse errors)
+2     usage error: bad flag, ``PGSTASK_*`` variable, JSON, task, schedule or preset field
+      (``ConfigurationError``, ``InvalidTaskError``, ``InvalidScheduleError``,
+      ``InvalidPresetError``, argparse errors)
 3     database error: unreachable, refused a statement, schema missing or old (``DatabaseError``)
-4     not found: no such task, worker or schedule (``TaskNotFoundError``, ``WorkerNotFoundError``,
-      ``ScheduleNotFoundError``)
+4     not found: no such task, worker, schedule or preset (``TaskNotFoundError``,
+      ``WorkerNotFoundError``, ``ScheduleNotFoundError``, ``PresetNotFoundError``)
 5     wrong state: e.g. cancelling a finished task (``TaskStateError``)
 130   interrupted (Ctrl-C) outside ``daemon``/``run-once``, which stop gracefully instead
 ====  ==========================================================================================
@@ -41,7 +42,7 @@ from collections.abc import Sequence
 import psycopg
 
 from pgstask import __version__
-from pgstask.cli import admin, create, db, logs, run, schedules, serve, tasks, workers
+from pgstask.cli import admin, create, db, logs, presets, run, schedules, serve, tasks, workers
 from pgstask.cli._app import (
     EXIT_CODES_HELP,
     EXIT_DATABASE,
@@ -57,9 +58,11 @@ from pgstask.cli._options import add_common
 from pgstask.errors import (
     ConfigurationError,
     DatabaseError,
+    InvalidPresetError,
     InvalidScheduleError,
     InvalidTaskError,
     PgstaskError,
+    PresetNotFoundError,
     ScheduleNotFoundError,
     TaskNotFoundError,
     TaskStateError,
@@ -88,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     tasks.register(commands)
     workers.register(commands)
     schedules.register(commands)
+    presets.register(commands)
     admin.register_clean(commands)
     logs.register(commands)
     serve.register(commands)
@@ -97,14 +101,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def exit_code(exc: PgstaskError) -> int:
     """The exit status for an error (see the module docstring)."""
-    if isinstance(exc, TaskNotFoundError | WorkerNotFoundError | ScheduleNotFoundError):
+    if isinstance(
+        exc,
+        TaskNotFoundError | WorkerNotFoundError | ScheduleNotFoundError | PresetNotFoundError,
+    ):
         return EXIT_NOT_FOUND
     if isinstance(exc, TaskStateError):
         return EXIT_STATE
     if isinstance(exc, DatabaseError):
         return EXIT_DATABASE
     if isinstance(
-        exc, ConfigurationError | InvalidTaskError | InvalidScheduleError | UnknownActionError
+        exc,
+        ConfigurationError
+        | InvalidTaskError
+        | InvalidScheduleError
+        | InvalidPresetError
+        | UnknownActionError,
     ):
         return EXIT_USAGE
     return EXIT_FAILED

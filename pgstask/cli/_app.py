@@ -28,7 +28,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # a task failed or was cancelled (run-once, tasks watch, create --wait)
 EXIT_USAGE = 2  # bad flag, environment variable, JSON or task field
 EXIT_DATABASE = 3  # PostgreSQL unreachable, refused a statement, or schema missing/old
-EXIT_NOT_FOUND = 4  # no task with that id / no worker with that identifier
+EXIT_NOT_FOUND = 4  # no task with that id / no worker, schedule or preset of that name
 EXIT_STATE = 5  # the task's status does not allow the operation
 EXIT_INTERRUPTED = 130  # Ctrl-C in a command other than daemon/run-once
 
@@ -36,9 +36,9 @@ EXIT_CODES_HELP = """\
 exit codes:
   0  success
   1  a task failed or was cancelled (run-once, tasks watch, create --wait)
-  2  usage error: bad flag, PGSTASK_* variable, JSON or task field
+  2  usage error: bad flag, PGSTASK_* variable, JSON, task, schedule or preset field
   3  database error: PostgreSQL unreachable, or its schema missing/old (run `pgstask migrate`)
-  4  not found: no task with that id, no worker or schedule of that name
+  4  not found: no task with that id, no worker, schedule or preset of that name
   5  wrong state: e.g. cancelling a finished task, retrying a completed one
 
 Settings come from PGSTASK_* environment variables (PGSTASK_DSN, PGSTASK_STORAGE,

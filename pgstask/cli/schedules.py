@@ -3,7 +3,8 @@
 Schedules declared by workers are written by daemons when they start; ``add`` makes one of the
 API's (origin ``api``). ``pause`` and ``resume`` reach running daemons at once (``NOTIFY``); a
 resumed schedule starts from its next slot. ``run NAME`` enqueues one task now with the
-schedule's fields and leaves its slots alone. docs/schedules.md says what is guaranteed.
+schedule's fields and leaves its slots alone. ``add NAME --preset PRESET CRON`` adds a schedule
+that starts a preset (docs/presets.md). docs/schedules.md says what is guaranteed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from pgstask.cli._app import EXIT_OK, Context, Handler
 from pgstask.cli._options import Subparsers, add_common, add_json, json_object
 from pgstask.cli._output import print_json, table
+from pgstask.errors import InvalidScheduleError
 from pgstask.workers import registry
 
 
@@ -31,18 +33,34 @@ def register(commands: Subparsers) -> None:
     p = _add(
         schedules,
         "add",
-        "add a schedule, or replace the one of that name: a task of IDENT's ACTION at every "
-        "slot of CRON",
+        "add a schedule, or replace the one of that name: a task of IDENT's ACTION (or of "
+        "preset PRESET) at every slot of CRON",
         cmd_add,
     )
+    p.usage = (
+        "pgstask schedules add [options] NAME IDENT ACTION CRON\n"
+        "       pgstask schedules add [options] NAME --preset PRESET CRON"
+    )
     p.add_argument("name", metavar="NAME")
-    p.add_argument("identifier", metavar="IDENT")
-    p.add_argument("action", metavar="ACTION")
-    p.add_argument("cron", metavar="CRON", help="e.g. '0 3 * * *', '*/15 * * * * *', @hourly")
+    p.add_argument(
+        "target",
+        nargs="+",
+        metavar="IDENT ACTION CRON",
+        help="the worker, its action and the cron expression ('0 3 * * *', '*/15 * * * * *', "
+        "@hourly); with --preset, the expression alone",
+    )
+    p.add_argument(
+        "--preset",
+        metavar="PRESET",
+        help="start this preset at every slot: its worker and action, --data merged over its "
+        "data, its priority and max attempts unless given",
+    )
     p.add_argument("--timezone", default="UTC", help="an IANA zone (default UTC)")
     p.add_argument("--data", type=json_object, metavar="JSON", help="the tasks' options")
-    p.add_argument("--priority", choices=("high", "normal", "low"), default="normal")
-    p.add_argument("--max-attempts", type=int, default=3, metavar="N")
+    p.add_argument(
+        "--priority", choices=("high", "normal", "low"), help="default: normal, or the preset's"
+    )
+    p.add_argument("--max-attempts", type=int, metavar="N", help="default: 3, or the preset's")
     p.add_argument(
         "--misfire",
         choices=("skip", "run_once"),
@@ -85,8 +103,8 @@ def cmd_list(ctx: Context) -> int:
         [
             [
                 r["name"],
-                r["identifier"],
-                r["action"],
+                r["identifier"] or r["preset_identifier"],
+                _action(r),
                 r["cron"],
                 r["timezone"],
                 _state(r),
@@ -101,6 +119,13 @@ def cmd_list(ctx: Context) -> int:
     return EXIT_OK
 
 
+def _action(row: dict[str, Any]) -> str:
+    """A schedule's action; for one that starts a preset, the preset's, and the preset."""
+    if row["preset"] is None:
+        return str(row["action"])
+    return f"{row['preset_action'] or '?'} (preset {row['preset']})"
+
+
 def _state(row: dict[str, Any]) -> str:
     if row.get("last_error"):
         return f"disabled: {row['last_error']}"
@@ -111,11 +136,23 @@ def _state(row: dict[str, Any]) -> str:
 
 
 def cmd_add(ctx: Context) -> int:
-    """``pgstask schedules add NAME IDENT ACTION CRON``: add or replace a schedule."""
+    """``pgstask schedules add NAME IDENT ACTION CRON`` (or ``NAME --preset PRESET CRON``): add
+    or replace a schedule."""
     a = ctx.args
+    if a.preset is not None and len(a.target) != 1:
+        raise InvalidScheduleError(
+            f"schedule {a.name!r}: with --preset, give NAME and CRON only (the preset gives the "
+            "worker and the action)"
+        )
+    if a.preset is None and len(a.target) != 3:
+        raise InvalidScheduleError(
+            f"schedule {a.name!r}: give NAME IDENT ACTION CRON, or NAME --preset PRESET CRON"
+        )
+    identifier, action = (None, None) if a.preset is not None else a.target[:2]
     fields: dict[str, Any] = {
-        "action": a.action,
-        "cron": a.cron,
+        "action": action,
+        "preset": a.preset,
+        "cron": a.target[-1],
         "timezone": a.timezone,
         "data": a.data or {},
         "priority": a.priority,
@@ -124,7 +161,7 @@ def cmd_add(ctx: Context) -> int:
         "active": not a.paused,
     }
     registry.discover(ctx.settings.worker_modules)  # add_schedule checks their actions
-    row = ctx.client().add_schedule(a.name, a.identifier, fields)
+    row = ctx.client().add_schedule(a.name, identifier, fields)
     if a.json:
         print_json(row, ctx.out)
     else:

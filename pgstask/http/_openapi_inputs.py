@@ -23,10 +23,12 @@ from pgstask.http._openapi_schemas import (
     NON_BLANK,
     OBJECT,
     PRIORITY,
+    START_AT,
     STATUS_TEXTS,
     TASK_ID,
     TEXT,
     THROTTLE,
+    WHOLE_TEXT,
     Schema,
     nullable,
     record,
@@ -165,13 +167,17 @@ def identifier_body() -> Schema:
 
 def schedule_body() -> Schema:
     """A schedule to add or replace: its name, its worker and its fields (``schedules.check``'s
-    rules; null is the default)."""
+    rules; null is the default), or for one that starts a preset the preset's name in place of
+    the worker and the action."""
     name = {**NON_BLANK, "maxLength": 200}
     optional: dict[str, Schema] = {
+        "identifier": {**nullable(name), "description": "The worker (not with a preset)"},
+        "action": {**nullable(name), "description": "An action of the worker (not with a preset)"},
+        "preset": {**nullable(name), "description": "A preset to start, instead of an action"},
         "timezone": {**nullable(TEXT), "default": "UTC", "description": "An IANA zone name"},
         "data": {**nullable(OBJECT), "description": "The options of each task"},
-        "priority": CONTROL["priority"],
-        "max_attempts": {**nullable(MAX_ATTEMPTS), "default": 3},
+        "priority": {**nullable(PRIORITY), "description": "Default: normal, or the preset's"},
+        "max_attempts": {**nullable(MAX_ATTEMPTS), "description": "Default: 3, or the preset's"},
         "misfire": {
             **nullable({"enum": ["skip", "run_once"]}),
             "default": "skip",
@@ -179,16 +185,16 @@ def schedule_body() -> Schema:
         },
         "active": {**nullable(BOOL), "default": True, "description": "false: paused"},
     }
+    schema = closed(
+        record(
+            name=name,
+            cron={**NON_BLANK, "maxLength": 200, "description": "A cron expression"},
+            optional=optional,
+        )
+    )
+    schema["anyOf"] = [{"required": ["identifier", "action"]}, {"required": ["preset"]}]
     return json_body(
-        closed(
-            record(
-                name=name,
-                identifier=name,
-                action=name,
-                cron={**NON_BLANK, "maxLength": 200, "description": "A cron expression"},
-                optional=optional,
-            )
-        ),
+        schema,
         required=True,
         example={
             "name": "nightly-count",
@@ -198,6 +204,49 @@ def schedule_body() -> Schema:
             "timezone": "Europe/Kyiv",
             "data": {"to": 3},
         },
+    )
+
+
+def preset_body(*, named: bool) -> Schema:
+    """A preset to add or replace (``presets.check``'s rules; null is the default); ``named``:
+    the body has its name (``POST /stask/presets``), else the path does."""
+    name = {**NON_BLANK, "maxLength": 200}
+    task_name = {**NON_BLANK, "maxLength": 255}
+    optional: dict[str, Schema] = {
+        "data": {**nullable(OBJECT), "description": "The options of its tasks"},
+        "priority": CONTROL["priority"],
+        "max_attempts": {**nullable(MAX_ATTEMPTS), "default": 3},
+        "description": {**nullable({**TEXT, "maxLength": 1000}), "default": ""},
+    }
+    fields = {"name": name} if named else {}
+    example = {"identifier": "demo", "action": "count", "data": {"to": 3}, "priority": "high"}
+    return json_body(
+        closed(record(**fields, identifier=task_name, action=task_name, optional=optional)),
+        required=True,
+        example={"name": "count-to-3", **example} if named else example,
+    )
+
+
+def start_body() -> Schema:
+    """What a start of a preset is given: the data merged over the preset's, and the task's
+    fields that replace the preset's; all optional, null or absent the preset's."""
+    optional: dict[str, Schema] = {
+        "data": {
+            **nullable(OBJECT),
+            "description": "Merged over the preset's data: a key given replaces the preset's",
+        },
+        "priority": {**nullable(PRIORITY), "description": "Default: the preset's"},
+        "start_at": START_AT,
+        "max_attempts": {
+            "anyOf": [MAX_ATTEMPTS, WHOLE_TEXT, {"enum": ["", None]}],
+            "description": "Default: the preset's",
+        },
+        "dedupe_key": CONTROL["dedupe_key"],
+    }
+    return json_body(
+        closed(record(optional=optional)),
+        required=False,
+        example={"data": {"to": 5}, "priority": "low"},
     )
 
 

@@ -125,8 +125,8 @@ ERROR_TEXTS = {
     "that is not allowed",
     401: "No token, or a wrong one",
     403: "A read-only token on a write; a dashboard write without its CSRF header",
-    404: "Not found (also a task id past bigint, which no task can have, and a schedule name "
-    "no schedule can have)",
+    404: "Not found (also a task id past bigint, which no task can have, and a schedule or "
+    "preset name that none can have)",
     409: "The task is not in a state that allows this",
     413: "The request body is larger than the server's limit",
     415: "The body is not of the media type this operation takes",
@@ -215,13 +215,16 @@ _TASK = record(
 
 _SCHEDULE = record(
     name=TEXT,
-    identifier=TEXT,
-    action=TEXT,
+    identifier={**nullable(TEXT), "description": "Its worker; null when it starts a preset"},
+    action={**nullable(TEXT), "description": "Its action; null when it starts a preset"},
+    preset={**nullable(TEXT), "description": "The preset it starts, if it starts one"},
+    preset_identifier={**nullable(TEXT), "description": "That preset's worker, if it exists"},
+    preset_action={**nullable(TEXT), "description": "That preset's action, if it exists"},
     cron={**TEXT, "description": "Five fields, or six with seconds first, or an alias"},
     timezone={**TEXT, "description": "An IANA zone name"},
-    data={**OBJECT, "description": "The options of each task"},
-    priority=PRIORITY,
-    max_attempts=MAX_ATTEMPTS,
+    data={**OBJECT, "description": "The options of each task (merged over a preset's)"},
+    priority={**nullable(PRIORITY), "description": "null: the preset's, or normal"},
+    max_attempts={**nullable(MAX_ATTEMPTS), "description": "null: the preset's, or 3"},
     misfire={"enum": ["skip", "run_once"]},
     active=BOOL,
     origin={"enum": ["code", "api"], "description": "Declared by a worker, or added here"},
@@ -231,6 +234,19 @@ _SCHEDULE = record(
     last_task_status={**nullable(STATUS_TEXT), "description": "That task's status, if it exists"},
     last_error={**nullable(TEXT), "description": "Why pgstask disabled it"},
     missing_from_code_at={**nullable(TIME), "description": "No longer declared in code since"},
+    created_at=TIME,
+    updated_at=TIME,
+)
+
+_PRESET = record(
+    name=TEXT,
+    identifier={**TEXT, "description": "The worker of its tasks"},
+    action={**TEXT, "description": "The action of its tasks"},
+    data={**OBJECT, "description": "The options of its tasks; a start's data is merged over"},
+    priority=PRIORITY,
+    max_attempts=MAX_ATTEMPTS,
+    description=TEXT,
+    schedules={**TEXTS, "description": "The schedules that start it"},
     created_at=TIME,
     updated_at=TIME,
 )
@@ -375,6 +391,7 @@ SCHEMAS: dict[str, Schema] = {
     "LogRecord": record(task_id=TASK_ID, level=TEXT, message=TEXT, context=OBJECT, created_at=TIME),
     "Worker": {**_WORKER, "description": "A row of s_workers"},
     "Schedule": {**_SCHEDULE, "description": "A row of s_schedules"},
+    "Preset": {**_PRESET, "description": "A row of s_presets"},
     "StoredFile": success(
         code={"const": 200},
         message=TEXT,

@@ -22,7 +22,16 @@ from pgstask.http.auth import FailedAttempts
 from pgstask.http.cache import WorkerCache
 from pgstask.http.config import HttpSettings
 from pgstask.http.middleware import Access, BodyLimit
-from pgstask.http.routes import dashboard, files, ops, performance, schedules, tasks, workers
+from pgstask.http.routes import (
+    dashboard,
+    files,
+    ops,
+    performance,
+    presets,
+    schedules,
+    tasks,
+    workers,
+)
 from pgstask.http.state import AppState, StreamSlots
 from pgstask.settings import Settings
 
@@ -70,6 +79,7 @@ def create_app(
             *tasks.routes(),
             *workers.routes(),
             *schedules.routes(),
+            *presets.routes(),
             *files.routes(),
             *performance.routes(),
             *dashboard.routes(),

@@ -59,6 +59,14 @@ class ScheduleNameConvertor(PathConvertor):
 register_url_convertor("schedule", ScheduleNameConvertor())
 
 
+class PresetNameConvertor(ScheduleNameConvertor):
+    """``{preset:preset}`` in a route path: a preset's name, matched as a schedule's (a preset's
+    name follows the same rule)."""
+
+
+register_url_convertor("preset", PresetNameConvertor())
+
+
 def shown(value: Any, limit: int = 40) -> str:
     """``repr(value)`` for an error message, cut to about ``limit`` characters."""
     text = repr(value) if not isinstance(value, int) or value.bit_length() < 128 else "…"

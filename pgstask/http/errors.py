@@ -23,9 +23,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pgstask.errors import (
     DatabaseError,
     FileTooLargeError,
+    InvalidPresetError,
     InvalidScheduleError,
     InvalidTaskError,
     PgstaskError,
+    PresetNotFoundError,
     ScheduleNotFoundError,
     SchemaError,
     TaskFileNotFoundError,
@@ -55,6 +57,11 @@ REFUSED = {
     "s_task_files_total_chunks_check": "total_chunks must be a whole number from 1 to 100000",
     "s_schedules_identifier_check": "a schedule's identifier must be 1-200 characters",
     "s_schedules_action_check": "a schedule's action must be 1-200 characters",
+    "s_schedules_preset_check": "a schedule's preset must be 1-200 characters",
+    "s_schedules_target_check": "a schedule has an identifier and an action, or a preset",
+    "s_presets_identifier_check": "a preset's identifier must be 1-255 characters, not only spaces",
+    "s_presets_action_check": "a preset's action must be 1-255 characters, not only spaces",
+    "s_presets_data_check": "a preset's data must be a JSON object of at most 1 MiB",
 }
 #: The schema's own messages (raised by its triggers) start with this; the rest is for users.
 _OWN_MESSAGE = "pgstask: "
@@ -65,6 +72,8 @@ _STATUS: list[tuple[type[PgstaskError], int, str]] = [
     (WorkerNotFoundError, 404, "Worker not found"),
     (ScheduleNotFoundError, 404, "Schedule not found"),
     (InvalidScheduleError, 422, "Invalid schedule"),
+    (PresetNotFoundError, 404, "Preset not found"),
+    (InvalidPresetError, 422, "Invalid preset"),
     (UnknownActionError, 422, "Unknown action"),
     (FileTooLargeError, 413, "File too large"),
     (TaskFileNotFoundError, 404, "File not found"),

@@ -6,8 +6,9 @@ The document is assembled from two sources so that it cannot drift from the app:
   and its path parameters, typed from the route's convertor (``{id:id}`` is an int64 of at least
   1, a plain segment a string without ``/``); which routes need no token comes from
   ``middleware.PUBLIC_PATHS`` and which methods are writes from ``middleware.SAFE_METHODS``;
-- ``OPERATIONS`` (``_openapi_operations.py``) describes each endpoint once: summary, query
-  parameters, request body, its own answers; the parameters and bodies are built in
+- ``OPERATIONS`` (``_openapi_operations.py``, the preset endpoints' in ``_openapi_presets.py``)
+  describes each endpoint once: summary, query parameters, request body, its own answers; the
+  parameters and bodies are built in
   ``_openapi_inputs.py`` (the task endpoints' query parameters and the task's fields in a body
   from the routes' own allowlists), the JSON schemas are in ``_openapi_schemas.py``.
 
@@ -29,6 +30,7 @@ from starlette.routing import BaseRoute, Route
 from pgstask import __version__
 from pgstask.http import bodies
 from pgstask.http._openapi_operations import OPERATIONS, Operation
+from pgstask.http._openapi_presets import PRESET_OPERATIONS
 from pgstask.http._openapi_schemas import COMPONENTS, error_answer, json_answer
 from pgstask.http.middleware import PUBLIC_PATHS, SAFE_METHODS
 
@@ -81,6 +83,7 @@ def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
             {"name": "files", "description": "Result downloads and uploads"},
             {"name": "workers", "description": "Registered workers and their settings"},
             {"name": "schedules", "description": "Tasks enqueued by cron expressions"},
+            {"name": "presets", "description": "Named task templates, and starting one"},
             {"name": "performance", "description": "Figures and alerts of the queue"},
             {"name": "service", "description": "Health, counts, cache, limits, metrics"},
         ],
@@ -127,6 +130,7 @@ _PATH_PARAMETERS = {
     "identifier": ("A worker's identifier", "demo"),
     "action": ("An action of the worker, in any of sTask's spellings", "count"),
     "name": ("A schedule's name (it may hold /)", "nightly-count"),
+    "preset": ("A preset's name (it may hold /)", "count-to-3"),
 }
 
 
@@ -179,6 +183,7 @@ async def serve(request: Request) -> JSONResponse:
 #: Every description: the endpoints' and this document's own.
 _ALL: dict[tuple[Any, str], Operation] = {
     **OPERATIONS,
+    **PRESET_OPERATIONS,
     (serve, "GET"): Operation(
         "This document",
         "service",

@@ -43,6 +43,13 @@ from pgstask.queries.metrics import (
     metrics_unserved,
     metrics_workers,
 )
+from pgstask.queries.presets import (
+    preset_delete,
+    preset_enqueue,
+    preset_get,
+    preset_list,
+    preset_upsert,
+)
 from pgstask.queries.progress import (
     progress_delete_many,
     progress_delete_orphaned,
@@ -151,6 +158,11 @@ __all__ = [
     "metrics_timeline",
     "metrics_unserved",
     "metrics_workers",
+    "preset_delete",
+    "preset_enqueue",
+    "preset_get",
+    "preset_list",
+    "preset_upsert",
     "progress_delete_many",
     "progress_delete_orphaned",
     "progress_get",

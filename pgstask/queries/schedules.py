@@ -17,13 +17,14 @@ def schedule_upsert(
     conn: Conn,
     *,
     name: str,
-    identifier: str,
-    action: str,
+    identifier: str | None,
+    action: str | None,
+    preset: str | None,
     cron: str,
     timezone: str,
     data: dict[str, Any],
-    priority: str,
-    max_attempts: int,
+    priority: str | None,
+    max_attempts: int | None,
     misfire: str,
     active: bool,
     origin: str,
@@ -37,19 +38,21 @@ def schedule_upsert(
 
 def schedule_get(conn: Conn, *, name: str) -> Row | None:
     """The row of schedule ``name`` with ``last_task_status`` (the status code of the task of its
-    last slot; None when it has none, or it was deleted), or None."""
+    last slot; None when it has none, or it was deleted), and ``preset_identifier`` and
+    ``preset_action`` (those of the preset it starts, if it exists), or None."""
     rows = rows_of(conn, "schedule_get", {"name": name})
     return rows[0] if rows else None
 
 
 def schedule_list(conn: Conn) -> list[Row]:
-    """Every schedule, by name, each with ``last_task_status`` as ``schedule_get``."""
+    """Every schedule, by name, each with ``last_task_status``, ``preset_identifier`` and
+    ``preset_action`` as ``schedule_get``."""
     return rows_of(conn, "schedule_list", {})
 
 
 def schedule_due(conn: Conn, *, limit: int) -> list[Row]:
     """Up to ``limit`` active schedules that are due or have no next slot yet, each with the
-    server's ``now``."""
+    server's ``now`` and ``preset_missing`` (it starts a preset that does not exist)."""
     return rows_of(conn, "schedule_due", {"limit": limit})
 
 
@@ -64,8 +67,9 @@ def schedule_fire(
     conn: Conn, *, name: str, slot: dt.datetime, next_run_at: dt.datetime | None
 ) -> Row | None:
     """Fire ``slot`` of schedule ``name`` and move it to ``next_run_at``, inserting its task, in
-    one statement; None when another scheduler fired it first. The row's ``task_id`` is None
-    when the slot had a run already (its task is not inserted twice)."""
+    one statement; None when another scheduler fired it first (or its preset does not exist).
+    The row's ``task_id`` is None when the slot had a run already (its task is not inserted
+    twice)."""
     rows = rows_of(conn, "schedule_fire", {"name": name, "slot": slot, "next_run_at": next_run_at})
     return rows[0] if rows else None
 
@@ -92,7 +96,7 @@ def schedule_set_active(conn: Conn, *, name: str, active: bool) -> Row | None:
 
 def schedule_run_now(conn: Conn, *, name: str) -> Task | None:
     """Enqueue one task of schedule ``name`` now, its slots untouched; None when there is no such
-    schedule."""
+    schedule, or it starts a preset that does not exist."""
     found = tasks_of(conn, "schedule_run_now", {"name": name})
     return found[0] if found else None
 

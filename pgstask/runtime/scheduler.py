@@ -14,8 +14,10 @@ clock) and, for each:
 - a slot older than ``MISFIRE_GRACE`` was missed while nothing ran: ``misfire: skip`` moves to
   the next slot after now without a task, ``run_once`` fires that one missed slot. Either way
   a schedule never enqueues its backlog of missed slots;
-- an expression or zone pgstask cannot read (a row inserted by SQL): the schedule is disabled
-  with ``last_error``.
+- an expression or zone pgstask cannot read (a row inserted by SQL), a preset it starts that
+  does not exist (removed since), or a task PostgreSQL refuses to insert (data merged over a
+  preset's past 1 MiB, a value inserted by SQL that no task can hold): the schedule is disabled
+  with ``last_error``, and the pass goes on with the other schedules.
 
 It wakes at the earliest ``next_run_at`` (a slot fires on time, not at the next poll), on
 ``NOTIFY pgstask_schedules`` (a schedule added or changed, through the listener), and otherwise
@@ -29,11 +31,12 @@ import logging
 import time
 from typing import Any
 
+import psycopg
 from psycopg_pool import ConnectionPool
 
 from pgstask import queries
 from pgstask.cron import Cron
-from pgstask.db import Conn
+from pgstask.db import Conn, describe
 from pgstask.errors import InvalidScheduleError
 from pgstask.runtime.service import Clock, Service
 
@@ -91,6 +94,12 @@ class Scheduler(Service):
             cron = Cron(row["cron"], row["timezone"])
         except InvalidScheduleError as exc:
             return self._disable(name, str(exc))
+        if row["preset_missing"]:
+            return self._disable(
+                name,
+                f"preset {row['preset']!r} does not exist (any more): add it again, or give the "
+                "schedule another one, then resume the schedule",
+            )
         missed = slot is not None and now - slot > MISFIRE_GRACE
         # On time or a little late: the slot after this one (a later pass fires it at once if it
         # is due too, so a late pass loses no slot); missed or not computed yet: after now.
@@ -110,7 +119,12 @@ class Scheduler(Service):
                         following.isoformat(),
                     )
                 return 0
-            fired = queries.schedule_fire(conn, name=name, slot=slot, next_run_at=following)
+        try:
+            with self.pool.connection() as conn:
+                fired = queries.schedule_fire(conn, name=name, slot=slot, next_run_at=following)
+        except (psycopg.IntegrityError, psycopg.DataError) as exc:
+            # A task no row of s_tasks can hold: it would fail again at every pass.
+            return self._disable(name, f"its task cannot be inserted: {describe(exc)}")
         if fired is None or fired["task_id"] is None:
             return 0  # another scheduler fired it first
         _log.info("schedule %s: slot %s -> task %s", name, slot.isoformat(), fired["task_id"])

@@ -57,12 +57,15 @@ def show_schedule(request: Request) -> JSONResponse:
 
 async def add_schedule(request: Request) -> JSONResponse:
     """Add a schedule (201) or replace the one of that name added before (200): the body has
-    its ``name``, its worker's ``identifier`` and its fields; a null field is its default. A
+    its ``name``, its worker's ``identifier`` and its fields (``preset`` instead of
+    ``identifier`` and ``action`` for one that starts a preset); a null field is its default. A
     schedule declared in code is changed in code (422)."""
     body = await bodies.json_object(request)
     bodies.only_known(body, BODY_FIELDS, "field(s)")
     name = bodies.text(body.get("name"), "name")
-    identifier = bodies.text(body.get("identifier"), "identifier")
+    # A schedule that starts a preset takes its worker from the preset.
+    read = bodies.text if body.get("preset") is None else bodies.optional_text
+    identifier = read(body.get("identifier"), "identifier")
     if body.get("data") is not None and not isinstance(body["data"], dict):
         raise ApiError(422, "data must be a JSON object")
     fields = {k: body[k] for k in schedules.FIELDS if body.get(k) is not None}

@@ -1,9 +1,10 @@
 // The dashboard's entry point: tabs by URL hash (#dashboard, #tasks, #task/<id>, #workers,
-// #schedules, #performance), the notice line, and signing out.
+// #schedules, #presets, #performance), the notice line, and signing out.
 
 import { byId, fill } from "./dom.js";
 import { Overview } from "./overview.js";
 import { Performance } from "./performance.js";
+import { Presets } from "./presets.js";
 import { Schedules } from "./schedules.js";
 import { Tasks } from "./tasks.js";
 import { Workers } from "./workers.js";
@@ -27,6 +28,7 @@ const tabs = {
   tasks: new Tasks(notify),
   workers: new Workers(notify),
   schedules: new Schedules(notify),
+  presets: new Presets(notify),
   performance: new Performance(notify),
 };
 let current = null;

@@ -1,5 +1,6 @@
 // The Schedules tab: every cron schedule with its expression and zone, its state, its next run
-// (in the browser's time zone) and its last task, with Pause/Resume and Run now.
+// (in the browser's time zone) and its last task, with Pause/Resume and Run now. A schedule that
+// starts a preset shows the preset, and the preset's worker and action.
 
 import * as api from "./api.js";
 import { byId, el, fill } from "./dom.js";
@@ -12,6 +13,11 @@ function state(s) {
   if (!s.active) return { text: "paused", title: null, cls: "off" };
   const missing = s.missing_from_code_at ? "no longer declared by its worker" : null;
   return { text: missing ? "active, not in code" : "active", title: missing, cls: "on" };
+}
+
+function target(s) {
+  const what = s.preset_identifier ? `${s.preset_identifier} · ${s.preset_action}` : "missing";
+  return [el("code", {}, what), " ", el("span", { class: "muted" }, `preset ${s.preset}`)];
 }
 
 export class Schedules {
@@ -56,7 +62,7 @@ export class Schedules {
           "Resume");
     return el("tr", { "data-schedule": s.name },
       el("td", {}, el("code", {}, s.name)),
-      el("td", {}, el("code", {}, `${s.identifier} · ${s.action}`)),
+      el("td", {}, s.preset ? target(s) : el("code", {}, `${s.identifier} · ${s.action}`)),
       el("td", {}, el("code", {}, s.cron), " ", el("span", { class: "muted" }, s.timezone)),
       el("td", {}, el("span", { class: `state ${st.cls}`, title: st.title }, st.text)),
       el("td", { title: format.dateTime(s.next_run_at) },
