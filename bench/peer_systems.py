@@ -81,6 +81,7 @@ class PeerSystem:
     script = ""
     left_sql: LiteralString = ""
     times_sql: LiteralString = ""
+    running_sql: LiteralString = ""
     wake_sql: LiteralString = ""
     check_sql: LiteralString = ""
 
@@ -119,10 +120,13 @@ class PeerSystem:
         self.reset()
         return float(self.run("enqueue-bulk", "--dsn", as_url(self.dsn), "--n", str(n))["rate"])
 
-    def fill(self, n: int) -> None:
-        self.run("enqueue-bulk", "--dsn", as_url(self.dsn), "--n", str(n), "--warm-up", "0")
+    def fill(self, n: int, *, keys: int = 0) -> None:
+        args = ["--dsn", as_url(self.dsn), "--n", str(n), "--warm-up", "0"]
+        self.run("enqueue-bulk", *args, *(("--keys", str(keys)) if keys else ()))
 
     def worker(self, setting: Setting, wake_file: Path | None) -> tuple[list[str], dict[str, str]]:
+        if setting.limits:
+            raise ValueError(f"{self.label} takes its limits as options, not {setting.limits}")
         cmd = [str(self.python), str(SCRIPTS / self.script), "worker", "--dsn", as_url(self.dsn)]
         cmd += list(setting.args)
         if wake_file is not None:
@@ -152,6 +156,12 @@ class Procrastinate(PeerSystem):
         "SELECT extract(epoch FROM min(at) FILTER (WHERE type = 'started'))::float8,"
         " extract(epoch FROM max(at) FILTER (WHERE type = 'succeeded'))::float8"
         " FROM procrastinate_events"
+    )
+    # A job with a lock runs alone among the jobs of its lock (a unique index on the doing ones).
+    running_sql = (
+        "SELECT coalesce(sum(n), 0), coalesce(max(n) FILTER (WHERE k IS NOT NULL), 0)"
+        " FROM (SELECT lock AS k, count(*) AS n FROM procrastinate_jobs"
+        " WHERE status = 'doing' GROUP BY lock) AS g"
     )
     # procrastinate's defer (task.defer) calls this function; its insert trigger sends NOTIFY.
     wake_sql = (
@@ -203,6 +213,8 @@ class PgQueuer(PeerSystem):
         " extract(epoch FROM max(created) FILTER (WHERE status = 'successful'))::float8"
         " FROM pgqueuer_log"
     )
+    # Picked: claimed by a worker and not finished (no keys in PgQueuer).
+    running_sql = "SELECT count(*), 0 FROM pgqueuer WHERE status = 'picked'"
     # What PgQueuer's enqueue does for one job: the queue row and its 'queued' log row, in one
     # statement; its statement-level trigger on the queue table sends NOTIFY.
     wake_sql = (
@@ -223,6 +235,11 @@ class PgQueuer(PeerSystem):
         " count(*) FILTER (WHERE status IN ('exception', 'failed', 'canceled', 'deleted'))"
         " FROM pgqueuer_log"
     )
+
+    def fill(self, n: int, *, keys: int = 0) -> None:
+        if keys:
+            raise ValueError("PgQueuer has no concurrency key")
+        super().fill(n)
 
     def settings(self, candidates: list[int]) -> tuple[Setting, list[Setting]]:
         default = Setting("batch=10 (default)")

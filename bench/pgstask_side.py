@@ -52,6 +52,12 @@ class PgstaskSystem:
         "SELECT extract(epoch FROM min(started_at))::float8,"
         " extract(epoch FROM max(finished_at))::float8 FROM s_tasks"
     )
+    # Running as the limits count it: preparing or running (s_tasks_running_key_idx per key).
+    running_sql = (
+        "SELECT coalesce(sum(n), 0), coalesce(max(n) FILTER (WHERE k IS NOT NULL), 0)"
+        " FROM (SELECT concurrency_key AS k, count(*) AS n FROM s_tasks"
+        " WHERE status IN (30, 50) GROUP BY concurrency_key) AS g"
+    )
     wake_sql = (
         "INSERT INTO s_tasks (identifier, action, meta)"
         " VALUES ('bench', 'wake', jsonb_build_object('seq', %(seq)s::int))"
@@ -82,8 +88,13 @@ class PgstaskSystem:
         return default, [Setting(f"c={c}", ("--concurrency", str(c))) for c in candidates]
 
     def reset(self) -> str:
+        """An empty queue, and the bench worker without limits (a limits drain sets them)."""
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            conn.execute("TRUNCATE s_tasks, s_task_logs, s_task_progress, s_task_files CASCADE")
+            conn.execute(
+                "TRUNCATE s_tasks, s_task_logs, s_task_progress, s_task_files, s_task_starts,"
+                " s_flow_cursors CASCADE"
+            )
+            conn.execute("UPDATE s_workers SET settings = '{}' WHERE settings <> '{}'")
         return self.dsn
 
     def enqueue_single(self, n: int) -> tuple[float, float]:
@@ -120,13 +131,35 @@ class PgstaskSystem:
                 rates.append(n / (time.perf_counter() - start))
         return rates[0], rates[1]
 
-    def fill(self, n: int, action: str = "noop") -> None:
+    def fill(self, n: int, *, keys: int = 0) -> None:
+        """``n`` no-ops through ``create_many``; with ``keys``, by a plain SQL INSERT (as other
+        systems enqueue) giving task i the concurrency key ``k<i % keys>``."""
+        if keys:
+            with psycopg.connect(self.dsn, autocommit=True) as conn:
+                conn.execute(
+                    "INSERT INTO s_tasks (identifier, action, meta, concurrency_key)"
+                    " SELECT 'bench', 'noop', jsonb_build_object('n', g),"
+                    " 'k' || lpad((g %% %(keys)s)::text, 4, '0')"
+                    " FROM generate_series(0, %(n)s - 1) AS g ORDER BY g",
+                    {"n": n, "keys": keys},
+                )
+            return
         with Client(self.dsn) as client:
             for lo in range(0, n, BATCH):
                 size = min(BATCH, n - lo)
-                client.create_many([{"identifier": "bench", "action": action}] * size)
+                client.create_many([{"identifier": "bench", "action": "noop"}] * size)
 
     def worker(self, setting: Setting, wake_file: Path | None) -> tuple[list[str], dict[str, str]]:
+        """The daemon's command and environment for ``setting``; its ``limits`` are written to
+        the bench worker's ``s_workers.settings`` first, as an administrator would (no limit
+        when empty), so the daemons start with them."""
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO s_workers (identifier, class, settings)"
+                " VALUES ('bench', 'bench_worker:BenchWorker', %(settings)s)"
+                " ON CONFLICT (identifier) DO UPDATE SET settings = excluded.settings",
+                {"settings": Jsonb(setting.limits)},
+            )
         env = dict(self.env)
         if wake_file is not None:
             env["PGSTASK_BENCH_WAKE_FILE"] = str(wake_file)

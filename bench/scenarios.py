@@ -13,7 +13,8 @@ each system is started, watched, timed and checked in exactly the same way.
   completing transaction, which can be much earlier than its commit; they are printed too.)
   Start-up of the process is excluded. A drain still running after ``cap`` seconds is stopped
   gracefully and rated on what had completed by then; every drain is checked for exactly-once
-  (each task ran once, none lost).
+  (each task ran once, none lost). A drain of the limits scenario also reads, in the same poll,
+  how many tasks are running at that moment, in all and of the busiest key (``sample``).
 - **Wake latency**: an idle worker; ``n`` single-task inserts by plain SQL on one connection, one
   transaction each, ~20 ms apart; the inserter notes ``time.time()`` right after COMMIT returns,
   the action notes ``time.time()`` as the first thing it does (in a file), and the latency is the
@@ -26,7 +27,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import LiteralString, Protocol
+from typing import Any, LiteralString, Protocol
 
 import procs
 import psycopg
@@ -37,10 +38,14 @@ WAKE_INTERVAL = 0.02  # seconds between two wake inserts
 
 @dataclass(frozen=True, slots=True)
 class Setting:
-    """A worker setting to try: its label in the table (``c=10``) and its command-line options."""
+    """A worker setting to try: its label in the table (``c=10``), its command-line options and,
+    for pgstask, the worker settings written to ``s_workers`` before its daemons start
+    (``limits``: the flow-control settings of docs/limits.md; a peer takes its limits as
+    command-line options)."""
 
     label: str
     args: tuple[str, ...] = ()
+    limits: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -58,12 +63,15 @@ class System(Protocol):
     # system being measured, as the drain goes on).
     left_sql: LiteralString
     times_sql: LiteralString  # epochs of the first start and the last completion it recorded
+    # Tasks running now, in all and of the key with the most (a concurrency key, procrastinate's
+    # lock; 0 without keys): two integers, read with left_sql in the polls of a sampled drain.
+    running_sql: LiteralString
 
     wake_sql: LiteralString  # one wake task, with %(seq)s
 
     def reset(self) -> str: ...  # an empty queue; returns the database's DSN
 
-    def fill(self, n: int) -> None: ...
+    def fill(self, n: int, *, keys: int = 0) -> None: ...  # keys: task i gets key i % keys
 
     def worker(
         self, setting: Setting, wake_file: Path | None
@@ -84,6 +92,8 @@ class Drain:
     peak_rss_kb: int | None  # the largest VmHWM of the worker processes, read before stopping
     check: Check
     problems: list[str] = field(default_factory=list)
+    most_running: int | None = None  # sampled drains: the most tasks running in one poll
+    most_of_key: int | None = None  # ... and the most of one key
 
     def line(self, system: str, n: int) -> str:
         procs_text = f", {self.processes} processes" if self.processes > 1 else ""
@@ -92,26 +102,45 @@ class Drain:
         recorded = f"{self.recorded:.2f}s" if self.recorded else "-"
         rss = f", peak RSS {self.peak_rss_kb / 1024:.1f} MB" if self.peak_rss_kb else ""
         done = "" if self.completed >= n else f" (capped: {self.completed:,} of {n:,})"
+        seen = ""
+        if self.most_running is not None:
+            seen = f"; polls saw at most {self.most_running} running, {self.most_of_key} of a key"
         return (
             f"    {system} drain {self.setting.label}{procs_text}: {speed}{done}; span {span}"
-            f" (its own timestamps: {recorded}), wall {self.wall:.1f}s{rss}\n"
+            f" (its own timestamps: {recorded}), wall {self.wall:.1f}s{rss}{seen}\n"
             f"      exactly-once: {self.check.text}"
         )
 
 
-def drain(system: System, n: int, setting: Setting, *, cap: float, processes: int = 1) -> Drain:
+def drain(
+    system: System,
+    n: int,
+    setting: Setting,
+    *,
+    cap: float,
+    processes: int = 1,
+    keys: int = 0,
+    sample: bool = False,
+) -> Drain:
+    """``n`` no-ops (over ``keys`` keys) drained by ``processes`` worker processes; with
+    ``sample``, each poll also reads how many tasks run at that moment (``running_sql``)."""
     dsn = system.reset()
-    system.fill(n)
+    system.fill(n, keys=keys)
     vacuum(dsn)
     cmd, env = system.worker(setting, None)
     name = f"{system.name}-drain-{setting.label.split()[0]}-x{processes}".replace("=", "")
     seen = (0, 0.0)  # count of finished tasks, database clock at that poll
+    most = (0, 0)  # sampled: the most tasks running in one poll, in all and of one key
 
     with Watch(dsn) as watch:
 
         def all_done() -> bool:
-            nonlocal seen
-            left, at = watch.count_at(system.left_sql)
+            nonlocal seen, most
+            if sample:
+                left, at, running, of_key = watch.sample(system.left_sql, system.running_sql)
+                most = (max(most[0], running), max(most[1], of_key))
+            else:
+                left, at = watch.count_at(system.left_sql)
             seen = (n - left, at)
             return left == 0
 
@@ -131,9 +160,12 @@ def drain(system: System, n: int, setting: Setting, *, cap: float, processes: in
     span = seen[1] - first if first is not None and seen[0] else None
     recorded = last - first if first is not None and last is not None else None
     rate = seen[0] / span if check.ok and span else None
-    return Drain(
+    result = Drain(
         setting, processes, rate, seen[0], span, recorded, wall, max(peaks), check, problems
     )
+    if sample:
+        result.most_running, result.most_of_key = most
+    return result
 
 
 @dataclass(slots=True)

@@ -95,6 +95,15 @@ class Watch:
         got = self.row(timed)
         return int(got[0]), float(got[1])
 
+    def sample(self, query: LiteralString, running: LiteralString) -> tuple[int, float, int, int]:
+        """``count_at`` and, in the same statement (one snapshot), the two integers of
+        ``running``: tasks running now, and the most of them of one key."""
+        timed = sql.SQL(
+            "SELECT ({}), extract(epoch FROM clock_timestamp())::float8, r.* FROM ({}) AS r"
+        ).format(sql.SQL(query), sql.SQL(running))
+        got = self.row(timed)
+        return int(got[0]), float(got[1]), int(got[2] or 0), int(got[3] or 0)
+
 
 def vacuum(dsn: str) -> None:
     """The same starting state for every drain: fresh statistics, visibility map set."""

@@ -9,6 +9,10 @@ stdout.
     pgqueuer_bench.py enqueue-single --dsn DSN --n N       # one enqueue call (transaction) each
     pgqueuer_bench.py enqueue-bulk --dsn DSN --n N [--batch B] [--warm-up W]
     pgqueuer_bench.py worker --dsn DSN [--batch-size B] [--max-concurrent C] [--wake-file PATH]
+                             [--concurrency-limit L]
+
+``--concurrency-limit`` is the no-op entrypoint's ``concurrency_limit`` (PgQueuer's limit of its
+jobs picked at once, across every worker).
 
 The worker runs until SIGTERM, which sets the queue manager's shutdown event (its graceful stop:
 running jobs finish, buffered statuses are flushed), then reports how many times its no-op
@@ -74,14 +78,18 @@ async def enqueue_bulk(dsn: str, n: int, batch: int, warm_up: int) -> dict[str, 
 
 
 async def worker(
-    dsn: str, batch_size: int | None, max_concurrent: int | None, wake_path: str | None
+    dsn: str,
+    batch_size: int | None,
+    max_concurrent: int | None,
+    wake_path: str | None,
+    concurrency_limit: int,
 ) -> dict[str, Any]:
     conn, queries = await queries_for(dsn)
     qm = QueueManager(queries)
     invoked: list[int] = []
     wake_file = open(wake_path, "a", encoding="utf-8") if wake_path else None  # noqa: SIM115
 
-    @qm.entrypoint("noop")
+    @qm.entrypoint("noop", concurrency_limit=concurrency_limit)
     async def noop(job: Job) -> None:
         invoked.append(int(job.id))
 
@@ -117,6 +125,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--max-concurrent", type=int)
     parser.add_argument("--wake-file")
+    parser.add_argument("--concurrency-limit", type=int, default=0)
     args = parser.parse_args()
     if args.command == "version":
         out: dict[str, Any] = {"name": "pgqueuer", "version": version("pgqueuer")}
@@ -127,7 +136,9 @@ def main() -> None:
     elif args.command == "enqueue-bulk":
         out = asyncio.run(enqueue_bulk(args.dsn, args.n, args.batch, args.warm_up))
     elif args.command == "worker":
-        run = worker(args.dsn, args.batch_size, args.max_concurrent, args.wake_file)
+        run = worker(
+            args.dsn, args.batch_size, args.max_concurrent, args.wake_file, args.concurrency_limit
+        )
         out = asyncio.run(run)
     else:
         parser.error(f"unknown command {args.command!r}")

@@ -6,11 +6,13 @@ procrastinate's public API and answers with one JSON object on stdout.
     procrastinate_bench.py version
     procrastinate_bench.py schema --dsn DSN
     procrastinate_bench.py enqueue-single --dsn DSN --n N       # defer, one transaction each
-    procrastinate_bench.py enqueue-bulk --dsn DSN --n N [--batch B] [--warm-up W]
+    procrastinate_bench.py enqueue-bulk --dsn DSN --n N [--batch B] [--warm-up W] [--keys K]
     procrastinate_bench.py worker --dsn DSN [--concurrency C] [--wake-file PATH]
 
-The worker runs until SIGTERM (procrastinate's own signal handling stops it gracefully) and
-then reports how many times its no-op task ran, and for how many distinct jobs.
+With ``--keys K``, job i gets the lock ``k<i % K>`` (procrastinate's per-key limit: no two jobs
+of one lock run at once, on any worker). The worker runs until SIGTERM (procrastinate's own
+signal handling stops it gracefully) and then reports how many times its no-op task ran, and for
+how many distinct jobs.
 """
 
 from __future__ import annotations
@@ -68,14 +70,22 @@ def enqueue_single(dsn: str, n: int) -> dict[str, Any]:
         return {"rate": n / (time.perf_counter() - start)}
 
 
-def enqueue_bulk(dsn: str, n: int, batch: int, warm_up: int) -> dict[str, Any]:
+def enqueue_bulk(dsn: str, n: int, batch: int, warm_up: int, keys: int) -> dict[str, Any]:
     with sync_app(dsn).open() as app:
         task = app.tasks["noop"]
         if warm_up:
             task.batch_defer(*({"n": i} for i in range(warm_up)))
         start = time.perf_counter()
         for lo in range(0, n, batch):
-            task.batch_defer(*({"n": i} for i in range(lo, min(n, lo + batch))))
+            if keys:
+                # One batch of jobs with the locks of their keys, in the order of i.
+                deferrers = [task.configure(lock=f"k{k:04d}") for k in range(keys)]
+                jobs = [
+                    deferrers[i % keys].make_new_job(n=i) for i in range(lo, min(n, lo + batch))
+                ]
+                app.job_manager.batch_defer_jobs(jobs)
+            else:
+                task.batch_defer(*({"n": i} for i in range(lo, min(n, lo + batch))))
         return {"rate": n / (time.perf_counter() - start)}
 
 
@@ -98,6 +108,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--warm-up", type=int, default=100)
     parser.add_argument("--concurrency", type=int)
+    parser.add_argument("--keys", type=int, default=0)
     parser.add_argument("--wake-file")
     args = parser.parse_args()
     if args.command == "version":
@@ -107,7 +118,7 @@ def main() -> None:
     elif args.command == "enqueue-single":
         out = enqueue_single(args.dsn, args.n)
     elif args.command == "enqueue-bulk":
-        out = enqueue_bulk(args.dsn, args.n, args.batch, args.warm_up)
+        out = enqueue_bulk(args.dsn, args.n, args.batch, args.warm_up, args.keys)
     elif args.command == "worker":
         if args.wake_file:
             wake_file = open(args.wake_file, "a", encoding="utf-8")  # noqa: SIM115
