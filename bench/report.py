@@ -16,7 +16,7 @@ class Row:
     with which setting); ``compare`` adds pgstask's ratio to each peer."""
 
     name: str
-    unit: str  # tasks/s, rows/s, ms, MB, s, %
+    unit: str  # tasks/s, rows/s, starts/s, tasks, ms, MB, s, %
     values: dict[str, float | None] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     target: str = ""
@@ -37,7 +37,7 @@ class Row:
 
 
 def number(value: float, unit: str) -> str:
-    if unit in ("tasks/s", "rows/s"):
+    if unit in ("tasks/s", "rows/s", "starts/s", "tasks"):
         return f"{value:,.0f}"
     if unit == "%":
         return f"{value:.0f} %"

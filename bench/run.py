@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import limits
 import pgstask_only
 import psycopg
 import scenarios
@@ -37,7 +38,18 @@ from server import Server
 import pgstask
 from pgstask import Settings, embedded
 
-SCENARIOS = ("single", "bulk", "drain", "wake", "progress", "scale", "claim", "memory", "ceiling")
+SCENARIOS = (
+    "single",
+    "bulk",
+    "drain",
+    "wake",
+    "progress",
+    "scale",
+    "claim",
+    "memory",
+    "ceiling",
+    "limits",
+)
 # The targets of issue 4 (2 cores, PostgreSQL on the same machine, fsync on).
 SINGLE_TARGET = 80.0  # % of a plain psycopg INSERT + commit loop
 BULK_TARGET = 150_000.0  # tasks/s
@@ -63,6 +75,8 @@ class Sizes:
     pgstask_c: tuple[int, ...]  # concurrency candidates besides the default
     procrastinate_c: tuple[int, ...]
     pgqueuer_batch: tuple[int, ...]
+    rate: int  # tasks of the rate-limited drain (limits)
+    repeats: int  # drains with no limit and with one never reached, alternated (limits)
 
 
 FULL = Sizes(
@@ -78,6 +92,8 @@ FULL = Sizes(
     pgstask_c=(32, 64, 128, 256),
     procrastinate_c=(10, 50),
     pgqueuer_batch=(50, 200, 500),
+    rate=2_500,
+    repeats=3,
 )
 QUICK = Sizes(
     single=1_000,
@@ -92,6 +108,8 @@ QUICK = Sizes(
     pgstask_c=(64,),
     procrastinate_c=(10,),
     pgqueuer_batch=(100,),
+    rate=1_000,
+    repeats=1,
 )
 
 
@@ -205,7 +223,8 @@ def header(bench: Bench, server: Server, only: list[str]) -> None:
         f"  sizes       single {s.single:,}, bulk {s.bulk:,}, drain {s.drain:,} (cap {s.cap:.0f}s),"
         f" wake {s.wake}, progress {s.progress:,}, scale {'/'.join(map(str, s.scale))} daemons,",
         f"              claim {s.claim[0]:,}/{s.claim[1]:,}, memory {s.memory[0]:,}/"
-        f"{s.memory[1]:,}; scenarios {', '.join(only)}",
+        f"{s.memory[1]:,}, limits {s.drain:,} (rate {s.rate:,}, {s.repeats}x no limit);"
+        f" scenarios {', '.join(only)}",
     ]
     for peer, why in bench.unavailable.items():
         lines.append(f"  NOTE        {LABELS[peer]} not run: {why}")
@@ -450,6 +469,20 @@ def scenario_ceiling(bench: Bench) -> None:
         bench.failures.append(f"pgstask ceiling: {problem}")
 
 
+def scenario_limits(bench: Bench) -> None:
+    s = bench.sizes
+    results = limits.run(
+        bench.ours, bench.peers, s.drain, s.rate, cap=s.cap, repeats=s.repeats, say=say
+    )
+    say("  peers without a limit:\n" + limits.WHY)
+    for name, outcomes in results.items():
+        for case, outcome in outcomes.items():
+            if not outcome.held:
+                notes = "; ".join(dict.fromkeys(outcome.notes)) or "see its drains above"
+                bench.failures.append(f"{LABELS[name]} limits {case}: {notes}")
+    bench.rows += limits.rows(results, bench.na(), s.drain, s.rate)
+
+
 RUNNERS = {
     "single": scenario_single,
     "bulk": scenario_bulk,
@@ -460,6 +493,7 @@ RUNNERS = {
     "claim": scenario_claim,
     "memory": scenario_memory,
     "ceiling": scenario_ceiling,
+    "limits": scenario_limits,
 }
 NOTES = """\
 Ratios are pgstask's figure divided by the peer's (higher is better for tasks/s, lower for ms
