@@ -4,8 +4,9 @@
 
 REF (a commit, branch or tag) is exported with ``git archive`` into a temporary directory; then
 ``bench/run.py`` of REF and ``bench/run.py`` of this tree run one after the other, REF first,
-``--runs`` times (default 3), each with its own ``pgstask`` first on PYTHONPATH (the daemons it
-spawns inherit it) and the run.py options given after ``--``. Each system's figures are read
+``--runs`` times (default 3), each in its own tree as the working directory and with its own
+``pgstask`` first on PYTHONPATH (the daemons it spawns inherit both), with the run.py options
+given after ``--``. Each system's figures are read
 from the pgstask column of each run's closing table; the end prints, per figure, every run of
 both sides, their medians and the change. Each run's whole output is kept in ``--logs`` (default:
 a temporary directory, named at the end). Exit code 1 if any run exited non-zero.
@@ -51,13 +52,16 @@ def git(*args: str) -> str:
 
 
 def run_once(tree: Path, args: list[str], log: Path) -> int:
-    """``bench/run.py`` of ``tree`` with ``args``, its pgstask first on PYTHONPATH; the output
-    goes to ``log`` and to stdout."""
+    """``bench/run.py`` of ``tree`` with ``args``, its pgstask first on PYTHONPATH and ``tree``
+    the working directory (``python -m pgstask daemon`` puts the working directory first on its
+    path); the output goes to ``log`` and to stdout."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))
     cmd = [sys.executable, str(tree / "bench" / "run.py"), *args]
     with open(log, "w", encoding="utf-8") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
         assert proc.stdout is not None
         for raw in proc.stdout:
             line = raw.decode(errors="replace")
