@@ -3,14 +3,17 @@ drain of the same tasks, for pgstask and for each peer that offers the same limi
 checks that every limit held.
 
 Every drain has two worker processes of 16 slots each, as two hosts would run them, and is
-checked for exactly-once like every other drain. pgstask drains the same N no-ops over 200
-concurrency keys (a plain SQL INSERT) each time; only the worker's settings differ:
+checked for exactly-once like every other drain. pgstask drains the same N no-ops of 200
+concurrency keys each time (a plain SQL INSERT; the tasks of a key enqueued together, as a
+customer's batch would be, so that without a per-key limit many of one key run at once); only
+the worker's settings differ:
 
 - ``plain``: no limit (the claim of every drain so far);
 - ``unbound``: ``max_running`` 1,000,000, which is never reached: the limited claim (a lock on
   the worker's row, the counts under it) with nothing held back, i.e. what the limit costs;
 - ``max``: ``max_running`` 8, a quarter of the slots;
-- ``per_key``: ``max_running_per_key`` 1 with ``fair_share``;
+- ``per_key``: ``max_running_per_key`` 1 (a claim walks the keys and takes one of each);
+- ``fair``: the same with ``fair_share`` (the keys take turns from claim to claim);
 - ``rate``: ``rate_limit`` 50 per 0.1 s (500 starts/s), on fewer tasks.
 
 How each limit is checked, with a figure of what was seen:
@@ -49,13 +52,15 @@ PROCESSES = 2
 MAX_RUNNING = 8
 UNBOUND = 1_000_000  # a max_running the drain never reaches
 RATE_LIMIT, RATE_PER = 50, 0.1  # starts per period (seconds): 500 starts/s
-CASES = ("plain", "unbound", "max", "per_key", "rate")
+CASES = ("plain", "unbound", "max", "per_key", "fair", "rate")
 # Why a peer does not run a case: its pinned version has no such limit in its public API.
 UNAVAILABLE = {
     ("procrastinate", "unbound"): "no total limit",
     ("procrastinate", "max"): "no total limit",
+    ("procrastinate", "fair"): "no fair sharing",
     ("procrastinate", "rate"): "no rate limit",
     ("pgqueuer", "per_key"): "no per-key limit",
+    ("pgqueuer", "fair"): "no per-key limit",
     ("pgqueuer", "rate"): "no rate limit",
 }
 WHY = """\
@@ -188,7 +193,8 @@ def settings(system: str, case: str) -> tuple[scenarios.Setting, int]:
             "plain": {},
             "unbound": {"max_running": UNBOUND},
             "max": {"max_running": MAX_RUNNING},
-            "per_key": {"max_running_per_key": 1, "fair_share": True},
+            "per_key": {"max_running_per_key": 1},
+            "fair": {"max_running_per_key": 1, "fair_share": True},
             "rate": {"rate_limit": {"limit": RATE_LIMIT, "per": RATE_PER}},
         }
         label = f"{case} c={CONCURRENCY}"
@@ -227,7 +233,7 @@ def run_case(
         outcome.audits.append(audit)
         mean = got.completed / audit.claims if audit.claims else 0.0
         outcome.notes.append(f"{audit.claims:,} claims of {mean:.1f} tasks on average")
-    limit = {"max": MAX_RUNNING, "per_key": 1}.get(case)
+    limit = {"max": MAX_RUNNING, "per_key": 1, "fair": 1}.get(case)
     if limit is not None:
         seen = got.most_running if case == "max" else got.most_of_key
         exact = None if audit is None else audit.running if case == "max" else audit.of_key
@@ -339,28 +345,36 @@ def rows(
         cost.values[system] = 100 * value / base if value and base else None
     capped = row(f"limits: max_running {MAX_RUNNING}", "tasks/s", "max", rate)
     running = row("  most running at once (polls)", "tasks", "max", most("most_running"))
-    keyed = row(f"limits: 1 per key, {KEYS} keys, fair_share", "tasks/s", "per_key", rate)
+    keyed = row(f"limits: max_running_per_key 1, {KEYS} keys", "tasks/s", "per_key", rate)
     if "procrastinate" in results:
         keyed.notes["procrastinate"] = "(lock)"
     of_key = row("  most running of one key (polls)", "tasks", "per_key", most("most_of_key"))
+    fair = row("limits: the same with fair_share", "tasks/s", "fair", rate)
+    of_key_fair = row("  most running of one key (polls)", "tasks", "fair", most("most_of_key"))
     rated = row(
         f"limits: rate {RATE_LIMIT} per {RATE_PER} s, {rate_n:,} tasks",
         "starts/s",
         "rate",
         lambda o: sustained(o.audits[0]) if o.audits else None,
     )
-    for r in (plain, unbound, capped, keyed):
+    for r in (plain, unbound, capped, keyed, fair):
         r.compare = True
     # pgstask's exact figure beside the polls': the most its claims left running.
-    for r, case, attr in ((running, "max", "running"), (of_key, "per_key", "of_key")):
+    exact = (
+        (running, "max", "running"),
+        (of_key, "per_key", "of_key"),
+        (of_key_fair, "fair", "of_key"),
+    )
+    for r, case, attr in exact:
         got = results.get("pgstask", {}).get(case)
         if got and got.audits and r.values.get("pgstask") is not None:
             r.notes["pgstask"] = f"(claims {max(getattr(a, attr) for a in got.audits)})"
     for r, case, target in (
         (running, "max", f"= {MAX_RUNNING}, never more"),
         (of_key, "per_key", "= 1, never more"),
+        (of_key_fair, "fair", "= 1, never more"),
         (rated, "rate", f"<= {RATE_LIMIT / RATE_PER:,.0f}/s, never more"),
     ):
         got = results.get("pgstask", {}).get(case)
         r.target, r.met = target, bool(got and got.drains and got.held and got.reached)
-    return [plain, unbound, cost, capped, running, keyed, of_key, rated]
+    return [plain, unbound, cost, capped, running, keyed, of_key, fair, of_key_fair, rated]

@@ -133,13 +133,14 @@ class PgstaskSystem:
 
     def fill(self, n: int, *, keys: int = 0) -> None:
         """``n`` no-ops through ``create_many``; with ``keys``, by a plain SQL INSERT (as other
-        systems enqueue) giving task i the concurrency key ``k<i % keys>``."""
+        systems enqueue), in ``keys`` runs of tasks of one concurrency key (``k<i * keys // n>``
+        for task i)."""
         if keys:
             with psycopg.connect(self.dsn, autocommit=True) as conn:
                 conn.execute(
                     "INSERT INTO s_tasks (identifier, action, meta, concurrency_key)"
                     " SELECT 'bench', 'noop', jsonb_build_object('n', g),"
-                    " 'k' || lpad((g %% %(keys)s)::text, 4, '0')"
+                    " 'k' || lpad((g::bigint * %(keys)s / %(n)s)::text, 4, '0')"
                     " FROM generate_series(0, %(n)s - 1) AS g ORDER BY g",
                     {"n": n, "keys": keys},
                 )

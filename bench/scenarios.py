@@ -71,7 +71,8 @@ class System(Protocol):
 
     def reset(self) -> str: ...  # an empty queue; returns the database's DSN
 
-    def fill(self, n: int, *, keys: int = 0) -> None: ...  # keys: task i gets key i % keys
+    # keys: the tasks of a key are enqueued together, in order: task i gets key i * keys // n.
+    def fill(self, n: int, *, keys: int = 0) -> None: ...
 
     def worker(
         self, setting: Setting, wake_file: Path | None

@@ -9,10 +9,10 @@ procrastinate's public API and answers with one JSON object on stdout.
     procrastinate_bench.py enqueue-bulk --dsn DSN --n N [--batch B] [--warm-up W] [--keys K]
     procrastinate_bench.py worker --dsn DSN [--concurrency C] [--wake-file PATH]
 
-With ``--keys K``, job i gets the lock ``k<i % K>`` (procrastinate's per-key limit: no two jobs
-of one lock run at once, on any worker). The worker runs until SIGTERM (procrastinate's own
-signal handling stops it gracefully) and then reports how many times its no-op task ran, and for
-how many distinct jobs.
+With ``--keys K``, job i gets the lock ``k<i * K // N>``, so the jobs of a lock are enqueued
+together (procrastinate's per-key limit: no two jobs of one lock run at once, on any worker).
+The worker runs until SIGTERM (procrastinate's own signal handling stops it gracefully) and then
+reports how many times its no-op task ran, and for how many distinct jobs.
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ def enqueue_bulk(dsn: str, n: int, batch: int, warm_up: int, keys: int) -> dict[
                 # One batch of jobs with the locks of their keys, in the order of i.
                 deferrers = [task.configure(lock=f"k{k:04d}") for k in range(keys)]
                 jobs = [
-                    deferrers[i % keys].make_new_job(n=i) for i in range(lo, min(n, lo + batch))
+                    deferrers[i * keys // n].make_new_job(n=i)
+                    for i in range(lo, min(n, lo + batch))
                 ]
                 app.job_manager.batch_defer_jobs(jobs)
             else:
