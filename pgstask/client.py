@@ -88,18 +88,18 @@ class Client(TaskFiles, ClientSchedules, ClientPresets, ClientWorkers):
             concurrency_key=concurrency_key,
         )
         window = task_spec.check_window(dedupe_key, throttle, replace)
+        key = str(dedupe_key)
         while True:
-            created = self._insert([spec], conn, throttle=window, replace=replace)
-            if created:
-                return created[0]
-            key = str(dedupe_key)
+            throttled = self._throttled([key], window, conn)
+            if not throttled:
+                created = self._insert([spec], conn, replace=replace)
+                if created:
+                    return created[0]
             with self.connection(conn) as c:
                 existing = queries.task_get_by_dedupe_key(c, dedupe_key=key)
-                if existing is None and window is not None:
-                    existing = queries.task_get_throttled(c, dedupe_key=key, throttle=window)
-            if existing is not None:
-                return existing
-            # The holder finished (or left the window) between the insert and this read.
+            if existing is not None or throttled:
+                return existing or throttled[key]
+            # The holder finished between the insert and this read: insert again.
 
     @overload
     def create_many(
@@ -164,24 +164,31 @@ class Client(TaskFiles, ClientSchedules, ClientPresets, ClientWorkers):
             task_spec.check_window(None, throttle, replace)  # raises, naming the rule
         if replace:  # one statement cannot update a row twice: the last item of a key wins
             specs = list({s.dedupe_key: s for s in specs}.values())
+        throttled = self._throttled([str(s.dedupe_key) for s in specs], window, conn)
+        specs = [s for s in specs if s.dedupe_key not in throttled]
         if not specs:
             return []
-        created = self._insert(specs, conn, throttle=window, replace=replace)
+        created = self._insert(specs, conn, replace=replace)
         return [t.id for t in created] if returning == "ids" else created
 
+    def _throttled(
+        self, keys: list[str], throttle: float | None, conn: Conn | None
+    ) -> dict[str, Task]:
+        """The keys a task finished with within ``throttle`` seconds, and that task (none
+        without a throttle): a create makes no task for them (docs/dedupe.md)."""
+        if throttle is None:
+            return {}
+        with self.connection(conn) as c:
+            found = queries.task_get_throttled_many(c, dedupe_keys=keys, throttle=throttle)
+        return {str(t.dedupe_key): t for t in found}
+
     def _insert(
-        self,
-        specs: Sequence[TaskSpec],
-        conn: Conn | None,
-        *,
-        throttle: float | None = None,
-        replace: bool = False,
+        self, specs: Sequence[TaskSpec], conn: Conn | None, *, replace: bool = False
     ) -> TaskList:
         insert = queries.task_replace_many if replace else queries.task_insert_many
         with self.connection(conn, autocommit=True) as c:
             return insert(
                 c,
-                throttle=throttle,
                 identifiers=[s.identifier for s in specs],
                 actions=[s.action for s in specs],
                 metas=[s.data for s in specs],

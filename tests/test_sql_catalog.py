@@ -178,13 +178,11 @@ def _insert(
     dedupe_keys: list[str | None] | None = None,
     concurrency_keys: list[str | None] | None = None,
     replace: bool = False,
-    throttle: float | None = None,
 ) -> list[Task]:
     n = len(actions)
     insert = queries.task_replace_many if replace else queries.task_insert_many
     return insert(
         conn,
-        throttle=throttle,
         identifiers=["w"] * n,
         actions=actions,
         metas=[json.dumps({"n": i}) for i in range(n)],
@@ -216,14 +214,13 @@ def _task_replace_many(conn: Conn, w: World) -> None:
     assert _insert(conn, ["z"], dedupe_keys=["k-pending"], replace=True) == []  # running
 
 
-def _task_get_throttled(conn: Conn, w: World) -> None:
+def _task_get_throttled_many(conn: Conn, w: World) -> None:
     conn.execute("UPDATE s_tasks SET dedupe_key = 'k-done' WHERE id = %s", (w.failed_id,))
-    assert queries.task_get_throttled(conn, dedupe_key="k-done", throttle=60) is None  # 40 days
+    keys = ["k-done", "k-none"]
+    assert queries.task_get_throttled_many(conn, dedupe_keys=keys, throttle=60) == []  # 40 days
     conn.execute("UPDATE s_tasks SET finished_at = now() WHERE id = %s", (w.failed_id,))
-    found = queries.task_get_throttled(conn, dedupe_key="k-done", throttle=60)
-    assert found is not None and found.id == w.failed_id
-    assert _insert(conn, ["x"], dedupe_keys=["k-done"], throttle=60) == []
-    assert len(_insert(conn, ["x"], dedupe_keys=["k-done"])) == 1
+    found = queries.task_get_throttled_many(conn, dedupe_keys=keys, throttle=60)
+    assert [t.id for t in found] == [w.failed_id]
 
 
 def _task_reserve_ids(conn: Conn, w: World) -> None:

@@ -445,8 +445,9 @@ BEGIN
            AND f.finished_at > now() - make_interval(secs => throttle)
          ORDER BY f.finished_at DESC
          LIMIT 1;
-        IF FOUND THEN
-            RETURN new_id;
+        IF FOUND THEN  -- no new task, nothing replaced: the incomplete holder, else that one
+            RETURN coalesce((SELECT h.id FROM s_tasks h
+                              WHERE h.dedupe_key = $8 AND h.status IN (10, 30, 50)), new_id);
         END IF;
     END IF;
     IF NOT coalesce(replace, false) AND throttle IS NULL THEN

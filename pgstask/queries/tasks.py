@@ -34,12 +34,10 @@ def task_insert_many(
     started_by: Sequence[int | None],
     dedupe_keys: Sequence[str | None],
     concurrency_keys: Sequence[str | None],
-    throttle: float | None = None,
 ) -> list[Task]:
     """Create tasks, one per position of the parallel sequences (``create``, and ``create_many``
     without COPY); an item whose ``dedupe_key`` an unfinished task holds is skipped, so fewer tasks
-    may come back, and with ``throttle`` one whose key a task finished less than ``throttle``
-    seconds ago. ``metas`` are JSON texts. Sent and read in binary: large batches skip text
+    may come back. ``metas`` are JSON texts. Sent and read in binary: large batches skip text
     quoting."""
     return tasks_of(conn, "task_insert_many", params_of(locals()), binary=True)
 
@@ -56,7 +54,6 @@ def task_replace_many(
     started_by: Sequence[int | None],
     dedupe_keys: Sequence[str | None],
     concurrency_keys: Sequence[str | None],
-    throttle: float | None = None,
 ) -> list[Task]:
     """``task_insert_many`` that replaces the fields of the pending task holding an item's
     ``dedupe_key`` (returned updated) instead of skipping the item; every item has a key, no two
@@ -113,11 +110,12 @@ def task_get(conn: Conn, *, id: int) -> Task | None:
     return found[0] if found else None
 
 
-def task_get_throttled(conn: Conn, *, dedupe_key: str, throttle: float) -> Task | None:
-    """The task with ``dedupe_key`` that finished less than ``throttle`` seconds ago, the latest;
-    None if there is none."""
-    found = tasks_of(conn, "task_get_throttled", params_of(locals()))
-    return found[0] if found else None
+def task_get_throttled_many(
+    conn: Conn, *, dedupe_keys: Sequence[str], throttle: float
+) -> list[Task]:
+    """For each of ``dedupe_keys`` that a task finished with less than ``throttle`` seconds ago,
+    the latest such task."""
+    return tasks_of(conn, "task_get_throttled_many", params_of(locals()))
 
 
 def task_get_by_dedupe_key(conn: Conn, *, dedupe_key: str) -> Task | None:

@@ -56,16 +56,20 @@ class Completer(Service):
         daemon_id: uuid.UUID,
         storage: Path,
         on_retry: Callable[[], None] = lambda: None,
+        limited: Callable[[str], bool] = lambda identifier: False,
         interval: float = 1.0,
         clock: Clock = time.monotonic,
     ) -> None:
         """``on_retry`` is called after a pass that wrote a failure to retry or a snooze (it
-        wakes the producer: the task may be due again before its next poll)."""
+        wakes the producer: the task may be due again before its next poll). ``limited`` says
+        whether a worker has limits (docs/limits.md): a batch that ends a run of one is followed
+        by a NOTIFY, so that the daemons whose tasks a limit held back claim at once."""
         super().__init__(interval=interval, clock=clock)
         self.db = db
         self.daemon_id = daemon_id
         self.storage = storage
         self._on_retry = on_retry
+        self._limited = limited
         self._lock = threading.Lock()
         self._buffer: list[Outcome] = []
         self._late_logs: list[LogRecord] = []  # already in their files; the rows still to write
@@ -153,6 +157,10 @@ class Completer(Service):
                 with conn.transaction():
                     logs.write(conn, None, late)
                     self._write(conn, batch)
+            # After the commit: a waiting daemon that wakes must find the slot free. Its own
+            # statement, only for limited workers: the common completion stays one statement.
+            if any(self._limited(o.task.identifier) for o in batch):
+                queries.task_notify(conn)
 
     def _write_one_by_one(self, batch: list[Outcome], late: list[LogRecord]) -> list[Outcome]:
         """After the server refused a batch: each outcome alone, so one value it cannot store

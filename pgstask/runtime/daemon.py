@@ -48,7 +48,7 @@ from collections.abc import Callable, Mapping
 
 from psycopg_pool import ConnectionPool
 
-from pgstask import migrate, queries, schedules
+from pgstask import limits, migrate, queries, schedules
 from pgstask.db import Conn, Dedicated, make_pool
 from pgstask.errors import SchemaError, TaskNotFoundError, TaskStateError, WorkerNotFoundError
 from pgstask.memory import Gauge
@@ -201,6 +201,11 @@ class Daemon:
         for ident, cls in self.worker_classes.items():
             self.workers[ident] = cls(stored.get(ident), client=self.client, storage=s.storage)
 
+    def _limited(self, identifier: str) -> bool:
+        """Whether the worker has limits (its settings as the heartbeat last reloaded them)."""
+        worker = self.workers.get(identifier)
+        return worker is not None and limits.limited(worker.settings)
+
     def _build_task_path(self, *, batch_size: int | None, max_tasks: int | None) -> None:
         """Slots, completer, runner, run table and producer: the way of every task."""
         s, clock = self.settings, self.clock
@@ -218,6 +223,7 @@ class Daemon:
             daemon_id=self.id,
             storage=s.storage,
             on_retry=wakeup.set,
+            limited=self._limited,
             clock=clock,
         )
         self.runner = Runner(

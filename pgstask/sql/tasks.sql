@@ -4,9 +4,7 @@
 -- name: task_insert_many
 -- Bulk and single enqueue in one form: parallel arrays through unnest (one round trip, one
 -- trigger call and one NOTIFY per statement). metas are JSON texts, encoded once by the client;
--- the client sends the arrays in binary (no array quoting on either side). With throttle
--- (seconds), an item whose dedupe_key a task finished less than that long ago is skipped too
--- (docs/dedupe.md); s_tasks_dedupe_finished_idx finds the latest finish in one descent.
+-- the client sends the arrays in binary (no array quoting on either side).
 INSERT INTO s_tasks (identifier, action, meta, priority, start_at, max_attempts, started_by,
                      dedupe_key, concurrency_key, message)
 SELECT i, a, m, p, coalesce(s, now()), x, u, d, k, 'Task queued'
@@ -14,10 +12,6 @@ SELECT i, a, m, p, coalesce(s, now()), x, u, d, k, 'Task queued'
               %(priorities)b::text[], %(start_ats)b::timestamptz[], %(max_attempts)b::int[],
               %(started_by)b::bigint[], %(dedupe_keys)b::text[], %(concurrency_keys)b::text[])
        AS n(i, a, m, p, s, x, u, d, k)
- WHERE %(throttle)s::float8 IS NULL OR n.d IS NULL
-    OR NOT EXISTS (SELECT 1 FROM s_tasks f
-                    WHERE f.dedupe_key = n.d AND f.status IN (80, 90, 100)
-                      AND f.finished_at > now() - make_interval(secs => %(throttle)s::float8))
 ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN (10, 30, 50) DO NOTHING
 RETURNING *;
 
@@ -36,10 +30,6 @@ WITH upserted AS (
                   %(priorities)b::text[], %(start_ats)b::timestamptz[], %(max_attempts)b::int[],
                   %(started_by)b::bigint[], %(dedupe_keys)b::text[], %(concurrency_keys)b::text[])
            AS n(i, a, m, p, s, x, u, d, k)
-     WHERE %(throttle)s::float8 IS NULL
-        OR NOT EXISTS (SELECT 1 FROM s_tasks f
-                        WHERE f.dedupe_key = n.d AND f.status IN (80, 90, 100)
-                          AND f.finished_at > now() - make_interval(secs => %(throttle)s::float8))
     ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN (10, 30, 50)
     DO UPDATE SET meta = excluded.meta, priority = excluded.priority,
                   start_at = excluded.start_at, max_attempts = excluded.max_attempts,
@@ -75,14 +65,18 @@ SELECT * FROM s_tasks WHERE id = %(id)s;
 -- name: task_get_by_dedupe_key
 SELECT * FROM s_tasks WHERE dedupe_key = %(dedupe_key)s AND status IN (10, 30, 50);
 
--- name: task_get_throttled
--- The task whose finish keeps a throttled create of dedupe_key from making another: the latest
--- one finished less than throttle seconds ago.
-SELECT * FROM s_tasks
- WHERE dedupe_key = %(dedupe_key)s AND status IN (80, 90, 100)
-   AND finished_at > now() - make_interval(secs => %(throttle)s::float8)
- ORDER BY finished_at DESC
- LIMIT 1;
+-- name: task_get_throttled_many
+-- Of the dedupe_keys, those a task finished with less than throttle seconds ago (the client
+-- creates no task for them: docs/dedupe.md), with that task, the latest of each key; one descent
+-- of s_tasks_dedupe_finished_idx per key.
+SELECT f.*
+  FROM unnest(%(dedupe_keys)s::text[]) AS k(key)
+ CROSS JOIN LATERAL (
+       SELECT * FROM s_tasks t
+        WHERE t.dedupe_key = k.key AND t.status IN (80, 90, 100)
+          AND t.finished_at > now() - make_interval(secs => %(throttle)s::float8)
+        ORDER BY t.finished_at DESC
+        LIMIT 1) AS f;
 
 -- name: task_claim
 -- The claim index leads with (identifier, priority_rank): one ordered range per worker and
@@ -104,7 +98,11 @@ SELECT * FROM s_tasks
 -- max_attempts; claims + 1 names the new run. The message says it started (not "Task queued",
 -- nor the failure a retry left), until the action reports one.
 WITH ranges AS MATERIALIZED (
-    SELECT w.identifier, r.rank, r.aged
+    SELECT w.identifier, r.rank,
+           CASE WHEN r.aged THEN now() - make_interval(secs => %(age)s::float8) ELSE now() END
+               AS due_by,
+           CASE WHEN NOT r.aged AND r.rank > 0 AND %(age)s::float8 IS NOT NULL
+                THEN now() - make_interval(secs => %(age)s::float8) END AS after
       FROM (VALUES (1, 1, true), (2, 2, true), (3, 0, false), (4, 1, false), (5, 2, false))
            AS r(stage, rank, aged)
      CROSS JOIN unnest(%(identifiers)s::text[]) WITH ORDINALITY AS n(identifier, turn)
@@ -117,12 +115,8 @@ WITH ranges AS MATERIALIZED (
      CROSS JOIN LATERAL (
            SELECT t.id FROM s_tasks t
             WHERE t.status = 10 AND t.identifier = ranges.identifier
-              AND t.priority_rank = ranges.rank
-              AND t.start_at <= CASE WHEN ranges.aged
-                                     THEN now() - make_interval(secs => %(age)s::float8)
-                                     ELSE now() END
-              AND (ranges.aged OR ranges.rank = 0 OR %(age)s::float8 IS NULL
-                   OR t.start_at > now() - make_interval(secs => %(age)s::float8))
+              AND t.priority_rank = ranges.rank AND t.start_at <= ranges.due_by
+              AND t.start_at > coalesce(ranges.after, '-infinity')
             ORDER BY t.start_at, t.id
             LIMIT %(limit)s
               FOR UPDATE SKIP LOCKED) AS c
@@ -194,61 +188,46 @@ HAVING min(due.start_at) IS NOT NULL;
 -- The batch is one JSON array of [id, claims, message, result, peak_memory]: encoding one JSON
 -- text costs the daemon far less than one array parameter per column. Each row is a
 -- compare-and-set on its run: (id, claims), still running on this daemon.
-WITH done AS (
-    UPDATE s_tasks t
-       SET status = 80, finished_at = now(), updated_at = now(), progress = 100,
-           message = coalesce(d.message, 'Task completed successfully'), result = d.result,
-           peak_memory = d.peak_memory
-      FROM (SELECT (e->>0)::bigint AS id, (e->>1)::int AS claims, e->>2 AS message,
-                   e->3 AS result, (e->>4)::bigint AS peak_memory
-              FROM jsonb_array_elements(%(outcomes)s::jsonb) AS e) AS d
-     WHERE t.id = d.id AND t.status IN (30, 50) AND t.claims = d.claims
-       AND t.daemon_id = %(daemon_id)s
-    RETURNING t.id, t.claims, t.identifier
-), woken AS (
-    SELECT pgstask_notify_ended(array_agg(DISTINCT identifier)) FROM done
-)
-SELECT d.id, d.claims FROM done d, woken;
+UPDATE s_tasks t
+   SET status = 80, finished_at = now(), updated_at = now(), progress = 100,
+       message = coalesce(d.message, 'Task completed successfully'), result = d.result,
+       peak_memory = d.peak_memory
+  FROM (SELECT (e->>0)::bigint AS id, (e->>1)::int AS claims, e->>2 AS message,
+               e->3 AS result, (e->>4)::bigint AS peak_memory
+          FROM jsonb_array_elements(%(outcomes)s::jsonb) AS e) AS d
+ WHERE t.id = d.id AND t.status IN (30, 50) AND t.claims = d.claims
+   AND t.daemon_id = %(daemon_id)s
+RETURNING t.id, t.claims;
 
 -- name: task_fail_many
 -- A failure either schedules a retry (back to pending after its delay) or is final: when the
 -- worker said so (retry_delay is NULL) or the attempts are used up.
-WITH done AS (
-    UPDATE s_tasks t
-       SET status = CASE WHEN d.retry_delay IS NULL OR t.attempts >= t.max_attempts THEN 100 ELSE 10 END,
-           start_at = CASE WHEN d.retry_delay IS NULL OR t.attempts >= t.max_attempts THEN t.start_at
-                           ELSE now() + make_interval(secs => d.retry_delay) END,
-           finished_at = CASE WHEN d.retry_delay IS NULL OR t.attempts >= t.max_attempts THEN now() END,
-           daemon_id = CASE WHEN d.retry_delay IS NULL OR t.attempts >= t.max_attempts THEN t.daemon_id END,
-           message = d.message, last_error = d.error, peak_memory = d.peak_memory, updated_at = now()
-      FROM unnest(%(ids)s::bigint[], %(claims)s::int[], %(messages)s::text[], %(errors)s::text[],
-                  %(retry_delays)s::float8[], %(peak_memory)s::bigint[])
-           AS d(id, claims, message, error, retry_delay, peak_memory)
-     WHERE t.id = d.id AND t.status IN (30, 50) AND t.claims = d.claims
-       AND t.daemon_id = %(daemon_id)s
-    RETURNING t.id, t.claims, t.status, t.identifier
-), woken AS (
-    SELECT pgstask_notify_ended(array_agg(DISTINCT identifier)) FROM done
-)
-SELECT d.id, d.claims, d.status FROM done d, woken;
+UPDATE s_tasks t
+   SET status = CASE WHEN d.retry_delay IS NULL OR t.attempts >= t.max_attempts THEN 100 ELSE 10 END,
+       start_at = CASE WHEN d.retry_delay IS NULL OR t.attempts >= t.max_attempts THEN t.start_at
+                       ELSE now() + make_interval(secs => d.retry_delay) END,
+       finished_at = CASE WHEN d.retry_delay IS NULL OR t.attempts >= t.max_attempts THEN now() END,
+       daemon_id = CASE WHEN d.retry_delay IS NULL OR t.attempts >= t.max_attempts THEN t.daemon_id END,
+       message = d.message, last_error = d.error, peak_memory = d.peak_memory, updated_at = now()
+  FROM unnest(%(ids)s::bigint[], %(claims)s::int[], %(messages)s::text[], %(errors)s::text[],
+              %(retry_delays)s::float8[], %(peak_memory)s::bigint[])
+       AS d(id, claims, message, error, retry_delay, peak_memory)
+ WHERE t.id = d.id AND t.status IN (30, 50) AND t.claims = d.claims
+   AND t.daemon_id = %(daemon_id)s
+RETURNING t.id, t.claims, t.status;
 
 -- name: task_give_back_many
 -- Graceful shutdown (tasks whose actions did not finish in the grace period) and fencing (a
 -- daemon that lost the database stopped them): back to pending, the interrupted attempt not
 -- counted; a NULL message is the shutdown's.
-WITH done AS (
-    UPDATE s_tasks t
-       SET status = 10, attempts = greatest(t.attempts - 1, 0), daemon_id = NULL, started_at = NULL,
-           start_at = now(), message = coalesce(d.message, 'Given back by a daemon that shut down'),
-           updated_at = now()
-      FROM unnest(%(ids)s::bigint[], %(claims)s::int[], %(messages)s::text[]) AS d(id, claims, message)
-     WHERE t.id = d.id AND t.status IN (30, 50) AND t.claims = d.claims
-       AND t.daemon_id = %(daemon_id)s
-    RETURNING t.id, t.claims, t.identifier
-), woken AS (
-    SELECT pgstask_notify_ended(array_agg(DISTINCT identifier)) FROM done
-)
-SELECT d.id, d.claims FROM done d, woken;
+UPDATE s_tasks t
+   SET status = 10, attempts = greatest(t.attempts - 1, 0), daemon_id = NULL, started_at = NULL,
+       start_at = now(), message = coalesce(d.message, 'Given back by a daemon that shut down'),
+       updated_at = now()
+  FROM unnest(%(ids)s::bigint[], %(claims)s::int[], %(messages)s::text[]) AS d(id, claims, message)
+ WHERE t.id = d.id AND t.status IN (30, 50) AND t.claims = d.claims
+   AND t.daemon_id = %(daemon_id)s
+RETURNING t.id, t.claims;
 
 -- name: task_snooze_many
 -- Runs whose action raised Snooze: back to pending at now() + delay (the database clock), the
