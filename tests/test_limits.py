@@ -255,6 +255,29 @@ def test_per_key_limits_and_fair_share_rotate_over_the_keys(conn: Conn) -> None:
     assert queries.task_claim_limited(conn, daemon_id=daemon, identifiers=["k"], limit=10) == []
 
 
+@pytest.mark.parametrize("settings", [{"fair_share": True}, {"max_running_per_key": 1}])
+def test_unkeyed_tasks_take_their_turn_and_do_not_starve_a_key(
+    conn: Conn, settings: dict[str, Any]
+) -> None:
+    # The unkeyed tasks are one more key in the rotation (after the last key), not a group
+    # served first in every claim: with room for one task a claim (a daemon with one free slot),
+    # a backlog of unkeyed tasks must not hold back a key's task until it has drained.
+    _worker(conn, "u", settings)
+    conn.execute(
+        "INSERT INTO s_tasks (identifier, action, start_at)"
+        " SELECT 'u', 'x', now() - interval '1 hour' FROM generate_series(1, 5)"
+    )
+    conn.execute("INSERT INTO s_tasks (identifier, action, concurrency_key) VALUES ('u', 'x', 'a')")
+    keys = []
+    for _ in range(3):
+        claimed = queries.task_claim_limited(
+            conn, daemon_id=uuid.uuid4(), identifiers=["u"], limit=1
+        )
+        keys += [t.concurrency_key for t in claimed]
+        conn.execute("UPDATE s_tasks SET status = 80 WHERE identifier = 'u' AND status = 50")
+    assert "a" in keys[:2], keys
+
+
 def test_the_next_start_waits_for_a_full_rate_window_not_for_held_back_tasks(conn: Conn) -> None:
     _worker(conn, "t", {"max_running": 1})
     _worker(conn, "r", {"rate_limit": {"limit": 1, "per": 600}})

@@ -116,8 +116,8 @@ CREATE INDEX s_task_starts_idx ON s_task_starts (identifier, started_at);
 CREATE INDEX s_task_starts_key_idx ON s_task_starts (identifier, concurrency_key, started_at)
     WHERE concurrency_key IS NOT NULL;
 
--- Where the key rotation of a worker stopped: the next claim starts after this key, so that
--- no key is always served last.
+-- Where the key rotation of a worker stopped: the next claim starts after this key ('' : after
+-- the unkeyed tasks, which come after the last key), so that no key is always served last.
 CREATE TABLE s_flow_cursors (
     identifier text PRIMARY KEY,
     key_cursor text NOT NULL
@@ -169,6 +169,7 @@ DECLARE
     last_key text;
     key text;
     wrapped boolean;
+    unkeyed_done boolean;
     want integer;
     took integer;
     stage record;
@@ -203,9 +204,12 @@ BEGIN
     END IF;
     cursor_key := (SELECT key_cursor FROM s_flow_cursors WHERE identifier = worker);
     -- Stages: tasks older than age in normal and low priority (when age is set), then each
-    -- priority. In each, passes over the unkeyed tasks and then every key with pending tasks,
-    -- starting after the cursor and wrapping around; fair sharing takes one task per key a
-    -- pass and passes again while a pass took something.
+    -- priority. In each, passes over every key with pending tasks and then the unkeyed tasks
+    -- (one more key, after the last: NULLs sort last), starting after the cursor and wrapping
+    -- around; fair sharing takes one task per key a pass and passes again while a pass took
+    -- something. The unkeyed group takes its turn like a key: served first in every claim, a
+    -- backlog of them would hold back every key whenever a claim has room for one task. Its
+    -- place in the cursor is '' (no key can be blank: s_tasks_concurrency_key_check).
     FOR stage IN
         SELECT s.rank::smallint AS rank,
                CASE WHEN s.aged THEN now() - make_interval(secs => age) ELSE now() END AS due
@@ -217,14 +221,10 @@ BEGIN
         LOOP  -- passes
             EXIT WHEN cap <= 0;
             took := 0;
-            -- The unkeyed tasks: limited by the totals only.
-            want := CASE WHEN fair THEN 1 ELSE cap END;
-            ids := pgstask_claimable_of_key(worker, stage.rank, NULL, want, stage.due, picked);
-            picked := picked || ids;
-            cap := cap - cardinality(ids);
-            took := took + cardinality(ids);
-            key := cursor_key;
-            wrapped := cursor_key IS NULL;
+            unkeyed_done := false;
+            key := nullif(cursor_key, '');
+            -- After the unkeyed group (or with no cursor): one round from the first key.
+            wrapped := coalesce(cursor_key, '') = '';
             LOOP  -- keys
                 EXIT WHEN cap <= 0;
                 -- The next key: one descent of the worker claim index (a loose index scan).
@@ -242,12 +242,25 @@ BEGIN
                      LIMIT 1;
                 END IF;
                 IF NOT FOUND THEN
+                    -- Past the last key: the unkeyed tasks' turn, limited by the totals only.
+                    IF NOT unkeyed_done THEN
+                        unkeyed_done := true;
+                        want := CASE WHEN fair THEN 1 ELSE cap END;
+                        ids := pgstask_claimable_of_key(worker, stage.rank, NULL, want, stage.due,
+                                                        picked);
+                        IF cardinality(ids) > 0 THEN
+                            picked := picked || ids;
+                            cap := cap - cardinality(ids);
+                            took := took + cardinality(ids);
+                            last_key := '';
+                        END IF;
+                    END IF;
                     EXIT WHEN wrapped;
                     wrapped := true;  -- on from the first key, up to the cursor
                     key := NULL;
                     CONTINUE;
                 END IF;
-                EXIT WHEN wrapped AND cursor_key IS NOT NULL AND key > cursor_key;
+                EXIT WHEN wrapped AND coalesce(cursor_key, '') <> '' AND key > cursor_key;
                 want := CASE WHEN fair THEN 1 ELSE cap END;
                 IF per_key IS NOT NULL THEN
                     want := least(want, per_key - coalesce((taken ->> key)::integer, 0)
