@@ -383,6 +383,15 @@ BEGIN
     SELECT s.flow INTO flow FROM s_workers s WHERE s.identifier = worker FOR NO KEY UPDATE;
     IF flow IS NOT NULL THEN
         -- Fresh snapshots from here on: every claim of the worker before the lock is seen.
+        -- The task again, locked: its key may have changed while this waited for the lock (a
+        -- replace gives a pending task the new create's key), and the limit is counted for the
+        -- key it is claimed with; the lock keeps it until the claim below.
+        SELECT t.concurrency_key INTO key FROM s_tasks t
+         WHERE t.id = task_id AND t.status = 10 AND t.identifier = worker
+           FOR NO KEY UPDATE;
+        IF NOT FOUND THEN
+            RETURN;
+        END IF;
         clock := clock_timestamp();
         per_key := (flow ->> 'max_running_per_key')::integer;
         rate := (flow -> 'rate_limit' ->> 'limit')::integer;

@@ -1,0 +1,83 @@
+"""Flow control at its edges (docs/limits.md): claims that race a change of the task or of the
+worker on another connection, made deterministic by holding a lock while the other side waits.
+Each test commits to a database of its own (``dsn``)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+from tests.daemons import wait_for
+
+
+def _waiting_for_a_lock(dsn: str, application: str) -> bool:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE application_name = %s AND wait_event_type = 'Lock'",
+            (application,),
+        ).fetchone()
+    return row is not None and row[0] > 0
+
+
+def _in_thread(
+    dsn: str, application: str, call: Callable[[psycopg.Connection[Any]], Any]
+) -> Callable[[], Any]:
+    """Start ``call`` on a connection of its own; returns a function that joins and gives its
+    result."""
+    out: dict[str, Any] = {}
+
+    def target() -> None:
+        with psycopg.connect(dsn, autocommit=True, application_name=application) as conn:
+            out["result"] = call(conn)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+
+    def join() -> Any:
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+        return out["result"]
+
+    return join
+
+
+def test_execute_counts_the_key_the_task_has_when_it_claims_it(dsn: str) -> None:
+    """A replace (or any update) that moves a pending task to another key while
+    ``pgstask_claim_task`` waits for the worker's lock: the per-key limit is counted for the key
+    the task is claimed with, not the one it had before the lock."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO s_workers (identifier, settings) VALUES ('p', '{\"max_running_per_key\": 1}')"
+        )
+        conn.execute(
+            "INSERT INTO s_tasks (identifier, action, concurrency_key) VALUES ('p', 'x', 'k2')"
+        )
+        conn.execute("UPDATE s_tasks SET status = 50, daemon_id = gen_random_uuid()")
+        row = conn.execute(
+            "INSERT INTO s_tasks (identifier, action, concurrency_key) VALUES ('p', 'x', 'k1')"
+            " RETURNING id"
+        ).fetchone()
+        assert row is not None
+        task_id = row[0]
+        with conn.transaction():
+            # Another claim of the worker holds its lock; meanwhile the task moves to k2.
+            conn.execute("SELECT 1 FROM s_workers WHERE identifier = 'p' FOR NO KEY UPDATE")
+            join = _in_thread(
+                dsn,
+                "execute-race",
+                lambda c: c.execute(
+                    "SELECT id FROM pgstask_claim_task(%s, %s)", (uuid.uuid4(), task_id)
+                ).fetchall(),
+            )
+            wait_for(lambda: _waiting_for_a_lock(dsn, "execute-race"), timeout=10)
+            conn.execute("UPDATE s_tasks SET concurrency_key = 'k2' WHERE id = %s", (task_id,))
+        assert join() == []  # k2 is at its limit of one
+        running = conn.execute(
+            "SELECT count(*) FROM s_tasks WHERE concurrency_key = 'k2' AND status IN (30, 50)"
+        ).fetchone()
+        assert running == (1,)
