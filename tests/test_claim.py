@@ -388,3 +388,29 @@ def test_claims_stay_proportional_with_a_million_pending_over_ten_thousand_keys(
         assert rows == 5 and plain_pages < 60
     finally:
         conn.close()
+
+
+def test_a_limited_claim_with_aging_does_not_walk_every_key(dsn: str) -> None:
+    """With PGSTASK_PRIORITY_AGE set, the aged stages of a per-key claim must not visit every
+    key when no task is old enough: 10,000 keys of fresh tasks, a claim of 10 reads a few
+    hundred pages, as without aging."""
+    conn = connect(dsn, autocommit=True, name="pytest")
+    try:
+        _register(conn, "w")
+        flow = {"max_running_per_key": 2, "fair_share": True}
+        conn.execute("UPDATE s_workers SET settings = %s WHERE identifier = 'w'", (Jsonb(flow),))
+        conn.execute(
+            "INSERT INTO s_tasks (identifier, action, priority, concurrency_key)"
+            " SELECT 'w', 'a', (ARRAY['low', 'normal'])[1 + i % 2], 'k' || (i % 10000)"
+            " FROM generate_series(1, 30000) i"
+        )
+        conn.execute("ANALYZE s_tasks")
+        limited = named_queries()["task_claim_limited"]
+        params = {"daemon_id": uuid.uuid4(), "identifiers": ["w"], "limit": 10, "age": 600.0}
+        _function_pages(conn, limited, params)  # plans the function's statements
+        # Ten: PL/pgSQL turns to a statement's generic plan after five runs, and that plan too
+        # must stay on the index.
+        pages = [_function_pages(conn, limited, params) for _ in range(10)]
+        assert max(pages) < 800, pages
+    finally:
+        conn.close()

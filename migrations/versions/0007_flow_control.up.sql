@@ -218,6 +218,15 @@ BEGIN
          WHERE NOT s.aged OR age IS NOT NULL
          ORDER BY s.ord
     LOOP
+        -- An aged stage with no task old enough (the usual case: aging bounds a rare wait) is
+        -- skipped after one descent of the claim index; walked, it would visit every key. The
+        -- earliest start_at, not EXISTS (… start_at <= due): the generic plan PL/pgSQL settles
+        -- on for that one is a sequential scan of s_tasks.
+        CONTINUE WHEN stage.due < now() AND coalesce(
+            (SELECT t.start_at FROM s_tasks t
+              WHERE t.status = 10 AND t.identifier = worker AND t.priority_rank = stage.rank
+              ORDER BY t.start_at
+              LIMIT 1) > stage.due, true);
         LOOP  -- passes
             EXIT WHEN cap <= 0;
             took := 0;
