@@ -52,7 +52,8 @@ def test_execute_counts_the_key_the_task_has_when_it_claims_it(dsn: str) -> None
     the task is claimed with, not the one it had before the lock."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(
-            "INSERT INTO s_workers (identifier, settings) VALUES ('p', '{\"max_running_per_key\": 1}')"
+            "INSERT INTO s_workers (identifier, settings)"
+            " VALUES ('p', '{\"max_running_per_key\": 1}')"
         )
         conn.execute(
             "INSERT INTO s_tasks (identifier, action, concurrency_key) VALUES ('p', 'x', 'k2')"
