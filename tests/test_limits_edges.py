@@ -11,7 +11,10 @@ from typing import Any
 
 import psycopg
 
-from tests.daemons import wait_for
+from pgstask import Client
+from pgstask.settings import Settings
+from pgstask.task import Status
+from tests.daemons import running_daemon, wait_for
 
 
 def _waiting_for_a_lock(dsn: str, application: str) -> bool:
@@ -82,3 +85,17 @@ def test_execute_counts_the_key_the_task_has_when_it_claims_it(dsn: str) -> None
             "SELECT count(*) FROM s_tasks WHERE concurrency_key = 'k2' AND status IN (30, 50)"
         ).fetchone()
         assert running == (1,)
+
+
+def test_a_limit_declared_by_another_daemons_class_is_claimed_here(settings: Settings) -> None:
+    """Two versions of a worker class: this daemon's declares no limit, another's does (its
+    daemon wrote it to s_workers.defaults). The plain claim leaves the worker to the limited
+    claim, so this daemon must run that claim, going by the table's view, not its class."""
+    with Client(settings=settings) as client, running_daemon(settings) as daemon:
+        with psycopg.connect(str(settings.dsn), autocommit=True) as conn:
+            conn.execute(
+                "UPDATE s_workers SET defaults = '{\"max_running\": 1}' WHERE identifier = 'sample'"
+            )
+        wait_for(lambda: "sample" in daemon.limited)
+        tasks = [client.create("sample", "noop") for _ in range(3)]
+        wait_for(lambda: all(client.get(t).status == Status.COMPLETED for t in tasks))

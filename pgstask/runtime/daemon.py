@@ -48,7 +48,7 @@ from collections.abc import Callable, Mapping
 
 from psycopg_pool import ConnectionPool
 
-from pgstask import limits, migrate, queries, schedules
+from pgstask import migrate, queries, schedules
 from pgstask.db import Conn, Dedicated, make_pool
 from pgstask.errors import SchemaError, TaskNotFoundError, TaskStateError, WorkerNotFoundError
 from pgstask.memory import Gauge
@@ -103,6 +103,11 @@ class Daemon:
         self.worker_classes = dict(workers)
         self.retry = RetryPolicy(settings.retry_base_delay, settings.retry_max_delay)
         self.workers: dict[str, BaseWorker] = {}
+        #: The workers whose ``s_workers.flow`` is set (limits, docs/limits.md), as read at
+        #: registration and reloaded by the heartbeat: the producer runs the limited claim
+        #: while it is not empty, the completer wakes the daemons after their runs. The table's
+        #: view, not this process's classes: another daemon's class may declare the limits.
+        self.limited: set[str] = set()
         self.summary = Summary()
         self.clock = clock
         self._on_outcome = on_outcome
@@ -198,13 +203,9 @@ class Daemon:
                 name,
             )
         stored = {r["identifier"]: r["settings"] for r in states}
+        self.limited.update(r["identifier"] for r in states if r["flow"] is not None)
         for ident, cls in self.worker_classes.items():
             self.workers[ident] = cls(stored.get(ident), client=self.client, storage=s.storage)
-
-    def _limited(self, identifier: str) -> bool:
-        """Whether the worker has limits (its settings as the heartbeat last reloaded them)."""
-        worker = self.workers.get(identifier)
-        return worker is not None and limits.limited(worker.settings)
 
     def _build_task_path(self, *, batch_size: int | None, max_tasks: int | None) -> None:
         """Slots, completer, runner, run table and producer: the way of every task."""
@@ -223,7 +224,7 @@ class Daemon:
             daemon_id=self.id,
             storage=s.storage,
             on_retry=wakeup.set,
-            limited=self._limited,
+            limited=self.limited.__contains__,
             clock=clock,
         )
         self.runner = Runner(
@@ -250,6 +251,7 @@ class Daemon:
             db=self._claim_conn,
             daemon_id=self.id,
             workers=self.workers,
+            limited=self.limited,
             slots=self.slots,
             fence=self.fence,
             runs=self.runs,
@@ -272,6 +274,7 @@ class Daemon:
             runs=self.runs,
             claim_lock=self.producer.claim_lock,
             workers=self.workers,
+            limited=self.limited,
             interval=s.heartbeat_interval,
             clock=clock,
         )

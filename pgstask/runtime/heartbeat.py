@@ -85,16 +85,19 @@ class Heartbeat(Service):
         claim_lock: threading.Lock,
         workers: Mapping[str, BaseWorker],
         interval: float,
+        limited: set[str] | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         """``claim_lock`` is the producer's; ``workers`` are the daemon's worker instances,
-        whose settings each beat reloads."""
+        whose settings each beat reloads; ``limited``, the set of those with limits
+        (``s_workers.flow`` set), is kept current with them."""
         super().__init__(interval=interval, clock=clock)
         self.pool = pool
         self.row = row
         self.runs = runs
         self._claim_lock = claim_lock
         self.workers = workers
+        self.limited = set() if limited is None else limited
         self.beats = 0
         #: When the last successful beat was sent (``clock`` time); set at construction, as the
         #: daemon registered just before.
@@ -131,6 +134,10 @@ class Heartbeat(Service):
             worker = self.workers.get(state["identifier"])
             if worker is not None:
                 worker.settings = {**type(worker).settings, **(state["settings"] or {})}
+            if state["flow"] is None:
+                self.limited.discard(state["identifier"])
+            else:
+                self.limited.add(state["identifier"])
 
     def _give_back_unknown(self) -> None:
         # Never long: the next beat must not be late (the daemon fences itself on old beats).

@@ -13,10 +13,11 @@ It claims at most the free slots, at most ``batch_size`` at a time and ``max_tas
 Two claims share the room (docs/limits.md): ``task_claim`` takes the tasks of workers without
 flow control, in one statement; ``task_claim_limited`` those of workers with a ``max_running``,
 ``max_running_per_key``, ``rate_limit`` or ``fair_share`` setting, under a lock per worker. The
-second runs only while one of this daemon's workers has such a setting (its settings, reloaded
-by the heartbeat, say so), so a daemon without limits pays nothing for them; the two take turns
-going first, so neither kind starves the other of a small room. Tasks a limit holds back wait
-for the NOTIFY that the end of a running task of a limited worker sends, not for the next poll.
+second runs only while one of this daemon's workers has such a setting (``s_workers.flow``,
+as the heartbeat last reloaded it), so a daemon without limits pays nothing for them; the two
+take turns going first, so neither kind starves the other of a small room. Tasks a limit holds
+back wait for the NOTIFY that the end of a running task of a limited worker sends, not for the
+next poll.
 
 A claim and the hand-over of its tasks happen under ``claim_lock``: the heartbeat takes it to
 give back what the daemon holds in the database without knowing it (a claim whose reply was
@@ -31,9 +32,9 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
-from pgstask import limits, queries
+from pgstask import queries
 from pgstask.db import Conn, Connections
 from pgstask.runtime.runs import RunTable
 from pgstask.runtime.service import Clock, Service
@@ -57,6 +58,7 @@ class Producer(Service):
         daemon_id: uuid.UUID,
         workers: Mapping[str, BaseWorker],
         slots: Slots,
+        limited: Collection[str] = frozenset(),
         fence: Fence,
         runs: RunTable,
         poll_interval: float,
@@ -66,14 +68,15 @@ class Producer(Service):
         priority_age: float | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
-        """``workers``: the workers this daemon runs, by identifier (their ``settings`` say which
-        have flow control); ``wakeup``: the event that the parts built before the producer set to
-        wake it; ``priority_age``: seconds after which a due task of a lower priority goes first
-        (None: strict priorities)."""
+        """``workers``: the workers this daemon runs, by identifier; ``limited``: those of them with
+        limits (``s_workers.flow`` set), kept current by the heartbeat; ``wakeup``: the event that
+        the parts built before the producer set to wake it; ``priority_age``: seconds after which a
+        due task of a lower priority goes first (None: strict priorities)."""
         super().__init__(interval=poll_interval, clock=clock, wakeup=wakeup)
         self.db = db
         self.daemon_id = daemon_id
         self.workers = workers
+        self.limited = limited
         self.identifiers = sorted(workers)
         self.slots = slots
         self.fence = fence
@@ -137,7 +140,7 @@ class Producer(Service):
     def _claim(self, conn: Conn, identifiers: list[str], free: int) -> list[Task]:
         """Both claims in turn (the limited one only while a worker has limits), up to ``free``."""
         claims = [queries.task_claim]
-        if any(limits.limited(worker.settings) for worker in self.workers.values()):
+        if self.limited:
             self._limited_first = not self._limited_first
             claims = [queries.task_claim_limited, queries.task_claim]
             if not self._limited_first:

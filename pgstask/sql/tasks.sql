@@ -101,8 +101,14 @@ WITH ranges AS MATERIALIZED (
     SELECT w.identifier, r.rank,
            CASE WHEN r.aged THEN now() - make_interval(secs => %(age)s::float8) ELSE now() END
                AS due_by,
+           -- (after, after_id): the tasks of a normal range come after the aged range's
+           -- (start_at > the cutoff), or all of them: ('-infinity', 0) keeps even a start_at of
+           -- -infinity (stored before revision 0005). One row comparison: an index bound.
+           coalesce(CASE WHEN NOT r.aged AND r.rank > 0 AND %(age)s::float8 IS NOT NULL
+                         THEN now() - make_interval(secs => %(age)s::float8) END,
+                    '-infinity') AS after,
            CASE WHEN NOT r.aged AND r.rank > 0 AND %(age)s::float8 IS NOT NULL
-                THEN now() - make_interval(secs => %(age)s::float8) END AS after
+                THEN 9223372036854775807 ELSE 0 END AS after_id
       FROM (VALUES (1, 1, true), (2, 2, true), (3, 0, false), (4, 1, false), (5, 2, false))
            AS r(stage, rank, aged)
      CROSS JOIN unnest(%(identifiers)s::text[]) WITH ORDINALITY AS n(identifier, turn)
@@ -116,7 +122,7 @@ WITH ranges AS MATERIALIZED (
            SELECT t.id FROM s_tasks t
             WHERE t.status = 10 AND t.identifier = ranges.identifier
               AND t.priority_rank = ranges.rank AND t.start_at <= ranges.due_by
-              AND t.start_at > coalesce(ranges.after, '-infinity')
+              AND (t.start_at, t.id) > (ranges.after, ranges.after_id)
             ORDER BY t.start_at, t.id
             LIMIT %(limit)s
               FOR UPDATE SKIP LOCKED) AS c
