@@ -103,10 +103,8 @@ class Daemon:
         self.worker_classes = dict(workers)
         self.retry = RetryPolicy(settings.retry_base_delay, settings.retry_max_delay)
         self.workers: dict[str, BaseWorker] = {}
-        #: The workers whose ``s_workers.flow`` is set (limits, docs/limits.md), as read at
-        #: registration and reloaded by the heartbeat: the producer runs the limited claim
-        #: while it is not empty, the completer wakes the daemons after their runs. The table's
-        #: view, not this process's classes: another daemon's class may declare the limits.
+        #: Workers with limits by the table (``s_workers.flow``, docs/limits.md), not by this
+        #: process's classes; reloaded by the heartbeat, read by the producer and completer.
         self.limited: set[str] = set()
         self.summary = Summary()
         self.clock = clock
@@ -417,16 +415,13 @@ class Daemon:
                 task = queries.task_claim_by_id(conn, daemon_id=self.id, id=task_id)
                 if task is None:  # taken meanwhile, or held back by a limit: read it again
                     current = queries.task_get(conn, id=task_id) or current
-            if task is None and current.is_pending:
-                raise TaskStateError(
-                    f"task {task_id} is pending, but its worker {current.identifier!r} is at one "
-                    "of its limits (max_running, max_running_per_key or rate_limit: "
-                    "docs/limits.md); it starts when the limit allows, or run it after raising "
-                    "the limit"
-                )
             if task is None:
                 raise TaskStateError(
-                    f"task {task_id} is {current.status_text}; only pending tasks can be executed"
+                    f"task {task_id} is pending, but its worker {current.identifier!r} is at one "
+                    "of its limits (docs/limits.md): it starts when the limit allows"
+                    if current.is_pending
+                    else f"task {task_id} is {current.status_text}; only pending tasks can be "
+                    "executed"
                 )
             self.runs.run_here(task)
         finally:
