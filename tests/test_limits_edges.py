@@ -99,3 +99,24 @@ def test_a_limit_declared_by_another_daemons_class_is_claimed_here(settings: Set
         wait_for(lambda: "sample" in daemon.limited)
         tasks = [client.create("sample", "noop") for _ in range(3)]
         wait_for(lambda: all(client.get(t).status == Status.COMPLETED for t in tasks))
+
+
+def test_a_raised_limit_starts_held_back_tasks_without_a_poll(settings: Settings) -> None:
+    """One task of a worker limited to one runs for seconds; two wait. Raising the limit (the
+    s_workers trigger's NOTIFY makes the heartbeat reload) starts them at once: the daemon polls
+    once a minute."""
+    with Client(settings=settings) as client:
+        client.discover_workers(["tests.sample_workers"])
+        client.update_worker_settings("sample", {"max_running": 1})
+        with running_daemon(settings.replace(poll_interval=60.0)) as daemon:
+            assert daemon.heartbeat is not None
+            first = client.create("sample", "sleep", {"seconds": 30})
+            wait_for(lambda: client.get(first).status == Status.RUNNING)
+            rest = [client.create("sample", "noop") for _ in range(2)]
+            # The producer's claim after those inserts is done by two heartbeats later.
+            beats = daemon.heartbeat.beats
+            wait_for(lambda: daemon.heartbeat.beats >= beats + 2)
+            assert all(client.get(t).status == Status.PENDING for t in rest)
+            client.update_worker_settings("sample", {"max_running": 3})
+            wait_for(lambda: all(client.get(t).status == Status.COMPLETED for t in rest))
+            client.cancel(first)

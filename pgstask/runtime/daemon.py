@@ -273,6 +273,7 @@ class Daemon:
             claim_lock=self.producer.claim_lock,
             workers=self.workers,
             limited=self.limited,
+            on_limits=self.producer.wake,
             interval=s.heartbeat_interval,
             clock=clock,
         )

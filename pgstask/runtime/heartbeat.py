@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,11 +86,14 @@ class Heartbeat(Service):
         workers: Mapping[str, BaseWorker],
         interval: float,
         limited: set[str] | None = None,
+        on_limits: Callable[[], None] = lambda: None,
         clock: Clock = time.monotonic,
     ) -> None:
         """``claim_lock`` is the producer's; ``workers`` are the daemon's worker instances,
         whose settings each beat reloads; ``limited``, the set of those with limits
-        (``s_workers.flow`` set), is kept current with them."""
+        (``s_workers.flow`` set), is kept current with them; ``on_limits`` (the producer's
+        ``wake``) is called when a worker's limits changed: a raised limit lets held-back tasks
+        start now, not at the next poll."""
         super().__init__(interval=interval, clock=clock)
         self.pool = pool
         self.row = row
@@ -98,6 +101,8 @@ class Heartbeat(Service):
         self._claim_lock = claim_lock
         self.workers = workers
         self.limited = set() if limited is None else limited
+        self._on_limits = on_limits
+        self._flows: dict[str, Any] = {}  # each worker's limits at the last reload
         self.beats = 0
         #: When the last successful beat was sent (``clock`` time); set at construction, as the
         #: daemon registered just before.
@@ -138,6 +143,11 @@ class Heartbeat(Service):
                 self.limited.discard(state["identifier"])
             else:
                 self.limited.add(state["identifier"])
+        flows = {state["identifier"]: state["flow"] for state in states}
+        changed = bool(self._flows) and flows != self._flows
+        self._flows = flows
+        if changed:
+            self._on_limits()
 
     def _give_back_unknown(self) -> None:
         # Never long: the next beat must not be late (the daemon fences itself on old beats).
