@@ -238,6 +238,9 @@ def test_a_worker_marks_its_preparing_phase(settings: Settings, isolation: str) 
             # The status is written first, then the progress row with the message.
             wait_for(lambda: client.progress(task)["message"] == "loading the catalogue")
             assert client.stats()["preparing"] == 1
+            # The progress row can reach the database before anything made the storage
+            # directory (a child process writes its snapshot file after): make it here.
+            settings.storage.mkdir(parents=True, exist_ok=True)
             (settings.storage / f"go-{task.id}").touch()
             wait_for(lambda: client.get(task).status == Status.RUNNING)
             wait_for(lambda: client.progress(task)["message"] == "importing")
