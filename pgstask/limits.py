@@ -88,12 +88,6 @@ def defaults_of(settings: Mapping[str, Any]) -> dict[str, Any]:
     return {name: settings[name] for name in KEYS if name in settings}
 
 
-def limited(settings: Mapping[str, Any]) -> bool:
-    """Whether ``settings`` (merged) ask for flow control: its tasks are claimed by the limited
-    claim (``s_workers.flow`` is set for the same settings)."""
-    return any(settings.get(name) not in (None, False) for name in KEYS)
-
-
 def describe(flow: Mapping[str, Any] | None) -> str:
     """A worker's limits (``s_workers.flow``) in words, as the CLI and the dashboard show them;
     "" without any."""
