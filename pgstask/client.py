@@ -8,7 +8,7 @@ The facade is thin: each method hands its work to the module that owns it. A tas
 checked by ``task_spec``; a bulk enqueue goes through ``_copy``; the pool, ``connection()`` and
 ``get()`` come from ``_client_base``, the file methods from ``_client_files``, the schedule
 methods from ``_client_schedules``, the preset methods from ``_client_presets``, the worker and
-daemon methods from ``_client_workers``.
+daemon methods from ``_client_workers``, workflows and waiting from ``_client_workflows``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pgstask._client_files import TaskFiles
 from pgstask._client_presets import ClientPresets
 from pgstask._client_schedules import ClientSchedules
 from pgstask._client_workers import ClientWorkers
+from pgstask._client_workflows import ClientWorkflows
 from pgstask.db import Conn
 from pgstask.errors import (
     InvalidTaskError,
@@ -36,6 +37,7 @@ from pgstask.task import Status, Task
 from pgstask.task_spec import TaskSpec
 from pgstask.workers import registry
 from pgstask.workers.base import BaseWorker
+from pgstask.workflow import Workflow
 
 # Aliases: inside Client, ``list`` names the method.
 TaskList = list[Task]
@@ -43,8 +45,12 @@ Rows = list[dict[str, Any]]
 Names = list[str]
 Records = list[LogRecord]
 
+#: The fields of a create_many item without dependencies (with ``ref``, ``depends_on`` or
+#: ``on_parent_failure`` the items are a workflow: ``create_workflow``).
+_PLAIN = task_spec.FIELDS
 
-class Client(TaskFiles, ClientSchedules, ClientPresets, ClientWorkers):
+
+class Client(TaskFiles, ClientSchedules, ClientPresets, ClientWorkers, ClientWorkflows):
     """pgstask's Python API. ``Client(dsn=None)`` uses ``PGSTASK_DSN`` or the embedded database.
 
     The client opens a small connection pool on first use; ``close()`` it (or use it as a context
@@ -67,6 +73,8 @@ class Client(TaskFiles, ClientSchedules, ClientPresets, ClientWorkers):
         concurrency_key: str | None = None,
         throttle: float | None = None,
         replace: bool = False,
+        depends_on: Iterable[Task | int] | None = None,
+        on_parent_failure: str | None = None,
         conn: Conn | None = None,
     ) -> Task:
         """Enqueue one task. With ``conn`` it is created in the caller's transaction (rolled
@@ -75,7 +83,29 @@ class Client(TaskFiles, ClientSchedules, ClientPresets, ClientWorkers):
         one finished less than that long ago; with ``replace``, a pending holder of the key takes
         this create's data, priority, start_at, max_attempts and concurrency key (docs/dedupe.md).
         ``concurrency_key`` groups the task for its worker's per-key limits and fair sharing
-        (docs/limits.md)."""
+        (docs/limits.md). With ``depends_on`` (tasks or ids) the task waits until they have
+        completed; ``on_parent_failure`` says what a parent that fails does to it
+        (docs/workflows.md)."""
+        if depends_on is not None or on_parent_failure is not None:
+            if throttle is not None or replace:
+                raise InvalidTaskError(
+                    "throttle and replace do not apply to a task with depends_on"
+                )
+            flow = Workflow()
+            flow.add(
+                identifier,
+                action,
+                data,
+                depends_on=() if depends_on is None else depends_on,
+                on_parent_failure=on_parent_failure,
+                priority=priority,
+                start_at=start_at,
+                max_attempts=max_attempts,
+                user_id=user_id,
+                dedupe_key=dedupe_key,
+                concurrency_key=concurrency_key,
+            )
+            return self.create_workflow(flow, conn=conn)[0]
         spec = task_spec.check(
             identifier=identifier,
             action=action,
@@ -142,6 +172,11 @@ class Client(TaskFiles, ClientSchedules, ClientPresets, ClientWorkers):
         if returning not in ("tasks", "ids"):
             raise InvalidTaskError(f"returning must be 'tasks' or 'ids', not {returning!r}")
         items = tasks if isinstance(tasks, Sequence) else list(tasks)
+        if any(isinstance(item, Mapping) and not _PLAIN.issuperset(item) for item in items):
+            if throttle is not None or replace:
+                raise InvalidTaskError("throttle and replace do not apply to tasks with depends_on")
+            created = self.create_workflow(items, conn=conn)
+            return [t.id for t in created] if returning == "ids" else created
         if len(items) >= _copy.COPY_FROM and all(
             isinstance(item, Mapping) and item.get("dedupe_key") is None for item in items
         ):

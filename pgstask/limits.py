@@ -8,6 +8,10 @@ by PostgreSQL, in the claim (``pgstask_claim_limited``): a daemon writes its cla
 could not enforce. This module checks the same rules in Python first, so that a bad class
 attribute fails when the daemon starts and a bad override gets a clear error before it reaches
 the database (``tests/test_limits.py`` holds both to the same cases).
+
+``on_parent_failure`` (docs/workflows.md) is the other worker setting the database reads (when a
+parent of a task ends badly, in ``pgstask_release``): it goes to ``s_workers.defaults`` too, and
+is checked here.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import Any
 
 #: The settings this module owns (the rest of a worker's settings are the runner's).
 KEYS = ("max_running", "max_running_per_key", "rate_limit", "fair_share")
+#: The worker settings the database reads, written to ``s_workers.defaults`` from the class.
+DATABASE_KEYS = (*KEYS, "on_parent_failure")
 #: The largest count a limit may name.
 MAX_COUNT = 1_000_000
 #: The longest rate-limit period, in seconds (a week): the log of starts stays bounded.
@@ -81,11 +87,16 @@ def check(settings: Mapping[str, Any]) -> None:
     fair = settings.get("fair_share")
     if not _is_flag(fair):
         raise ValueError(f"worker setting fair_share must be true or false, not {fair!r}")
+    policy = settings.get("on_parent_failure")
+    if policy not in (None, "cancel", "run"):
+        raise ValueError(
+            f'worker setting on_parent_failure must be "cancel" or "run", not {policy!r}'
+        )
 
 
 def defaults_of(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The flow-control part of a worker class's ``settings`` (``s_workers.defaults``)."""
-    return {name: settings[name] for name in KEYS if name in settings}
+    """The part of a worker class's ``settings`` the database reads (``s_workers.defaults``)."""
+    return {name: settings[name] for name in DATABASE_KEYS if name in settings}
 
 
 def describe(flow: Mapping[str, Any] | None) -> str:

@@ -13,6 +13,8 @@ class Status(enum.IntEnum):
     """A task's status, stored as a small integer (sTask's numbering plus ``cancelled``)."""
 
     PENDING = 10
+    #: Has dependencies that have not finished (docs/workflows.md); pending once they have.
+    WAITING = 20
     PREPARING = 30
     RUNNING = 50
     COMPLETED = 80
@@ -36,7 +38,7 @@ class Status(enum.IntEnum):
             raise ValueError(f"unknown status {value!r}; use one of {names}") from None
 
 
-INCOMPLETE = frozenset({Status.PENDING, Status.PREPARING, Status.RUNNING})
+INCOMPLETE = frozenset({Status.PENDING, Status.WAITING, Status.PREPARING, Status.RUNNING})
 FINISHED = frozenset({Status.COMPLETED, Status.CANCELLED, Status.FAILED})
 
 
@@ -122,6 +124,19 @@ class Task:
     updated_at: dt.datetime
     #: The key that per-key limits and fair sharing group the task by (docs/limits.md).
     concurrency_key: str | None = None
+    #: The tasks this one depends on, as created (docs/workflows.md); None: none.
+    depends_on: list[int] | None = None
+    #: What a parent that failed or was cancelled does to this task: ``cancel`` or ``run``;
+    #: None: the worker's ``on_parent_failure`` setting, else ``cancel``.
+    on_parent_failure: str | None = None
+    #: While waiting (status 20): how many of its parents have not finished.
+    waiting_for: int = 0
+    #: Some task depends on this one.
+    has_children: bool = False
+    #: Someone waits for this task's end (``Client.wait``): its end sends a notification.
+    awaited: bool = False
+    #: The task's own notification targets (docs/notifications.md); None: its worker's only.
+    notify: Any = None
 
     @property
     def status_text(self) -> str:
@@ -137,6 +152,11 @@ class Task:
     def is_pending(self) -> bool:
         """Waiting to be claimed (status 10)."""
         return self.status == Status.PENDING
+
+    @property
+    def is_waiting(self) -> bool:
+        """Waiting for its dependencies to finish (status 20)."""
+        return self.status == Status.WAITING
 
     @property
     def is_running(self) -> bool:

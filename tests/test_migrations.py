@@ -122,9 +122,9 @@ def _enqueue_grants(dsn: str) -> tuple[list[int], set[tuple[str, bool]]]:
     return sorted({r[0] for r in rows}), {(r[1], r[2]) for r in rows if r[1]}
 
 
-def test_pgstask_enqueue_keeps_its_privileges_through_0007_both_ways(blank_dsn: str) -> None:
-    """Revision 0007 replaces pgstask_enqueue (an added argument): a role allowed to enqueue
-    keeps it, and EXECUTE revoked from PUBLIC stays revoked, up and down."""
+def test_pgstask_enqueue_keeps_its_privileges_through_0007_and_0010(blank_dsn: str) -> None:
+    """Revisions 0007 and 0010 replace pgstask_enqueue (added arguments): a role allowed to
+    enqueue keeps it, and EXECUTE revoked from PUBLIC stays revoked, up and down."""
     role = f"pgstask_enqueuer_{secrets.token_hex(4)}"
     ident = sql.Identifier(role)
     migrate.upgrade(blank_dsn, "0006")
@@ -140,7 +140,11 @@ def test_pgstask_enqueue_keeps_its_privileges_through_0007_both_ways(blank_dsn: 
     try:
         granted = {(role, True)}
         assert _enqueue_grants(blank_dsn) == ([8], granted)
-        migrate.upgrade(blank_dsn)
+        migrate.upgrade(blank_dsn, "0009")
+        assert _enqueue_grants(blank_dsn) == ([11], granted)
+        migrate.upgrade(blank_dsn)  # revision 0010 replaces it again
+        assert _enqueue_grants(blank_dsn) == ([14], granted)
+        migrate.downgrade(blank_dsn, "0009")
         assert _enqueue_grants(blank_dsn) == ([11], granted)
         migrate.downgrade(blank_dsn, "0006")
         assert _enqueue_grants(blank_dsn) == ([8], granted)

@@ -70,6 +70,7 @@ def test_migrations_create_the_tables(conn: Conn) -> None:
         "s_task_starts": "p",  # the window of each rate limit: survives a crash
         "s_flow_cursors": "p",  # where each worker's key rotation stopped
         "s_presets": "p",  # named task templates
+        "s_task_deps": "p",  # the dependencies of workflows (revision 0010)
     }
 
 
@@ -92,7 +93,16 @@ def test_insert_trigger_is_statement_level(conn: Conn) -> None:
         """
     ).fetchall()
     definitions = {r["tgname"]: r["definition"] for r in rows}
-    assert set(definitions) == {"s_tasks_after_insert"}
+    # Besides it: the row triggers of revision 0010, each with a WHEN that leaves out every
+    # update without the column they watch (no function call on the hot path).
+    assert set(definitions) == {
+        "s_tasks_after_insert",
+        "s_tasks_after_finish",
+        "s_tasks_depends_on_fixed",
+    }
+    assert "AFTER UPDATE OF status" in definitions["s_tasks_after_finish"]
+    assert "WHEN (((new.has_children OR new.awaited)" in definitions["s_tasks_after_finish"]
+    assert "BEFORE UPDATE OF depends_on" in definitions["s_tasks_depends_on_fixed"]
     definition = definitions["s_tasks_after_insert"]
     assert "AFTER INSERT" in definition
     assert "FOR EACH STATEMENT" in definition
@@ -101,10 +111,10 @@ def test_insert_trigger_is_statement_level(conn: Conn) -> None:
 def test_enqueue_function_exists(conn: Conn) -> None:
     row = conn.execute(
         "SELECT to_regprocedure('pgstask_enqueue(text, text, jsonb, text, timestamptz, integer,"
-        " bigint, text, text, float8, boolean)') IS NOT NULL AS found,"
+        " bigint, text, text, float8, boolean, bigint[], text, jsonb)') IS NOT NULL AS found,"
         " (SELECT count(*) FROM pg_proc WHERE proname = 'pgstask_enqueue') AS versions"
     ).fetchone()
-    assert row == {"found": True, "versions": 1}  # the one before revision 0007 is gone
+    assert row == {"found": True, "versions": 1}  # the ones before revisions 0007, 0010 are gone
 
 
 # --- the plain INSERT -----------------------------------------------------------------------

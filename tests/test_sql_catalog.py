@@ -1151,6 +1151,68 @@ def _file_delete_unattached(conn: Conn, w: World) -> None:
     assert queries.file_get(conn, id=loose["id"]) is None
 
 
+def _linked(conn: Conn, w: World) -> list[int]:
+    """A child of the pending task (waiting for it), inserted by task_insert_linked."""
+    rows = queries.task_insert_linked(
+        conn,
+        identifiers=["w"],
+        actions=["run"],
+        metas=["{}"],
+        priorities=["normal"],
+        start_ats=[None],
+        max_attempts=[3],
+        started_by=[None],
+        dedupe_keys=[None],
+        concurrency_keys=[None],
+        depends_on=[f"{{{w.pending.id}}}"],
+        on_parent_failure=["run"],
+    )
+    return [r["id"] for r in rows]
+
+
+def _task_insert_linked(conn: Conn, w: World) -> None:
+    (child,) = _linked(conn, w)
+    found = queries.task_get(conn, id=child)
+    assert found is not None and found.status == 20 and found.depends_on == [w.pending.id]
+    assert found.on_parent_failure == "run" and found.waiting_for == 1
+
+
+def _task_get_many(conn: Conn, w: World) -> None:
+    found = queries.task_get_many(conn, ids=[w.running.id, w.pending.id, -1])
+    assert [t.id for t in found] == sorted([w.running.id, w.pending.id])
+
+
+def _task_parents(conn: Conn, w: World) -> None:
+    (child,) = _linked(conn, w)
+    assert [t.id for t in queries.task_parents(conn, id=child)] == [w.pending.id]
+    assert queries.task_parents(conn, id=w.pending.id) == []
+
+
+def _task_children(conn: Conn, w: World) -> None:
+    (child,) = _linked(conn, w)
+    assert [t.id for t in queries.task_children(conn, id=w.pending.id)] == [child]
+
+
+def _task_workflow_ids(conn: Conn, w: World) -> None:
+    (child,) = _linked(conn, w)
+    expected = sorted([w.pending.id, child])
+    assert queries.task_workflow_ids(conn, id=child, limit=10) == expected
+    assert queries.task_workflow_ids(conn, id=child, limit=1) == expected[:1]
+    assert queries.task_workflow_ids(conn, id=w.running.id, limit=10) == [w.running.id]
+
+
+def _task_edges(conn: Conn, w: World) -> None:
+    (child,) = _linked(conn, w)
+    edges = queries.task_edges(conn, ids=[w.pending.id, child])
+    assert edges == [{"task_id": child, "parent_id": w.pending.id, "done": False}]
+
+
+def _task_await(conn: Conn, w: World) -> None:
+    queries.task_await(conn, ids=[w.pending.id, w.failed_id])
+    marked = queries.task_get_many(conn, ids=[w.pending.id, w.failed_id])
+    assert [t.awaited for t in marked] == [True, False]  # a finished task is not marked
+
+
 # Each smoke call above is the module function named "_" + its query name.
 SMOKE: dict[str, Callable[[Conn, World], None]] = {
     name.removeprefix("_"): call

@@ -1,13 +1,13 @@
 -- Figures of the HTTP API's /metrics and performance endpoints.
 
 -- name: metrics_queue
--- Incomplete tasks per worker and status (served by the partial indexes), with the age of the
--- oldest due pending task.
+-- Incomplete tasks per worker and status (pending, preparing and running served by the partial
+-- indexes, waiting by the status index), with the age of the oldest due pending task.
 SELECT identifier, status, count(*) AS count,
        extract(epoch FROM now() - min(start_at) FILTER (WHERE status = 10 AND start_at <= now()))
            AS oldest_due_seconds
   FROM s_tasks
- WHERE status IN (10, 30, 50)
+ WHERE status IN (10, 20, 30, 50)
  GROUP BY identifier, status
  ORDER BY identifier, status;
 

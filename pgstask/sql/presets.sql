@@ -49,5 +49,5 @@ SELECT p.identifier, p.action, p.data || %(data)s::jsonb, coalesce(%(priority)s,
        %(dedupe_key)s, 'Task queued from preset ' || p.name
   FROM s_presets p
  WHERE p.name = %(name)s
-ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN (10, 30, 50) DO NOTHING
+ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN (10, 20, 30, 50) DO NOTHING
 RETURNING *;

@@ -12,13 +12,13 @@ SELECT i, a, m, p, coalesce(s, now()), x, u, d, k, 'Task queued'
               %(priorities)b::text[], %(start_ats)b::timestamptz[], %(max_attempts)b::int[],
               %(started_by)b::bigint[], %(dedupe_keys)b::text[], %(concurrency_keys)b::text[])
        AS n(i, a, m, p, s, x, u, d, k)
-ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN (10, 30, 50) DO NOTHING
+ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN (10, 20, 30, 50) DO NOTHING
 RETURNING *;
 
 -- name: task_replace_many
 -- task_insert_many with replace (debounce, docs/dedupe.md): an item whose dedupe_key a pending
--- task holds gives that task its meta, priority, start_at, max_attempts and concurrency_key (the
--- updated row is returned); one whose key a preparing or running task holds is skipped. A
+-- (or waiting) task holds gives that task its meta, priority, start_at, max_attempts and
+-- concurrency_key (the updated row is returned); one whose key a preparing or running task holds is skipped. A
 -- statement of its own: DO UPDATE locks the conflicting row even when its WHERE is false, which
 -- a plain create must not do to a running task (its completion would wait for the creator's
 -- transaction). The NOTIFY: a replaced start_at may be due sooner (no insert trigger fires).
@@ -30,12 +30,12 @@ WITH upserted AS (
                   %(priorities)b::text[], %(start_ats)b::timestamptz[], %(max_attempts)b::int[],
                   %(started_by)b::bigint[], %(dedupe_keys)b::text[], %(concurrency_keys)b::text[])
            AS n(i, a, m, p, s, x, u, d, k)
-    ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN (10, 30, 50)
+    ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN (10, 20, 30, 50)
     DO UPDATE SET meta = excluded.meta, priority = excluded.priority,
                   start_at = excluded.start_at, max_attempts = excluded.max_attempts,
                   concurrency_key = excluded.concurrency_key, updated_at = now(),
                   message = 'Task queued (replaced by a later create)'
-            WHERE t.status = 10
+            WHERE t.status IN (10, 20)
     RETURNING t.*
 )
 SELECT upserted.* FROM upserted, (SELECT pg_notify('pgstask_tasks', '')) AS woken;
@@ -63,7 +63,7 @@ FROM STDIN WITH (FORMAT binary);
 SELECT * FROM s_tasks WHERE id = %(id)s;
 
 -- name: task_get_by_dedupe_key
-SELECT * FROM s_tasks WHERE dedupe_key = %(dedupe_key)s AND status IN (10, 30, 50);
+SELECT * FROM s_tasks WHERE dedupe_key = %(dedupe_key)s AND status IN (10, 20, 30, 50);
 
 -- name: task_get_throttled_many
 -- Of the dedupe_keys, those a task finished with less than throttle seconds ago (the client
@@ -319,7 +319,8 @@ WITH orphaned AS MATERIALIZED (
 SELECT r.id, r.status, r.attempts FROM rescued r, woken;
 
 -- name: task_cancel
--- Pending, preparing or running tasks become cancelled at once; a running action is told through
+-- Pending, waiting, preparing or running tasks become cancelled at once (the children of one
+-- with children are released or cancelled by revision 0010's trigger, in this statement); a running action is told through
 -- NOTIFY pgstask_cancel with the payload '<id>:<claims>' (its run: a later run of the task, after
 -- a retry, is not stopped by a late notification), and by its daemon's next heartbeat if the
 -- notification is missed.
@@ -330,7 +331,7 @@ WITH target AS (
        SET status = 90, finished_at = now(), updated_at = now(),
            message = %(message)s
       FROM target
-     WHERE t.id = target.id AND target.status IN (10, 30, 50)
+     WHERE t.id = target.id AND target.status IN (10, 20, 30, 50)
     RETURNING t.id, target.status AS previous_status, target.claims, t.identifier
 ), woken AS (
     SELECT pgstask_notify_ended(array_agg(identifier) FILTER (WHERE previous_status IN (30, 50)))

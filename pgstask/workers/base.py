@@ -24,7 +24,7 @@ import datetime as dt
 import inspect
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any, ClassVar, Protocol
 
@@ -59,9 +59,15 @@ class WorkerClient(Protocol):
         concurrency_key: str | None = ...,
         throttle: float | None = ...,
         replace: bool = ...,
+        depends_on: Iterable[Task | int] | None = ...,
+        on_parent_failure: str | None = ...,
         conn: Conn | None = ...,
     ) -> Task:
         """Enqueue a task (``create_task``: another action of the worker)."""
+        ...
+
+    def parents(self, task: Task | int) -> list[Task]:
+        """The tasks a task depends on (``BaseWorker.parents``)."""
         ...
 
     def store_file(
@@ -282,6 +288,19 @@ class BaseWorker:
         self._run_of(task)
         info = self.client.store_file(task, path, filename=filename)
         return {"file_id": info.id, "filename": info.filename, "size": info.size}
+
+    def parents(self, task: Task) -> list[Task]:
+        """The tasks ``task`` depends on (docs/workflows.md), by id, as they are now: each with
+        its status, message and ``result``. All have finished by the time the task runs; a
+        group's callback finds some failed or cancelled."""
+        return self.client.parents(task)
+
+    def parent_results(self, task: Task) -> dict[int, Any]:
+        """The ``result`` of each task ``task`` depends on, by task id (None for a parent that
+        did not complete)."""
+        return {
+            p.id: p.result if p.status == Status.COMPLETED else None for p in self.parents(task)
+        }
 
     def fetch_file(self, file_id: int) -> Path:
         """A local copy of a stored file (an upload), in ``storage/uploads``."""
