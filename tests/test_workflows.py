@@ -338,7 +338,7 @@ def test_an_awaited_task_announces_its_end_on_commit(dsn: str) -> None:
         writer.execute("UPDATE s_tasks SET status = 80 WHERE id = %s", (row[0],))  # not awaited
         assert list(listener.notifies(timeout=0.2)) == []
         writer.execute("UPDATE s_tasks SET status = 10 WHERE id = %s", (row[0],))
-        queries.task_await(writer, ids=[row[0]])  # type: ignore[arg-type]
+        queries.task_await(writer, ids=[row[0]])
         writer.execute("UPDATE s_tasks SET status = 90 WHERE id = %s", (row[0],))
         notes = list(listener.notifies(timeout=5, stop_after=1))
     assert [n.payload for n in notes] == [str(row[0])]
@@ -485,7 +485,7 @@ def test_the_claim_stays_proportional_with_a_million_waiting_tasks(dsn: str) -> 
         conn.execute("VACUUM ANALYZE s_tasks")
         params = {"daemon_id": uuid.uuid4(), "identifiers": ["w"], "limit": 10, "age": None}
         row = conn.execute(
-            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + named_queries()["task_claim"],  # type: ignore[operator]
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + named_queries()["task_claim"],
             params,
         ).fetchone()
     assert row is not None
