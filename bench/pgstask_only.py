@@ -4,6 +4,7 @@ pgstask's table and statements (the ceiling)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import time
@@ -268,3 +269,61 @@ def _cpu_seconds(pid: int | None) -> float | None:
     except (OSError, IndexError, TypeError):
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(slots=True)
+class Results:
+    wait_ms: list[float] = field(default_factory=list)  # completion -> wait() returned
+    hop_ms: list[float] = field(default_factory=list)  # a parent's end -> its child's start
+    callback_ms: float | None = None  # the last member's end -> the group callback's start
+    problems: list[str] = field(default_factory=list)
+
+
+def results(system: PgstaskSystem, waits: int, chain: int, group: int) -> Results:
+    """Workflows and waiting, one daemon with the no-op worker:
+    - ``waits`` times one after the other: create a task, ``Client.wait`` for it; the latency is
+      from its completion (``finished_at``, the database clock, set in the one-statement
+      transaction that completes it) to ``wait`` returning (``time.time()``; same host);
+    - a chain of ``chain`` tasks: each hop from a parent's ``finished_at`` to its child's
+      ``started_at`` (both the database clock): the release, the wake-up and the claim;
+    - a group of ``group`` members: from the last member's ``finished_at`` to the callback's
+      ``started_at``."""
+    from pgstask.workflow import Workflow
+
+    dsn = system.reset()
+    got = Results()
+    cmd, env = system.worker(scenarios.Setting("default"), None)
+    with (
+        procs.running([cmd], env, system.log_dir, "pgstask-results") as running,
+        Client(dsn) as client,
+    ):
+        client.wait(client.create("bench", "noop"), timeout=120)  # the daemon is up
+        for _ in range(waits):
+            task = client.create("bench", "noop")
+            done = client.wait(task, timeout=60)
+            returned = time.time()
+            assert done.finished_at is not None
+            got.wait_ms.append((returned - done.finished_at.timestamp()) * 1000)
+        flow = Workflow()
+        steps = flow.chain(*({"identifier": "bench", "action": "noop"} for _ in range(chain)))
+        tasks = client.create_workflow(flow)
+        ended = client.wait_many(tasks, timeout=600)
+        for parent, child in itertools.pairwise(ended):
+            if parent.finished_at is None or child.started_at is None:
+                got.problems.append(f"chain: task {child.id} did not run")
+                continue
+            got.hop_ms.append((child.started_at - parent.finished_at).total_seconds() * 1000)
+        assert len(steps) == chain
+        flow = Workflow()
+        _, callback = flow.group(
+            ({"identifier": "bench", "action": "noop"} for _ in range(group)),
+            {"identifier": "bench", "action": "noop"},
+        )
+        created = client.create_workflow(flow)
+        final = client.wait(created[callback.index], timeout=600)
+        members = client.wait_many(created[: callback.index], timeout=60)
+        last = max(m.finished_at for m in members if m.finished_at is not None)
+        if final.started_at is not None:
+            got.callback_ms = (final.started_at - last).total_seconds() * 1000
+    got.problems += [f"{p.name}: {text}" for p in running for text in p.problems]
+    return got

@@ -49,6 +49,7 @@ SCENARIOS = (
     "memory",
     "ceiling",
     "limits",
+    "results",
 )
 # The targets of issue 4 (2 cores, PostgreSQL on the same machine, fsync on).
 SINGLE_TARGET = 80.0  # % of a plain psycopg INSERT + commit loop
@@ -77,6 +78,9 @@ class Sizes:
     pgqueuer_batch: tuple[int, ...]
     rate: int  # tasks of the rate-limited drain (limits)
     repeats: int  # drains with no limit and with one never reached, alternated (limits)
+    waits: int  # create + Client.wait, one after the other (results)
+    chain: int  # tasks of a chain (results)
+    group: int  # members of a group (results)
 
 
 FULL = Sizes(
@@ -93,6 +97,9 @@ FULL = Sizes(
     procrastinate_c=(10, 50),
     pgqueuer_batch=(50, 200, 500),
     rate=2_500,
+    waits=500,
+    chain=500,
+    group=1_000,
     repeats=3,
 )
 QUICK = Sizes(
@@ -109,6 +116,9 @@ QUICK = Sizes(
     procrastinate_c=(10,),
     pgqueuer_batch=(100,),
     rate=1_000,
+    waits=50,
+    chain=50,
+    group=200,
     repeats=1,
 )
 
@@ -483,6 +493,31 @@ def scenario_limits(bench: Bench) -> None:
     bench.rows += limits.rows(results, bench.na(), s.drain, s.rate)
 
 
+def scenario_results(bench: Bench) -> None:
+    s = bench.sizes
+    got = pgstask_only.results(bench.ours, s.waits, s.chain, s.group)
+    for problem in got.problems:
+        say(f"      {problem}")
+    for label, values in (("wait() after completion", got.wait_ms), ("chain hop", got.hop_ms)):
+        if len(values) < 2:
+            say(f"  {label}: too few figures ({len(values)})")
+            continue
+        q = statistics.quantiles(values, n=100, method="inclusive")
+        say(
+            f"  {label}: p50 {q[49]:.1f} ms, p95 {q[94]:.1f} ms, p99 {q[98]:.1f} ms,"
+            f" max {max(values):.1f} ms ({len(values)})"
+        )
+        for key, value in (("p50", q[49]), ("p95", q[94])):
+            row = Row(f"{label} {key}", "ms", notes=bench.na())
+            row.values["pgstask"] = value
+            bench.rows.append(row)
+    if got.callback_ms is not None:
+        say(f"  group of {s.group}: last member's end -> callback's start {got.callback_ms:.1f} ms")
+        row = Row(f"group of {s.group}: callback after the last member", "ms", notes=bench.na())
+        row.values["pgstask"] = got.callback_ms
+        bench.rows.append(row)
+
+
 RUNNERS = {
     "single": scenario_single,
     "bulk": scenario_bulk,
@@ -494,6 +529,7 @@ RUNNERS = {
     "memory": scenario_memory,
     "ceiling": scenario_ceiling,
     "limits": scenario_limits,
+    "results": scenario_results,
 }
 NOTES = """\
 Ratios are pgstask's figure divided by the peer's (higher is better for tasks/s, lower for ms
