@@ -67,8 +67,8 @@ SCHEMA = schemathesis.openapi.from_dict(_document(), config=CONFIG)
 
 def _seed(client: Client) -> None:
     """Workers (the installed examples and the suite's ``sample``), a task in every status with
-    log records, a stored result file on the completed one (ids 1 to 6), a schedule and a
-    preset."""
+    log records, a stored result file on the completed one (ids 1 to 6), a task waiting for two
+    of them (7), a schedule and a preset."""
     client.discover_workers(["tests.sample_workers"])
     for status in (
         Status.PENDING,
@@ -88,6 +88,8 @@ def _seed(client: Client) -> None:
                     (int(status), status in (80, 90, 100), task.id),
                 )
     client.store_file(2, io.BytesIO(b"name,qty\nwidget,3\n"), filename="result.csv")
+    # A waiting task (id 7) with parents that exist, so task 1 has a child and a workflow.
+    client.create("demo", "count", {"to": 3}, depends_on=[1, 5])
     # The schedule and the preset the document's examples name.
     client.add_schedule("nightly-count", "demo", {"action": "count", "cron": "0 3 * * *"})
     client.add_preset("count-to-3", "demo", "count", {"to": 3})

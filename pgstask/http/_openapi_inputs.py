@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pgstask import workflow
+from pgstask.http import bodies
 from pgstask.http._openapi_schemas import (
     BOOL,
     CONCURRENCY_KEY,
@@ -33,7 +35,7 @@ from pgstask.http._openapi_schemas import (
     nullable,
     record,
 )
-from pgstask.http.routes import performance, tasks
+from pgstask.http.routes import performance, tasks, workflows
 from pgstask.task import Status
 
 
@@ -91,6 +93,17 @@ RUN_QUERY = _in_order(
         ),
         "throttle": query("throttle", THROTTLE, "As the body's throttle"),
         "replace": query("replace", FLAG, "As the body's replace"),
+        "depends_on": query(
+            "depends_on",
+            {"type": "string", "pattern": bodies.ID_LIST_PATTERN, "examples": ["1,2"]},
+            "As the body's depends_on: task ids separated by commas",
+        ),
+        "on_parent_failure": query(
+            "on_parent_failure",
+            {"enum": list(workflow.PARENT_FAILURE_POLICIES)},
+            "As the body's on_parent_failure",
+            empty=False,
+        ),
     },
 )
 
@@ -138,8 +151,8 @@ def run_body() -> Schema:
         {
             "description": "The task's options: the `options` key if there is one (then the "
             "body may also carry priority, start_at, max_attempts, dedupe_key, "
-            "concurrency_key, throttle and replace), else the whole body. An empty body is no "
-            "options.",
+            "concurrency_key, throttle, replace, depends_on and on_parent_failure), else the "
+            "whole body. An empty body is no options.",
             "anyOf": [envelope, plain],
         },
         required=False,
@@ -155,6 +168,49 @@ def create_body() -> Schema:
         closed(record(identifier=name, action=name, optional={"data": data, **_CONTROL})),
         required=True,
         example={"identifier": "demo", "action": "count", "data": {"to": 3}},
+    )
+
+
+def workflow_body() -> Schema:
+    """The tasks of a workflow: each a create body's fields (without throttle and replace),
+    with its ``ref`` and its ``depends_on`` (refs and ids)."""
+    name = {**NON_BLANK, "maxLength": 255}
+    parent = {
+        "anyOf": [{**NON_BLANK, "maxLength": 255, "description": "A ref of another item"}, TASK_ID]
+    }
+    optional: dict[str, Schema] = {
+        "data": {**nullable(OBJECT), "description": "The task's options"},
+        **{k: CONTROL[k] for k in tasks.CONTROL_FIELDS if k not in ("throttle", "replace")},
+        "ref": {
+            **nullable({**NON_BLANK, "maxLength": 255}),
+            "description": "A name for the task, unique in the call, for other items' depends_on",
+        },
+        "depends_on": {
+            **nullable({"type": "array", "items": parent, "maxItems": workflow.MAX_PARENTS}),
+            "description": "The refs of other items and the ids of existing tasks it waits "
+            "for, in any order; no cycle",
+        },
+    }
+    item = closed(record(identifier=name, action=name, optional=optional))
+    assert set(item["properties"]) == set(workflows.ITEM_FIELDS)
+    tasks_list = {"type": "array", "items": item, "minItems": 1, "maxItems": workflow.MAX_TASKS}
+    return json_body(
+        closed(record(tasks=tasks_list)),
+        required=True,
+        example={
+            "tasks": [
+                {"ref": "a", "identifier": "demo", "action": "count", "data": {"to": 3}},
+                {"ref": "b", "identifier": "demo", "action": "count", "depends_on": ["a"]},
+                {"ref": "c", "identifier": "demo", "action": "count", "depends_on": ["a"]},
+                {
+                    "ref": "d",
+                    "identifier": "demo",
+                    "action": "count",
+                    "depends_on": ["b", "c"],
+                    "on_parent_failure": "run",
+                },
+            ]
+        },
     )
 
 

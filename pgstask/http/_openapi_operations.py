@@ -30,8 +30,10 @@ from pgstask.http._openapi_inputs import (
     schedule_body,
     settings_body,
     upload_body,
+    workflow_body,
 )
 from pgstask.http._openapi_schemas import (
+    BOOL,
     COUNT,
     INT,
     NUMBER,
@@ -48,7 +50,7 @@ from pgstask.http._openapi_schemas import (
     success,
     text_answer,
 )
-from pgstask.http.routes import files, ops, performance, schedules, tasks, workers
+from pgstask.http.routes import files, ops, performance, schedules, tasks, workers, workflows
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +93,9 @@ def _task_writes() -> dict[Key, Operation]:
             query=RUN_QUERY,
             body=run_body(),
             description="404 when the worker is unknown or inactive; 422 for an action the "
-            "worker does not have (when its actions are known) or a bad field. The body's "
-            "fields win over the query string's.",
+            "worker does not have (when its actions are known) or a bad field (also a "
+            "depends_on that names a missing task). The body's fields win over the query "
+            "string's.",
         ),
         (tasks.create_task, "POST"): Operation(
             "Create a task (sTask's create endpoint)",
@@ -104,7 +107,9 @@ def _task_writes() -> dict[Key, Operation]:
             },
             frozenset({422}),
             body=create_body(),
-            description="Like an SQL insert, it does not need the worker to be registered.",
+            description="Like an SQL insert, it does not need the worker to be registered. "
+            "With depends_on the task waits (status waiting) until those tasks have finished; "
+            "a missing one is a 422.",
         ),
         (tasks.cancel_task, "POST"): Operation(
             "Cancel a task that has not finished",
@@ -145,9 +150,17 @@ def _task_reads() -> dict[Key, Operation]:
         next_before_id={**nullable(TASK_ID), "description": "before_id of the next page"},
     )
     logs = success(logs={"type": "array", "items": ref("LogRecord")}, count=COUNT)
+    related = {"type": "array", "items": ref("RelatedTask")}
+    shown = success(
+        task=ref("Task"),
+        parents={**related, "description": "The tasks it depends on"},
+        children={**related, "description": "The tasks that depend on it"},
+    )
     return {
         (tasks.show_task, "GET"): Operation(
-            "A task", "tasks", {200: json_answer("The task", success(task=ref("Task")))}
+            "A task, with its parents and children",
+            "tasks",
+            {200: json_answer("The task", shown)},
         ),
         (tasks.task_progress, "GET"): Operation(
             "A task's progress and its last 50 log lines",
@@ -173,6 +186,48 @@ def _task_reads() -> dict[Key, Operation]:
         ),
         (tasks.download_logs, "GET"): Operation(
             "A task's log as a text file", "tasks", {200: text_answer("One line per record")}
+        ),
+    }
+
+
+def _workflows() -> dict[Key, Operation]:
+    """Creating a workflow, and reading a task's."""
+    task_list = {"type": "array", "items": ref("Task")}
+    created = success(
+        message=TEXT,
+        tasks={**task_list, "description": "The created tasks, in the order of the items"},
+        refs={
+            "type": "object",
+            "additionalProperties": TASK_ID,
+            "description": "The id of each item's ref",
+        },
+    )
+    found = success(
+        id=TASK_ID,
+        tasks={**task_list, "description": "Lowest ids first (the roots come first)"},
+        edges={"type": "array", "items": ref("Edge")},
+        count=COUNT,
+        truncated={**BOOL, "description": "The workflow has more tasks than one answer holds"},
+    )
+    return {
+        (workflows.create_workflow, "POST"): Operation(
+            "Create tasks that depend on one another, in one transaction",
+            "tasks",
+            {201: json_answer("Created", created)},
+            frozenset({422}),
+            body=workflow_body(),
+            description="Each item may name a ref and depend on the refs of other items and "
+            "on existing tasks' ids, in any order. All are created or none: a cycle, a ref no "
+            "item has, a missing parent or a bad field is a 422 naming the item (`task #2: "
+            "…`). An item whose dedupe_key an unfinished task holds is not created: that task "
+            "stands in for it. docs/workflows.md.",
+        ),
+        (workflows.show_workflow, "GET"): Operation(
+            "The workflow a task belongs to: its tasks and their dependencies",
+            "tasks",
+            {200: json_answer("The workflow", found)},
+            description="Every task joined to this one by dependencies, in either direction "
+            "(itself included; a task without any is a workflow of one).",
         ),
     }
 
@@ -453,6 +508,7 @@ def _service() -> dict[Key, Operation]:
 OPERATIONS: dict[Key, Operation] = {
     **_task_writes(),
     **_task_reads(),
+    **_workflows(),
     **_files(),
     **_workers(),
     **_schedules(),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pgstask import task_spec
+from pgstask import task_spec, workflow
 from pgstask.http import bodies
 from pgstask.http.routes import performance
 from pgstask.task import PRIORITIES, Status
@@ -87,6 +87,12 @@ START_AT: Schema = {
     "anyOf": [TIME, {"enum": ["", None]}],
     "examples": ["2026-11-22T03:00:00Z"],
 }
+#: What a parent that failed or was cancelled does to a task; null: its worker's setting.
+ON_PARENT_FAILURE: Schema = {
+    **nullable({"enum": list(workflow.PARENT_FAILURE_POLICIES)}),
+    "description": "When a parent fails or is cancelled: cancel this task (the default, "
+    "unless its worker's on_parent_failure setting says run) or run it anyway",
+}
 #: The fields of a task beside its options, in a body; null is the default.
 CONTROL: Schema = {
     "priority": {**nullable(PRIORITY), "default": task_spec.DEFAULT_PRIORITY},
@@ -118,6 +124,12 @@ CONTROL: Schema = {
         "description": "With a dedupe_key: a pending task with the key takes this task's "
         "fields instead (debounce)",
     },
+    "depends_on": {
+        **nullable({"type": "array", "items": TASK_ID, "maxItems": workflow.MAX_PARENTS}),
+        "description": "Ids of existing tasks: this one waits (status waiting) until they have "
+        "finished. A missing task is a 422. Not with throttle or replace",
+    },
+    "on_parent_failure": ON_PARENT_FAILURE,
 }
 
 ERROR_TEXTS = {
@@ -204,6 +216,18 @@ _TASK = record(
             "description": "The key per-key limits and fair sharing group the task by",
         },
         "peak_memory": nullable({**COUNT, "description": "Bytes"}),
+        "depends_on": {
+            **nullable({"type": "array", "items": TASK_ID}),
+            "description": "The tasks it was created to wait for (docs/workflows.md)",
+        },
+        "on_parent_failure": {
+            **nullable({"enum": list(workflow.PARENT_FAILURE_POLICIES)}),
+            "description": "What a parent that fails does to it; null: its worker's setting",
+        },
+        "waiting_for": {**COUNT, "description": "While waiting: its parents not finished yet"},
+        "has_children": {**BOOL, "description": "Some task depends on it"},
+        "awaited": {**BOOL, "description": "Someone waits for its end (Client.wait)"},
+        "notify": {"description": "Its own notification targets; null: its worker's"},
         "problem": {
             **TEXT,
             "description": "Only on a row pgstask cannot read as stored (e.g. a start_at of "
@@ -369,6 +393,19 @@ _CACHE_STATS = record(
     ttl_seconds=NUMBER,
 )
 
+_RELATED = record(
+    id=TASK_ID,
+    identifier=TEXT,
+    action=TEXT,
+    status={"enum": [int(s) for s in Status]},
+    status_text=STATUS_TEXT,
+)
+
+_EDGE = record(
+    task_id={**TASK_ID, "description": "The task that depends on parent_id"},
+    parent_id=TASK_ID,
+)
+
 SCHEMAS: dict[str, Schema] = {
     "Error": {
         **record(
@@ -387,6 +424,8 @@ SCHEMAS: dict[str, Schema] = {
         ],
     },
     "Task": {**_TASK, "description": "Every column of s_tasks, and status_text"},
+    "RelatedTask": {**_RELATED, "description": "A parent or child of a task"},
+    "Edge": {**_EDGE, "description": "A dependency: task_id waits for parent_id"},
     "Progress": _PROGRESS,
     "LogRecord": record(task_id=TASK_ID, level=TEXT, message=TEXT, context=OBJECT, created_at=TIME),
     "Worker": {**_WORKER, "description": "A row of s_workers"},

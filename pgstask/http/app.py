@@ -31,6 +31,7 @@ from pgstask.http.routes import (
     schedules,
     tasks,
     workers,
+    workflows,
 )
 from pgstask.http.state import AppState, StreamSlots
 from pgstask.settings import Settings
@@ -77,6 +78,7 @@ def create_app(
         routes=[
             *ops.routes(),
             *tasks.routes(),
+            *workflows.routes(),
             *workers.routes(),
             *schedules.routes(),
             *presets.routes(),

@@ -16,7 +16,7 @@ from typing import Any
 from starlette.convertors import IntegerConvertor, PathConvertor, register_url_convertor
 from starlette.requests import ClientDisconnect, Request
 
-from pgstask import task_spec
+from pgstask import task_spec, workflow
 from pgstask.errors import InvalidTaskError
 from pgstask.http.errors import ApiError, client_left
 from pgstask.task import Status
@@ -344,3 +344,52 @@ def days(value: Any, default: float) -> float:
     if not 0 < number < 1e6:
         raise ApiError(422, f"days must be a positive number below 1000000, not {shown(value)}")
     return number
+
+
+#: Task ids in a query string: digits separated by commas (``depends_on=4,7``).
+ID_LIST_PATTERN = r"^[0-9]+(,[0-9]+)*$"
+_ID_LIST = re.compile(ID_LIST_PATTERN)
+
+
+def id_list_text(value: str | None, name: str) -> list[int] | None:
+    """Task ids from a query string (``4,7``); None when absent or empty."""
+    if not value:
+        return None
+    if not _ID_LIST.match(value):
+        raise ApiError(
+            422, f"{name} must be task ids separated by commas (e.g. 4,7), not {shown(value)}"
+        )
+    ids: list[int] = []
+    for part in value.split(","):
+        digits = part.lstrip("0") or "0"
+        number = int(digits) if len(digits) <= len(str(MAX_ID)) else 0
+        if not 0 < number <= MAX_ID:
+            raise ApiError(422, f"{name}: {shown(part)} is not a task id (1 to {MAX_ID})")
+        ids.append(number)
+    return ids
+
+
+def depends_on(value: Any) -> list[int] | None:
+    """A task's ``depends_on``: a list of task ids (existing tasks), or None when absent or
+    empty. Each id is checked here; that the tasks exist, by the database."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ApiError(422, f"depends_on must be a list of task ids, not {type(value).__name__}")
+    if len(value) > workflow.MAX_PARENTS:
+        raise ApiError(422, f"depends_on may list at most {workflow.MAX_PARENTS} task ids")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int) or not 0 < item <= MAX_ID:
+            raise ApiError(
+                422, f"depends_on must list task ids (whole numbers from 1), not {shown(item)}"
+            )
+    return list(value) or None
+
+
+def on_parent_failure(value: Any) -> str | None:
+    """What a failed parent does to the task (``cancel`` or ``run``); None: the worker's
+    setting."""
+    try:
+        return workflow.check_on_parent_failure(value)
+    except InvalidTaskError as exc:
+        raise ApiError(422, str(exc)) from None

@@ -31,6 +31,8 @@ CONTROL_FIELDS = (
     "concurrency_key",
     "throttle",
     "replace",
+    "depends_on",
+    "on_parent_failure",
 )
 LOG_LINES = 50
 #: The query parameters of a task's log records.
@@ -42,11 +44,13 @@ async def run_action(request: Request) -> JSONResponse:
 
     The options are the ``options`` key of the body if it has one (then the body may also carry
     ``priority``, ``start_at``, ``max_attempts``, ``dedupe_key``, ``concurrency_key``,
-    ``throttle`` and ``replace``), else the whole body. The query string may carry the same
-    fields."""
+    ``throttle``, ``replace``, ``depends_on`` and ``on_parent_failure``), else the whole body.
+    The query string may carry the same fields (``depends_on=4,7``)."""
     identifier = bodies.worker_identifier(request)
     action = request.path_params["action"]
     control: dict[str, Any] = dict(bodies.query_params(request, CONTROL_FIELDS))
+    if "depends_on" in control:
+        control["depends_on"] = bodies.id_list_text(control["depends_on"], "depends_on")
     fields = _control(control)  # checked even where the body's fields replace them
     body = await bodies.json_object(request, empty={})
     if "options" in body:
@@ -102,12 +106,15 @@ def _control(values: dict[str, Any]) -> dict[str, Any]:
         "concurrency_key": bodies.optional_text(values.get("concurrency_key"), "concurrency_key"),
         "throttle": bodies.throttle(values.get("throttle")),
         "replace": bodies.flag(values.get("replace"), "replace"),
+        "depends_on": bodies.depends_on(values.get("depends_on")),
+        "on_parent_failure": bodies.on_parent_failure(values.get("on_parent_failure")),
     }
 
 
 async def create_task(request: Request) -> JSONResponse:
-    """sTask's ``POST /stask/task``: a task by identifier, action, data and priority. Like an
-    SQL insert, it does not require the worker to exist yet (its task waits, visible in stats)."""
+    """sTask's ``POST /stask/task``: a task by identifier, action, data and priority (and the
+    other ``CONTROL_FIELDS``: with ``depends_on`` it waits for those tasks). Like an SQL insert,
+    it does not require the worker to exist yet (its task waits, visible in stats)."""
     body = await bodies.json_object(request)
     bodies.only_known(body, ("identifier", "action", "data", *CONTROL_FIELDS), "field(s)")
     data = body.get("data")
@@ -128,9 +135,31 @@ async def create_task(request: Request) -> JSONResponse:
 
 
 def show_task(request: Request) -> JSONResponse:
-    """The task, every column."""
-    task: Task = state(request).client.get(bodies.task_id(request))
-    return JSONResponse({"success": True, "task": task.to_dict()})
+    """The task, every column, and the tasks it depends on and that depend on it
+    (``parents``, ``children``: id, worker, action and status of each)."""
+    client = state(request).client
+    task: Task = client.get(bodies.task_id(request))
+    parents = client.parents(task) if task.depends_on else []
+    children = client.children(task) if task.has_children else []
+    return JSONResponse(
+        {
+            "success": True,
+            "task": task.to_dict(),
+            "parents": [brief(t) for t in parents],
+            "children": [brief(t) for t in children],
+        }
+    )
+
+
+def brief(task: Task) -> dict[str, Any]:
+    """What names a related task: its id, worker, action and status."""
+    return {
+        "id": task.id,
+        "identifier": task.identifier,
+        "action": task.action,
+        "status": int(task.status),
+        "status_text": task.status_text,
+    }
 
 
 def task_progress(request: Request) -> JSONResponse:
