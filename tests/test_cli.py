@@ -46,7 +46,7 @@ COMMANDS = [
     ["tokens"],
     ["tokens", "create"],
     ["tasks"],
-    *(["tasks", c] for c in ("list", "show", "cancel", "retry", "watch")),
+    *(["tasks", c] for c in ("list", "show", "cancel", "retry", "watch", "workflow")),
     ["workers"],
     *(
         ["workers", c]

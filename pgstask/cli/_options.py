@@ -65,6 +65,16 @@ def task_id(text: str) -> int:
     return value
 
 
+def task_ids(text: str) -> list[int]:
+    """An argparse type: task ids separated by commas (``4,7``), each a task id."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(parts):
+        raise argparse.ArgumentTypeError(
+            f"task ids are whole numbers separated by commas (e.g. 4,7), not {text!r}"
+        )
+    return [task_id(part) for part in parts]
+
+
 def seconds(text: str) -> float:
     """An argparse type: a finite number, 0 or more, of seconds (``--delay``,
     ``--shutdown-grace``) or days (``clean --days``)."""

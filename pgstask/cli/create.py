@@ -4,6 +4,9 @@ The task's data is a JSON object given inline (``--data``) or from a file (``--d
 for stdin); anything else is rejected before a row is written. ``--delay`` counts from the
 database clock, like every schedule in pgstask; ``--start-at`` without a UTC offset is local time.
 
+``--depends-on 4,7`` makes the task wait (status waiting) until those tasks have finished; a
+task that does not exist is refused (exit 2) and nothing is written.
+
 The installed workers (entry points, ``PGSTASK_WORKERS``, ``--workers``) are imported first, so
 an action that an installed worker does not have is refused (exit 2) before a row is written.
 A worker that is not installed here is accepted: a daemon on another host may have it.
@@ -30,6 +33,7 @@ from pgstask.cli._options import (
     positive_int,
     positive_seconds,
     seconds,
+    task_ids,
     timestamp,
 )
 from pgstask.cli._output import print_json
@@ -37,6 +41,7 @@ from pgstask.errors import InvalidTaskError
 from pgstask.task import PRIORITIES
 from pgstask.task_spec import DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY
 from pgstask.workers import registry
+from pgstask.workflow import PARENT_FAILURE_POLICIES
 
 
 def register(commands: Subparsers) -> None:
@@ -105,6 +110,18 @@ def register(commands: Subparsers) -> None:
         help="with --dedupe-key: a pending task with KEY takes this task's data, priority, "
         "start time, attempts and concurrency key (debounce)",
     )
+    p.add_argument(
+        "--depends-on",
+        type=task_ids,
+        metavar="ID[,ID]",
+        help="wait (status waiting) until these tasks have finished (docs/workflows.md)",
+    )
+    p.add_argument(
+        "--on-parent-failure",
+        choices=PARENT_FAILURE_POLICIES,
+        help="with --depends-on: when a parent fails or is cancelled, cancel this task "
+        "(default, unless the worker's setting says run) or run it anyway",
+    )
     p.add_argument("--user-id", type=positive_int, metavar="N", help="who started it")
     p.add_argument("--wait", action="store_true", help="wait until the task finishes")
     add_json(p)
@@ -134,6 +151,8 @@ def cmd_create(ctx: Context) -> int:
         concurrency_key=args.concurrency_key,
         throttle=args.throttle,
         replace=args.replace,
+        depends_on=args.depends_on,
+        on_parent_failure=args.on_parent_failure,
     )
     _note_worker(ctx, args.identifier)
     if args.json and not args.wait:

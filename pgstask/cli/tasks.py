@@ -1,11 +1,12 @@
-"""``pgstask tasks list | show | cancel | retry | watch``: looking at and changing tasks."""
+"""``pgstask tasks list | show | cancel | retry | watch | workflow``: looking at and changing
+tasks."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from pgstask.cli import watch
+from pgstask.cli import watch, workflow
 from pgstask.cli._app import EXIT_OK, Context, Handler
 from pgstask.cli._options import Subparsers, add_common, add_json, positive_int, status, task_id
 from pgstask.cli._output import cell, fields, print_json, table, when
@@ -14,11 +15,11 @@ from pgstask.task import PRIORITIES, Task
 
 
 def register(commands: Subparsers) -> None:
-    """Add the ``tasks`` command and its ``list``, ``show``, ``cancel``, ``retry`` and
-    ``watch`` to ``commands``."""
+    """Add the ``tasks`` command and its ``list``, ``show``, ``cancel``, ``retry``, ``watch``
+    and ``workflow`` to ``commands``."""
     group = commands.add_parser(
         "tasks",
-        help="list, show, cancel, retry or watch tasks",
+        help="list, show, cancel, retry or watch tasks, or show a workflow",
         description="Look at and change tasks. `pgstask tasks COMMAND --help` for each command.",
     )
     add_common(group, top=False)
@@ -26,7 +27,7 @@ def register(commands: Subparsers) -> None:
 
     p = _add(tasks, "list", "list tasks, newest first", cmd_list)
     p.add_argument(
-        "--status", type=status, metavar="S", help="pending, running, failed, … or a code"
+        "--status", type=status, metavar="S", help="pending, waiting, running, … or a code"
     )
     p.add_argument("--identifier", metavar="I", help="only tasks of this worker")
     p.add_argument("--action", metavar="A", help="only tasks of this action")
@@ -38,7 +39,12 @@ def register(commands: Subparsers) -> None:
     )
     add_json(p)
 
-    p = _add(tasks, "show", "a task with its progress and last 10 log records", cmd_show)
+    p = _add(
+        tasks,
+        "show",
+        "a task with its parents, children, progress and last 10 log records",
+        cmd_show,
+    )
     p.add_argument("id", type=task_id, metavar="ID")
     add_json(p)
 
@@ -62,6 +68,7 @@ def register(commands: Subparsers) -> None:
     add_json(p)
 
     watch.register(tasks)
+    workflow.register(tasks)
 
 
 def _add(tasks: Subparsers, name: str, text: str, handler: Handler) -> argparse.ArgumentParser:
@@ -121,20 +128,35 @@ def cmd_list(ctx: Context) -> int:
 
 
 def cmd_show(ctx: Context) -> int:
-    """``pgstask tasks show ID``: a task's fields, progress, last error and last 10 log
-    records."""
+    """``pgstask tasks show ID``: a task's fields, the tasks it depends on and that depend on
+    it, progress, last error and last 10 log records."""
     client = ctx.client()
     task = client.get(ctx.args.id)
+    parents = client.parents(task) if task.depends_on else []
+    children = client.children(task) if task.has_children else []
     progress = client.progress(task)
     records = client.last_logs(task, 10)
     if ctx.args.json:
         print_json(
-            {"task": task.to_dict(), "progress": progress, "logs": [r.to_dict() for r in records]},
+            {
+                "task": task.to_dict(),
+                "parents": [workflow.brief(t) for t in parents],
+                "children": [workflow.brief(t) for t in children],
+                "progress": progress,
+                "logs": [r.to_dict() for r in records],
+            },
             ctx.out,
         )
         return EXIT_OK
     w = ctx.out
     fields(_task_fields(task), w)
+    if task.is_waiting:
+        w.write(f"\nwaiting for {task.waiting_for} of {len(parents)} parent(s) to finish\n")
+    for title, related in (("parents", parents), ("children", children)):
+        if related:
+            w.write(f"\n{title} ({len(related)})\n")
+            for line in workflow.related_lines(related):
+                w.write(f"  {line}\n")
     w.write("\nprogress\n")
     done = progress["processed"], progress["total"]
     fields(
@@ -177,6 +199,14 @@ def _task_fields(t: Task) -> list[tuple[str, Any]]:
         ("started by", t.started_by),
         ("dedupe key", t.dedupe_key),
         ("concurrency key", t.concurrency_key),
+        *(
+            [
+                ("depends on", ",".join(map(str, t.depends_on))),
+                ("on parent failure", t.on_parent_failure or "its worker's setting, else cancel"),
+            ]
+            if t.depends_on
+            else []
+        ),
         ("data", t.meta),
         ("result", cell(t.result, 200) if t.result is not None else None),
     ]
