@@ -177,10 +177,11 @@ def test_sign_in_shows_the_counts_and_sign_out_ends_the_session(
 
     stats = server.api.get("/stask/stats").json()
     card = page.locator("[data-stat]")
-    expect(card.locator(".stat-value")).to_have_count(7)
+    expect(card.locator(".stat-value")).to_have_count(8)
     expect(page.locator("[data-stat=pending] .stat-value")).to_have_text("3")
     expect(page.locator("[data-stat=total] .stat-value")).to_have_text("3")
     expect(page.locator("[data-stat=running] .stat-value")).to_have_text("0")
+    expect(page.locator("[data-stat=waiting] .stat-value")).to_have_text("0")
     expect(page.locator("[data-stat=active_workers] .stat-value")).to_have_text(
         str(stats["active_workers"])
     )
@@ -703,3 +704,97 @@ def test_every_tab_fits_a_phone_screen(server: Server, browser: Browser) -> None
             assert nav is not None and nav["x"] + nav["width"] <= 390, view
     finally:
         made.close()
+
+
+#: The fill of a node of each status in the workflow graph (the status badges' colours).
+NODE_FILL = {
+    "pending": "rgb(148, 163, 184)",
+    "waiting": "rgb(124, 58, 237)",
+    "completed": "rgb(22, 163, 74)",
+}
+
+
+def test_a_workflow_is_drawn_as_a_graph_whose_colours_follow_the_statuses(
+    server: Server, page: Page, dsn: str
+) -> None:
+    # A diamond A -> B, C -> D. No daemon has worker "nobody": A and C stay pending until the
+    # test ends A itself; B and D are the sample worker's, which the daemon runs once released.
+    created = server.api.post(
+        "/stask/workflows",
+        json={
+            "tasks": [
+                {"ref": "a", "identifier": "nobody", "action": "wait"},
+                {"ref": "b", "identifier": "sample", "action": "noop", "depends_on": ["a"]},
+                {"ref": "c", "identifier": "nobody", "action": "wait", "depends_on": ["a"]},
+                {"ref": "d", "identifier": "sample", "action": "noop", "depends_on": ["b", "c"]},
+            ]
+        },
+    )
+    assert created.status_code == 201, created.text
+    ids = created.json()["refs"]
+    a, b, c, d = (ids[r] for r in "abcd")
+    sign_in(page)
+
+    # The Tasks tab filters on the new status; a task's detail links its parents and children.
+    page.get_by_role("link", name="Tasks").click()
+    page.get_by_label("Status").select_option("waiting")
+    page.get_by_role("button", name="Filter").click()
+    rows = page.locator("#task-list tbody tr[data-task-id]")
+    expect(rows).to_have_count(3)
+    expect(rows.locator(".status-waiting")).to_have_count(3)
+    page.goto(f"/stask/#task/{b}")
+    detail = page.locator("#task-detail")
+    expect(detail.locator(".related.parents li")).to_have_count(1)
+    expect(detail.locator(".related.parents").get_by_role("link")).to_have_text(f"#{a}")
+    expect(detail.locator(".related.children li")).to_have_attribute("data-task-id", str(d))
+    expect(detail).to_contain_text("1 of 1 parent(s) to finish")
+    detail.locator(".related.parents").get_by_role("link", name=f"Task {a}").click()
+    expect(page).to_have_url(f"{server.base}/stask/#task/{a}")
+    expect(detail.locator(".related.children li")).to_have_count(2)
+    expect(detail.locator(".related.parents")).to_have_count(0)
+
+    detail.get_by_role("link", name="Workflow graph").click()
+    expect(page).to_have_url(f"{server.base}/stask/#workflow/{a}")
+    graph = page.locator("#workflow-graph svg")
+    nodes = graph.locator(".node")
+    expect(nodes).to_have_count(4)
+    edges = graph.locator(".edge")
+    expect(edges).to_have_count(4)
+    drawn = {
+        (int(e.get_attribute("data-from") or 0), int(e.get_attribute("data-to") or 0))
+        for e in edges.all()
+    }
+    assert drawn == {(a, b), (a, c), (b, d), (c, d)}
+    expect(graph.locator(f".node[data-task-id='{a}']")).to_have_class(re.compile(r"\bcurrent\b"))
+
+    def node(task_id: int) -> Any:
+        return graph.locator(f".node[data-task-id='{task_id}']")
+
+    def colours(expected: dict[int, str]) -> None:
+        for task_id, status in expected.items():
+            expect(node(task_id)).to_have_attribute("data-status", status)
+            expect(node(task_id).locator("rect")).to_have_css("fill", NODE_FILL[status])
+
+    colours({a: "pending", b: "waiting", c: "waiting", d: "waiting"})
+    # Layered by depth: A above B and C, which are side by side above D.
+    y = {t: (node(t).bounding_box() or {}).get("y", -1.0) for t in (a, b, c, d)}
+    assert y[a] < y[b] == y[c] < y[d]
+
+    # A completes (as any SQL client may end it): B is released and run by the daemon, C is
+    # released and stays pending, D waits for C. The graph follows without a reload.
+    scalar(
+        dsn,
+        "UPDATE s_tasks SET status = 80, finished_at = now(), message = 'ended by the test'"
+        " WHERE id = %s RETURNING id",
+        (a,),
+    )
+    colours({a: "completed", b: "completed", c: "pending", d: "waiting"})
+    expect(node(d).locator(".state")).to_have_text("waiting for 1")
+    expect(graph.locator(f".edge[data-from='{a}'][data-to='{b}']")).to_have_class(
+        re.compile("from-completed")
+    )
+    expect(page.locator(".workflow-summary [data-status=completed]")).to_contain_text("2")
+
+    node(c).click()  # a node links to its task
+    expect(page).to_have_url(f"{server.base}/stask/#task/{c}")
+    expect(detail.get_by_role("heading", name=f"Task {c}")).to_be_visible()

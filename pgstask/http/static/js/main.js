@@ -1,5 +1,6 @@
-// The dashboard's entry point: tabs by URL hash (#dashboard, #tasks, #task/<id>, #workers,
-// #schedules, #presets, #performance), the notice line, and signing out.
+// The dashboard's entry point: tabs by URL hash (#dashboard, #tasks, #task/<id>,
+// #workflow/<id>, #workers, #schedules, #presets, #performance), the notice line, and signing
+// out. A workflow is a view of the Tasks tab's: its link stays the current one.
 
 import { byId, fill } from "./dom.js";
 import { Overview } from "./overview.js";
@@ -8,6 +9,7 @@ import { Presets } from "./presets.js";
 import { Schedules } from "./schedules.js";
 import { Tasks } from "./tasks.js";
 import { Workers } from "./workers.js";
+import { WorkflowView } from "./workflow.js";
 
 const notice = byId("notice");
 let noticeTimer = null;
@@ -30,23 +32,28 @@ const tabs = {
   schedules: new Schedules(notify),
   presets: new Presets(notify),
   performance: new Performance(notify),
+  workflow: new WorkflowView(notify),
 };
 let current = null;
 
 function route() {
   const hash = window.location.hash.replace(/^#/, "");
   const taskMatch = /^task\/(\d+)$/.exec(hash);
-  const name = taskMatch ? "tasks" : Object.hasOwn(tabs, hash) ? hash : "dashboard";
+  const flowMatch = /^workflow\/(\d+)$/.exec(hash);
+  const name = taskMatch ? "tasks" : flowMatch ? "workflow"
+    : Object.hasOwn(tabs, hash) && hash !== "workflow" ? hash : "dashboard";
   if (current && current !== name) tabs[current].hide();
   for (const panel of document.querySelectorAll("[data-panel]")) {
     panel.hidden = panel.dataset.panel !== name;
   }
+  const tab = name === "workflow" ? "tasks" : name;
   for (const link of document.querySelectorAll("nav [data-tab]")) {
-    if (link.dataset.tab === name) link.setAttribute("aria-current", "page");
+    if (link.dataset.tab === tab) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
   current = name;
   if (name === "tasks") tabs.tasks.show(taskMatch ? taskMatch[1] : null);
+  else if (name === "workflow") tabs.workflow.show(flowMatch[1]);
   else tabs[name].show();
 }
 

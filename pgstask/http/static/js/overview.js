@@ -10,6 +10,7 @@ import { TaskTable } from "./tasklist.js";
 const REFRESH_MS = 5000;
 const CARDS = [
   ["pending", "Pending"],
+  ["waiting", "Waiting"],
   ["running", "Running"],
   ["completed", "Completed"],
   ["failed", "Failed"],

@@ -1,5 +1,6 @@
 // The Tasks tab: filters, pages of tasks (keyset: next_before_id), and one task's detail with
-// its live progress, last log lines, downloads, Cancel and Retry.
+// its live progress, last log lines, downloads, Cancel and Retry, and links to the tasks it
+// depends on, those that depend on it and the graph of its workflow.
 
 import * as api from "./api.js";
 import { byId, el, fill } from "./dom.js";
@@ -11,6 +12,7 @@ import { TaskTable, statusBadge } from "./tasklist.js";
 
 const PAGE = 25;
 const LOG_RECORDS = 20;
+const RELATED_SHOWN = 50; // parents or children linked by name; the graph has them all
 const COLUMNS = [
   "id", "worker", "action", "status", "progress", "priority", "attempts", "created", "duration",
   "message",
@@ -23,6 +25,19 @@ function hasFile(task) {
   return Boolean(result && typeof result === "object" && ("file_id" in result || "path" in result));
 }
 
+/** Links to related tasks (parents, children): "#4 sample · noop" with its status. */
+function relatedLinks(tasks, kind) {
+  if (!tasks.length) return null;
+  const shown = tasks.slice(0, RELATED_SHOWN).map((t) =>
+    el("li", { "data-task-id": t.id },
+      el("a", { href: `#task/${t.id}`, "aria-label": `Task ${t.id}` }, `#${t.id}`),
+      " ", el("code", {}, t.identifier), " · ", el("span", { class: "action" }, t.action),
+      " ", statusBadge(t.status_text)));
+  const more = tasks.length - shown.length;
+  return el("ul", { class: `related ${kind}` }, shown,
+    more > 0 ? el("li", { class: "note" }, `and ${more} more (see the workflow)`) : null);
+}
+
 export class Tasks {
   constructor(notify) {
     this.notify = notify;
@@ -32,6 +47,7 @@ export class Tasks {
     this.table = new TaskTable(byId("task-list"), COLUMNS, "No tasks match.");
     this.nextBefore = null;
     this.stopDetail = null;
+    this.related = { parents: [], children: [] };
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.load();
@@ -81,6 +97,7 @@ export class Tasks {
   }
 
   close() {
+    this.related = { parents: [], children: [] };
     if (this.stopDetail) this.stopDetail();
     this.stopDetail = null;
     this.detail.hidden = true;
@@ -91,13 +108,16 @@ export class Tasks {
   async open(id) {
     this.close();
     try {
-      this.renderDetail((await api.get(api.taskPath(id))).task);
+      const answer = await api.get(api.taskPath(id));
+      this.related = { parents: answer.parents || [], children: answer.children || [] };
+      this.renderDetail(answer.task);
     } catch (err) {
       this.notify(err.message, "error");
     }
   }
 
   renderDetail(task) {
+    const { parents, children } = this.related;
     if (this.stopDetail) this.stopDetail();
     this.stopDetail = null;
     const status = task.status_text;
@@ -131,6 +151,16 @@ export class Tasks {
       ...(task.concurrency_key == null ? [] : [[
         "Concurrency key", el("code", { class: "concurrency-key" }, task.concurrency_key),
       ]]),
+      // Only for a task in a workflow.
+      ...(parents.length ? [["Parents", relatedLinks(parents, "parents")]] : []),
+      ...(status === "waiting" ? [[
+        "Waiting for", `${task.waiting_for} of ${parents.length} parent(s) to finish`,
+      ]] : []),
+      ...(children.length ? [["Children", relatedLinks(children, "children")]] : []),
+      ...(parents.length || children.length ? [[
+        "Workflow", el("a", { href: `#workflow/${task.id}`, class: "workflow-link" },
+          "Workflow graph"),
+      ]] : []),
       ["Attempts", `${task.attempts} of ${task.max_attempts}`],
       ["Created", format.dateTime(task.created_at)],
       ["Start at", format.dateTime(task.start_at)],
@@ -202,7 +232,9 @@ export class Tasks {
     try {
       const answer = await api.post(`${api.taskPath(task.id)}/${what}`);
       this.notify(`Task ${task.id}: ${answer.message}`, "ok");
-      this.renderDetail(answer.task);
+      // A cancel reaches the children too: read their statuses again.
+      if (this.related.children.length) this.open(task.id);
+      else this.renderDetail(answer.task);
       this.load();
     } catch (err) {
       this.notify(err.message, "error");
