@@ -304,7 +304,7 @@ class Client(TaskFiles, ClientSchedules, ClientPresets, ClientWorkers, ClientWor
     def progress(self, task: Task | int) -> dict[str, Any]:
         """sTask's progress fields. Live values come from the progress table; a missing row
         (never reported, or emptied by a crash) gives ``progress: None`` while the task runs;
-        a finished task reports its durable final state."""
+        a pending or waiting task reports 0, a finished one its durable final state."""
         current = self.get(task)
         with self.connection() as c:
             row = None if current.is_finished else queries.progress_get(c, task_id=current.id)
@@ -318,7 +318,7 @@ class Client(TaskFiles, ClientSchedules, ClientPresets, ClientWorkers, ClientWor
             "eta": None,
             "message": current.message or "",
         }
-        if current.is_finished or current.status == Status.PENDING:
+        if current.is_finished or current.status in (Status.PENDING, Status.WAITING):
             out["progress"] = current.progress if current.is_finished else 0
             if current.status == Status.COMPLETED:
                 out["progress"], out["eta"] = 100, 0.0

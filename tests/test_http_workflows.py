@@ -52,6 +52,8 @@ def test_a_diamond_is_created_in_one_call_and_runs_in_order(settings: Settings) 
         d = _task(http, refs["d"])
         assert sorted(d["depends_on"]) == sorted([refs["b"], refs["c"]])
         assert d["waiting_for"] == 2 and d["has_children"] is False
+        progress = http.get(f"/stask/task/{refs['d']}/progress").json()
+        assert (progress["status"], progress["progress"]) == ("waiting", 0)
 
         waiting = http.get("/stask/tasks", params={"status": "waiting"}).json()
         assert sorted(t["id"] for t in waiting["tasks"]) == sorted(refs[r] for r in "bcd")
