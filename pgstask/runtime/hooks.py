@@ -140,7 +140,10 @@ class HookCaller(Service):
             for n, outcome in enumerate(taken):
                 if self._dropping:
                     notes.extend(_dropped(taken[n:], "the daemon stopped"))
-                    _log.warning("hooks: %d dropped at shutdown", len(taken) - n)
+                    tasks = ", ".join(str(o.task.id) for o in taken[n:])
+                    _log.warning(
+                        "hooks: the daemon stopped; dropped the hooks of task(s) %s", tasks
+                    )
                     break
                 note = self._call(outcome, rows.get(outcome.task.id))
                 called += 1
