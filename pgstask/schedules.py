@@ -234,6 +234,14 @@ class Written:
     updated: list[str]
     missing: list[str]
 
+    def warnings(self) -> list[str]:
+        """What the daemon warns of: each schedule still stored but declared no more."""
+        return [
+            f"schedule {name} is in s_schedules but no longer declared by its worker: it stays "
+            f"(`pgstask schedules remove {name}` deletes it)"
+            for name in self.missing
+        ]
+
 
 def write_declared(conn: Conn, workers: Iterable[type[BaseWorker]]) -> Written:
     """Write the schedules ``workers`` declare (origin ``code``) and mark those of theirs that

@@ -14,6 +14,10 @@ database (a daemon cut off from it must be able to stop its actions): log record
 their ``{id}.log`` files, and written in the same transaction as the outcomes of the pass) and
 progress rows (the latest state of each task, written just before those outcomes, since an
 outcome deletes its progress row).
+
+After each pass it tells ``on_written`` (when given) the outcomes the pass stored, once they are
+committed: the runs ``written`` by the compare-and-set, nothing more (the daemon's hook caller,
+``runtime/hooks.py``). Knowing them costs no statement: the writes return them already.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ class Completer(Service):
         daemon_id: uuid.UUID,
         storage: Path,
         on_retry: Callable[[], None] = lambda: None,
+        on_written: Callable[[list[Outcome]], None] | None = None,
         limited: Callable[[str], bool] = lambda identifier: False,
         interval: float = 1.0,
         clock: Clock = time.monotonic,
@@ -69,6 +74,7 @@ class Completer(Service):
         self.daemon_id = daemon_id
         self.storage = storage
         self._on_retry = on_retry
+        self._on_written = on_written  # must not raise nor wait (it runs in the completer)
         self._limited = limited
         self._lock = threading.Lock()
         self._buffer: list[Outcome] = []
@@ -123,10 +129,10 @@ class Completer(Service):
                 return 0
             try:
                 self._write_progress(states)
-                self._write_batch(batch, late)
+                written = self._write_batch(batch, late)
             except _REFUSED as exc:  # (requeues what it could not write itself)
                 _log.error("completer: a batch was refused (%s); writing it one by one", exc)
-                batch = self._write_one_by_one(batch, late)
+                batch, written = self._write_one_by_one(batch, late)
             except Exception:
                 with self._lock:
                     self._buffer[:0] = batch
@@ -137,6 +143,8 @@ class Completer(Service):
             finally:
                 with self._lock:
                     self._writing = []
+            if self._on_written is not None and written:  # under _flushing: in their order
+                self._on_written([o for o in batch if o.task.run_key in written])
         if any(o.retry_delay is not None or o.snooze_delay is not None for o in batch):
             self._on_retry()
         return len(batch)
@@ -151,23 +159,30 @@ class Completer(Service):
         except _REFUSED:
             _log.warning("completer: %d progress row(s) refused and dropped", len(states))
 
-    def _write_batch(self, batch: list[Outcome], late: list[LogRecord]) -> None:
+    def _write_batch(self, batch: list[Outcome], late: list[LogRecord]) -> set[RunKey]:
+        """Write ``batch`` and ``late``; returns the runs whose outcome was stored (committed)."""
         with self.db.connection() as conn:
-            if late or not self._write_completions(conn, batch):
+            written = None if late else self._write_completions(conn, batch)
+            if written is None:
                 with conn.transaction():
                     logs.write(conn, None, late)
-                    self._write(conn, batch)
+                    written = self._write(conn, batch)
             # After the commit: a waiting daemon that wakes must find the slot free. Its own
             # statement, only for limited workers: the common completion stays one statement.
             if any(self._limited(o.task.identifier) for o in batch):
                 queries.task_notify(conn)
+        return written
 
-    def _write_one_by_one(self, batch: list[Outcome], late: list[LogRecord]) -> list[Outcome]:
+    def _write_one_by_one(
+        self, batch: list[Outcome], late: list[LogRecord]
+    ) -> tuple[list[Outcome], set[RunKey]]:
         """After the server refused a batch: each outcome alone, so one value it cannot store
         holds up nothing else. An outcome refused on its own fails its task for good, saying
         why; the late log records are dropped if refused (their lines are in the log files).
-        Returns what was written; a connection error propagates with the rest unwritten."""
+        Returns what was written (a replacement in place of its outcome) and the runs whose
+        outcome was stored; a connection error propagates with the rest unwritten."""
         written: list[Outcome] = []
+        stored: set[RunKey] = set()
         late_done = False
         try:
             try:
@@ -177,12 +192,13 @@ class Completer(Service):
             late_done = True
             for outcome in batch:
                 try:
-                    self._write_batch([outcome], [])
+                    stored |= self._write_batch([outcome], [])
                 except _REFUSED as exc:
                     replacement = self._write_replacement(outcome, exc)
                     if replacement is None:
                         continue
-                    outcome = replacement
+                    outcome, runs = replacement
+                    stored |= runs
                 written.append(outcome)
         except Exception:
             done = {w.task.run_key for w in written}
@@ -190,18 +206,21 @@ class Completer(Service):
                 self._buffer[:0] = [o for o in batch if o.task.run_key not in done]
                 self._late_logs[:0] = [] if late_done else late
             raise
-        return written
+        return written, stored
 
-    def _write_replacement(self, outcome: Outcome, exc: Exception) -> Outcome | None:
+    def _write_replacement(
+        self, outcome: Outcome, exc: Exception
+    ) -> tuple[Outcome, set[RunKey]] | None:
         """After the server refused an outcome on its own: a final failure that says why, or,
-        if that is refused too, one with nothing but a fixed message. None if even that is
-        refused (then the daemon's give-back check returns the task, the attempt not counted)."""
+        if that is refused too, one with nothing but a fixed message (with the run if it was
+        stored). None if even that is refused (then the daemon's give-back check returns the
+        task, the attempt not counted)."""
         for replacement in (_unstorable(outcome, exc), _unstorable(outcome, None)):
             try:
-                self._write_batch([replacement], [])
+                stored = self._write_batch([replacement], [])
             except _REFUSED:
                 continue
-            return replacement
+            return replacement, stored
         _log.exception("completer: task %s: outcome dropped", outcome.task.id)
         return None
 
@@ -217,15 +236,15 @@ class Completer(Service):
                 return not self.pending
             self._stopping.wait(0.2)
 
-    def _write_completions(self, conn: Conn, batch: list[Outcome]) -> bool:
-        """The common batch, completions with nothing else to write, as one statement (its own
-        transaction on an autocommit connection); False, having written nothing, for any other
+    def _write_completions(self, conn: Conn, batch: list[Outcome]) -> set[RunKey] | None:
+        """The runs completed by the common batch (completions with nothing else to write), one
+        statement in its own transaction (autocommit); None, having written nothing, for any other
         batch. An outcome that was not ours any more gets its warning written after, by a
         second statement; the completions are committed by then, so if that one fails the
         warnings are kept for the next batch (their lines go to the files at once) and the
         batch is not written again (it would find its tasks no longer held, and say so)."""
         if any(o.kind is not OutcomeKind.COMPLETED or o.logs or o.touched_progress for o in batch):
-            return False
+            return None
         written = set(self._complete(conn, batch))
         records = self._discard_records(batch, written)
         try:
@@ -235,7 +254,7 @@ class Completer(Service):
             logs.append_files(self.storage, records)
             with self._lock:
                 self._late_logs.extend(records)
-        return True
+        return written
 
     def _complete(self, conn: Conn, done: list[Outcome]) -> list[RunKey]:
         return queries.task_complete_many(
@@ -262,7 +281,8 @@ class Completer(Service):
                 )
         return records
 
-    def _write(self, conn: Conn, batch: list[Outcome]) -> None:
+    def _write(self, conn: Conn, batch: list[Outcome]) -> set[RunKey]:
+        """Any batch, in the caller's transaction; returns the runs whose outcome it wrote."""
         done = [o for o in batch if o.kind is OutcomeKind.COMPLETED]
         failed = [o for o in batch if o.kind is OutcomeKind.FAILED]
         back = [o for o in batch if o.kind is OutcomeKind.GIVEN_BACK]
@@ -313,6 +333,7 @@ class Completer(Service):
                 claims=[t.claims for t in touched],
                 daemon_id=self.daemon_id,
             )
+        return written
 
 
 def _unstorable(outcome: Outcome, exc: Exception | None) -> Outcome:

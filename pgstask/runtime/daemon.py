@@ -8,7 +8,8 @@ Life of a daemon::
     run        start the parts; the calling thread waits for a stop request
     stop       first request: stop claiming, give running actions ``shutdown_grace`` seconds,
                then ask the rest to stop and give their tasks back (pending, attempt not
-               counted); flush outcomes; delete the s_daemons row.
+               counted); flush outcomes; give their hooks ``shutdown_grace`` seconds;
+               delete the s_daemons row.
                second request: the same without the grace period.
 
 The parts, in the order a task meets them (each is given the next at construction)::
@@ -20,6 +21,7 @@ The parts, in the order a task meets them (each is given the next at constructio
                                                     └──── outcome ── RunTable.end ─────→ Completer
     beside it:  Heartbeat (s_daemons row, lost runs, give-back, worker settings)
                 Supervisor (fence, timeouts, memory)   Rescuer, Cleaner (one daemon at a time)
+                HookCaller (workers' hooks; the completer tells it what it stored)
 
 The producer's ``wakeup`` event is made first, so that the parts built before it (the slots
 when one frees, the completer when it writes a retry) can wake it; everything else is wired
@@ -56,6 +58,7 @@ from pgstask.retry import RetryPolicy
 from pgstask.runtime.cleaner import Cleaner
 from pgstask.runtime.completer import Completer
 from pgstask.runtime.heartbeat import DaemonRow, Heartbeat
+from pgstask.runtime.hooks import HookCaller
 from pgstask.runtime.isolation import SHUTDOWN_KILL_GRACE, TERMINATE_WAIT
 from pgstask.runtime.listener import Listener
 from pgstask.runtime.producer import Producer
@@ -131,6 +134,7 @@ class Daemon:
         self.slots: Slots | None = None
         self.producer: Producer | None = None
         self.completer: Completer | None = None
+        self.hooks: HookCaller | None = None  # only when a worker defines a hook
         self.heartbeat: Heartbeat | None = None
         self.supervisor: Supervisor | None = None
         self.listener: Listener | None = None
@@ -193,13 +197,8 @@ class Daemon:
             written = schedules.write_declared(conn, self.worker_classes.values())
             states = queries.worker_states(conn, identifiers=self.identifiers)
             self.row.register(conn)
-        for name in written.missing:
-            _log.warning(
-                "schedule %s is in s_schedules but no longer declared by its worker: it stays "
-                "(`pgstask schedules remove %s` deletes it)",
-                name,
-                name,
-            )
+        for warning in written.warnings():
+            _log.warning("%s", warning)
         stored = {r["identifier"]: r["settings"] for r in states}
         self.limited.update(r["identifier"] for r in states if r["flow"] is not None)
         for ident, cls in self.worker_classes.items():
@@ -217,11 +216,14 @@ class Daemon:
         self._complete_conn = Dedicated(
             self.dsn, name="pgstask-completer", on_connect=self._session
         )
+        hooks = HookCaller.for_workers(self.workers, pool=self.pool, storage=s.storage, clock=clock)
+        self.hooks = hooks
         self.completer = Completer(
             db=self._complete_conn,
             daemon_id=self.id,
             storage=s.storage,
             on_retry=wakeup.set,
+            on_written=hooks.add if hooks is not None else None,
             limited=self.limited.__contains__,
             clock=clock,
         )
@@ -334,6 +336,7 @@ class Daemon:
             self.slots,
             self.listener,
             self.completer,
+            self.hooks,
             self.heartbeat,
             self.supervisor,
             self.rescuer,
@@ -341,12 +344,8 @@ class Daemon:
             self.scheduler,
             self.producer,
         )
-        _log.info(
-            "daemon %s running %d worker(s) with %d slot(s)",
-            self.id,
-            len(self.workers),
-            self.concurrency,
-        )
+        n, slots = len(self.workers), self.concurrency
+        _log.info("daemon %s running %d worker(s) with %d slot(s)", self.id, n, slots)
         try:
             # A short wait, not an endless one: the signal handlers run in this thread.
             while not self._stop_event.wait(0.2):
@@ -360,7 +359,7 @@ class Daemon:
         self.setup(batch_size=batch_size, max_tasks=max_tasks)
         producer, slots = self.producer, self.slots
         assert producer is not None and slots is not None
-        self._start(slots, self.completer, self.heartbeat, self.supervisor)
+        self._start(slots, self.completer, self.hooks, self.heartbeat, self.supervisor)
         try:
             # Where cron's run-once is the only runner, it is also the rescuer and the cleaner:
             # tasks of a run killed mid-way are due again before this run claims.
@@ -405,7 +404,7 @@ class Daemon:
         """Claim one pending task by id (whatever its ``start_at``) and run it here."""
         self.setup()
         assert self.runs is not None and self.completer is not None
-        self.completer.start()  # writes the action's progress and log records as it runs
+        self._start(self.completer, self.hooks)  # the action's progress and logs as it runs
         try:
             with self.pool.connection() as conn:
                 current = queries.task_get(conn, id=task_id)
@@ -430,7 +429,7 @@ class Daemon:
         return self.summary
 
     def _shutdown(self) -> None:
-        """Stop claiming, let actions finish (grace), give back the rest, flush, deregister."""
+        """Stop claiming, let actions finish, give back the rest, flush, run hooks, deregister."""
         for service in (self.producer, self.rescuer, self.cleaner, self.scheduler):
             if service is not None:
                 service.stop()
@@ -444,6 +443,8 @@ class Daemon:
                     self.completer.pending,
                 )
             self.completer.stop()
+        if self.hooks is not None:  # after the last outcomes are stored
+            self.hooks.finish(0.0 if self._stop_requests > 1 else self.settings.shutdown_grace)
         self._close_dedicated()
         for last in (self.heartbeat, self.listener):
             if last is not None:

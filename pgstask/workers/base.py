@@ -16,6 +16,9 @@ through ``self.client``, a ``WorkerClient``. Whoever runs the worker hands it on
 ``run-once`` and its child processes: a ``Client`` of their database); a worker given none makes
 one with ``BaseWorker.default_client``, which ``pgstask.client`` sets to ``Client``. The workers
 sit below the client and the runtime (docs/architecture.md, "Layers") and import neither.
+
+``on_completed`` and ``on_failed``, when a class defines them, are hooks: the daemon calls them
+in a thread of its own after the outcome is stored (docs/workers.md, "Hooks").
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ from pgstask.workers.actions import action_key, action_methods, action_name
 from pgstask.workers.context import Mark, StopReason, TaskRun
 
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}$")
+
+#: The methods a worker may define to hear of its tasks' outcomes (docs/workers.md, "Hooks").
+HOOKS = ("on_completed", "on_failed")
 
 
 class WorkerClient(Protocol):
@@ -258,6 +264,26 @@ class BaseWorker:
         """Add a log record to the task (level: debug, info, warning, error, critical)."""
         run = self._run_of(task)
         run.emit_log(LogRecord.make(run.task.id, level, message, **context))
+
+    # --- hooks -------------------------------------------------------------------------------
+
+    def on_completed(self, task: Task, result: Any) -> None:
+        """Called in the daemon after a task of this worker completed and that was stored:
+        ``task`` as stored (status 80), ``result`` its result. Define it in a worker to use it;
+        an exception is logged and changes nothing (docs/workers.md, "Hooks")."""
+
+    def on_failed(self, task: Task, error: str) -> None:
+        """Called in the daemon after a task of this worker failed for good and that was
+        stored (not for a failed attempt that is retried): ``task`` as stored (status 100),
+        ``error`` its failure message (the traceback, if any, is ``task.last_error``)."""
+
+    @classmethod
+    def defined_hooks(cls) -> frozenset[str]:
+        """The hooks this class defines (``on_completed``, ``on_failed``): the daemon runs a
+        hook thread only for workers with one."""
+        return frozenset(
+            name for name in HOOKS if getattr(cls, name) is not getattr(BaseWorker, name)
+        )
 
     # --- enqueueing --------------------------------------------------------------------------
 
