@@ -25,6 +25,7 @@ import inspect
 import os
 import re
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, Any, ClassVar, Protocol
 
@@ -44,6 +45,17 @@ _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}$")
 class WorkerClient(Protocol):
     """What a worker may ask of pgstask beyond its own task: ``Client``'s methods of these names
     (``pgstask.client.Client`` is one, and the only one pgstask makes)."""
+
+    #: The settings the client was made with (the built-in delivery workers read the webhook
+    #: and SMTP settings here).
+    settings: Settings
+
+    def connection(
+        self, conn: Conn | None = ..., *, autocommit: bool = ...
+    ) -> AbstractContextManager[Conn]:
+        """A pooled connection, committed on success (the built-in delivery workers read the
+        webhook and the finished task through it)."""
+        ...
 
     def create(
         self,
