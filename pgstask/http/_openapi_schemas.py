@@ -87,6 +87,17 @@ START_AT: Schema = {
     "anyOf": [TIME, {"enum": ["", None]}],
     "examples": ["2026-11-22T03:00:00Z"],
 }
+#: A notify value (``pgstask.notify``): webhooks by name, email addresses, the outcomes.
+NOTIFY: Schema = {
+    "type": "object",
+    "properties": {
+        "webhooks": {"type": "array", "items": TEXT, "maxItems": 20},
+        "emails": {"type": "array", "items": {"type": "string", "format": "email"}, "maxItems": 20},
+        "on": {"type": "array", "items": {"enum": ["completed", "failed"]}},
+    },
+    "additionalProperties": False,
+    "examples": [{"webhooks": ["ops"], "emails": ["ops@example.com"], "on": ["failed"]}],
+}
 #: The fields of a task beside its options, in a body; null is the default.
 CONTROL: Schema = {
     "priority": {**nullable(PRIORITY), "default": task_spec.DEFAULT_PRIORITY},
@@ -108,6 +119,10 @@ CONTROL: Schema = {
         "anyOf": [THROTTLE, {"type": "string", "pattern": bodies.SECONDS_PATTERN}, FLAG_EMPTY],
         "description": "Seconds: with a dedupe_key, while a task with the key finished less than "
         "this long ago, it is answered instead (docs/dedupe.md)",
+    },
+    "notify": {
+        **nullable(NOTIFY),
+        "description": "Who to tell when the task completes or fails (docs/notifications.md)",
     },
     "replace": {
         "anyOf": [
@@ -204,6 +219,11 @@ _TASK = record(
             "description": "The key per-key limits and fair sharing group the task by",
         },
         "peak_memory": nullable({**COUNT, "description": "Bytes"}),
+        "notify": {
+            **nullable(NOTIFY),
+            "description": "Who is told when it completes or fails, besides its worker's notify "
+            "setting (docs/notifications.md)",
+        },
         "problem": {
             **TEXT,
             "description": "Only on a row pgstask cannot read as stored (e.g. a start_at of "
