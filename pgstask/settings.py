@@ -254,6 +254,11 @@ def _word(variable: str, raw: str) -> str:
     return raw.strip()
 
 
+def _secret(variable: str, raw: str) -> str:
+    """A password, as it is (blanks around it included); only blanks: unset."""
+    return raw
+
+
 def _text(variable: str, raw: str) -> str:
     """The value as it is (a DSN)."""
     return raw
@@ -300,6 +305,6 @@ _FROM_ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "smtp_port": ("PGSTASK_SMTP_PORT", _port),
     "smtp_tls": ("PGSTASK_SMTP_TLS", _tls),
     "smtp_user": ("PGSTASK_SMTP_USER", _word),
-    "smtp_password": ("PGSTASK_SMTP_PASSWORD", _text),
+    "smtp_password": ("PGSTASK_SMTP_PASSWORD", _secret),
     "smtp_from": ("PGSTASK_SMTP_FROM", _word),
 }

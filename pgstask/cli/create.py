@@ -105,6 +105,13 @@ def register(commands: Subparsers) -> None:
         help="with --dedupe-key: a pending task with KEY takes this task's data, priority, "
         "start time, attempts and concurrency key (debounce)",
     )
+    p.add_argument(
+        "--notify",
+        type=json_object,
+        metavar="JSON",
+        help='who to tell when it completes or fails, e.g. \'{"webhooks": ["ops"], "emails": '
+        '["me@example.com"], "on": ["failed"]}\' (docs/notifications.md)',
+    )
     p.add_argument("--user-id", type=positive_int, metavar="N", help="who started it")
     p.add_argument("--wait", action="store_true", help="wait until the task finishes")
     add_json(p)
@@ -133,6 +140,7 @@ def cmd_create(ctx: Context) -> int:
         dedupe_key=args.dedupe_key,
         concurrency_key=args.concurrency_key,
         throttle=args.throttle,
+        notify=args.notify,
         replace=args.replace,
     )
     _note_worker(ctx, args.identifier)

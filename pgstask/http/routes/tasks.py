@@ -42,16 +42,18 @@ async def run_action(request: Request) -> JSONResponse:
 
     The options are the ``options`` key of the body if it has one (then the body may also carry
     ``priority``, ``start_at``, ``max_attempts``, ``dedupe_key``, ``concurrency_key``,
-    ``throttle`` and ``replace``), else the whole body. The query string may carry the same
-    fields."""
+    ``throttle``, ``replace`` and ``notify``), else the whole body. The query string may carry
+    the same fields but ``notify``."""
     identifier = bodies.worker_identifier(request)
     action = request.path_params["action"]
     control: dict[str, Any] = dict(bodies.query_params(request, CONTROL_FIELDS))
     fields = _control(control)  # checked even where the body's fields replace them
     body = await bodies.json_object(request, empty={})
+    notify = None
     if "options" in body:
-        bodies.only_known(body, ("options", *CONTROL_FIELDS), "field(s)")
+        bodies.only_known(body, ("options", *CONTROL_FIELDS, "notify"), "field(s)")
         options = body.pop("options")
+        notify = body.pop("notify", None)
         if options is None:
             options = {}
         if not isinstance(options, dict):
@@ -59,6 +61,7 @@ async def run_action(request: Request) -> JSONResponse:
         fields = _control({**control, **body})
     else:
         options = body
+    fields["notify"] = notify
     task = await run_in_threadpool(_create_for, state(request), identifier, action, options, fields)
     return JSONResponse(
         {
@@ -109,7 +112,7 @@ async def create_task(request: Request) -> JSONResponse:
     """sTask's ``POST /stask/task``: a task by identifier, action, data and priority. Like an
     SQL insert, it does not require the worker to exist yet (its task waits, visible in stats)."""
     body = await bodies.json_object(request)
-    bodies.only_known(body, ("identifier", "action", "data", *CONTROL_FIELDS), "field(s)")
+    bodies.only_known(body, ("identifier", "action", "data", *CONTROL_FIELDS, "notify"), "field(s)")
     data = body.get("data")
     if data is not None and not isinstance(data, dict):
         raise ApiError(422, "data must be a JSON object")
@@ -119,6 +122,7 @@ async def create_task(request: Request) -> JSONResponse:
         bodies.text(body.get("action"), "action"),
         data,
         **_control(body),
+        notify=body.get("notify"),
     )
     return JSONResponse(
         {"success": True, "task": task.to_dict(), "message": "Task created successfully"},
