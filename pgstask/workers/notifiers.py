@@ -33,7 +33,7 @@ from pgstask.workers.base import BaseWorker
 MAX_BODY = 256 * 1024
 #: Characters of a result or an error an email shows.
 MAX_TEXT = 2000
-#: Delivery settings: a day of backoff in all (10 s doubling up to an hour, 10 attempts), and
+#: Delivery settings: about an hour and a half of backoff in all (10 s doubling, 10 attempts), and
 #: an action timeout above the webhook timeout's default.
 DELIVERY_SETTINGS = {"retry_base_delay": 10, "retry_max_delay": 3600, "timeout": 120}
 
