@@ -12,6 +12,7 @@ import socketserver
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,9 +20,11 @@ from typing import Any
 
 import pytest
 
-from pgstask import notify, outbound, webhooks
+from pgstask import notify, outbound, queries, webhooks
 from pgstask.client import Client
+from pgstask.db import make_pool
 from pgstask.errors import InvalidTaskError, InvalidWebhookError, WebhookNotFoundError
+from pgstask.runtime.rescuer import Rescuer
 from pgstask.settings import Settings
 from pgstask.task import Status
 from pgstask.workers.notifiers import BUILTIN
@@ -458,3 +461,46 @@ def _smtp_server() -> Iterator[_Smtp]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def test_a_final_failure_by_the_rescuer_is_notified_in_its_transaction(
+    settings: Settings,
+) -> None:
+    with Client(settings=settings) as client:
+        client.discover_workers(["tests.sample_workers"])
+        task = client.create(
+            "sample", "noop", max_attempts=1, notify={"emails": ["ops@example.com"]}
+        )
+        with client.connection() as conn:  # claimed by a daemon that has no row: dead
+            (claimed,) = queries.task_claim(
+                conn, daemon_id=uuid.uuid4(), identifiers=["sample"], limit=1, age=None
+            )
+        assert claimed.id == task.id
+        pool = make_pool(str(settings.dsn), max_size=2, name="test-rescuer")
+        try:
+            rescuer = Rescuer(
+                pool=pool,
+                storage=settings.storage,
+                stale_after=settings.stale_after,
+                base_delay=0.1,
+                max_delay=0.1,
+                interval=1.0,
+            )
+            assert rescuer.step() == 1
+        finally:
+            pool.close()
+        assert client.get(task.id).status == Status.FAILED
+        (delivery,) = _deliveries(client, task.id)
+        assert delivery.identifier == "pgstask.email" and delivery.meta == {
+            "task_id": task.id,
+            "event": "failed",
+            "to": "ops@example.com",
+        }
+
+
+def test_outcomes_without_targets_make_no_deliveries(settings: Settings) -> None:
+    with Client(settings=settings.replace(worker_modules=("tests.sample_workers",))) as client:
+        ok = client.create("sample", "noop")
+        assert client.process_pending_tasks(batch_size=5) >= 1
+        assert client.get(ok.id).status == Status.COMPLETED
+        assert _deliveries(client, ok.id) == []
