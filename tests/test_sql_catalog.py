@@ -1245,9 +1245,8 @@ def _webhook_upsert(conn: Conn, w: World) -> None:
     assert not kept["inserted"] and kept["secret"] is None and kept["url"].startswith("http://")
     rotated = _hook(conn, secret="u" * 20, keep_secret=False)
     assert rotated["secret"] == "u" * 20
-    with pytest.raises(psycopg.errors.CheckViolation):
-        with conn.transaction():
-            _hook(conn, "ftp", url="ftp://example.com/")
+    with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
+        _hook(conn, "ftp", url="ftp://example.com/")
 
 
 def _webhook_get(conn: Conn, w: World) -> None:
@@ -1285,10 +1284,9 @@ def _task_set_notify_many(conn: Conn, w: World) -> None:
     targets = {"emails": ["a@example.com"], "on": ["failed"]}
     assert queries.task_set_notify_many(conn, ids=[w.pending.id], notifies=[Jsonb(targets)]) == 1
     assert queries.task_get_many(conn, ids=[w.pending.id])[0].notify == targets
-    with pytest.raises(psycopg.errors.CheckViolation):  # s_tasks_notify_check
-        with conn.transaction():
-            bad = Jsonb({"webhooks": "ops"})
-            queries.task_set_notify_many(conn, ids=[w.pending.id], notifies=[bad])
+    bad = Jsonb({"webhooks": "ops"})
+    with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():  # s_tasks_notify_check
+        queries.task_set_notify_many(conn, ids=[w.pending.id], notifies=[bad])
 
 
 def _notification_enqueue(conn: Conn, w: World) -> None:
