@@ -72,7 +72,8 @@ def check(name: Any, fields: Mapping[str, Any]) -> Webhook:
         active = fields.get("active")
         if active is not None and not isinstance(active, bool):
             raise InvalidWebhookError(f"active must be true or false, not {shown(active)}")
-        description = fields.get("description") or ""
+        description = fields.get("description")
+        description = "" if description is None else description
         if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
             raise InvalidWebhookError(
                 f"description must be text of at most {MAX_DESCRIPTION} chars"

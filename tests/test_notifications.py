@@ -70,6 +70,7 @@ def test_a_webhook_gets_a_secret_and_both_events_by_default() -> None:
         {"url": "http://h/", "secret": "with a blank in it!"},
         {"url": "http://h/", "active": "yes"},
         {"url": "http://h/", "colour": "red"},
+        {"url": "http://h/", "description": {}},
     ],
     ids=json.dumps,
 )

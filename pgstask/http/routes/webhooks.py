@@ -73,7 +73,7 @@ async def _write(request: Request, name: str, body: dict[str, Any]) -> JSONRespo
     active = body.get("active", True)
     if not isinstance(active, bool):
         raise ApiError(422, "active must be true or false")
-    description = body.get("description") or ""
+    description: Any = body.get("description")  # checked by the client (None: empty)
     url: Any = body.get("url")  # any JSON value: the client says what a URL must be
     row = await run_in_threadpool(
         state(request).client.add_webhook,
