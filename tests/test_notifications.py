@@ -499,7 +499,11 @@ def test_a_final_failure_by_the_rescuer_is_notified_in_its_transaction(
         }
 
 
-def test_outcomes_without_targets_make_no_deliveries(settings: Settings) -> None:
+def test_outcomes_without_targets_make_no_deliveries(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.storage.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("PGSTASK_STORAGE", str(settings.storage))  # the sample's record
     with Client(settings=settings.replace(worker_modules=("tests.sample_workers",))) as client:
         ok = client.create("sample", "noop")
         assert client.process_pending_tasks(batch_size=5) >= 1
