@@ -9,7 +9,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from pgstask import limits, queries
+from pgstask import limits, notify, queries
 from pgstask._client_base import ClientBase
 from pgstask.errors import ConfigurationError, WorkerNotFoundError
 from pgstask.retry import RetryPolicy
@@ -57,16 +57,24 @@ class ClientWorkers(ClientBase):
         """Merge ``settings`` into the worker's stored settings (running daemons reload them).
         A retry setting of ``pgstask.retry`` that no daemon could use is refused
         (``ConfigurationError``), judged with this client's global retry settings, and so is a
-        flow-control setting of ``pgstask.limits`` the claim could not enforce."""
+        flow-control setting of ``pgstask.limits`` the claim could not enforce, and a ``notify``
+        setting that ``pgstask.notify`` refuses or that names a webhook that does not exist."""
         if not isinstance(settings, Mapping):
             raise ConfigurationError("worker settings are a JSON object")
         s = self.settings
         try:
             RetryPolicy(s.retry_base_delay, s.retry_max_delay).for_worker(identifier, settings)
             limits.check(settings)
+            targets = notify.check_setting(settings, identifier)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
         with self.connection() as c:
+            missing = queries.webhook_names(c, names=notify.webhook_names(targets))
+            if missing:
+                raise ConfigurationError(
+                    f"worker {identifier!r} setting notify names no webhook {missing[0]!r}: add "
+                    "it first (`pgstask webhooks add`)"
+                )
             row = queries.worker_update_settings(
                 c, identifier=identifier, settings=Jsonb(dict(settings))
             )

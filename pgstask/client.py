@@ -7,8 +7,9 @@ running due tasks in this process (``process_pending_tasks``, ``execute``).
 The facade is thin: each method hands its work to the module that owns it. A task's fields are
 checked by ``task_spec``; a bulk enqueue goes through ``_copy``; the pool, ``connection()`` and
 ``get()`` come from ``_client_base``, the file methods from ``_client_files``, the schedule
-methods from ``_client_schedules``, the preset methods from ``_client_presets``, the worker and
-daemon methods from ``_client_workers``, workflows and waiting from ``_client_workflows``.
+methods from ``_client_schedules``, the preset methods from ``_client_presets``, the webhook
+methods from ``_client_webhooks`` (a task's ``notify`` targets: ``_client_notify``), the worker
+and daemon methods from ``_client_workers``, workflows and waiting from ``_client_workflows``.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, overload
 
-from pgstask import _copy, logs, progress, queries, task_spec
+from pgstask import _client_notify, _copy, logs, progress, queries, task_spec
 from pgstask._client_base import _task_id
 from pgstask._client_files import TaskFiles
 from pgstask._client_presets import ClientPresets
 from pgstask._client_schedules import ClientSchedules
+from pgstask._client_webhooks import ClientWebhooks
 from pgstask._client_workers import ClientWorkers
 from pgstask._client_workflows import ClientWorkflows
 from pgstask.db import Conn
@@ -50,7 +52,9 @@ Records = list[LogRecord]
 _PLAIN = task_spec.FIELDS
 
 
-class Client(TaskFiles, ClientSchedules, ClientPresets, ClientWorkers, ClientWorkflows):
+class Client(
+    TaskFiles, ClientSchedules, ClientPresets, ClientWebhooks, ClientWorkers, ClientWorkflows
+):
     """pgstask's Python API. ``Client(dsn=None)`` uses ``PGSTASK_DSN`` or the embedded database.
 
     The client opens a small connection pool on first use; ``close()`` it (or use it as a context
@@ -75,6 +79,7 @@ class Client(TaskFiles, ClientSchedules, ClientPresets, ClientWorkers, ClientWor
         replace: bool = False,
         depends_on: Iterable[Task | int] | None = None,
         on_parent_failure: str | None = None,
+        notify: Mapping[str, Any] | None = None,
         conn: Conn | None = None,
     ) -> Task:
         """Enqueue one task. With ``conn`` it is created in the caller's transaction (rolled
@@ -85,7 +90,10 @@ class Client(TaskFiles, ClientSchedules, ClientPresets, ClientWorkers, ClientWor
         ``concurrency_key`` groups the task for its worker's per-key limits and fair sharing
         (docs/limits.md). With ``depends_on`` (tasks or ids) the task waits until they have
         completed; ``on_parent_failure`` says what a parent that fails does to it
-        (docs/workflows.md)."""
+        (docs/workflows.md). ``notify`` names who is told when it completes or fails, besides
+        its worker's ``notify`` setting: ``{"webhooks": [...], "emails": [...], "on": [...]}``
+        (docs/notifications.md)."""
+        targets = None if notify is None else [_client_notify.targets(notify)]
         if depends_on is not None or on_parent_failure is not None:
             if throttle is not None or replace:
                 raise InvalidTaskError(
@@ -105,7 +113,12 @@ class Client(TaskFiles, ClientSchedules, ClientPresets, ClientWorkers, ClientWor
                 dedupe_key=dedupe_key,
                 concurrency_key=concurrency_key,
             )
-            return self.create_workflow(flow, conn=conn)[0]
+            if targets is None:
+                return self.create_workflow(flow, conn=conn)[0]
+            with self.connection(conn) as c:
+                _client_notify.check_webhooks_exist(c, targets)
+                created = self.create_workflow(flow, conn=c)
+                return _client_notify.set_in_order(c, created, targets)[0]
         spec = task_spec.check(
             identifier=identifier,
             action=action,
@@ -122,7 +135,7 @@ class Client(TaskFiles, ClientSchedules, ClientPresets, ClientWorkers, ClientWor
         while True:
             throttled = self._throttled([key], window, conn)
             if not throttled:
-                created = self._insert([spec], conn, replace=replace)
+                created = self._insert([spec], conn, replace=replace, notifies=targets)
                 if created:
                     return created[0]
             with self.connection(conn) as c:
@@ -168,17 +181,27 @@ class Client(TaskFiles, ClientSchedules, ClientPresets, ClientWorkers, ClientWor
         every item, each of which then needs a key; with ``replace`` the last of several items
         with one key wins); the created (or replaced) tasks are returned in order, or with
         ``returning="ids"`` only their ids (a bulk load that does not need ``Task`` objects:
-        from 100 tasks without a ``dedupe_key``, about half the client's work)."""
+        from 100 tasks without a ``dedupe_key``, about half the client's work). An item's
+        ``notify`` is as ``create``'s (such a batch is inserted by INSERT, not COPY)."""
         if returning not in ("tasks", "ids"):
             raise InvalidTaskError(f"returning must be 'tasks' or 'ids', not {returning!r}")
         items = tasks if isinstance(tasks, Sequence) else list(tasks)
+        items, notifies = _client_notify.split(items)
         if any(isinstance(item, Mapping) and not _PLAIN.issuperset(item) for item in items):
             if throttle is not None or replace:
                 raise InvalidTaskError("throttle and replace do not apply to tasks with depends_on")
-            created = self.create_workflow(items, conn=conn)
+            if notifies is None:
+                created = self.create_workflow(items, conn=conn)
+            else:
+                with self.connection(conn) as c:
+                    _client_notify.check_webhooks_exist(c, notifies)
+                    created = self.create_workflow(items, conn=c)
+                    created = _client_notify.set_in_order(c, created, notifies)
             return [t.id for t in created] if returning == "ids" else created
-        if len(items) >= _copy.COPY_FROM and all(
-            isinstance(item, Mapping) and item.get("dedupe_key") is None for item in items
+        if (
+            notifies is None
+            and len(items) >= _copy.COPY_FROM
+            and all(isinstance(item, Mapping) and item.get("dedupe_key") is None for item in items)
         ):
             # Each item is checked as its row is sent, so the server stores the rows already
             # sent meanwhile; a bad item aborts the COPY and nothing is created.
@@ -197,13 +220,20 @@ class Client(TaskFiles, ClientSchedules, ClientPresets, ClientWorkers, ClientWor
         window = task_spec.check_window(True, throttle, replace)  # each item's key: below
         if (window is not None or replace) and any(s.dedupe_key is None for s in specs):
             task_spec.check_window(None, throttle, replace)  # raises, naming the rule
+        pairs = list(zip(specs, notifies or [None] * len(specs), strict=True))
         if replace:  # one statement cannot update a row twice: the last item of a key wins
-            specs = list({s.dedupe_key: s for s in specs}.values())
-        throttled = self._throttled([str(s.dedupe_key) for s in specs], window, conn)
-        specs = [s for s in specs if s.dedupe_key not in throttled]
-        if not specs:
+            pairs = list({s.dedupe_key: (s, n) for s, n in pairs}.values())
+        throttled = self._throttled([str(s.dedupe_key) for s, _ in pairs], window, conn)
+        pairs = [(s, n) for s, n in pairs if s.dedupe_key not in throttled]
+        if not pairs:
             return []
-        created = self._insert(specs, conn, replace=replace)
+        specs = [s for s, _ in pairs]
+        created = self._insert(
+            specs,
+            conn,
+            replace=replace,
+            notifies=None if notifies is None else [n for _, n in pairs],
+        )
         return [t.id for t in created] if returning == "ids" else created
 
     def _throttled(
@@ -218,8 +248,20 @@ class Client(TaskFiles, ClientSchedules, ClientPresets, ClientWorkers, ClientWor
         return {str(t.dedupe_key): t for t in found}
 
     def _insert(
-        self, specs: Sequence[TaskSpec], conn: Conn | None, *, replace: bool = False
+        self,
+        specs: Sequence[TaskSpec],
+        conn: Conn | None,
+        *,
+        replace: bool = False,
+        notifies: Sequence[dict[str, Any] | None] | None = None,
     ) -> TaskList:
+        if notifies is not None and any(n is not None for n in notifies):
+            # Targets: the insert and the targets in one transaction (a daemon must not finish
+            # the task in between); the plain insert below stays one autocommit statement.
+            with self.connection(conn) as c, c.transaction():
+                _client_notify.check_webhooks_exist(c, notifies)
+                created = self._insert(specs, c, replace=replace)
+                return _client_notify.set_targets(c, specs, created, notifies)
         insert = queries.task_replace_many if replace else queries.task_insert_many
         with self.connection(conn, autocommit=True) as c:
             return insert(
@@ -440,7 +482,7 @@ class Client(TaskFiles, ClientSchedules, ClientPresets, ClientWorkers, ClientWor
         return Daemon(
             self.settings,
             dsn=self.dsn,
-            workers=registry.discover(self.settings.worker_modules),
+            workers=registry.daemon_workers(self.settings),
             make_client=Client,
             concurrency=1,
         )

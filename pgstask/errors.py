@@ -12,6 +12,9 @@
     ├── ScheduleNotFoundError   no schedule has that name
     ├── InvalidPresetError      a preset's name, worker, action or fields were rejected
     ├── PresetNotFoundError     no preset has that name
+    ├── InvalidWebhookError     a webhook's name, URL, events or secret, or a notify target, were
+    │                           rejected
+    ├── WebhookNotFoundError    no webhook has that name
     ├── TaskNotFoundError       no task has that id
     ├── TaskFileNotFoundError   no (complete) stored file answers the request
     ├── TaskStateError          the task is not in a state that allows the operation
@@ -106,6 +109,19 @@ class PresetNotFoundError(PgstaskError):
         super().__init__(message)
         self.name = name
         self.schedule = schedule
+
+
+class InvalidWebhookError(PgstaskError):
+    """A webhook was rejected (its name, URL, events, secret), or a ``notify`` setting or
+    target (docs/notifications.md)."""
+
+
+class WebhookNotFoundError(PgstaskError):
+    """No webhook has the given name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no webhook is named {name!r} (`pgstask webhooks list` lists them)")
+        self.name = name
 
 
 class TaskNotFoundError(PgstaskError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -60,6 +61,26 @@ class Settings:
     #: Chunked uploads that may be unfinished at once before the API refuses a new one with 429
     #: (``PGSTASK_MAX_OPEN_UPLOADS``); abandoned ones are deleted after a day.
     max_open_uploads: int = 100
+    #: Run the built-in delivery workers (``pgstask.webhook``, ``pgstask.email``) in every daemon
+    #: (``PGSTASK_NOTIFICATIONS``; docs/notifications.md).
+    notifications: bool = True
+    #: The base URL the dashboard is reached at from outside (``PGSTASK_PUBLIC_URL``), e.g.
+    #: ``https://tasks.example.com``: webhook bodies and emails link to the task's page under it.
+    public_url: str | None = None
+    #: Seconds a webhook POST may take, from the connection to the last byte read.
+    webhook_timeout: float = 10.0
+    #: Let webhooks reach loopback, private, link-local and other non-public addresses.
+    webhook_allow_private: bool = False
+    #: The SMTP server of email notifications; None: email notifications fail, saying so.
+    smtp_host: str | None = None
+    #: None: 25 without TLS, 587 with STARTTLS, 465 with TLS.
+    smtp_port: int | None = None
+    #: ``none``, ``starttls`` (the default) or ``tls`` (TLS from the first byte, "SMTPS").
+    smtp_tls: str = "starttls"
+    smtp_user: str | None = None
+    smtp_password: str | None = dataclasses.field(default=None, repr=False)
+    #: The sender's address of email notifications (required with ``smtp_host``).
+    smtp_from: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -110,12 +131,60 @@ class Settings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigurationError(f"{name} must be a positive whole number, not {value!r}")
+        self._validate_notifications()
         if self.stale_after <= self.heartbeat_interval:
             raise ConfigurationError(
                 f"stale_after ({self.stale_after}s) must be longer than heartbeat_interval "
                 f"({self.heartbeat_interval}s), or live daemons would be declared dead"
             )
         return self
+
+    def _validate_notifications(self) -> None:
+        """The webhook and SMTP settings (docs/notifications.md)."""
+        if not (self.webhook_timeout > 0 and math.isfinite(self.webhook_timeout)):
+            raise ConfigurationError(
+                f"webhook_timeout must be a positive number of seconds, not {self.webhook_timeout}"
+            )
+        if self.public_url is not None and not _PUBLIC_URL.fullmatch(self.public_url):
+            raise ConfigurationError(
+                f"PGSTASK_PUBLIC_URL={self.public_url!r} is not an http(s) URL such as "
+                "https://tasks.example.com"
+            )
+        if self.smtp_tls not in SMTP_TLS_MODES:
+            raise ConfigurationError(
+                f"PGSTASK_SMTP_TLS={self.smtp_tls!r} is not a TLS mode; use none, starttls or tls"
+            )
+        if self.smtp_port is not None and not 1 <= self.smtp_port <= 65535:
+            raise ConfigurationError(
+                f"PGSTASK_SMTP_PORT={self.smtp_port} is not a port number (1 to 65535)"
+            )
+        if (self.smtp_user is None) != (self.smtp_password is None):
+            raise ConfigurationError(
+                "PGSTASK_SMTP_USER and PGSTASK_SMTP_PASSWORD go together: set both, or neither"
+            )
+        if self.smtp_host is not None and self.smtp_from is None:
+            raise ConfigurationError(
+                "PGSTASK_SMTP_FROM (the sender's address) is required with PGSTASK_SMTP_HOST"
+            )
+        if self.smtp_from is not None and not _ADDRESS.fullmatch(self.smtp_from):
+            raise ConfigurationError(
+                f"PGSTASK_SMTP_FROM={self.smtp_from!r} is not an email address such as "
+                "pgstask@example.com"
+            )
+
+    @property
+    def smtp_port_or_default(self) -> int:
+        """The SMTP port: the one set, else the usual one of the TLS mode."""
+        if self.smtp_port is not None:
+            return self.smtp_port
+        return {"none": 25, "starttls": 587, "tls": 465}[self.smtp_tls]
+
+
+#: How pgstask talks to the SMTP server (``PGSTASK_SMTP_TLS``).
+SMTP_TLS_MODES = ("none", "starttls", "tls")
+_PUBLIC_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?", re.IGNORECASE)
+#: An email address as pgstask accepts one: no blanks, commas or angle brackets, one @.
+_ADDRESS = re.compile(r"[^\s@,<>\"]{1,64}@[^\s@,<>\"]{1,189}")
 
 
 def _seconds(variable: str, raw: str) -> float:
@@ -162,6 +231,34 @@ def _whole(variable: str, raw: str) -> int:
         raise ConfigurationError(f"{variable}={raw!r} is not a whole number") from None
 
 
+def _port(variable: str, raw: str) -> int:
+    """A TCP port, 1 to 65535."""
+    raw = raw.strip()
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise ConfigurationError(f"{variable}={raw!r} is not a port number (1 to 65535)")
+    return int(raw)
+
+
+def _tls(variable: str, raw: str) -> str:
+    """An SMTP TLS mode: none, starttls or tls, in any case."""
+    mode = raw.strip().lower()
+    if mode not in SMTP_TLS_MODES:
+        raise ConfigurationError(
+            f"{variable}={raw!r} is not a TLS mode; use none, starttls (the default) or tls"
+        )
+    return mode
+
+
+def _word(variable: str, raw: str) -> str:
+    """A value without blanks around it (a host name, a user, an address)."""
+    return raw.strip()
+
+
+def _secret(variable: str, raw: str) -> str:
+    """A password, as it is (blanks around it included); only blanks: unset."""
+    return raw
+
+
 def _text(variable: str, raw: str) -> str:
     """The value as it is (a DSN)."""
     return raw
@@ -200,4 +297,14 @@ _FROM_ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "log_retention_days": ("PGSTASK_LOG_RETENTION_DAYS", _days),
     "file_storage_limit": ("PGSTASK_FILE_STORAGE_LIMIT", _whole),
     "max_open_uploads": ("PGSTASK_MAX_OPEN_UPLOADS", _whole),
+    "notifications": ("PGSTASK_NOTIFICATIONS", _flag),
+    "public_url": ("PGSTASK_PUBLIC_URL", _word),
+    "webhook_timeout": ("PGSTASK_WEBHOOK_TIMEOUT", _seconds),
+    "webhook_allow_private": ("PGSTASK_WEBHOOK_ALLOW_PRIVATE", _flag),
+    "smtp_host": ("PGSTASK_SMTP_HOST", _word),
+    "smtp_port": ("PGSTASK_SMTP_PORT", _port),
+    "smtp_tls": ("PGSTASK_SMTP_TLS", _tls),
+    "smtp_user": ("PGSTASK_SMTP_USER", _word),
+    "smtp_password": ("PGSTASK_SMTP_PASSWORD", _secret),
+    "smtp_from": ("PGSTASK_SMTP_FROM", _word),
 }

@@ -135,8 +135,9 @@ class Task:
     has_children: bool = False
     #: Someone waits for this task's end (``Client.wait``): its end sends a notification.
     awaited: bool = False
-    #: The task's own notification targets (docs/notifications.md); None: its worker's only.
-    notify: Any = None
+    #: The task's own notification targets, besides its worker's ``notify`` setting
+    #: (docs/notifications.md): ``{"webhooks": [...], "emails": [...], "on": [...]}``.
+    notify: dict[str, Any] | None = None
 
     @property
     def status_text(self) -> str:

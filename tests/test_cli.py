@@ -717,7 +717,8 @@ def test_daemon_runs_a_sql_inserted_task_and_stops_on_sigterm(
         assert proc.wait(timeout=10) == 0
     assert scalar(dsn, "SELECT count(*) FROM s_daemons") == 0
     text = log.read_text()
-    assert "starting: workers demo, report; concurrency 10" in text
+    # the installed workers and the built-in delivery workers (docs/notifications.md)
+    assert "starting: workers demo, pgstask.email, pgstask.webhook, report; concurrency 10" in text
     assert "SIGTERM: stopping" in text and "Traceback" not in text
 
 

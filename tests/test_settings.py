@@ -33,6 +33,16 @@ FULL_ENV = {
     "PGSTASK_LOG_RETENTION_DAYS": "never",
     "PGSTASK_FILE_STORAGE_LIMIT": " 1073741824 ",
     "PGSTASK_MAX_OPEN_UPLOADS": "20",
+    "PGSTASK_NOTIFICATIONS": "0",
+    "PGSTASK_PUBLIC_URL": " https://tasks.example.com/ ",
+    "PGSTASK_WEBHOOK_TIMEOUT": "2.5",
+    "PGSTASK_WEBHOOK_ALLOW_PRIVATE": "yes",
+    "PGSTASK_SMTP_HOST": " smtp.example.com ",
+    "PGSTASK_SMTP_PORT": " 2525 ",
+    "PGSTASK_SMTP_TLS": "TLS",
+    "PGSTASK_SMTP_USER": "mailer",
+    "PGSTASK_SMTP_PASSWORD": " pass word ",
+    "PGSTASK_SMTP_FROM": "pgstask@example.com",
 }
 
 FULL = Settings(
@@ -54,6 +64,16 @@ FULL = Settings(
     log_retention_days=None,
     file_storage_limit=1073741824,
     max_open_uploads=20,
+    notifications=False,
+    public_url="https://tasks.example.com/",
+    webhook_timeout=2.5,
+    webhook_allow_private=True,
+    smtp_host="smtp.example.com",
+    smtp_port=2525,
+    smtp_tls="tls",
+    smtp_user="mailer",
+    smtp_password=" pass word ",
+    smtp_from="pgstask@example.com",
 )
 
 
@@ -133,6 +153,15 @@ def test_retention_can_be_switched_off(raw: str) -> None:
         ("PGSTASK_TASK_RETENTION_DAYS", "0"),
         ("PGSTASK_LOG_RETENTION_DAYS", "-1"),
         ("PGSTASK_LOG_RETENTION_DAYS", "nan"),
+        ("PGSTASK_SMTP_PORT", "abc"),
+        ("PGSTASK_SMTP_PORT", "0"),
+        ("PGSTASK_SMTP_PORT", "65536"),
+        ("PGSTASK_SMTP_TLS", "maybe"),
+        ("PGSTASK_SMTP_FROM", "not an address"),
+        ("PGSTASK_PUBLIC_URL", "tasks.example.com"),
+        ("PGSTASK_WEBHOOK_TIMEOUT", "soon"),
+        ("PGSTASK_WEBHOOK_ALLOW_PRIVATE", "perhaps"),
+        ("PGSTASK_NOTIFICATIONS", "sometimes"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, raw: str) -> None:
@@ -215,3 +244,29 @@ def test_replace_ignores_none_and_validates() -> None:
 def test_settings_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         Settings().concurrency = 2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"PGSTASK_SMTP_HOST": "smtp.example.com"}, "PGSTASK_SMTP_FROM"),
+        ({"PGSTASK_SMTP_USER": "mailer"}, "PGSTASK_SMTP_PASSWORD"),
+        ({"PGSTASK_SMTP_PASSWORD": "secret"}, "PGSTASK_SMTP_USER"),
+    ],
+)
+def test_smtp_settings_that_only_work_together(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigurationError, match=named):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize(("tls", "port"), [("none", 25), ("starttls", 587), ("tls", 465)])
+def test_the_smtp_port_defaults_to_the_tls_modes(tls: str, port: int) -> None:
+    assert Settings.from_env({"PGSTASK_SMTP_TLS": tls}).smtp_port_or_default == port
+    given = Settings.from_env({"PGSTASK_SMTP_TLS": tls, "PGSTASK_SMTP_PORT": "2525"})
+    assert given.smtp_port_or_default == 2525
+
+
+def test_the_smtp_password_is_not_shown() -> None:
+    assert "hunter2" not in repr(
+        Settings.from_env({"PGSTASK_SMTP_USER": "u", "PGSTASK_SMTP_PASSWORD": "hunter2"})
+    )

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
+import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
@@ -29,7 +30,7 @@ from pgstask.task import Task
 
 ENTITIES = (
     *("task", "worker", "daemon", "progress", "log", "schema", "file", "metrics"),
-    *("server", "lock", "channel", "schedule", "preset"),
+    *("server", "lock", "channel", "schedule", "preset", "webhook", "notification"),
 )
 _PLACEHOLDER = re.compile(r"%\((\w+)\)[sb]")  # b: sent in binary
 _POSITIONAL = re.compile(r"(?<![)%])%[sbt]\b")
@@ -564,7 +565,19 @@ def _worker_delete_many(conn: Conn, w: World) -> None:
 
 def _worker_states(conn: Conn, w: World) -> None:
     rows = queries.worker_states(conn, identifiers=["w", "nobody"])
-    assert rows == [{"identifier": "w", "active": True, "settings": {}, "flow": None}]
+    plain = {"identifier": "w", "active": True, "settings": {}, "flow": None, "notifies": False}
+    assert rows == [plain]
+    # notifies: the settings' notify over the class's (defaults); a JSON null switches it off.
+    for settings, defaults, notifies in (
+        ({}, {"notify": {"emails": ["a@example.com"]}}, True),
+        ({"notify": None}, {"notify": {"emails": ["a@example.com"]}}, False),
+        ({"notify": {"webhooks": ["ops"]}}, {}, True),
+    ):
+        conn.execute(
+            "UPDATE s_workers SET settings = %s, defaults = %s WHERE identifier = 'w'",
+            (Jsonb(settings), Jsonb(defaults)),
+        )
+        assert queries.worker_states(conn, identifiers=["w"])[0]["notifies"] is notifies
 
 
 def _worker_count(conn: Conn, w: World) -> None:
@@ -1211,6 +1224,100 @@ def _task_await(conn: Conn, w: World) -> None:
     queries.task_await(conn, ids=[w.pending.id, w.failed_id])
     marked = queries.task_get_many(conn, ids=[w.pending.id, w.failed_id])
     assert [t.awaited for t in marked] == [True, False]  # a finished task is not marked
+
+
+def _hook(conn: Conn, name: str = "ops", **values: Any) -> Row:
+    fields: dict[str, Any] = {
+        "url": "https://hooks.example.com/x",
+        "secret": "s" * 20,
+        "events": ["completed", "failed"],
+        "active": True,
+        "description": "",
+        "keep_secret": True,
+    }
+    return queries.webhook_upsert(conn, name=name, **{**fields, **values})
+
+
+def _webhook_upsert(conn: Conn, w: World) -> None:
+    added = _hook(conn)
+    assert added["inserted"] and added["secret"] == "s" * 20  # a new one: its secret, once
+    kept = _hook(conn, url="http://other.example.com/", secret="t" * 20)
+    assert not kept["inserted"] and kept["secret"] is None and kept["url"].startswith("http://")
+    rotated = _hook(conn, secret="u" * 20, keep_secret=False)
+    assert rotated["secret"] == "u" * 20
+    with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
+        _hook(conn, "ftp", url="ftp://example.com/")
+
+
+def _webhook_get(conn: Conn, w: World) -> None:
+    _hook(conn)
+    row = queries.webhook_get(conn, name="ops")
+    assert row is not None and "secret" not in row and row["events"] == ["completed", "failed"]
+    assert queries.webhook_get(conn, name="none") is None
+
+
+def _webhook_list(conn: Conn, w: World) -> None:
+    _hook(conn, "b")
+    _hook(conn, "a")
+    rows = queries.webhook_list(conn)
+    assert [r["name"] for r in rows] == ["a", "b"] and all("secret" not in r for r in rows)
+
+
+def _webhook_names(conn: Conn, w: World) -> None:
+    _hook(conn)
+    assert queries.webhook_names(conn, names=["ops", "gone"]) == ["gone"]
+
+
+def _webhook_delete(conn: Conn, w: World) -> None:
+    _hook(conn)
+    assert queries.webhook_delete(conn, name="ops") is True
+    assert queries.webhook_delete(conn, name="ops") is False
+
+
+def _webhook_get_for_delivery(conn: Conn, w: World) -> None:
+    _hook(conn)
+    row = queries.webhook_get_for_delivery(conn, name="ops")
+    assert row is not None and row["secret"] == "s" * 20 and row["active"]
+
+
+def _task_set_notify_many(conn: Conn, w: World) -> None:
+    targets = {"emails": ["a@example.com"], "on": ["failed"]}
+    assert queries.task_set_notify_many(conn, ids=[w.pending.id], notifies=[Jsonb(targets)]) == 1
+    assert queries.task_get_many(conn, ids=[w.pending.id])[0].notify == targets
+    bad = Jsonb({"webhooks": "ops"})
+    with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():  # s_tasks_notify_check
+        queries.task_set_notify_many(conn, ids=[w.pending.id], notifies=[bad])
+
+
+def _notification_enqueue(conn: Conn, w: World) -> None:
+    _hook(conn, events=["failed"])
+    _hook(conn, "done-only", events=["completed"])
+    own = {"webhooks": ["ops", "done-only", "gone"], "emails": ["a@example.com"]}
+    queries.task_set_notify_many(conn, ids=[w.failed_id], notifies=[Jsonb(own)])
+    # The worker's: over its class's defaults; a shape SQL may store gives nothing, no error.
+    conn.execute(
+        "UPDATE s_workers SET settings = %s, defaults = %s WHERE identifier = 'w'",
+        (
+            Jsonb({"notify": {"emails": ["a@example.com", "b@example.com"], "webhooks": 5}}),
+            Jsonb({"notify": {"emails": ["class@example.com"]}}),
+        ),
+    )
+    ids = queries.notification_enqueue(conn, ids=[w.failed_id, w.pending.id, w.running.id])
+    made = queries.task_get_many(conn, ids=ids)
+    assert sorted((t.identifier, t.action, json.dumps(t.meta, sort_keys=True)) for t in made) == [
+        ("pgstask.email", "send", json.dumps({"event": "failed", "task_id": w.failed_id, "to": a}))
+        for a in ("a@example.com", "b@example.com")
+    ] + [
+        (
+            "pgstask.webhook",
+            "deliver",
+            json.dumps({"event": "failed", "task_id": w.failed_id, "webhook": "ops"}),
+        )
+    ]
+    assert all(t.max_attempts == 10 and t.notify is None for t in made)
+    # The deliveries' own ends notify nobody.
+    conn.execute("UPDATE s_tasks SET status = 100 WHERE id = ANY(%s)", (ids,))
+    assert queries.notification_enqueue(conn, ids=ids) == []
 
 
 # Each smoke call above is the module function named "_" + its query name.

@@ -3,7 +3,7 @@
 ::
 
     pgstask migrate | daemon | run-once | serve | create | stats | tasks … | workers …
-            | schedules … | presets … | clean | logs | tokens | db …
+            | schedules … | presets … | webhooks … | clean | logs | tokens | db …
 
 Every command has ``--help``. Settings come from the ``PGSTASK_*`` environment; flags override
 them (``--dsn``, ``--storage``, ``--data-dir``, ``--workers`` on every command, before or after
@@ -16,12 +16,13 @@ Exit codes (also in ``pgstask --help``), for cron, systemd and scripts:
 ====  ==========================================================================================
 0     success
 1     a task failed or was cancelled (``run-once``, ``tasks watch``, ``create --wait``)
-2     usage error: bad flag, ``PGSTASK_*`` variable, JSON, task, schedule or preset field
-      (``ConfigurationError``, ``InvalidTaskError``, ``InvalidScheduleError``,
-      ``InvalidPresetError``, argparse errors)
+2     usage error: bad flag, ``PGSTASK_*`` variable, JSON, task, schedule, preset or webhook
+      field (``ConfigurationError``, ``InvalidTaskError``, ``InvalidScheduleError``,
+      ``InvalidPresetError``, ``InvalidWebhookError``, argparse errors)
 3     database error: unreachable, refused a statement, schema missing or old (``DatabaseError``)
-4     not found: no such task, worker, schedule or preset (``TaskNotFoundError``,
-      ``WorkerNotFoundError``, ``ScheduleNotFoundError``, ``PresetNotFoundError``)
+4     not found: no such task, worker, schedule, preset or webhook (``TaskNotFoundError``,
+      ``WorkerNotFoundError``, ``ScheduleNotFoundError``, ``PresetNotFoundError``,
+      ``WebhookNotFoundError``)
 5     wrong state: e.g. cancelling a finished task (``TaskStateError``)
 130   interrupted (Ctrl-C) outside ``daemon``/``run-once``, which stop gracefully instead
 ====  ==========================================================================================
@@ -42,7 +43,19 @@ from collections.abc import Sequence
 import psycopg
 
 from pgstask import __version__
-from pgstask.cli import admin, create, db, logs, presets, run, schedules, serve, tasks, workers
+from pgstask.cli import (
+    admin,
+    create,
+    db,
+    logs,
+    presets,
+    run,
+    schedules,
+    serve,
+    tasks,
+    webhooks,
+    workers,
+)
 from pgstask.cli._app import (
     EXIT_CODES_HELP,
     EXIT_DATABASE,
@@ -61,12 +74,14 @@ from pgstask.errors import (
     InvalidPresetError,
     InvalidScheduleError,
     InvalidTaskError,
+    InvalidWebhookError,
     PgstaskError,
     PresetNotFoundError,
     ScheduleNotFoundError,
     TaskNotFoundError,
     TaskStateError,
     UnknownActionError,
+    WebhookNotFoundError,
     WorkerNotFoundError,
 )
 
@@ -92,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     workers.register(commands)
     schedules.register(commands)
     presets.register(commands)
+    webhooks.register(commands)
     admin.register_clean(commands)
     logs.register(commands)
     serve.register(commands)
@@ -103,7 +119,11 @@ def exit_code(exc: PgstaskError) -> int:
     """The exit status for an error (see the module docstring)."""
     if isinstance(
         exc,
-        TaskNotFoundError | WorkerNotFoundError | ScheduleNotFoundError | PresetNotFoundError,
+        TaskNotFoundError
+        | WorkerNotFoundError
+        | ScheduleNotFoundError
+        | PresetNotFoundError
+        | WebhookNotFoundError,
     ):
         return EXIT_NOT_FOUND
     if isinstance(exc, TaskStateError):
@@ -116,6 +136,7 @@ def exit_code(exc: PgstaskError) -> int:
         | InvalidTaskError
         | InvalidScheduleError
         | InvalidPresetError
+        | InvalidWebhookError
         | UnknownActionError,
     ):
         return EXIT_USAGE

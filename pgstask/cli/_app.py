@@ -36,9 +36,9 @@ EXIT_CODES_HELP = """\
 exit codes:
   0  success
   1  a task failed or was cancelled (run-once, tasks watch, create --wait)
-  2  usage error: bad flag, PGSTASK_* variable, JSON, task, schedule or preset field
+  2  usage error: bad flag, PGSTASK_* variable, JSON, task, schedule, preset or webhook field
   3  database error: PostgreSQL unreachable, or its schema missing/old (run `pgstask migrate`)
-  4  not found: no task with that id, no worker, schedule or preset of that name
+  4  not found: no task with that id, no worker, schedule, preset or webhook of that name
   5  wrong state: e.g. cancelling a finished task, retrying a completed one
 
 Settings come from PGSTASK_* environment variables (PGSTASK_DSN, PGSTASK_STORAGE,

@@ -122,6 +122,13 @@ def register(commands: Subparsers) -> None:
         help="with --depends-on: when a parent fails or is cancelled, cancel this task "
         "(default, unless the worker's setting says run) or run it anyway",
     )
+    p.add_argument(
+        "--notify",
+        type=json_object,
+        metavar="JSON",
+        help='who to tell when it completes or fails, e.g. \'{"webhooks": ["ops"], "emails": '
+        '["me@example.com"], "on": ["failed"]}\' (docs/notifications.md)',
+    )
     p.add_argument("--user-id", type=positive_int, metavar="N", help="who started it")
     p.add_argument("--wait", action="store_true", help="wait until the task finishes")
     add_json(p)
@@ -150,6 +157,7 @@ def cmd_create(ctx: Context) -> int:
         dedupe_key=args.dedupe_key,
         concurrency_key=args.concurrency_key,
         throttle=args.throttle,
+        notify=args.notify,
         replace=args.replace,
         depends_on=args.depends_on,
         on_parent_failure=args.on_parent_failure,

@@ -193,7 +193,7 @@ class Report:
 def build_daemon(ctx: Context, *, report: Callable[[Outcome], None] | None = None) -> Daemon:
     """The daemon of ``daemon`` and ``run-once``; ``report`` is told each outcome as it is
     recorded."""
-    workers = registry.discover(ctx.settings.worker_modules)
+    workers = registry.daemon_workers(ctx.settings)
     dsn = ctx.ready_dsn()
     if report is None:
         return Daemon(ctx.settings, dsn=dsn, workers=workers, make_client=Client)

@@ -140,7 +140,7 @@ LOGS_QUERY = _in_order(
 )
 #: The task's fields beside its options, as the run and create endpoints take them in a body:
 #: exactly the route's own (a KeyError names one without a schema).
-_CONTROL: Schema = {name: CONTROL[name] for name in tasks.CONTROL_FIELDS}
+_CONTROL: Schema = {name: CONTROL[name] for name in (*tasks.CONTROL_FIELDS, "notify")}
 
 
 def run_body() -> Schema:
@@ -151,8 +151,8 @@ def run_body() -> Schema:
         {
             "description": "The task's options: the `options` key if there is one (then the "
             "body may also carry priority, start_at, max_attempts, dedupe_key, "
-            "concurrency_key, throttle, replace, depends_on and on_parent_failure), else the "
-            "whole body. An empty body is no options.",
+            "concurrency_key, throttle, replace, depends_on, on_parent_failure and notify), else "
+            "the whole body. An empty body is no options.",
             "anyOf": [envelope, plain],
         },
         required=False,

@@ -93,6 +93,17 @@ ON_PARENT_FAILURE: Schema = {
     "description": "When a parent fails or is cancelled: cancel this task (the default, "
     "unless its worker's on_parent_failure setting says run) or run it anyway",
 }
+#: A notify value (``pgstask.notify``): webhooks by name, email addresses, the outcomes.
+NOTIFY: Schema = {
+    "type": "object",
+    "properties": {
+        "webhooks": {"type": "array", "items": TEXT, "maxItems": 20},
+        "emails": {"type": "array", "items": {"type": "string", "format": "email"}, "maxItems": 20},
+        "on": {"type": "array", "items": {"enum": ["completed", "failed"]}},
+    },
+    "additionalProperties": False,
+    "examples": [{"webhooks": ["ops"], "emails": ["ops@example.com"], "on": ["failed"]}],
+}
 #: The fields of a task beside its options, in a body; null is the default.
 CONTROL: Schema = {
     "priority": {**nullable(PRIORITY), "default": task_spec.DEFAULT_PRIORITY},
@@ -114,6 +125,10 @@ CONTROL: Schema = {
         "anyOf": [THROTTLE, {"type": "string", "pattern": bodies.SECONDS_PATTERN}, FLAG_EMPTY],
         "description": "Seconds: with a dedupe_key, while a task with the key finished less than "
         "this long ago, it is answered instead (docs/dedupe.md)",
+    },
+    "notify": {
+        **nullable(NOTIFY),
+        "description": "Who to tell when the task completes or fails (docs/notifications.md)",
     },
     "replace": {
         "anyOf": [
@@ -227,7 +242,11 @@ _TASK = record(
         "waiting_for": {**COUNT, "description": "While waiting: its parents not finished yet"},
         "has_children": {**BOOL, "description": "Some task depends on it"},
         "awaited": {**BOOL, "description": "Someone waits for its end (Client.wait)"},
-        "notify": {"description": "Its own notification targets; null: its worker's"},
+        "notify": {
+            **nullable(NOTIFY),
+            "description": "Who is told when it completes or fails, besides its worker's notify "
+            "setting (docs/notifications.md)",
+        },
         "problem": {
             **TEXT,
             "description": "Only on a row pgstask cannot read as stored (e.g. a start_at of "

@@ -30,6 +30,7 @@ from pgstask.http.routes import (
     presets,
     schedules,
     tasks,
+    webhooks,
     workers,
     workflows,
 )
@@ -82,6 +83,7 @@ def create_app(
             *workers.routes(),
             *schedules.routes(),
             *presets.routes(),
+            *webhooks.routes(),
             *files.routes(),
             *performance.routes(),
             *dashboard.routes(),

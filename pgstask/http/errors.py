@@ -26,6 +26,7 @@ from pgstask.errors import (
     InvalidPresetError,
     InvalidScheduleError,
     InvalidTaskError,
+    InvalidWebhookError,
     PgstaskError,
     PresetNotFoundError,
     ScheduleNotFoundError,
@@ -34,6 +35,7 @@ from pgstask.errors import (
     TaskNotFoundError,
     TaskStateError,
     UnknownActionError,
+    WebhookNotFoundError,
     WorkerNotFoundError,
 )
 
@@ -62,6 +64,8 @@ REFUSED = {
     "s_presets_identifier_check": "a preset's identifier must be 1-255 characters, not only spaces",
     "s_presets_action_check": "a preset's action must be 1-255 characters, not only spaces",
     "s_presets_data_check": "a preset's data must be a JSON object of at most 1 MiB",
+    "s_tasks_notify_check": "notify must be an object of webhooks, emails and on (lists)",
+    "s_webhooks_url_check": "a webhook's url must be an http(s) URL of at most 2000 characters",
 }
 #: The schema's own messages (raised by its triggers) start with this; the rest is for users.
 _OWN_MESSAGE = "pgstask: "
@@ -74,6 +78,8 @@ _STATUS: list[tuple[type[PgstaskError], int, str]] = [
     (InvalidScheduleError, 422, "Invalid schedule"),
     (PresetNotFoundError, 404, "Preset not found"),
     (InvalidPresetError, 422, "Invalid preset"),
+    (WebhookNotFoundError, 404, "Webhook not found"),
+    (InvalidWebhookError, 422, "Invalid webhook"),
     (UnknownActionError, 422, "Unknown action"),
     (FileTooLargeError, 413, "File too large"),
     (TaskFileNotFoundError, 404, "File not found"),

@@ -6,7 +6,8 @@ The document is assembled from two sources so that it cannot drift from the app:
   and its path parameters, typed from the route's convertor (``{id:id}`` is an int64 of at least
   1, a plain segment a string without ``/``); which routes need no token comes from
   ``middleware.PUBLIC_PATHS`` and which methods are writes from ``middleware.SAFE_METHODS``;
-- ``OPERATIONS`` (``_openapi_operations.py``, the preset endpoints' in ``_openapi_presets.py``)
+- ``OPERATIONS`` (``_openapi_operations.py``, the preset endpoints' in ``_openapi_presets.py``,
+  the webhook endpoints' in ``_openapi_webhooks.py``)
   describes each endpoint once: summary, query parameters, request body, its own answers; the
   parameters and bodies are built in
   ``_openapi_inputs.py`` (the task endpoints' query parameters and the task's fields in a body
@@ -32,6 +33,7 @@ from pgstask.http import bodies
 from pgstask.http._openapi_operations import OPERATIONS, Operation
 from pgstask.http._openapi_presets import PRESET_OPERATIONS
 from pgstask.http._openapi_schemas import COMPONENTS, error_answer, json_answer
+from pgstask.http._openapi_webhooks import WEBHOOK_OPERATIONS
 from pgstask.http.middleware import PUBLIC_PATHS, SAFE_METHODS
 
 PATH = "/stask/openapi.json"
@@ -84,6 +86,7 @@ def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
             {"name": "workers", "description": "Registered workers and their settings"},
             {"name": "schedules", "description": "Tasks enqueued by cron expressions"},
             {"name": "presets", "description": "Named task templates, and starting one"},
+            {"name": "webhooks", "description": "Where notifications of finished tasks go"},
             {"name": "performance", "description": "Figures and alerts of the queue"},
             {"name": "service", "description": "Health, counts, cache, limits, metrics"},
         ],
@@ -131,6 +134,7 @@ _PATH_PARAMETERS = {
     "action": ("An action of the worker, in any of sTask's spellings", "count"),
     "name": ("A schedule's name (it may hold /)", "nightly-count"),
     "preset": ("A preset's name (it may hold /)", "count-to-3"),
+    "webhook": ("A webhook's name", "ops"),
 }
 
 
@@ -184,6 +188,7 @@ async def serve(request: Request) -> JSONResponse:
 _ALL: dict[tuple[Any, str], Operation] = {
     **OPERATIONS,
     **PRESET_OPERATIONS,
+    **WEBHOOK_OPERATIONS,
     (serve, "GET"): Operation(
         "This document",
         "service",

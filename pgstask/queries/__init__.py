@@ -43,6 +43,7 @@ from pgstask.queries.metrics import (
     metrics_unserved,
     metrics_workers,
 )
+from pgstask.queries.notifications import notification_enqueue, task_set_notify_many
 from pgstask.queries.presets import (
     preset_delete,
     preset_enqueue,
@@ -114,6 +115,14 @@ from pgstask.queries.tasks import (
     task_starts_delete_before,
     task_waiting_for_worker,
 )
+from pgstask.queries.webhooks import (
+    webhook_delete,
+    webhook_get,
+    webhook_get_for_delivery,
+    webhook_list,
+    webhook_names,
+    webhook_upsert,
+)
 from pgstask.queries.workers import (
     worker_count,
     worker_delete_many,
@@ -167,6 +176,7 @@ __all__ = [
     "metrics_timeline",
     "metrics_unserved",
     "metrics_workers",
+    "notification_enqueue",
     "preset_delete",
     "preset_enqueue",
     "preset_get",
@@ -226,11 +236,18 @@ __all__ = [
     "task_rescue",
     "task_reserve_ids",
     "task_retry",
+    "task_set_notify_many",
     "task_set_status",
     "task_snooze_many",
     "task_starts_delete_before",
     "task_waiting_for_worker",
     "task_workflow_ids",
+    "webhook_delete",
+    "webhook_get",
+    "webhook_get_for_delivery",
+    "webhook_list",
+    "webhook_names",
+    "webhook_upsert",
     "worker_count",
     "worker_delete_many",
     "worker_get",

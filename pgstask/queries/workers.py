@@ -67,8 +67,9 @@ def worker_delete_many(conn: Conn, *, identifiers: Sequence[str]) -> list[str]:
 
 
 def worker_states(conn: Conn, *, identifiers: Sequence[str]) -> list[Row]:
-    """What a daemon reloads of its workers: ``identifier``, ``active``, ``settings`` and ``flow``
-    (its flow control, None when it has none) of each of ``identifiers`` that has a row."""
+    """What a daemon reloads of its workers: ``identifier``, ``active``, ``settings``, ``flow``
+    (its flow control, None when it has none) and ``notifies`` (a ``notify`` setting, its own
+    or its class's) of each of ``identifiers`` that has a row."""
     return rows_of(conn, "worker_states", {"identifiers": list(identifiers)})
 
 

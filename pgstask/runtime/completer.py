@@ -38,7 +38,7 @@ from pgstask.logs import LogRecord
 from pgstask.progress import ProgressState
 from pgstask.runtime.runner import Outcome, OutcomeKind
 from pgstask.runtime.service import Clock, Service
-from pgstask.task import RunKey
+from pgstask.task import RunKey, Status
 
 _log = logging.getLogger(__name__)
 
@@ -62,13 +62,17 @@ class Completer(Service):
         on_retry: Callable[[], None] = lambda: None,
         on_written: Callable[[list[Outcome]], None] | None = None,
         limited: Callable[[str], bool] = lambda identifier: False,
+        notifying: Callable[[str], bool] = lambda identifier: False,
         interval: float = 1.0,
         clock: Clock = time.monotonic,
     ) -> None:
         """``on_retry`` is called after a pass that wrote a failure to retry or a snooze (it
         wakes the producer: the task may be due again before its next poll). ``limited`` says
         whether a worker has limits (docs/limits.md): a batch that ends a run of one is followed
-        by a NOTIFY, so that the daemons whose tasks a limit held back claim at once."""
+        by a NOTIFY, so that the daemons whose tasks a limit held back claim at once.
+        ``notifying`` says whether a worker has a ``notify`` setting (docs/notifications.md): a
+        batch with an outcome of one, or of a task with its own ``notify``, is written in a
+        transaction that also inserts the deliveries of its final outcomes."""
         super().__init__(interval=interval, clock=clock)
         self.db = db
         self.daemon_id = daemon_id
@@ -76,6 +80,7 @@ class Completer(Service):
         self._on_retry = on_retry
         self._on_written = on_written  # must not raise nor wait (it runs in the completer)
         self._limited = limited
+        self._notifying = notifying
         self._lock = threading.Lock()
         self._buffer: list[Outcome] = []
         self._late_logs: list[LogRecord] = []  # already in their files; the rows still to write
@@ -243,7 +248,10 @@ class Completer(Service):
         second statement; the completions are committed by then, so if that one fails the
         warnings are kept for the next batch (their lines go to the files at once) and the
         batch is not written again (it would find its tasks no longer held, and say so)."""
-        if any(o.kind is not OutcomeKind.COMPLETED or o.logs or o.touched_progress for o in batch):
+        if any(
+            o.kind is not OutcomeKind.COMPLETED or o.logs or o.touched_progress or self._notifies(o)
+            for o in batch
+        ):
             return None
         written = set(self._complete(conn, batch))
         records = self._discard_records(batch, written)
@@ -255,6 +263,11 @@ class Completer(Service):
             with self._lock:
                 self._late_logs.extend(records)
         return written
+
+    def _notifies(self, outcome: Outcome) -> bool:
+        """Whether a final outcome of the task may be delivered to someone: the task has its
+        own targets, or its worker a ``notify`` setting (as the heartbeat last read it)."""
+        return outcome.task.notify is not None or self._notifying(outcome.task.identifier)
 
     def _complete(self, conn: Conn, done: list[Outcome]) -> list[RunKey]:
         return queries.task_complete_many(
@@ -288,8 +301,11 @@ class Completer(Service):
         back = [o for o in batch if o.kind is OutcomeKind.GIVEN_BACK]
         snoozed = [o for o in batch if o.kind is OutcomeKind.SNOOZED]
         written: set[RunKey] = set()
+        final: list[int] = []  # the tasks completed or failed for good by this batch
         if done:
-            written.update(self._complete(conn, done))
+            completed = self._complete(conn, done)
+            written.update(completed)
+            final.extend(task_id for task_id, _ in completed)
         if failed:
             rows = queries.task_fail_many(
                 conn,
@@ -302,6 +318,11 @@ class Completer(Service):
                 peak_memory=[o.peak_memory for o in failed],
             )
             written.update((r["id"], r["claims"]) for r in rows)
+            final.extend(r["id"] for r in rows if r["status"] == Status.FAILED)
+        notifying = {o.task.id for o in batch if self._notifies(o)}
+        if any(task_id in notifying for task_id in final):
+            # In this transaction: one delivery per outcome, none without it (docs/notifications.md)
+            queries.notification_enqueue(conn, ids=[i for i in final if i in notifying])
         if snoozed:
             written.update(
                 queries.task_snooze_many(

@@ -106,9 +106,11 @@ class Daemon:
         self.worker_classes = dict(workers)
         self.retry = RetryPolicy(settings.retry_base_delay, settings.retry_max_delay)
         self.workers: dict[str, BaseWorker] = {}
-        #: Workers with limits by the table (``s_workers.flow``, docs/limits.md), not by this
-        #: process's classes; reloaded by the heartbeat, read by the producer and completer.
+        #: Workers with limits (``s_workers.flow``, docs/limits.md) and with a ``notify`` setting
+        #: (docs/notifications.md) by the table, not by this process's classes; reloaded by the
+        #: heartbeat, read by the producer and the completer.
         self.limited: set[str] = set()
+        self.notifying: set[str] = set()
         self.summary = Summary()
         self.clock = clock
         self._on_outcome = on_outcome
@@ -201,6 +203,7 @@ class Daemon:
             _log.warning("%s", warning)
         stored = {r["identifier"]: r["settings"] for r in states}
         self.limited.update(r["identifier"] for r in states if r["flow"] is not None)
+        self.notifying.update(r["identifier"] for r in states if r["notifies"])
         for ident, cls in self.worker_classes.items():
             self.workers[ident] = cls(stored.get(ident), client=self.client, storage=s.storage)
 
@@ -225,6 +228,7 @@ class Daemon:
             on_retry=wakeup.set,
             on_written=hooks.add if hooks is not None else None,
             limited=self.limited.__contains__,
+            notifying=self.notifying.__contains__,
             clock=clock,
         )
         self.runner = Runner(
@@ -275,6 +279,7 @@ class Daemon:
             claim_lock=self.producer.claim_lock,
             workers=self.workers,
             limited=self.limited,
+            notifying=self.notifying,
             on_limits=self.producer.wake,
             interval=s.heartbeat_interval,
             clock=clock,

@@ -14,7 +14,8 @@ Each beat (every ``heartbeat_interval`` seconds, or when woken by a worker chang
   takes the producer's ``claim_lock`` for that, so a claim in progress is never mistaken for
   one; when the lock stays busy (a quarter of the interval, at most a second) it leaves that
   check to the next beat;
-- reloads the settings of its workers (``s_workers.settings`` over the class's).
+- reloads the settings of its workers (``s_workers.settings`` over the class's), and which of
+  them have limits or a ``notify`` setting.
 """
 
 from __future__ import annotations
@@ -86,12 +87,14 @@ class Heartbeat(Service):
         workers: Mapping[str, BaseWorker],
         interval: float,
         limited: set[str] | None = None,
+        notifying: set[str] | None = None,
         on_limits: Callable[[], None] = lambda: None,
         clock: Clock = time.monotonic,
     ) -> None:
         """``claim_lock`` is the producer's; ``workers`` are the daemon's worker instances,
         whose settings each beat reloads; ``limited``, the set of those with limits
-        (``s_workers.flow`` set), is kept current with them; ``on_limits`` (the producer's
+        (``s_workers.flow`` set), is kept current with them, and so is ``notifying``, the set
+        of those with a ``notify`` setting (docs/notifications.md); ``on_limits`` (the producer's
         ``wake``) is called when a worker's limits changed: a raised limit lets held-back tasks
         start now, not at the next poll."""
         super().__init__(interval=interval, clock=clock)
@@ -101,6 +104,7 @@ class Heartbeat(Service):
         self._claim_lock = claim_lock
         self.workers = workers
         self.limited = set() if limited is None else limited
+        self.notifying = set() if notifying is None else notifying
         self._on_limits = on_limits
         self._flows: dict[str, Any] = {}  # each worker's limits at the last reload
         self.beats = 0
@@ -139,10 +143,14 @@ class Heartbeat(Service):
             worker = self.workers.get(state["identifier"])
             if worker is not None:
                 worker.settings = {**type(worker).settings, **(state["settings"] or {})}
-            if state["flow"] is None:
-                self.limited.discard(state["identifier"])
-            else:
-                self.limited.add(state["identifier"])
+            for found, into in (
+                (state["flow"] is not None, self.limited),
+                (state["notifies"], self.notifying),
+            ):
+                if found:
+                    into.add(state["identifier"])
+                else:
+                    into.discard(state["identifier"])
         flows = {state["identifier"]: state["flow"] for state in states}
         changed = bool(self._flows) and flows != self._flows
         self._flows = flows

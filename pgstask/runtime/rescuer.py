@@ -4,7 +4,8 @@ Every daemon runs it, but one pass at a time across the cluster: the pass holds 
 scoped advisory lock (``pg_try_advisory_xact_lock``), and a daemon that does not get it skips.
 A task held by a daemon whose heartbeat is older than ``stale_after`` goes back to pending
 after a backoff, or fails when its attempts (counted at claim) are used up; each rescue is
-logged on the task. Stale daemon rows are then deleted. Staleness is judged by the database
+logged on the task, and the deliveries of a final failure (docs/notifications.md) are inserted
+in the same transaction. Stale daemon rows are then deleted. Staleness is judged by the database
 clock only, inside the UPDATE, so a task that completed meanwhile is left alone.
 """
 
@@ -73,6 +74,9 @@ class Rescuer(Service):
                 for r in rows
             ]
             logs.write(conn, self.storage, records)
+            failed = [r["id"] for r in rows if r["status"] == Status.FAILED]
+            if failed:  # their deliveries, in this transaction (docs/notifications.md)
+                queries.notification_enqueue(conn, ids=failed)
             if any(r["status"] == Status.PENDING for r in rows):
                 queries.task_notify(conn)
         for daemon in dead:

@@ -46,9 +46,14 @@ RETURNING *;
 DELETE FROM s_workers WHERE identifier = ANY(%(identifiers)s::text[]) RETURNING identifier;
 
 -- name: worker_states
--- What a daemon reloads when workers change: activity, settings and flow control (whether the
--- limited claim takes their tasks) of its identifiers.
-SELECT identifier, active, settings, flow FROM s_workers
+-- What a daemon reloads when workers change: activity, settings, flow control (whether the
+-- limited claim takes their tasks) and whether their outcomes notify anyone (notify in the
+-- settings over the class's: the completer writes their outcomes with the deliveries) of its
+-- identifiers.
+SELECT identifier, active, settings, flow,
+       coalesce(jsonb_typeof(CASE WHEN settings ? 'notify' THEN settings -> 'notify'
+                                  ELSE defaults -> 'notify' END) = 'object', false) AS notifies
+  FROM s_workers
  WHERE identifier = ANY(%(identifiers)s::text[]);
 
 -- name: worker_count

@@ -28,6 +28,7 @@ import inspect
 import os
 import re
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, Any, ClassVar, Protocol
 
@@ -50,6 +51,17 @@ HOOKS = ("on_completed", "on_failed")
 class WorkerClient(Protocol):
     """What a worker may ask of pgstask beyond its own task: ``Client``'s methods of these names
     (``pgstask.client.Client`` is one, and the only one pgstask makes)."""
+
+    #: The settings the client was made with (the built-in delivery workers read the webhook
+    #: and SMTP settings here).
+    settings: Settings
+
+    def connection(
+        self, conn: Conn | None = ..., *, autocommit: bool = ...
+    ) -> AbstractContextManager[Conn]:
+        """A pooled connection, committed on success (the built-in delivery workers read the
+        webhook and the finished task through it)."""
+        ...
 
     def create(
         self,

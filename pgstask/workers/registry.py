@@ -22,9 +22,11 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from pgstask import limits, queries
+from pgstask import limits, notify, queries
 from pgstask.db import Conn
 from pgstask.errors import ConfigurationError
+from pgstask.settings import Settings
+from pgstask.workers import notifiers
 from pgstask.workers.base import BaseWorker
 from pgstask.workers.known import check_action as check_action  # Client.create checks here
 
@@ -114,6 +116,17 @@ def discover(modules: Iterable[str] = (), *, entry_point_group: str = GROUP) -> 
     return dict(sorted(found.items()))
 
 
+def daemon_workers(settings: Settings) -> WorkerClasses:
+    """The workers a daemon runs: those ``discover`` finds (entry points and
+    ``PGSTASK_WORKERS``) and the built-in delivery workers ``pgstask.webhook`` and
+    ``pgstask.email``, unless ``PGSTASK_NOTIFICATIONS=0`` (docs/notifications.md)."""
+    found = discover(settings.worker_modules)
+    if settings.notifications:
+        for cls in notifiers.BUILTIN.values():
+            _add(found, cls)
+    return dict(sorted(found.items()))
+
+
 def register_workers(
     conn: Conn, classes: Iterable[type[BaseWorker]], *, active: bool
 ) -> list[dict[str, Any]]:
@@ -125,6 +138,7 @@ def register_workers(
     for worker in items:
         try:
             limits.check(worker.settings)
+            notify.check_setting(worker.settings, worker.identifier)
         except ValueError as exc:
             where = f"worker {worker.identifier!r} ({class_path(worker)})"
             raise ConfigurationError(f"{where}: {exc}") from None
@@ -138,5 +152,8 @@ def register_workers(
         descriptions=[w.description for w in items],
         icons=[w.icon for w in items],
         actions=[Jsonb(w.actions()) for w in items],
-        defaults=[Jsonb(limits.defaults_of(w.settings)) for w in items],
+        defaults=[
+            Jsonb({**limits.defaults_of(w.settings), **notify.defaults_of(w.settings)})
+            for w in items
+        ],
     )

@@ -44,8 +44,8 @@ async def run_action(request: Request) -> JSONResponse:
 
     The options are the ``options`` key of the body if it has one (then the body may also carry
     ``priority``, ``start_at``, ``max_attempts``, ``dedupe_key``, ``concurrency_key``,
-    ``throttle``, ``replace``, ``depends_on`` and ``on_parent_failure``), else the whole body.
-    The query string may carry the same fields (``depends_on=4,7``)."""
+    ``throttle``, ``replace``, ``depends_on``, ``on_parent_failure`` and ``notify``), else the
+    whole body. The query string may carry the same fields but ``notify`` (``depends_on=4,7``)."""
     identifier = bodies.worker_identifier(request)
     action = request.path_params["action"]
     control: dict[str, Any] = dict(bodies.query_params(request, CONTROL_FIELDS))
@@ -53,9 +53,11 @@ async def run_action(request: Request) -> JSONResponse:
         control["depends_on"] = bodies.id_list_text(control["depends_on"], "depends_on")
     fields = _control(control)  # checked even where the body's fields replace them
     body = await bodies.json_object(request, empty={})
+    notify = None
     if "options" in body:
-        bodies.only_known(body, ("options", *CONTROL_FIELDS), "field(s)")
+        bodies.only_known(body, ("options", *CONTROL_FIELDS, "notify"), "field(s)")
         options = body.pop("options")
+        notify = body.pop("notify", None)
         if options is None:
             options = {}
         if not isinstance(options, dict):
@@ -63,6 +65,7 @@ async def run_action(request: Request) -> JSONResponse:
         fields = _control({**control, **body})
     else:
         options = body
+    fields["notify"] = notify
     task = await run_in_threadpool(_create_for, state(request), identifier, action, options, fields)
     return JSONResponse(
         {
@@ -116,7 +119,7 @@ async def create_task(request: Request) -> JSONResponse:
     other ``CONTROL_FIELDS``: with ``depends_on`` it waits for those tasks). Like an SQL insert,
     it does not require the worker to exist yet (its task waits, visible in stats)."""
     body = await bodies.json_object(request)
-    bodies.only_known(body, ("identifier", "action", "data", *CONTROL_FIELDS), "field(s)")
+    bodies.only_known(body, ("identifier", "action", "data", *CONTROL_FIELDS, "notify"), "field(s)")
     data = body.get("data")
     if data is not None and not isinstance(data, dict):
         raise ApiError(422, "data must be a JSON object")
@@ -126,6 +129,7 @@ async def create_task(request: Request) -> JSONResponse:
         bodies.text(body.get("action"), "action"),
         data,
         **_control(body),
+        notify=body.get("notify"),
     )
     return JSONResponse(
         {"success": True, "task": task.to_dict(), "message": "Task created successfully"},
