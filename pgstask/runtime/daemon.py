@@ -443,10 +443,8 @@ class Daemon:
             self.supervisor.stop()
         if self.completer is not None:
             if not self.completer.flush(timeout=10.0):
-                _log.error(
-                    "could not write %d outcome(s); their tasks will be rescued by another daemon",
-                    self.completer.pending,
-                )
+                left = self.completer.pending
+                _log.error("could not write %d outcome(s); another daemon will rescue them", left)
             self.completer.stop()
         if self.hooks is not None:  # after the last outcomes are stored
             self.hooks.finish(0.0 if self._stop_requests > 1 else self.settings.shutdown_grace)
@@ -455,11 +453,7 @@ class Daemon:
             if last is not None:
                 last.stop()
         if self._pool is not None:
-            try:
-                with self.pool.connection(timeout=5.0) as conn:
-                    self.row.deregister(conn)
-            except Exception:
-                _log.warning("could not remove daemon row %s", self.id, exc_info=True)
+            self.row.leave(self._pool)
             self._pool.close()
         self.client.close()
         _log.info("daemon %s stopped: %s", self.id, describe_outcomes(self.summary.outcomes))

@@ -70,6 +70,15 @@ class DaemonRow:
         """Delete the row (the daemon stopped)."""
         queries.daemon_deregister(conn, id=self.id)
 
+    def leave(self, pool: ConnectionPool[Conn]) -> None:
+        """Delete the row at the daemon's stop, waiting at most 5 s for a connection; a failure
+        is logged (the row then goes stale, and the rescuer treats it as a dead daemon's)."""
+        try:
+            with pool.connection(timeout=5.0) as conn:
+                self.deregister(conn)
+        except Exception:
+            _log.warning("could not remove daemon row %s", self.id, exc_info=True)
+
 
 class Heartbeat(Service):
     """Keeps the daemon's row fresh and its runs and worker settings current (see the module
