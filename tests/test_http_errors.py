@@ -144,8 +144,8 @@ def test_a_status_filter_names_the_allowed_values(settings: Settings) -> None:
             message = response.json()["message"]
             assert "is not a valid Status" not in message
             assert message.endswith(
-                "use one of pending (10), preparing (30), running (50), completed (80), "
-                "cancelled (90), failed (100)"
+                "use one of pending (10), waiting (20), preparing (30), running (50), "
+                "completed (80), cancelled (90), failed (100)"
             )
             assert len(message) < 200
         assert http.get("/stask/tasks", params={"status": "50"}).status_code == 200
