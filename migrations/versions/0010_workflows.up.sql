@@ -168,13 +168,15 @@ BEGIN
                      WHERE c.id = ANY(children))
      ORDER BY p.id
        FOR NO KEY UPDATE;
-    SELECT c.id AS child, d.parent INTO bad
+    SELECT c.identifier, c.action, d.parent INTO bad
       FROM s_tasks c CROSS JOIN LATERAL unnest(c.depends_on) AS d(parent)
      WHERE c.id = ANY(children) AND NOT EXISTS (SELECT 1 FROM s_tasks p WHERE p.id = d.parent)
      ORDER BY c.id, d.parent
      LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION 'pgstask: task % depends on task %, which does not exist', bad.child, bad.parent
+        -- Named by worker and action: the new task's id is rolled back with the insert.
+        RAISE EXCEPTION 'pgstask: a new task (%/%) depends on task %, which does not exist',
+                        bad.identifier, bad.action, bad.parent
             USING ERRCODE = 'foreign_key_violation',
                   HINT = 'A dependency must name an existing task (a finished one counts as finished).';
     END IF;
