@@ -71,6 +71,7 @@ def test_migrations_create_the_tables(conn: Conn) -> None:
         "s_flow_cursors": "p",  # where each worker's key rotation stopped
         "s_presets": "p",  # named task templates
         "s_task_deps": "p",  # the dependencies of workflows (revision 0010)
+        "s_webhooks": "p",  # notification targets (revision 0011)
     }
 
 

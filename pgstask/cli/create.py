@@ -86,6 +86,16 @@ def register(commands: Subparsers) -> None:
         metavar="N",
         help=f"runs before the task fails for good (default {DEFAULT_MAX_ATTEMPTS})",
     )
+    _add_keys(p)
+    _add_followers(p)
+    p.add_argument("--user-id", type=positive_int, metavar="N", help="who started it")
+    p.add_argument("--wait", action="store_true", help="wait until the task finishes")
+    add_json(p)
+    p.set_defaults(handler=cmd_create)
+
+
+def _add_keys(p: argparse.ArgumentParser) -> None:
+    """The flags of the keys a task is grouped by: de-duplication and concurrency."""
     p.add_argument(
         "--dedupe-key",
         metavar="KEY",
@@ -110,6 +120,10 @@ def register(commands: Subparsers) -> None:
         help="with --dedupe-key: a pending task with KEY takes this task's data, priority, "
         "start time, attempts and concurrency key (debounce)",
     )
+
+
+def _add_followers(p: argparse.ArgumentParser) -> None:
+    """The flags of what comes before and after a task: its parents, who is told of its end."""
     p.add_argument(
         "--depends-on",
         type=task_ids,
@@ -129,10 +143,6 @@ def register(commands: Subparsers) -> None:
         help='who to tell when it completes or fails, e.g. \'{"webhooks": ["ops"], "emails": '
         '["me@example.com"], "on": ["failed"]}\' (docs/notifications.md)',
     )
-    p.add_argument("--user-id", type=positive_int, metavar="N", help="who started it")
-    p.add_argument("--wait", action="store_true", help="wait until the task finishes")
-    add_json(p)
-    p.set_defaults(handler=cmd_create)
 
 
 def cmd_create(ctx: Context) -> int:

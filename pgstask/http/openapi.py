@@ -7,7 +7,8 @@ The document is assembled from two sources so that it cannot drift from the app:
   1, a plain segment a string without ``/``); which routes need no token comes from
   ``middleware.PUBLIC_PATHS`` and which methods are writes from ``middleware.SAFE_METHODS``;
 - ``OPERATIONS`` (``_openapi_operations.py``, the preset endpoints' in ``_openapi_presets.py``,
-  the webhook endpoints' in ``_openapi_webhooks.py``)
+  the webhook endpoints' in ``_openapi_webhooks.py``, the workflow endpoints' in
+  ``_openapi_workflows.py``)
   describes each endpoint once: summary, query parameters, request body, its own answers; the
   parameters and bodies are built in
   ``_openapi_inputs.py`` (the task endpoints' query parameters and the task's fields in a body
@@ -34,6 +35,7 @@ from pgstask.http._openapi_operations import OPERATIONS, Operation
 from pgstask.http._openapi_presets import PRESET_OPERATIONS
 from pgstask.http._openapi_schemas import COMPONENTS, error_answer, json_answer
 from pgstask.http._openapi_webhooks import WEBHOOK_OPERATIONS
+from pgstask.http._openapi_workflows import WORKFLOW_OPERATIONS
 from pgstask.http.middleware import PUBLIC_PATHS, SAFE_METHODS
 
 PATH = "/stask/openapi.json"
@@ -189,6 +191,7 @@ _ALL: dict[tuple[Any, str], Operation] = {
     **OPERATIONS,
     **PRESET_OPERATIONS,
     **WEBHOOK_OPERATIONS,
+    **WORKFLOW_OPERATIONS,
     (serve, "GET"): Operation(
         "This document",
         "service",
