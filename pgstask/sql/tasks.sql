@@ -341,12 +341,36 @@ SELECT c.id, c.previous_status, pg_notify('pgstask_cancel', c.id || ':' || c.cla
   FROM cancelled c, woken;
 
 -- name: task_retry
--- A failed or cancelled task is queued again with a fresh set of attempts (and of snoozes).
-UPDATE s_tasks
-   SET status = 10, attempts = 0, snoozes = 0, start_at = now(), started_at = NULL, finished_at = NULL,
-       daemon_id = NULL, progress = 0, message = 'Task queued for retry', updated_at = now()
- WHERE id = %(id)s AND status IN (90, 100)
-RETURNING *;
+-- A failed or cancelled task is queued again with a fresh set of attempts (and of snoozes). A
+-- task with parents waits again (status 20) for those that have not finished now: one that is
+-- pending or running (a parent retried too, or one the task was cancelled before) counts anew.
+-- As at the insert (pgstask_link, revision 0010), the parents are locked before their status is
+-- read, so a parent that ends meanwhile is counted by its own release, or here, never by both.
+WITH target AS (
+    SELECT id FROM s_tasks WHERE id = %(id)s AND status IN (90, 100) FOR UPDATE
+), parents AS MATERIALIZED (
+    SELECT p.id, p.status IN (80, 90, 100) AS ended
+      FROM s_tasks p
+     WHERE p.id IN (SELECT d.parent_id FROM s_task_deps d JOIN target ON d.task_id = target.id)
+     ORDER BY p.id
+       FOR NO KEY UPDATE
+), edges AS (
+    UPDATE s_task_deps d SET done = p.ended
+      FROM parents p, target
+     WHERE d.task_id = target.id AND d.parent_id = p.id
+    RETURNING d.done
+), open AS (
+    SELECT (count(*) FILTER (WHERE NOT done))::integer AS n FROM edges
+)
+UPDATE s_tasks t
+   SET status = CASE WHEN open.n > 0 THEN 20 ELSE 10 END, waiting_for = open.n,
+       attempts = 0, snoozes = 0, start_at = now(), started_at = NULL, finished_at = NULL,
+       daemon_id = NULL, progress = 0, updated_at = now(),
+       message = CASE WHEN open.n > 0 THEN 'Queued for retry: waiting for ' || open.n || ' task(s)'
+                      ELSE 'Task queued for retry' END
+  FROM target, open
+ WHERE t.id = target.id
+RETURNING t.*;
 
 -- name: task_notify
 SELECT pg_notify('pgstask_tasks', '');
