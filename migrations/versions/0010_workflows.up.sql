@@ -76,7 +76,8 @@ $$;
 -- its children (iteratively, however long the chain). Row locks on the children serialise
 -- parents that end at once in several transactions: each decrement reads the latest count, so
 -- exactly one of them releases the child. Returns how many tasks became pending, and wakes the
--- daemons when any did.
+-- daemons when any did. While it runs, pgstask.releasing is 'on' (for this transaction, then
+-- as it was): the ends it makes itself do not fire s_tasks_after_finish.
 CREATE FUNCTION pgstask_release(parents bigint[]) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -86,7 +87,9 @@ DECLARE
     released integer := 0;
     n integer;
     item bigint;
+    releasing text := current_setting('pgstask.releasing', true);
 BEGIN
+    PERFORM set_config('pgstask.releasing', 'on', true);
     LOOP
         WITH edges AS (
             UPDATE s_task_deps d SET done = true
@@ -135,6 +138,7 @@ BEGIN
     IF released > 0 THEN
         PERFORM pg_notify('pgstask_tasks', '');
     END IF;
+    PERFORM set_config('pgstask.releasing', coalesce(releasing, ''), true);
     RETURN released;
 END
 $$;
@@ -144,13 +148,15 @@ $$;
 -- a parent's end waits for this transaction, and the status read after the lock is final, so
 -- no end is missed between the read and the edge. Refuses a malformed list, a parent that does
 -- not exist, and a parent that is not older than the child (which is what makes a cycle
--- impossible).
+-- impossible). The children it cancels are handled here (pgstask.releasing 'on' while it
+-- updates them, as in pgstask_release).
 CREATE FUNCTION pgstask_link(children bigint[]) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     bad record;
     cancelled_ids bigint[];
     item bigint;
+    releasing text := current_setting('pgstask.releasing', true);
 BEGIN
     SELECT c.id, cardinality(c.depends_on) AS n INTO bad FROM s_tasks c
      WHERE c.id = ANY(children)
@@ -199,6 +205,7 @@ BEGIN
     UPDATE s_tasks p SET has_children = true
      WHERE p.id IN (SELECT d.parent_id FROM s_task_deps d WHERE d.task_id = ANY(children))
        AND NOT p.has_children;
+    PERFORM set_config('pgstask.releasing', 'on', true);
     WITH state AS (
         SELECT d.task_id, (count(*) FILTER (WHERE NOT d.done))::integer AS open,
                min(p.id) FILTER (WHERE d.done AND p.status <> 80) AS failed_parent
@@ -226,6 +233,7 @@ BEGIN
         RETURNING c.id, c.status, c.awaited
     )
     SELECT array_agg(id) FILTER (WHERE status = 90) INTO cancelled_ids FROM changed;
+    PERFORM set_config('pgstask.releasing', coalesce(releasing, ''), true);
     IF cancelled_ids IS NOT NULL THEN
         FOREACH item IN ARRAY cancelled_ids LOOP
             IF (SELECT awaited FROM s_tasks WHERE id = item) THEN
@@ -306,8 +314,10 @@ CREATE TRIGGER s_tasks_depends_on_fixed
 
 -- A task ends (enters 80, 90 or 100), by whatever statement: its children are released, and
 -- whoever waits for it is told. Only for tasks that need it (has_children, awaited): for any
--- other update the WHEN costs a few comparisons and no function call. Depth 0 only: the
--- cascades inside pgstask_release go on in its own loop (a long chain is no deep recursion).
+-- other update the WHEN costs a few comparisons and no function call. Any trigger depth (a
+-- task ended by a statement in an application's trigger counts), but not the ends that
+-- pgstask_release and pgstask_link make themselves (pgstask.releasing 'on'): their cascades go
+-- on in their own loop (a long chain is no deep recursion).
 CREATE FUNCTION s_tasks_after_finish() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.awaited THEN
@@ -323,7 +333,8 @@ CREATE TRIGGER s_tasks_after_finish
     AFTER UPDATE OF status ON s_tasks
     FOR EACH ROW
     WHEN ((NEW.has_children OR NEW.awaited) AND NEW.status IN (80, 90, 100)
-          AND OLD.status NOT IN (80, 90, 100) AND pg_trigger_depth() = 0)
+          AND OLD.status NOT IN (80, 90, 100)
+          AND current_setting('pgstask.releasing', true) IS DISTINCT FROM 'on')
     EXECUTE FUNCTION s_tasks_after_finish();
 
 -- pgstask_enqueue gains depends_on, on_parent_failure and notify (the way revision 0007 added
