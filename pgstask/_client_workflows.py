@@ -48,24 +48,31 @@ class ClientWorkflows(ClientBase):
         the items. An item whose ``dedupe_key`` an unfinished task holds is not created: that
         task stands in for it, in the result and as the parent of the items that name it.
         ``InvalidTaskError``: a cycle, a ref no item has, a missing parent (naming it)."""
+        return self._create_workflow(tasks, conn)[0]
+
+    def _create_workflow(
+        self, tasks: Workflow | Sequence[Mapping[str, Any]], conn: Conn | None
+    ) -> tuple[list[Task], list[bool]]:
+        """``create_workflow``'s tasks, and for each whether this call created it (False: the
+        unfinished task that holds its ``dedupe_key`` stands in for it)."""
         if isinstance(tasks, Workflow):
             flow, positions = tasks, list(range(len(tasks)))
         else:
             items = tasks if isinstance(tasks, Sequence) else list(tasks)
             flow, positions = workflow.from_items(items)
         if not flow.steps:
-            return []
+            return [], []
         for attempt in range(_DEADLOCK_TRIES):
             try:
                 with self.connection(conn) as c:
-                    ids = _insert_levels(c, flow)
+                    ids, made = _insert_levels(c, flow)
                     found = {t.id: t for t in queries.task_get_many(c, ids=sorted(set(ids)))}
                 break
             except DatabaseError as exc:
                 deadlock = isinstance(exc.__cause__, psycopg.errors.DeadlockDetected)
                 if conn is not None or not deadlock or attempt == _DEADLOCK_TRIES - 1:
                     raise
-        return [found[ids[p]] for p in positions]
+        return [found[ids[p]] for p in positions], [made[p] for p in positions]
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -143,24 +150,29 @@ class ClientWorkflows(ClientBase):
                     c.execute("UNLISTEN " + FINISHED_CHANNEL)
 
 
-def _insert_levels(conn: Conn, flow: Workflow) -> list[int]:
+def _insert_levels(conn: Conn, flow: Workflow) -> tuple[list[int], list[bool]]:
     """Insert the workflow's steps, one statement per level (a step's level is one more than its
     latest parent's in the workflow, so its parents exist when it is inserted); the id of each
-    step's task (a skipped step's: the unfinished task holding its dedupe_key)."""
+    step's task (a skipped step's: the unfinished task holding its dedupe_key), and whether
+    each step was inserted (not skipped)."""
     levels: list[int] = []
     for step in flow.steps:
         levels.append(1 + max((levels[p] for p in step.earlier), default=-1))
     ids: list[int | None] = [None] * len(flow.steps)
+    made = [False] * len(flow.steps)
     for level in range(max(levels) + 1):
         batch = [i for i, lv in enumerate(levels) if lv == level]
         while batch:
-            batch = _insert_batch(conn, flow, batch, ids)
-    return [i for i in ids if i is not None] if None not in ids else _unreachable()
+            batch = _insert_batch(conn, flow, batch, ids, made)
+    return ([i for i in ids if i is not None] if None not in ids else _unreachable()), made
 
 
-def _insert_batch(conn: Conn, flow: Workflow, batch: list[int], ids: list[int | None]) -> list[int]:
-    """Insert steps ``batch`` (their parents' ids known); set their ids. Returns the steps to
-    insert again: skipped for a dedupe_key whose holder ended meanwhile."""
+def _insert_batch(
+    conn: Conn, flow: Workflow, batch: list[int], ids: list[int | None], made: list[bool]
+) -> list[int]:
+    """Insert steps ``batch`` (their parents' ids known); set their ids, and ``made`` for those
+    inserted. Returns the steps to insert again: skipped for a dedupe_key whose holder ended
+    meanwhile."""
     steps = [flow.steps[i] for i in batch]
     parents = [
         [*s.existing, *(ids[p] for p in s.earlier)] if s.existing or s.earlier else None
@@ -186,6 +198,7 @@ def _insert_batch(conn: Conn, flow: Workflow, batch: list[int], ids: list[int | 
         row = rows[at] if at < len(rows) else None
         if row is not None and row["dedupe_key"] == step.spec.dedupe_key:
             ids[i] = row["id"]
+            made[i] = True
             at += 1
             continue
         holder = queries.task_get_by_dedupe_key(conn, dedupe_key=str(step.spec.dedupe_key))

@@ -117,8 +117,9 @@ class Client(
                 return self.create_workflow(flow, conn=conn)[0]
             with self.connection(conn) as c:
                 _client_notify.check_webhooks_exist(c, targets)
-                created = self.create_workflow(flow, conn=c)
-                return _client_notify.set_in_order(c, created, targets)[0]
+                created, made = self._create_workflow(flow, c)
+                # A task that holds the dedupe_key keeps its own targets.
+                return _client_notify.set_in_order(c, created, targets if made[0] else [None])[0]
         spec = task_spec.check(
             identifier=identifier,
             action=action,
@@ -195,8 +196,11 @@ class Client(
             else:
                 with self.connection(conn) as c:
                     _client_notify.check_webhooks_exist(c, notifies)
-                    created = self.create_workflow(items, conn=c)
-                    created = _client_notify.set_in_order(c, created, notifies)
+                    created, made = self._create_workflow(items, c)
+                    # A task that holds an item's dedupe_key keeps its own targets.
+                    created = _client_notify.set_in_order(
+                        c, created, [n if m else None for n, m in zip(notifies, made, strict=True)]
+                    )
             return [t.id for t in created] if returning == "ids" else created
         if (
             notifies is None
