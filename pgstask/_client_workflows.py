@@ -30,6 +30,9 @@ MAX_WORKFLOW = 10_000
 #: How often a create that met a deadlock with a concurrent completion is tried (the database
 #: rolled it back whole, so trying again is safe).
 _DEADLOCK_TRIES = 5
+#: How soon ``wait`` marks again a task whose row was locked when it marked it (seconds; it
+#: doubles at each try, up to ``poll``).
+_MARK_AGAIN = 0.05
 
 
 class ClientWorkflows(ClientBase):
@@ -120,11 +123,14 @@ class ClientWorkflows(ClientBase):
         _check_wait(timeout, poll)
         deadline = None if timeout is None else time.monotonic() + timeout
         ended: dict[int, Task] = {}
+        unmarked = list(dict.fromkeys(ids))
+        again = _MARK_AGAIN
         with self.connection(autocommit=True) as c:
             c.execute("LISTEN " + FINISHED_CHANNEL)
             try:
-                queries.task_await(c, ids=ids)
                 while True:
+                    if unmarked:  # before the read: an end after the read is announced
+                        queries.task_await(c, ids=unmarked)
                     open_ids = [i for i in dict.fromkeys(ids) if i not in ended]
                     found = {t.id: t for t in queries.task_get_many(c, ids=open_ids)}
                     missing = [i for i in open_ids if i not in found]
@@ -141,6 +147,12 @@ class ClientWorkflows(ClientBase):
                             f"{found[open_ids[0]].status_text})"
                         )
                     wake = poll if left is None else min(poll, left)
+                    # A task whose row another transaction held was not marked: its end would
+                    # not be announced, so it is marked again soon, then less and less often.
+                    unmarked = [i for i in open_ids if i not in ended and not found[i].awaited]
+                    if unmarked:
+                        wake = min(wake, again)
+                        again = min(again * 2, poll)
                     want = {str(i) for i in open_ids}
                     for note in c.notifies(timeout=wake):
                         if note.payload in want:

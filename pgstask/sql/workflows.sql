@@ -50,12 +50,21 @@ SELECT task_id, parent_id, done FROM s_task_deps
 
 -- name: task_await
 -- Client.wait: the tasks ids that have not ended send NOTIFY pgstask_finished when they do
--- (revision 0010's trigger). Marking a row locks it for a moment, and a daemon's claim skips a
--- locked row: a wake-up follows, so that the claim is tried again at once.
-WITH marked AS (
-    UPDATE s_tasks SET awaited = true
+-- (revision 0010's trigger). A row another transaction has locked is left unmarked (SKIP
+-- LOCKED: the caller marks it again soon): a wait neither waits for that transaction (a
+-- caller's that linked a child to the task holds its lock until it commits) nor deadlocks with
+-- a completion that releases the tasks. Marking a row locks it for a moment, and a daemon's
+-- claim skips a locked row: a wake-up follows, so that the claim is tried again at once.
+WITH target AS (
+    SELECT id FROM s_tasks
      WHERE id = ANY(%(ids)s::bigint[]) AND NOT awaited AND status NOT IN (80, 90, 100)
-    RETURNING status
+     ORDER BY id
+       FOR NO KEY UPDATE SKIP LOCKED
+), marked AS (
+    UPDATE s_tasks t SET awaited = true
+      FROM target
+     WHERE t.id = target.id
+    RETURNING t.status
 )
 SELECT count(*) AS marked, pg_notify('pgstask_tasks', '')::text AS woken
   FROM marked HAVING bool_or(status = 10);
