@@ -718,7 +718,7 @@ def test_daemon_runs_a_sql_inserted_task_and_stops_on_sigterm(
     assert scalar(dsn, "SELECT count(*) FROM s_daemons") == 0
     text = log.read_text()
     # the installed workers and the built-in delivery workers (docs/notifications.md)
-    assert "starting: workers demo, pgstask.email, pgstask.webhook, report; concurrency 10" in text
+    assert "starting: workers demo, pgstask.webhook, report; concurrency 10" in text
     assert "SIGTERM: stopping" in text and "Traceback" not in text
 
 

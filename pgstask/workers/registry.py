@@ -118,12 +118,15 @@ def discover(modules: Iterable[str] = (), *, entry_point_group: str = GROUP) -> 
 
 def daemon_workers(settings: Settings) -> WorkerClasses:
     """The workers a daemon runs: those ``discover`` finds (entry points and
-    ``PGSTASK_WORKERS``) and the built-in delivery workers ``pgstask.webhook`` and
-    ``pgstask.email``, unless ``PGSTASK_NOTIFICATIONS=0`` (docs/notifications.md)."""
+    ``PGSTASK_WORKERS``) and the built-in delivery workers, unless ``PGSTASK_NOTIFICATIONS=0``
+    (docs/notifications.md): ``pgstask.webhook``, and ``pgstask.email`` where an SMTP server is
+    configured (``PGSTASK_SMTP_HOST``): a daemon that could not send an email leaves it to one
+    that can, and claims for one worker less."""
     found = discover(settings.worker_modules)
     if settings.notifications:
         for cls in notifiers.BUILTIN.values():
-            _add(found, cls)
+            if cls is not notifiers.EmailWorker or settings.smtp_host:
+                _add(found, cls)
     return dict(sorted(found.items()))
 
 
