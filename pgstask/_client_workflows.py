@@ -31,8 +31,9 @@ MAX_WORKFLOW = 10_000
 #: rolled it back whole, so trying again is safe).
 _DEADLOCK_TRIES = 5
 #: How soon ``wait`` marks again a task whose row was locked when it marked it (seconds; it
-#: doubles at each try, up to ``poll``).
-_MARK_AGAIN = 0.05
+#: doubles at each try, up to ``poll``). Short: the common lock is a daemon's claim or completion
+#: of the task, a statement of a millisecond (a wait right after a create meets the claim).
+_MARK_AGAIN = 0.002
 
 
 class ClientWorkflows(ClientBase):

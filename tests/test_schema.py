@@ -99,8 +99,11 @@ def test_insert_trigger_is_statement_level(conn: Conn) -> None:
     assert set(definitions) == {
         "s_tasks_after_insert",
         "s_tasks_after_finish",
+        "s_tasks_release_ended",
         "s_tasks_depends_on_fixed",
     }
+    assert "AFTER UPDATE OF status" in definitions["s_tasks_release_ended"]
+    assert "FOR EACH STATEMENT" in definitions["s_tasks_release_ended"]
     assert "AFTER UPDATE OF status" in definitions["s_tasks_after_finish"]
     assert "WHEN (((new.has_children OR new.awaited)" in definitions["s_tasks_after_finish"]
     assert "BEFORE UPDATE OF depends_on" in definitions["s_tasks_depends_on_fixed"]

@@ -1,5 +1,7 @@
 -- Revision 0010 undone. Waiting tasks become pending (their dependencies are forgotten), the
 -- old dedupe index, insert trigger and pgstask_enqueue come back (its privileges kept).
+DROP TRIGGER IF EXISTS s_tasks_release_ended ON s_tasks;
+DROP FUNCTION IF EXISTS s_tasks_release_ended();
 DROP TRIGGER IF EXISTS s_tasks_after_finish ON s_tasks;
 DROP FUNCTION IF EXISTS s_tasks_after_finish();
 DROP TRIGGER IF EXISTS s_tasks_depends_on_fixed ON s_tasks;

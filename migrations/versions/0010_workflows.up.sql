@@ -78,8 +78,12 @@ $$;
 -- exactly one of them releases the child. Returns how many tasks became pending, and wakes the
 -- daemons when any did. While it runs, pgstask.releasing is 'on' (for this transaction, then
 -- as it was): the ends it makes itself do not fire s_tasks_after_finish.
+-- A generic plan, always: with custom plans (PL/pgSQL's default for a statement with a
+-- parameter) the statement below was planned again at every call, three quarters of the call's
+-- time (0.8 ms a parent, measured; 0.2 ms with the generic plan). The generic plan finds the
+-- edges by parent_id and each child by its id.
 CREATE FUNCTION pgstask_release(parents bigint[]) RETURNS integer
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     ended bigint[] := parents;
     cancelled_ids bigint[];
@@ -121,7 +125,10 @@ BEGIN
                        ELSE 'Waiting for ' || (c.waiting_for - per.n) || ' more task(s)' END,
                    updated_at = now()
               FROM per
-             WHERE c.id = per.task_id AND c.status = 20
+             -- status + 0: not a condition the status index can serve, so the child is found
+             -- by its id (with a generic plan, status = 20 led to a walk of every waiting task
+             -- for each ended parent).
+             WHERE c.id = per.task_id AND c.status + 0 = 20
             RETURNING c.id, c.status, c.awaited
         )
         SELECT array_agg(id) FILTER (WHERE status = 90), count(*) FILTER (WHERE status = 10),
@@ -318,13 +325,30 @@ CREATE TRIGGER s_tasks_depends_on_fixed
 -- task ended by a statement in an application's trigger counts), but not the ends that
 -- pgstask_release and pgstask_link make themselves (pgstask.releasing 'on'): their cascades go
 -- on in their own loop (a long chain is no deep recursion).
+--
+-- The release is per statement, not per row: the row trigger notes the ended parent's id in
+-- the transaction's setting pgstask.ended, and the statement trigger after it releases all the
+-- noted parents in one call. A completion batch that ends 350 members of a group then updates
+-- the group's callback once, not 350 times (each update of a row already updated in the
+-- transaction walks the row's chain of versions: a per-row release cost 0.6 ms a member at the
+-- end of a group of 1,000, measured). A list that grows past 10,000 characters is released at
+-- once, so that a mass UPDATE does not build a long text.
 CREATE FUNCTION s_tasks_after_finish() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    noted text;
 BEGIN
     IF NEW.awaited THEN
         PERFORM pg_notify('pgstask_finished', NEW.id::text);
     END IF;
     IF NEW.has_children THEN
-        PERFORM pgstask_release(ARRAY[NEW.id]);
+        noted := coalesce(nullif(current_setting('pgstask.ended', true), '') || ',', '')
+                 || NEW.id;
+        IF length(noted) > 10000 THEN
+            PERFORM set_config('pgstask.ended', '', true);
+            PERFORM pgstask_release(string_to_array(noted, ',')::bigint[]);
+        ELSE
+            PERFORM set_config('pgstask.ended', noted, true);
+        END IF;
     END IF;
     RETURN NULL;
 END
@@ -336,6 +360,27 @@ CREATE TRIGGER s_tasks_after_finish
           AND OLD.status NOT IN (80, 90, 100)
           AND current_setting('pgstask.releasing', true) IS DISTINCT FROM 'on')
     EXECUTE FUNCTION s_tasks_after_finish();
+
+-- After the statement's row triggers: the parents they noted. (No WHEN: a statement trigger's
+-- WHEN is evaluated before the row triggers run. The call returns at once when nothing was
+-- noted: a few microseconds per statement that changes a status, measured below the noise of
+-- a completion batch.)
+CREATE FUNCTION s_tasks_release_ended() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    noted text := current_setting('pgstask.ended', true);
+BEGIN
+    IF noted IS NULL OR noted = '' THEN
+        RETURN NULL;
+    END IF;
+    PERFORM set_config('pgstask.ended', '', true);
+    PERFORM pgstask_release(string_to_array(noted, ',')::bigint[]);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER s_tasks_release_ended
+    AFTER UPDATE OF status ON s_tasks
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION s_tasks_release_ended();
 
 -- pgstask_enqueue gains depends_on, on_parent_failure and notify (the way revision 0007 added
 -- arguments: a new function, the old one's privileges, the old one dropped).
