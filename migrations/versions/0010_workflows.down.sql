@@ -58,6 +58,7 @@ $$;
 DROP FUNCTION IF EXISTS pgstask_link(bigint[]);
 DROP FUNCTION IF EXISTS pgstask_release(bigint[]);
 DROP FUNCTION IF EXISTS pgstask_parent_failed_message(bigint);
+DROP FUNCTION IF EXISTS pgstask_notify_if_room(text, text);
 DROP TABLE IF EXISTS s_task_deps;
 UPDATE s_tasks SET status = 10, message = 'Task queued (its dependencies were removed by a downgrade)'
  WHERE status = 20;

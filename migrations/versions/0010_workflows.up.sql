@@ -49,6 +49,18 @@ CREATE TABLE s_task_deps (
 );
 CREATE INDEX s_task_deps_parent_idx ON s_task_deps (parent_id);
 
+-- A NOTIFY that never makes the transaction fail: skipped while the server's notification
+-- queue is half full (a NOTIFY then fails at commit), as the insert trigger does. Whoever
+-- listens also polls: daemons for due tasks, Client.wait every `poll` seconds.
+CREATE FUNCTION pgstask_notify_if_room(channel text, payload text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF pg_notification_queue_usage() < 0.5 THEN
+        PERFORM pg_notify(channel, payload);
+    END IF;
+END
+$$;
+
 -- What a parent's failure does to task c: its own on_parent_failure, else its worker's
 -- on_parent_failure setting (class default or live setting), else 'cancel'.
 CREATE FUNCTION pgstask_parent_failure_policy(task s_tasks) RETURNS text
@@ -137,13 +149,13 @@ BEGIN
           FROM changed;
         released := released + n;
         FOREACH item IN ARRAY coalesce(awaited_ids, '{}') LOOP
-            PERFORM pg_notify('pgstask_finished', item::text);
+            PERFORM pgstask_notify_if_room('pgstask_finished', item::text);
         END LOOP;
         EXIT WHEN cancelled_ids IS NULL;
         ended := cancelled_ids;
     END LOOP;
     IF released > 0 THEN
-        PERFORM pg_notify('pgstask_tasks', '');
+        PERFORM pgstask_notify_if_room('pgstask_tasks', '');
     END IF;
     PERFORM set_config('pgstask.releasing', coalesce(releasing, ''), true);
     RETURN released;
@@ -244,7 +256,7 @@ BEGIN
     IF cancelled_ids IS NOT NULL THEN
         FOREACH item IN ARRAY cancelled_ids LOOP
             IF (SELECT awaited FROM s_tasks WHERE id = item) THEN
-                PERFORM pg_notify('pgstask_finished', item::text);
+                PERFORM pgstask_notify_if_room('pgstask_finished', item::text);
             END IF;
         END LOOP;
         PERFORM pgstask_release(cancelled_ids);
@@ -338,7 +350,7 @@ DECLARE
     noted text;
 BEGIN
     IF NEW.awaited THEN
-        PERFORM pg_notify('pgstask_finished', NEW.id::text);
+        PERFORM pgstask_notify_if_room('pgstask_finished', NEW.id::text);
     END IF;
     IF NEW.has_children THEN
         noted := coalesce(nullif(current_setting('pgstask.ended', true), '') || ',', '')

@@ -66,5 +66,5 @@ WITH target AS (
      WHERE t.id = target.id
     RETURNING t.status
 )
-SELECT count(*) AS marked, pg_notify('pgstask_tasks', '')::text AS woken
+SELECT count(*) AS marked, pgstask_notify_if_room('pgstask_tasks', '')::text AS woken
   FROM marked HAVING bool_or(status = 10);
