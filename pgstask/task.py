@@ -182,6 +182,17 @@ class Task:
         """The action's options: sTask passes ``meta`` to the action as ``options``."""
         return self.meta
 
+    def brief(self) -> dict[str, Any]:
+        """What names the task as another's parent or child in JSON: its id, worker, action and
+        status."""
+        return {
+            "id": self.id,
+            "identifier": self.identifier,
+            "action": self.action,
+            "status": int(self.status),
+            "status_text": self.status_text,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the row, with ``status_text`` added."""
         out: dict[str, Any] = {}

@@ -109,6 +109,38 @@ def start_daemon_process(settings: Settings, *args: str) -> subprocess.Popen[byt
         )
 
 
+def racing_daemons(
+    settings: Settings, count: int, workers: str, *, slots: int = 4
+) -> list[subprocess.Popen[bytes]]:
+    """``count`` ``pgstask daemon`` processes running ``workers`` (a PGSTASK_WORKERS value) with
+    ``slots`` each, polling once a minute (only wake-ups start work in time), once every one of
+    them has registered."""
+    env = {
+        **daemon_env(settings),
+        "PGSTASK_WORKERS": workers,
+        "PGSTASK_CONCURRENCY": str(slots),
+        "PGSTASK_POLL_INTERVAL": "60",
+    }
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pgstask", "daemon"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(count)
+    ]
+    with psycopg.connect(str(settings.dsn), autocommit=True) as conn:
+
+        def registered() -> bool:
+            row = conn.execute("SELECT count(*) FROM s_daemons").fetchone()
+            return row is not None and row[0] == count
+
+        wait_for(registered, timeout=30)
+    return procs
+
+
 def stop_process(
     proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20
 ) -> int:

@@ -29,7 +29,7 @@ from pgstask.errors import ConfigurationError, TaskStateError
 from pgstask.settings import Settings
 from pgstask.workers.base import BaseWorker
 from pgstask.workers.registry import register_workers
-from tests.daemons import ROOT, daemon_env, running_daemon, stop_process, wait_for
+from tests.daemons import ROOT, daemon_env, racing_daemons, running_daemon, stop_process, wait_for
 from tests.http_support import api
 
 LIMIT_WORKERS = "tests.limit_workers"
@@ -324,30 +324,7 @@ def runs_table(settings: Settings) -> Iterator[str]:
 
 
 def _racing_daemons(settings: Settings, count: int) -> list[subprocess.Popen[bytes]]:
-    env = {
-        **daemon_env(settings),
-        "PGSTASK_WORKERS": LIMIT_WORKERS,
-        "PGSTASK_CONCURRENCY": "4",
-        "PGSTASK_POLL_INTERVAL": "60",  # only the wake-ups can start held-back tasks in time
-    }
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "pgstask", "daemon"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(count)
-    ]
-    with psycopg.connect(str(settings.dsn), autocommit=True) as conn:
-
-        def registered() -> bool:
-            row = conn.execute("SELECT count(*) FROM s_daemons").fetchone()
-            return row is not None and row[0] == count
-
-        wait_for(registered, timeout=30)
-    return procs
+    return racing_daemons(settings, count, LIMIT_WORKERS)
 
 
 def _enqueue(dsn: str, identifier: str, keys: list[str | None], seconds: float) -> None:

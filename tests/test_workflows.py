@@ -10,7 +10,6 @@ import datetime as dt
 import json
 import random
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any, LiteralString
@@ -27,7 +26,7 @@ from pgstask.settings import Settings
 from pgstask.sql import queries as named_queries
 from pgstask.task import Status
 from pgstask.workflow import Workflow
-from tests.daemons import ROOT, daemon_env, stop_process, wait_for
+from tests.daemons import racing_daemons, stop_process, wait_for
 
 WORKERS = "tests.workflow_workers"
 
@@ -49,31 +48,8 @@ def client(settings: Settings) -> Iterator[Client]:
         yield c
 
 
-def _daemons(settings: Settings, count: int, slots: int = 4) -> list[subprocess.Popen[bytes]]:
-    env = {
-        **daemon_env(settings),
-        "PGSTASK_WORKERS": WORKERS,
-        "PGSTASK_CONCURRENCY": str(slots),
-        "PGSTASK_POLL_INTERVAL": "60",  # only wake-ups start a released child in time
-    }
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "pgstask", "daemon"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(count)
-    ]
-    with psycopg.connect(str(settings.dsn), autocommit=True) as conn:
-
-        def registered() -> bool:
-            row = conn.execute("SELECT count(*) FROM s_daemons").fetchone()
-            return row is not None and row[0] == count
-
-        wait_for(registered, timeout=30)
-    return procs
+def _daemons(settings: Settings, count: int) -> list[subprocess.Popen[bytes]]:
+    return racing_daemons(settings, count, WORKERS)
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:

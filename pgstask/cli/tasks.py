@@ -140,8 +140,8 @@ def cmd_show(ctx: Context) -> int:
         print_json(
             {
                 "task": task.to_dict(),
-                "parents": [workflow.brief(t) for t in parents],
-                "children": [workflow.brief(t) for t in children],
+                "parents": [t.brief() for t in parents],
+                "children": [t.brief() for t in children],
                 "progress": progress,
                 "logs": [r.to_dict() for r in records],
             },

@@ -9,7 +9,6 @@ parents and children with ``related_lines``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from pgstask.cli._app import EXIT_OK, Context
 from pgstask.cli._options import Subparsers, add_common, add_json, task_id
@@ -76,17 +75,6 @@ def cmd_workflow(ctx: Context) -> int:
         for child, parent in sorted(edges, key=lambda e: (e[1], e[0])):
             w.write(f"  {parent} -> {child}\n")
     return EXIT_OK
-
-
-def brief(task: Task) -> dict[str, Any]:
-    """What names a related task in JSON: its id, worker, action and status."""
-    return {
-        "id": task.id,
-        "identifier": task.identifier,
-        "action": task.action,
-        "status": int(task.status),
-        "status_text": task.status_text,
-    }
 
 
 def related_lines(related: Iterable[Task]) -> list[str]:

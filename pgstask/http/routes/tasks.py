@@ -149,21 +149,10 @@ def show_task(request: Request) -> JSONResponse:
         {
             "success": True,
             "task": task.to_dict(),
-            "parents": [brief(t) for t in parents],
-            "children": [brief(t) for t in children],
+            "parents": [t.brief() for t in parents],
+            "children": [t.brief() for t in children],
         }
     )
-
-
-def brief(task: Task) -> dict[str, Any]:
-    """What names a related task: its id, worker, action and status."""
-    return {
-        "id": task.id,
-        "identifier": task.identifier,
-        "action": task.action,
-        "status": int(task.status),
-        "status_text": task.status_text,
-    }
 
 
 def task_progress(request: Request) -> JSONResponse:
