@@ -8,11 +8,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import pickle
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import pydantic
 import pytest
 
 from pgstask import BaseWorker, Client, Status, Task
@@ -44,6 +46,14 @@ IMPORT_DEFAULTS = {
 }
 
 
+@pydantic.dataclasses.dataclass
+class Window:
+    """A pydantic dataclass: validated by pydantic too."""
+
+    days: int
+    label: str = "last"
+
+
 @dataclasses.dataclass
 class Dated:
     """A dataclass with a field type the dataclass check does not know."""
@@ -66,6 +76,16 @@ class Annotations:
     def task_static(task: Task, options: ExportOptions) -> None: ...
 
     def task_dated(self, task: Task, options: Dated) -> None: ...
+
+    def task_window(self, task: Task, options: Window) -> None: ...
+
+    @dataclasses.dataclass
+    class Inner:
+        """A model defined in the class that uses it."""
+
+        size: int = 1
+
+    def task_inner(self, task: Task, options: Inner) -> None: ...
 
     def task_hidden(self, task: Task, options: NotDefinedAnywhere) -> None: ...  # noqa: F821
 
@@ -149,6 +169,24 @@ def test_async_and_static_methods_declare_a_model_the_same_way() -> None:
     assert model is not None and model.cls is ImportOptions
     model = model_of(Annotations, "task_static")
     assert model is not None and model.cls is ExportOptions
+
+
+def test_a_pydantic_dataclass_and_a_model_defined_in_the_class_are_models_too() -> None:
+    assert options_for(Annotations, "task_window", {"days": "7"}) == Window(days=7)
+    with pytest.raises(InvalidOptionsError, match=r"^data\.days: Field required"):
+        options_for(Annotations, "task_window", {})
+    assert options_for(Annotations, "task_inner", {}) == Annotations.Inner(size=1)
+
+
+def test_the_error_survives_a_pickle_with_its_fields() -> None:
+    with pytest.raises(InvalidOptionsError) as refused:
+        options_for(TypedWorker, "task_import", {})
+    again = pickle.loads(pickle.dumps(refused.value))
+    assert (again.model, again.problems, str(again)) == (
+        "ImportOptions",
+        (("file", "is required"),),
+        "data.file: is required",
+    )
 
 
 def test_a_model_that_cannot_be_resolved_or_checked_is_a_configuration_error() -> None:
