@@ -11,6 +11,7 @@ from pgstask.client import Client
 from pgstask.errors import (
     ConfigurationError,
     DatabaseError,
+    InvalidOptionsError,
     InvalidPresetError,
     InvalidScheduleError,
     InvalidTaskError,
@@ -37,6 +38,7 @@ __all__ = [
     "Client",
     "ConfigurationError",
     "DatabaseError",
+    "InvalidOptionsError",
     "InvalidPresetError",
     "InvalidScheduleError",
     "InvalidTaskError",

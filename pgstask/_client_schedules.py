@@ -11,6 +11,7 @@ from pgstask import queries, schedules
 from pgstask._client_base import ClientBase, registered_action_problem
 from pgstask.db import Conn
 from pgstask.errors import (
+    InvalidOptionsError,
     InvalidScheduleError,
     PresetNotFoundError,
     ScheduleNotFoundError,
@@ -51,14 +52,17 @@ class ClientSchedules(ClientBase):
         {"preset": "nightly-export", "cron": "0 3 * * *"})``.
 
         ``InvalidScheduleError`` for a bad field, for an action the worker does not have (when
-        this process defines the worker, or its registered row lists its actions), for a preset
-        that does not exist, and for a schedule declared in code: that one is changed in code (a
-        daemon writes it back at its start), and paused, resumed or run here."""
+        this process defines the worker, or its registered row lists its actions), for data
+        that does not match the action's options model (when this process defines the worker),
+        for a preset that does not exist, and for a schedule declared in code: that one is
+        changed in code (a daemon writes it back at its start), and paused, resumed or run
+        here."""
         schedule = schedules.check(name, identifier, fields)
         if schedule.action is not None and schedule.identifier is not None:
             try:
                 known.check_action(schedule.identifier, schedule.action)
-            except UnknownActionError as exc:
+                known.check_options(schedule.identifier, schedule.action, schedule.data)
+            except (UnknownActionError, InvalidOptionsError) as exc:
                 raise InvalidScheduleError(f"schedule {name!r}: {exc}") from None
         with self.connection() as c:
             if schedule.preset is None:

@@ -7,6 +7,7 @@
     ├── DatabaseError           PostgreSQL could not be reached or refused a statement
     │   └── SchemaError         the schema is missing or older than this pgstask
     ├── InvalidTaskError        a task's fields were rejected (by pgstask or by a constraint)
+    │   ├── InvalidOptionsError its data does not match its action's options model
     │   └── FileTooLargeError   an upload or stored file passes its size limit
     ├── InvalidScheduleError    a schedule's cron expression, time zone or fields were rejected
     ├── ScheduleNotFoundError   no schedule has that name
@@ -77,6 +78,41 @@ class SchemaError(DatabaseError):
 
 class InvalidTaskError(PgstaskError):
     """A task's fields were rejected."""
+
+
+class InvalidOptionsError(InvalidTaskError):
+    """A task's data does not match the options model its action declares (docs/workers.md,
+    "Typed options"). ``model`` is the model's name, ``problems`` the ``(field, message)``
+    pairs, a field a dotted path (``items.2.sku``; empty for the whole object). The message
+    names the data's fields, as the enqueueing side sees them: ``data.count: must be a whole
+    number, not 'x'``; ``mismatch`` says the same to the action's side."""
+
+    #: How many problems a message tells; the rest are counted.
+    TOLD = 5
+
+    def __init__(self, model: str, problems: tuple[tuple[str, str], ...]) -> None:
+        self.model = model
+        self.problems = problems
+        super().__init__(self._told("data"))
+
+    def __reduce__(
+        self,
+    ) -> tuple[type[InvalidOptionsError], tuple[str, tuple[tuple[str, str], ...]]]:
+        return type(self), (self.model, self.problems)
+
+    @property
+    def mismatch(self) -> str:
+        """``options do not match ImportOptions: count: must be a whole number, not 'x'``."""
+        return f"options do not match {self.model}: {self._told('')}"
+
+    def _told(self, root: str) -> str:
+        parts = [
+            f"{'.'.join(p for p in (root, field) if p) or 'options'}: {message}"
+            for field, message in self.problems[: self.TOLD]
+        ]
+        if len(self.problems) > self.TOLD:
+            parts.append(f"and {len(self.problems) - self.TOLD} more")
+        return "; ".join(parts)
 
 
 class InvalidScheduleError(PgstaskError):

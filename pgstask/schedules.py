@@ -44,6 +44,7 @@ from pgstask.errors import (
     InvalidTaskError,
     UnknownActionError,
 )
+from pgstask.workers import options
 from pgstask.workers.base import BaseWorker
 
 MISFIRES = ("skip", "run_once")
@@ -98,8 +99,9 @@ def check(
 ) -> Schedule:
     """Schedule ``name`` of worker ``identifier`` from its ``fields``; ``InvalidScheduleError``
     naming the schedule and what is wrong. With ``worker``, its action must be one of the
-    worker's. A schedule that starts a preset may leave ``identifier`` None; whether the preset
-    exists is ``check_preset``'s question."""
+    worker's, and its data must match the action's options model, if it declares one. A
+    schedule that starts a preset may leave ``identifier`` None; whether the preset exists is
+    ``check_preset``'s question."""
     check_name(name)
     where = f"schedule {name!r}"
     if not isinstance(fields, Mapping):
@@ -131,7 +133,9 @@ def check(
         priority, attempts = _priority_and_attempts(fields, preset is None)
         cron = Cron(fields["cron"], fields.get("timezone", "UTC"))
         if worker is not None and action is not None:
-            worker.resolve_action(action)
+            model = options.model_of(worker, worker.resolve_action(action))
+            if model is not None:  # the data is the whole of its tasks' options
+                model.build(data)
     except (InvalidTaskError, InvalidScheduleError, InvalidPresetError, UnknownActionError) as exc:
         raise InvalidScheduleError(f"{where}: {exc}") from None
     misfire = fields.get("misfire", "skip")

@@ -65,7 +65,8 @@ def check(
     concurrency_key: Any = None,
 ) -> TaskSpec:
     """One task's fields, checked (``InvalidTaskError`` naming the first problem; an action an
-    installed worker does not have is ``UnknownActionError``)."""
+    installed worker does not have is ``UnknownActionError``, data that does not match its
+    options model ``InvalidOptionsError`` naming the fields)."""
     check_name("identifier", identifier)
     check_name("action", action)
     registry.check_action(identifier, action)  # only for workers this process defines
@@ -83,10 +84,13 @@ def check(
         check_dedupe_key(dedupe_key)
     if concurrency_key is not None:
         check_concurrency_key(concurrency_key)
+    text = data_json(data if isinstance(data, dict) else dict(data))
+    # Its options model, if it declares one, judges the JSON the action will be given.
+    registry.check_options(identifier, action, text)
     return TaskSpec(
         identifier,
         action,
-        data_json(data if isinstance(data, dict) else dict(data)),
+        text,
         priority,
         start_at,
         max_attempts,

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pgstask.errors import (
     DatabaseError,
     FileTooLargeError,
+    InvalidOptionsError,
     InvalidPresetError,
     InvalidScheduleError,
     InvalidTaskError,
@@ -83,6 +84,7 @@ _STATUS: list[tuple[type[PgstaskError], int, str]] = [
     (UnknownActionError, 422, "Unknown action"),
     (FileTooLargeError, 413, "File too large"),
     (TaskFileNotFoundError, 404, "File not found"),
+    (InvalidOptionsError, 422, "Invalid options"),
     (InvalidTaskError, 422, "Invalid task"),
     (TaskStateError, 409, "Invalid task status"),
     (SchemaError, 503, "Schema out of date"),

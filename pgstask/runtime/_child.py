@@ -39,12 +39,14 @@ from pathlib import Path
 from typing import Any
 
 from pgstask import db, logs, memory, progress, queries
+from pgstask.errors import ConfigurationError, InvalidOptionsError
 from pgstask.logs import LogRecord
 from pgstask.progress import ProgressState, ProgressTracker
 from pgstask.runtime.invocation import Ending, EndingKind, invoke
 from pgstask.task import Task
 from pgstask.workers.base import ClientFactory, WorkerClient
 from pgstask.workers.context import Isolation, Mark, StopFlag, TaskRun
+from pgstask.workers.options import options_for
 from pgstask.workers.registry import import_class
 
 _log = logging.getLogger("pgstask.runtime.child")
@@ -141,6 +143,13 @@ def _run(
             )
         )
 
+    try:
+        options = options_for(type(worker), method_name, task.meta)
+    except InvalidOptionsError as exc:
+        return Report(Ending(EndingKind.UNAVAILABLE, exc.mismatch))
+    except ConfigurationError as exc:
+        return Report(Ending(EndingKind.UNAVAILABLE, str(exc)))
+
     def write_progress(state: ProgressState) -> None:
         try:
             database.use(lambda conn: progress.upsert(conn, [state]))
@@ -183,7 +192,7 @@ def _run(
         set_status=set_status,
         _stop=stop,
     )
-    ending = invoke(worker, method_name, run)
+    ending = invoke(worker, method_name, run, options)
     returned = ending.kind is EndingKind.RETURNED and run.mark is not Mark.FAILED  # result checked
     return Report(
         ending,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 import traceback
 from dataclasses import dataclass
+from typing import Any
 
 from pgstask.db import json_text
 from pgstask.errors import Retry, Snooze, TaskStopped, checked_delay
@@ -33,7 +34,7 @@ class EndingKind(enum.Enum):
     RETRY = "retry"  # it raised Retry: a failed attempt, retried after ``delay`` (None: backoff)
     RAISED = "raised"  # it raised any other exception (also SystemExit, KeyboardInterrupt)
     INVALID_RESULT = "invalid_result"  # it returned, but its result is not JSON-serialisable
-    UNAVAILABLE = "unavailable"  # (process) the worker class could not be loaded in the child
+    UNAVAILABLE = "unavailable"  # (process) the child could not load the worker or its options
     KILLED = "killed"  # (process) the runner killed the child after a stop request
     EXITED = "exited"  # (process) the child ended without reporting (exit code, signal)
 
@@ -54,13 +55,15 @@ class Ending:
     message: str | None = None
 
 
-def invoke(worker: BaseWorker, method_name: str, run: TaskRun) -> Ending:
-    """Call ``method_name`` of ``worker`` for ``run.task``; never raises ``Exception``."""
+def invoke(worker: BaseWorker, method_name: str, run: TaskRun, options: Any) -> Ending:
+    """Call ``method_name`` of ``worker`` for ``run.task`` with ``options`` (a copy of the
+    task's data, or the instance of its options model: ``options.options_for``); never raises
+    ``Exception``."""
     task = run.task
     method = getattr(worker, method_name)
     worker._runs[task.id] = run
     try:
-        method(task, dict(task.meta))
+        method(task, options)
         if run.stopping:  # the action returned without noticing the request to stop
             run.check()
     except TaskStopped:

@@ -2,12 +2,13 @@
 
 The daemon, ``run-once`` and ``Client.execute`` share it. ``prepare`` reads the worker's settings
 that concern pgstask (``timeout``, ``isolation``, the retry settings of ``pgstask.retry``) once,
-when the task is claimed. ``run`` resolves the action and calls it with the task's options, in
-the calling thread or, with ``isolation: "process"``, in a child process
+when the task is claimed. ``run`` resolves the action, makes its options (a copy of the task's
+data, or the instance of the options model the action declares: ``pgstask.workers.options``) and
+calls it with them, in the calling thread or, with ``isolation: "process"``, in a child process
 (``pgstask.runtime.isolation``), and turns how the call ended into an ``Outcome``, which the
 completer writes (batched, compare-and-set). It never raises: an unknown action, an invalid
-setting, an exception, a result that is not JSON, a cancellation, a timeout, a shutdown and a
-child process that died each have their own outcome.
+setting, data the action's options model refuses, an exception, a result that is not JSON, a
+cancellation, a timeout, a shutdown and a child process that died each have their own outcome.
 
 What the action raised decides, with the worker's ``RetryPolicy``: ``Snooze`` makes the task
 pending again later without counting the attempt (unless it snoozed ``max_snoozes`` times
@@ -33,13 +34,14 @@ from typing import Any, Protocol
 
 from pgstask import memory
 from pgstask.db import storable
-from pgstask.errors import ConfigurationError, UnknownActionError
+from pgstask.errors import ConfigurationError, InvalidOptionsError, UnknownActionError
 from pgstask.logs import LogRecord
 from pgstask.progress import ProgressState, ProgressTracker
 from pgstask.retry import RetryPolicy
 from pgstask.runtime import isolation
 from pgstask.runtime.invocation import Ending, EndingKind, invoke
 from pgstask.task import Status, Task
+from pgstask.workers.actions import action_methods
 from pgstask.workers.base import BaseWorker, ClientFactory
 from pgstask.workers.context import (
     Flag,
@@ -50,6 +52,7 @@ from pgstask.workers.context import (
     TaskRun,
     timeout_of,
 )
+from pgstask.workers.options import model_of, options_for
 
 _log = logging.getLogger(__name__)
 
@@ -120,8 +123,12 @@ class Outcome:
 def check_worker_settings(workers: Iterable[type[BaseWorker]], retry: RetryPolicy) -> None:
     """Refuse, with a ``ConfigurationError`` naming the worker and the setting, a worker class
     whose default ``settings`` hold an invalid retry setting (a daemon's start). An invalid
-    value stored in ``s_workers.settings`` fails the worker's tasks instead (``prepare``)."""
+    value stored in ``s_workers.settings`` fails the worker's tasks instead (``prepare``).
+    An action whose options model cannot be resolved or checked (``options.model_of``) is
+    refused the same way."""
     for cls in workers:
+        for method_name in sorted(action_methods(cls).values()):
+            model_of(cls, method_name)
         try:
             retry.for_worker(cls.identifier, cls.settings)
         except ValueError as exc:
@@ -237,6 +244,12 @@ class Runner:
             method_name = worker.resolve_action(task.action)
         except UnknownActionError as exc:
             return self._failure(run, str(exc), final=True)
+        try:  # before any child starts: data its model refuses fails the task at once
+            options = options_for(type(worker), method_name, task.meta)
+        except InvalidOptionsError as exc:
+            return self._failure(run, exc.mismatch, final=True)
+        except ConfigurationError as exc:
+            return self._failure(run, str(exc), final=True)
         if run.isolation is Isolation.PROCESS:
             if self.dsn is None or self.make_client is None:
                 return self._failure(
@@ -252,7 +265,7 @@ class Runner:
             )
         else:
             run.observe_memory(self._memory_sample())
-            ending = invoke(worker, method_name, run)
+            ending = invoke(worker, method_name, run, options)
             run.observe_memory(self._memory_sample())
         return self._outcome(run, ending)
 

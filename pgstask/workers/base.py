@@ -4,7 +4,9 @@ A worker has a unique ``identifier``, metadata (``scope``, ``title``, ``descript
 ``settings`` (the class attribute holds the defaults; an instance sees them merged with the JSON
 stored in ``s_workers.settings``), and actions: methods ``task_<action>(self, task, options)``.
 An action that returns without marking its task finishes it as completed; one that raises is
-retried with backoff until ``max_attempts``; ``mark_failed`` fails the task for good.
+retried with backoff until ``max_attempts``; ``mark_failed`` fails the task for good. An action
+may declare a model for its options with the annotation of ``options`` (a dataclass or a
+pydantic model: ``pgstask.workers.options``); it is then given an instance of that model.
 
 Actions are plain ``def`` methods, run in threads. A class whose action is ``async def`` (or a
 generator function) is refused when its ``class`` statement runs: its body would never run and

@@ -7,7 +7,8 @@ which to run.
 
 ``register_workers`` writes the rows of worker classes in ``s_workers``; the daemon and the client
 both register through it. ``check_action`` (from ``pgstask.workers.known``) refuses a task whose
-worker this process defines but whose action none of its classes has.
+worker this process defines but whose action none of its classes has, ``check_options`` one whose
+data does not match the options model of that action.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pgstask.settings import Settings
 from pgstask.workers import notifiers
 from pgstask.workers.base import BaseWorker
 from pgstask.workers.known import check_action as check_action  # Client.create checks here
+from pgstask.workers.known import check_options as check_options
 
 GROUP = "pgstask.workers"
 _log = logging.getLogger(__name__)
