@@ -6,7 +6,8 @@ running due tasks in this process (``process_pending_tasks``, ``execute``).
 
 The facade is thin: each method hands its work to the module that owns it. A task's fields are
 checked by ``task_spec``; a bulk enqueue goes through ``_copy``; the pool, ``connection()`` and
-``get()`` come from ``_client_base``, the file methods from ``_client_files``, the schedule
+``get()`` come from ``_client_base``, the file methods from ``_client_files``, the log methods
+from ``_client_logs``, the schedule
 methods from ``_client_schedules``, the preset methods from ``_client_presets``, the webhook
 methods from ``_client_webhooks`` (a task's ``notify`` targets: ``_client_notify``), the worker
 and daemon methods from ``_client_workers``, workflows and waiting from ``_client_workflows``.
@@ -19,9 +20,10 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, overload
 
-from pgstask import _client_notify, _copy, logs, progress, queries, task_spec
+from pgstask import _client_notify, _copy, progress, queries, task_spec
 from pgstask._client_base import _task_id
 from pgstask._client_files import TaskFiles
+from pgstask._client_logs import ClientLogs
 from pgstask._client_presets import ClientPresets
 from pgstask._client_schedules import ClientSchedules
 from pgstask._client_webhooks import ClientWebhooks
@@ -53,7 +55,13 @@ _PLAIN = task_spec.FIELDS
 
 
 class Client(
-    TaskFiles, ClientSchedules, ClientPresets, ClientWebhooks, ClientWorkers, ClientWorkflows
+    TaskFiles,
+    ClientLogs,
+    ClientSchedules,
+    ClientPresets,
+    ClientWebhooks,
+    ClientWorkers,
+    ClientWorkflows,
 ):
     """pgstask's Python API. ``Client(dsn=None)`` uses ``PGSTASK_DSN`` or the embedded database.
 
@@ -439,33 +447,6 @@ class Client(
                 break
         progress.collect_garbage(self.settings.storage, force=True, log_max_age=days * 86400)
         return deleted
-
-    # --- logs --------------------------------------------------------------------------------
-
-    def logs(self, task: Task | int, limit: int | None = None) -> Records:
-        """A task's log records, oldest first (the last ``limit`` if given)."""
-        with self.connection() as c:
-            return logs.read(c, _task_id(task), limit=limit)
-
-    def last_logs(self, task: Task | int, n: int = 10) -> Records:
-        """The last ``n`` log records of a task, oldest first."""
-        return self.logs(task, limit=n)
-
-    def error_logs(self, task: Task | int) -> Records:
-        """The log records of a task at level ``error`` or ``critical``, oldest first."""
-        with self.connection() as c:
-            return logs.read(c, _task_id(task), errors_only=True)
-
-    def clear_logs(self, task: Task | int) -> int:
-        """Delete a task's log records (rows and ``{id}.log`` file); returns how many rows."""
-        with self.connection() as c:
-            return logs.clear(c, self.settings.storage, _task_id(task))
-
-    def log(self, task: Task | int, level: str, message: str, **context: Any) -> None:
-        """Add a log record to a task from outside its action."""
-        record = LogRecord.make(_task_id(task), level, message, **context)
-        with self.connection() as c:
-            logs.write(c, self.settings.storage, [record])
 
     # --- running in this process -------------------------------------------------------------
 
