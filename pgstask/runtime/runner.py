@@ -2,12 +2,15 @@
 
 The daemon, ``run-once`` and ``Client.execute`` share it. ``prepare`` reads the worker's settings
 that concern pgstask (``timeout``, ``isolation``, the retry settings of ``pgstask.retry``) once,
-when the task is claimed. ``run`` resolves the action and calls it with the task's options, in
-the calling thread or, with ``isolation: "process"``, in a child process
-(``pgstask.runtime.isolation``), and turns how the call ended into an ``Outcome``, which the
-completer writes (batched, compare-and-set). It never raises: an unknown action, an invalid
+when the task is claimed, and whether its action is ``async def`` (``TaskRun.asynchronous``).
+``refusal`` is the outcome of a run that cannot start (an unknown worker or action, an invalid
+setting, an async action with ``isolation: "process"``): it needs no slot. ``run`` resolves the
+action and calls it with the task's options, in the calling thread or, with ``isolation:
+"process"``, in a child process (``pgstask.runtime.isolation``); ``run_async`` awaits an async
+action on the daemon's event loop. Both turn how the call ended into an ``Outcome``, which the
+completer writes (batched, compare-and-set). They never raise: an unknown action, an invalid
 setting, an exception, a result that is not JSON, a cancellation, a timeout, a shutdown and a
-child process that died each have their own outcome.
+child process that died each have their own outcome, the same for a sync and an async action.
 
 What the action raised decides, with the worker's ``RetryPolicy``: ``Snooze`` makes the task
 pending again later without counting the attempt (unless it snoozed ``max_snoozes`` times
@@ -38,12 +41,13 @@ from pgstask.logs import LogRecord
 from pgstask.progress import ProgressState, ProgressTracker
 from pgstask.retry import RetryPolicy
 from pgstask.runtime import isolation
-from pgstask.runtime.invocation import Ending, EndingKind, invoke
+from pgstask.runtime.invocation import Ending, EndingKind, invoke, invoke_async
 from pgstask.task import Status, Task
 from pgstask.workers.base import BaseWorker, ClientFactory
 from pgstask.workers.context import (
     Flag,
     Isolation,
+    LoopFlag,
     Mark,
     StopFlag,
     StopReason,
@@ -54,6 +58,10 @@ from pgstask.workers.context import (
 _log = logging.getLogger(__name__)
 
 COMPLETED_MESSAGE = "Task completed successfully"
+ASYNC_PROCESS_REFUSED = (
+    'has async actions and the setting isolation="process"; async actions run on the '
+    "daemon's event loop: remove the setting, or define the actions with `def`"
+)
 FENCED_MESSAGE = "Given back: its daemon lost contact with the database and stopped it"
 
 
@@ -119,15 +127,18 @@ class Outcome:
 
 def check_worker_settings(workers: Iterable[type[BaseWorker]], retry: RetryPolicy) -> None:
     """Refuse, with a ``ConfigurationError`` naming the worker and the setting, a worker class
-    whose default ``settings`` hold an invalid retry setting (a daemon's start). An invalid
-    value stored in ``s_workers.settings`` fails the worker's tasks instead (``prepare``)."""
+    whose default ``settings`` hold an invalid retry or isolation setting, or ask for
+    ``isolation: "process"`` while it has async actions (a daemon's start). An invalid value
+    stored in ``s_workers.settings`` fails the worker's tasks instead (``refusal``)."""
     for cls in workers:
+        where = f"in the class attribute {cls.__module__}.{cls.__qualname__}.settings"
         try:
             retry.for_worker(cls.identifier, cls.settings)
+            isolated = Isolation.of(cls.identifier, cls.settings) is Isolation.PROCESS
         except ValueError as exc:
-            raise ConfigurationError(
-                f"{exc} (in the class attribute {cls.__module__}.{cls.__qualname__}.settings)"
-            ) from None
+            raise ConfigurationError(f"{exc} ({where})") from None
+        if isolated and cls.async_actions():
+            raise ConfigurationError(f"worker {cls.identifier!r} {ASYNC_PROCESS_REFUSED} ({where})")
 
 
 class Reports(Protocol):
@@ -192,7 +203,12 @@ class Runner:
             retry = self.retry.for_worker(task.identifier, settings)
         except ValueError as exc:
             refused = str(exc)
-        stop: StopFlag = isolation.SharedFlag() if where is Isolation.PROCESS else Flag()
+        asynchronous = worker is not None and worker.is_async_action(task.action)
+        stop: StopFlag = Flag()
+        if where is Isolation.PROCESS and not asynchronous:
+            stop = isolation.SharedFlag()
+        elif asynchronous:
+            stop = LoopFlag()
         return TaskRun(
             task=task,
             tracker=tracker,
@@ -203,6 +219,7 @@ class Runner:
             retry=retry,
             setting_error=refused,
             clock=self.clock,
+            asynchronous=asynchronous,
             _stop=stop,
         )
 
@@ -225,8 +242,9 @@ class Runner:
         except Exception:
             return Outcome(run.task, OutcomeKind.GIVEN_BACK, touched_progress=run.tracker.touched)
 
-    def run(self, run: TaskRun) -> Outcome:
-        """Execute the action of ``run.task``; never raises."""
+    def refusal(self, run: TaskRun) -> Outcome | None:
+        """The final failure of a run that cannot start (nothing runs, no slot is needed);
+        None when it can."""
         task = run.task
         worker = self.workers.get(task.identifier)
         if worker is None:  # the claim only selects identifiers this daemon has
@@ -234,9 +252,23 @@ class Runner:
         if run.setting_error is not None:
             return self._failure(run, run.setting_error, final=True)
         try:
-            method_name = worker.resolve_action(task.action)
+            worker.resolve_action(task.action)
         except UnknownActionError as exc:
             return self._failure(run, str(exc), final=True)
+        if run.asynchronous and run.isolation is Isolation.PROCESS:
+            error = f"worker {task.identifier!r} {ASYNC_PROCESS_REFUSED}"
+            return self._failure(run, error, final=True)
+        return None
+
+    def run(self, run: TaskRun) -> Outcome:
+        """Execute the action of ``run.task`` (not an async one); never raises."""
+        refused = self.refusal(run)
+        if refused is not None:
+            return refused
+        worker = self.workers[run.task.identifier]
+        method_name = worker.resolve_action(run.task.action)
+        if run.asynchronous:
+            return self._failure(run, "an async action needs the daemon's event loop", final=True)
         if run.isolation is Isolation.PROCESS:
             if self.dsn is None or self.make_client is None:
                 return self._failure(
@@ -254,6 +286,18 @@ class Runner:
             run.observe_memory(self._memory_sample())
             ending = invoke(worker, method_name, run)
             run.observe_memory(self._memory_sample())
+        return self._outcome(run, ending)
+
+    async def run_async(self, run: TaskRun) -> Outcome:
+        """Await the ``async def`` action of ``run.task`` on the running event loop; never
+        raises (a stop request arrives as ``CancelledError`` and ends it as for a thread)."""
+        refused = self.refusal(run)
+        if refused is not None:
+            return refused
+        worker = self.workers[run.task.identifier]
+        run.observe_memory(self._memory_sample())
+        ending = await invoke_async(worker, worker.resolve_action(run.task.action), run)
+        run.observe_memory(self._memory_sample())
         return self._outcome(run, ending)
 
     def _outcome(self, run: TaskRun, ending: Ending) -> Outcome:
