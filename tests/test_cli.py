@@ -425,6 +425,15 @@ def test_a_worker_with_an_async_generator_action_stops_the_daemon_from_starting(
         assert "is an async generator function" in message
 
 
+def test_run_once_runs_async_actions_beside_sync_ones(env: dict[str, str], dsn: str) -> None:
+    env = {**env, "PYTHONPATH": str(ROOT), "PGSTASK_WORKERS": "tests.async_workers"}
+    fancy, plain = create(env, "mixed", "fancy"), create(env, "mixed", "plain")
+    waited = create(env, "asyncs", "wait", "--data", '{"seconds": 0.05}')
+    out = ok(env, "run-once", "--async-concurrency", "5")
+    assert out.endswith("run-once: processed 3 tasks: 3 completed, 0 failed\n"), out
+    assert [status(dsn, t) for t in (fancy, plain, waited)] == ["completed"] * 3
+
+
 def test_stats_shows_tasks_waiting_for_an_unknown_worker(env: dict[str, str]) -> None:
     ok(env, "workers", "discover")
     create(env, "ghost", "haunt")
