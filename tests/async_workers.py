@@ -108,6 +108,8 @@ class AsyncSlowWorker(BaseWorker):
     identifier = "asyncs-slow"
     settings = {"timeout": 0.5}
 
+    task_stubborn = AsyncWorker.task_stubborn
+
     async def task_wait(self, task: Task, options: dict[str, Any]) -> None:
         note(task, "started")
         try:

@@ -4,7 +4,9 @@ failures and retries, cancel, timeout, shutdown, rescue, a worker with both kind
 
 from __future__ import annotations
 
+import asyncio
 import signal
+import threading
 import uuid
 from typing import Any
 
@@ -16,6 +18,7 @@ from pgstask.retry import RetryPolicy
 from pgstask.runtime.daemon import Daemon
 from pgstask.runtime.runner import check_worker_settings
 from pgstask.settings import Settings
+from pgstask.workers.context import DONE, LoopFlag
 from tests import async_workers
 from tests.async_workers import INTERVALS, THREADS, events
 from tests.daemons import running_daemon, scalar, start_daemon_process, stop_process, wait_for
@@ -107,6 +110,42 @@ def test_an_async_action_past_its_timeout_is_cancelled_and_retried(settings: Set
     assert final.message == "Failed: timed out after 0.5s"
     seen = [(1, "started"), (1, "cancelled"), (2, "started"), (2, "cancelled")]
     assert _events_of(settings, task) == seen
+
+
+def test_an_async_action_that_swallows_its_timeout_is_failed_by_the_daemon(
+    settings: Settings,
+) -> None:
+    with Client(settings=settings) as client, running_daemon(settings, modules=MODULES):
+        task = client.create("asyncs-slow", "stubborn", max_attempts=1)
+        # 5 s after its deadline (KILL_GRACE), as for a thread that does not stop
+        wait_for(lambda: client.get(task).status == Status.FAILED, timeout=30)
+        final = client.get(task)
+    assert final.message == "Failed: timed out after 0.5s and did not stop"
+    assert (1, "swallowed") in _events_of(settings, task)
+
+
+def test_a_loop_flag_set_from_another_thread_cancels_its_task_once() -> None:
+    seen: list[str] = []
+
+    async def action() -> None:
+        flag = LoopFlag()
+        current = asyncio.current_task()
+        assert current is not None
+        flag.attach(current)
+        setter = threading.Thread(target=flag.set)
+        setter.start()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+        setter.join()
+        flag.set()  # a second request cancels nothing more
+        await DONE
+        await asyncio.sleep(0.01)
+        seen.append("went on")
+
+    asyncio.run(action())
+    assert seen == ["cancelled", "went on"]
 
 
 def test_shutdown_cancels_async_actions_past_the_grace_and_gives_them_back(

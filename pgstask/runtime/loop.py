@@ -18,7 +18,8 @@ Life::
     stop       (once; after the daemon's drain) the loop stops; tasks still running (actions
                that swallowed their cancellation, whose runs the daemon abandoned) are
                cancelled again and given ``LEFTOVER_WAIT`` seconds, then left, logged; the
-               loop is closed
+               loop is closed (asyncio reports such a coroutine again, "Task was destroyed but
+               it is pending!", when it is collected)
 """
 
 from __future__ import annotations
