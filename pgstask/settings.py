@@ -33,6 +33,8 @@ class Settings:
     data_dir: Path = Path(".pgstask/pgdata")
     #: Actions a daemon runs at once.
     concurrency: int = 10
+    #: ``async def`` actions a daemon runs at once on its event loop, besides ``concurrency``.
+    async_concurrency: int = 100
     #: Seconds between polls when no notification arrives.
     poll_interval: float = 2.0
     #: Seconds between a daemon's heartbeats.
@@ -106,6 +108,10 @@ class Settings:
         if not 1 <= self.concurrency <= 1024:
             raise ConfigurationError(
                 f"concurrency must be between 1 and 1024, not {self.concurrency}"
+            )
+        if not 1 <= self.async_concurrency <= 100_000:
+            raise ConfigurationError(
+                f"async_concurrency must be between 1 and 100000, not {self.async_concurrency}"
             )
         for name in ("poll_interval", "heartbeat_interval", "stale_after", "retry_base_delay"):
             value = getattr(self, name)
@@ -284,6 +290,7 @@ _FROM_ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "storage": ("PGSTASK_STORAGE", _path),
     "data_dir": ("PGSTASK_DATA_DIR", _path),
     "concurrency": ("PGSTASK_CONCURRENCY", _whole),
+    "async_concurrency": ("PGSTASK_ASYNC_CONCURRENCY", _whole),
     "poll_interval": ("PGSTASK_POLL_INTERVAL", _seconds),
     "heartbeat_interval": ("PGSTASK_HEARTBEAT_INTERVAL", _seconds),
     "stale_after": ("PGSTASK_STALE_AFTER", _seconds),

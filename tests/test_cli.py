@@ -405,7 +405,7 @@ def test_create_refuses_an_action_the_installed_worker_does_not_have(
     assert create(env, "not-installed-here", "anything") > 0  # another host may have it
 
 
-def test_a_worker_with_an_async_action_stops_the_daemon_from_starting(
+def test_a_worker_with_an_async_generator_action_stops_the_daemon_from_starting(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     (tmp_path / "eager_workers.py").write_text(
@@ -413,7 +413,7 @@ def test_a_worker_with_an_async_action_stops_the_daemon_from_starting(
         "class EagerWorker(BaseWorker):\n"
         "    identifier = 'eager'\n\n"
         "    async def task_fetch(self, task, options):\n"
-        "        pass\n"
+        "        yield 1\n"
     )
     env = {**env, "PYTHONPATH": str(tmp_path), "PGSTASK_WORKERS": "eager_workers"}
     for args in (["daemon"], ["run-once"]):
@@ -422,7 +422,16 @@ def test_a_worker_with_an_async_action_stops_the_daemon_from_starting(
         message = result.stderr.splitlines()[-1]
         assert message.startswith("pgstask: error: cannot import worker module 'eager_workers'")
         assert "worker 'eager' (eager_workers.EagerWorker): action method task_fetch" in message
-        assert "async actions are not supported yet" in message
+        assert "is an async generator function" in message
+
+
+def test_run_once_runs_async_actions_beside_sync_ones(env: dict[str, str], dsn: str) -> None:
+    env = {**env, "PYTHONPATH": str(ROOT), "PGSTASK_WORKERS": "tests.async_workers"}
+    fancy, plain = create(env, "mixed", "fancy"), create(env, "mixed", "plain")
+    waited = create(env, "asyncs", "wait", "--data", '{"seconds": 0.05}')
+    out = ok(env, "run-once", "--async-concurrency", "5")
+    assert out.endswith("run-once: processed 3 tasks: 3 completed, 0 failed\n"), out
+    assert [status(dsn, t) for t in (fancy, plain, waited)] == ["completed"] * 3
 
 
 def test_stats_shows_tasks_waiting_for_an_unknown_worker(env: dict[str, str]) -> None:

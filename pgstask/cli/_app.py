@@ -168,6 +168,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     }
     for name in (
         "concurrency",
+        "async_concurrency",
         "poll_interval",
         "heartbeat_interval",
         "stale_after",

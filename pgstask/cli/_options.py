@@ -184,6 +184,12 @@ def add_runtime(parser: argparse.ArgumentParser) -> None:
         help="actions run at once (PGSTASK_CONCURRENCY, default 10)",
     )
     group.add_argument(
+        "--async-concurrency",
+        type=positive_int,
+        metavar="N",
+        help="async actions run at once on the event loop (PGSTASK_ASYNC_CONCURRENCY, default 100)",
+    )
+    group.add_argument(
         "--poll-interval",
         type=positive_seconds,
         metavar="S",

@@ -88,10 +88,11 @@ def cmd_daemon(ctx: Context) -> int:
     logging.getLogger("pgstask").setLevel(min(logging.getLogger().level, logging.INFO))
     daemon = build_daemon(ctx)
     _log.info(
-        "pgstask daemon %s starting: workers %s; concurrency %d; database %s",
+        "pgstask daemon %s starting: workers %s; concurrency %d%s; database %s",
         daemon.id,
         ", ".join(daemon.identifiers) or "(none)",
         daemon.concurrency,
+        f" (and {daemon.async_concurrency} async)" if daemon.async_concurrency else "",
         _describe(ctx),
     )
     if not daemon.worker_classes:

@@ -23,6 +23,9 @@ The parts, in the order a task meets them (each is given the next at constructio
                 Supervisor (fence, timeouts, memory)   Rescuer, Cleaner (one daemon at a time)
                 HookCaller (workers' hooks; the completer tells it what it stored)
 
+An ``async def`` action's job runs on the slots' event loop (``runtime/loop.py``), not on a
+thread; the producer claims for the free slots of each kind.
+
 The producer's ``wakeup`` event is made first, so that the parts built before it (the slots
 when one frees, the completer when it writes a retry) can wake it; everything else is wired
 by giving a part the object it talks to. The daemon is on no task's path.
@@ -52,7 +55,7 @@ from psycopg_pool import ConnectionPool
 
 from pgstask import migrate, queries, schedules
 from pgstask.db import Conn, Dedicated, make_pool
-from pgstask.errors import SchemaError, TaskNotFoundError, TaskStateError, WorkerNotFoundError
+from pgstask.errors import SchemaError
 from pgstask.memory import Gauge
 from pgstask.retry import RetryPolicy
 from pgstask.runtime.cleaner import Cleaner
@@ -61,7 +64,7 @@ from pgstask.runtime.heartbeat import DaemonRow, Heartbeat
 from pgstask.runtime.hooks import HookCaller
 from pgstask.runtime.isolation import SHUTDOWN_KILL_GRACE, TERMINATE_WAIT
 from pgstask.runtime.listener import Listener
-from pgstask.runtime.producer import Producer
+from pgstask.runtime.producer import Producer, claim_by_id
 from pgstask.runtime.reporter import Reporter
 from pgstask.runtime.rescuer import Rescuer
 from pgstask.runtime.runner import Outcome, Runner, check_worker_settings, describe_outcomes
@@ -91,6 +94,7 @@ class Daemon:
         workers: Mapping[str, type[BaseWorker]],
         make_client: ClientFactory,
         concurrency: int | None = None,
+        async_concurrency: int | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
@@ -98,12 +102,17 @@ class Daemon:
         ``Client`` class; the runtime does not import the client, which sits above it), here and
         in child processes. ``on_outcome`` is told every outcome the daemon records
         (``run-once`` prints a line per task with it); it runs in an action thread and must not
-        raise. ``clock`` is given to every part (tests may drive time)."""
+        raise. ``clock`` is given to every part (tests may drive time). ``concurrency`` and
+        ``async_concurrency`` override the settings' slots of sync and of async actions."""
         self.settings = settings
         self.dsn = dsn
         self.id = uuid.uuid4()
         self.concurrency = concurrency or settings.concurrency
         self.worker_classes = dict(workers)
+        #: Event-loop slots for async actions; 0 (no loop) when no worker has one.
+        self.async_concurrency = 0
+        if any(cls.async_actions() for cls in self.worker_classes.values()):
+            self.async_concurrency = async_concurrency or settings.async_concurrency
         self.retry = RetryPolicy(settings.retry_base_delay, settings.retry_max_delay)
         self.workers: dict[str, BaseWorker] = {}
         #: Workers with limits (``s_workers.flow``, docs/limits.md) and with a ``notify`` setting
@@ -212,7 +221,9 @@ class Daemon:
         s, clock = self.settings, self.clock
         # Set by a freed slot and a written retry, whose parts are built before the producer.
         wakeup = threading.Event()
-        self.slots = Slots(self.concurrency, on_free=wakeup.set)
+        self.slots = Slots(
+            self.concurrency, async_concurrency=self.async_concurrency, on_free=wakeup.set
+        )
         # The claim and the completion each run every few milliseconds under load: each on a
         # connection of its own (one round trip a statement), the pool serves everything else.
         self._claim_conn = Dedicated(self.dsn, name="pgstask-producer", on_connect=self._session)
@@ -349,8 +360,8 @@ class Daemon:
             self.scheduler,
             self.producer,
         )
-        n, slots = len(self.workers), self.concurrency
-        _log.info("daemon %s running %d worker(s) with %d slot(s)", self.id, n, slots)
+        n, slots, loop = len(self.workers), self.concurrency, self.async_concurrency
+        _log.info("daemon %s: %d worker(s), %d slot(s), %d async", self.id, n, slots, loop)
         try:
             # A short wait, not an endless one: the signal handlers run in this thread.
             while not self._stop_event.wait(0.2):
@@ -412,22 +423,7 @@ class Daemon:
         self._start(self.completer, self.hooks)  # the action's progress and logs as it runs
         try:
             with self.pool.connection() as conn:
-                current = queries.task_get(conn, id=task_id)
-                if current is None:
-                    raise TaskNotFoundError(task_id)
-                if current.identifier not in self.workers:
-                    raise WorkerNotFoundError(current.identifier)
-                task = queries.task_claim_by_id(conn, daemon_id=self.id, id=task_id)
-                if task is None:  # taken meanwhile, or held back by a limit: read it again
-                    current = queries.task_get(conn, id=task_id) or current
-            if task is None:
-                raise TaskStateError(
-                    f"task {task_id} is pending, but its worker {current.identifier!r} is at one "
-                    "of its limits (docs/limits.md): it starts when the limit allows"
-                    if current.is_pending
-                    else f"task {task_id} is {current.status_text}; only pending tasks can be "
-                    "executed"
-                )
+                task = claim_by_id(conn, daemon_id=self.id, id=task_id, workers=self.workers)
             self.runs.run_here(task)
         finally:
             self._shutdown()

@@ -1,7 +1,10 @@
 """One call of an action, and how it ended.
 
 The runner calls actions in its own thread, and the child process of a process-isolated action
-calls them in the same way, through ``invoke``. What the action marked, its result and message
+calls them in the same way, through ``invoke``; an ``async def`` action is awaited on the
+daemon's event loop through ``invoke_async``, where a stop request arrives as
+``asyncio.CancelledError`` (its ``LoopFlag`` cancels the asyncio task) and ends the call as
+``STOPPED``, as ``TaskStopped`` does in a thread. What the action marked, its result and message
 stay on the ``TaskRun``; ``Ending`` says how the call ended. The runner turns both into an
 ``Outcome``.
 
@@ -13,7 +16,9 @@ classes (``retry.exception_names``, which the worker's ``retry_on``/``fail_on`` 
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import inspect
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +27,7 @@ from pgstask.db import json_text
 from pgstask.errors import Retry, Snooze, TaskStopped, checked_delay
 from pgstask.retry import exception_names
 from pgstask.workers.base import BaseWorker
-from pgstask.workers.context import Mark, TaskRun
+from pgstask.workers.context import LoopFlag, Mark, TaskRun
 
 
 class EndingKind(enum.Enum):
@@ -63,7 +68,13 @@ def invoke(worker: BaseWorker, method_name: str, run: TaskRun, options: Any) -> 
     method = getattr(worker, method_name)
     worker._runs[task.id] = run
     try:
-        method(task, options)
+        returned = method(task, options)
+        if inspect.iscoroutine(returned):  # e.g. a sync decorator around an async method
+            returned.close()
+            raise TypeError(
+                f"action method {method_name} returned a coroutine instead of running: define "
+                "it with `async def` (a decorator must keep it a coroutine function)"
+            )
         if run.stopping:  # the action returned without noticing the request to stop
             run.check()
     except TaskStopped:
@@ -72,6 +83,41 @@ def invoke(worker: BaseWorker, method_name: str, run: TaskRun, options: Any) -> 
         return _raised(exc)
     finally:
         worker._runs.pop(task.id, None)
+    return _returned(run)
+
+
+async def invoke_async(worker: BaseWorker, method_name: str, run: TaskRun, options: Any) -> Ending:
+    """Await the ``async def`` action ``method_name`` of ``worker`` for ``run.task`` with
+    ``options`` (as ``invoke``), in the asyncio task its stop flag cancels; never raises
+    ``Exception``. A run asked to stop before
+    it starts does not call the action."""
+    task = run.task
+    flag, current = run.stop_flag, asyncio.current_task()
+    if isinstance(flag, LoopFlag) and current is not None:
+        flag.attach(current)
+    if run.stopping:
+        return Ending(EndingKind.STOPPED)
+    worker._runs[task.id] = run
+    try:
+        await getattr(worker, method_name)(task, options)
+        if run.stopping:  # it returned without noticing (or swallowed its cancellation)
+            return Ending(EndingKind.STOPPED)
+    except asyncio.CancelledError as exc:
+        # Ours when the run was asked to stop; else the action's own (a failed attempt).
+        return Ending(EndingKind.STOPPED) if run.stopping else _raised(exc)
+    except TaskStopped:
+        return Ending(EndingKind.STOPPED)
+    except GeneratorExit:  # the coroutine is closed (a left-behind one, collected): let it go
+        raise
+    except BaseException as exc:
+        return _raised(exc)
+    finally:
+        worker._runs.pop(task.id, None)
+    return _returned(run)
+
+
+def _returned(run: TaskRun) -> Ending:
+    """The ending of an action that returned: its result must be JSON."""
     if run.mark is not Mark.FAILED and run.result is not None:
         # It goes in the completion batch, where one value jsonb refuses would fail them all.
         try:

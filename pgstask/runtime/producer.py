@@ -10,6 +10,15 @@ It claims at most the free slots, at most ``batch_size`` at a time and ``max_tas
 (``pgstask run-once``), and nothing while the ``Fence`` is closed. The claimed tasks go to the
 ``RunTable``, which starts their runs.
 
+Two kinds of slots: threads for ``def`` actions, the event loop's for ``async def`` ones
+(``Slots.free``, ``Slots.free_async``). A claimed task never waits for a slot, so the workers are
+claimed for in up to three lanes, each at most the room it is sure of: the workers whose actions
+are all ``def`` for the free threads, those whose actions are all ``async def`` for the free loop
+slots, and the workers with actions of both kinds for the smaller of what is left of each (each
+of their tasks then takes a slot of its action's kind). The lanes take turns going first, so that
+a backlog in one does not starve another of the slots they share. A daemon with one kind of
+worker claims in one lane, as before: one statement.
+
 Two claims share the room (docs/limits.md): ``task_claim`` takes the tasks of workers without
 flow control, in one statement; ``task_claim_limited`` those of workers with a ``max_running``,
 ``max_running_per_key``, ``rate_limit`` or ``fair_share`` setting, under a lock per worker. The
@@ -36,6 +45,7 @@ from collections.abc import Collection, Mapping
 
 from pgstask import queries
 from pgstask.db import Conn, Connections
+from pgstask.errors import TaskNotFoundError, TaskStateError, WorkerNotFoundError
 from pgstask.runtime.runs import RunTable
 from pgstask.runtime.service import Clock, Service
 from pgstask.runtime.slots import Slots
@@ -84,6 +94,8 @@ class Producer(Service):
         self.batch_size = batch_size
         self.max_tasks = max_tasks
         self.priority_age = priority_age
+        #: The identifiers of each lane: all-sync workers, all-async, both kinds.
+        self.lanes = lanes(workers)
         #: Tasks claimed so far.
         self.claimed = 0
         self.claim_lock = threading.Lock()
@@ -96,16 +108,26 @@ class Producer(Service):
         """``max_tasks`` tasks have been claimed: it claims no more."""
         return self.max_tasks is not None and self.claimed >= self.max_tasks
 
-    def _room(self) -> int:
-        """How many tasks the next claim may take."""
+    def _budget(self) -> int:
+        """How many tasks the next claim may take in all lanes (``batch_size``, ``max_tasks``,
+        the fence)."""
         if self.fence.closed:
             return 0
-        room = self.slots.free
+        budget = self.slots.free + self.slots.free_async
         if self.batch_size is not None:
-            room = min(room, self.batch_size)
+            budget = min(budget, self.batch_size)
         if self.max_tasks is not None:
-            room = min(room, self.max_tasks - self.claimed)
-        return room
+            budget = min(budget, self.max_tasks - self.claimed)
+        return budget
+
+    def _room(self) -> int:
+        """How many tasks the next claim may take (in the lanes that have workers)."""
+        threads, loop = self.slots.free, self.slots.free_async
+        sync_ids, async_ids, both = self.lanes
+        room = (threads if sync_ids else 0) + (loop if async_ids else 0)
+        if both:
+            room = max(room, min(threads, loop))
+        return min(room, self._budget())
 
     def step(self) -> int:
         """Claim up to the free slots and start the tasks' runs; returns how many were claimed."""
@@ -113,18 +135,13 @@ class Producer(Service):
         # the same moment run first (sleep(0) hands over the GIL), so that one claim fills the
         # slots they free too instead of a claim per slot. It costs microseconds, not latency.
         time.sleep(0)
-        free = self._room()
-        identifiers = self.identifiers
-        if free <= 0 or not identifiers:
+        if self._room() <= 0 or not self.identifiers:
             return 0
         # Each claim starts with the next worker: within a priority, the workers take turns.
-        self._turn = (self._turn + 1) % len(identifiers)
-        identifiers = identifiers[self._turn :] + identifiers[: self._turn]
+        self._turn += 1
         with self.claim_lock:
             with self.db.connection() as conn:
-                tasks = self._claim(conn, identifiers, free)
-            if len(tasks) > free:  # cannot happen with the materialised CTE; never overrun
-                raise RuntimeError(f"claimed {len(tasks)} tasks for {free} slots")
+                tasks, asked = self._claim_lanes(conn)
             self.claimed += len(tasks)
             tasks.sort(key=lambda t: (t.priority != "high", t.priority == "low", t.start_at, t.id))
             for task in tasks:
@@ -132,10 +149,34 @@ class Producer(Service):
         # Only after the claim committed and the actions started: when nothing more is due,
         # find when the next scheduled task becomes due (the timed wake-up).
         self._next_due = None
-        if len(tasks) < free:
+        if len(tasks) < asked:
             with self.db.connection() as conn:
-                self._next_due = self._due_in(conn, identifiers)
+                self._next_due = self._due_in(conn, self.identifiers)
         return len(tasks)
+
+    def _claim_lanes(self, conn: Conn) -> tuple[list[Task], int]:
+        """Claim in each lane with workers, at most its room; (the tasks, how many were asked
+        for)."""
+        threads, loop, budget = self.slots.free, self.slots.free_async, self._budget()
+        tasks: list[Task] = []
+        asked = 0
+        first = self._turn % len(self.lanes)  # the lanes take turns going first too
+        for lane in [*range(first, len(self.lanes)), *range(first)]:
+            identifiers = self.lanes[lane]
+            room = min((threads, loop, min(threads, loop))[lane], budget - len(tasks))
+            if room <= 0 or not identifiers:
+                continue
+            turn = self._turn % len(identifiers)
+            got = self._claim(conn, identifiers[turn:] + identifiers[:turn], room)
+            if len(got) > room:  # cannot happen with the materialised CTE; never overrun
+                raise RuntimeError(f"claimed {len(got)} tasks for {room} slots")
+            asked += room
+            tasks += got
+            if lane != 1:
+                threads -= len(got)
+            if lane != 0:
+                loop -= len(got)
+        return tasks, asked
 
     def _claim(self, conn: Conn, identifiers: list[str], free: int) -> list[Task]:
         """Both claims in turn (the limited one only while a worker has limits), up to ``free``."""
@@ -172,3 +213,39 @@ class Producer(Service):
         if self._next_due is not None:
             delay = min(delay, max(0.0, self._next_due - self.clock()))
         return delay
+
+
+def lanes(workers: Mapping[str, BaseWorker]) -> tuple[list[str], list[str], list[str]]:
+    """The identifiers of ``workers`` by the kinds of their actions: (only ``def``, only
+    ``async def``, both), each sorted."""
+    sync_ids: list[str] = []
+    async_ids: list[str] = []
+    both: list[str] = []
+    for identifier in sorted(workers):
+        cls = type(workers[identifier])
+        n_async, n_all = len(cls.async_actions()), len(cls.actions())
+        lane = both if 0 < n_async < n_all else async_ids if n_async else sync_ids
+        lane.append(identifier)
+    return sync_ids, async_ids, both
+
+
+def claim_by_id(
+    conn: Conn, *, daemon_id: uuid.UUID, id: int, workers: Mapping[str, BaseWorker]
+) -> Task:
+    """Claim the pending task ``id`` (whatever its ``start_at``) for ``Daemon.execute``; an
+    error that says why when it is not there, not one of ``workers``', or cannot be claimed."""
+    current = queries.task_get(conn, id=id)
+    if current is None:
+        raise TaskNotFoundError(id)
+    if current.identifier not in workers:
+        raise WorkerNotFoundError(current.identifier)
+    task = queries.task_claim_by_id(conn, daemon_id=daemon_id, id=id)
+    if task is not None:
+        return task
+    current = queries.task_get(conn, id=id) or current  # taken meanwhile, or held by a limit
+    raise TaskStateError(
+        f"task {id} is pending, but its worker {current.identifier!r} is at one of its limits "
+        "(docs/limits.md): it starts when the limit allows"
+        if current.is_pending
+        else f"task {id} is {current.status_text}; only pending tasks can be executed"
+    )

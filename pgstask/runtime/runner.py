@@ -2,13 +2,17 @@
 
 The daemon, ``run-once`` and ``Client.execute`` share it. ``prepare`` reads the worker's settings
 that concern pgstask (``timeout``, ``isolation``, the retry settings of ``pgstask.retry``) once,
-when the task is claimed. ``run`` resolves the action, makes its options (a copy of the task's
-data, or the instance of the options model the action declares: ``pgstask.workers.options``) and
-calls it with them, in the calling thread or, with ``isolation: "process"``, in a child process
-(``pgstask.runtime.isolation``), and turns how the call ended into an ``Outcome``, which the
-completer writes (batched, compare-and-set). It never raises: an unknown action, an invalid
-setting, data the action's options model refuses, an exception, a result that is not JSON, a
-cancellation, a timeout, a shutdown and a child process that died each have their own outcome.
+when the task is claimed, and whether its action is ``async def`` (``TaskRun.asynchronous``).
+``refusal`` is the outcome of a run that cannot start (an unknown worker or action, an invalid
+setting, an async action with ``isolation: "process"``): it needs no slot. ``run`` resolves the
+action, makes its options (a copy of the task's data, or the instance of the options model the
+action declares: ``pgstask.workers.options``) and calls it with them, in the calling thread or,
+with ``isolation: "process"``, in a child process (``pgstask.runtime.isolation``); ``run_async``
+awaits an async action on the daemon's event loop. Both turn how the call ended into an
+``Outcome``, which the completer writes (batched, compare-and-set). They never raise: an unknown
+action, an invalid setting, data the action's options model refuses, an exception, a result
+that is not JSON, a cancellation, a timeout, a shutdown and a child process that died each have
+their own outcome, the same for a sync and an async action.
 
 What the action raised decides, with the worker's ``RetryPolicy``: ``Snooze`` makes the task
 pending again later without counting the attempt (unless it snoozed ``max_snoozes`` times
@@ -39,13 +43,14 @@ from pgstask.logs import LogRecord
 from pgstask.progress import ProgressState, ProgressTracker
 from pgstask.retry import RetryPolicy
 from pgstask.runtime import isolation
-from pgstask.runtime.invocation import Ending, EndingKind, invoke
+from pgstask.runtime.invocation import Ending, EndingKind, invoke, invoke_async
 from pgstask.task import Status, Task
 from pgstask.workers.actions import action_methods
 from pgstask.workers.base import BaseWorker, ClientFactory
 from pgstask.workers.context import (
     Flag,
     Isolation,
+    LoopFlag,
     Mark,
     StopFlag,
     StopReason,
@@ -57,6 +62,10 @@ from pgstask.workers.options import model_of, options_for
 _log = logging.getLogger(__name__)
 
 COMPLETED_MESSAGE = "Task completed successfully"
+ASYNC_PROCESS_REFUSED = (
+    'has async actions and the setting isolation="process"; async actions run on the '
+    "daemon's event loop: remove the setting, or define the actions with `def`"
+)
 FENCED_MESSAGE = "Given back: its daemon lost contact with the database and stopped it"
 
 
@@ -122,19 +131,22 @@ class Outcome:
 
 def check_worker_settings(workers: Iterable[type[BaseWorker]], retry: RetryPolicy) -> None:
     """Refuse, with a ``ConfigurationError`` naming the worker and the setting, a worker class
-    whose default ``settings`` hold an invalid retry setting (a daemon's start). An invalid
-    value stored in ``s_workers.settings`` fails the worker's tasks instead (``prepare``).
-    An action whose options model cannot be resolved or checked (``options.model_of``) is
-    refused the same way."""
+    whose default ``settings`` hold an invalid retry or isolation setting, or ask for
+    ``isolation: "process"`` while it has async actions (a daemon's start). An invalid value
+    stored in ``s_workers.settings`` fails the worker's tasks instead (``refusal``). An action
+    whose options model cannot be resolved or checked (``options.model_of``) is refused the same
+    way."""
     for cls in workers:
         for method_name in sorted(action_methods(cls).values()):
             model_of(cls, method_name)
+        where = f"in the class attribute {cls.__module__}.{cls.__qualname__}.settings"
         try:
             retry.for_worker(cls.identifier, cls.settings)
+            isolated = Isolation.of(cls.identifier, cls.settings) is Isolation.PROCESS
         except ValueError as exc:
-            raise ConfigurationError(
-                f"{exc} (in the class attribute {cls.__module__}.{cls.__qualname__}.settings)"
-            ) from None
+            raise ConfigurationError(f"{exc} ({where})") from None
+        if isolated and cls.async_actions():
+            raise ConfigurationError(f"worker {cls.identifier!r} {ASYNC_PROCESS_REFUSED} ({where})")
 
 
 class Reports(Protocol):
@@ -199,7 +211,12 @@ class Runner:
             retry = self.retry.for_worker(task.identifier, settings)
         except ValueError as exc:
             refused = str(exc)
-        stop: StopFlag = isolation.SharedFlag() if where is Isolation.PROCESS else Flag()
+        asynchronous = worker is not None and worker.is_async_action(task.action)
+        stop: StopFlag = Flag()
+        if where is Isolation.PROCESS and not asynchronous:
+            stop = isolation.SharedFlag()
+        elif asynchronous:
+            stop = LoopFlag()
         return TaskRun(
             task=task,
             tracker=tracker,
@@ -210,6 +227,7 @@ class Runner:
             retry=retry,
             setting_error=refused,
             clock=self.clock,
+            asynchronous=asynchronous,
             _stop=stop,
         )
 
@@ -232,8 +250,9 @@ class Runner:
         except Exception:
             return Outcome(run.task, OutcomeKind.GIVEN_BACK, touched_progress=run.tracker.touched)
 
-    def run(self, run: TaskRun) -> Outcome:
-        """Execute the action of ``run.task``; never raises."""
+    def refusal(self, run: TaskRun) -> Outcome | None:
+        """The final failure of a run that cannot start (nothing runs, no slot is needed);
+        None when it can."""
         task = run.task
         worker = self.workers.get(task.identifier)
         if worker is None:  # the claim only selects identifiers this daemon has
@@ -241,15 +260,36 @@ class Runner:
         if run.setting_error is not None:
             return self._failure(run, run.setting_error, final=True)
         try:
-            method_name = worker.resolve_action(task.action)
+            worker.resolve_action(task.action)
         except UnknownActionError as exc:
             return self._failure(run, str(exc), final=True)
-        try:  # before any child starts: data its model refuses fails the task at once
-            options = options_for(type(worker), method_name, task.meta)
+        if run.asynchronous and run.isolation is Isolation.PROCESS:
+            error = f"worker {task.identifier!r} {ASYNC_PROCESS_REFUSED}"
+            return self._failure(run, error, final=True)
+        return None
+
+    def _options(self, run: TaskRun, worker: BaseWorker, method_name: str) -> Any:
+        """The options the action is called with; an ``Outcome`` (a final failure) when its
+        options model refuses the task's data: before any child process or coroutine starts."""
+        try:
+            return options_for(type(worker), method_name, run.task.meta)
         except InvalidOptionsError as exc:
             return self._failure(run, exc.mismatch, final=True)
         except ConfigurationError as exc:
             return self._failure(run, str(exc), final=True)
+
+    def run(self, run: TaskRun) -> Outcome:
+        """Execute the action of ``run.task`` (not an async one); never raises."""
+        refused = self.refusal(run)
+        if refused is not None:
+            return refused
+        worker = self.workers[run.task.identifier]
+        method_name = worker.resolve_action(run.task.action)
+        if run.asynchronous:
+            return self._failure(run, "an async action needs the daemon's event loop", final=True)
+        options = self._options(run, worker, method_name)
+        if isinstance(options, Outcome):
+            return options
         if run.isolation is Isolation.PROCESS:
             if self.dsn is None or self.make_client is None:
                 return self._failure(
@@ -267,6 +307,22 @@ class Runner:
             run.observe_memory(self._memory_sample())
             ending = invoke(worker, method_name, run, options)
             run.observe_memory(self._memory_sample())
+        return self._outcome(run, ending)
+
+    async def run_async(self, run: TaskRun) -> Outcome:
+        """Await the ``async def`` action of ``run.task`` on the running event loop; never
+        raises (a stop request arrives as ``CancelledError`` and ends it as for a thread)."""
+        refused = self.refusal(run)
+        if refused is not None:
+            return refused
+        worker = self.workers[run.task.identifier]
+        method_name = worker.resolve_action(run.task.action)
+        options = self._options(run, worker, method_name)
+        if isinstance(options, Outcome):
+            return options
+        run.observe_memory(self._memory_sample())
+        ending = await invoke_async(worker, method_name, run, options)
+        run.observe_memory(self._memory_sample())
         return self._outcome(run, ending)
 
     def _outcome(self, run: TaskRun, ending: Ending) -> Outcome:

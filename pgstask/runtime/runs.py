@@ -2,7 +2,9 @@
 
 A run is one claim of one task, named by ``(task id, claims)`` (``RunKey``). ``RunTable`` is on
 the path of every task: the producer hands it each claimed task (``start``), an action thread
-runs the action and ends the run (``end``), and the outcome goes to the completer. The other
+(or, for an ``async def`` action, the event loop's thread) runs the action and ends the run
+(``end``), and the outcome goes to the completer. A run that cannot start (``Runner.refusal``)
+ends at once, on no slot. The other
 parts ask it about runs: the listener cancels one (``cancel``), the heartbeat asks which runs the
 daemon knows it holds (``known``) and stops those it no longer holds (``lost``), the supervisor
 times them out (``abandon``) or stops them all (``stop``: a fence), and the daemon's shutdown
@@ -105,7 +107,8 @@ class RunTable:
     # --- the path of a task ------------------------------------------------------------------
 
     def start(self, task: Task) -> None:
-        """Run a claimed task on an action thread (the producer's hand-over)."""
+        """Run a claimed task on an action thread, or on the event loop for an async action
+        (the producer's hand-over; it claimed no more than the free slots of each kind)."""
         run = self._prepare(task)
         if run is None:
             return
@@ -113,7 +116,10 @@ class RunTable:
         with self._lock:
             self._runs[task.run_key] = ActiveRun(run, deadline)
         try:
-            self.slots.submit(lambda: self._run(run))
+            if run.asynchronous:
+                self.slots.submit_async(lambda: self._run_async(run))
+            else:
+                self.slots.submit(lambda: self._run(run))
         except Exception:
             with self._lock:
                 self._runs.pop(task.run_key, None)
@@ -121,11 +127,18 @@ class RunTable:
             raise
 
     def run_here(self, task: Task) -> None:
-        """Run a claimed task in the calling thread (``Daemon.execute``)."""
+        """Run a claimed task in the calling thread (``Daemon.execute``); an async action on
+        the event loop, the calling thread waiting for it."""
         run = self._prepare(task)
-        if run is not None:
-            with self._lock:
-                self._runs[task.run_key] = ActiveRun(run, None)
+        if run is None:
+            return
+        with self._lock:
+            self._runs[task.run_key] = ActiveRun(run, None)
+        if run.asynchronous and self.slots.loop is not None:
+            self.slots.loop.start()
+            self.slots.submit_async(lambda: self._run_async(run))
+            self.slots.wait_idle(None)
+        else:
             self._run(run)
 
     def end(self, outcome: Outcome) -> None:
@@ -143,22 +156,39 @@ class RunTable:
 
     def _prepare(self, task: Task) -> TaskRun | None:
         """The run of a claimed task; None when it cannot start (its failure is handed to the
-        completer): a row pgstask cannot read, settings that break ``prepare``."""
+        completer): a row pgstask cannot read, settings that break ``prepare``, a refusal."""
         if isinstance(task, UnreadableTask):
             _log.error("task %s cannot be read and fails: %s", task.id, task.problem)
             self.end(Runner.unstartable(task, f"pgstask cannot read it: {task.problem}"))
             return None
         try:
-            return self.runner.prepare(task)  # reads the worker's timeout and isolation settings
+            run = self.runner.prepare(task)  # reads the worker's timeout and isolation settings
+            refused = self.runner.refusal(run)
         except Exception as exc:
             _log.exception("task %s could not be prepared", task.id)
             self.end(Runner.unstartable(task, f"pgstask could not start it: {exc!r}"))
             return None
+        if refused is not None:
+            self.end(refused)
+            return None
+        return run
 
     def _run(self, run: TaskRun) -> None:
         try:
             outcome = self.runner.run(run)
         except BaseException as exc:  # the runner never raises: the backstop that ends the run
+            _log.exception("task %s: the runner failed", run.task.id)
+            outcome = self.runner.broken(
+                run, f"pgstask could not end the run ({type(exc).__name__})"
+            )
+        self.end(outcome)
+
+    async def _run_async(self, run: TaskRun) -> None:
+        try:
+            outcome = await self.runner.run_async(run)
+        except GeneratorExit:  # closed without running on (a left-behind coroutine collected)
+            raise
+        except BaseException as exc:  # the backstop, as in ``_run``
             _log.exception("task %s: the runner failed", run.task.id)
             outcome = self.runner.broken(
                 run, f"pgstask could not end the run ({type(exc).__name__})"

@@ -8,9 +8,12 @@ retried with backoff until ``max_attempts``; ``mark_failed`` fails the task for 
 may declare a model for its options with the annotation of ``options`` (a dataclass or a
 pydantic model: ``pgstask.workers.options``); it is then given an instance of that model.
 
-Actions are plain ``def`` methods, run in threads. A class whose action is ``async def`` (or a
-generator function) is refused when its ``class`` statement runs: its body would never run and
-its tasks would be reported completed. Each accepted subclass with an identifier is remembered
+Actions are plain ``def`` methods, run in threads, or ``async def`` methods, run on the daemon's
+event loop (docs/workers.md, "Async actions"); the helpers (``push_progress``, ``log``,
+``mark_*``, ``check_cancelled``) do their work when called and return ``DONE``, which an async
+action may ``await``. A class whose action is an async generator or a generator function is
+refused when its ``class`` statement runs: its body would never run and its tasks would be
+reported completed. Each accepted subclass with an identifier is remembered
 (``pgstask.workers.known``), so that ``Client.create`` refuses an action it does not have.
 
 What an action asks of pgstask beyond its own task (enqueue another, store or fetch a file) goes
@@ -42,7 +45,7 @@ from pgstask.settings import Settings
 from pgstask.task import Status, Task
 from pgstask.workers import known
 from pgstask.workers.actions import action_key, action_methods, action_name
-from pgstask.workers.context import Mark, StopReason, TaskRun
+from pgstask.workers.context import DONE, Done, Mark, StopReason, TaskRun
 
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}$")
 
@@ -160,13 +163,13 @@ class BaseWorker:
 
     @classmethod
     def check_actions(cls) -> None:
-        """Refuse action methods the runner cannot run (``ConfigurationError``): ``async def``
-        methods, whose coroutine would never be awaited, and generator functions, whose body
-        would never run; either way the task would be completed without running."""
+        """Refuse action methods the runner cannot run (``ConfigurationError``): async
+        generator and generator functions, whose body would never run: the task would be
+        completed without running. ``async def`` actions run on the daemon's event loop."""
         for name in sorted(action_methods(cls).values()):
             method = getattr(cls, name)
-            if inspect.iscoroutinefunction(method) or inspect.isasyncgenfunction(method):
-                why = "is `async def`; async actions are not supported yet"
+            if inspect.isasyncgenfunction(method):
+                why = "is an async generator function (`async def` with `yield`)"
             elif inspect.isgeneratorfunction(method):
                 why = "is a generator function (it contains `yield`); its body would never run"
             else:
@@ -176,6 +179,21 @@ class BaseWorker:
                 f"({cls.__module__}.{cls.__qualname__}): action method {name} {why}. Define it "
                 "with a plain `def` (it may call asyncio.run(...) for async code)"
             )
+
+    @classmethod
+    def async_actions(cls) -> list[str]:
+        """The actions of this worker that are ``async def`` (canonical spelling)."""
+        return sorted(
+            action_name(m)
+            for m in action_methods(cls).values()
+            if inspect.iscoroutinefunction(getattr(cls, m))
+        )
+
+    @classmethod
+    def is_async_action(cls, action: str) -> bool:
+        """The method of ``action`` is ``async def`` (False for an unknown action)."""
+        method = action_methods(cls).get(action_key(action)) if isinstance(action, str) else None
+        return method is not None and inspect.iscoroutinefunction(getattr(cls, method))
 
     @classmethod
     def check_identifier(cls) -> str:
@@ -230,24 +248,29 @@ class BaseWorker:
         total: int | None = None,
         eta: float | None = None,
         message: str | None = None,
-    ) -> None:
+    ) -> Done:
         """Report progress. Fields not given keep their earlier values; with ``processed`` and
         ``total`` the percentage and the ETA (seconds) are derived when not given. Raises
-        ``TaskStopped`` if the action was asked to stop meanwhile (cancelled, timed out, …)."""
+        ``TaskStopped`` (``asyncio.CancelledError`` in an async action) if the action was asked
+        to stop meanwhile (cancelled, timed out, …). An async action awaits it."""
         run = self._run_of(task)
         run.check()
         run.tracker.push(
             progress=progress, processed=processed, total=total, eta=eta, message=message
         )
+        return DONE
 
-    def mark_preparing(self, task: Task, message: str | None = None) -> None:
+    def mark_preparing(self, task: Task, message: str | None = None) -> Done:
         """Status 30 (preparing) for the action's own set-up phase, as sTask's built-in workers
-        do; ``mark_running`` when the real work starts. One write each, and only when called."""
+        do; ``mark_running`` when the real work starts. One write each, and only when called
+        (at once: in an async action it holds the event loop for one statement)."""
         self._set_phase(task, Status.PREPARING, message)
+        return DONE
 
-    def mark_running(self, task: Task, message: str | None = None) -> None:
+    def mark_running(self, task: Task, message: str | None = None) -> Done:
         """Status 50 (running) again after ``mark_preparing``."""
         self._set_phase(task, Status.RUNNING, message)
+        return DONE
 
     def _set_phase(self, task: Task, status: Status, message: str | None) -> None:
         run = self._run_of(task)
@@ -259,25 +282,31 @@ class BaseWorker:
         run.tracker.push(message=message)
         run.tracker.flush()
 
-    def check_cancelled(self, task: Task) -> None:
-        """Raise ``TaskStopped`` if the action was asked to stop, for any reason (for loops
-        that report no progress). sTask's name, kept: it checks more than cancellation."""
+    def check_cancelled(self, task: Task) -> Done:
+        """Raise ``TaskStopped`` (``asyncio.CancelledError`` in an async action) if the action
+        was asked to stop, for any reason (for loops that report no progress). sTask's name,
+        kept: it checks more than cancellation."""
         self._run_of(task).check()
+        return DONE
 
-    def mark_finished(self, task: Task, result: Any = None, message: str | None = None) -> None:
+    def mark_finished(self, task: Task, result: Any = None, message: str | None = None) -> Done:
         """Finish the task as completed with ``result`` (any JSON value, e.g. a file path)."""
         run = self._run_of(task)
         run.mark, run.result, run.message = Mark.FINISHED, result, message
+        return DONE
 
-    def mark_failed(self, task: Task, message: str) -> None:
+    def mark_failed(self, task: Task, message: str) -> Done:
         """Fail the task for good (no retry), with ``message``."""
         run = self._run_of(task)
         run.mark, run.message = Mark.FAILED, str(message)
+        return DONE
 
-    def log(self, task: Task, level: str, message: str, **context: Any) -> None:
-        """Add a log record to the task (level: debug, info, warning, error, critical)."""
+    def log(self, task: Task, level: str, message: str, **context: Any) -> Done:
+        """Add a log record to the task (level: debug, info, warning, error, critical): in its
+        ``{id}.log`` file at once, its row with the daemon's next completer pass."""
         run = self._run_of(task)
         run.emit_log(LogRecord.make(run.task.id, level, message, **context))
+        return DONE
 
     # --- hooks -------------------------------------------------------------------------------
 

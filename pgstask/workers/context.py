@@ -6,14 +6,22 @@ thread (listener, heartbeat, timeout watch, shutdown) calls ``cancel(reason)`` a
 stops at its next ``push_progress`` or ``check``, where ``TaskStopped`` is raised. For an action
 that runs in a child process (``Isolation.PROCESS``) the stop flag is shared memory that the child's
 own ``TaskRun`` reads, so the same calls stop it there.
+
+An ``async def`` action (``asynchronous``) runs on the daemon's event loop: its stop flag is a
+``LoopFlag``, whose ``set`` also cancels the action's asyncio task on that loop, so the action
+sees ``asyncio.CancelledError`` at its next ``await``; its ``check`` raises ``CancelledError``
+too, not ``TaskStopped``. The helpers return ``DONE``, which a sync action ignores and an async
+one may ``await`` (a point where a pending cancellation is delivered).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -103,6 +111,58 @@ class Flag:
         return self._set
 
 
+class LoopFlag:
+    """The stop flag of an async action: ``set`` also cancels the asyncio task the action runs
+    in (``attach``), once, through its loop's ``call_soon_threadsafe``, so the action sees
+    ``asyncio.CancelledError`` at its next ``await``. Set before the task is attached, it
+    cancels nothing: the run checks the flag before it calls the action."""
+
+    __slots__ = ("_lock", "_set", "_task")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._task: asyncio.Task[Any] | None = None
+        self._lock = threading.Lock()
+
+    def set(self) -> None:
+        """Ask the action to stop; the first call cancels its asyncio task."""
+        with self._lock:
+            if self._set:
+                return
+            self._set = True
+            task = self._task
+        if task is not None:
+            # A closed loop raises RuntimeError: nothing runs there any more.
+            with contextlib.suppress(RuntimeError):
+                task.get_loop().call_soon_threadsafe(task.cancel)
+
+    def is_set(self) -> bool:
+        """Whether the action was asked to stop."""
+        return self._set
+
+    def attach(self, task: asyncio.Task[Any]) -> None:
+        """The asyncio task the action runs in (called in it, on its loop)."""
+        with self._lock:
+            self._task = task
+
+
+class Done:
+    """What the helpers of an action return (``push_progress``, ``log``, ``mark_*``,
+    ``check_cancelled``): their work is done when they return. A sync action ignores it; an
+    async action may ``await`` it, which yields to the event loop once, like
+    ``asyncio.sleep(0)``: a cancellation on its way is delivered there."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        """Yield to the event loop once."""
+        yield
+
+
+#: The one ``Done``.
+DONE = Done()
+
+
 @dataclass(slots=True)
 class TaskRun:
     """One claimed task while its action runs."""
@@ -133,6 +193,9 @@ class TaskRun:
     set_status: Callable[[int], bool] = field(default=lambda status: True)
     #: The daemon's clock (``time.monotonic`` unless a test gives another).
     clock: Callable[[], float] = time.monotonic
+    #: The action is ``async def``: it runs on the daemon's event loop, and a stop reaches it
+    #: as ``asyncio.CancelledError`` (its stop flag is a ``LoopFlag``).
+    asynchronous: bool = False
     _stop: StopFlag = field(default_factory=Flag)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -156,10 +219,14 @@ class TaskRun:
 
     def check(self) -> None:
         """Raise ``TaskStopped`` if the action was asked to stop, with the reason when this
-        ``TaskRun`` knows it (a child process's sees only the shared flag)."""
+        ``TaskRun`` knows it (a child process's sees only the shared flag);
+        ``asyncio.CancelledError`` for an async action."""
         if self._stop.is_set():
             reason = self.stop_reason.value if self.stop_reason else None
-            raise TaskStopped(f"task {self.task.id} stopped: {reason or 'stopped'}", reason=reason)
+            text = f"task {self.task.id} stopped: {reason or 'stopped'}"
+            if self.asynchronous:
+                raise asyncio.CancelledError(text)
+            raise TaskStopped(text, reason=reason)
 
     def observe_memory(self, size: int | None) -> None:
         """Raise ``peak_memory`` to ``size`` bytes if that is higher (None: no figure)."""
