@@ -13,7 +13,7 @@ import dataclasses
 import datetime as dt
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from pgstask import _client_notify, _copy, progress, task_spec
 from pgstask._client_notify import Targets
@@ -29,15 +29,14 @@ _PLAIN = task_spec.FIELDS
 Pair = tuple[TaskSpec, Targets | None]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class OneTask:
+class OneTask(NamedTuple):
     """``create``'s arguments, checked: a one-step ``flow`` when the task has dependencies,
-    else a ``spec`` with its de-duplication window; and the task's notify targets."""
+    else a ``spec`` with its de-duplication window; and the task's notify targets. (A named
+    tuple, like ``TaskSpec``: one is made per ``create``, and a frozen dataclass costs more.)"""
 
     spec: TaskSpec | None
     flow: Workflow | None
     window: float | None
-    replace: bool
     targets: list[Targets | None] | None
 
     @property
@@ -78,18 +77,19 @@ def one_task(
         if throttle is not None or replace:
             raise InvalidTaskError("throttle and replace do not apply to a task with depends_on")
         flow = Workflow()
+        parents = () if depends_on is None else depends_on
         flow.add(
             identifier,
             action,
             data,
-            depends_on=() if depends_on is None else depends_on,
+            depends_on=parents,
             on_parent_failure=on_parent_failure,
             **fields,
         )
-        return OneTask(None, flow, None, False, targets)
+        return OneTask(None, flow, None, targets)
     spec = task_spec.check(identifier=identifier, action=action, data=data, **fields)
     window = task_spec.check_window(dedupe_key, throttle, replace)
-    return OneTask(spec, None, window, replace, targets)
+    return OneTask(spec, None, window, targets)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -180,27 +180,17 @@ def list_filters(
     limit: int,
 ) -> dict[str, Any]:
     """``list``'s filters checked, as ``task_list``'s parameters."""
-    code = None
+    filters = dict(locals())
     if status is not None:
         try:
-            code = int(Status.parse(status))
+            filters["status"] = int(Status.parse(status))
         except ValueError as exc:
             raise InvalidTaskError(str(exc)) from None
     if priority is not None:
         task_spec.check_priority(priority)
     if not 1 <= limit <= 1000:
         raise InvalidTaskError(f"limit must be between 1 and 1000, not {limit}")
-    return {
-        "status": code,
-        "identifier": identifier,
-        "action": action,
-        "priority": priority,
-        "concurrency_key": concurrency_key,
-        "created_from": created_from,
-        "created_to": created_to,
-        "before_id": before_id,
-        "limit": limit,
-    }
+    return filters
 
 
 def stats_of(

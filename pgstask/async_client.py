@@ -79,15 +79,20 @@ class AsyncClient:
     async def open(self) -> None:
         """Open the pool now (a web app's lifespan does, so its first request waits for none);
         does nothing if it is open. The embedded PostgreSQL starts here when no DSN is set."""
+        await self._get_pool()
+
+    async def _get_pool(self) -> AsyncConnectionPool[AsyncConn]:
+        if self._pool is not None:
+            return self._pool
         async with self._opening:
             if self._pool is None:
-                # Starting the embedded server blocks: not on the event loop.
                 dsn = self.settings.dsn
-                if not dsn:
+                if not dsn:  # starting the embedded server blocks: not on the event loop
                     dsn = await asyncio.to_thread(resolve_dsn, self.settings)
                 self._pool = await make_async_pool(
                     dsn, max_size=self.max_size, name="pgstask-async-client"
                 )
+            return self._pool
 
     async def close(self) -> None:
         """Close the pool, if one was opened; a later call opens a new one."""
@@ -113,11 +118,9 @@ class AsyncClient:
             with translate_errors():
                 yield conn
             return
-        if self._pool is None:
-            await self.open()
-        assert self._pool is not None
+        pool = await self._get_pool()
         with translate_errors():
-            async with self._pool.connection() as pooled:
+            async with pool.connection() as pooled:
                 if not autocommit:
                     yield pooled
                     return

@@ -76,12 +76,16 @@ class Mounted:
             finally:
                 await asyncio.to_thread(self.client.close)
 
-    def mount(self, app: Starlette, path: str) -> None:
-        """Mount the API at ``path`` of ``app``, run ``lifespan`` inside ``app``'s own, and keep
-        this ``Mounted`` on ``app.state`` for ``client_of``."""
+    def mount(self, app: Starlette, path: str, *, wrap_lifespan: bool = True) -> None:
+        """Mount the API at ``path`` of ``app`` and keep this ``Mounted`` on ``app.state`` for
+        ``client_of``; with ``wrap_lifespan``, ``app``'s lifespan runs inside ``lifespan``
+        (without: ``app``'s own lifespan enters ``lifespan`` itself)."""
         if not path.startswith("/") or path.endswith("/"):
             raise ConfigurationError(f"mount a path like '/tasks', not {path!r}")
         app.mount(path, self.app, name="pgstask")
+        setattr(app.state, STATE, self)
+        if not wrap_lifespan:
+            return
         router = app.router
         host_lifespan = router.lifespan_context
 
@@ -91,7 +95,6 @@ class Mounted:
                 yield state
 
         router.lifespan_context = both
-        setattr(app.state, STATE, self)
 
 
 def mount(
