@@ -179,6 +179,26 @@ def test_create_many_dedupe_and_workflow_answer_as_the_client_does(
     assert got["child"].depends_on == [got["linked"][1].id]
 
 
+def test_notify_targets_are_written_with_the_tasks(settings: Settings, client: Client) -> None:
+    client.add_webhook("ops", "https://hooks.example.com/x")
+    targets = {"webhooks": ["ops"], "on": ["failed"]}
+
+    async def body(ac: AsyncClient) -> list[Any]:
+        one = await ac.create("sample", "noop", notify=targets)
+        linked = await ac.create("sample", "noop", depends_on=[one], notify=targets)
+        many = await ac.create_many(
+            [
+                {"identifier": "sample", "action": "noop", "notify": targets},
+                {"identifier": "sample", "action": "noop"},
+            ]
+        )
+        return [one, linked, *many]
+
+    created = run(settings, body)
+    assert [client.get(t).notify for t in created] == [t.notify for t in created]
+    assert [t.notify is not None for t in created] == [True, True, True, False]
+
+
 # --- the same rules -------------------------------------------------------------------------
 
 _ITEM = {"identifier": "sample", "action": "noop"}
