@@ -7,6 +7,7 @@ Tasks are rows of ``s_tasks``; ``pgstask daemon`` processes claim them with
 from __future__ import annotations
 
 from pgstask._version import __version__
+from pgstask.async_client import AsyncClient
 from pgstask.client import Client
 from pgstask.errors import (
     ConfigurationError,
@@ -34,6 +35,7 @@ from pgstask.task import Status, Task
 from pgstask.workers import BaseWorker
 
 __all__ = [
+    "AsyncClient",
     "BaseWorker",
     "Client",
     "ConfigurationError",

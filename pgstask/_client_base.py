@@ -95,6 +95,11 @@ class ClientBase:
                 if not pooled.broken:
                     pooled.autocommit = False
 
+    def open(self) -> None:
+        """Open the pool now rather than on first use (a web app's start does, so that an
+        unreachable database fails the start, not the first request)."""
+        self._get_pool()
+
     def close(self) -> None:
         """Close the pool, if one was opened; a later call opens a new one."""
         with self._lock:

@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from pgstask import queries, workflow
+from pgstask import queries, task_spec, workflow
 from pgstask._client_base import ClientBase, _task_id
 from pgstask.db import Conn
 from pgstask.errors import DatabaseError, InvalidTaskError, TaskNotFoundError
@@ -25,15 +25,17 @@ from pgstask.workflow import Workflow
 
 #: The channel the end of an awaited task is announced on (payload: its id).
 FINISHED_CHANNEL = "pgstask_finished"
+LISTEN = "LISTEN " + FINISHED_CHANNEL
+UNLISTEN = "UNLISTEN " + FINISHED_CHANNEL
 #: The most tasks ``workflow_of`` returns.
 MAX_WORKFLOW = 10_000
 #: How often a create that met a deadlock with a concurrent completion is tried (the database
 #: rolled it back whole, so trying again is safe).
-_DEADLOCK_TRIES = 5
+DEADLOCK_TRIES = 5
 #: How soon ``wait`` marks again a task whose row was locked when it marked it (seconds; it
 #: doubles at each try, up to ``poll``). Short: the common lock is a daemon's claim or completion
 #: of the task, a statement of a millisecond (a wait right after a create meets the claim).
-_MARK_AGAIN = 0.002
+MARK_AGAIN = 0.002
 
 
 class ClientWorkflows(ClientBase):
@@ -66,7 +68,7 @@ class ClientWorkflows(ClientBase):
             flow, positions = workflow.from_items(items)
         if not flow.steps:
             return [], []
-        for attempt in range(_DEADLOCK_TRIES):
+        for attempt in range(DEADLOCK_TRIES):
             try:
                 with self.connection(conn) as c:
                     ids, made = _insert_levels(c, flow)
@@ -74,7 +76,7 @@ class ClientWorkflows(ClientBase):
                 break
             except DatabaseError as exc:
                 deadlock = isinstance(exc.__cause__, psycopg.errors.DeadlockDetected)
-                if conn is not None or not deadlock or attempt == _DEADLOCK_TRIES - 1:
+                if conn is not None or not deadlock or attempt == DEADLOCK_TRIES - 1:
                     raise
         return [found[ids[p]] for p in positions], [made[p] for p in positions]
 
@@ -120,106 +122,157 @@ class ClientWorkflows(ClientBase):
         self, tasks: Iterable[Task | int], timeout: float | None = None, *, poll: float = 5.0
     ) -> list[Task]:
         """``wait`` for several tasks: returns when every one has ended, in the order given."""
-        ids = [_task_id(t) for t in tasks]
-        _check_wait(timeout, poll)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        ended: dict[int, Task] = {}
-        unmarked = list(dict.fromkeys(ids))
-        again = _MARK_AGAIN
+        waiting = Waiting(tasks, timeout, poll)
         with self.connection(autocommit=True) as c:
-            c.execute("LISTEN " + FINISHED_CHANNEL)
+            c.execute(LISTEN)
             try:
                 while True:
-                    if unmarked:  # before the read: an end after the read is announced
-                        queries.task_await(c, ids=unmarked)
-                    open_ids = [i for i in dict.fromkeys(ids) if i not in ended]
-                    found = {t.id: t for t in queries.task_get_many(c, ids=open_ids)}
-                    missing = [i for i in open_ids if i not in found]
-                    if missing:
-                        raise TaskNotFoundError(missing[0])
-                    ended.update((i, t) for i, t in found.items() if t.status in FINISHED)
-                    if len(ended) == len(set(ids)):
-                        return [ended[i] for i in ids]
-                    left = None if deadline is None else deadline - time.monotonic()
-                    if left is not None and left <= 0:
-                        raise TimeoutError(
-                            f"{len(set(ids)) - len(ended)} task(s) did not end within "
-                            f"{timeout} s (task {open_ids[0]} is "
-                            f"{found[open_ids[0]].status_text})"
-                        )
-                    wake = poll if left is None else min(poll, left)
-                    # A task whose row another transaction held was not marked: its end would
-                    # not be announced, so it is marked again soon, then less and less often.
-                    unmarked = [i for i in open_ids if i not in ended and not found[i].awaited]
-                    if unmarked:
-                        wake = min(wake, again)
-                        again = min(again * 2, poll)
-                    want = {str(i) for i in open_ids}
-                    for note in c.notifies(timeout=wake):
-                        if note.payload in want:
+                    if waiting.to_mark:  # before the read: an end after the read is announced
+                        queries.task_await(c, ids=waiting.to_mark)
+                    done = waiting.read(queries.task_get_many(c, ids=waiting.open_ids()))
+                    if done is not None:
+                        return done
+                    for note in c.notifies(timeout=waiting.next_wait()):
+                        if waiting.wakes(note.payload):
                             break
             finally:
                 if not c.broken:
-                    c.execute("UNLISTEN " + FINISHED_CHANNEL)
+                    c.execute(UNLISTEN)
+
+
+class Waiting:
+    """One ``wait_many`` of ``Client`` or ``AsyncClient``, without its I/O: the tasks waited
+    for, those that have ended, and how long to listen before reading the others again.
+
+    The caller listens on ``FINISHED_CHANNEL``, then, until ``read`` returns the tasks: marks
+    ``to_mark`` awaited (``task_await``), reads the ``open_ids``, hands them to ``read``, and
+    listens for up to ``next_wait()`` seconds for a notification that ``wakes`` it. A task whose
+    row another transaction held when it was marked (``task_await`` skips locked rows: a wait
+    must neither wait for a caller's open transaction nor deadlock with a completion) is not
+    marked, so its end would not be announced: it stays in ``to_mark``, and ``next_wait`` is
+    ``MARK_AGAIN`` at first, doubling up to ``poll``.
+    """
+
+    def __init__(self, tasks: Iterable[Task | int], timeout: float | None, poll: float) -> None:
+        """``InvalidTaskError`` for a bad id, ``timeout`` or ``poll``."""
+        self.ids = [_task_id(t) for t in tasks]
+        _check_wait(timeout, poll)
+        self.timeout, self.poll = timeout, poll
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.ended: dict[int, Task] = {}
+        self.found: dict[int, Task] = {}
+        self.to_mark = list(dict.fromkeys(self.ids))
+        self.again = MARK_AGAIN
+
+    def open_ids(self) -> list[int]:
+        """The tasks not seen ended yet, once each, in the order given."""
+        return [i for i in dict.fromkeys(self.ids) if i not in self.ended]
+
+    def read(self, tasks: Iterable[Task]) -> list[Task] | None:
+        """Take the open tasks just read: every task waited for, in the order given, once all
+        have ended, else None. ``TaskNotFoundError`` for one that does not exist."""
+        open_ids = self.open_ids()
+        self.found = {t.id: t for t in tasks}
+        missing = [i for i in open_ids if i not in self.found]
+        if missing:
+            raise TaskNotFoundError(missing[0])
+        self.ended.update((i, t) for i, t in self.found.items() if t.status in FINISHED)
+        if len(self.ended) == len(set(self.ids)):
+            return [self.ended[i] for i in self.ids]
+        self.to_mark = [i for i in open_ids if i not in self.ended and not self.found[i].awaited]
+        return None
+
+    def next_wait(self) -> float:
+        """Seconds to listen before reading again; ``TimeoutError`` once the timeout is over."""
+        left = None if self.deadline is None else self.deadline - time.monotonic()
+        if left is not None and left <= 0:
+            open_ids = self.open_ids()
+            raise TimeoutError(
+                f"{len(open_ids)} task(s) did not end within {self.timeout} s (task "
+                f"{open_ids[0]} is {self.found[open_ids[0]].status_text})"
+            )
+        wake = self.poll if left is None else min(self.poll, left)
+        if self.to_mark:
+            wake, self.again = min(wake, self.again), min(self.again * 2, self.poll)
+        return wake
+
+    def wakes(self, payload: str) -> bool:
+        """Whether a notification with ``payload`` names a task still waited for."""
+        return payload in {str(i) for i in self.open_ids()}
 
 
 def _insert_levels(conn: Conn, flow: Workflow) -> tuple[list[int], list[bool]]:
-    """Insert the workflow's steps, one statement per level (a step's level is one more than its
-    latest parent's in the workflow, so its parents exist when it is inserted); the id of each
-    step's task (a skipped step's: the unfinished task holding its dedupe_key), and whether
-    each step was inserted (not skipped)."""
+    """Insert the workflow's steps, one statement per level (``levels_of``); the id of each
+    step's task (a skipped step's: the unfinished task holding its dedupe_key), and whether each
+    step was inserted (not skipped)."""
+    ids: list[int | None] = [None] * len(flow.steps)
+    made = [False] * len(flow.steps)
+    for batch in levels_of(flow):
+        while batch:
+            rows = queries.task_insert_linked(conn, **linked_columns(flow, batch, ids))
+            again: list[int] = []
+            skipped = place(flow, batch, rows, ids)
+            for i in batch:
+                made[i] = made[i] or i not in skipped
+            for i in skipped:
+                holder = queries.task_get_by_dedupe_key(conn, dedupe_key=holder_key(flow, i))
+                if holder is None:
+                    again.append(i)
+                else:
+                    ids[i] = holder.id
+            batch = again
+    return placed(ids), made
+
+
+def levels_of(flow: Workflow) -> list[list[int]]:
+    """The workflow's steps by level, lowest first: a step's level is one more than its latest
+    parent's in the workflow, so its parents exist when it is inserted."""
     levels: list[int] = []
     for step in flow.steps:
         levels.append(1 + max((levels[p] for p in step.earlier), default=-1))
-    ids: list[int | None] = [None] * len(flow.steps)
-    made = [False] * len(flow.steps)
-    for level in range(max(levels) + 1):
-        batch = [i for i, lv in enumerate(levels) if lv == level]
-        while batch:
-            batch = _insert_batch(conn, flow, batch, ids, made)
-    return ([i for i in ids if i is not None] if None not in ids else _unreachable()), made
+    return [[i for i, lv in enumerate(levels) if lv == level] for level in range(max(levels) + 1)]
 
 
-def _insert_batch(
-    conn: Conn, flow: Workflow, batch: list[int], ids: list[int | None], made: list[bool]
-) -> list[int]:
-    """Insert steps ``batch`` (their parents' ids known); set their ids, and ``made`` for those
-    inserted. Returns the steps to insert again: skipped for a dedupe_key whose holder ended
-    meanwhile."""
+def linked_columns(flow: Workflow, batch: list[int], ids: list[int | None]) -> dict[str, Any]:
+    """The parameters of ``task_insert_linked`` for steps ``batch`` (their parents' ids known)."""
     steps = [flow.steps[i] for i in batch]
     parents = [
         [*s.existing, *(ids[p] for p in s.earlier)] if s.existing or s.earlier else None
         for s in steps
     ]
-    rows = queries.task_insert_linked(
-        conn,
-        identifiers=[s.spec.identifier for s in steps],
-        actions=[s.spec.action for s in steps],
-        metas=[s.spec.data for s in steps],
-        priorities=[s.spec.priority for s in steps],
-        start_ats=[s.spec.start_at for s in steps],
-        max_attempts=[s.spec.max_attempts for s in steps],
-        started_by=[s.spec.user_id for s in steps],
-        dedupe_keys=[s.spec.dedupe_key for s in steps],
-        concurrency_keys=[s.spec.concurrency_key for s in steps],
-        depends_on=[None if p is None else "{" + ",".join(map(str, p)) + "}" for p in parents],
-        on_parent_failure=[s.on_parent_failure for s in steps],
-    )
-    again: list[int] = []
+    return {
+        **task_spec.columns([s.spec for s in steps]),
+        "depends_on": [None if p is None else "{" + ",".join(map(str, p)) + "}" for p in parents],
+        "on_parent_failure": [s.on_parent_failure for s in steps],
+    }
+
+
+def place(
+    flow: Workflow, batch: list[int], rows: Sequence[Mapping[str, Any]], ids: list[int | None]
+) -> list[int]:
+    """Set the ids of the steps of ``batch`` that ``task_insert_linked`` created (``rows``, in
+    order); the steps it skipped for their dedupe_key, whose holder the caller looks up
+    (``holder_key``) and inserts again if it ended meanwhile."""
+    skipped: list[int] = []
     at = 0
-    for i, step in zip(batch, steps, strict=True):
+    for i in batch:
         row = rows[at] if at < len(rows) else None
-        if row is not None and row["dedupe_key"] == step.spec.dedupe_key:
+        if row is not None and row["dedupe_key"] == flow.steps[i].spec.dedupe_key:
             ids[i] = row["id"]
-            made[i] = True
             at += 1
-            continue
-        holder = queries.task_get_by_dedupe_key(conn, dedupe_key=str(step.spec.dedupe_key))
-        if holder is None:
-            again.append(i)
         else:
-            ids[i] = holder.id
-    return again
+            skipped.append(i)
+    return skipped
+
+
+def holder_key(flow: Workflow, step: int) -> str:
+    """The dedupe key a skipped step is looked up by."""
+    return str(flow.steps[step].spec.dedupe_key)
+
+
+def placed(ids: list[int | None]) -> list[int]:
+    """Every step's task id, once all are set."""
+    return [i for i in ids if i is not None] if None not in ids else _unreachable()
 
 
 def _unreachable() -> list[int]:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from psycopg import Cursor
+from psycopg import AsyncCursor, Cursor
 from psycopg.pq import Format
 from psycopg.rows import RowMaker
 
@@ -35,7 +35,7 @@ _MIN = dt.datetime.min.replace(tzinfo=dt.UTC)
 _MAX = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
-def task_row(cursor: Cursor[Any]) -> RowMaker[Task]:
+def task_row(cursor: Cursor[Any] | AsyncCursor[Any]) -> RowMaker[Task]:
     """A row factory: a ``Task`` per row."""
     result = cursor.pgresult
     if result is None:
@@ -65,31 +65,36 @@ def fetch_tasks(cur: Cursor[Task]) -> list[Task]:
     try:
         return cur.fetchall()
     except UNREADABLE:
-        pass  # the position is unchanged: read row by row
-    result = cur.pgresult
-    assert result is not None
-    tasks: list[Task] = []
-    for row in range(cur.rownumber or 0, result.ntuples):
-        cur.scroll(row, mode="absolute")
-        try:
-            task = cur.fetchone()
-        except UNREADABLE:
-            task = _unreadable(cur, row)
-        assert task is not None
-        tasks.append(task)
-    return tasks
+        return read_rows(cur)  # the position is unchanged: read row by row
 
 
-def _unreadable(cur: Cursor[Any], row: int) -> UnreadableTask:
+async def fetch_tasks_async(cur: AsyncCursor[Task]) -> list[Task]:
+    """``fetch_tasks`` for an async cursor (the result is already here: no I/O is awaited)."""
+    try:
+        return await cur.fetchall()
+    except UNREADABLE:
+        return read_rows(cur)
+
+
+def read_rows(cur: Cursor[Any] | AsyncCursor[Any]) -> list[Task]:
+    """The rows of ``cur``'s result from its position on, each decoded column by column: a
+    ``Task``, or an ``UnreadableTask`` for a row with a value Python cannot hold."""
     result = cur.pgresult
     assert result is not None
-    values: dict[str, Any] = dict.fromkeys(TASK_COLUMNS)
+    return [_read_row(cur, row) for row in range(cur.rownumber or 0, result.ntuples)]
+
+
+def _read_row(cur: Cursor[Any] | AsyncCursor[Any], row: int) -> Task:
+    result = cur.pgresult
+    assert result is not None
+    values: dict[str, Any] = {}
     problems: list[str] = []
     for col in range(result.nfields):
         name = (result.fname(col) or b"").decode()
-        if name not in values:
+        if name not in TASK_COLUMNS:
             continue
         raw = result.get_value(row, col)
+        values[name] = None
         if raw is None:
             continue
         fmt = Format(result.fformat(col))
@@ -102,8 +107,12 @@ def _unreadable(cur: Cursor[Any], row: int) -> UnreadableTask:
         except UNREADABLE as exc:
             problems.append(f"{name} {_why(exc)}")
             values[name] = _stand_in(name, bytes(raw), fmt, exc)
-    problem = "; ".join(problems) or "the row cannot be read"
-    return UnreadableTask(**values, problem=problem)
+    if not problems:
+        try:
+            return Task(**values)
+        except UNREADABLE:
+            problems.append("the row cannot be read")
+    return UnreadableTask(**{**dict.fromkeys(TASK_COLUMNS), **values}, problem="; ".join(problems))
 
 
 def _why(exc: BaseException) -> str:

@@ -6,8 +6,7 @@ running due tasks in this process (``process_pending_tasks``, ``execute``).
 
 The facade is thin: each method hands its work to the module that owns it. A task's fields are
 checked by ``task_spec``; a bulk enqueue goes through ``_copy``; the pool, ``connection()`` and
-``get()`` come from ``_client_base``, the file methods from ``_client_files``, the log methods
-from ``_client_logs``, the schedule
+``get()`` come from ``_client_base``, the file methods from ``_client_files``, the schedule
 methods from ``_client_schedules``, the preset methods from ``_client_presets``, the webhook
 methods from ``_client_webhooks`` (a task's ``notify`` targets: ``_client_notify``), the worker
 and daemon methods from ``_client_workers``, workflows and waiting from ``_client_workflows``.
@@ -16,32 +15,24 @@ and daemon methods from ``_client_workers``, workflows and waiting from ``_clien
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, overload
 
-from pgstask import _client_notify, _copy, progress, queries, task_spec
+from pgstask import _client_notify, _client_rules, _copy, logs, progress, queries, task_spec
 from pgstask._client_base import _task_id
 from pgstask._client_files import TaskFiles
-from pgstask._client_logs import ClientLogs
 from pgstask._client_presets import ClientPresets
 from pgstask._client_schedules import ClientSchedules
 from pgstask._client_webhooks import ClientWebhooks
 from pgstask._client_workers import ClientWorkers
 from pgstask._client_workflows import ClientWorkflows
 from pgstask.db import Conn
-from pgstask.errors import (
-    InvalidTaskError,
-    TaskNotFoundError,
-    TaskStateError,
-)
 from pgstask.logs import LogRecord
 from pgstask.runtime.daemon import Daemon
-from pgstask.task import Status, Task
+from pgstask.task import Task
 from pgstask.task_spec import TaskSpec
 from pgstask.workers import registry
 from pgstask.workers.base import BaseWorker
-from pgstask.workflow import Workflow
 
 # Aliases: inside Client, ``list`` names the method.
 TaskList = list[Task]
@@ -49,19 +40,9 @@ Rows = list[dict[str, Any]]
 Names = list[str]
 Records = list[LogRecord]
 
-#: The fields of a create_many item without dependencies (with ``ref``, ``depends_on`` or
-#: ``on_parent_failure`` the items are a workflow: ``create_workflow``).
-_PLAIN = task_spec.FIELDS
-
 
 class Client(
-    TaskFiles,
-    ClientLogs,
-    ClientSchedules,
-    ClientPresets,
-    ClientWebhooks,
-    ClientWorkers,
-    ClientWorkflows,
+    TaskFiles, ClientSchedules, ClientPresets, ClientWebhooks, ClientWorkers, ClientWorkflows
 ):
     """pgstask's Python API. ``Client(dsn=None)`` uses ``PGSTASK_DSN`` or the embedded database.
 
@@ -101,56 +82,43 @@ class Client(
         (docs/workflows.md). ``notify`` names who is told when it completes or fails, besides
         its worker's ``notify`` setting: ``{"webhooks": [...], "emails": [...], "on": [...]}``
         (docs/notifications.md)."""
-        targets = None if notify is None else [_client_notify.targets(notify)]
-        if depends_on is not None or on_parent_failure is not None:
-            if throttle is not None or replace:
-                raise InvalidTaskError(
-                    "throttle and replace do not apply to a task with depends_on"
-                )
-            flow = Workflow()
-            flow.add(
-                identifier,
-                action,
-                data,
-                depends_on=() if depends_on is None else depends_on,
-                on_parent_failure=on_parent_failure,
-                priority=priority,
-                start_at=start_at,
-                max_attempts=max_attempts,
-                user_id=user_id,
-                dedupe_key=dedupe_key,
-                concurrency_key=concurrency_key,
-            )
-            if targets is None:
-                return self.create_workflow(flow, conn=conn)[0]
-            with self.connection(conn) as c:
-                _client_notify.check_webhooks_exist(c, targets)
-                created, made = self._create_workflow(flow, c)
-                # A task that holds the dedupe_key keeps its own targets.
-                return _client_notify.set_in_order(c, created, targets if made[0] else [None])[0]
-        spec = task_spec.check(
-            identifier=identifier,
-            action=action,
-            data=data,
+        one = _client_rules.one_task(
+            identifier,
+            action,
+            data,
             priority=priority,
             start_at=start_at,
             max_attempts=max_attempts,
             user_id=user_id,
             dedupe_key=dedupe_key,
             concurrency_key=concurrency_key,
+            throttle=throttle,
+            replace=replace,
+            depends_on=depends_on,
+            on_parent_failure=on_parent_failure,
+            notify=notify,
         )
-        window = task_spec.check_window(dedupe_key, throttle, replace)
-        key = str(dedupe_key)
+        if one.flow is not None:
+            if one.targets is None:
+                return self.create_workflow(one.flow, conn=conn)[0]
+            with self.connection(conn) as c:
+                _client_notify.check_webhooks_exist(c, one.targets)
+                created, made = self._create_workflow(one.flow, c)
+                # A task that holds the dedupe_key keeps its own targets.
+                return _client_notify.set_in_order(c, created, one.targets if made[0] else [None])[
+                    0
+                ]
+        assert one.spec is not None
         while True:
-            throttled = self._throttled([key], window, conn)
+            throttled = self._throttled([one.key], one.window, conn)
             if not throttled:
-                created = self._insert([spec], conn, replace=replace, notifies=targets)
+                created = self._insert([one.spec], conn, replace=replace, notifies=one.targets)
                 if created:
                     return created[0]
             with self.connection(conn) as c:
-                existing = queries.task_get_by_dedupe_key(c, dedupe_key=key)
+                existing = queries.task_get_by_dedupe_key(c, dedupe_key=one.key)
             if existing is not None or throttled:
-                return existing or throttled[key]
+                return existing or throttled[one.key]
             # The holder finished between the insert and this read: insert again.
 
     @overload
@@ -192,59 +160,43 @@ class Client(
         ``returning="ids"`` only their ids (a bulk load that does not need ``Task`` objects:
         from 100 tasks without a ``dedupe_key``, about half the client's work). An item's
         ``notify`` is as ``create``'s (such a batch is inserted by INSERT, not COPY)."""
-        if returning not in ("tasks", "ids"):
-            raise InvalidTaskError(f"returning must be 'tasks' or 'ids', not {returning!r}")
-        items = tasks if isinstance(tasks, Sequence) else list(tasks)
-        items, notifies = _client_notify.split(items)
-        if any(isinstance(item, Mapping) and not _PLAIN.issuperset(item) for item in items):
-            if throttle is not None or replace:
-                raise InvalidTaskError("throttle and replace do not apply to tasks with depends_on")
-            if notifies is None:
-                created = self.create_workflow(items, conn=conn)
+        many = _client_rules.many_tasks(
+            tasks, returning=returning, throttle=throttle, replace=replace
+        )
+        if many.linked:
+            if many.notifies is None:
+                created = self.create_workflow(many.items, conn=conn)
             else:
                 with self.connection(conn) as c:
-                    _client_notify.check_webhooks_exist(c, notifies)
-                    created, made = self._create_workflow(items, c)
+                    _client_notify.check_webhooks_exist(c, many.notifies)
+                    created, made = self._create_workflow(many.items, c)
                     # A task that holds an item's dedupe_key keeps its own targets.
-                    created = _client_notify.set_in_order(
-                        c, created, [n if m else None for n, m in zip(notifies, made, strict=True)]
-                    )
+                    kept = [n if m else None for n, m in zip(many.notifies, made, strict=True)]
+                    created = _client_notify.set_in_order(c, created, kept)
             return [t.id for t in created] if returning == "ids" else created
-        if (
-            notifies is None
-            and len(items) >= _copy.COPY_FROM
-            and all(isinstance(item, Mapping) and item.get("dedupe_key") is None for item in items)
-        ):
+        if many.copy:
             # Each item is checked as its row is sent, so the server stores the rows already
             # sent meanwhile; a bad item aborts the COPY and nothing is created.
             built: TaskList | None = [] if returning == "tasks" else None
             with self.connection(conn) as c:
                 ids = _copy.copy_tasks(
                     c,
-                    task_spec.check_many(items),
-                    n=len(items),
+                    task_spec.check_many(many.items),
+                    n=len(many.items),
                     savepoint=conn is not None,
                     built=built,
                 )
             if ids is not None:
                 return ids if built is None else built
-        specs = list(task_spec.check_many(items))
-        window = task_spec.check_window(True, throttle, replace)  # each item's key: below
-        if (window is not None or replace) and any(s.dedupe_key is None for s in specs):
-            task_spec.check_window(None, throttle, replace)  # raises, naming the rule
-        pairs = list(zip(specs, notifies or [None] * len(specs), strict=True))
-        if replace:  # one statement cannot update a row twice: the last item of a key wins
-            pairs = list({s.dedupe_key: (s, n) for s, n in pairs}.values())
-        throttled = self._throttled([str(s.dedupe_key) for s, _ in pairs], window, conn)
-        pairs = [(s, n) for s, n in pairs if s.dedupe_key not in throttled]
+        checked = _client_rules.batch(many, throttle=throttle, replace=replace)
+        pairs = checked.without(self._throttled(checked.keys, checked.window, conn))
         if not pairs:
             return []
-        specs = [s for s, _ in pairs]
         created = self._insert(
-            specs,
+            [s for s, _ in pairs],
             conn,
             replace=replace,
-            notifies=None if notifies is None else [n for _, n in pairs],
+            notifies=None if many.notifies is None else [n for _, n in pairs],
         )
         return [t.id for t in created] if returning == "ids" else created
 
@@ -257,7 +209,7 @@ class Client(
             return {}
         with self.connection(conn) as c:
             found = queries.task_get_throttled_many(c, dedupe_keys=keys, throttle=throttle)
-        return {str(t.dedupe_key): t for t in found}
+        return _client_rules.by_key(found)
 
     def _insert(
         self,
@@ -267,7 +219,8 @@ class Client(
         replace: bool = False,
         notifies: Sequence[dict[str, Any] | None] | None = None,
     ) -> TaskList:
-        if notifies is not None and any(n is not None for n in notifies):
+        if _client_rules.has_targets(notifies):
+            assert notifies is not None
             # Targets: the insert and the targets in one transaction (a daemon must not finish
             # the task in between); the plain insert below stays one autocommit statement.
             with self.connection(conn) as c, c.transaction():
@@ -276,18 +229,7 @@ class Client(
                 return _client_notify.set_targets(c, specs, created, notifies)
         insert = queries.task_replace_many if replace else queries.task_insert_many
         with self.connection(conn, autocommit=True) as c:
-            return insert(
-                c,
-                identifiers=[s.identifier for s in specs],
-                actions=[s.action for s in specs],
-                metas=[s.data for s in specs],
-                priorities=[s.priority for s in specs],
-                start_ats=[s.start_at for s in specs],
-                max_attempts=[s.max_attempts for s in specs],
-                started_by=[s.user_id for s in specs],
-                dedupe_keys=[s.dedupe_key for s in specs],
-                concurrency_keys=[s.concurrency_key for s in specs],
-            )
+            return insert(c, **task_spec.columns(specs))
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -306,29 +248,19 @@ class Client(
     ) -> TaskList:
         """Tasks newest first, filtered (created in ``[created_from, created_to)``); page with
         ``before_id`` = the last id seen."""
-        code = None
-        if status is not None:
-            try:
-                code = int(Status.parse(status))
-            except ValueError as exc:
-                raise InvalidTaskError(str(exc)) from None
-        if priority is not None:
-            task_spec.check_priority(priority)
-        if not 1 <= limit <= 1000:
-            raise InvalidTaskError(f"limit must be between 1 and 1000, not {limit}")
+        filters = _client_rules.list_filters(
+            status=status,
+            identifier=identifier,
+            action=action,
+            priority=priority,
+            concurrency_key=concurrency_key,
+            created_from=created_from,
+            created_to=created_to,
+            before_id=before_id,
+            limit=limit,
+        )
         with self.connection() as c:
-            return queries.task_list(
-                c,
-                status=code,
-                identifier=identifier,
-                action=action,
-                priority=priority,
-                concurrency_key=concurrency_key,
-                created_from=created_from,
-                created_to=created_to,
-                before_id=before_id,
-                limit=limit,
-            )
+            return queries.task_list(c, **filters)
 
     def pending_tasks(self, limit: int = 10) -> TaskList:
         """Due pending tasks in the order daemons claim them (priority, start_at, id)."""
@@ -342,18 +274,7 @@ class Client(
             counts = queries.task_count_by_status(c)
             workers = queries.worker_count(c)
             waiting = queries.task_waiting_for_worker(c)
-        out: dict[str, Any] = {s.text: counts.get(int(s), 0) for s in Status}
-        out["total"] = sum(counts.values())
-        out["total_workers"] = workers["total"]
-        out["active_workers"] = workers["active"]
-        out["waiting_for_worker"] = {
-            r["identifier"]: {
-                "count": r["count"],
-                "registered": r["registered"],
-            }
-            for r in waiting
-        }
-        return out
+        return _client_rules.stats_of(counts, workers, waiting)
 
     def progress(self, task: Task | int) -> dict[str, Any]:
         """sTask's progress fields. Live values come from the progress table; a missing row
@@ -363,29 +284,7 @@ class Client(
         with self.connection() as c:
             row = None if current.is_finished else queries.progress_get(c, task_id=current.id)
         snapshot = progress.read_snapshot(self.settings.storage, current.id) or {}
-        out: dict[str, Any] = {
-            "id": current.id,
-            "status": current.status_text,
-            "progress": None,
-            "processed": snapshot.get("processed"),
-            "total": snapshot.get("total"),
-            "eta": None,
-            "message": current.message or "",
-        }
-        if current.is_finished or current.status in (Status.PENDING, Status.WAITING):
-            out["progress"] = current.progress if current.is_finished else 0
-            if current.status == Status.COMPLETED:
-                out["progress"], out["eta"] = 100, 0.0
-        elif row is not None:
-            out.update(
-                progress=row["progress"],
-                processed=row["processed"],
-                total=row["total"],
-                eta=row["eta"],
-                message=row["message"] or out["message"],
-            )
-        out["eta_text"] = progress.format_eta(out["eta"])
-        return out
+        return _client_rules.progress_of(current, row, snapshot)
 
     # --- changing ----------------------------------------------------------------------------
 
@@ -396,15 +295,10 @@ class Client(
         with self.connection() as c:
             row = queries.task_cancel(c, id=task_id, message=message)
             found = queries.task_get(c, id=task_id)
-        if found is None:
-            raise TaskNotFoundError(task_id)
-        if row is None:
-            raise TaskStateError(
-                f"task {task_id} is already {found.status_text}; nothing to cancel"
-            )
-        was = Status(row["previous_status"]).text
-        self.log(task_id, "warning", message, previous_status=was)
-        return found
+        cancelled = _client_rules.cancelled(task_id, row, found)
+        assert row is not None
+        self.log(task_id, "warning", message, **_client_rules.cancel_context(row))
+        return cancelled
 
     def retry(self, task: Task | int) -> Task:
         """Queue a failed or cancelled task again, with a fresh set of attempts."""
@@ -415,17 +309,12 @@ class Client(
                 queries.task_notify(c)
                 return found
             current = queries.task_get(c, id=task_id)
-        if current is None:
-            raise TaskNotFoundError(task_id)
-        raise TaskStateError(
-            f"task {task_id} is {current.status_text}; "
-            "only failed or cancelled tasks can be retried"
-        )
+        raise _client_rules.not_retried(task_id, current)
 
     def clean_old_tasks(self, days: float = 30) -> int:
         """Delete finished (completed, cancelled, failed) tasks older than ``days``, with their
         logs; returns how many."""
-        _check_days(days)
+        _client_rules.check_days(days)
         deleted = 0
         while True:
             with self.connection() as c:
@@ -437,7 +326,7 @@ class Client(
     def clean_old_logs(self, days: float = 30) -> int:
         """Delete log records older than ``days``, and this host's ``{id}.log`` files not
         written to for that long; returns how many records."""
-        _check_days(days)
+        _client_rules.check_days(days)
         deleted = 0
         while True:
             with self.connection() as c:
@@ -447,6 +336,33 @@ class Client(
                 break
         progress.collect_garbage(self.settings.storage, force=True, log_max_age=days * 86400)
         return deleted
+
+    # --- logs --------------------------------------------------------------------------------
+
+    def logs(self, task: Task | int, limit: int | None = None) -> Records:
+        """A task's log records, oldest first (the last ``limit`` if given)."""
+        with self.connection() as c:
+            return logs.read(c, _task_id(task), limit=limit)
+
+    def last_logs(self, task: Task | int, n: int = 10) -> Records:
+        """The last ``n`` log records of a task, oldest first."""
+        return self.logs(task, limit=n)
+
+    def error_logs(self, task: Task | int) -> Records:
+        """The log records of a task at level ``error`` or ``critical``, oldest first."""
+        with self.connection() as c:
+            return logs.read(c, _task_id(task), errors_only=True)
+
+    def clear_logs(self, task: Task | int) -> int:
+        """Delete a task's log records (rows and ``{id}.log`` file); returns how many rows."""
+        with self.connection() as c:
+            return logs.clear(c, self.settings.storage, _task_id(task))
+
+    def log(self, task: Task | int, level: str, message: str, **context: Any) -> None:
+        """Add a log record to a task from outside its action."""
+        record = LogRecord.make(_task_id(task), level, message, **context)
+        with self.connection() as c:
+            logs.write(c, self.settings.storage, [record])
 
     # --- running in this process -------------------------------------------------------------
 
@@ -476,8 +392,3 @@ class Client(
 # A worker given no client (one used outside a daemon) makes one of these; the workers sit below
 # the client and do not import it (docs/architecture.md, "Layers").
 BaseWorker.default_client = Client
-
-
-def _check_days(days: float) -> None:
-    if isinstance(days, bool) or not isinstance(days, int | float) or math.isnan(days) or days < 0:
-        raise InvalidTaskError(f"days must be a number >= 0, not {days!r}")

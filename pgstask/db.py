@@ -16,11 +16,14 @@ import psycopg.errors
 from psycopg import IsolationLevel
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from pgstask.errors import DatabaseError, InvalidTaskError, PgstaskError, SchemaError
 
 Conn = psycopg.Connection[Any]
+#: The async connection of ``AsyncClient`` (``pgstask.async_client``) and of a caller's
+#: transaction handed to it.
+AsyncConn = psycopg.AsyncConnection[Any]
 #: Run on each new connection of a pool or a ``Dedicated`` (session settings); whatever it
 #: leaves in a transaction is committed.
 OnConnect = Callable[[Conn], None]
@@ -53,14 +56,24 @@ def connect(dsn: str, *, autocommit: bool = False, name: str = "pgstask") -> Con
 #: return onto the pool's worker thread (a thread hand-off per statement), and the time since
 #: the last checkout is never shorter than the time the connection sat unused.
 CHECK_AFTER = 1.0
-_handed_out: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
+_handed_out: weakref.WeakKeyDictionary[Conn | AsyncConn, float] = weakref.WeakKeyDictionary()
+
+
+def _stale(conn: Conn | AsyncConn) -> bool:
+    """Whether ``conn``, handed out now, sat unused for more than ``CHECK_AFTER`` seconds."""
+    now = time.monotonic()
+    last, _handed_out[conn] = _handed_out.get(conn, 0.0), now
+    return now - last > CHECK_AFTER
 
 
 def _check(conn: Conn) -> None:
-    now = time.monotonic()
-    last, _handed_out[conn] = _handed_out.get(conn, 0.0), now
-    if now - last > CHECK_AFTER:
+    if _stale(conn):
         ConnectionPool.check_connection(conn)
+
+
+async def _check_async(conn: AsyncConn) -> None:
+    if _stale(conn):
+        await AsyncConnectionPool.check_connection(conn)
 
 
 def _configure(conn: Conn, on_connect: OnConnect | None = None) -> None:
@@ -93,6 +106,36 @@ def make_pool(
             reconnect_timeout=0,
         )
         pool.open(wait=True, timeout=10)
+    return pool
+
+
+async def _configure_async(conn: AsyncConn) -> None:
+    await conn.set_isolation_level(IsolationLevel.READ_COMMITTED)
+    _handed_out[conn] = time.monotonic()  # just connected: no check at its first checkout
+
+
+async def make_async_pool(
+    dsn: str, *, max_size: int, name: str = "pgstask"
+) -> AsyncConnectionPool[AsyncConn]:
+    """``make_pool`` for asyncio: an open ``AsyncConnectionPool`` of connections with the same
+    settings (READ COMMITTED, keepalives, dict rows), checked by the same rule."""
+    with translate_errors():
+        # As in make_pool: an unreachable server fails at once with its own reason.
+        await (
+            await psycopg.AsyncConnection.connect(dsn, application_name=name, **_CONNECT_ARGS)
+        ).close()
+        pool: AsyncConnectionPool[AsyncConn] = AsyncConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=max_size,
+            kwargs={"application_name": name, "row_factory": dict_row, **_CONNECT_ARGS},
+            configure=_configure_async,
+            check=_check_async,
+            open=False,
+            name=name,
+            reconnect_timeout=0,
+        )
+        await pool.open(wait=True, timeout=10)
     return pool
 
 

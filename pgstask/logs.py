@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,15 +75,19 @@ def write(conn: Conn, storage: Path | None, records: Sequence[LogRecord]) -> Non
     """Insert ``records`` (one statement) and append them to their tasks' log files."""
     if not records:
         return
-    queries.log_insert_many(
-        conn,
-        task_ids=[r.task_id for r in records],
-        levels=[r.level for r in records],
-        messages=[r.message for r in records],
-        contexts=[Jsonb(r.context) for r in records],
-    )
+    queries.log_insert_many(conn, **columns(records))
     if storage is not None:
         append_files(storage, records)
+
+
+def columns(records: Sequence[LogRecord]) -> dict[str, list[Any]]:
+    """``records`` as the parallel columns of ``log_insert_many``."""
+    return {
+        "task_ids": [r.task_id for r in records],
+        "levels": [r.level for r in records],
+        "messages": [r.message for r in records],
+        "contexts": [Jsonb(r.context) for r in records],
+    }
 
 
 def append_files(storage: Path, records: Iterable[LogRecord]) -> None:
@@ -101,9 +105,18 @@ def read(
     conn: Conn, task_id: int, *, limit: int | None = None, errors_only: bool = False
 ) -> list[LogRecord]:
     """A task's records, oldest first: all, the last ``limit``, or only errors."""
+    check_limit(limit)
+    return records_of(queries.log_list(conn, task_id=task_id, limit=limit, errors_only=errors_only))
+
+
+def check_limit(limit: int | None) -> None:
+    """``ValueError`` for a negative ``limit`` of ``read``."""
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, not {limit}")
-    rows = queries.log_list(conn, task_id=task_id, limit=limit, errors_only=errors_only)
+
+
+def records_of(rows: Iterable[Mapping[str, Any]]) -> list[LogRecord]:
+    """``log_list``'s rows as records."""
     return [
         LogRecord(r["task_id"], r["level"], r["message"], r["context"], r["created_at"])
         for r in rows

@@ -13,7 +13,7 @@ reported, and its data is encoded last, once the cheaper fields passed.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from pgstask.db import json_text, text_problem
@@ -126,6 +126,23 @@ def check_many(items: Iterable[Mapping[str, Any]]) -> Iterator[TaskSpec]:
 
 
 # --- the rule of each field ----------------------------------------------------------------------
+
+
+def columns(specs: Sequence[TaskSpec]) -> dict[str, list[Any]]:
+    """``specs`` as the parallel columns the batch inserts take (``task_insert_many``,
+    ``task_replace_many``, ``task_insert_linked``), one list per parameter, for ``Client`` and
+    ``AsyncClient`` alike."""
+    return {
+        "identifiers": [s.identifier for s in specs],
+        "actions": [s.action for s in specs],
+        "metas": [s.data for s in specs],
+        "priorities": [s.priority for s in specs],
+        "start_ats": [s.start_at for s in specs],
+        "max_attempts": [s.max_attempts for s in specs],
+        "started_by": [s.user_id for s in specs],
+        "dedupe_keys": [s.dedupe_key for s in specs],
+        "concurrency_keys": [s.concurrency_key for s in specs],
+    }
 
 
 def check_name(name: str, value: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -16,12 +16,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from pgstask.client import Client
-from pgstask.errors import PgstaskError, WorkerNotFoundError
+from pgstask.errors import ConfigurationError, PgstaskError, WorkerNotFoundError
 from pgstask.http import errors, openapi
 from pgstask.http.auth import FailedAttempts
 from pgstask.http.cache import WorkerCache
 from pgstask.http.config import HttpSettings
-from pgstask.http.middleware import Access, BodyLimit
+from pgstask.http.middleware import Access, BodyLimit, HostAccess
 from pgstask.http.routes import (
     dashboard,
     files,
@@ -40,14 +40,24 @@ from pgstask.settings import Settings
 _log = logging.getLogger(__name__)
 
 
+#: Who authenticates the requests: pgstask's tokens (``PGSTASK_API_TOKENS``), or the app this
+#: one is mounted in (docs/fastapi.md).
+Auth = Literal["tokens", "app"]
+
+
 def create_app(
     settings: Settings | None = None,
     http: HttpSettings | None = None,
     *,
     client: Client | None = None,
+    auth: Auth = "tokens",
 ) -> Starlette:
     """The app. ``settings`` and ``http`` default to the ``PGSTASK_*`` environment; ``client``
-    (optional) is used instead of one the app makes and closes itself."""
+    (optional) is used instead of one the app makes and closes itself. ``auth``: ``"tokens"``
+    checks pgstask's bearer tokens and the dashboard's session cookie; ``"app"`` lets through
+    what reaches it, for an app mounted inside another that authenticates (``HostAccess``)."""
+    if auth not in ("tokens", "app"):
+        raise ConfigurationError(f"auth must be 'tokens' or 'app', not {auth!r}")
     settings = settings or Settings.from_env()
     http = http or HttpSettings.from_env()
     own_client = client is None
@@ -101,7 +111,9 @@ def create_app(
                 tokens=lambda: http.tokens,
                 failures=app_state.failures,
                 cookie=http.cookie,
-            ),
+            )
+            if auth == "tokens"
+            else Middleware(HostAccess),
         ],
         exception_handlers={
             ClientDisconnect: _client_gone,

@@ -39,6 +39,7 @@ from pgstask.errors import (
     WebhookNotFoundError,
     WorkerNotFoundError,
 )
+from pgstask.http.paths import route_path
 
 _log = logging.getLogger(__name__)
 
@@ -236,7 +237,9 @@ class JsonAnswers:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cache = "private, no-cache" if scope["path"].startswith(CACHEABLE_PREFIX) else "no-store"
+        cache = (
+            "private, no-cache" if route_path(scope).startswith(CACHEABLE_PREFIX) else "no-store"
+        )
         held: Message | None = None
         body = bytearray()
 

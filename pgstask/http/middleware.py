@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pgstask.http.auth import ApiToken, FailedAttempts, find_token
 from pgstask.http.errors import ApiError, error_response
+from pgstask.http.paths import rooted, route_path
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 COOKIE = "pgstask_token"
@@ -36,7 +37,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(scope["path"])
+        limit = self.limit_for(route_path(scope))
         length = Headers(scope=scope).get("content-length")
         if length is not None:
             try:
@@ -91,7 +92,7 @@ class Access:
         self.cookie = cookie
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+        if scope["type"] != "http" or route_path(scope) in PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
@@ -106,7 +107,7 @@ class Access:
         presented, by_cookie = _presented(headers, self.cookie)
         if presented is None:
             if method in SAFE_METHODS and _wants_html(scope, headers):
-                return RedirectResponse("/stask/login", status_code=303)
+                return RedirectResponse(rooted(scope, "/stask/login"), status_code=303)
             return error_response(401, "Unauthorized", "send Authorization: Bearer <token>")
         address = client_address(scope)
         token = find_token(self.tokens(), presented)
@@ -115,7 +116,7 @@ class Access:
         if token is None:
             self.failures.failed(address)
             if by_cookie and method in SAFE_METHODS and _wants_html(scope, headers):
-                return RedirectResponse("/stask/login", status_code=303)
+                return RedirectResponse(rooted(scope, "/stask/login"), status_code=303)
             return error_response(401, "Unauthorized", "the token is not valid")
         self.failures.accepted(address, token)
         scope.setdefault("state", {})["token"] = token
@@ -124,13 +125,40 @@ class Access:
         if not token.writable:
             return error_response(403, "Forbidden", "this token is read-only")
         if by_cookie and not same_origin_write(headers):
-            return error_response(
-                403,
-                "Forbidden",
-                "a write from the dashboard needs the X-Pgstask-Request header and a "
-                "same-origin Origin",
-            )
+            return _cross_site_write()
         return None
+
+
+class HostAccess:
+    """The access rule of an app whose host authenticates (``create_app(auth="app")``,
+    docs/fastapi.md): the host's own middleware or proxy decided who reaches the mount, so
+    every request that arrives is let through, as with a read-write token. One rule stays: a
+    write that carries a cookie and no ``Authorization`` header needs the ``X-Pgstask-Request``
+    header and a same-origin ``Origin``, since a browser sends the host's session cookie with a
+    cross-site form too. What is counted per token (progress streams) is counted per client
+    address."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = Headers(scope=scope)
+            by_cookie = "cookie" in headers and "authorization" not in headers
+            if scope["method"] not in SAFE_METHODS and by_cookie and not same_origin_write(headers):
+                await _cross_site_write()(scope, receive, send)
+                return
+            name = f"app:{client_address(scope)}"
+            scope.setdefault("state", {})["token"] = ApiToken(b"", True, name)
+        await self.app(scope, receive, send)
+
+
+def _cross_site_write() -> Response:
+    return error_response(
+        403,
+        "Forbidden",
+        "a write from the dashboard needs the X-Pgstask-Request header and a same-origin Origin",
+    )
 
 
 def client_address(scope: Scope) -> str:
@@ -164,7 +192,7 @@ def _presented(headers: Headers, cookie_name: str) -> tuple[str | None, bool]:
 
 
 def _wants_html(scope: Scope, headers: Headers) -> bool:
-    path: str = scope["path"]
+    path = route_path(scope)
     return (path == "/stask" or path == "/stask/") and "text/html" in headers.get("accept", "")
 
 

@@ -37,6 +37,7 @@ from pgstask.http._openapi_schemas import COMPONENTS, error_answer, json_answer
 from pgstask.http._openapi_webhooks import WEBHOOK_OPERATIONS
 from pgstask.http._openapi_workflows import WORKFLOW_OPERATIONS
 from pgstask.http.middleware import PUBLIC_PATHS, SAFE_METHODS
+from pgstask.http.paths import rooted
 
 PATH = "/stask/openapi.json"
 
@@ -182,8 +183,11 @@ def _responses(route: Route, method: str, described: Operation) -> dict[str, Any
 
 
 async def serve(request: Request) -> JSONResponse:
-    """This API's OpenAPI document."""
-    return JSONResponse(document(request.app.routes))
+    """This API's OpenAPI document; mounted under a prefix, with that prefix as its server."""
+    described = document(request.app.routes)
+    if request.scope.get("root_path"):
+        described = {**described, "servers": [{"url": rooted(request.scope, "")}]}
+    return JSONResponse(described)
 
 
 #: Every description: the endpoints' and this document's own.

@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pgstask.http.auth import find_token
 from pgstask.http.errors import error_response
 from pgstask.http.middleware import client_address, same_origin
+from pgstask.http.paths import rooted
 from pgstask.http.state import state
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -156,7 +157,7 @@ async def login(request: Request) -> Response:
         failures.failed(address)
         return _login_page("That token is not valid.", 401)
     failures.accepted(address, found)
-    response = RedirectResponse("/stask/", status_code=303)
+    response = RedirectResponse(rooted(request.scope, "/stask/"), status_code=303)
     response.set_cookie(
         state(request).http.cookie,
         token,
@@ -172,7 +173,7 @@ async def logout(request: Request) -> Response:
     """Forget the session cookie (whatever token it holds) and go to the sign-in page."""
     if not same_origin(request.headers):
         return _cross_site()
-    response = RedirectResponse("/stask/login", status_code=303)
+    response = RedirectResponse(rooted(request.scope, "/stask/login"), status_code=303)
     response.delete_cookie(
         state(request).http.cookie,
         path="/",
@@ -195,7 +196,7 @@ async def index(request: Request) -> Response:
 
 async def to_index(request: Request) -> Response:
     """``/stask`` without its slash: a permanent redirect to the dashboard page."""
-    return RedirectResponse("/stask/", status_code=308)
+    return RedirectResponse(rooted(request.scope, "/stask/"), status_code=308)
 
 
 class WithHeaders:

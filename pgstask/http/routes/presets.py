@@ -22,6 +22,7 @@ from starlette.routing import Route
 from pgstask import presets
 from pgstask.http import bodies
 from pgstask.http.errors import ApiError
+from pgstask.http.paths import rooted
 from pgstask.http.state import state
 
 #: The fields of the add endpoint's body: the preset's name and its fields.
@@ -96,7 +97,7 @@ async def _write(request: Request, name: str, body: dict[str, Any]) -> JSONRespo
             "preset": preset_json(row),
         },
         201 if inserted else 200,
-        headers={"Location": f"/stask/presets/{quote(name, safe='')}"},
+        headers={"Location": rooted(request.scope, f"/stask/presets/{quote(name, safe='')}")},
     )
 
 
@@ -130,7 +131,7 @@ async def start_preset(request: Request) -> JSONResponse:
     return JSONResponse(
         {"success": True, "message": f"Task queued from preset {name}", "task": task.to_dict()},
         201,
-        headers={"Location": f"/stask/task/{task.id}"},
+        headers={"Location": rooted(request.scope, f"/stask/task/{task.id}")},
     )
 
 

@@ -20,6 +20,7 @@ from starlette.routing import Route
 from pgstask import schedules
 from pgstask.http import bodies
 from pgstask.http.errors import ApiError
+from pgstask.http.paths import rooted
 from pgstask.http.state import state
 
 #: The fields of the add endpoint's body: the schedule's name, its worker and its fields.
@@ -78,7 +79,7 @@ async def add_schedule(request: Request) -> JSONResponse:
             "schedule": schedule_json(row),
         },
         201 if inserted else 200,
-        headers={"Location": f"/stask/schedules/{quote(name, safe='')}"},
+        headers={"Location": rooted(request.scope, f"/stask/schedules/{quote(name, safe='')}")},
     )
 
 
@@ -106,7 +107,7 @@ def run_schedule(request: Request) -> JSONResponse:
     return JSONResponse(
         {"success": True, "message": f"Task queued by schedule {name}", "task": task.to_dict()},
         201,
-        headers={"Location": f"/stask/task/{task.id}"},
+        headers={"Location": rooted(request.scope, f"/stask/task/{task.id}")},
     )
 
 

@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 from pgstask import Task
 from pgstask.http import bodies
 from pgstask.http.errors import ApiError
+from pgstask.http.paths import rooted
 from pgstask.http.state import AppState, state
 from pgstask.task import FINISHED
 from pgstask.workers.actions import action_key
@@ -75,7 +76,7 @@ async def run_action(request: Request) -> JSONResponse:
             "message": "Task created successfully",
         },
         201,
-        headers={"Location": f"/stask/task/{task.id}"},
+        headers={"Location": rooted(request.scope, f"/stask/task/{task.id}")},
     )
 
 
@@ -134,7 +135,7 @@ async def create_task(request: Request) -> JSONResponse:
     return JSONResponse(
         {"success": True, "task": task.to_dict(), "message": "Task created successfully"},
         201,
-        headers={"Location": f"/stask/task/{task.id}"},
+        headers={"Location": rooted(request.scope, f"/stask/task/{task.id}")},
     )
 
 

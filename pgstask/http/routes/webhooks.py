@@ -20,6 +20,7 @@ from starlette.routing import Route
 from pgstask import webhooks
 from pgstask.http import bodies
 from pgstask.http.errors import ApiError
+from pgstask.http.paths import rooted
 from pgstask.http.state import state
 
 #: The fields of a write's body beside the name.
@@ -93,7 +94,7 @@ async def _write(request: Request, name: str, body: dict[str, Any]) -> JSONRespo
             "webhook": webhook_json(row),
         },
         201 if inserted else 200,
-        headers={"Location": f"/stask/webhooks/{quote(name, safe='')}"},
+        headers={"Location": rooted(request.scope, f"/stask/webhooks/{quote(name, safe='')}")},
     )
 
 
