@@ -33,6 +33,8 @@ PINS = (
     "asyncpg==0.32.0",
 )
 SCRIPTS = Path(__file__).resolve().parent / "peers"
+# A drain's action (scenarios.ACTIONS) as the peer scripts' task: their no-op is async already.
+TASKS = {"noop": "noop", "async-noop": "noop", "async-sleep": "sleep"}
 
 
 class PeerEnv:
@@ -120,13 +122,15 @@ class PeerSystem:
         self.reset()
         return float(self.run("enqueue-bulk", "--dsn", as_url(self.dsn), "--n", str(n))["rate"])
 
-    def fill(self, n: int, *, keys: int = 0) -> None:
+    def fill(self, n: int, *, keys: int = 0, action: str = "noop") -> None:
         args = ["--dsn", as_url(self.dsn), "--n", str(n), "--warm-up", "0"]
+        args += ["--task", TASKS[action]]
         self.run("enqueue-bulk", *args, *(("--keys", str(keys)) if keys else ()))
 
     def worker(self, setting: Setting, wake_file: Path | None) -> tuple[list[str], dict[str, str]]:
-        if setting.limits:
-            raise ValueError(f"{self.label} takes its limits as options, not {setting.limits}")
+        if setting.limits or setting.env:
+            given = setting.limits or setting.env
+            raise ValueError(f"{self.label} takes its settings as options, not {given}")
         cmd = [str(self.python), str(SCRIPTS / self.script), "worker", "--dsn", as_url(self.dsn)]
         cmd += list(setting.args)
         if wake_file is not None:
@@ -236,10 +240,10 @@ class PgQueuer(PeerSystem):
         " FROM pgqueuer_log"
     )
 
-    def fill(self, n: int, *, keys: int = 0) -> None:
+    def fill(self, n: int, *, keys: int = 0, action: str = "noop") -> None:
         if keys:
             raise ValueError("PgQueuer has no concurrency key")
-        super().fill(n)
+        super().fill(n, action=action)
 
     def settings(self, candidates: list[int]) -> tuple[Setting, list[Setting]]:
         default = Setting("batch=10 (default)")

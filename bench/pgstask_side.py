@@ -4,7 +4,9 @@ drain and wake scenarios (bench/scenarios.py).
 Its daemons are real ``pgstask daemon`` processes (a small ``Daemon(...).run()`` process where
 that command does not work) that load the benchmark's worker, ``bench`` (bench/workers/), with
 PGSTASK_WORKERS; they get PGSTASK_DSN and a temporary PGSTASK_STORAGE. Other ``PGSTASK_*``
-variables of the caller's environment apply to them, and the header shows the result.
+variables of the caller's environment apply to them, and the header shows the result. The
+daemons of the async drains load the async worker, ``bench_async``, instead (a setting's
+``env``), and need the ``pgstask daemon`` command.
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ from server import Server
 from pgstask import Client, Settings, migrate
 
 BATCH = 10_000  # create_many batch size
+# A drain's action (scenarios.ACTIONS) as a task of the bench workers: (identifier, action).
+TASKS = {
+    "noop": ("bench", "noop"),
+    "async-noop": ("bench_async", "noop"),
+    "async-sleep": ("bench_async", "sleep"),
+}
+ASYNC_WORKERS = "bench_async_worker"  # PGSTASK_WORKERS of the async drains' daemons
 WARM_UP = 200
 WORKERS_DIR = Path(__file__).resolve().parent / "workers"
 PLAIN_INSERT = (
@@ -77,7 +86,9 @@ class PgstaskSystem:
         }
         self.storage = log_dir / "storage"
         self.daemon_cmd = daemon_command()
-        self.default_concurrency = Settings.from_env(self.env).concurrency
+        settings = Settings.from_env(self.env)
+        self.default_concurrency = settings.concurrency
+        self.default_async_concurrency = settings.async_concurrency
 
     @property
     def daemon_kind(self) -> str:
@@ -86,6 +97,14 @@ class PgstaskSystem:
     def settings(self, candidates: list[int]) -> tuple[Setting, list[Setting]]:
         default = Setting(f"c={self.default_concurrency} (default)")
         return default, [Setting(f"c={c}", ("--concurrency", str(c))) for c in candidates]
+
+    def async_setting(self, slots: int | None = None) -> Setting:
+        """One daemon of the async worker with ``slots`` loop slots (None: the settings')."""
+        env = {"PGSTASK_WORKERS": ASYNC_WORKERS}
+        if slots is None:
+            return Setting(f"async={self.default_async_concurrency} (default)", env=env)
+        env["PGSTASK_ASYNC_CONCURRENCY"] = str(slots)
+        return Setting(f"async={slots}", env=env)
 
     def reset(self) -> str:
         """An empty queue, and the bench worker without limits (a limits drain sets them)."""
@@ -131,10 +150,13 @@ class PgstaskSystem:
                 rates.append(n / (time.perf_counter() - start))
         return rates[0], rates[1]
 
-    def fill(self, n: int, *, keys: int = 0) -> None:
-        """``n`` no-ops through ``create_many``; with ``keys``, by a plain SQL INSERT (as other
-        systems enqueue), in ``keys`` runs of tasks of one concurrency key (``k<i * keys // n>``
-        for task i)."""
+    def fill(self, n: int, *, keys: int = 0, action: str = "noop") -> None:
+        """``n`` tasks of ``action`` (``TASKS``) through ``create_many``; with ``keys`` (no-ops
+        only), by a plain SQL INSERT (as other systems enqueue), in ``keys`` runs of tasks of one
+        concurrency key (``k<i * keys // n>`` for task i)."""
+        if keys and action != "noop":
+            raise ValueError(f"tasks with keys are no-ops, not {action!r}")
+        identifier, name = TASKS[action]
         if keys:
             with psycopg.connect(self.dsn, autocommit=True) as conn:
                 conn.execute(
@@ -148,7 +170,7 @@ class PgstaskSystem:
         with Client(self.dsn) as client:
             for lo in range(0, n, BATCH):
                 size = min(BATCH, n - lo)
-                client.create_many([{"identifier": "bench", "action": "noop"}] * size)
+                client.create_many([{"identifier": identifier, "action": name}] * size)
 
     def worker(self, setting: Setting, wake_file: Path | None) -> tuple[list[str], dict[str, str]]:
         """The daemon's command and environment for ``setting``; its ``limits`` are written to
@@ -161,7 +183,9 @@ class PgstaskSystem:
                 " ON CONFLICT (identifier) DO UPDATE SET settings = excluded.settings",
                 {"settings": Jsonb(setting.limits)},
             )
-        env = dict(self.env)
+        env = {**self.env, **setting.env}
+        if setting.env and self.daemon_cmd[-1] != "daemon":
+            raise ValueError("settings with their own environment need the `pgstask daemon` CLI")
         if wake_file is not None:
             env["PGSTASK_BENCH_WAKE_FILE"] = str(wake_file)
         cmd = list(self.daemon_cmd)

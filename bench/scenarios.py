@@ -14,7 +14,10 @@ each system is started, watched, timed and checked in exactly the same way.
   Start-up of the process is excluded. A drain still running after ``cap`` seconds is stopped
   gracefully and rated on what had completed by then; every drain is checked for exactly-once
   (each task ran once, none lost). A drain of the limits scenario also reads, in the same poll,
-  how many tasks are running at that moment, in all and of the busiest key (``sample``).
+  how many tasks are running at that moment, in all and of the busiest key (``sample``). The
+  tasks are ``action`` tasks (``ACTIONS``): the no-op of the sync scenarios, or the async no-op
+  or 50 ms sleep of the ``async`` scenario; a worker that reports the ``[start, end]`` of its
+  actions (``intervals``, the sleep) gives how many ran at once and their own span.
 - **Wake latency**: an idle worker; ``n`` single-task inserts by plain SQL on one connection, one
   transaction each, ~20 ms apart; the inserter notes ``time.time()`` right after COMMIT returns,
   the action notes ``time.time()`` as the first thing it does (in a file), and the latency is the
@@ -34,6 +37,10 @@ import psycopg
 from server import Watch, vacuum
 
 WAKE_INTERVAL = 0.02  # seconds between two wake inserts
+# What a drain's tasks do: "noop", pgstask's ``def`` no-op (the peers' no-ops are async already);
+# "async-noop", an ``async def`` no-op; "async-sleep", an ``async def`` that awaits
+# ``asyncio.sleep(0.05)``. Each system maps them onto its own tasks.
+ACTIONS = ("noop", "async-noop", "async-sleep")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +48,13 @@ class Setting:
     """A worker setting to try: its label in the table (``c=10``), its command-line options and,
     for pgstask, the worker settings written to ``s_workers`` before its daemons start
     (``limits``: the flow-control settings of docs/limits.md; a peer takes its limits as
-    command-line options)."""
+    command-line options) and the environment variables that differ from the harness's own
+    (``env``: ``PGSTASK_WORKERS``, ``PGSTASK_ASYNC_CONCURRENCY`` for the async drains)."""
 
     label: str
     args: tuple[str, ...] = ()
     limits: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -72,7 +81,8 @@ class System(Protocol):
     def reset(self) -> str: ...  # an empty queue; returns the database's DSN
 
     # keys: the tasks of a key are enqueued together, in order: task i gets key i * keys // n.
-    def fill(self, n: int, *, keys: int = 0) -> None: ...
+    # action: one of ACTIONS.
+    def fill(self, n: int, *, keys: int = 0, action: str = "noop") -> None: ...
 
     def worker(
         self, setting: Setting, wake_file: Path | None
@@ -95,6 +105,10 @@ class Drain:
     problems: list[str] = field(default_factory=list)
     most_running: int | None = None  # sampled drains: the most tasks running in one poll
     most_of_key: int | None = None  # ... and the most of one key
+    # Workers that report their actions' [start, end] (the async sleep): the most that ran at
+    # once, and the first start -> the last end, on the machine clock.
+    at_once: int | None = None
+    action_span: float | None = None
 
     def line(self, system: str, n: int) -> str:
         procs_text = f", {self.processes} processes" if self.processes > 1 else ""
@@ -106,6 +120,10 @@ class Drain:
         seen = ""
         if self.most_running is not None:
             seen = f"; polls saw at most {self.most_running} running, {self.most_of_key} of a key"
+        if self.at_once is not None and self.action_span is not None:
+            seen += (
+                f"; at most {self.at_once:,} ran at once, actions' own span {self.action_span:.3f}s"
+            )
         return (
             f"    {system} drain {self.setting.label}{procs_text}: {speed}{done}; span {span}"
             f" (its own timestamps: {recorded}), wall {self.wall:.1f}s{rss}{seen}\n"
@@ -122,14 +140,20 @@ def drain(
     processes: int = 1,
     keys: int = 0,
     sample: bool = False,
+    action: str = "noop",
+    step: float = 0.02,
 ) -> Drain:
-    """``n`` no-ops (over ``keys`` keys) drained by ``processes`` worker processes; with
-    ``sample``, each poll also reads how many tasks run at that moment (``running_sql``)."""
+    """``n`` tasks of ``action`` (over ``keys`` keys) drained by ``processes`` worker
+    processes, polled every ``step`` seconds; with ``sample``, each poll also reads how many
+    tasks run at that moment (``running_sql``)."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown drain action {action!r}; known: {', '.join(ACTIONS)}")
     dsn = system.reset()
-    system.fill(n, keys=keys)
+    system.fill(n, keys=keys, action=action)
     vacuum(dsn)
     cmd, env = system.worker(setting, None)
-    name = f"{system.name}-drain-{setting.label.split()[0]}-x{processes}".replace("=", "")
+    kind = "drain" if action == "noop" else action
+    name = f"{system.name}-{kind}-{setting.label.split()[0]}-x{processes}".replace("=", "")
     seen = (0, 0.0)  # count of finished tasks, database clock at that poll
     most = (0, 0)  # sampled: the most tasks running in one poll, in all and of one key
 
@@ -147,7 +171,7 @@ def drain(
 
         with procs.running([cmd] * processes, env, system.log_dir, name) as running:
             start = time.perf_counter()
-            finished = procs.wait_for(all_done, running, cap, step=0.02)
+            finished = procs.wait_for(all_done, running, cap, step=step)
             wall = time.perf_counter() - start
             peaks = [p.status_kb("VmHWM") or 0 for p in running]
         first, last = watch.row(system.times_sql)
@@ -166,7 +190,22 @@ def drain(
     )
     if sample:
         result.most_running, result.most_of_key = most
+    intervals = [(float(a), float(b)) for r in reports for a, b in r.get("intervals", [])]
+    if intervals:
+        result.at_once = most_at_once(intervals)
+        result.action_span = max(b for _, b in intervals) - min(a for a, _ in intervals)
     return result
+
+
+def most_at_once(intervals: list[tuple[float, float]]) -> int:
+    """The most ``[start, end]`` intervals that overlap at one moment (an end at the moment of
+    another's start does not overlap it)."""
+    events = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
+    most = now = 0
+    for _, change in events:  # at equal times the end (-1) sorts first
+        now += change
+        most = max(most, now)
+    return most
 
 
 @dataclass(slots=True)

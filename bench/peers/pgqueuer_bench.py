@@ -7,16 +7,18 @@ stdout.
     pgqueuer_bench.py version
     pgqueuer_bench.py schema --dsn DSN
     pgqueuer_bench.py enqueue-single --dsn DSN --n N       # one enqueue call (transaction) each
-    pgqueuer_bench.py enqueue-bulk --dsn DSN --n N [--batch B] [--warm-up W]
+    pgqueuer_bench.py enqueue-bulk --dsn DSN --n N [--batch B] [--warm-up W] [--task noop|sleep]
     pgqueuer_bench.py worker --dsn DSN [--batch-size B] [--max-concurrent C] [--wake-file PATH]
                              [--concurrency-limit L]
 
 ``--concurrency-limit`` is the no-op entrypoint's ``concurrency_limit`` (PgQueuer's limit of its
-jobs picked at once, across every worker).
+jobs picked at once, across every worker). ``--task sleep`` enqueues jobs of the entrypoint that
+awaits ``asyncio.sleep(SLEEP)`` (the I/O-bound drain) instead of the no-op.
 
 The worker runs until SIGTERM, which sets the queue manager's shutdown event (its graceful stop:
-running jobs finish, buffered statuses are flushed), then reports how many times its no-op
-entrypoint ran, and for how many distinct jobs.
+running jobs finish, buffered statuses are flushed), then reports how many times its no-op and
+sleep entrypoints ran, for how many distinct jobs, and the ``[start, end]`` (``time.time()``) of
+each sleep (``intervals``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pgqueuer import AsyncpgDriver, Job, QueueManager
 from pgqueuer.queries import Queries
 
 WARM_UP = 200
+SLEEP = 0.05  # seconds the sleep entrypoint awaits
 
 
 async def queries_for(dsn: str) -> tuple[asyncpg.Connection, Queries]:
@@ -62,7 +65,9 @@ async def enqueue_single(dsn: str, n: int) -> dict[str, Any]:
         await conn.close()
 
 
-async def enqueue_bulk(dsn: str, n: int, batch: int, warm_up: int) -> dict[str, Any]:
+async def enqueue_bulk(
+    dsn: str, n: int, batch: int, warm_up: int, name: str = "noop"
+) -> dict[str, Any]:
     conn, queries = await queries_for(dsn)
     try:
         if warm_up:
@@ -71,7 +76,7 @@ async def enqueue_bulk(dsn: str, n: int, batch: int, warm_up: int) -> dict[str, 
         for lo in range(0, n, batch):
             size = min(batch, n - lo)
             payloads: list[bytes | None] = [b'{"n": %d}' % i for i in range(lo, lo + size)]
-            await queries.enqueue(["noop"] * size, payloads, [0] * size)
+            await queries.enqueue([name] * size, payloads, [0] * size)
         return {"rate": n / (time.perf_counter() - start)}
     finally:
         await conn.close()
@@ -87,10 +92,18 @@ async def worker(
     conn, queries = await queries_for(dsn)
     qm = QueueManager(queries)
     invoked: list[int] = []
+    intervals: list[tuple[float, float]] = []
     wake_file = open(wake_path, "a", encoding="utf-8") if wake_path else None  # noqa: SIM115
 
     @qm.entrypoint("noop", concurrency_limit=concurrency_limit)
     async def noop(job: Job) -> None:
+        invoked.append(int(job.id))
+
+    @qm.entrypoint("sleep")
+    async def sleep(job: Job) -> None:
+        started = time.time()
+        await asyncio.sleep(SLEEP)
+        intervals.append((started, time.time()))
         invoked.append(int(job.id))
 
     @qm.entrypoint("wake")
@@ -112,7 +125,7 @@ async def worker(
         await qm.run(**options)
     finally:
         await conn.close()
-    return {"invocations": len(invoked), "distinct": len(set(invoked))}
+    return {"invocations": len(invoked), "distinct": len(set(invoked)), "intervals": intervals}
 
 
 def main() -> None:
@@ -126,6 +139,7 @@ def main() -> None:
     parser.add_argument("--max-concurrent", type=int)
     parser.add_argument("--wake-file")
     parser.add_argument("--concurrency-limit", type=int, default=0)
+    parser.add_argument("--task", default="noop", choices=("noop", "sleep"))
     args = parser.parse_args()
     if args.command == "version":
         out: dict[str, Any] = {"name": "pgqueuer", "version": version("pgqueuer")}
@@ -134,7 +148,7 @@ def main() -> None:
     elif args.command == "enqueue-single":
         out = asyncio.run(enqueue_single(args.dsn, args.n))
     elif args.command == "enqueue-bulk":
-        out = asyncio.run(enqueue_bulk(args.dsn, args.n, args.batch, args.warm_up))
+        out = asyncio.run(enqueue_bulk(args.dsn, args.n, args.batch, args.warm_up, args.task))
     elif args.command == "worker":
         run = worker(
             args.dsn, args.batch_size, args.max_concurrent, args.wake_file, args.concurrency_limit

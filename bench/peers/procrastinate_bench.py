@@ -7,12 +7,16 @@ procrastinate's public API and answers with one JSON object on stdout.
     procrastinate_bench.py schema --dsn DSN
     procrastinate_bench.py enqueue-single --dsn DSN --n N       # defer, one transaction each
     procrastinate_bench.py enqueue-bulk --dsn DSN --n N [--batch B] [--warm-up W] [--keys K]
+                                        [--task noop|sleep]
     procrastinate_bench.py worker --dsn DSN [--concurrency C] [--wake-file PATH]
 
 With ``--keys K``, job i gets the lock ``k<i * K // N>``, so the jobs of a lock are enqueued
 together (procrastinate's per-key limit: no two jobs of one lock run at once, on any worker).
+``--task sleep`` enqueues jobs of the task that awaits ``asyncio.sleep(SLEEP)`` (the I/O-bound
+drain) instead of the no-op.
 The worker runs until SIGTERM (procrastinate's own signal handling stops it gracefully) and then
-reports how many times its no-op task ran, and for how many distinct jobs.
+reports how many times its no-op and sleep tasks ran, for how many distinct jobs, and the
+``[start, end]`` (``time.time()``) of each sleep (``intervals``).
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from typing import Any
 import procrastinate
 
 WARM_UP = 200
+SLEEP = 0.05  # seconds the sleep task awaits
 invoked: list[int] = []
+intervals: list[tuple[float, float]] = []
 wake_file: Any = None
 
 
@@ -36,6 +42,14 @@ def make_app(connector: procrastinate.BaseConnector) -> procrastinate.App:
 
     @app.task(name="noop", pass_context=True)
     async def noop(context: procrastinate.JobContext, n: int = 0) -> None:
+        assert context.job.id is not None
+        invoked.append(context.job.id)
+
+    @app.task(name="sleep", pass_context=True)
+    async def sleep(context: procrastinate.JobContext, n: int = 0) -> None:
+        started = time.time()
+        await asyncio.sleep(SLEEP)
+        intervals.append((started, time.time()))
         assert context.job.id is not None
         invoked.append(context.job.id)
 
@@ -70,9 +84,11 @@ def enqueue_single(dsn: str, n: int) -> dict[str, Any]:
         return {"rate": n / (time.perf_counter() - start)}
 
 
-def enqueue_bulk(dsn: str, n: int, batch: int, warm_up: int, keys: int) -> dict[str, Any]:
+def enqueue_bulk(
+    dsn: str, n: int, batch: int, warm_up: int, keys: int, name: str = "noop"
+) -> dict[str, Any]:
     with sync_app(dsn).open() as app:
-        task = app.tasks["noop"]
+        task = app.tasks[name]
         if warm_up:
             task.batch_defer(*({"n": i} for i in range(warm_up)))
         start = time.perf_counter()
@@ -97,7 +113,7 @@ async def worker(dsn: str, concurrency: int | None) -> dict[str, Any]:
         options["concurrency"] = concurrency
     async with app.open_async():
         await app.run_worker_async(**options)
-    return {"invocations": len(invoked), "distinct": len(set(invoked))}
+    return {"invocations": len(invoked), "distinct": len(set(invoked)), "intervals": intervals}
 
 
 def main() -> None:
@@ -110,6 +126,7 @@ def main() -> None:
     parser.add_argument("--warm-up", type=int, default=100)
     parser.add_argument("--concurrency", type=int)
     parser.add_argument("--keys", type=int, default=0)
+    parser.add_argument("--task", default="noop", choices=("noop", "sleep"))
     parser.add_argument("--wake-file")
     args = parser.parse_args()
     if args.command == "version":
@@ -119,7 +136,7 @@ def main() -> None:
     elif args.command == "enqueue-single":
         out = enqueue_single(args.dsn, args.n)
     elif args.command == "enqueue-bulk":
-        out = enqueue_bulk(args.dsn, args.n, args.batch, args.warm_up, args.keys)
+        out = enqueue_bulk(args.dsn, args.n, args.batch, args.warm_up, args.keys, args.task)
     elif args.command == "worker":
         if args.wake_file:
             wake_file = open(args.wake_file, "a", encoding="utf-8")  # noqa: SIM115
