@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import async_drains
 import limits
 import pgstask_only
 import psycopg
@@ -50,6 +51,7 @@ SCENARIOS = (
     "ceiling",
     "limits",
     "results",
+    "async",
 )
 # The targets of issue 4 (2 cores, PostgreSQL on the same machine, fsync on).
 SINGLE_TARGET = 80.0  # % of a plain psycopg INSERT + commit loop
@@ -227,14 +229,16 @@ def header(bench: Bench, server: Server, only: list[str]) -> None:
         + (f" (their venv: {drivers})" if versions else ""),
         f"  server      {server.described()}; databases pgstask_bench[_<peer>]",
         f"  pgstask     {ours.daemon_kind} subprocess, concurrency {settings.concurrency}"
-        f" (default), poll_interval {settings.poll_interval}s, create_many batch {BATCH:,}",
+        f" (default), async {settings.async_concurrency} (default loop slots),"
+        f" poll_interval {settings.poll_interval}s, create_many batch {BATCH:,}",
         "  peers' defaults  procrastinate: async task, concurrency 1; PgQueuer: async"
         " entrypoint, asyncpg, batch_size 10, no concurrency cap",
         f"  sizes       single {s.single:,}, bulk {s.bulk:,}, drain {s.drain:,} (cap {s.cap:.0f}s),"
         f" wake {s.wake}, progress {s.progress:,}, scale {'/'.join(map(str, s.scale))} daemons,",
         f"              claim {s.claim[0]:,}/{s.claim[1]:,}, memory {s.memory[0]:,}/"
-        f"{s.memory[1]:,}, limits {s.drain:,} (rate {s.rate:,}, {s.repeats}x no limit);"
-        f" scenarios {', '.join(only)}",
+        f"{s.memory[1]:,}, limits {s.drain:,} (rate {s.rate:,}, {s.repeats}x no limit),",
+        f"              async {s.drain:,} no-ops and {async_drains.IO_TASKS:,} x sleep"
+        f" {async_drains.SLEEP} s; scenarios {', '.join(only)}",
     ]
     for peer, why in bench.unavailable.items():
         lines.append(f"  NOTE        {LABELS[peer]} not run: {why}")
@@ -518,6 +522,14 @@ def scenario_results(bench: Bench) -> None:
         bench.rows.append(row)
 
 
+def scenario_async(bench: Bench) -> None:
+    rows, failures = async_drains.run(
+        bench.ours, bench.peers, bench.sizes.drain, cap=bench.sizes.cap, na=bench.na(), say=say
+    )
+    bench.rows += rows
+    bench.failures += failures
+
+
 RUNNERS = {
     "single": scenario_single,
     "bulk": scenario_bulk,
@@ -530,14 +542,16 @@ RUNNERS = {
     "ceiling": scenario_ceiling,
     "limits": scenario_limits,
     "results": scenario_results,
+    "async": scenario_async,
 }
 NOTES = """\
-Ratios are pgstask's figure divided by the peer's (higher is better for tasks/s, lower for ms
-and MB). Drain rate = completed tasks / (all done - first start), database clock: the first start
-as each system records it in its own tables, all done = the first 20 ms poll that sees every
-task finished. Wake latency = time.time() at the action's start minus time.time() right after
-the inserting COMMIT returned. Other work on the machine skews every
-figure (see the load averages). bench/README.md has the details."""
+Ratios are pgstask's figure divided by the peer's (higher is better for tasks/s and for the most
+actions running at once, lower for ms, s and MB). Drain rate = completed tasks / (all done -
+first start), database clock: the first start as each system records it in its own tables, all
+done = the first 20 ms poll (10 ms in the async I/O drain) that sees every task finished. Wake
+latency = time.time() at the action's start minus time.time() right after the inserting COMMIT
+returned. Other work on the machine skews every figure (see the load averages).
+bench/README.md has the details."""
 
 
 if __name__ == "__main__":
