@@ -280,8 +280,8 @@ def _unreachable() -> list[int]:
 
 
 def _check_wait(timeout: Any, poll: Any) -> None:
-    for name, value in (("timeout", timeout), ("poll", poll)):
-        if value is None and name == "timeout":
-            continue
+    """``timeout`` (None: no limit) and ``poll``: numbers of seconds above 0."""
+    checked = [("poll", poll)] if timeout is None else [("timeout", timeout), ("poll", poll)]
+    for name, value in checked:
         if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
             raise InvalidTaskError(f"{name} must be a number of seconds above 0, not {value!r}")

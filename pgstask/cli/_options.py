@@ -10,11 +10,14 @@ import datetime as dt
 import json
 import math
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from pgstask import task_spec
 from pgstask.errors import InvalidTaskError
 from pgstask.task import Status
+
+if TYPE_CHECKING:
+    from pgstask.cli._app import Handler
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -219,6 +222,17 @@ def add_runtime(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="do not LISTEN, only poll (PgBouncer in transaction mode; PGSTASK_POLL_ONLY)",
     )
+
+
+def add_command(
+    group: Subparsers, name: str, text: str, handler: Handler
+) -> argparse.ArgumentParser:
+    """A command ``name`` of a command group (``pgstask tasks list``…): ``text`` is its help and,
+    capitalised, its description; it takes the common options and runs ``handler``."""
+    p = group.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+    add_common(p, top=False)
+    p.set_defaults(handler=handler)
+    return p
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:

@@ -8,13 +8,13 @@ exits 2, an unknown preset 4. docs/presets.md says what is guaranteed.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 
 from pgstask import queries
-from pgstask.cli._app import EXIT_OK, Context, Handler
+from pgstask.cli._app import EXIT_OK, Context
 from pgstask.cli._options import (
     Subparsers,
+    add_command,
     add_common,
     add_json,
     json_object,
@@ -40,15 +40,17 @@ def register(commands: Subparsers) -> None:
     )
     add_common(group, top=False)
     subcommands = group.add_subparsers(dest="presets_command", metavar="COMMAND", required=True)
-    add_json(_add(subcommands, "list", "every preset, its worker, action and data", cmd_list))
+    add_json(
+        add_command(subcommands, "list", "every preset, its worker, action and data", cmd_list)
+    )
     for name, text, handler in (
         ("show", "one preset's fields and the schedules that start it (exit 4 if none)", cmd_show),
         ("remove", "delete a preset (the tasks started from it stay)", cmd_remove),
     ):
-        p = _add(subcommands, name, text, handler)
+        p = add_command(subcommands, name, text, handler)
         p.add_argument("name", metavar="NAME")
         add_json(p)
-    p = _add(
+    p = add_command(
         subcommands,
         "add",
         "add a preset, or replace the fields of the one of that name: a task of IDENT's ACTION",
@@ -72,7 +74,7 @@ def register(commands: Subparsers) -> None:
 
 
 def _add_start(commands: Subparsers) -> None:
-    p = _add(
+    p = add_command(
         commands,
         "start",
         "enqueue one task of a preset and print its id (exit 4 if there is no such preset)",
@@ -104,13 +106,6 @@ def _add_start(commands: Subparsers) -> None:
     )
     p.add_argument("--user-id", type=positive_int, metavar="N", help="who started it")
     add_json(p)
-
-
-def _add(group: Subparsers, name: str, text: str, handler: Handler) -> argparse.ArgumentParser:
-    p = group.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
-    add_common(p, top=False)
-    p.set_defaults(handler=handler)
-    return p
 
 
 def cmd_list(ctx: Context) -> int:

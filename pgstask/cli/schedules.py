@@ -9,11 +9,10 @@ that starts a preset (docs/presets.md). docs/schedules.md says what is guarantee
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
-from pgstask.cli._app import EXIT_OK, Context, Handler
-from pgstask.cli._options import Subparsers, add_common, add_json, json_object
+from pgstask.cli._app import EXIT_OK, Context
+from pgstask.cli._options import Subparsers, add_command, add_common, add_json, json_object
 from pgstask.cli._output import print_json, table
 from pgstask.errors import InvalidScheduleError
 from pgstask.workers import registry
@@ -29,8 +28,10 @@ def register(commands: Subparsers) -> None:
     )
     add_common(group, top=False)
     schedules = group.add_subparsers(dest="schedules_command", metavar="COMMAND", required=True)
-    add_json(_add(schedules, "list", "every schedule, its next run and its last task", cmd_list))
-    p = _add(
+    add_json(
+        add_command(schedules, "list", "every schedule, its next run and its last task", cmd_list)
+    )
+    p = add_command(
         schedules,
         "add",
         "add a schedule, or replace the one of that name: a task of IDENT's ACTION (or of "
@@ -75,16 +76,9 @@ def register(commands: Subparsers) -> None:
         ("remove", "delete a schedule and its runs (its tasks stay)", cmd_remove),
         ("run", "enqueue one task of a schedule now (its slots stay as they are)", cmd_run),
     ):
-        p = _add(schedules, name, text, handler)
+        p = add_command(schedules, name, text, handler)
         p.add_argument("name", metavar="NAME")
         add_json(p)
-
-
-def _add(group: Subparsers, name: str, text: str, handler: Handler) -> argparse.ArgumentParser:
-    p = group.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
-    add_common(p, top=False)
-    p.set_defaults(handler=handler)
-    return p
 
 
 def _when(value: Any) -> str | None:

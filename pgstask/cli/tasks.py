@@ -3,12 +3,19 @@ tasks."""
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from pgstask.cli import watch, workflow
-from pgstask.cli._app import EXIT_OK, Context, Handler
-from pgstask.cli._options import Subparsers, add_common, add_json, positive_int, status, task_id
+from pgstask.cli._app import EXIT_OK, Context
+from pgstask.cli._options import (
+    Subparsers,
+    add_command,
+    add_common,
+    add_json,
+    positive_int,
+    status,
+    task_id,
+)
 from pgstask.cli._output import cell, fields, print_json, table, when
 from pgstask.logs import LogRecord
 from pgstask.task import PRIORITIES, Task
@@ -25,7 +32,7 @@ def register(commands: Subparsers) -> None:
     add_common(group, top=False)
     tasks = group.add_subparsers(dest="tasks_command", metavar="COMMAND", required=True)
 
-    p = _add(tasks, "list", "list tasks, newest first", cmd_list)
+    p = add_command(tasks, "list", "list tasks, newest first", cmd_list)
     p.add_argument(
         "--status", type=status, metavar="S", help="pending, waiting, running, … or a code"
     )
@@ -39,7 +46,7 @@ def register(commands: Subparsers) -> None:
     )
     add_json(p)
 
-    p = _add(
+    p = add_command(
         tasks,
         "show",
         "a task with its parents, children, progress and last 10 log records",
@@ -48,7 +55,7 @@ def register(commands: Subparsers) -> None:
     p.add_argument("id", type=task_id, metavar="ID")
     add_json(p)
 
-    p = _add(
+    p = add_command(
         tasks,
         "cancel",
         "cancel a task (a running action stops at its next progress report; exit 5 if the task "
@@ -58,7 +65,7 @@ def register(commands: Subparsers) -> None:
     p.add_argument("id", type=task_id, metavar="ID")
     add_json(p)
 
-    p = _add(
+    p = add_command(
         tasks,
         "retry",
         "queue a failed or cancelled task again with fresh attempts (exit 5 otherwise)",
@@ -69,13 +76,6 @@ def register(commands: Subparsers) -> None:
 
     watch.register(tasks)
     workflow.register(tasks)
-
-
-def _add(tasks: Subparsers, name: str, text: str, handler: Handler) -> argparse.ArgumentParser:
-    p = tasks.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
-    add_common(p, top=False)
-    p.set_defaults(handler=handler)
-    return p
 
 
 def cmd_list(ctx: Context) -> int:

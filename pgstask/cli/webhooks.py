@@ -8,10 +8,8 @@ deliveries are made and signed.
 
 from __future__ import annotations
 
-import argparse
-
-from pgstask.cli._app import EXIT_OK, Context, Handler
-from pgstask.cli._options import Subparsers, add_common, add_json
+from pgstask.cli._app import EXIT_OK, Context
+from pgstask.cli._options import Subparsers, add_command, add_common, add_json
 from pgstask.cli._output import fields, print_json, table
 from pgstask.webhooks import EVENTS
 
@@ -26,15 +24,15 @@ def register(commands: Subparsers) -> None:
     )
     add_common(group, top=False)
     subcommands = group.add_subparsers(dest="webhooks_command", metavar="COMMAND", required=True)
-    add_json(_add(subcommands, "list", "every webhook, its URL and events", cmd_list))
+    add_json(add_command(subcommands, "list", "every webhook, its URL and events", cmd_list))
     for name, text, handler in (
         ("show", "one webhook's fields, without its secret (exit 4 if none)", cmd_show),
         ("remove", "delete a webhook (deliveries queued for it fail)", cmd_remove),
     ):
-        p = _add(subcommands, name, text, handler)
+        p = add_command(subcommands, name, text, handler)
         p.add_argument("name", metavar="NAME")
         add_json(p)
-    p = _add(
+    p = add_command(
         subcommands,
         "add",
         "add a webhook, or replace the fields of the one of that name; prints a new secret once",
@@ -57,13 +55,6 @@ def register(commands: Subparsers) -> None:
     p.add_argument("--inactive", action="store_true", help="add it without deliveries")
     p.add_argument("--description", default="", metavar="TEXT", help="what it is for")
     add_json(p)
-
-
-def _add(group: Subparsers, name: str, text: str, handler: Handler) -> argparse.ArgumentParser:
-    p = group.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
-    add_common(p, top=False)
-    p.set_defaults(handler=handler)
-    return p
 
 
 def cmd_list(ctx: Context) -> int:

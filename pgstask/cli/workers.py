@@ -7,12 +7,11 @@ state and settings reach running daemons without a restart.
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from pgstask import limits
-from pgstask.cli._app import EXIT_OK, Context, Handler
-from pgstask.cli._options import Subparsers, add_common, add_json, json_object
+from pgstask.cli._app import EXIT_OK, Context
+from pgstask.cli._options import Subparsers, add_command, add_common, add_json, json_object
 from pgstask.cli._output import print_json, table
 from pgstask.workers import registry
 
@@ -28,9 +27,9 @@ def register(commands: Subparsers) -> None:
     add_common(group, top=False)
     workers = group.add_subparsers(dest="workers_command", metavar="COMMAND", required=True)
 
-    add_json(_add(workers, "list", "the registered workers", cmd_list))
+    add_json(add_command(workers, "list", "the registered workers", cmd_list))
     add_json(
-        _add(
+        add_command(
             workers,
             "discover",
             "register the installed worker classes that are not registered yet",
@@ -38,7 +37,7 @@ def register(commands: Subparsers) -> None:
         )
     )
     add_json(
-        _add(
+        add_command(
             workers,
             "rescan",
             "refresh class path and metadata of the registered workers from their classes",
@@ -46,7 +45,7 @@ def register(commands: Subparsers) -> None:
         )
     )
     add_json(
-        _add(
+        add_command(
             workers,
             "clean",
             "delete registered workers whose class cannot be imported here any more "
@@ -58,10 +57,10 @@ def register(commands: Subparsers) -> None:
         ("activate", "let daemons run this worker's tasks", cmd_activate),
         ("deactivate", "stop daemons from claiming this worker's tasks", cmd_deactivate),
     ):
-        p = _add(workers, name, text + " (exit 4 if it is not registered)", handler)
+        p = add_command(workers, name, text + " (exit 4 if it is not registered)", handler)
         p.add_argument("identifier", metavar="IDENT")
         add_json(p)
-    p = _add(
+    p = add_command(
         workers,
         "settings",
         "show a worker's settings (its class defaults with the stored values over them), or "
@@ -72,13 +71,6 @@ def register(commands: Subparsers) -> None:
     p.add_argument(
         "--set", type=json_object, metavar="JSON", help="e.g. '{\"timeout\": 60}' (shallow merge)"
     )
-
-
-def _add(workers: Subparsers, name: str, text: str, handler: Handler) -> argparse.ArgumentParser:
-    p = workers.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
-    add_common(p, top=False)
-    p.set_defaults(handler=handler)
-    return p
 
 
 def cmd_list(ctx: Context) -> int:
