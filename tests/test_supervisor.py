@@ -5,6 +5,7 @@ by ``Daemon.setup`` and stepped by hand)."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pgstask.client import Client
 from pgstask.runtime.daemon import Daemon
 from pgstask.runtime.heartbeat import Heartbeat
 from pgstask.runtime.isolation import KILL_GRACE
-from pgstask.runtime.producer import Producer
+from pgstask.runtime.producer import DUE_REREAD, Producer
 from pgstask.runtime.runner import FENCED_MESSAGE
 from pgstask.runtime.runs import RunTable
 from pgstask.runtime.supervisor import Supervisor
@@ -232,3 +233,49 @@ def test_a_run_is_given_back_at_shutdown_when_its_kill_grace_ends_after_the_grac
         given_back = client.get(task)
         assert (given_back.status, given_back.attempts) == (Status.PENDING, 0)
         assert daemon.summary.outcomes == {"given_back": 1}
+
+
+def test_a_claim_that_takes_some_tasks_reuses_the_earliest_start_at_read_briefly(
+    settings: Settings, clock: HandClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read of the earliest future ``start_at`` after a claim short of its room: a claim
+    that took tasks reuses a read younger than ``DUE_REREAD`` (on the daemon's clock); an older
+    one, or a claim that took nothing, reads it again, so the timed wake-up still comes."""
+    monkeypatch.setenv("PGSTASK_STORAGE", str(settings.storage))
+    quiet = dataclasses.replace(
+        settings, heartbeat_interval=3600.0, stale_after=7200.0, poll_interval=3600.0
+    )
+    d = Daemon(
+        quiet, dsn=settings.dsn, workers={"sample": SampleWorker}, make_client=Client, clock=clock
+    )
+    d.setup()
+    assert d.slots and d.completer and d.producer
+    d.slots.start()
+    d.completer.start()
+    producer = d.producer
+    try:
+        with Client(settings=settings) as client:
+
+            def later(seconds: int) -> None:
+                start = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
+                client.create("sample", "noop", start_at=start)
+
+            client.create("sample", "noop")
+            assert producer.step() == 1  # short of its room: reads (nothing in the future)
+            assert producer.next_delay(0) == 3600.0
+            later(1000)
+            client.create("sample", "noop")
+            assert producer.step() == 1  # took a task, the read is fresh: not read again
+            assert producer.next_delay(0) == 3600.0
+            clock.now += DUE_REREAD * 2
+            client.create("sample", "noop")
+            assert producer.step() == 1  # the read is DUE_REREAD old: read again
+            assert 900.0 < producer.next_delay(0) <= 1000.0
+            later(500)
+            assert producer.step() == 0  # took nothing: always read again
+            assert 400.0 < producer.next_delay(0) <= 500.0
+            wait_for(lambda: len(client.list(status="completed")) == 3)
+    finally:
+        d.request_stop()
+        d.request_stop()
+        d._shutdown()

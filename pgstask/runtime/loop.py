@@ -48,6 +48,9 @@ class ActionLoop:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._waiting: list[tuple[CoroutineJob, Callable[[], None]]] = []
+        # Submitted, not yet spawned: one wake-up of the loop takes them all (a claim hands
+        # over its batch with one write to the loop's self-pipe, not one per task).
+        self._inbox: list[tuple[CoroutineJob, Callable[[], None]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = False
 
@@ -78,7 +81,10 @@ class ActionLoop:
             if loop is None:
                 self._waiting.append((job, done))
                 return
-        loop.call_soon_threadsafe(self._spawn, job, done)
+            self._inbox.append((job, done))
+            if len(self._inbox) > 1:
+                return  # the loop is woken already and takes this one too
+        loop.call_soon_threadsafe(self._take_inbox)
 
     def stop(self) -> None:
         """Stop the loop (once); see the module docstring for what still runs."""
@@ -98,6 +104,12 @@ class ActionLoop:
             thread.join(timeout)
 
     # --- on the loop -------------------------------------------------------------------------
+
+    def _take_inbox(self) -> None:
+        with self._lock:
+            inbox, self._inbox = self._inbox, []
+        for job, done in inbox:
+            self._spawn(job, done)
 
     def _spawn(self, job: CoroutineJob, done: Callable[[], None]) -> None:
         try:

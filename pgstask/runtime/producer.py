@@ -3,8 +3,10 @@
 It runs when woken (a NOTIFY for new tasks, a slot freed, a reconnect, a retry scheduled, the
 fence opened) and otherwise every ``poll_interval`` seconds, or at the earliest future
 ``start_at`` of a task this daemon could run, whichever comes first: a scheduled task starts on
-time, not at the next poll. What wakes it is set up before it: the slots and the completer set
-its ``wakeup`` event, the listener and the supervisor call ``wake``.
+time, not at the next poll (a claim that took tasks but fewer than it asked for reuses that
+time for ``DUE_REREAD`` seconds: it steps again at once anyway). What wakes it is set up
+before it: the slots and the completer set its ``wakeup`` event, the listener and the
+supervisor call ``wake``.
 
 It claims at most the free slots, at most ``batch_size`` at a time and ``max_tasks`` in all
 (``pgstask run-once``), and nothing while the ``Fence`` is closed. The claimed tasks go to the
@@ -56,6 +58,10 @@ from pgstask.workers.base import BaseWorker
 _log = logging.getLogger(__name__)
 
 
+#: Seconds a read of the earliest future ``start_at`` serves the claims that took some tasks.
+DUE_REREAD = 0.05
+
+
 class Producer(Service):
     """Claims due tasks for the free slots and hands them to the run table."""
 
@@ -100,6 +106,7 @@ class Producer(Service):
         self.claimed = 0
         self.claim_lock = threading.Lock()
         self._next_due: float | None = None  # clock time of the earliest future start_at
+        self._due_read: float | None = None  # clock time ``_next_due`` was read
         self._limited_first = False
         self._turn = 0  # the worker the next claim starts with
 
@@ -148,11 +155,20 @@ class Producer(Service):
                 self.runs.start(task)
         # Only after the claim committed and the actions started: when nothing more is due,
         # find when the next scheduled task becomes due (the timed wake-up).
-        self._next_due = None
-        if len(tasks) < asked:
+        if len(tasks) >= asked:
+            self._next_due = self._due_read = None
+        elif not tasks or not self._due_fresh():
             with self.db.connection() as conn:
                 self._next_due = self._due_in(conn, self.identifiers)
+            self._due_read = self.clock()
         return len(tasks)
+
+    def _due_fresh(self) -> bool:
+        """``_next_due`` was read less than ``DUE_REREAD`` seconds ago. A claim that took
+        tasks but fewer than it asked for (a lane with nothing due beside a busy one) keeps it:
+        the producer steps again at once or when a slot frees, so the read matters only once
+        it goes idle, and a step that claims nothing always reads it again."""
+        return self._due_read is not None and self.clock() - self._due_read < DUE_REREAD
 
     def _claim_lanes(self, conn: Conn) -> tuple[list[Task], int]:
         """Claim in each lane with workers, at most its room; (the tasks, how many were asked
