@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
-from typing import Self
+from collections.abc import Iterator, Mapping
+from typing import Any, Self
 
 from psycopg_pool import ConnectionPool
 
@@ -32,7 +32,11 @@ def registered_action_problem(conn: Conn, identifier: str, action: str) -> str |
     """Why ``action`` is not one of worker ``identifier``'s as its registered row lists them
     (``s_workers.actions``), or None. An unregistered worker, or one registered without its
     list, passes: a daemon may register it later, and ``Client.create`` accepts it too."""
-    worker = queries.worker_get(conn, identifier=identifier)
+    return action_problem(queries.worker_get(conn, identifier=identifier), identifier, action)
+
+
+def action_problem(worker: Mapping[str, Any] | None, identifier: str, action: str) -> str | None:
+    """``registered_action_problem`` of the worker's row (None: not registered), without I/O."""
     actions = (worker or {}).get("actions") or []
     if actions and action_key(action) not in {action_key(a) for a in actions}:
         return f"worker {identifier!r} has no action {action!r} (its actions: {', '.join(actions)})"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from psycopg.types.json import Jsonb
 
@@ -141,18 +141,12 @@ class TaskFiles(ClientBase):
         """The newest result file of a task; ``TaskFileNotFoundError`` if it has none."""
         task_id = _task_id(task)
         with self.connection() as c:
-            row = queries.file_latest(c, task_id=task_id, kind="result")
-        if row is None:
-            raise TaskFileNotFoundError(f"task {task_id} has no result file")
-        return FileInfo.from_row(row)
+            return result_file_of(task_id, queries.file_latest(c, task_id=task_id, kind="result"))
 
     def file(self, file_id: int) -> FileInfo:
         """A complete stored file by id; ``TaskFileNotFoundError`` if there is none."""
         with self.connection() as c:
-            row = queries.file_get(c, id=file_id)
-        if row is None or not row["complete"]:
-            raise TaskFileNotFoundError(f"no complete file has the id {file_id}")
-        return FileInfo.from_row(row)
+            return complete_file(file_id, queries.file_get(c, id=file_id))
 
     def read_file(self, file: FileInfo | int) -> Iterator[bytes]:
         """The bytes of a stored file, chunk by chunk (never all of it in memory)."""
@@ -173,3 +167,18 @@ class TaskFiles(ClientBase):
                 out.write(chunk)
         os.replace(partial, target)
         return target
+
+
+def result_file_of(task_id: int, row: dict[str, Any] | None) -> FileInfo:
+    """The result file of ``file_latest``'s ``row``; ``TaskFileNotFoundError`` for none."""
+    if row is None:
+        raise TaskFileNotFoundError(f"task {task_id} has no result file")
+    return FileInfo.from_row(row)
+
+
+def complete_file(file_id: int, row: dict[str, Any] | None) -> FileInfo:
+    """The file of ``file_get``'s ``row``; ``TaskFileNotFoundError`` for none, or one whose
+    upload has not completed."""
+    if row is None or not row["complete"]:
+        raise TaskFileNotFoundError(f"no complete file has the id {file_id}")
+    return FileInfo.from_row(row)

@@ -57,28 +57,12 @@ class ClientSchedules(ClientBase):
         for a preset that does not exist, and for a schedule declared in code: that one is
         changed in code (a daemon writes it back at its start), and paused, resumed or run
         here."""
-        schedule = schedules.check(name, identifier, fields)
-        if schedule.action is not None and schedule.identifier is not None:
-            try:
-                known.check_action(schedule.identifier, schedule.action)
-                known.check_options(schedule.identifier, schedule.action, schedule.data)
-            except (UnknownActionError, InvalidOptionsError) as exc:
-                raise InvalidScheduleError(f"schedule {name!r}: {exc}") from None
+        schedule = checked(name, identifier, fields)
         with self.connection() as c:
             if schedule.preset is None:
                 _check_registered_action(c, schedule)
             schedules.check_preset(c, schedule)
-            current = queries.schedule_get(c, name=name)
-            if (
-                current is not None
-                and current["origin"] == "code"
-                and current["missing_from_code_at"] is None
-            ):
-                declared_by = current["identifier"] or current["preset_identifier"]
-                raise InvalidScheduleError(
-                    f"schedule {name!r} is declared in code by worker {declared_by!r}; change "
-                    "it there (a daemon writes it back at its start), or pause it"
-                )
+            check_not_declared(name, queries.schedule_get(c, name=name))
             written = queries.schedule_upsert(c, **schedule.row(origin="api"))
             inserted = written is not None and bool(written["inserted"])
             row = _read(c, name)
@@ -120,6 +104,31 @@ class ClientSchedules(ClientBase):
                 row = _read(c, name)  # ScheduleNotFoundError if there is none
                 raise PresetNotFoundError(row["preset"], schedule=name)
         return task
+
+
+def checked(name: str, identifier: str | None, fields: Mapping[str, Any]) -> schedules.Schedule:
+    """``add_schedule``'s arguments, checked without I/O: ``schedules.check``, and the action
+    and data against the worker's class when this process defines it."""
+    schedule = schedules.check(name, identifier, fields)
+    if schedule.action is not None and schedule.identifier is not None:
+        try:
+            known.check_action(schedule.identifier, schedule.action)
+            known.check_options(schedule.identifier, schedule.action, schedule.data)
+        except (UnknownActionError, InvalidOptionsError) as exc:
+            raise InvalidScheduleError(f"schedule {name!r}: {exc}") from None
+    return schedule
+
+
+def check_not_declared(name: str, current: Row | None) -> None:
+    """``InvalidScheduleError`` when the schedule's ``current`` row is declared in code (and
+    still is): ``add_schedule`` does not replace it."""
+    if current is None or current["origin"] != "code" or current["missing_from_code_at"]:
+        return
+    declared_by = current["identifier"] or current["preset_identifier"]
+    raise InvalidScheduleError(
+        f"schedule {name!r} is declared in code by worker {declared_by!r}; change "
+        "it there (a daemon writes it back at its start), or pause it"
+    )
 
 
 def _lookup(name: Any) -> str:

@@ -50,29 +50,17 @@ class ClientWebhooks(ClientBase):
         none is given, is in the answer only when this call set it (a new webhook, a ``secret``
         given, or ``rotate_secret``); otherwise ``secret`` is None and the stored one is kept.
         ``InvalidWebhookError`` says which field is wrong."""
-        if rotate_secret and secret is not None:
-            raise InvalidWebhookError("give a secret or rotate_secret, not both")
-        hook = webhooks.check(
+        fields = upsert_fields(
             name,
-            {
-                "url": url,
-                "events": events,
-                "secret": secret,
-                "active": active,
-                "description": description,
-            },
+            url,
+            events=events,
+            secret=secret,
+            rotate_secret=rotate_secret,
+            active=active,
+            description=description,
         )
         with self.connection() as c:
-            return queries.webhook_upsert(
-                c,
-                name=hook.name,
-                url=hook.url,
-                secret=hook.secret,
-                events=list(hook.events),
-                active=hook.active,
-                description=hook.description,
-                keep_secret=secret is None and not rotate_secret,
-            )
+            return queries.webhook_upsert(c, **fields)
 
     def remove_webhook(self, name: str) -> None:
         """Delete webhook ``name``. Deliveries already queued for it fail, saying it no longer
@@ -80,6 +68,39 @@ class ClientWebhooks(ClientBase):
         with self.connection() as c:
             if not queries.webhook_delete(c, name=_lookup(name)):
                 raise WebhookNotFoundError(name)
+
+
+def upsert_fields(
+    name: str,
+    url: str,
+    *,
+    events: Iterable[str] | None,
+    secret: str | None,
+    rotate_secret: bool,
+    active: bool,
+    description: str,
+) -> Row:
+    """``add_webhook``'s arguments, checked (``InvalidWebhookError``), as the keyword arguments
+    of ``queries.webhook_upsert``."""
+    if rotate_secret and secret is not None:
+        raise InvalidWebhookError("give a secret or rotate_secret, not both")
+    given = {
+        "url": url,
+        "events": events,
+        "secret": secret,
+        "active": active,
+        "description": description,
+    }
+    hook = webhooks.check(name, given)
+    return {
+        "name": hook.name,
+        "url": hook.url,
+        "secret": hook.secret,
+        "events": list(hook.events),
+        "active": hook.active,
+        "description": hook.description,
+        "keep_secret": secret is None and not rotate_secret,
+    }
 
 
 def _lookup(name: Any) -> str:

@@ -13,6 +13,7 @@ from pgstask import limits, notify, queries
 from pgstask._client_base import ClientBase
 from pgstask.errors import ConfigurationError, WorkerNotFoundError
 from pgstask.retry import RetryPolicy
+from pgstask.settings import Settings
 from pgstask.workers import registry
 from pgstask.workers.base import BaseWorker
 
@@ -59,22 +60,11 @@ class ClientWorkers(ClientBase):
         (``ConfigurationError``), judged with this client's global retry settings, and so is a
         flow-control setting of ``pgstask.limits`` the claim could not enforce, and a ``notify``
         setting that ``pgstask.notify`` refuses or that names a webhook that does not exist."""
-        if not isinstance(settings, Mapping):
-            raise ConfigurationError("worker settings are a JSON object")
-        s = self.settings
-        try:
-            RetryPolicy(s.retry_base_delay, s.retry_max_delay).for_worker(identifier, settings)
-            limits.check(settings)
-            targets = notify.check_setting(settings, identifier)
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from None
+        targets = check_settings(self.settings, identifier, settings)
         with self.connection() as c:
-            missing = queries.webhook_names(c, names=notify.webhook_names(targets))
-            if missing:
-                raise ConfigurationError(
-                    f"worker {identifier!r} setting notify names no webhook {missing[0]!r}: add "
-                    "it first (`pgstask webhooks add`)"
-                )
+            check_webhooks_found(
+                identifier, queries.webhook_names(c, names=notify.webhook_names(targets))
+            )
             row = queries.worker_update_settings(
                 c, identifier=identifier, settings=Jsonb(dict(settings))
             )
@@ -123,3 +113,28 @@ class ClientWorkers(ClientBase):
         """The daemons' rows, each with ``alive`` (heartbeat fresher than ``stale_after``)."""
         with self.connection() as c:
             return queries.daemon_list(c, stale_after=self.settings.stale_after)
+
+
+def check_settings(client: Settings, identifier: str, settings: Any) -> dict[str, list[str]] | None:
+    """``update_worker_settings``'s checks without I/O (``client``: the client's settings, whose
+    global retry settings judge the worker's); the webhooks its ``notify`` names."""
+    if not isinstance(settings, Mapping):
+        raise ConfigurationError("worker settings are a JSON object")
+    try:
+        RetryPolicy(client.retry_base_delay, client.retry_max_delay).for_worker(
+            identifier, settings
+        )
+        limits.check(settings)
+        return notify.check_setting(settings, identifier)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+def check_webhooks_found(identifier: str, missing: Names) -> None:
+    """``ConfigurationError`` naming the first webhook of the worker's ``notify`` that is
+    ``missing``."""
+    if missing:
+        raise ConfigurationError(
+            f"worker {identifier!r} setting notify names no webhook {missing[0]!r}: add "
+            "it first (`pgstask webhooks add`)"
+        )

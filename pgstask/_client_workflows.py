@@ -104,9 +104,7 @@ class ClientWorkflows(ClientBase):
             ids = queries.task_workflow_ids(c, id=task_id, limit=MAX_WORKFLOW)
             tasks = queries.task_get_many(c, ids=ids)
             edges = queries.task_edges(c, ids=[t.id for t in tasks])
-        if not tasks:
-            raise TaskNotFoundError(task_id)
-        return tasks, [(e["task_id"], e["parent_id"]) for e in edges]
+        return workflow_answer(task_id, tasks, edges)
 
     # --- waiting -----------------------------------------------------------------------------
 
@@ -222,6 +220,16 @@ def _insert_levels(conn: Conn, flow: Workflow) -> tuple[list[int], list[bool]]:
                     ids[i] = holder.id
             batch = again
     return placed(ids), made
+
+
+def workflow_answer(
+    task_id: int, tasks: list[Task], edges: Iterable[Mapping[str, Any]]
+) -> tuple[list[Task], list[tuple[int, int]]]:
+    """``workflow_of``'s answer from the tasks and the ``task_edges`` rows read;
+    ``TaskNotFoundError`` when no task was found."""
+    if not tasks:
+        raise TaskNotFoundError(task_id)
+    return tasks, [(e["task_id"], e["parent_id"]) for e in edges]
 
 
 def levels_of(flow: Workflow) -> list[list[int]]:

@@ -1,135 +1,67 @@
-"""``AsyncClient``: the methods of ``Client`` that asyncio code calls, on psycopg's async pool.
+"""``AsyncClient``: ``Client`` for asyncio code, on psycopg's async pool.
 
 Creating tasks (alone, in bulk, as a workflow; in the caller's ``AsyncConnection`` transaction
-if given one), reading them, their progress and logs, statistics, cancel and retry, and
-waiting for tasks to end. What a daemon or an administrator does (workers, schedules, presets,
-webhooks, files, cleanup, running tasks in this process) stays with ``Client``.
+if given one), reading them, their progress and logs, statistics, cancel and retry, here; the
+pool and ``get`` from ``_async_base``, workflows and waiting from ``_async_workflows``, result
+files from ``_async_files``, schedules from ``_async_schedules``, presets from
+``_async_presets``, workers and daemons from ``_async_workers``, webhooks from
+``_async_webhooks``: the split of ``Client`` into its ``_client_*`` modules. What runs worker
+code or touches this host's files of other tasks (discovering workers, uploads, ``store_file``,
+``fetch_file``, cleaning old tasks and logs, ``process_pending_tasks``, ``execute``) stays
+with ``Client``.
 
 Nothing is decided twice. Both clients check their arguments and shape their answers with the
 same functions (``_client_rules``, ``task_spec``, ``workflow``, ``_client_notify``, ``logs``,
-and ``_client_workflows``'s levels and ``Waiting``), send the same named queries
+and the pure functions of the ``_client_*`` modules), send the same named queries
 (``queries.aio``: the async twins of the wrappers) and translate errors at the same boundary
-(``db.translate_errors``): a bad argument raises the same ``InvalidTaskError`` with the same
-message from either. Only the order of the round trips is written here again, with ``await``.
-One difference: ``create_many`` sends every batch as one INSERT (``Client`` sends 100 tasks or
-more with ``COPY``).
+(``db.translate_errors``): a bad argument raises the same error with the same message from
+either. Only the order of the round trips is written again, with ``await``. One difference:
+``create_many`` sends every batch as one INSERT (``Client`` sends 100 tasks or more with
+``COPY``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any, Literal, Self, overload
-
-import psycopg
-from psycopg_pool import AsyncConnectionPool
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, overload
 
 from pgstask import _client_notify, _client_rules, logs, progress, task_spec, workflow
-from pgstask._client_base import _task_id, resolve_dsn
+from pgstask._async_files import AsyncClientFiles
+from pgstask._async_presets import AsyncClientPresets
+from pgstask._async_schedules import AsyncClientSchedules
+from pgstask._async_webhooks import AsyncClientWebhooks
+from pgstask._async_workers import AsyncClientWorkers
+from pgstask._async_workflows import AsyncClientWorkflows
+from pgstask._client_base import _task_id
 from pgstask._client_notify import Targets
-from pgstask._client_workflows import (
-    DEADLOCK_TRIES,
-    LISTEN,
-    UNLISTEN,
-    Waiting,
-    holder_key,
-    levels_of,
-    linked_columns,
-    place,
-    placed,
-)
-from pgstask.db import AsyncConn, make_async_pool, translate_errors
-from pgstask.errors import DatabaseError, TaskNotFoundError
+from pgstask.db import AsyncConn
 from pgstask.logs import LogRecord
 from pgstask.queries import aio
-from pgstask.settings import Settings
 from pgstask.task import Task
 from pgstask.task_spec import TaskSpec
-from pgstask.workflow import Workflow
 
 # Aliases: inside AsyncClient, ``list`` names the method.
 TaskList = list[Task]
 Records = list[LogRecord]
 
 
-class AsyncClient:
+class AsyncClient(
+    AsyncClientFiles,
+    AsyncClientSchedules,
+    AsyncClientPresets,
+    AsyncClientWebhooks,
+    AsyncClientWorkers,
+    AsyncClientWorkflows,
+):
     """pgstask's Python API for asyncio code. ``AsyncClient(dsn=None)`` uses ``PGSTASK_DSN`` or
     the embedded database, like ``Client``.
 
     ``async with AsyncClient(dsn) as client:`` opens its pool and closes it at the end;
     otherwise the pool opens on first use and ``await client.close()`` closes it. One client
     serves one event loop. ``max_size``: the most connections the pool opens (a ``wait`` holds
-    one while it waits).
+    one while it waits, a ``read_file`` one chunk's query at a time).
     """
-
-    def __init__(
-        self, dsn: str | None = None, *, settings: Settings | None = None, max_size: int = 4
-    ) -> None:
-        self.settings = settings or Settings.from_env()
-        if dsn is not None:
-            self.settings = self.settings.replace(dsn=dsn)
-        self.max_size = max_size
-        self._pool: AsyncConnectionPool[AsyncConn] | None = None
-        self._opening = asyncio.Lock()
-
-    # --- plumbing ----------------------------------------------------------------------------
-
-    async def open(self) -> None:
-        """Open the pool now (a web app's lifespan does, so its first request waits for none);
-        does nothing if it is open. The embedded PostgreSQL starts here when no DSN is set."""
-        await self._get_pool()
-
-    async def _get_pool(self) -> AsyncConnectionPool[AsyncConn]:
-        if self._pool is not None:
-            return self._pool
-        async with self._opening:
-            if self._pool is None:
-                dsn = self.settings.dsn
-                if not dsn:  # starting the embedded server blocks: not on the event loop
-                    dsn = await asyncio.to_thread(resolve_dsn, self.settings)
-                self._pool = await make_async_pool(
-                    dsn, max_size=self.max_size, name="pgstask-async-client"
-                )
-            return self._pool
-
-    async def close(self) -> None:
-        """Close the pool, if one was opened; a later call opens a new one."""
-        async with self._opening:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @contextlib.asynccontextmanager
-    async def connection(
-        self, conn: AsyncConn | None = None, *, autocommit: bool = False
-    ) -> AsyncIterator[AsyncConn]:
-        """``conn`` itself (the caller's transaction), or a pooled one committed on success;
-        ``autocommit`` as ``Client.connection``'s."""
-        if conn is not None:
-            with translate_errors():
-                yield conn
-            return
-        pool = await self._get_pool()
-        with translate_errors():
-            async with pool.connection() as pooled:
-                if not autocommit:
-                    yield pooled
-                    return
-                await pooled.set_autocommit(True)
-                try:
-                    yield pooled
-                finally:
-                    if not pooled.broken:
-                        await pooled.set_autocommit(False)
 
     # --- creating ----------------------------------------------------------------------------
 
@@ -240,63 +172,6 @@ class AsyncClient:
         )
         return [t.id for t in created] if returning == "ids" else created
 
-    async def create_workflow(
-        self, tasks: Workflow | Sequence[Mapping[str, Any]], *, conn: AsyncConn | None = None
-    ) -> TaskList:
-        """Create a workflow in one transaction (``conn``: the caller's):
-        ``Client.create_workflow``, its arguments, rules and answer."""
-        if isinstance(tasks, Workflow):
-            return await self._create_linked(tasks, None, conn)
-        items = tasks if isinstance(tasks, Sequence) else list(tasks)
-        flow, positions = workflow.from_items(items)
-        return await self._create_linked(flow, None, conn, positions=positions)
-
-    async def _create_linked(
-        self,
-        flow: Workflow,
-        targets: list[Targets | None] | None,
-        conn: AsyncConn | None,
-        *,
-        positions: list[int] | None = None,
-    ) -> TaskList:
-        """Create the workflow (and its tasks' notify ``targets``, parallel to ``positions``) in
-        one transaction, as ``Client.create_workflow`` does; its tasks in the order of
-        ``positions`` (default: of its steps)."""
-        if not flow.steps:
-            return []
-        for attempt in range(DEADLOCK_TRIES):
-            try:
-                async with self.connection(conn) as c:
-                    if targets is not None:
-                        await self._check_webhooks(c, targets)
-                    ids, made = await _insert_levels(c, flow)
-                    found = {t.id: t for t in await aio.task_get_many(c, ids=sorted(set(ids)))}
-                    order = positions or range(len(ids))
-                    tasks = [found[ids[p]] for p in order]
-                    if targets is not None:
-                        # A task that holds an item's dedupe_key keeps its own targets.
-                        kept = [t if made[p] else None for t, p in zip(targets, order, strict=True)]
-                        tasks = await self._create_targets(tasks, kept, c)
-                return tasks
-            except DatabaseError as exc:
-                deadlock = isinstance(exc.__cause__, psycopg.errors.DeadlockDetected)
-                if conn is not None or not deadlock or attempt == DEADLOCK_TRIES - 1:
-                    raise
-        raise AssertionError("unreachable: the last attempt raises")
-
-    async def _create_targets(
-        self, tasks: Sequence[Task], notifies: Sequence[Targets | None], conn: AsyncConn | None
-    ) -> TaskList:
-        out, params = _client_notify.with_targets(tasks, notifies)
-        if params is not None:
-            async with self.connection(conn) as c:
-                await aio.task_set_notify_many(c, **params)
-        return out
-
-    async def _check_webhooks(self, conn: AsyncConn, notifies: Sequence[Targets | None]) -> None:
-        names = _client_notify.webhooks_named(notifies)
-        _client_notify.check_found(await aio.webhook_names(conn, names=names) if names else [])
-
     async def _throttled(
         self, keys: list[str], throttle: float | None, conn: AsyncConn | None
     ) -> dict[str, Task]:
@@ -328,15 +203,6 @@ class AsyncClient:
             return await insert(c, **task_spec.columns(specs))
 
     # --- reading -----------------------------------------------------------------------------
-
-    async def get(self, task: Task | int) -> Task:
-        """The task with that id; ``TaskNotFoundError`` if there is none."""
-        task_id = _task_id(task)
-        async with self.connection() as c:
-            found = await aio.task_get(c, id=task_id)
-        if found is None:
-            raise TaskNotFoundError(task_id)
-        return found
 
     async def list(
         self,
@@ -399,6 +265,15 @@ class AsyncClient:
             rows = await aio.log_list(c, task_id=task_id, limit=limit, errors_only=errors_only)
         return logs.records_of(rows)
 
+    async def clear_logs(self, task: Task | int) -> int:
+        """Delete a task's log records (rows, and its ``{id}.log`` file on this host); returns
+        how many rows."""
+        task_id = _task_id(task)
+        async with self.connection() as c:
+            deleted = await aio.log_delete_for_task(c, task_id=task_id)
+        logs.remove_file(self.settings.storage, task_id)
+        return deleted
+
     async def log(self, task: Task | int, level: str, message: str, **context: Any) -> None:
         """Add a log record to a task from outside its action."""
         record = LogRecord.make(_task_id(task), level, message, **context)
@@ -430,58 +305,3 @@ class AsyncClient:
                 return found
             current = await aio.task_get(c, id=task_id)
         raise _client_rules.not_retried(task_id, current)
-
-    # --- waiting -----------------------------------------------------------------------------
-
-    async def wait(
-        self, task: Task | int, timeout: float | None = None, *, poll: float = 5.0
-    ) -> Task:
-        """Wait until ``task`` has ended and return it: ``Client.wait`` (``TimeoutError`` after
-        ``timeout`` seconds), without blocking the event loop."""
-        return (await self.wait_many([task], timeout, poll=poll))[0]
-
-    async def wait_many(
-        self, tasks: Iterable[Task | int], timeout: float | None = None, *, poll: float = 5.0
-    ) -> TaskList:
-        """``wait`` for several tasks: returns when every one has ended, in the order given.
-        It marks them awaited (``task_await``) and listens on ``pgstask_finished`` on a pooled
-        connection, reading them again on each notification and every ``poll`` seconds."""
-        waiting = Waiting(tasks, timeout, poll)
-        async with self.connection(autocommit=True) as c:
-            await c.execute(LISTEN)
-            try:
-                while True:
-                    if waiting.to_mark:  # before the read: an end after the read is announced
-                        await aio.task_await(c, ids=waiting.to_mark)
-                    done = waiting.read(await aio.task_get_many(c, ids=waiting.open_ids()))
-                    if done is not None:
-                        return done
-                    notes = c.notifies(timeout=waiting.next_wait())
-                    async with contextlib.aclosing(notes):
-                        async for note in notes:
-                            if waiting.wakes(note.payload):
-                                break
-            finally:
-                if not c.broken:
-                    await c.execute(UNLISTEN)
-
-
-async def _insert_levels(conn: AsyncConn, flow: Workflow) -> tuple[list[int], list[bool]]:
-    """``_client_workflows._insert_levels`` on an async connection."""
-    ids: list[int | None] = [None] * len(flow.steps)
-    made = [False] * len(flow.steps)
-    for batch in levels_of(flow):
-        while batch:
-            rows = await aio.task_insert_linked(conn, **linked_columns(flow, batch, ids))
-            again: list[int] = []
-            skipped = place(flow, batch, rows, ids)
-            for i in batch:
-                made[i] = made[i] or i not in skipped
-            for i in skipped:
-                holder = await aio.task_get_by_dedupe_key(conn, dedupe_key=holder_key(flow, i))
-                if holder is None:
-                    again.append(i)
-                else:
-                    ids[i] = holder.id
-            batch = again
-    return placed(ids), made

@@ -126,6 +126,11 @@ def records_of(rows: Iterable[Mapping[str, Any]]) -> list[LogRecord]:
 def clear(conn: Conn, storage: Path | None, task_id: int) -> int:
     """Delete a task's records and its log file; return how many records there were."""
     deleted = queries.log_delete_for_task(conn, task_id=task_id)
+    remove_file(storage, task_id)
+    return deleted
+
+
+def remove_file(storage: Path | None, task_id: int) -> None:
+    """Delete a task's ``{id}.log`` file on this host, if there is one."""
     if storage is not None:
         (storage / f"{task_id}.log").unlink(missing_ok=True)
-    return deleted

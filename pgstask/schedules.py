@@ -186,10 +186,15 @@ def check_preset(conn: Conn, schedule: Schedule, worker: type[BaseWorker] | None
     """For a schedule that starts a preset: ``InvalidScheduleError`` when the preset does not
     exist, is of another worker than the schedule's ``identifier`` (when it has one), or has an
     action that ``worker`` does not have."""
-    if schedule.preset is None:
-        return
+    if schedule.preset is not None:
+        check_preset_row(schedule, queries.preset_get(conn, name=schedule.preset), worker)
+
+
+def check_preset_row(
+    schedule: Schedule, found: Mapping[str, Any] | None, worker: type[BaseWorker] | None = None
+) -> None:
+    """``check_preset`` of the preset's row as read (None: there is none), without I/O."""
     where = f"schedule {schedule.name!r}"
-    found = queries.preset_get(conn, name=schedule.preset)
     if found is None:
         raise InvalidScheduleError(
             f"{where}: no preset is named {schedule.preset!r}; add it first "

@@ -5,6 +5,7 @@ the app's lifespan opens and closes the pools."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,10 +16,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from pgstask import Client, ConfigurationError, Status
+from pgstask import Client, ConfigurationError, Status, files
 from pgstask.contrib.asgi import STATE, Mounted, client_of, mount
 from pgstask.http import create_app
 from pgstask.settings import Settings
+from pgstask.workflow import Workflow
 from tests.daemons import running_daemon
 from tests.http_support import BASE_URL, RO_TOKEN, RW_TOKEN
 from tests.test_async_client import python_blocks
@@ -185,3 +187,42 @@ def test_an_unknown_auth_is_refused(settings: Settings) -> None:
         create_app(settings, auth="none")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="auth must be"):
         Mounted(settings=settings, auth="open")  # type: ignore[arg-type]
+
+
+def test_handlers_stream_a_result_file_read_a_workflow_and_start_a_preset(
+    settings: Settings, client: Client
+) -> None:
+    data = b"row,square\n" + b"".join(b"%d,%d\n" % (i, i * i) for i in range(200_000))
+    assert len(data) > 2 * files.CHUNK_SIZE  # three chunks
+    flow = Workflow()
+    first = flow.add("report", "export")
+    flow.add("report", "export", depends_on=[first])
+    head, tail = client.create_workflow(flow)
+    stored = client.store_file(head, io.BytesIO(data), filename="report ü.csv")
+    client.add_preset("nightly", "report", "export", {"rows": 5})
+
+    with browser(example(3)) as http:
+        got = http.get(f"/reports/{head.id}/file")
+        assert got.status_code == 200, got.text
+        assert got.content == data
+        assert got.headers["content-type"].startswith("text/csv")
+        assert got.headers["content-length"] == str(stored.size)
+        assert got.headers["content-disposition"] == (
+            "attachment; filename*=UTF-8''report%20%C3%BC.csv"
+        )
+        missing = http.get(f"/reports/{tail.id}/file")
+        assert (missing.status_code, missing.json()) == (
+            404,
+            {"detail": "the report is not ready yet"},
+        )
+
+        steps = http.get(f"/reports/{tail.id}/steps").json()
+        assert steps == [
+            {"action": "export", "status": "pending"},
+            {"action": "export", "status": "waiting"},
+        ]
+
+        started = http.post("/exports/nightly")
+        assert started.status_code == 200, started.text
+        assert client.get(started.json()["task"]).meta == {"rows": 5, "requested_by": "web"}
+        assert http.post("/exports/weekly").status_code == 404
