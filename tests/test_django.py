@@ -15,10 +15,8 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import django
-import psycopg
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
@@ -29,7 +27,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from pgstask import Client, Status
 from pgstask.contrib.django import database
-from pgstask.contrib.django._compat import InvalidTask, TaskResultDoesNotExist
+from pgstask.contrib.django._compat import InvalidTask, TaskResultDoesNotExist, task_backends
 from pgstask.task import Task as Row
 from tests.conftest import Server
 from tests.daemons import ROOT, stop_process
@@ -265,22 +263,51 @@ def test_an_enqueue_waits_for_the_commit_when_pgstask_has_its_own_dsn(
 def test_bad_input_is_refused_with_a_clear_message(dsn: str) -> None:
     from shop.tasks import send_receipt
 
-    with pytest.raises(TypeError, match=r"arguments of task shop\.tasks\.send_receipt must be JSON"):
+    with pytest.raises(
+        TypeError, match=r"arguments of task shop\.tasks\.send_receipt must be JSON"
+    ):
         send_receipt.enqueue(dt.date(2030, 1, 1))
     with pytest.raises(InvalidTask, match="Queue 'nope' is not valid"):
         send_receipt.using(queue_name="nope")
     with pytest.raises(TaskResultDoesNotExist):
         send_receipt.get_result("not-a-result-id")
     bad = {"default": {"BACKEND": "pgstask.contrib.django.PgstaskBackend", "QUEUES": ["a.b"]}}
-    with override_settings(TASKS=bad), pytest.raises(ImproperlyConfigured, match="'a.b'"):
+    with override_settings(TASKS=bad), pytest.raises(ImproperlyConfigured, match=r"'a\.b'"):
         send_receipt.using(priority=1)
     unknown = {"default": {"BACKEND": "pgstask.contrib.django.PgstaskBackend", "OPTIONS": {"X": 1}}}
     with override_settings(TASKS=unknown), pytest.raises(ImproperlyConfigured, match="'X'"):
         send_receipt.using(priority=1)
 
 
+def test_a_def_function_runs_in_a_child_process_with_isolation_process(
+    dsn: str, pgstask: Client, manage_daemon: subprocess.Popen[bytes]
+) -> None:
+    from shop.tasks import send_receipt
+
+    pgstask.update_worker_settings("django:default", {"isolation": "process"})
+    result = send_receipt.enqueue(0)  # no such order: the function raises DoesNotExist
+    assert finished(pgstask, result.id).status == Status.FAILED
+    result.refresh()
+    assert [e.exception_class_path for e in result.errors] == ["shop.models.Order.DoesNotExist"] * 3
+    assert "Order matching query does not exist" in result.errors[-1].traceback
+
+
+def test_django_check_reports_a_database_pgstask_cannot_use(dsn: str) -> None:
+    tasks = {
+        "default": {
+            "BACKEND": "pgstask.contrib.django.PgstaskBackend",
+            "OPTIONS": {"DATABASE": "replica"},
+        }
+    }
+    with override_settings(TASKS=tasks):
+        [error] = task_backends["default"].check()
+    assert error.id == "pgstask.E001" and "'replica', which is not in DATABASES" in error.msg
+
+
 def test_the_worker_module_needs_django_settings(dsn: str, tmp_path: Path) -> None:
-    env = daemon_env(dsn, tmp_path, PGSTASK_DSN=dsn, PGSTASK_WORKERS="pgstask.contrib.django.worker")
+    env = daemon_env(
+        dsn, tmp_path, PGSTASK_DSN=dsn, PGSTASK_WORKERS="pgstask.contrib.django.worker"
+    )
     done = subprocess.run(
         [sys.executable, "-m", "pgstask", "daemon"], env=env, cwd=PROJECT, capture_output=True
     )
@@ -320,7 +347,3 @@ def test_the_docs_show_the_project_as_it_is() -> None:
     }
     for path, code in blocks:
         assert code in (PROJECT / path).read_text(encoding="utf-8"), path
-
-
-def _unused(*_: Any) -> None:
-    psycopg.connect  # noqa: B018

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from django_tasks import TaskContext, TaskResult, TaskResultStatus
+    from django_tasks import TaskContext, TaskResult, TaskResultStatus, task_backends
     from django_tasks.backends.base import BaseTaskBackend
     from django_tasks.base import (
         TASK_MAX_PRIORITY,
@@ -20,13 +20,13 @@ if TYPE_CHECKING:
     from django_tasks.utils import normalize_json
 else:
     try:
-        from django.tasks import TaskContext, TaskResult, TaskResultStatus
+        from django.tasks import TaskContext, TaskResult, TaskResultStatus, task_backends
         from django.tasks.backends.base import BaseTaskBackend
         from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY, Task, TaskError
         from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
         from django.utils.json import normalize_json
     except ImportError:
-        from django_tasks import TaskContext, TaskResult, TaskResultStatus
+        from django_tasks import TaskContext, TaskResult, TaskResultStatus, task_backends
         from django_tasks.backends.base import BaseTaskBackend
         from django_tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY, Task, TaskError
         from django_tasks.exceptions import InvalidTaskError as InvalidTask
@@ -45,4 +45,5 @@ __all__ = [
     "TaskResultDoesNotExist",
     "TaskResultStatus",
     "normalize_json",
+    "task_backends",
 ]

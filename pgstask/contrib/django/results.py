@@ -92,7 +92,11 @@ def errors_of(row: Row, records: Sequence[LogRecord]) -> list[TaskError]:
 
 
 def result_of(
-    row: Row, records: Sequence[LogRecord], *, task: Task[Any, Any] | None = None, alias: str | None = None
+    row: Row,
+    records: Sequence[LogRecord],
+    *,
+    task: Task[Any, Any] | None = None,
+    alias: str | None = None,
 ) -> TaskResult[Any]:
     """Django's ``TaskResult`` of the pgstask task ``row`` (``records``: its log)."""
     meta = row.meta
