@@ -18,6 +18,7 @@ from pathlib import Path
 
 import django
 import pytest
+from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.db import connections, transaction
@@ -72,7 +73,8 @@ def dsn(pg: Server, template_db: str) -> Iterator[str]:
 def _close_pools() -> Iterator[None]:
     yield
     database.close_clients()
-    connections.close_all()
+    if apps.ready:  # Django was set up (by the dsn fixture)
+        connections.close_all()
 
 
 @pytest.fixture
