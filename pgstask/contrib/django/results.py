@@ -1,0 +1,125 @@
+"""A pgstask task as Django's ``TaskResult`` (docs/django.md, "Results").
+
+| pgstask status | Django status |
+|---|---|
+| pending, waiting | ``READY`` (also between a failed attempt and its retry) |
+| preparing, running | ``RUNNING`` |
+| completed | ``SUCCESSFUL``; ``return_value`` is the task's ``result`` |
+| failed | ``FAILED`` |
+| cancelled | ``FAILED``, its last error ``pgstask.errors.TaskCancelled`` |
+
+``errors`` has one ``TaskError`` per failed attempt, from the task's log: pgstask logs each
+failed attempt with its traceback, and the worker that runs Django's functions logs the class of
+what the function raised beside it (``exception_class_path``). An attempt that failed without an
+exception of the function (a timeout, a killed child process) is a ``builtins.RuntimeError``
+with pgstask's message as its traceback; so is a failure whose log records were cleaned up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django.utils.module_loading import import_string
+
+from pgstask.contrib.django._compat import (
+    InvalidTask,
+    Task,
+    TaskError,
+    TaskResult,
+    TaskResultStatus,
+)
+from pgstask.logs import LogRecord
+from pgstask.task import Status
+from pgstask.task import Task as Row
+
+#: The message of the record the worker logs when a function raised.
+RAISED = "the task function raised"
+FALLBACK = "builtins.RuntimeError"
+CANCELLED = "pgstask.errors.TaskCancelled"
+
+_STATUSES = {
+    Status.PENDING: TaskResultStatus.READY,
+    Status.WAITING: TaskResultStatus.READY,
+    Status.PREPARING: TaskResultStatus.RUNNING,
+    Status.RUNNING: TaskResultStatus.RUNNING,
+    Status.COMPLETED: TaskResultStatus.SUCCESSFUL,
+    Status.CANCELLED: TaskResultStatus.FAILED,
+    Status.FAILED: TaskResultStatus.FAILED,
+}
+
+
+def task_of(meta: Mapping[str, Any]) -> Task[Any, Any]:
+    """The Django ``Task`` a pgstask task's data names, with the priority, queue and backend it
+    was enqueued with; ``InvalidTask`` when its path names no task any more."""
+    path = meta.get("task")
+    try:
+        found = import_string(str(path))
+    except ImportError as exc:
+        raise InvalidTask(f"cannot import the task {path!r}: {exc}") from exc
+    if not isinstance(found, Task):
+        raise InvalidTask(f"{path!r} is not a task (a function decorated with @task)")
+    changes: dict[str, Any] = {
+        "priority": meta.get("priority", found.priority),
+        "queue_name": meta.get("queue", found.queue_name),
+        "backend": meta.get("backend", found.backend),
+    }
+    return found.using(**changes)
+
+
+def errors_of(row: Row, records: Sequence[LogRecord]) -> list[TaskError]:
+    """One ``TaskError`` per failed attempt of ``row`` (oldest first), from its log."""
+    classes: dict[Any, str] = {}
+    failures: list[LogRecord] = []
+    for record in records:
+        if record.message == RAISED and "exception_class_path" in record.context:
+            classes[record.context.get("attempt")] = str(record.context["exception_class_path"])
+        elif record.level == "error" and "attempt" in record.context:
+            failures.append(record)
+    errors = [
+        TaskError(
+            exception_class_path=classes.get(record.context["attempt"], FALLBACK),
+            traceback=str(record.context.get("traceback") or record.message),
+        )
+        for record in failures
+    ]
+    if row.status == Status.CANCELLED:
+        errors.append(TaskError(exception_class_path=CANCELLED, traceback=row.message or ""))
+    elif row.status == Status.FAILED and not errors:
+        text = row.last_error or row.message or "failed"
+        errors.append(TaskError(exception_class_path=FALLBACK, traceback=text))
+    return errors
+
+
+def result_of(
+    row: Row,
+    records: Sequence[LogRecord],
+    *,
+    task: Task[Any, Any] | None = None,
+    alias: str | None = None,
+) -> TaskResult[Any]:
+    """Django's ``TaskResult`` of the pgstask task ``row`` (``records``: its log)."""
+    meta = row.meta
+    django_task = task if task is not None else task_of(meta)
+    status = _STATUSES.get(Status(row.status), TaskResultStatus.READY)
+    result: TaskResult[Any] = TaskResult(
+        task=django_task,
+        id=str(meta.get("result_id", "")),
+        status=status,
+        enqueued_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at if status in _ENDED else None,
+        last_attempted_at=row.started_at,
+        args=list(meta.get("args", [])),
+        kwargs=dict(meta.get("kwargs", {})),
+        backend=alias or str(meta.get("backend", django_task.backend)),
+        errors=errors_of(row, records),
+        # pgstask keeps the daemon of the latest claim only: one entry per attempt, that one.
+        worker_ids=[str(row.daemon_id or "unknown")] * row.attempts,
+    )
+    if status == TaskResultStatus.SUCCESSFUL:
+        object.__setattr__(result, "_return_value", row.result)
+    return result
+
+
+_ENDED = frozenset({TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED})
