@@ -26,7 +26,7 @@ from typing import Any, Literal, Self, overload
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from pgstask import _client_notify, _client_rules, logs, progress, task_spec, workflow
+from pgstask import _client_notify, _client_rules, logs, progress, task_spec, telemetry, workflow
 from pgstask._client_base import _task_id, resolve_dsn
 from pgstask._client_notify import Targets
 from pgstask._client_workflows import (
@@ -34,11 +34,8 @@ from pgstask._client_workflows import (
     LISTEN,
     UNLISTEN,
     Waiting,
-    holder_key,
-    levels_of,
-    linked_columns,
-    place,
-    placed,
+    insert_levels_async,
+    specs_of,
 )
 from pgstask.db import AsyncConn, make_async_pool, translate_errors
 from pgstask.errors import DatabaseError, TaskNotFoundError
@@ -269,7 +266,8 @@ class AsyncClient:
                 async with self.connection(conn) as c:
                     if targets is not None:
                         await self._check_webhooks(c, targets)
-                    ids, made = await _insert_levels(c, flow)
+                    with telemetry.creating(specs_of(flow)) as seen:
+                        ids, made = await insert_levels_async(c, flow, seen.carrier)
                     found = {t.id: t for t in await aio.task_get_many(c, ids=sorted(set(ids)))}
                     order = positions or range(len(ids))
                     tasks = [found[ids[p]] for p in order]
@@ -325,7 +323,10 @@ class AsyncClient:
                 return await self._create_targets(created, matched, c)
         insert = aio.task_replace_many if replace else aio.task_insert_many
         async with self.connection(conn, autocommit=True) as c:
-            return await insert(c, **task_spec.columns(specs))
+            with telemetry.creating(specs) as made:
+                created = await insert(c, **task_spec.columns(specs), trace_context=made.carrier)
+                made.created(created)
+                return created
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -464,24 +465,3 @@ class AsyncClient:
             finally:
                 if not c.broken:
                     await c.execute(UNLISTEN)
-
-
-async def _insert_levels(conn: AsyncConn, flow: Workflow) -> tuple[list[int], list[bool]]:
-    """``_client_workflows._insert_levels`` on an async connection."""
-    ids: list[int | None] = [None] * len(flow.steps)
-    made = [False] * len(flow.steps)
-    for batch in levels_of(flow):
-        while batch:
-            rows = await aio.task_insert_linked(conn, **linked_columns(flow, batch, ids))
-            again: list[int] = []
-            skipped = place(flow, batch, rows, ids)
-            for i in batch:
-                made[i] = made[i] or i not in skipped
-            for i in skipped:
-                holder = await aio.task_get_by_dedupe_key(conn, dedupe_key=holder_key(flow, i))
-                if holder is None:
-                    again.append(i)
-                else:
-                    ids[i] = holder.id
-            batch = again
-    return placed(ids), made

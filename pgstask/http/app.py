@@ -15,13 +15,14 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from pgstask import telemetry
 from pgstask.client import Client
 from pgstask.errors import ConfigurationError, PgstaskError, WorkerNotFoundError
 from pgstask.http import errors, openapi
 from pgstask.http.auth import FailedAttempts
 from pgstask.http.cache import WorkerCache
 from pgstask.http.config import HttpSettings
-from pgstask.http.middleware import Access, BodyLimit, HostAccess
+from pgstask.http.middleware import Access, BodyLimit, HostAccess, TraceContext
 from pgstask.http.routes import (
     dashboard,
     files,
@@ -100,6 +101,7 @@ def create_app(
             *openapi.routes(),
         ],
         middleware=[
+            *([Middleware(TraceContext)] if telemetry.active() else []),
             Middleware(errors.JsonAnswers),
             Middleware(TrustedHostMiddleware, allowed_hosts=list(http.allowed_hosts)),
             Middleware(
