@@ -7,22 +7,27 @@ nothing is stored."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider, export
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.util._once import Once
 
 from pgstask import AsyncClient, Client, Status, Task, telemetry
 from pgstask.settings import Settings
-from tests.daemons import daemon_env, running_daemon, stop_process, wait_for
+from tests.daemons import ROOT, daemon_env, running_daemon, stop_process, wait_for
 from tests.http_support import api
 from tests.otel_workers import read_lines, span_line
 from tests.test_async_client import python_blocks
@@ -124,16 +129,14 @@ def test_the_enqueuers_span_is_the_parent_of_the_run_in_a_real_daemon(
 
     out = tmp_path / "telemetry"
     out.mkdir()
+    spans = out / "spans.jsonl"
     env = {**daemon_env(settings), "PGSTASK_WORKERS": "tests.otel_workers"}
     env["PGSTASK_TEST_TELEMETRY"] = str(out)
     settings.storage.mkdir(parents=True, exist_ok=True)
-    import subprocess
-    import sys
-
     proc = subprocess.Popen(
         [sys.executable, "-m", "pgstask", "daemon"],
         env=env,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -144,7 +147,7 @@ def test_the_enqueuers_span_is_the_parent_of_the_run_in_a_real_daemon(
         )
     finally:
         assert stop_process(proc) == 0
-    (run,) = [s for s in read_lines(out / "spans.jsonl") if s["name"] == "process traced"]
+    (run,) = [s for s in read_lines(spans) if s["name"] == "process traced"]
     assert run["kind"] == "CONSUMER" and run["status"] == "UNSET"
     assert (run["trace_id"], run["parent_span_id"]) == (trace_id, create["span_id"])
     assert run["attributes"] == {
@@ -376,21 +379,65 @@ def test_off_nothing_is_stored_and_no_span_is_made(settings: Settings, client: C
     assert [s.name for s in sdk.spans.get_finished_spans()] == ["enqueue"]
 
 
-def test_the_docs_example_runs(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    """docs/opentelemetry.md's example, as written: an SDK, a span around the create, a run."""
+def test_pgstask_otel_0_imports_nothing_of_opentelemetry(settings: Settings) -> None:
+    """With ``PGSTASK_OTEL=0`` a process creates and runs tasks without importing
+    OpenTelemetry (as a process without the extra does)."""
+    script = (
+        "import sys\n"
+        "from pgstask import Client, telemetry\n"
+        "with Client() as client:\n"
+        "    task = client.create('demo', 'noop')\n"
+        "    client.execute(task)\n"
+        "    print(client.get(task).status_text, client.get(task).trace_context,\n"
+        "          telemetry.active(), any(m.startswith('opentelemetry') for m in sys.modules))\n"
+    )
+    env = {**daemon_env(settings), "PGSTASK_OTEL": "0", "PGSTASK_WORKERS": ""}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["completed", "None", "False", "False"]
+
+
+def test_the_docs_example_runs(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/opentelemetry.md's example, as written: an SDK printing spans, a span around the
+    create, a run in process."""
     monkeypatch.setenv("PGSTASK_DSN", str(settings.dsn))
     monkeypatch.setenv("PGSTASK_STORAGE", str(settings.storage))
-    (block,) = python_blocks("opentelemetry.md")[:1]
-    exporter = InMemorySpanExporter()
-    namespace: dict[str, Any] = {"__name__": "docs_opentelemetry", "exporter": exporter}
+    blocks = python_blocks("opentelemetry.md")
+    assert blocks, "docs/opentelemetry.md has no python example"
+    namespace: dict[str, Any] = {"__name__": "docs_opentelemetry"}
+    printed_spans = io.StringIO()
+
+    class Console(export.ConsoleSpanExporter):
+        """The example's exporter, printing where the test reads (its default ``out`` is the
+        ``sys.stdout`` of when the SDK was imported)."""
+
+        def __init__(self) -> None:
+            super().__init__(out=printed_spans)
+
+    monkeypatch.setattr(export, "ConsoleSpanExporter", Console)
     try:
-        exec(compile(block, "docs/opentelemetry.md", "exec"), namespace)
-        spans = {s.name: s for s in exporter.get_finished_spans()}
+        exec(compile(blocks[0], "docs/opentelemetry.md", "exec"), namespace)
     finally:
+        # The example sets the process's global tracer provider, which OpenTelemetry allows
+        # once: back to none (as OpenTelemetry's own test utilities do), for the later tests.
+        trace._TRACER_PROVIDER_SET_ONCE = Once()
+        trace._TRACER_PROVIDER = None
         telemetry.enable()
-    assert set(spans) >= {"checkout", "create demo", "process demo"}
-    process, create = spans["process demo"], spans["create demo"]
-    assert process.parent is not None and create.parent is not None
-    assert process.parent.span_id == create.context.span_id
-    assert create.parent.span_id == spans["checkout"].context.span_id
-    assert json.loads(json.dumps(namespace["task"].result)) == namespace["task"].result
+    printed = printed_spans.getvalue()
+    spans, at, decoder = {}, 0, json.JSONDecoder()
+    while printed[at:].strip():
+        at += len(printed[at:]) - len(printed[at:].lstrip())
+        span, at = decoder.raw_decode(printed, at)
+        spans[span["name"]] = span
+    assert set(spans) == {"checkout", "create demo", "process demo"}
+    assert spans["create demo"]["parent_id"] == spans["checkout"]["context"]["span_id"]
+    assert spans["process demo"]["parent_id"] == spans["create demo"]["context"]["span_id"]
+    task = namespace["task"]
+    assert capsys.readouterr().out == f"completed {task.trace_context}\n"
+    assert _traceparent(task) == "-".join(
+        s.removeprefix("0x") for s in spans["create demo"]["context"].values() if s.startswith("0x")
+    )

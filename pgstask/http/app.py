@@ -100,23 +100,7 @@ def create_app(
             *dashboard.routes(),
             *openapi.routes(),
         ],
-        middleware=[
-            *([Middleware(TraceContext)] if telemetry.active() else []),
-            Middleware(errors.JsonAnswers),
-            Middleware(TrustedHostMiddleware, allowed_hosts=list(http.allowed_hosts)),
-            Middleware(
-                BodyLimit,
-                limit_for=lambda path: files.upload_limit(path, http.max_upload) or http.max_body,
-            ),
-            Middleware(
-                Access,
-                tokens=lambda: http.tokens,
-                failures=app_state.failures,
-                cookie=http.cookie,
-            )
-            if auth == "tokens"
-            else Middleware(HostAccess),
-        ],
+        middleware=_middleware(http, app_state, auth),
         exception_handlers={
             ClientDisconnect: _client_gone,
             HTTPException: errors.http_exception,
@@ -127,6 +111,27 @@ def create_app(
     )
     app.state.pgstask = app_state
     return app
+
+
+def _middleware(http: HttpSettings, app_state: AppState, auth: Auth) -> list[Middleware]:
+    """The app's middleware, outermost first (the trace context's only with telemetry on)."""
+    return [
+        *([Middleware(TraceContext)] if telemetry.active() else []),
+        Middleware(errors.JsonAnswers),
+        Middleware(TrustedHostMiddleware, allowed_hosts=list(http.allowed_hosts)),
+        Middleware(
+            BodyLimit,
+            limit_for=lambda path: files.upload_limit(path, http.max_upload) or http.max_body,
+        ),
+        Middleware(
+            Access,
+            tokens=lambda: http.tokens,
+            failures=app_state.failures,
+            cookie=http.cookie,
+        )
+        if auth == "tokens"
+        else Middleware(HostAccess),
+    ]
 
 
 async def _client_gone(request: Request, exc: Exception) -> Response:
