@@ -38,7 +38,7 @@ from pgstask.task import Task
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
-    from opentelemetry.trace import Span
+    from opentelemetry.trace import Span, Status
 
 ENV = "PGSTASK_OTEL"
 _OFF = frozenset({"0", "false", "no", "off"})
@@ -60,7 +60,6 @@ class _Otel:
         self.context = context
         self.trace = trace
         self.kinds = trace.SpanKind
-        self.error = trace.Status(trace.StatusCode.ERROR)
         self.tracer = trace.get_tracer("pgstask", __version__, tracer_provider=tracer_provider)
         # Always W3C Trace Context, whatever the application's global propagator: the stored
         # column has one format, which SQL writers and readers can rely on.
@@ -77,6 +76,10 @@ class _Otel:
         self.duration = meter.create_histogram(
             "pgstask.task.duration", unit="s", description="How long runs of tasks took"
         )
+
+    def failed(self, description: str) -> Status:
+        """The ERROR status of a span, with ``description``."""
+        return self.trace.Status(self.trace.StatusCode.ERROR, description)
 
     def parent_of(self, stored: Any) -> Context:
         """The context a run continues: the stored carrier's, or an empty one (a new trace)
@@ -190,7 +193,7 @@ class _Creating(Creation):
     ) -> None:
         if exc is not None:
             self._span.record_exception(exc)
-            self._span.set_status(self._otel.trace.Status(self._otel.error.status_code, str(exc)))
+            self._span.set_status(self._otel.failed(str(exc)))
             self._span.set_attribute("error.type", type(exc).__qualname__)
         self._otel.context.detach(self._token)
         self._span.end()
@@ -298,7 +301,7 @@ class _Processing(Processing):
         if stop_reason is not None:
             self._span.set_attribute("pgstask.stop_reason", stop_reason)
         if error is not None:
-            self._span.set_status(self._otel.trace.Status(self._otel.error.status_code, error))
+            self._span.set_status(self._otel.failed(error))
             if stop_reason == "timeout":
                 self._span.set_attribute("error.type", "timeout")
 
