@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from pgstask import _client_notify, workflow
+from pgstask import _client_notify, telemetry, workflow
 from pgstask._async_base import AsyncClientBase
 from pgstask._client_base import _task_id
 from pgstask._client_notify import Targets
@@ -22,11 +22,8 @@ from pgstask._client_workflows import (
     MAX_WORKFLOW,
     UNLISTEN,
     Waiting,
-    holder_key,
-    levels_of,
-    linked_columns,
-    place,
-    placed,
+    insert_levels_async,
+    specs_of,
     workflow_answer,
 )
 from pgstask.db import AsyncConn
@@ -72,7 +69,8 @@ class AsyncClientWorkflows(AsyncClientBase):
                 async with self.connection(conn) as c:
                     if targets is not None:
                         await self._check_webhooks(c, targets)
-                    ids, made = await _insert_levels(c, flow)
+                    with telemetry.creating(specs_of(flow)) as seen:
+                        ids, made = await insert_levels_async(c, flow, seen.carrier)
                     found = {t.id: t for t in await aio.task_get_many(c, ids=sorted(set(ids)))}
                     order = positions or range(len(ids))
                     tasks = [found[ids[p]] for p in order]
@@ -157,24 +155,3 @@ class AsyncClientWorkflows(AsyncClientBase):
             finally:
                 if not c.broken:
                     await c.execute(UNLISTEN)
-
-
-async def _insert_levels(conn: AsyncConn, flow: Workflow) -> tuple[list[int], list[bool]]:
-    """``_client_workflows._insert_levels`` on an async connection."""
-    ids: list[int | None] = [None] * len(flow.steps)
-    made = [False] * len(flow.steps)
-    for batch in levels_of(flow):
-        while batch:
-            rows = await aio.task_insert_linked(conn, **linked_columns(flow, batch, ids))
-            again: list[int] = []
-            skipped = place(flow, batch, rows, ids)
-            for i in batch:
-                made[i] = made[i] or i not in skipped
-            for i in skipped:
-                holder = await aio.task_get_by_dedupe_key(conn, dedupe_key=holder_key(flow, i))
-                if holder is None:
-                    again.append(i)
-                else:
-                    ids[i] = holder.id
-            batch = again
-    return placed(ids), made

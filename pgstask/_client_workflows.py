@@ -16,10 +16,11 @@ from typing import Any
 
 import psycopg
 
-from pgstask import queries, task_spec, workflow
+from pgstask import queries, task_spec, telemetry, workflow
 from pgstask._client_base import ClientBase, _task_id
-from pgstask.db import Conn
+from pgstask.db import AsyncConn, Conn
 from pgstask.errors import DatabaseError, InvalidTaskError, TaskNotFoundError
+from pgstask.queries import aio
 from pgstask.task import FINISHED, Task
 from pgstask.workflow import Workflow
 
@@ -70,8 +71,8 @@ class ClientWorkflows(ClientBase):
             return [], []
         for attempt in range(DEADLOCK_TRIES):
             try:
-                with self.connection(conn) as c:
-                    ids, made = _insert_levels(c, flow)
+                with self.connection(conn) as c, telemetry.creating(specs_of(flow)) as seen:
+                    ids, made = _insert_levels(c, flow, seen.carrier)
                     found = {t.id: t for t in queries.task_get_many(c, ids=sorted(set(ids)))}
                 break
             except DatabaseError as exc:
@@ -199,15 +200,23 @@ class Waiting:
         return payload in {str(i) for i in self.open_ids()}
 
 
-def _insert_levels(conn: Conn, flow: Workflow) -> tuple[list[int], list[bool]]:
-    """Insert the workflow's steps, one statement per level (``levels_of``); the id of each
-    step's task (a skipped step's: the unfinished task holding its dedupe_key), and whether each
-    step was inserted (not skipped)."""
+def specs_of(flow: Workflow) -> list[task_spec.TaskSpec]:
+    """The tasks of the workflow's steps (what its ``create`` span is told)."""
+    return [s.spec for s in flow.steps]
+
+
+def _insert_levels(
+    conn: Conn, flow: Workflow, trace_context: str | None
+) -> tuple[list[int], list[bool]]:
+    """Insert the workflow's steps, one statement per level (``levels_of``), each task with
+    ``trace_context``; the id of each step's task (a skipped step's: the unfinished task holding
+    its dedupe_key), and whether each step was inserted (not skipped)."""
     ids: list[int | None] = [None] * len(flow.steps)
     made = [False] * len(flow.steps)
     for batch in levels_of(flow):
         while batch:
-            rows = queries.task_insert_linked(conn, **linked_columns(flow, batch, ids))
+            columns = linked_columns(flow, batch, ids, trace_context)
+            rows = queries.task_insert_linked(conn, **columns)
             again: list[int] = []
             skipped = place(flow, batch, rows, ids)
             for i in batch:
@@ -241,8 +250,35 @@ def levels_of(flow: Workflow) -> list[list[int]]:
     return [[i for i, lv in enumerate(levels) if lv == level] for level in range(max(levels) + 1)]
 
 
-def linked_columns(flow: Workflow, batch: list[int], ids: list[int | None]) -> dict[str, Any]:
-    """The parameters of ``task_insert_linked`` for steps ``batch`` (their parents' ids known)."""
+async def insert_levels_async(
+    conn: AsyncConn, flow: Workflow, trace_context: str | None
+) -> tuple[list[int], list[bool]]:
+    """``_insert_levels`` on an async connection (``AsyncClient``'s)."""
+    ids: list[int | None] = [None] * len(flow.steps)
+    made = [False] * len(flow.steps)
+    for batch in levels_of(flow):
+        while batch:
+            columns = linked_columns(flow, batch, ids, trace_context)
+            rows = await aio.task_insert_linked(conn, **columns)
+            again: list[int] = []
+            skipped = place(flow, batch, rows, ids)
+            for i in batch:
+                made[i] = made[i] or i not in skipped
+            for i in skipped:
+                holder = await aio.task_get_by_dedupe_key(conn, dedupe_key=holder_key(flow, i))
+                if holder is None:
+                    again.append(i)
+                else:
+                    ids[i] = holder.id
+            batch = again
+    return placed(ids), made
+
+
+def linked_columns(
+    flow: Workflow, batch: list[int], ids: list[int | None], trace_context: str | None = None
+) -> dict[str, Any]:
+    """The parameters of ``task_insert_linked`` for steps ``batch`` (their parents' ids known),
+    each task with ``trace_context``."""
     steps = [flow.steps[i] for i in batch]
     parents = [
         [*s.existing, *(ids[p] for p in s.earlier)] if s.existing or s.earlier else None
@@ -252,6 +288,7 @@ def linked_columns(flow: Workflow, batch: list[int], ids: list[int | None]) -> d
         **task_spec.columns([s.spec for s in steps]),
         "depends_on": [None if p is None else "{" + ",".join(map(str, p)) + "}" for p in parents],
         "on_parent_failure": [s.on_parent_failure for s in steps],
+        "trace_context": trace_context,
     }
 
 

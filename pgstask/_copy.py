@@ -35,21 +35,25 @@ def copy_tasks(
     n: int,
     savepoint: bool,
     built: list[Task] | None,
+    trace_context: str | None = None,
 ) -> list[int] | None:
     """``n`` tasks (``specs`` is read as the rows are sent): ids reserved, then one COPY, in
     ``conn``'s transaction (the COPY in a ``savepoint`` of it, so that a bad item leaves a
     caller's transaction usable). Returns the ids, or None (nothing done) when the role may not
     take ids from the sequence. With ``built``, each task is also built from what was sent, its
-    id and the server's now() (sent for the columns whose default is now())."""
+    id and the server's now() (sent for the columns whose default is now()). ``trace_context``:
+    every task's (JSON text; None: none)."""
+    stored = None if trace_context is None else json.loads(trace_context)
 
     def rows(now: dt.datetime, ids: list[int]) -> Iterator[tuple[Any, ...]]:
         for task_id, s in zip(ids, specs, strict=True):
             start_at = s.start_at.astimezone(now.tzinfo) if s.start_at else now
             if built is not None:
-                built.append(_new_task(task_id, s, start_at, now))
+                built.append(_new_task(task_id, s, start_at, now, stored))
             yield (
                 *(task_id, s.identifier, s.action, s.data, s.priority, start_at),
                 *(s.max_attempts, s.user_id, s.concurrency_key, QUEUED_MESSAGE, now, now),
+                trace_context,
             )
 
     now, ids = queries.task_reserve_ids(conn, n=n)  # (begins the caller's transaction)
@@ -60,7 +64,9 @@ def copy_tasks(
     return ids
 
 
-def _new_task(task_id: int, spec: TaskSpec, start_at: dt.datetime, now: dt.datetime) -> Task:
+def _new_task(
+    task_id: int, spec: TaskSpec, start_at: dt.datetime, now: dt.datetime, trace_context: Any
+) -> Task:
     """The row a COPY of ``spec`` stores, ``now`` being its transaction's now()."""
     return Task(
         id=task_id,
@@ -87,6 +93,7 @@ def _new_task(task_id: int, spec: TaskSpec, start_at: dt.datetime, now: dt.datet
         created_at=now,
         updated_at=now,
         concurrency_key=spec.concurrency_key,
+        trace_context=trace_context,
     )
 
 

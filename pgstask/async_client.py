@@ -26,7 +26,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, overload
 
-from pgstask import _client_notify, _client_rules, logs, progress, task_spec, workflow
+from pgstask import _client_notify, _client_rules, logs, progress, task_spec, telemetry, workflow
 from pgstask._async_files import AsyncClientFiles
 from pgstask._async_presets import AsyncClientPresets
 from pgstask._async_schedules import AsyncClientSchedules
@@ -200,7 +200,10 @@ class AsyncClient(
                 return await self._create_targets(created, matched, c)
         insert = aio.task_replace_many if replace else aio.task_insert_many
         async with self.connection(conn, autocommit=True) as c:
-            return await insert(c, **task_spec.columns(specs))
+            with telemetry.creating(specs) as made:
+                created = await insert(c, **task_spec.columns(specs), trace_context=made.carrier)
+                made.created(created)
+                return created
 
     # --- reading -----------------------------------------------------------------------------
 

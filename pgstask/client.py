@@ -18,7 +18,16 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, overload
 
-from pgstask import _client_notify, _client_rules, _copy, logs, progress, queries, task_spec
+from pgstask import (
+    _client_notify,
+    _client_rules,
+    _copy,
+    logs,
+    progress,
+    queries,
+    task_spec,
+    telemetry,
+)
 from pgstask._client_base import _task_id
 from pgstask._client_files import TaskFiles
 from pgstask._client_presets import ClientPresets
@@ -178,13 +187,14 @@ class Client(
             # Each item is checked as its row is sent, so the server stores the rows already
             # sent meanwhile; a bad item aborts the COPY and nothing is created.
             built: TaskList | None = [] if returning == "tasks" else None
-            with self.connection(conn) as c:
+            with self.connection(conn) as c, telemetry.creating(many.items) as seen:
                 ids = _copy.copy_tasks(
                     c,
                     task_spec.check_many(many.items),
                     n=len(many.items),
                     savepoint=conn is not None,
                     built=built,
+                    trace_context=seen.carrier,
                 )
             if ids is not None:
                 return ids if built is None else built
@@ -228,8 +238,10 @@ class Client(
                 created = self._insert(specs, c, replace=replace)
                 return _client_notify.set_targets(c, specs, created, notifies)
         insert = queries.task_replace_many if replace else queries.task_insert_many
-        with self.connection(conn, autocommit=True) as c:
-            return insert(c, **task_spec.columns(specs))
+        with self.connection(conn, autocommit=True) as c, telemetry.creating(specs) as made:
+            created = insert(c, **task_spec.columns(specs), trace_context=made.carrier)
+            made.created(created)
+            return created
 
     # --- reading -----------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from pgstask import queries
+from pgstask import queries, telemetry
 from pgstask.db import Conn, storable, storable_json
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -43,7 +43,12 @@ class LogRecord:
 
     @classmethod
     def make(cls, task_id: int, level: str, message: str, **context: Any) -> LogRecord:
-        """A record stamped now, ``context`` from the keyword arguments."""
+        """A record stamped now, ``context`` from the keyword arguments; inside a span (an
+        action's ``process`` span: docs/opentelemetry.md) with its ``trace_id`` and
+        ``span_id``, unless given."""
+        ids = telemetry.log_ids()
+        if ids is not None:
+            context = {**ids, **context}
         return cls(task_id, check_level(level), storable(message), _jsonable(context))
 
     def line(self) -> str:

@@ -138,6 +138,9 @@ class Task:
     #: The task's own notification targets, besides its worker's ``notify`` setting
     #: (docs/notifications.md): ``{"webhooks": [...], "emails": [...], "on": [...]}``.
     notify: dict[str, Any] | None = None
+    #: The W3C trace context of the code that created the task, as stored (revision 0012,
+    #: docs/opentelemetry.md): ``{"traceparent": ..., "tracestate": ...}``; None: none.
+    trace_context: Any = None
 
     @property
     def status_text(self) -> str:

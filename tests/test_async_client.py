@@ -93,8 +93,9 @@ _NO_FILTER: dict[str, Any] = dict.fromkeys(
 @pytest.mark.parametrize(
     ("wrapper", "columns"),
     [
-        (queries.task_insert_many, set(task_spec.columns([]))),
-        (queries.task_replace_many, set(task_spec.columns([]))),
+        # Both clients give the insert its trace context beside the columns (pgstask.telemetry).
+        (queries.task_insert_many, {*task_spec.columns([]), "trace_context"}),
+        (queries.task_replace_many, {*task_spec.columns([]), "trace_context"}),
         (queries.log_insert_many, set(logs.columns([]))),
         (queries.task_list, set(_client_rules.list_filters(**_NO_FILTER, limit=1))),
     ],

@@ -245,12 +245,16 @@ def _task_copy(conn: Conn, w: World) -> None:
         "Task queued",
         now,
         now,
+        '{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}',
     )
     queries.task_copy(conn, [row])
     task = queries.task_get(conn, id=task_id)
     assert task is not None and (task.action, task.meta, task.status) == ("a\tb", {"k": "\\N"}, 10)
     assert (task.priority, task.max_attempts, task.started_by) == ("low", 2, 7)
     assert task.concurrency_key == "k\n1"
+    assert task.trace_context == {
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    }
 
 
 def _task_get(conn: Conn, w: World) -> None:

@@ -31,6 +31,7 @@ from typing import TextIO
 
 from psycopg.conninfo import conninfo_to_dict
 
+from pgstask import telemetry
 from pgstask.cli._app import EXIT_FAILED, EXIT_OK, Context
 from pgstask.cli._options import Subparsers, add_common, add_json, add_runtime, positive_int
 from pgstask.cli._output import OUTCOME_WORDS, cell, describe_outcomes, plural, print_json
@@ -193,7 +194,9 @@ class Report:
 
 def build_daemon(ctx: Context, *, report: Callable[[Outcome], None] | None = None) -> Daemon:
     """The daemon of ``daemon`` and ``run-once``; ``report`` is told each outcome as it is
-    recorded."""
+    recorded. Python log records get the trace and span ids of the action they are logged in
+    (``telemetry.stamp_log_records``; only with telemetry on)."""
+    telemetry.stamp_log_records()
     workers = registry.daemon_workers(ctx.settings)
     dsn = ctx.ready_dsn()
     if report is None:

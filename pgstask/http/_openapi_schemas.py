@@ -247,6 +247,10 @@ _TASK = record(
             "description": "Who is told when it completes or fails, besides its worker's notify "
             "setting (docs/notifications.md)",
         },
+        "trace_context": {
+            "description": "The W3C trace context of the code that created it, as stored "
+            "({traceparent, tracestate}; docs/opentelemetry.md); null: none",
+        },
         "problem": {
             **TEXT,
             "description": "Only on a row pgstask cannot read as stored (e.g. a start_at of "

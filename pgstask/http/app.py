@@ -15,13 +15,14 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from pgstask import telemetry
 from pgstask.client import Client
 from pgstask.errors import ConfigurationError, PgstaskError, WorkerNotFoundError
 from pgstask.http import errors, openapi
 from pgstask.http.auth import FailedAttempts
 from pgstask.http.cache import WorkerCache
 from pgstask.http.config import HttpSettings
-from pgstask.http.middleware import Access, BodyLimit, HostAccess
+from pgstask.http.middleware import Access, BodyLimit, HostAccess, TraceContext
 from pgstask.http.routes import (
     dashboard,
     files,
@@ -99,22 +100,7 @@ def create_app(
             *dashboard.routes(),
             *openapi.routes(),
         ],
-        middleware=[
-            Middleware(errors.JsonAnswers),
-            Middleware(TrustedHostMiddleware, allowed_hosts=list(http.allowed_hosts)),
-            Middleware(
-                BodyLimit,
-                limit_for=lambda path: files.upload_limit(path, http.max_upload) or http.max_body,
-            ),
-            Middleware(
-                Access,
-                tokens=lambda: http.tokens,
-                failures=app_state.failures,
-                cookie=http.cookie,
-            )
-            if auth == "tokens"
-            else Middleware(HostAccess),
-        ],
+        middleware=_middleware(http, app_state, auth),
         exception_handlers={
             ClientDisconnect: _client_gone,
             HTTPException: errors.http_exception,
@@ -125,6 +111,27 @@ def create_app(
     )
     app.state.pgstask = app_state
     return app
+
+
+def _middleware(http: HttpSettings, app_state: AppState, auth: Auth) -> list[Middleware]:
+    """The app's middleware, outermost first (the trace context's only with telemetry on)."""
+    return [
+        *([Middleware(TraceContext)] if telemetry.active() else []),
+        Middleware(errors.JsonAnswers),
+        Middleware(TrustedHostMiddleware, allowed_hosts=list(http.allowed_hosts)),
+        Middleware(
+            BodyLimit,
+            limit_for=lambda path: files.upload_limit(path, http.max_upload) or http.max_body,
+        ),
+        Middleware(
+            Access,
+            tokens=lambda: http.tokens,
+            failures=app_state.failures,
+            cookie=http.cookie,
+        )
+        if auth == "tokens"
+        else Middleware(HostAccess),
+    ]
 
 
 async def _client_gone(request: Request, exc: Exception) -> Response:

@@ -1,6 +1,9 @@
-"""Pure ASGI middleware: the body cap and the access rule (token, write scope, CSRF).
+"""Pure ASGI middleware: the body cap and the access rule (token, write scope, CSRF), and the
+caller's trace context.
 
-Both run before any route reads the request, and both answer with the JSON error body.
+The first two run before any route reads the request, and both answer with the JSON error body.
+``TraceContext`` (only in an app built with telemetry on) makes a request's ``traceparent`` the
+current context, so the tasks it creates continue the caller's trace.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from starlette.requests import cookie_parser
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pgstask import telemetry
 from pgstask.http.auth import ApiToken, FailedAttempts, find_token
 from pgstask.http.errors import ApiError, error_response
 from pgstask.http.paths import rooted, route_path
@@ -23,6 +27,21 @@ CSRF_HEADER = "x-pgstask-request"
 #: Served without a token. The sign-in and sign-out routes check the origin themselves
 #: (``same_origin``): signing out must work with a read-only or revoked token too.
 PUBLIC_PATHS = frozenset({"/healthz", "/stask/login", "/stask/logout"})
+
+
+class TraceContext:
+    """Handle each HTTP request inside the trace context of its ``traceparent`` header, unless a
+    span is current already (a server instrumentation's: ``pgstask.telemetry.incoming``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with telemetry.incoming(Headers(scope=scope)):
+            await self.app(scope, receive, send)
 
 
 class BodyLimit:

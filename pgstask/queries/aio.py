@@ -25,14 +25,20 @@ from pgstask.queries._execute import (
 from pgstask.task import Task
 
 
-async def task_insert_many(conn: AsyncConn, **columns: Sequence[Any]) -> list[Task]:
+async def task_insert_many(
+    conn: AsyncConn, trace_context: str | None = None, **columns: Sequence[Any]
+) -> list[Task]:
     """``queries.task_insert_many``: the tasks created, sent and read in binary."""
-    return await tasks_of_async(conn, "task_insert_many", params_of(columns), binary=True)
+    params = {**params_of(columns), "trace_context": trace_context}
+    return await tasks_of_async(conn, "task_insert_many", params, binary=True)
 
 
-async def task_replace_many(conn: AsyncConn, **columns: Sequence[Any]) -> list[Task]:
+async def task_replace_many(
+    conn: AsyncConn, trace_context: str | None = None, **columns: Sequence[Any]
+) -> list[Task]:
     """``queries.task_replace_many``: the tasks created or replaced."""
-    return await tasks_of_async(conn, "task_replace_many", params_of(columns), binary=True)
+    params = {**params_of(columns), "trace_context": trace_context}
+    return await tasks_of_async(conn, "task_replace_many", params, binary=True)
 
 
 async def task_insert_linked(conn: AsyncConn, **columns: Sequence[Any]) -> list[Row]:

@@ -34,11 +34,12 @@ def task_insert_many(
     started_by: Sequence[int | None],
     dedupe_keys: Sequence[str | None],
     concurrency_keys: Sequence[str | None],
+    trace_context: str | None = None,
 ) -> list[Task]:
     """Create tasks, one per position of the parallel sequences (``create``, and ``create_many``
     without COPY); an item whose ``dedupe_key`` an unfinished task holds is skipped, so fewer tasks
-    may come back. ``metas`` are JSON texts. Sent and read in binary: large batches skip text
-    quoting."""
+    may come back. ``metas`` are JSON texts, ``trace_context`` the JSON text of every task's trace
+    context (None: none). Sent and read in binary: large batches skip text quoting."""
     return tasks_of(conn, "task_insert_many", params_of(locals()), binary=True)
 
 
@@ -54,6 +55,7 @@ def task_replace_many(
     started_by: Sequence[int | None],
     dedupe_keys: Sequence[str | None],
     concurrency_keys: Sequence[str | None],
+    trace_context: str | None = None,
 ) -> list[Task]:
     """``task_insert_many`` that replaces the fields of the pending task holding an item's
     ``dedupe_key`` (returned updated) instead of skipping the item; every item has a key, no two
@@ -81,14 +83,14 @@ class _JsonTextDumper(Dumper):
 
 _COPY_TYPES = (
     *("int8", "text", "text", "jsonb", "text", "timestamptz", "int4", "int8", "text", "text"),
-    *("timestamptz", "timestamptz"),
+    *("timestamptz", "timestamptz", "jsonb"),
 )
 
 
 def task_copy(conn: Conn, rows: Iterable[Sequence[Any]]) -> None:
     """Create tasks with one binary COPY (``create_many``'s bulk path; the ids from
     ``task_reserve_ids``). ``rows``: the data the COPY reads (not query parameters), in its column
-    order; ``meta`` as JSON text."""
+    order; ``meta`` and ``trace_context`` as JSON text."""
     with conn.cursor() as cur:
         cur.adapters.register_dumper(None, _JsonTextDumper)  # this cursor's COPY only
         with cur.copy(query("task_copy")) as copy:

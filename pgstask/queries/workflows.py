@@ -24,10 +24,11 @@ def task_insert_linked(
     concurrency_keys: Sequence[str | None],
     depends_on: Sequence[str | None],
     on_parent_failure: Sequence[str | None],
+    trace_context: str | None = None,
 ) -> list[Row]:
     """Create tasks that may depend on others (``depends_on``: an array literal per item, or
-    None); ``id`` and ``dedupe_key`` of each created one, in order (an item whose key an
-    unfinished task holds is skipped)."""
+    None; ``trace_context``: as ``task_insert_many``'s); ``id`` and ``dedupe_key`` of each
+    created one, in order (an item whose key an unfinished task holds is skipped)."""
     return rows_of(conn, "task_insert_linked", params_of(locals()))
 
 

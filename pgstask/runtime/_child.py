@@ -38,7 +38,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from pgstask import db, logs, memory, progress, queries
+from pgstask import db, logs, memory, progress, queries, telemetry
 from pgstask.errors import ConfigurationError, InvalidOptionsError
 from pgstask.logs import LogRecord
 from pgstask.progress import ProgressState, ProgressTracker
@@ -71,6 +71,9 @@ class ChildSpec:
     #: Seconds since the task was claimed (the ETA counts from the claim, as in a thread).
     elapsed: float
     environ: dict[str, str]
+    #: The run's ``process`` span as a carrier (JSON text; None: telemetry off): the child makes
+    #: it current while the action runs, so log records and the action's own spans join it.
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +195,8 @@ def _run(
         set_status=set_status,
         _stop=stop,
     )
-    ending = invoke(worker, method_name, run, options)
+    with telemetry.continued(spec.trace_context):
+        ending = invoke(worker, method_name, run, options)
     returned = ending.kind is EndingKind.RETURNED and run.mark is not Mark.FAILED  # result checked
     return Report(
         ending,

@@ -47,7 +47,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from pgstask import memory
+from pgstask import memory, telemetry
 from pgstask.runtime import _child
 from pgstask.runtime.invocation import Ending, EndingKind
 from pgstask.workers.base import BaseWorker, ClientFactory
@@ -126,6 +126,7 @@ def run_in_process(
         timeout=run.timeout,
         elapsed=max(0.0, tracker.clock() - tracker.started),
         environ=dict(os.environ),
+        trace_context=telemetry.current_carrier(),
     )
     reader, writer = start_context().Pipe(duplex=False)
     try:

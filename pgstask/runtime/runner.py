@@ -28,15 +28,13 @@ process's own peak.
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pgstask import memory
+from pgstask import memory, telemetry
 from pgstask.db import storable
 from pgstask.errors import ConfigurationError, InvalidOptionsError, UnknownActionError
 from pgstask.logs import LogRecord
@@ -44,6 +42,11 @@ from pgstask.progress import ProgressState, ProgressTracker
 from pgstask.retry import RetryPolicy
 from pgstask.runtime import isolation
 from pgstask.runtime.invocation import Ending, EndingKind, invoke, invoke_async
+from pgstask.runtime.outcomes import OUTCOME_WORDS as OUTCOME_WORDS
+from pgstask.runtime.outcomes import Outcome as Outcome
+from pgstask.runtime.outcomes import OutcomeKind as OutcomeKind
+from pgstask.runtime.outcomes import describe_outcomes as describe_outcomes
+from pgstask.runtime.outcomes import raised, tell
 from pgstask.task import Status, Task
 from pgstask.workers.actions import action_methods
 from pgstask.workers.base import BaseWorker, ClientFactory
@@ -67,66 +70,6 @@ ASYNC_PROCESS_REFUSED = (
     "daemon's event loop: remove the setting, or define the actions with `def`"
 )
 FENCED_MESSAGE = "Given back: its daemon lost contact with the database and stopped it"
-
-
-class OutcomeKind(enum.Enum):
-    """How a run ended, as the completer writes it (the outcome kinds of docs/architecture.md)."""
-
-    COMPLETED = "completed"
-    FAILED = "failed"  # retried when retry_delay is set, final otherwise
-    SNOOZED = "snoozed"  # Snooze: pending again after snooze_delay, attempt not counted
-    GIVEN_BACK = "given_back"  # shutdown: back to pending, attempt not counted
-    DROPPED = "dropped"  # cancelled or lost: the task is no longer ours, nothing to write
-
-
-#: The outcome kinds of ``OutcomeKind``, in the order they are told, with what
-#: each means (docs/cli.md explains them further).
-OUTCOME_WORDS = {
-    "completed": "completed",
-    "failed": "failed",
-    "snoozed": "snoozed (pending again later)",
-    "given_back": "given back (pending again)",
-    "dropped": "dropped (cancelled or taken over while running)",
-}
-
-
-def describe_outcomes(counts: Mapping[str, int], *, retried: int = 0) -> str:
-    """A sentence of what a daemon or ``run-once`` did with the tasks it ran: ``3 completed,
-    1 failed, 2 given back (pending again), 1 dropped (cancelled or taken over while
-    running)``. ``completed`` and ``failed`` are always told, the other kinds when they
-    happened; ``retried`` of the failed ones will run again."""
-    parts = []
-    for kind in [*OUTCOME_WORDS, *sorted(counts.keys() - OUTCOME_WORDS.keys())]:
-        n = counts.get(kind, 0)
-        if n or kind in ("completed", "failed"):
-            text = f"{n} {OUTCOME_WORDS.get(kind, kind.replace('_', ' '))}"
-            if kind == "failed" and retried:
-                text += f" ({retried} will be retried)"
-            parts.append(text)
-    return ", ".join(parts)
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What became of one run of a task."""
-
-    task: Task
-    kind: OutcomeKind
-    message: str | None = None
-    result: Any = None
-    error: str | None = None
-    retry_delay: float | None = None
-    #: SNOOZED: seconds until the task may run again (its ``message``: the action's words).
-    snooze_delay: float | None = None
-    logs: tuple[LogRecord, ...] = ()
-    touched_progress: bool = False
-    #: Highest resident set size in bytes seen for the run (see the module docstring).
-    peak_memory: int | None = None
-
-    @property
-    def succeeded(self) -> bool:
-        """The run completed."""
-        return self.kind is OutcomeKind.COMPLETED
 
 
 def check_worker_settings(workers: Iterable[type[BaseWorker]], retry: RetryPolicy) -> None:
@@ -279,7 +222,12 @@ class Runner:
             return self._failure(run, str(exc), final=True)
 
     def run(self, run: TaskRun) -> Outcome:
-        """Execute the action of ``run.task`` (not an async one); never raises."""
+        """Execute the action of ``run.task`` (not an async one) in its ``process`` span
+        (``pgstask.telemetry``); never raises."""
+        with telemetry.processing(run.task) as seen:
+            return tell(seen, run, self._run(run, seen))
+
+    def _run(self, run: TaskRun, seen: telemetry.Processing) -> Outcome:
         refused = self.refusal(run)
         if refused is not None:
             return refused
@@ -307,11 +255,17 @@ class Runner:
             run.observe_memory(self._memory_sample())
             ending = invoke(worker, method_name, run, options)
             run.observe_memory(self._memory_sample())
+        raised(seen, ending)
         return self._outcome(run, ending)
 
     async def run_async(self, run: TaskRun) -> Outcome:
-        """Await the ``async def`` action of ``run.task`` on the running event loop; never
-        raises (a stop request arrives as ``CancelledError`` and ends it as for a thread)."""
+        """Await the ``async def`` action of ``run.task`` on the running event loop, in its
+        ``process`` span; never raises (a stop request arrives as ``CancelledError`` and ends it
+        as for a thread)."""
+        with telemetry.processing(run.task) as seen:
+            return tell(seen, run, await self._run_async(run, seen))
+
+    async def _run_async(self, run: TaskRun, seen: telemetry.Processing) -> Outcome:
         refused = self.refusal(run)
         if refused is not None:
             return refused
@@ -323,6 +277,7 @@ class Runner:
         run.observe_memory(self._memory_sample())
         ending = await invoke_async(worker, method_name, run, options)
         run.observe_memory(self._memory_sample())
+        raised(seen, ending)
         return self._outcome(run, ending)
 
     def _outcome(self, run: TaskRun, ending: Ending) -> Outcome:

@@ -6,8 +6,8 @@
 -- trigger call and one NOTIFY per statement). metas are JSON texts, encoded once by the client;
 -- the client sends the arrays in binary (no array quoting on either side).
 INSERT INTO s_tasks (identifier, action, meta, priority, start_at, max_attempts, started_by,
-                     dedupe_key, concurrency_key, message)
-SELECT i, a, m, p, coalesce(s, now()), x, u, d, k, 'Task queued'
+                     dedupe_key, concurrency_key, message, trace_context)
+SELECT i, a, m, p, coalesce(s, now()), x, u, d, k, 'Task queued', %(trace_context)s::jsonb
   FROM unnest(%(identifiers)b::text[], %(actions)b::text[], %(metas)b::text[]::jsonb[],
               %(priorities)b::text[], %(start_ats)b::timestamptz[], %(max_attempts)b::int[],
               %(started_by)b::bigint[], %(dedupe_keys)b::text[], %(concurrency_keys)b::text[])
@@ -24,8 +24,8 @@ RETURNING *;
 -- transaction). The NOTIFY: a replaced start_at may be due sooner (no insert trigger fires).
 WITH upserted AS (
     INSERT INTO s_tasks AS t (identifier, action, meta, priority, start_at, max_attempts,
-                              started_by, dedupe_key, concurrency_key, message)
-    SELECT i, a, m, p, coalesce(s, now()), x, u, d, k, 'Task queued'
+                              started_by, dedupe_key, concurrency_key, message, trace_context)
+    SELECT i, a, m, p, coalesce(s, now()), x, u, d, k, 'Task queued', %(trace_context)s::jsonb
       FROM unnest(%(identifiers)b::text[], %(actions)b::text[], %(metas)b::text[]::jsonb[],
                   %(priorities)b::text[], %(start_ats)b::timestamptz[], %(max_attempts)b::int[],
                   %(started_by)b::bigint[], %(dedupe_keys)b::text[], %(concurrency_keys)b::text[])
@@ -34,6 +34,7 @@ WITH upserted AS (
     DO UPDATE SET meta = excluded.meta, priority = excluded.priority,
                   start_at = excluded.start_at, max_attempts = excluded.max_attempts,
                   concurrency_key = excluded.concurrency_key, updated_at = now(),
+                  trace_context = coalesce(excluded.trace_context, t.trace_context),
                   message = 'Task queued (replaced by a later create)'
             WHERE t.status IN (10, 20)
     RETURNING t.*
@@ -56,7 +57,7 @@ SELECT now() AS now,
 -- one NOTIFY, as for an INSERT. Binary: the client formats a row in a third of the time text
 -- takes (the column types are in queries.task_copy).
 COPY s_tasks (id, identifier, action, meta, priority, start_at, max_attempts, started_by,
-              concurrency_key, message, created_at, updated_at)
+              concurrency_key, message, created_at, updated_at, trace_context)
 FROM STDIN WITH (FORMAT binary);
 
 -- name: task_get

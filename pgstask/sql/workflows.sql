@@ -8,8 +8,10 @@
 -- (status 10): read them again for the status the trigger gave (waiting, or cancelled when a
 -- parent had already failed). An item whose dedupe_key an unfinished task holds is skipped.
 INSERT INTO s_tasks (identifier, action, meta, priority, start_at, max_attempts, started_by,
-                     dedupe_key, concurrency_key, depends_on, on_parent_failure, message)
-SELECT i, a, m, p, coalesce(s, now()), x, u, d, k, dep::bigint[], f, 'Task queued'
+                     dedupe_key, concurrency_key, depends_on, on_parent_failure, message,
+                     trace_context)
+SELECT i, a, m, p, coalesce(s, now()), x, u, d, k, dep::bigint[], f, 'Task queued',
+       %(trace_context)s::jsonb
   FROM unnest(%(identifiers)s::text[], %(actions)s::text[], %(metas)s::text[]::jsonb[],
               %(priorities)s::text[], %(start_ats)s::timestamptz[], %(max_attempts)s::int[],
               %(started_by)s::bigint[], %(dedupe_keys)s::text[], %(concurrency_keys)s::text[],
