@@ -21,7 +21,7 @@ import pytest
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
-from django.db import connections, transaction
+from django.db import close_old_connections, connections, transaction
 from django.test import Client as HttpClient
 from django.test.utils import override_settings
 from psycopg.conninfo import conninfo_to_dict
@@ -29,9 +29,10 @@ from psycopg.conninfo import conninfo_to_dict
 from pgstask import Client, Status
 from pgstask.contrib.django import database
 from pgstask.contrib.django._compat import InvalidTask, TaskResultDoesNotExist, task_backends
+from pgstask.errors import DatabaseError
 from pgstask.task import Task as Row
 from tests.conftest import Server
-from tests.daemons import ROOT, stop_process
+from tests.daemons import ROOT, scalar, stop_process
 
 PROJECT = ROOT / "tests" / "django_project"
 
@@ -335,6 +336,32 @@ def test_manage_py_pgstask_migrate(dsn: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert b"up to date" in done.stdout
+
+
+def test_an_enqueue_on_a_dead_persistent_connection_leaves_it_to_be_replaced(
+    dsn: str, pgstask: Client
+) -> None:
+    """With ``CONN_MAX_AGE = None`` Django keeps its connection across requests; when it broke
+    (a server restart, a failover) the enqueue that finds it fails, and the end of that request
+    replaces it, as after a failed query of Django's own: the next request enqueues."""
+    from shop.tasks import send_receipt
+
+    django_db = connections["default"]
+    django_db.close()
+    django_db.settings_dict["CONN_MAX_AGE"] = None
+    try:
+        close_old_connections()  # a request starts
+        send_receipt.enqueue(1)
+        scalar(dsn, "SELECT pg_terminate_backend(%s)", (django_db.connection.info.backend_pid,))
+        with pytest.raises(DatabaseError, match="cannot use PostgreSQL"):
+            send_receipt.enqueue(2)
+        close_old_connections()  # the request ends
+        close_old_connections()  # the next one starts
+        again = send_receipt.enqueue(3)
+    finally:
+        django_db.settings_dict["CONN_MAX_AGE"] = 0
+        django_db.close()
+    assert row_of(dsn, again.id) is not None
 
 
 def test_the_docs_show_the_project_as_it_is() -> None:

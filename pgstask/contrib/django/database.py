@@ -127,7 +127,14 @@ def write(config: BackendConfig, insert: Callable[[Client, Conn | None], object]
     client = client_for(config)
     conn = shared_connection(config)
     if conn is not None:
-        with plain(conn):
-            insert(client, conn)
+        try:
+            with plain(conn):
+                insert(client, conn)
+        except Exception:
+            # What Django's own error wrapper does: its next close_old_connections() (the end
+            # of the request) checks the connection and closes it if it is broken, rather than
+            # keeping a dead persistent connection (CONN_MAX_AGE) for every later enqueue.
+            connections[config.database].errors_occurred = True
+            raise
         return
     transaction.on_commit(lambda: insert(client, None), using=config.database)
