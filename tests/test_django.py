@@ -364,6 +364,24 @@ def test_an_enqueue_on_a_dead_persistent_connection_leaves_it_to_be_replaced(
     assert row_of(dsn, again.id) is not None
 
 
+def test_an_async_function_gets_a_new_connection_after_the_old_one_broke(
+    dsn: str, pgstask: Client, manage_daemon: subprocess.Popen[bytes]
+) -> None:
+    """The async ORM's connection (asgiref's thread for sync code) is closed after each
+    ``async def`` function as the ``def`` functions' are (``CONN_MAX_AGE = 0``): one killed
+    meanwhile (a server restart) does not fail every later function."""
+    from shop.edge_tasks import async_backend_pid, backend_pid
+
+    for function in (backend_pid, async_backend_pid):
+        first = function.enqueue()
+        assert finished(pgstask, first.id).status == Status.COMPLETED
+        pid = function.get_result(first.id).return_value
+        scalar(dsn, "SELECT pg_terminate_backend(%s)", (pid,))
+        second = function.enqueue()
+        assert finished(pgstask, second.id).status == Status.COMPLETED, function
+        assert function.get_result(second.id).return_value != pid
+
+
 def test_the_docs_show_the_project_as_it_is() -> None:
     """Every python block of docs/django.md that starts with ``# <path>`` is in that file of
     the example project, as written."""
