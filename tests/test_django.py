@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import django
 import pytest
@@ -24,6 +25,7 @@ from django.core.management import call_command
 from django.db import close_old_connections, connections, transaction
 from django.test import Client as HttpClient
 from django.test.utils import override_settings
+from django.utils import timezone
 from psycopg.conninfo import conninfo_to_dict
 
 from pgstask import Client, Status
@@ -35,6 +37,7 @@ from tests.conftest import Server
 from tests.daemons import ROOT, scalar, stop_process
 
 PROJECT = ROOT / "tests" / "django_project"
+PARIS = ZoneInfo("Europe/Paris")  # the project's TIME_ZONE
 
 
 def db_env(dsn: str) -> dict[str, str]:
@@ -235,6 +238,24 @@ def test_priority_run_after_and_queue_map_onto_the_row_and_async_functions_run(
     assert notify_team.get_result(high.id).return_value == "sales: a new order"
     waiting = row_of(dsn, other.id)
     assert waiting is not None and waiting.status == Status.PENDING
+
+
+def test_without_use_tz_a_result_s_times_are_naive_in_time_zone(dsn: str, pgstask: Client) -> None:
+    """With ``USE_TZ = False`` Django's datetimes are naive, in ``TIME_ZONE``: a result's are
+    too, as at its enqueue, so that they compare with ``timezone.now()``."""
+    from shop.tasks import send_receipt
+
+    with override_settings(USE_TZ=False):
+        enqueued = send_receipt.enqueue(1)
+        row = row_of(dsn, enqueued.id)
+        assert row is not None
+        pgstask.cancel(row.id)
+        result = send_receipt.get_result(enqueued.id)
+        assert enqueued.enqueued_at is not None and enqueued.enqueued_at.tzinfo is None
+        assert result.enqueued_at == row.created_at.astimezone(PARIS).replace(tzinfo=None)
+        assert result.finished_at is not None and result.finished_at.tzinfo is None
+        assert result.enqueued_at <= result.finished_at < timezone.now() + dt.timedelta(hours=1)
+    assert send_receipt.get_result(enqueued.id).enqueued_at == row.created_at  # USE_TZ: aware
 
 
 def test_an_enqueue_waits_for_the_commit_when_pgstask_has_its_own_dsn(
