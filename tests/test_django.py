@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -401,6 +402,38 @@ def test_an_async_function_gets_a_new_connection_after_the_old_one_broke(
         second = function.enqueue()
         assert finished(pgstask, second.id).status == Status.COMPLETED, function
         assert function.get_result(second.id).return_value != pid
+
+
+def test_a_function_that_changed_kind_since_its_enqueue_still_runs(
+    dsn: str, pgstask: Client, manage_daemon: subprocess.Popen[bytes]
+) -> None:
+    """A deploy made a ``def`` function ``async def`` (or back) while tasks of it waited on the
+    worker of the old kind: that worker still runs them, as Django's ``Task.call``/``acall``."""
+    from shop.models import Order
+    from shop.tasks import notify_team, send_receipt
+
+    order = Order.objects.create(email="kind@example.com", total=1)
+    waiting = {}
+    for function, worker, args in (
+        (notify_team, "django:emails", ["hello"]),  # enqueued when it was a def function
+        (send_receipt, "django:default:async", [order.pk]),  # when it was an async def one
+    ):
+        result_id = str(uuid.uuid4())
+        meta = {
+            "task": function.module_path,
+            "args": args,
+            "kwargs": {},
+            "result_id": result_id,
+            "backend": "default",
+            "queue": function.queue_name,
+            "priority": 0,
+        }
+        pgstask.create(worker, "run", meta, dedupe_key=f"django:{result_id}")
+        waiting[function] = result_id
+    for function, result_id in waiting.items():
+        assert finished(pgstask, result_id).status == Status.COMPLETED, function
+    assert notify_team.get_result(waiting[notify_team]).return_value == "orders: hello"
+    assert send_receipt.get_result(waiting[send_receipt]).return_value["order"] == order.pk
 
 
 def test_the_docs_show_the_project_as_it_is() -> None:

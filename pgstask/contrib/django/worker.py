@@ -8,7 +8,9 @@ the ``async def`` ones on its event loop. ``PGSTASK_DJANGO_QUEUES`` (comma-separ
 them to some queues: a daemon claims only the tasks of the workers it has.
 
 An action imports the function by the path in the task's data, calls it with the stored
-arguments (a ``TaskContext`` first for ``takes_context``), and stores its return value,
+arguments (a ``TaskContext`` first for ``takes_context``) by ``Task.call``/``acall`` (so a
+function that changed between ``def`` and ``async def`` since its enqueue still runs), and stores
+its return value,
 normalised to JSON, as the task's result. An exception is a failed attempt, retried by pgstask's
 rules; the worker logs its class path beside pgstask's record of the attempt, for
 ``TaskResult.errors``. Django's database connections are closed or reused by Django's rules
@@ -112,7 +114,7 @@ class DjangoFunctions(BaseWorker):
             django_task = results.task_of(options)
             args = _call_arguments(task, django_task, options)
             try:
-                value = django_task.func(*args, **options.get("kwargs", {}))
+                value = django_task.call(*args, **options.get("kwargs", {}))
             except (TaskStopped, TaskControl):
                 raise
             except BaseException as exc:
@@ -153,7 +155,7 @@ class AsyncDjangoFunctions(BaseWorker):
             django_task = results.task_of(options)
             args = _call_arguments(task, django_task, options)
             try:
-                value = await django_task.func(*args, **options.get("kwargs", {}))
+                value = await django_task.acall(*args, **options.get("kwargs", {}))
             except (TaskStopped, TaskControl):
                 raise
             except Exception as exc:
