@@ -259,6 +259,22 @@ def test_without_use_tz_a_result_s_times_are_naive_in_time_zone(dsn: str, pgstas
     assert send_receipt.get_result(enqueued.id).enqueued_at == row.created_at  # USE_TZ: aware
 
 
+def test_get_result_sees_the_enqueues_of_its_own_transaction(dsn: str, pgstask: Client) -> None:
+    """Where an enqueue joins Django's transaction, ``get_result`` reads in it too: a view under
+    ``ATOMIC_REQUESTS``, or a test of Django's ``TestCase`` (one transaction, rolled back), reads
+    the result of its own enqueue before any commit."""
+    from shop.tasks import send_receipt
+
+    with transaction.atomic():
+        result = send_receipt.enqueue(5)
+        assert send_receipt.get_result(result.id).status == "READY"
+        result.refresh()
+        assert result.args == [5] and result.enqueued_at is not None
+        transaction.set_rollback(True)
+    with pytest.raises(TaskResultDoesNotExist):
+        send_receipt.get_result(result.id)
+
+
 def test_an_enqueue_waits_for_the_commit_when_pgstask_has_its_own_dsn(
     dsn: str, pgstask: Client
 ) -> None:
