@@ -13,27 +13,32 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import django
 import pytest
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
-from django.db import connections, transaction
+from django.db import close_old_connections, connections, transaction
 from django.test import Client as HttpClient
 from django.test.utils import override_settings
+from django.utils import timezone
 from psycopg.conninfo import conninfo_to_dict
 
 from pgstask import Client, Status
 from pgstask.contrib.django import database
 from pgstask.contrib.django._compat import InvalidTask, TaskResultDoesNotExist, task_backends
+from pgstask.errors import DatabaseError
 from pgstask.task import Task as Row
 from tests.conftest import Server
-from tests.daemons import ROOT, stop_process
+from tests.daemons import ROOT, scalar, stop_process
 
 PROJECT = ROOT / "tests" / "django_project"
+PARIS = ZoneInfo("Europe/Paris")  # the project's TIME_ZONE
 
 
 def db_env(dsn: str) -> dict[str, str]:
@@ -236,6 +241,40 @@ def test_priority_run_after_and_queue_map_onto_the_row_and_async_functions_run(
     assert waiting is not None and waiting.status == Status.PENDING
 
 
+def test_without_use_tz_a_result_s_times_are_naive_in_time_zone(dsn: str, pgstask: Client) -> None:
+    """With ``USE_TZ = False`` Django's datetimes are naive, in ``TIME_ZONE``: a result's are
+    too, as at its enqueue, so that they compare with ``timezone.now()``."""
+    from shop.tasks import send_receipt
+
+    with override_settings(USE_TZ=False):
+        enqueued = send_receipt.enqueue(1)
+        row = row_of(dsn, enqueued.id)
+        assert row is not None
+        pgstask.cancel(row.id)
+        result = send_receipt.get_result(enqueued.id)
+        assert enqueued.enqueued_at is not None and enqueued.enqueued_at.tzinfo is None
+        assert result.enqueued_at == row.created_at.astimezone(PARIS).replace(tzinfo=None)
+        assert result.finished_at is not None and result.finished_at.tzinfo is None
+        assert result.enqueued_at <= result.finished_at < timezone.now() + dt.timedelta(hours=1)
+    assert send_receipt.get_result(enqueued.id).enqueued_at == row.created_at  # USE_TZ: aware
+
+
+def test_get_result_sees_the_enqueues_of_its_own_transaction(dsn: str, pgstask: Client) -> None:
+    """Where an enqueue joins Django's transaction, ``get_result`` reads in it too: a view under
+    ``ATOMIC_REQUESTS``, or a test of Django's ``TestCase`` (one transaction, rolled back), reads
+    the result of its own enqueue before any commit."""
+    from shop.tasks import send_receipt
+
+    with transaction.atomic():
+        result = send_receipt.enqueue(5)
+        assert send_receipt.get_result(result.id).status == "READY"
+        result.refresh()
+        assert result.args == [5] and result.enqueued_at is not None
+        transaction.set_rollback(True)
+    with pytest.raises(TaskResultDoesNotExist):
+        send_receipt.get_result(result.id)
+
+
 def test_an_enqueue_waits_for_the_commit_when_pgstask_has_its_own_dsn(
     dsn: str, pgstask: Client
 ) -> None:
@@ -337,6 +376,82 @@ def test_manage_py_pgstask_migrate(dsn: str) -> None:
     assert b"up to date" in done.stdout
 
 
+def test_an_enqueue_on_a_dead_persistent_connection_leaves_it_to_be_replaced(
+    dsn: str, pgstask: Client
+) -> None:
+    """With ``CONN_MAX_AGE = None`` Django keeps its connection across requests; when it broke
+    (a server restart, a failover) the enqueue that finds it fails, and the end of that request
+    replaces it, as after a failed query of Django's own: the next request enqueues."""
+    from shop.tasks import send_receipt
+
+    django_db = connections["default"]
+    django_db.close()
+    django_db.settings_dict["CONN_MAX_AGE"] = None
+    try:
+        close_old_connections()  # a request starts
+        send_receipt.enqueue(1)
+        scalar(dsn, "SELECT pg_terminate_backend(%s)", (django_db.connection.info.backend_pid,))
+        with pytest.raises(DatabaseError, match="cannot use PostgreSQL"):
+            send_receipt.enqueue(2)
+        close_old_connections()  # the request ends
+        close_old_connections()  # the next one starts
+        again = send_receipt.enqueue(3)
+    finally:
+        django_db.settings_dict["CONN_MAX_AGE"] = 0
+        django_db.close()
+    assert row_of(dsn, again.id) is not None
+
+
+def test_an_async_function_gets_a_new_connection_after_the_old_one_broke(
+    dsn: str, pgstask: Client, manage_daemon: subprocess.Popen[bytes]
+) -> None:
+    """The async ORM's connection (asgiref's thread for sync code) is closed after each
+    ``async def`` function as the ``def`` functions' are (``CONN_MAX_AGE = 0``): one killed
+    meanwhile (a server restart) does not fail every later function."""
+    from shop.edge_tasks import async_backend_pid, backend_pid
+
+    for function in (backend_pid, async_backend_pid):
+        first = function.enqueue()
+        assert finished(pgstask, first.id).status == Status.COMPLETED
+        pid = function.get_result(first.id).return_value
+        scalar(dsn, "SELECT pg_terminate_backend(%s)", (pid,))
+        second = function.enqueue()
+        assert finished(pgstask, second.id).status == Status.COMPLETED, function
+        assert function.get_result(second.id).return_value != pid
+
+
+def test_a_function_that_changed_kind_since_its_enqueue_still_runs(
+    dsn: str, pgstask: Client, manage_daemon: subprocess.Popen[bytes]
+) -> None:
+    """A deploy made a ``def`` function ``async def`` (or back) while tasks of it waited on the
+    worker of the old kind: that worker still runs them, as Django's ``Task.call``/``acall``."""
+    from shop.models import Order
+    from shop.tasks import notify_team, send_receipt
+
+    order = Order.objects.create(email="kind@example.com", total=1)
+    waiting = {}
+    for function, worker, args in (
+        (notify_team, "django:emails", ["hello"]),  # enqueued when it was a def function
+        (send_receipt, "django:default:async", [order.pk]),  # when it was an async def one
+    ):
+        result_id = str(uuid.uuid4())
+        meta = {
+            "task": function.module_path,
+            "args": args,
+            "kwargs": {},
+            "result_id": result_id,
+            "backend": "default",
+            "queue": function.queue_name,
+            "priority": 0,
+        }
+        pgstask.create(worker, "run", meta, dedupe_key=f"django:{result_id}")
+        waiting[function] = result_id
+    for function, result_id in waiting.items():
+        assert finished(pgstask, result_id).status == Status.COMPLETED, function
+    assert notify_team.get_result(waiting[notify_team]).return_value == "orders: hello"
+    assert send_receipt.get_result(waiting[send_receipt]).return_value["order"] == order.pk
+
+
 def test_the_docs_show_the_project_as_it_is() -> None:
     """Every python block of docs/django.md that starts with ``# <path>`` is in that file of
     the example project, as written."""
@@ -344,6 +459,8 @@ def test_the_docs_show_the_project_as_it_is() -> None:
     blocks = re.findall(r"```python\n# ([\w/.]+)\n(.*?)```", text, flags=re.DOTALL)
     assert {path for path, _ in blocks} >= {
         "mysite/settings.py",
+        "mysite/urls.py",
+        "shop/models.py",
         "shop/tasks.py",
         "shop/views.py",
     }

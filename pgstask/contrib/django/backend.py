@@ -19,7 +19,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
-from pgstask import queries
+from pgstask import logs, queries
 from pgstask.client import Client
 from pgstask.contrib.django import config, database, results
 from pgstask.contrib.django._compat import (
@@ -32,6 +32,8 @@ from pgstask.contrib.django._compat import (
 )
 from pgstask.db import Conn
 from pgstask.errors import ConfigurationError
+from pgstask.logs import LogRecord
+from pgstask.task import Task as Row
 
 # A finished task is found by the throttle query's look-back (seconds): any age at all.
 _ANY_AGE = 100 * 366 * 86400.0
@@ -118,16 +120,11 @@ class PgstaskBackend(BaseTaskBackend):
             key = config.dedupe_key(str(uuid.UUID(str(result_id))))
         except ValueError:
             raise TaskResultDoesNotExist(result_id) from None
-        client = database.client_for(self.config)
-        with client.connection() as conn:
-            row = queries.task_get_by_dedupe_key(conn, dedupe_key=key)
-            if row is None:
-                done = queries.task_get_throttled_many(conn, dedupe_keys=[key], throttle=_ANY_AGE)
-                row = done[0] if done else None
-        if row is None or not row.identifier.startswith(config.PREFIX):
+        found = database.read(self.config, lambda conn: _find(conn, key))
+        if found is None:
             raise TaskResultDoesNotExist(result_id)
         try:
-            return results.result_of(row, client.logs(row.id), alias=self.alias)
+            return results.result_of(*found, alias=self.alias)
         except InvalidTask as exc:
             raise TaskResultDoesNotExist(f"{result_id}: {exc}") from exc
 
@@ -138,3 +135,14 @@ class PgstaskBackend(BaseTaskBackend):
         except ConfigurationError as exc:
             return [checks.Error(str(exc), id="pgstask.E001")]
         return []
+
+
+def _find(conn: Conn, key: str) -> tuple[Row, list[LogRecord]] | None:
+    """The task of Django's whose ``dedupe_key`` is ``key``, and its log; None if there is none."""
+    row = queries.task_get_by_dedupe_key(conn, dedupe_key=key)
+    if row is None:
+        done = queries.task_get_throttled_many(conn, dedupe_keys=[key], throttle=_ANY_AGE)
+        row = done[0] if done else None
+    if row is None or not row.identifier.startswith(config.PREFIX):
+        return None
+    return row, logs.read(conn, row.id)

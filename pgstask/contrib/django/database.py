@@ -6,12 +6,14 @@ psycopg 3, the task is inserted on Django's own connection, in its current trans
 whose transaction rolls back enqueues nothing, and a task is never run before the rows it was
 enqueued for are committed. Otherwise (another database, psycopg2, SQLite, …) the insert is made
 on pgstask's own pool by ``transaction.on_commit`` of ``DATABASE``: at once outside a
-transaction, after the commit inside one, never after a rollback (docs/django.md).
+transaction, after the commit inside one, never after a rollback (docs/django.md). ``read``
+(``get_result``) reads where the insert is made: in Django's transaction, which then sees its own
+enqueues, or on the pool.
 
 Django's psycopg connection is made for Django: its cursors bind parameters on the client and
 it reads ``jsonb`` as text. ``plain`` gives pgstask psycopg's defaults for the duration of
-the insert and puts Django's back; a Django connection belongs to one thread, so no other code
-uses it meanwhile.
+pgstask's statements and puts Django's back; a Django connection belongs to one thread, so no
+other code uses it meanwhile.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from django.db import connections, transaction
@@ -30,13 +32,14 @@ from psycopg.types.json import JsonbLoader, JsonLoader
 
 from pgstask.client import Client
 from pgstask.contrib.django.config import BackendConfig
-from pgstask.db import Conn
+from pgstask.db import Conn, translate_errors
 from pgstask.errors import ConfigurationError
 
 # Keys of Django's connection parameters that are not libpq's.
 _NOT_LIBPQ = frozenset(
     {"context", "cursor_factory", "prepare_threshold", "isolation_level", "server_side_binding"}
 )
+T = TypeVar("T")
 _clients: dict[str, Client] = {}
 _lock = threading.Lock()
 
@@ -121,13 +124,42 @@ def plain(conn: Conn) -> Iterator[Conn]:
                 adapters.register_loader(oid, previous)
 
 
+@contextlib.contextmanager
+def joined(config: BackendConfig) -> Iterator[Conn | None]:
+    """Django's connection to pgstask's database, ``plain``, in its current transaction; None
+    when there is none to join (another database, psycopg2)."""
+    conn = shared_connection(config)
+    if conn is None:
+        yield None
+        return
+    try:
+        with translate_errors(), plain(conn):
+            yield conn
+    except Exception:
+        # What Django's own error wrapper does: its next close_old_connections() (the end
+        # of the request) checks the connection and closes it if it is broken, rather than
+        # keeping a dead persistent connection (CONN_MAX_AGE) for every later enqueue.
+        connections[config.database].errors_occurred = True
+        raise
+
+
 def write(config: BackendConfig, insert: Callable[[Client, Conn | None], object]) -> None:
     """Run ``insert(client, conn)``: on Django's connection in its transaction when it can,
     else on the client's pool once ``DATABASE``'s transaction commits (at once outside one)."""
     client = client_for(config)
-    conn = shared_connection(config)
-    if conn is not None:
-        with plain(conn):
+    with joined(config) as conn:
+        if conn is not None:
             insert(client, conn)
-        return
+            return
     transaction.on_commit(lambda: insert(client, None), using=config.database)
+
+
+def read(config: BackendConfig, query: Callable[[Conn], T]) -> T:
+    """``query(conn)`` on the connection an enqueue writes on: Django's, in its current
+    transaction (so it sees that transaction's enqueues, as in a ``TestCase``), else one of the
+    client's pool."""
+    with joined(config) as conn:
+        if conn is not None:
+            return query(conn)
+    with client_for(config).connection() as pooled:
+        return query(pooled)

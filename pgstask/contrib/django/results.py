@@ -17,9 +17,12 @@ with pgstask's message as its traceback; so is a failure whose log records were 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from django.conf import settings
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from pgstask.contrib.django._compat import (
@@ -106,10 +109,10 @@ def result_of(
         task=django_task,
         id=str(meta.get("result_id", "")),
         status=status,
-        enqueued_at=row.created_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at if status in _ENDED else None,
-        last_attempted_at=row.started_at,
+        enqueued_at=_local(row.created_at),
+        started_at=_local(row.started_at),
+        finished_at=_local(row.finished_at) if status in _ENDED else None,
+        last_attempted_at=_local(row.started_at),
         args=list(meta.get("args", [])),
         kwargs=dict(meta.get("kwargs", {})),
         backend=alias or str(meta.get("backend", django_task.backend)),
@@ -123,3 +126,11 @@ def result_of(
 
 
 _ENDED = frozenset({TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED})
+
+
+def _local(value: dt.datetime | None) -> dt.datetime | None:
+    """A time of the row as Django gives its datetimes: aware with ``USE_TZ``, else naive in
+    ``TIME_ZONE`` (as ``timezone.now()`` and the ORM are then)."""
+    if value is None or settings.USE_TZ:
+        return value
+    return timezone.make_naive(value)

@@ -8,11 +8,15 @@ the ``async def`` ones on its event loop. ``PGSTASK_DJANGO_QUEUES`` (comma-separ
 them to some queues: a daemon claims only the tasks of the workers it has.
 
 An action imports the function by the path in the task's data, calls it with the stored
-arguments (a ``TaskContext`` first for ``takes_context``), and stores its return value,
+arguments (a ``TaskContext`` first for ``takes_context``) by ``Task.call``/``acall`` (so a
+function that changed between ``def`` and ``async def`` since its enqueue still runs), and stores
+its return value,
 normalised to JSON, as the task's result. An exception is a failed attempt, retried by pgstask's
 rules; the worker logs its class path beside pgstask's record of the attempt, for
-``TaskResult.errors``. Django's database connections of the thread are closed or reused by
-Django's rules before and after each call, as around a request.
+``TaskResult.errors``. Django's database connections are closed or reused by Django's rules
+before and after each call, as around a request: those of the daemon's thread for a ``def``
+function, those of asgiref's thread for sync code (where the async ORM runs) for an ``async def``
+one.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import django
+from asgiref.sync import sync_to_async
 from django.apps import apps
 from django.conf import settings
 from django.db import close_old_connections
@@ -88,6 +93,9 @@ def _call_arguments(row: Row, task: Task[Any, Any], meta: Mapping[str, Any]) -> 
     return args
 
 
+_close_old_connections = sync_to_async(close_old_connections)
+
+
 def _class_path(exc: BaseException) -> str:
     kind = type(exc)
     return f"{kind.__module__}.{kind.__qualname__}"
@@ -106,7 +114,7 @@ class DjangoFunctions(BaseWorker):
             django_task = results.task_of(options)
             args = _call_arguments(task, django_task, options)
             try:
-                value = django_task.func(*args, **options.get("kwargs", {}))
+                value = django_task.call(*args, **options.get("kwargs", {}))
             except (TaskStopped, TaskControl):
                 raise
             except BaseException as exc:
@@ -139,27 +147,34 @@ class AsyncDjangoFunctions(BaseWorker):
 
     async def task_run(self, task: Row, options: dict[str, Any]) -> None:
         """Await the coroutine function the task names; its return value is the result."""
-        django_task = results.task_of(options)
-        args = _call_arguments(task, django_task, options)
+        # Django's async ORM runs its queries in asgiref's one thread for sync code: its
+        # connections there are closed or reused by Django's rules around each call, as the
+        # def functions' are in theirs (else a connection broken once fails every later call).
+        await _close_old_connections()
         try:
-            value = await django_task.func(*args, **options.get("kwargs", {}))
-        except (TaskStopped, TaskControl):
-            raise
-        except Exception as exc:
-            await self.log(
-                task,
-                "info",
-                results.RAISED,
-                exception_class_path=_class_path(exc),
-                attempt=task.attempts,
-            )
-            raise
-        try:
-            await self.mark_finished(task, result=normalize_json(value))
-        except (TypeError, ValueError) as exc:
-            await self.mark_failed(
-                task, f"the return value of {django_task.module_path} is not JSON: {exc}"
-            )
+            django_task = results.task_of(options)
+            args = _call_arguments(task, django_task, options)
+            try:
+                value = await django_task.acall(*args, **options.get("kwargs", {}))
+            except (TaskStopped, TaskControl):
+                raise
+            except Exception as exc:
+                await self.log(
+                    task,
+                    "info",
+                    results.RAISED,
+                    exception_class_path=_class_path(exc),
+                    attempt=task.attempts,
+                )
+                raise
+            try:
+                await self.mark_finished(task, result=normalize_json(value))
+            except (TypeError, ValueError) as exc:
+                await self.mark_failed(
+                    task, f"the return value of {django_task.module_path} is not JSON: {exc}"
+                )
+        finally:
+            await _close_old_connections()
 
 
 def _define(queue: str) -> None:
