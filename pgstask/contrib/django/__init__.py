@@ -7,6 +7,7 @@
 - ``config``: its ``OPTIONS`` and the mapping of Django's task fields onto pgstask's;
 - ``results``: a pgstask row as a Django ``TaskResult``;
 - ``worker``: the pgstask workers that run the functions (one per queue, ``django:<queue>``);
+- ``signals``: Django's task signals, sent by the backend and the workers;
 - ``apps`` and ``management``: the Django app with ``pgstask_daemon`` and ``pgstask_migrate``.
 
 Needs the ``django`` extra (``pip install "pgstask[django]"``).

@@ -1,6 +1,6 @@
 """Django's task API from where it lives: ``django.tasks`` (Django 6 and later) when it exists,
-else the ``django-tasks`` backport (``django_tasks``, the same API for Django 5.2). Types are
-checked against the backport, the one installed with Python 3.11."""
+else the ``django-tasks`` backport (``django_tasks``, the same API for Django 5.2), its signals
+included. Types are checked against the backport, the one installed with Python 3.11."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     )
     from django_tasks.exceptions import InvalidTaskError as InvalidTask
     from django_tasks.exceptions import TaskResultDoesNotExist
+    from django_tasks.signals import task_enqueued, task_finished, task_started
     from django_tasks.utils import normalize_json
 else:
     try:
@@ -24,6 +25,7 @@ else:
         from django.tasks.backends.base import BaseTaskBackend
         from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY, Task, TaskError
         from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
+        from django.tasks.signals import task_enqueued, task_finished, task_started
         from django.utils.json import normalize_json
     except ImportError:
         from django_tasks import TaskContext, TaskResult, TaskResultStatus, task_backends
@@ -31,6 +33,7 @@ else:
         from django_tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY, Task, TaskError
         from django_tasks.exceptions import InvalidTaskError as InvalidTask
         from django_tasks.exceptions import TaskResultDoesNotExist
+        from django_tasks.signals import task_enqueued, task_finished, task_started
         from django_tasks.utils import normalize_json
 
 __all__ = [
@@ -46,4 +49,7 @@ __all__ = [
     "TaskResultStatus",
     "normalize_json",
     "task_backends",
+    "task_enqueued",
+    "task_finished",
+    "task_started",
 ]

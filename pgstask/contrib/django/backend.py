@@ -7,6 +7,8 @@ path, its JSON arguments, the Django priority, queue and backend, and the result
 chosen here, so that it is known at once even when the insert waits for ``on_commit``; it is
 also the task's ``dedupe_key`` (``django:<uuid>``), by which ``get_result`` finds the task.
 ``database`` says when the insert happens; ``results`` how a row reads as a ``TaskResult``.
+Django's ``task_enqueued`` signal is sent once the row is inserted (``signals``): at once in
+Django's transaction, after the commit with ``on_commit``, when ``enqueued_at`` is set too.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from django.utils import timezone
 
 from pgstask import logs, queries
 from pgstask.client import Client
-from pgstask.contrib.django import config, database, results
+from pgstask.contrib.django import config, database, results, signals
 from pgstask.contrib.django._compat import (
     BaseTaskBackend,
     InvalidTask,
@@ -62,7 +64,8 @@ class PgstaskBackend(BaseTaskBackend):
 
     def enqueue(self, task: Task[Any, Any], args: Any, kwargs: Any) -> TaskResult[Any]:
         """Store ``task(*args, **kwargs)`` as a pgstask task (in Django's transaction when it
-        can, else on commit) and return its ``READY`` result."""
+        can, else on commit) and return its ``READY`` result; ``task_enqueued`` is sent with
+        that result when the row is inserted."""
         self.validate_task(task)
         result_id = str(uuid.uuid4())
         try:
@@ -109,8 +112,13 @@ class PgstaskBackend(BaseTaskBackend):
                 conn=conn,
             )
 
-        database.write(self.config, insert)
-        object.__setattr__(result, "enqueued_at", timezone.now())
+        def inserted() -> None:
+            # As Django's database backend after its save: in the caller's transaction, or
+            # in on_commit when the save waits for the commit.
+            object.__setattr__(result, "enqueued_at", timezone.now())
+            signals.enqueued(type(self), result)
+
+        database.write(self.config, insert, then=inserted)
         return result
 
     def get_result(self, result_id: str) -> TaskResult[Any]:

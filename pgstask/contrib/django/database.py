@@ -143,15 +143,28 @@ def joined(config: BackendConfig) -> Iterator[Conn | None]:
         raise
 
 
-def write(config: BackendConfig, insert: Callable[[Client, Conn | None], object]) -> None:
+def write(
+    config: BackendConfig,
+    insert: Callable[[Client, Conn | None], object],
+    *,
+    then: Callable[[], object],
+) -> None:
     """Run ``insert(client, conn)``: on Django's connection in its transaction when it can,
-    else on the client's pool once ``DATABASE``'s transaction commits (at once outside one)."""
+    else on the client's pool once ``DATABASE``'s transaction commits (at once outside one);
+    then ``then()``, once Django's connection has its own cursors and loaders back."""
     client = client_for(config)
     with joined(config) as conn:
         if conn is not None:
             insert(client, conn)
-            return
-    transaction.on_commit(lambda: insert(client, None), using=config.database)
+    if conn is not None:
+        then()
+        return
+
+    def on_commit() -> None:
+        insert(client, None)
+        then()
+
+    transaction.on_commit(on_commit, using=config.database)
 
 
 def read(config: BackendConfig, query: Callable[[Conn], T]) -> T:

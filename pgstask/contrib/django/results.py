@@ -18,6 +18,7 @@ with pgstask's message as its traceback; so is a failure whose log records were 
 from __future__ import annotations
 
 import datetime as dt
+import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -126,6 +127,33 @@ def result_of(
 
 
 _ENDED = frozenset({TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED})
+
+
+def attempt_of(row: Row, task: Task[Any, Any]) -> TaskResult[Any]:
+    """The ``RUNNING`` result of the attempt of ``row`` that starts now (in the daemon): its
+    ``attempts`` is the attempt's number; the ``TaskContext`` of the function and the
+    ``task_started`` signal get it."""
+    result = result_of(row, [], task=task)
+    object.__setattr__(result, "status", TaskResultStatus.RUNNING)
+    return result
+
+
+def end_attempt(
+    result: TaskResult[Any], *, value: Any = None, error: BaseException | None = None
+) -> None:
+    """Make the result of ``attempt_of`` that of the attempt's end, for ``task_finished``:
+    ``SUCCESSFUL`` with the JSON ``value``, or ``FAILED`` with ``error`` as its one
+    ``TaskError`` (as Django's backends do: the attempt's own error)."""
+    object.__setattr__(result, "finished_at", timezone.now())
+    if error is None:
+        object.__setattr__(result, "status", TaskResultStatus.SUCCESSFUL)
+        object.__setattr__(result, "_return_value", value)
+        return
+    kind = type(error)
+    text = "".join(traceback.format_exception(error))
+    path = f"{kind.__module__}.{kind.__qualname__}"
+    result.errors.append(TaskError(exception_class_path=path, traceback=text))
+    object.__setattr__(result, "status", TaskResultStatus.FAILED)
 
 
 def _local(value: dt.datetime | None) -> dt.datetime | None:

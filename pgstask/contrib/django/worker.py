@@ -9,20 +9,22 @@ them to some queues: a daemon claims only the tasks of the workers it has.
 
 An action imports the function by the path in the task's data, calls it with the stored
 arguments (a ``TaskContext`` first for ``takes_context``) by ``Task.call``/``acall`` (so a
-function that changed between ``def`` and ``async def`` since its enqueue still runs), and stores
-its return value,
-normalised to JSON, as the task's result. An exception is a failed attempt, retried by pgstask's
-rules; the worker logs its class path beside pgstask's record of the attempt, for
-``TaskResult.errors``. Django's database connections are closed or reused by Django's rules
-before and after each call, as around a request: those of the daemon's thread for a ``def``
-function, those of asgiref's thread for sync code (where the async ORM runs) for an ``async def``
-one.
+function that changed between ``def`` and ``async def`` since its enqueue still runs), and
+stores its return value, normalised to JSON, as the task's result. Django's ``task_started``
+and ``task_finished`` are sent around each call (``signals``; ``final`` in ``task_finished``:
+as the runner will decide, from the run's stop reason, attempts and retry rules). An exception
+is a failed attempt, retried by pgstask's rules; the worker logs its class path beside
+pgstask's record of the attempt, for ``TaskResult.errors``. Django's database connections are
+closed or reused by Django's rules before and after each call, as around a request: those of
+the daemon's thread for a ``def`` function, those of asgiref's thread for sync code (where the
+async ORM runs) for an ``async def`` one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 import django
@@ -32,12 +34,14 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils.module_loading import import_string
 
-from pgstask.contrib.django import config, results
-from pgstask.contrib.django._compat import Task, TaskContext, normalize_json
+from pgstask.contrib.django import config, results, signals
+from pgstask.contrib.django._compat import Task, TaskContext, TaskResult, normalize_json
 from pgstask.contrib.django.backend import PgstaskBackend
-from pgstask.errors import ConfigurationError, TaskControl, TaskStopped
+from pgstask.errors import ConfigurationError, Snooze, TaskControl, TaskStopped
+from pgstask.retry import RetryPolicy, exception_names
 from pgstask.task import Task as Row
 from pgstask.workers.base import BaseWorker
+from pgstask.workers.context import StopReason, TaskRun
 
 #: The variable that limits the queues this process serves (comma-separated names).
 QUEUES_VARIABLE = "PGSTASK_DJANGO_QUEUES"
@@ -85,12 +89,50 @@ def served_queues(environ: Mapping[str, str] = os.environ) -> list[str]:
     return wanted or sorted(known)
 
 
-def _call_arguments(row: Row, task: Task[Any, Any], meta: Mapping[str, Any]) -> list[Any]:
+def _call_arguments(attempt: TaskResult[Any], meta: Mapping[str, Any]) -> list[Any]:
     args = list(meta.get("args", []))
-    if task.takes_context:
-        running = results.result_of(row, [], task=task)
-        args.insert(0, TaskContext(task_result=running))
+    if attempt.task.takes_context:
+        args.insert(0, TaskContext(task_result=attempt))
     return args
+
+
+def _sender(task: Task[Any, Any]) -> type[Any]:
+    """The class of the task's backend, the sender of Django's signals (``PgstaskBackend``
+    when its alias is no longer in ``TASKS``)."""
+    try:
+        return type(task.get_backend())
+    except Exception:
+        return PgstaskBackend
+
+
+def _is_final(worker: BaseWorker, run: TaskRun, exc: BaseException) -> bool:
+    """Whether pgstask runs the task no more after its function raised ``exc``: as the
+    runner decides from the run's stop reason, the attempts and the worker's retry rules
+    (those the run was claimed with; in a child process of ``isolation: "process"``, which
+    has none, the worker's settings)."""
+    task = run.task
+    if isinstance(exc, TaskStopped | asyncio.CancelledError):
+        reason = run.stop_reason
+        return reason is StopReason.CANCELLED or (
+            reason is StopReason.TIMEOUT and task.attempts >= task.max_attempts
+        )
+    if isinstance(exc, Snooze):
+        return False
+    if task.attempts >= task.max_attempts:
+        return True
+    if isinstance(exc, TaskControl):
+        return False  # Retry: retried while attempts are left
+    policy = run.retry
+    if policy is None:
+        try:
+            policy = _ANY_BACKOFF.for_worker(task.identifier, worker.settings)
+        except ValueError:
+            return True  # the runner refuses such settings: the task fails
+    return policy.not_retried(exception_names(exc)) is not None
+
+
+# Only the worker's retry_on/fail_on matter to _is_final, not the delays.
+_ANY_BACKOFF = RetryPolicy(base_delay=1.0, max_delay=1.0)
 
 
 _close_old_connections = sync_to_async(close_old_connections)
@@ -108,35 +150,46 @@ class DjangoFunctions(BaseWorker):
     icon = "play"
 
     def task_run(self, task: Row, options: dict[str, Any]) -> None:
-        """Call the function the task names; its return value is the task's result."""
+        """Call the function the task names; its return value is the task's result. Django's
+        ``task_started`` and ``task_finished`` are sent around the call."""
         close_old_connections()
         try:
             django_task = results.task_of(options)
-            args = _call_arguments(task, django_task, options)
+            attempt = results.attempt_of(task, django_task)
+            sender = _sender(django_task)
+            signals.started(sender, attempt)
             try:
-                value = django_task.call(*args, **options.get("kwargs", {}))
-            except (TaskStopped, TaskControl):
-                raise
-            except BaseException as exc:
-                self.log(
-                    task,
-                    "info",
-                    results.RAISED,
-                    exception_class_path=_class_path(exc),
-                    attempt=task.attempts,
+                value = django_task.call(
+                    *_call_arguments(attempt, options), **options.get("kwargs", {})
                 )
+            except BaseException as exc:
+                if not isinstance(exc, TaskStopped | TaskControl):
+                    self.log(
+                        task,
+                        "info",
+                        results.RAISED,
+                        exception_class_path=_class_path(exc),
+                        attempt=task.attempts,
+                    )
+                results.end_attempt(attempt, error=exc)
+                signals.finished(sender, attempt, final=_is_final(self, self._run_of(task), exc))
                 raise
-            self._finish(task, django_task, value)
+            self._finish(task, attempt, value)
+            signals.finished(sender, attempt, final=True)
         finally:
             close_old_connections()
 
-    def _finish(self, task: Row, django_task: Task[Any, Any], value: Any) -> None:
+    def _finish(self, task: Row, attempt: TaskResult[Any], value: Any) -> None:
         try:
-            self.mark_finished(task, result=normalize_json(value))
+            normalized = normalize_json(value)
         except (TypeError, ValueError) as exc:
             self.mark_failed(
-                task, f"the return value of {django_task.module_path} is not JSON: {exc}"
+                task, f"the return value of {attempt.task.module_path} is not JSON: {exc}"
             )
+            results.end_attempt(attempt, error=exc)
+            return
+        self.mark_finished(task, result=normalized)
+        results.end_attempt(attempt, value=normalized)
 
 
 class AsyncDjangoFunctions(BaseWorker):
@@ -146,35 +199,56 @@ class AsyncDjangoFunctions(BaseWorker):
     icon = "play"
 
     async def task_run(self, task: Row, options: dict[str, Any]) -> None:
-        """Await the coroutine function the task names; its return value is the result."""
+        """Await the coroutine function the task names; its return value is the result.
+        Django's ``task_started`` and ``task_finished`` are sent around the call."""
         # Django's async ORM runs its queries in asgiref's one thread for sync code: its
         # connections there are closed or reused by Django's rules around each call, as the
         # def functions' are in theirs (else a connection broken once fails every later call).
         await _close_old_connections()
         try:
             django_task = results.task_of(options)
-            args = _call_arguments(task, django_task, options)
+            attempt = results.attempt_of(task, django_task)
+            sender = _sender(django_task)
+            await signals.astarted(sender, attempt)
             try:
-                value = await django_task.acall(*args, **options.get("kwargs", {}))
-            except (TaskStopped, TaskControl):
-                raise
-            except Exception as exc:
-                await self.log(
-                    task,
-                    "info",
-                    results.RAISED,
-                    exception_class_path=_class_path(exc),
-                    attempt=task.attempts,
+                value = await django_task.acall(
+                    *_call_arguments(attempt, options), **options.get("kwargs", {})
                 )
+            except BaseException as exc:
+                if isinstance(exc, Exception) and not isinstance(exc, TaskStopped | TaskControl):
+                    await self.log(
+                        task,
+                        "info",
+                        results.RAISED,
+                        exception_class_path=_class_path(exc),
+                        attempt=task.attempts,
+                    )
+                results.end_attempt(attempt, error=exc)
+                final = _is_final(self, self._run_of(task), exc)
+                await _shielded(signals.afinished(sender, attempt, final=final))
                 raise
-            try:
-                await self.mark_finished(task, result=normalize_json(value))
-            except (TypeError, ValueError) as exc:
-                await self.mark_failed(
-                    task, f"the return value of {django_task.module_path} is not JSON: {exc}"
-                )
+            await self._finish(task, attempt, value)
+            await signals.afinished(sender, attempt, final=True)
         finally:
             await _close_old_connections()
+
+    async def _finish(self, task: Row, attempt: TaskResult[Any], value: Any) -> None:
+        try:
+            normalized = normalize_json(value)
+        except (TypeError, ValueError) as exc:
+            await self.mark_failed(
+                task, f"the return value of {attempt.task.module_path} is not JSON: {exc}"
+            )
+            results.end_attempt(attempt, error=exc)
+            return
+        await self.mark_finished(task, result=normalized)
+        results.end_attempt(attempt, value=normalized)
+
+
+async def _shielded(sending: Coroutine[Any, Any, None]) -> None:
+    """``sending`` to its end even when the action is being cancelled (a stop reaches an
+    ``async def`` function as ``CancelledError``), so ``task_finished`` follows ``task_started``."""
+    await asyncio.shield(sending)
 
 
 def _define(queue: str) -> None:
