@@ -9,6 +9,7 @@ template (pgstask's tables) and migrated by Django (the project's own)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import subprocess
@@ -16,6 +17,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import django
@@ -110,7 +112,26 @@ def start(args: list[str], env: dict[str, str], storage: Path) -> subprocess.Pop
 
 
 @pytest.fixture
-def manage_daemon(dsn: str, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def signals_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the receivers of the project (shop/receivers.py) record the signals they get, in
+    this process and in the daemons started after this fixture."""
+    path = tmp_path / "signals.jsonl"
+    monkeypatch.setenv("SHOP_SIGNALS_FILE", str(path))
+    return path
+
+
+def deliveries(path: Path, result_id: str) -> list[dict[str, Any]]:
+    """The signals recorded for the result ``result_id``, in the order they were sent."""
+    if not path.exists():
+        return []
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    return [line for line in lines if line["id"] == result_id]
+
+
+@pytest.fixture
+def manage_daemon(
+    dsn: str, tmp_path: Path, signals_file: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     """``python manage.py pgstask_daemon`` (every queue; pgstask's DSN from Django's DATABASES)."""
     storage = tmp_path / "storage"
     proc = start(
@@ -450,6 +471,132 @@ def test_a_function_that_changed_kind_since_its_enqueue_still_runs(
         assert finished(pgstask, result_id).status == Status.COMPLETED, function
     assert notify_team.get_result(waiting[notify_team]).return_value == "orders: hello"
     assert send_receipt.get_result(waiting[send_receipt]).return_value["order"] == order.pk
+
+
+SENDER = "pgstask.contrib.django.backend.PgstaskBackend"
+
+
+def test_signals_of_a_successful_task_in_the_caller_and_in_the_daemon(
+    dsn: str, pgstask: Client, manage_daemon: subprocess.Popen[bytes], signals_file: Path
+) -> None:
+    """``task_enqueued`` in the enqueuing process when the row is inserted (here in Django's
+    transaction, before its commit), ``task_started`` and ``task_finished`` in the daemon
+    around the call, each with the backend's class as sender."""
+    from shop.models import Order
+    from shop.tasks import notify_team, send_receipt
+
+    with transaction.atomic():
+        result = send_receipt.enqueue(0)
+        [enqueued] = deliveries(signals_file, result.id)
+        assert enqueued["pid"] == os.getpid() and enqueued["sender"] == SENDER
+        assert (enqueued["signal"], enqueued["status"], enqueued["enqueued_at"]) == (
+            "enqueued",
+            "READY",
+            True,
+        )
+        transaction.set_rollback(True)  # as Django's database backend: it was sent, even so
+    assert row_of(dsn, result.id) is None
+
+    order = Order.objects.create(email="sig@example.com", total=3)
+    for function, args, value in (
+        (notify_team, ["hi"], "orders: hi"),  # async def: on the daemon's event loop
+        (send_receipt, [order.pk], {"order": order.pk, "sent_to": "sig@example.com"}),
+    ):
+        done = function.enqueue(*args)
+        assert finished(pgstask, done.id).status == Status.COMPLETED
+        seen = deliveries(signals_file, done.id)
+        assert [(d["signal"], d["status"]) for d in seen] == [
+            ("enqueued", "READY"),
+            ("started", "RUNNING"),
+            ("finished", "SUCCESSFUL"),
+        ]
+        # The daemon's process (or its child: an earlier test set isolation "process").
+        assert seen[0]["pid"] == os.getpid() != seen[1]["pid"] == seen[2]["pid"]
+        assert all(d["sender"] == SENDER for d in seen)
+        assert seen[1]["attempts"] == seen[2]["attempts"] == 1
+        assert (seen[2]["return_value"], seen[2]["final"], seen[2]["finished_at"]) == (
+            value,
+            True,
+            True,
+        )
+
+
+def test_task_finished_is_sent_for_each_failed_attempt(
+    dsn: str, pgstask: Client, manage_daemon: subprocess.Popen[bytes], signals_file: Path
+) -> None:
+    """Each attempt is started then finished ``FAILED`` with its own error; ``final`` (and
+    ``attempts`` reaching ``MAX_ATTEMPTS``) tells the last one."""
+    from shop.tasks import charge
+
+    result = charge.enqueue(43)
+    assert finished(pgstask, result.id).status == Status.FAILED
+    seen = deliveries(signals_file, result.id)
+    assert [(d["signal"], d["status"], d["attempts"], d["final"]) for d in seen] == [
+        ("enqueued", "READY", 0, None),
+        ("started", "RUNNING", 1, None),
+        ("finished", "FAILED", 1, False),
+        ("started", "RUNNING", 2, None),
+        ("finished", "FAILED", 2, False),
+        ("started", "RUNNING", 3, None),
+        ("finished", "FAILED", 3, True),
+    ]
+    assert all(d["errors"] == ["shop.tasks.PaymentDeclined"] for d in seen[2::2])
+
+
+def test_an_on_commit_enqueue_sends_task_enqueued_after_the_commit(
+    dsn: str, pgstask: Client, signals_file: Path
+) -> None:
+    from shop.tasks import send_receipt
+
+    tasks = {
+        "default": {
+            "BACKEND": "pgstask.contrib.django.PgstaskBackend",
+            "OPTIONS": {"DSN": dsn},
+        }
+    }
+    with override_settings(TASKS=tasks):
+        with transaction.atomic():
+            kept = send_receipt.enqueue(9)
+            assert deliveries(signals_file, kept.id) == []  # nothing is stored yet
+            assert kept.enqueued_at is None
+        [enqueued] = deliveries(signals_file, kept.id)
+        assert (enqueued["signal"], enqueued["sender"], enqueued["enqueued_at"]) == (
+            "enqueued",
+            SENDER,
+            True,
+        )
+        assert kept.enqueued_at is not None and row_of(dsn, kept.id) is not None
+
+        with transaction.atomic():
+            dropped = send_receipt.enqueue(10)
+            transaction.set_rollback(True)
+        assert deliveries(signals_file, dropped.id) == []
+
+
+def test_a_receiver_that_raises_changes_no_outcome(
+    dsn: str, pgstask: Client, manage_daemon: subprocess.Popen[bytes], signals_file: Path
+) -> None:
+    """shop/receivers.py's ``explode`` raises for every signal of ``shout``: the enqueue
+    returns, the task completes with its value, the other receiver still gets each signal, and
+    the daemon logs what the receiver raised."""
+    from shop.edge_tasks import shout
+
+    result = shout.enqueue("hi")
+    assert finished(pgstask, result.id).status == Status.COMPLETED
+    assert shout.get_result(result.id).return_value == "HI"
+    seen = deliveries(signals_file, result.id)
+    assert [(d["signal"], d["status"]) for d in seen] == [
+        ("enqueued", "READY"),
+        ("started", "RUNNING"),
+        ("finished", "SUCCESSFUL"),
+    ]
+    assert stop_process(manage_daemon) == 0
+    log = (signals_file.parent / "storage" / "daemon.out").read_text()
+    for name in ("task_started", "task_finished"):
+        assert (
+            f"a receiver of Django's {name} signal, explode, raised RuntimeError: the error "
+            f"tracker is down (result {result.id} of shop.edge_tasks.shout)"
+        ) in log
 
 
 def test_the_docs_show_the_project_as_it_is() -> None:

@@ -29,3 +29,9 @@ async def async_backend_pid():
     """The same through the async ORM."""
     await Order.objects.acount()
     return await sync_to_async(_backend_pid)()
+
+
+@task
+def shout(text):
+    """A task whose signals make a receiver raise (shop.receivers)."""
+    return text.upper()
