@@ -59,6 +59,10 @@ class _Otel:
 
         self.context = context
         self.trace = trace
+        self.metrics = metrics
+        # Given providers are in use; the global ones only once the application set an SDK's.
+        self._in_use = tracer_provider is not None or meter_provider is not None
+        self._defaults = _default_providers()
         self.kinds = trace.SpanKind
         self.tracer = trace.get_tracer("pgstask", __version__, tracer_provider=tracer_provider)
         # Always W3C Trace Context, whatever the application's global propagator: the stored
@@ -77,6 +81,20 @@ class _Otel:
             "pgstask.task.duration", unit="s", description="How long runs of tasks took"
         )
 
+    def in_use(self) -> bool:
+        """An SDK's tracer or meter provider is in use (given to ``enable``, or set globally
+        by the application, before or after pgstask started). Until then every span and
+        instrument is the API's no-op, and the hooks skip them: a daemon with the API installed
+        but no SDK runs its tasks as with telemetry off. Once true, it stays true (the API sets
+        a global provider once)."""
+        if not self._in_use:
+            tracing, metering = self._defaults
+            self._in_use = not (
+                isinstance(self.trace.get_tracer_provider(), tracing)
+                and isinstance(self.metrics.get_meter_provider(), metering)
+            )
+        return self._in_use
+
     def failed(self, description: str) -> Status:
         """The ERROR status of a span, with ``description``."""
         return self.trace.Status(self.trace.StatusCode.ERROR, description)
@@ -88,6 +106,22 @@ class _Otel:
         if carrier is None:
             return self.context.Context()
         return self.propagator.extract(carrier, context=self.context.Context())
+
+
+def _default_providers() -> tuple[type, type]:
+    """The classes of the providers the API hands out while no SDK is set: its proxies. A
+    version of the API without them (a private module moved): nothing, and every provider
+    counts as an SDK's."""
+    try:
+        from opentelemetry.metrics._internal import _ProxyMeterProvider
+        from opentelemetry.trace import ProxyTracerProvider
+    except ImportError:
+
+        class _Never:
+            pass
+
+        return _Never, _Never
+    return ProxyTracerProvider, _ProxyMeterProvider
 
 
 _otel: _Otel | None = None
@@ -208,7 +242,7 @@ def creating(items: Sequence[Any]) -> Creation:
     mappings: what has an ``identifier``), current inside the ``with``; its ``carrier`` is what
     the insert stores (None when off)."""
     otel = _state()
-    if otel is None:
+    if otel is None or not otel.in_use():
         return _NO_CREATION
     return _Creating(otel, items)
 
@@ -323,7 +357,7 @@ class _Processing(Processing):
 def processing(task: Task) -> Processing:
     """The ``process`` span of a run of ``task``, current inside the ``with``."""
     otel = _state()
-    if otel is None:
+    if otel is None or not otel.in_use():
         return _NO_PROCESSING
     return _Processing(otel, task)
 

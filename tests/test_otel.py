@@ -399,6 +399,36 @@ def test_pgstask_otel_0_imports_nothing_of_opentelemetry(settings: Settings) -> 
     assert done.stdout.split() == ["completed", "None", "False", "False"]
 
 
+def test_with_the_api_and_no_sdk_the_hooks_make_no_spans_until_one_is_set(
+    settings: Settings,
+) -> None:
+    """The API installed, no SDK set: the create and process hooks are the no-op ones (no span,
+    no instrument call, nothing stored), as with telemetry off; a provider set later, while the
+    process runs, turns them on from the next hook."""
+    script = (
+        "from opentelemetry import trace\n"
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "from pgstask import Client, telemetry\n"
+        "with Client() as client:\n"
+        "    task = client.get(client.create('demo', 'noop'))\n"
+        "    before = (telemetry.active(),\n"
+        "              telemetry.processing(task) is telemetry._NO_PROCESSING,\n"
+        "              telemetry.creating([task]) is telemetry._NO_CREATION)\n"
+        "    trace.set_tracer_provider(TracerProvider())\n"
+        "    with trace.get_tracer('app').start_as_current_span('app'):\n"
+        "        stored = client.get(client.create('demo', 'noop')).trace_context\n"
+        "    after = (telemetry.processing(task) is telemetry._NO_PROCESSING,)\n"
+        "    print(*before, task.trace_context, *after, sorted(stored or {}))\n"
+    )
+    env = {**daemon_env(settings), "PGSTASK_WORKERS": ""}
+    env.pop("PGSTASK_OTEL", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True", "True", "None", "False", "['traceparent']"]
+
+
 def test_the_docs_example_runs(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
