@@ -46,6 +46,8 @@ SYSTEM = "pgstask"
 #: The keys of a carrier (W3C Trace Context), and a bound on what is read of a stored one.
 CARRIER_KEYS = ("traceparent", "tracestate")
 _MAX_CARRIER = 1024
+#: Seconds between two looks for an SDK's provider set by the application (``_Otel.in_use``).
+LOOK_EVERY = 1.0
 
 
 class _Otel:
@@ -63,6 +65,7 @@ class _Otel:
         # Given providers are in use; the global ones only once the application set an SDK's.
         self._in_use = tracer_provider is not None or meter_provider is not None
         self._defaults = _default_providers()
+        self._looked: float | None = None  # time.monotonic() of the last look at the globals
         self.kinds = trace.SpanKind
         self.tracer = trace.get_tracer("pgstask", __version__, tracer_provider=tracer_provider)
         # Always W3C Trace Context, whatever the application's global propagator: the stored
@@ -85,14 +88,20 @@ class _Otel:
         """An SDK's tracer or meter provider is in use (given to ``enable``, or set globally
         by the application, before or after pgstask started). Until then every span and
         instrument is the API's no-op, and the hooks skip them: a daemon with the API installed
-        but no SDK runs its tasks as with telemetry off. Once true, it stays true (the API sets
-        a global provider once)."""
-        if not self._in_use:
-            tracing, metering = self._defaults
-            self._in_use = not (
-                isinstance(self.trace.get_tracer_provider(), tracing)
-                and isinstance(self.metrics.get_meter_provider(), metering)
-            )
+        but no SDK runs its tasks as with telemetry off. The globals are looked at once every
+        ``LOOK_EVERY`` seconds at most (a look costs more than a run's other hooks together);
+        once true, it stays true (the API sets a global provider once)."""
+        if self._in_use:
+            return True
+        now = time.monotonic()
+        if self._looked is not None and now - self._looked < LOOK_EVERY:
+            return False
+        self._looked = now
+        tracing, metering = self._defaults
+        self._in_use = not (
+            isinstance(self.trace.get_tracer_provider(), tracing)
+            and isinstance(self.metrics.get_meter_provider(), metering)
+        )
         return self._in_use
 
     def failed(self, description: str) -> Status:

@@ -404,8 +404,9 @@ def test_with_the_api_and_no_sdk_the_hooks_make_no_spans_until_one_is_set(
 ) -> None:
     """The API installed, no SDK set: the create and process hooks are the no-op ones (no span,
     no instrument call, nothing stored), as with telemetry off; a provider set later, while the
-    process runs, turns them on from the next hook."""
+    process runs, turns them on once the hooks look again (every ``LOOK_EVERY`` seconds)."""
     script = (
+        "import time\n"
         "from opentelemetry import trace\n"
         "from opentelemetry.sdk.trace import TracerProvider\n"
         "from pgstask import Client, telemetry\n"
@@ -415,6 +416,7 @@ def test_with_the_api_and_no_sdk_the_hooks_make_no_spans_until_one_is_set(
         "              telemetry.processing(task) is telemetry._NO_PROCESSING,\n"
         "              telemetry.creating([task]) is telemetry._NO_CREATION)\n"
         "    trace.set_tracer_provider(TracerProvider())\n"
+        "    time.sleep(telemetry.LOOK_EVERY)  # the hooks look for a provider this often\n"
         "    with trace.get_tracer('app').start_as_current_span('app'):\n"
         "        stored = client.get(client.create('demo', 'noop')).trace_context\n"
         "    after = (telemetry.processing(task) is telemetry._NO_PROCESSING,)\n"
