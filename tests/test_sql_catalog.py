@@ -267,6 +267,15 @@ def _task_get_by_dedupe_key(conn: Conn, w: World) -> None:
     assert found is not None and found.id == w.pending.id
 
 
+def _task_get_latest_by_dedupe_key(conn: Conn, w: World) -> None:
+    found = queries.task_get_latest_by_dedupe_key(conn, dedupe_key="k-pending")
+    assert found is not None and found.id == w.pending.id  # the holder
+    conn.execute("UPDATE s_tasks SET dedupe_key = 'k-done' WHERE id = %s", (w.failed_id,))
+    found = queries.task_get_latest_by_dedupe_key(conn, dedupe_key="k-done")
+    assert found is not None and found.id == w.failed_id  # finished 40 days ago: any age
+    assert queries.task_get_latest_by_dedupe_key(conn, dedupe_key="k-none") is None
+
+
 def _task_claim(conn: Conn, w: World) -> None:
     claimed = queries.task_claim(conn, daemon_id=w.daemon_id, identifiers=["w"], limit=5)
     assert [(t.id, t.status, t.attempts) for t in claimed] == [(w.pending.id, 50, 1)]

@@ -120,6 +120,13 @@ def task_get_throttled_many(
     return tasks_of(conn, "task_get_throttled_many", params_of(locals()))
 
 
+def task_get_latest_by_dedupe_key(conn: Conn, *, dedupe_key: str) -> Task | None:
+    """The task that holds ``dedupe_key``, else the one that finished with it last (any age), or
+    None."""
+    found = tasks_of(conn, "task_get_latest_by_dedupe_key", {"dedupe_key": dedupe_key})
+    return found[0] if found else None
+
+
 def task_get_by_dedupe_key(conn: Conn, *, dedupe_key: str) -> Task | None:
     """The unfinished task that holds ``dedupe_key`` (the one a create with that key gives back), or
     None."""

@@ -66,6 +66,21 @@ SELECT * FROM s_tasks WHERE id = %(id)s;
 -- name: task_get_by_dedupe_key
 SELECT * FROM s_tasks WHERE dedupe_key = %(dedupe_key)s AND status IN (10, 20, 30, 50);
 
+-- name: task_get_latest_by_dedupe_key
+-- The task that holds dedupe_key, else the one that finished with it last, whatever its age
+-- (a task found by a key of its own, as Django's result ids are: docs/django.md): one descent
+-- of s_tasks_dedupe_key_idx, and of s_tasks_dedupe_finished_idx only when the first finds none.
+SELECT * FROM (
+    (SELECT * FROM s_tasks
+      WHERE dedupe_key = %(dedupe_key)s AND status IN (10, 20, 30, 50))
+    UNION ALL
+    (SELECT * FROM s_tasks
+      WHERE dedupe_key = %(dedupe_key)s AND status IN (80, 90, 100)
+      ORDER BY finished_at DESC
+      LIMIT 1)
+) AS found
+LIMIT 1;
+
 -- name: task_get_throttled_many
 -- Of the dedupe_keys, those a task finished with less than throttle seconds ago (the client
 -- creates no task for them: docs/dedupe.md), with that task, the latest of each key; one descent

@@ -37,9 +37,6 @@ from pgstask.errors import ConfigurationError
 from pgstask.logs import LogRecord
 from pgstask.task import Task as Row
 
-# A finished task is found by the throttle query's look-back (seconds): any age at all.
-_ANY_AGE = 100 * 366 * 86400.0
-
 
 class PgstaskBackend(BaseTaskBackend):
     """Django's task backend that stores tasks in pgstask's ``s_tasks`` and reads their
@@ -147,10 +144,7 @@ class PgstaskBackend(BaseTaskBackend):
 
 def _find(conn: Conn, key: str) -> tuple[Row, list[LogRecord]] | None:
     """The task of Django's whose ``dedupe_key`` is ``key``, and its log; None if there is none."""
-    row = queries.task_get_by_dedupe_key(conn, dedupe_key=key)
-    if row is None:
-        done = queries.task_get_throttled_many(conn, dedupe_keys=[key], throttle=_ANY_AGE)
-        row = done[0] if done else None
+    row = queries.task_get_latest_by_dedupe_key(conn, dedupe_key=key)
     if row is None or not row.identifier.startswith(config.PREFIX):
         return None
     return row, logs.read(conn, row.id)
