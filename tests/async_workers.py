@@ -83,6 +83,9 @@ class AsyncWorker(BaseWorker):
     async def task_give_up(self, task: Task, options: dict[str, Any]) -> None:
         await self.mark_failed(task, "gave up, asynchronously")
 
+    async def task_nothing(self, task: Task, options: dict[str, Any]) -> None:
+        """Return at once: loop slots that free up faster than the producer claims."""
+
     async def task_wait(self, task: Task, options: dict[str, Any]) -> None:
         """Note its start, await a long sleep; note a ``CancelledError`` and let it go on."""
         note(task, "started")

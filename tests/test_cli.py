@@ -434,6 +434,30 @@ def test_run_once_runs_async_actions_beside_sync_ones(env: dict[str, str], dsn: 
     assert [status(dsn, t) for t in (fancy, plain, waited)] == ["completed"] * 3
 
 
+def test_run_once_runs_every_due_task_when_loop_slots_free_up_during_a_claim(
+    env: dict[str, str], dsn: str
+) -> None:
+    """One loop slot and 50 async no-ops: a claim made while the slot is taken claims nothing
+    (the sync lane has nothing due), and by the time it returns the no-op has ended and every
+    slot is free. That is not "nothing is due": run-once ends only after a claim made with
+    every slot free finds nothing."""
+    env = {**env, "PYTHONPATH": str(ROOT), "PGSTASK_WORKERS": "tests.async_workers"}
+    ok(env, "workers", "discover")
+    # The async workers in a lane of their own, beside the built-in sync ones (a worker with
+    # both kinds of action is claimed for only as far as both kinds have room).
+    ok(env, "workers", "deactivate", "mixed")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO s_tasks (identifier, action) "
+            "SELECT 'asyncs', 'nothing' FROM generate_series(1, 50)"
+        )
+    out = ok(env, "run-once", "--async-concurrency", "1")
+    assert out.endswith("run-once: processed 50 tasks: 50 completed, 0 failed\n"), out
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FILTER (WHERE status = 80) FROM s_tasks").fetchone()
+    assert row == (50,)
+
+
 def test_stats_shows_tasks_waiting_for_an_unknown_worker(env: dict[str, str]) -> None:
     ok(env, "workers", "discover")
     create(env, "ghost", "haunt")

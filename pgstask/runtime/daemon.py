@@ -381,15 +381,13 @@ class Daemon:
             # tasks of a run killed mid-way are due again before this run claims.
             self._housekeeping()
             while not self._stop_event.is_set() and not producer.exhausted:
-                # The supervisor's thread may open or close the fence during a claim: only a
-                # claim the fence did not change under tells that nothing is due.
-                fenced = self.fence.closed
+                # Only a claim made with every slot free, and that the supervisor's thread did
+                # not open or close the fence under, tells that nothing is due: a claim made
+                # while a lane's slots were taken finds nothing for that lane, however much is
+                # due, even if those slots are free by the time it returns.
+                fenced, idle = self.fence.closed, slots.busy == 0
                 if producer.step() == 0:
-                    if (
-                        slots.busy == 0
-                        and self.fence.closed == fenced
-                        and not self._waiting_out_fence()
-                    ):
+                    if idle and self.fence.closed == fenced and not self._waiting_out_fence():
                         break
                     slots.wait_idle(0.1)  # wait for a slot (or the end)
             while not slots.wait_idle(0.2):

@@ -8,6 +8,8 @@ are reduced to the same key (lower case, no separators) for the lookup.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 import weakref
 
@@ -15,8 +17,10 @@ PREFIX = "task_"
 _SEPARATORS = re.compile(r"[-_ ]+")
 
 
+@functools.lru_cache(maxsize=4096)
 def action_key(action: str) -> str:
-    """The lookup key of an action name (``Sync-Stock`` → ``syncstock``)."""
+    """The lookup key of an action name (``Sync-Stock`` → ``syncstock``); remembered for the
+    last 4,096 names, since the runner looks up the action of every task it runs."""
     return _SEPARATORS.sub("", action.strip()).lower()
 
 
@@ -44,6 +48,23 @@ def action_methods(cls: type) -> dict[str, str]:
             found.setdefault(key, name)
     _cache[cls] = found
     return found
+
+
+_async_cache: weakref.WeakKeyDictionary[type, frozenset[str]] = weakref.WeakKeyDictionary()
+
+
+def async_methods(cls: type) -> frozenset[str]:
+    """The names of the action methods of ``cls`` that are ``async def``; cached per class, as
+    ``action_methods`` (the runner asks for every task it runs)."""
+    cached = _async_cache.get(cls)
+    if cached is None:
+        cached = frozenset(
+            name
+            for name in action_methods(cls).values()
+            if inspect.iscoroutinefunction(getattr(cls, name))
+        )
+        _async_cache[cls] = cached
+    return cached
 
 
 def action_name(method_name: str) -> str:

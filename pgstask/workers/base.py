@@ -44,7 +44,7 @@ from pgstask.logs import LogRecord
 from pgstask.settings import Settings
 from pgstask.task import Status, Task
 from pgstask.workers import known
-from pgstask.workers.actions import action_key, action_methods, action_name
+from pgstask.workers.actions import action_key, action_methods, action_name, async_methods
 from pgstask.workers.context import DONE, Done, Mark, StopReason, TaskRun
 
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}$")
@@ -183,17 +183,13 @@ class BaseWorker:
     @classmethod
     def async_actions(cls) -> list[str]:
         """The actions of this worker that are ``async def`` (canonical spelling)."""
-        return sorted(
-            action_name(m)
-            for m in action_methods(cls).values()
-            if inspect.iscoroutinefunction(getattr(cls, m))
-        )
+        return sorted(action_name(m) for m in async_methods(cls))
 
     @classmethod
     def is_async_action(cls, action: str) -> bool:
         """The method of ``action`` is ``async def`` (False for an unknown action)."""
         method = action_methods(cls).get(action_key(action)) if isinstance(action, str) else None
-        return method is not None and inspect.iscoroutinefunction(getattr(cls, method))
+        return method in async_methods(cls)
 
     @classmethod
     def check_identifier(cls) -> str:
