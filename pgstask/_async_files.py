@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pgstask._async_base import AsyncClientBase
 from pgstask._client_base import _task_id
 from pgstask._client_files import complete_file, result_file_of
-from pgstask.files import FileInfo
+from pgstask.files import FileInfo, check_read_whole
 from pgstask.queries import aio
 from pgstask.task import Task
 
@@ -34,16 +34,19 @@ class AsyncClientFiles(AsyncClientBase):
     async def read_file(self, file: FileInfo | int) -> AsyncIterator[bytes]:
         """The bytes of a stored file, chunk by chunk, as ``Client.read_file``: one query per
         chunk on a pooled connection given back in between, so a slow reader holds none.
-        ``TaskFileNotFoundError`` for an unknown file id, before the first chunk."""
+        ``TaskFileNotFoundError`` for an unknown file id, before the first chunk, or for a file
+        deleted while it is read, instead of its last chunks."""
         info = file if isinstance(file, FileInfo) else await self.file(file)
         return self._chunks(info)
 
     async def _chunks(self, info: FileInfo) -> AsyncIterator[bytes]:
-        seq = 0
+        seq = read = 0
         while True:
             async with self.connection() as c:
                 data = await aio.file_chunk(c, file_id=info.id, seq=seq)
             if data is None:
+                check_read_whole(info, read)
                 return
             yield data
+            read += len(data)
             seq += 1

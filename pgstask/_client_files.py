@@ -149,7 +149,9 @@ class TaskFiles(ClientBase):
             return complete_file(file_id, queries.file_get(c, id=file_id))
 
     def read_file(self, file: FileInfo | int) -> Iterator[bytes]:
-        """The bytes of a stored file, chunk by chunk (never all of it in memory)."""
+        """The bytes of a stored file, chunk by chunk (never all of it in memory);
+        ``TaskFileNotFoundError`` for a file deleted while it is read, instead of its last
+        chunks."""
         info = file if isinstance(file, FileInfo) else self.file(file)
         return files.chunks(self.connection, info)
 
@@ -162,9 +164,13 @@ class TaskFiles(ClientBase):
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".~{target.name}.{os.getpid()}")
-        with open(partial, "wb") as out:
-            for chunk in self.read_file(info):
-                out.write(chunk)
+        try:
+            with open(partial, "wb") as out:
+                for chunk in self.read_file(info):
+                    out.write(chunk)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
         os.replace(partial, target)
         return target
 

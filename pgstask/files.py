@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from pgstask import queries
 from pgstask.db import Conn
-from pgstask.errors import FileTooLargeError, InvalidTaskError
+from pgstask.errors import FileTooLargeError, InvalidTaskError, TaskFileNotFoundError
 
 CHUNK_SIZE = 1024 * 1024
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
@@ -206,11 +206,23 @@ def usage(conn: Conn, *, identifier: str | None = None, session_id: str | None =
 def chunks(conn_factory: Any, file: FileInfo) -> Iterator[bytes]:
     """The bytes of a complete file, one chunk per query (``conn_factory()`` gives a
     connection context, e.g. ``Client.connection``), so a large file never sits in memory."""
-    seq = 0
+    seq = read = 0
     while True:
         with conn_factory() as conn:
             data = queries.file_chunk(conn, file_id=file.id, seq=seq)
         if data is None:
+            check_read_whole(file, read)
             return
         yield data
+        read += len(data)
         seq += 1
+
+
+def check_read_whole(file: FileInfo, read: int) -> None:
+    """At the end of a file's chunks, ``read`` bytes in all: a ``TaskFileNotFoundError`` if
+    that is less than its size (the file, or its task, was deleted while it was read), so a
+    reader never takes part of a file for the whole of it."""
+    if read < file.size:
+        raise TaskFileNotFoundError(
+            f"file {file.id} was deleted while it was read ({read} of {file.size} bytes read)"
+        )

@@ -169,7 +169,7 @@ def carrier_of(stored: Any) -> dict[str, str] | None:
     if isinstance(stored, str) and len(stored) <= _MAX_CARRIER:
         try:
             stored = json.loads(stored)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested deeper than the interpreter's limit
             return None
     if not isinstance(stored, dict):
         return None

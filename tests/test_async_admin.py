@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
 from pgstask import AsyncClient, Client, files
+from pgstask.errors import TaskFileNotFoundError
 from pgstask.settings import Settings
 from pgstask.workflow import Workflow
 from tests.test_async_client import run
@@ -129,6 +131,37 @@ def test_a_file_read_gives_its_connection_back_between_chunks(
 
     read, between = asyncio.run(main())
     assert read == BYTES and between == 2
+
+
+def test_a_file_deleted_while_it_is_read_raises_instead_of_ending_short(
+    settings: Settings, client: Client, state: State, tmp_path: Path
+) -> None:
+    """The file (as with its task) deleted between two chunks: both clients raise
+    ``TaskFileNotFoundError`` rather than end the stream with part of the bytes, and
+    ``fetch_file`` leaves no file behind."""
+    second = client.store_file(state.tail, io.BytesIO(BYTES), filename="second.bin")
+
+    def delete(file: files.FileInfo) -> None:
+        with psycopg.connect(str(settings.dsn), autocommit=True) as conn:
+            conn.execute("DELETE FROM s_task_files WHERE id = %s", (file.id,))
+
+    chunks = client.read_file(state.file)
+    assert next(chunks) == BYTES[: files.CHUNK_SIZE]
+    delete(state.file)
+    with pytest.raises(TaskFileNotFoundError, match=f"file {state.file.id} was deleted"):
+        next(chunks)
+
+    async def body(ac: AsyncClient) -> None:
+        stream = aiter(await ac.read_file(second))
+        assert await anext(stream) == BYTES[: files.CHUNK_SIZE]
+        delete(second)
+        with pytest.raises(TaskFileNotFoundError, match=f"file {second.id} was deleted"):
+            await anext(stream)
+
+    run(settings, body)
+    with pytest.raises(TaskFileNotFoundError):
+        client.fetch_file(state.file, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 # --- writing -----------------------------------------------------------------------------

@@ -298,6 +298,7 @@ def test_a_timeout_and_a_cancel_are_told_apart(
         "[1, 2]",
         '{"traceparent": "not a traceparent"}',
         '{"traceparent": 7}',
+        json.dumps("[" * 1000),  # JSON text nested deeper than Python's recursion limit
         '{"traceparent": "00-00000000000000000000000000000000-0000000000000000-01"}',
     ],
 )
