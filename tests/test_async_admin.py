@@ -17,7 +17,7 @@ from pgstask import AsyncClient, Client, files
 from pgstask.errors import TaskFileNotFoundError
 from pgstask.settings import Settings
 from pgstask.workflow import Workflow
-from tests.test_async_client import run
+from tests.test_async_client import assert_same_error, run
 
 #: A result file of two full chunks and a part of a third.
 BYTES = bytes(range(256)) * (files.CHUNK_SIZE * 5 // 2 // 256)
@@ -346,13 +346,4 @@ def test_bad_input_raises_the_same_error_as_the_client(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> None:
-    with pytest.raises(Exception) as sync_raised:
-        getattr(client, method)(*args, **kwargs)
-
-    async def body(ac: AsyncClient) -> None:
-        await getattr(ac, method)(*args, **kwargs)
-
-    with pytest.raises(Exception) as async_raised:
-        run(settings, body)
-    assert type(async_raised.value) is type(sync_raised.value)
-    assert str(async_raised.value) == str(sync_raised.value)
+    assert_same_error(settings, client, method, args, kwargs)

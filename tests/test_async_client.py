@@ -234,14 +234,11 @@ BAD_CALLS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
 ]
 
 
-@pytest.mark.parametrize(("method", "args", "kwargs"), BAD_CALLS)
-def test_bad_input_raises_the_same_error_as_the_client(
-    settings: Settings,
-    client: Client,
-    method: str,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
+def assert_same_error(
+    settings: Settings, client: Client, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> None:
+    """``client.<method>(*args, **kwargs)`` and the ``AsyncClient``'s raise the same error, with
+    the same message."""
     with pytest.raises(Exception) as sync_raised:
         getattr(client, method)(*args, **kwargs)
 
@@ -252,6 +249,17 @@ def test_bad_input_raises_the_same_error_as_the_client(
         run(settings, body)
     assert type(async_raised.value) is type(sync_raised.value)
     assert str(async_raised.value) == str(sync_raised.value)
+
+
+@pytest.mark.parametrize(("method", "args", "kwargs"), BAD_CALLS)
+def test_bad_input_raises_the_same_error_as_the_client(
+    settings: Settings,
+    client: Client,
+    method: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:
+    assert_same_error(settings, client, method, args, kwargs)
 
 
 def test_a_finished_task_is_refused_by_cancel_and_a_pending_one_by_retry_as_by_the_client(

@@ -296,18 +296,22 @@ def test_get_result_sees_the_enqueues_of_its_own_transaction(dsn: str, pgstask: 
         send_receipt.get_result(result.id)
 
 
-def test_an_enqueue_waits_for_the_commit_when_pgstask_has_its_own_dsn(
-    dsn: str, pgstask: Client
-) -> None:
-    from shop.tasks import send_receipt
-
-    tasks = {
+def own_dsn(dsn: str) -> dict[str, Any]:
+    """``TASKS`` with pgstask's database named by its own DSN: enqueues wait for the commit."""
+    return {
         "default": {
             "BACKEND": "pgstask.contrib.django.PgstaskBackend",
             "OPTIONS": {"DSN": dsn},
         }
     }
-    with override_settings(TASKS=tasks):
+
+
+def test_an_enqueue_waits_for_the_commit_when_pgstask_has_its_own_dsn(
+    dsn: str, pgstask: Client
+) -> None:
+    from shop.tasks import send_receipt
+
+    with override_settings(TASKS=own_dsn(dsn)):
         with transaction.atomic():
             kept = send_receipt.enqueue(7)
             assert row_of(dsn, kept.id) is None  # not before the commit
@@ -548,13 +552,7 @@ def test_an_on_commit_enqueue_sends_task_enqueued_after_the_commit(
 ) -> None:
     from shop.tasks import send_receipt
 
-    tasks = {
-        "default": {
-            "BACKEND": "pgstask.contrib.django.PgstaskBackend",
-            "OPTIONS": {"DSN": dsn},
-        }
-    }
-    with override_settings(TASKS=tasks):
+    with override_settings(TASKS=own_dsn(dsn)):
         with transaction.atomic():
             kept = send_receipt.enqueue(9)
             assert deliveries(signals_file, kept.id) == []  # nothing is stored yet
