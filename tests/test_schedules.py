@@ -369,14 +369,16 @@ def test_the_cleaner_trims_old_runs_and_keeps_each_schedules_latest(
 
 def test_run_once_processes_started_together_fire_a_due_slot_once(settings: Settings) -> None:
     """Cron starts ``pgstask run-once`` on four hosts at the same minute: the due slot yields one
-    task, and the run-once that fired it (or another) runs it."""
+    task, and the run-once that fired it (or another) runs it. A yearly schedule whose next slot
+    is set a second ago: the slot after it is not due while the test runs (a minutely one's
+    next minute could be, and rightly fire a second task)."""
     assert settings.dsn
     with Client(settings=settings) as client:
-        client.add_schedule("minutely", "sample", {"action": "noop", "cron": "* * * * *"})
+        client.add_schedule("yearly", "sample", {"action": "noop", "cron": "0 0 1 1 *"})
     pool = make_pool(settings.dsn, max_size=2)
     try:
         Scheduler(pool=pool, interval=1.0).step()  # its next slot
-        slot = _set_next(pool, "minutely", 1)
+        slot = _set_next(pool, "yearly", 1)
     finally:
         pool.close()
     env = daemon_env(settings)
@@ -396,7 +398,7 @@ def test_run_once_processes_started_together_fire_a_due_slot_once(settings: Sett
     with psycopg.connect(settings.dsn) as conn:
         runs = conn.execute(
             "SELECT r.slot, t.status FROM s_schedule_runs r JOIN s_tasks t ON t.id = r.task_id"
-            " WHERE r.schedule_name = 'minutely'"
+            " WHERE r.schedule_name = 'yearly'"
         ).fetchall()
         tasks = conn.execute("SELECT count(*) FROM s_tasks").fetchone()
     assert runs == [(slot, 80)]  # one task for the slot, completed by one of them
