@@ -218,9 +218,7 @@ def _insert_levels(
             columns = linked_columns(flow, batch, ids, trace_context)
             rows = queries.task_insert_linked(conn, **columns)
             again: list[int] = []
-            skipped = place(flow, batch, rows, ids)
-            for i in batch:
-                made[i] = made[i] or i not in skipped
+            skipped = place(flow, batch, rows, ids, made)
             for i in skipped:
                 holder = queries.task_get_by_dedupe_key(conn, dedupe_key=holder_key(flow, i))
                 if holder is None:
@@ -261,9 +259,7 @@ async def insert_levels_async(
             columns = linked_columns(flow, batch, ids, trace_context)
             rows = await aio.task_insert_linked(conn, **columns)
             again: list[int] = []
-            skipped = place(flow, batch, rows, ids)
-            for i in batch:
-                made[i] = made[i] or i not in skipped
+            skipped = place(flow, batch, rows, ids, made)
             for i in skipped:
                 holder = await aio.task_get_by_dedupe_key(conn, dedupe_key=holder_key(flow, i))
                 if holder is None:
@@ -293,17 +289,21 @@ def linked_columns(
 
 
 def place(
-    flow: Workflow, batch: list[int], rows: Sequence[Mapping[str, Any]], ids: list[int | None]
+    flow: Workflow,
+    batch: list[int],
+    rows: Sequence[Mapping[str, Any]],
+    ids: list[int | None],
+    made: list[bool],
 ) -> list[int]:
     """Set the ids of the steps of ``batch`` that ``task_insert_linked`` created (``rows``, in
-    order); the steps it skipped for their dedupe_key, whose holder the caller looks up
-    (``holder_key``) and inserts again if it ended meanwhile."""
+    order), and mark them ``made``; the steps it skipped for their dedupe_key, whose holder the
+    caller looks up (``holder_key``) and inserts again if it ended meanwhile."""
     skipped: list[int] = []
     at = 0
     for i in batch:
         row = rows[at] if at < len(rows) else None
         if row is not None and row["dedupe_key"] == flow.steps[i].spec.dedupe_key:
-            ids[i] = row["id"]
+            ids[i], made[i] = row["id"], True
             at += 1
         else:
             skipped.append(i)
